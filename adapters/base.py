@@ -1,0 +1,117 @@
+"""The two seams third parties plug into: a shop adapter and a community adapter.
+
+Both are small Protocols. An adapter is found by ``kind`` through the entry points ``cardbridge.shops`` and
+``cardbridge.communities`` (see :mod:`adapters.registry`), so a separate package can ship one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
+
+from connector.models import Customer, Order, Quarantined
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a shop's order stream.
+
+    ``cursor`` is opaque to the core: the adapter's own bookmark, committed with the page's records in one
+    transaction and handed back on the next pass. ``None`` means "do not move the cursor for this page".
+    """
+
+    orders: Sequence[Order]
+    quarantined: Sequence[Quarantined] = ()
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    customers: Sequence[Customer]
+    quarantined: Sequence[Quarantined] = ()
+    cursor: str | None = None
+
+
+@runtime_checkable
+class ShopAdapter(Protocol):
+    """Reads a shop. Implementations keep an allow-list: nothing secret may reach the canonical records."""
+
+    kind: str
+
+    def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
+        """Orders changed after ``cursor`` (or, when ``cursor`` is None, since ``since``; None = all), oldest first."""
+        ...
+
+    def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
+        """Account records for the given customer keys: (found, keys the shop no longer knows)."""
+        ...
+
+    def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
+        """Every customer, in a stable order, for a backfill."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Action:
+    """One outbox action as the community adapter sees it."""
+
+    id: int
+    kind: str
+    target: str
+    op: str
+    username: str
+    #: What undoing needs (Discourse: the UserBadge id recorded when the badge was granted).
+    remote_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    action_id: int
+    ok: bool
+    ref: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    user_id: str
+    username: str
+
+
+@dataclass
+class CommunityStats:
+    requests: int = 0
+    writes: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class CommunityStopped(Exception):
+    """The community cannot be used at all this pass (bad credentials, forbidden): stop sending, say why once."""
+
+
+@runtime_checkable
+class CommunityAdapter(Protocol):
+    """Applies actions on a community. Implementations batch where the API allows and never fight moderators."""
+
+    kind: str
+
+    def match_users(self, emails: Mapping[str, str]) -> dict[str, Match]:
+        """Find community accounts for customers (key → normalised email). Missing keys are unmatched."""
+        ...
+
+    def apply(self, actions: Sequence[Action]) -> list[Outcome]:
+        """Apply actions (may batch); one outcome per action. Raises :class:`CommunityStopped` to stop the pass."""
+        ...
+
+    def verify(self, action: Action) -> Outcome | None:
+        """After a crash: is the action already in effect remotely? An ok Outcome if so, None if it must be sent."""
+        ...
+
+    def stats(self) -> CommunityStats: ...
+
+    def close(self) -> None: ...

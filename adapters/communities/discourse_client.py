@@ -1,0 +1,204 @@
+"""A thin, typed httpx client for the Discourse endpoints CardBridge uses.
+
+Map and citations: ``shared/specs/discourse/ENDPOINTS.md``. Requests carry ``Api-Key`` / ``Api-Username`` headers
+(query-string keys are only honoured on RSS routes). Each method is one HTTP call; policy (budget, retries, 429) lives
+in :class:`connector.http.RemoteClient`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import httpx
+
+from connector.http import RemoteClient, RemoteError, RequestBudget
+
+#: Discourse's ``GroupsController::ADD_MEMBERS_LIMIT``.
+GROUP_BATCH = 1000
+#: ``AdminUserIndexQuery`` answers 100 users a page.
+USERS_PAGE = 100
+
+
+@dataclass(frozen=True)
+class DiscourseUser:
+    id: int
+    username: str
+    email: str | None
+    active: bool
+
+
+def _user(record: dict[str, Any]) -> DiscourseUser:
+    return DiscourseUser(
+        id=int(record["id"]),
+        username=str(record["username"]),
+        email=(record.get("email") or None),
+        active=bool(record.get("active", True)),
+    )
+
+
+class DiscourseClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        api_username: str,
+        *,
+        requests_per_minute: int | None = 60,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        attempts: int = 5,
+        sleep: Any = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        self.http = RemoteClient(
+            "discourse",
+            base_url,
+            headers={"Api-Key": api_key, "Api-Username": api_username},
+            timeout=timeout,
+            budget=RequestBudget(requests_per_minute) if requests_per_minute else None,
+            transport=transport,
+            attempts=attempts,
+            **kwargs,
+        )
+
+    # ---- users ---------------------------------------------------------------------------------------------------
+
+    def user_by_email(self, email: str) -> DiscourseUser | None:
+        """Exact, case-insensitive match on the user's *primary* email (``email=`` filter of the admin list)."""
+        response = self.http.request("GET", "/admin/users/list/active.json", params={"email": email, "show_emails": "true"})
+        users = [_user(u) for u in response.json()]
+        for user in users:
+            if user.email and user.email.lower() == email.lower():
+                return user
+        return None
+
+    def users_with_emails(self) -> Iterator[list[DiscourseUser]]:
+        """Every active user with their primary email, a page (100 users) per request."""
+        page = 1
+        while True:
+            response = self.http.request(
+                "GET", "/admin/users/list/active.json", params={"show_emails": "true", "page": page, "order": "created", "asc": "true"}
+            )
+            users = [_user(u) for u in response.json()]
+            if users:
+                yield users
+            if len(users) < USERS_PAGE:
+                return
+            page += 1
+
+    # ---- badges --------------------------------------------------------------------------------------------------
+
+    def badges(self) -> list[dict[str, Any]]:
+        return list(self.http.request("GET", "/admin/badges.json").json().get("badges", []))
+
+    def create_badge(self, name: str, description: str) -> int:
+        response = self.http.request(
+            "POST",
+            "/admin/badges.json",
+            json={
+                "name": name,
+                "badge_type_id": 3,  # bronze
+                "description": description,
+                "allow_title": True,
+                "multiple_grant": False,  # a second grant returns the existing one: grants are idempotent
+                "listable": True,
+                "enabled": True,
+                "show_posts": False,
+                "icon": "check-circle",
+            },
+        )
+        return int(response.json()["badge"]["id"])
+
+    def grant_badge(self, username: str, badge_id: int) -> int:
+        """Grant a badge; returns the UserBadge id (needed to revoke it)."""
+        response = self.http.request("POST", "/user_badges.json", json={"username": username, "badge_id": badge_id})
+        return int(response.json()["user_badge"]["id"])
+
+    def revoke_badge(self, user_badge_id: int) -> None:
+        self.http.request("DELETE", f"/user_badges/{user_badge_id}.json")
+
+    def user_badge_id(self, username: str, badge_id: int) -> int | None:
+        """The UserBadge id of ``badge_id`` on ``username``, if granted."""
+        response = self.http.request("GET", f"/user-badges/{username}.json")
+        for user_badge in response.json().get("user_badges", []):
+            if int(user_badge.get("badge_id", -1)) == badge_id:
+                return int(user_badge["id"])
+        return None
+
+    # ---- groups --------------------------------------------------------------------------------------------------
+
+    def group(self, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.http.request("GET", f"/groups/{name}.json").json()["group"])
+        except RemoteError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create_group(
+        self,
+        name: str,
+        *,
+        title: str,
+        full_name: str,
+        flair_icon: str,
+        flair_bg_color: str,
+        flair_color: str,
+        primary_group: bool,
+    ) -> int:
+        response = self.http.request(
+            "POST",
+            "/admin/groups.json",
+            json={
+                "group": {
+                    "name": name,
+                    "full_name": full_name,
+                    "title": title,
+                    "flair_icon": flair_icon,
+                    "flair_bg_color": flair_bg_color,
+                    "flair_color": flair_color,
+                    "primary_group": primary_group,
+                    "visibility_level": 0,
+                    "public_admission": False,
+                    "public_exit": False,
+                }
+            },
+        )
+        return int(response.json()["basic_group"]["id"])
+
+    def add_members(self, group_id: int, usernames: Sequence[str]) -> None:
+        """Add up to 1000 users. Discourse answers 422 when *every* user is already a member: that is success."""
+        if len(usernames) > GROUP_BATCH:
+            raise ValueError(f"at most {GROUP_BATCH} usernames per call")
+        try:
+            self.http.request("PUT", f"/groups/{group_id}/members.json", json={"usernames": ",".join(usernames)})
+        except RemoteError as error:
+            if error.status == 422 and _already_members(error.body):
+                return
+            raise
+
+    def remove_members(self, group_id: int, usernames: Sequence[str]) -> None:
+        """Remove users; non-members come back as ``skipped_usernames``, which is fine."""
+        self.http.request("DELETE", f"/groups/{group_id}/members.json", json={"usernames": ",".join(usernames)})
+
+    def is_member(self, group_name: str, username: str) -> bool:
+        response = self.http.request(
+            "GET", f"/groups/{group_name}/members.json", params={"filter": username, "limit": 50}
+        )
+        return any(m.get("username", "").lower() == username.lower() for m in response.json().get("members", []))
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _already_members(body: Any) -> bool:
+    """Discourse's ``member_already_exist`` 422 (text is localised; the only other 422 here is a validation error)."""
+    if isinstance(body, dict):
+        if body.get("error_type") == "record_invalid":
+            return False
+        errors = " ".join(str(e) for e in body.get("errors") or [])
+        return "already" in errors.lower() or "member" in errors.lower()
+    return False

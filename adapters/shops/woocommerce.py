@@ -1,0 +1,215 @@
+"""WooCommerce REST API v3 shop adapter (``kind = "woocommerce"``).
+
+Orders are read incrementally with ``modified_after`` + ``orderby=modified&order=asc`` + ``dates_are_gmt=true``.
+Paging a list sorted by modification time while the shop keeps modifying orders would skip records (an order that
+moves to the end shifts the next page down by one), so the adapter walks the stream by *bound* instead of by page
+number: each request asks for orders modified at or after the newest timestamp seen so far, page 1. WordPress stores
+seconds, so orders sharing the bound's second are read again (harmless upserts); only when a whole page shares one
+second does it step to page 2 of the same bound.
+
+Allow-list: from an order only id, customer id, the billing *email*, status, total, currency, dates and line items'
+product id / name / quantity are read. Billing and shipping addresses, phone, payment method, transaction id, IP and
+every ``meta_data`` entry (where card-key plugins put the delivered codes, 卡密) are never copied.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Sequence
+
+import httpx
+
+from adapters.base import CustomerPage, OrderPage
+from connector.clock import iso, parse_iso
+from connector.config import ShopConfig
+from connector.http import RemoteClient
+from connector.models import Customer, Order, OrderLine, OrderStatus, Quarantined, customer_key_for, normalise_email
+
+API = "/wp-json/wc/v3"
+ORDERS = "woocommerce.orders"
+CUSTOMERS = "woocommerce.customers"
+
+#: WooCommerce's core statuses → canonical. Paid = processing or completed (payment received).
+STATUS_MAP: dict[str, OrderStatus] = {
+    "processing": OrderStatus.PAID,
+    "completed": OrderStatus.PAID,
+    "pending": OrderStatus.UNPAID,
+    "on-hold": OrderStatus.UNPAID,
+    "failed": OrderStatus.UNPAID,
+    "checkout-draft": OrderStatus.UNPAID,
+    "refunded": OrderStatus.REFUNDED,
+    "cancelled": OrderStatus.CANCELLED,
+    "trash": OrderStatus.CANCELLED,
+}
+
+
+class MalformedRecord(ValueError):
+    """A shop record that cannot be read; the message is the quarantine reason (never the payload)."""
+
+
+def _gmt(record: dict[str, Any], field: str) -> datetime:
+    value = record.get(field)
+    if not isinstance(value, str) or not value:
+        raise MalformedRecord(f"{field} missing")
+    try:
+        return parse_iso(value)  # *_gmt fields carry no offset and are UTC
+    except ValueError:
+        raise MalformedRecord(f"{field} is not an ISO-8601 date: {value[:40]!r}") from None
+
+
+def parse_order(record: dict[str, Any]) -> Order:
+    """Turn one WooCommerce order into a canonical :class:`Order` (allow-listed fields only)."""
+    if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+        raise MalformedRecord("id missing or not an integer")
+    status = record.get("status")
+    if status not in STATUS_MAP:
+        raise MalformedRecord(f"unknown order status {str(status)[:40]!r}")
+    billing = record.get("billing") or {}
+    email = billing.get("email") if isinstance(billing, dict) else None
+    email = normalise_email(email) if isinstance(email, str) and email.strip() else None
+    customer_id = record.get("customer_id") or 0
+    if not isinstance(customer_id, int):
+        raise MalformedRecord("customer_id is not an integer")
+    key = customer_key_for(customer_id, email)
+    if key is None:
+        raise MalformedRecord("guest order without a billing email")
+    lines = []
+    for item in record.get("line_items") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("product_id"), int):
+            raise MalformedRecord("line item without an integer product_id")
+        lines.append(
+            OrderLine(product_id=item["product_id"], name=str(item.get("name") or "")[:200], quantity=int(item.get("quantity") or 1))
+        )
+    return Order(
+        id=str(record["id"]),
+        customer_key=key,
+        email=email,
+        status=STATUS_MAP[status],
+        total=str(record.get("total") or "0"),
+        currency=str(record.get("currency") or "")[:8],
+        created_at=_gmt(record, "date_created_gmt"),
+        modified_at=_gmt(record, "date_modified_gmt"),
+        lines=tuple(lines),
+    )
+
+
+def parse_customer(record: dict[str, Any]) -> Customer:
+    if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+        raise MalformedRecord("id missing or not an integer")
+    email = record.get("email")
+    return Customer(
+        key=f"c:{record['id']}",
+        email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
+        username=record.get("username") or None,
+    )
+
+
+class WooCommerceShop:
+    """Reads orders and customers from a WooCommerce store."""
+
+    kind = "woocommerce"
+
+    def __init__(self, config: ShopConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        self.client = RemoteClient(
+            "woocommerce",
+            config.base_url + API,
+            auth=(config.consumer_key, config.consumer_secret),
+            timeout=config.timeout_seconds,
+            transport=transport,
+        )
+
+    def _list(self, path: str, params: dict[str, Any]) -> list[Any]:
+        response = self.client.request("GET", path, params=params)
+        body = response.json()
+        if not isinstance(body, list):
+            raise MalformedRecord(f"{path}: expected a JSON list, got {type(body).__name__}")
+        return body
+
+    def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
+        committed = parse_iso(cursor) if cursor else None
+        if committed is not None:
+            bound: datetime | None = committed - timedelta(seconds=self.config.lookback_seconds)
+        else:
+            bound = since.astimezone(timezone.utc) if since else None
+        newest = committed
+        page = 1
+        per_page = self.config.page_size
+        while True:
+            params: dict[str, Any] = {
+                "per_page": per_page,
+                "page": page,
+                "orderby": "modified",
+                "order": "asc",
+                "dates_are_gmt": "true",
+            }
+            if bound is not None:
+                # `modified_after` is exclusive and WordPress keeps whole seconds: one second earlier = "at or after".
+                params["modified_after"] = (bound - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+            records = self._list("/orders", params)
+            orders: list[Order] = []
+            quarantined: list[Quarantined] = []
+            page_newest: datetime | None = None
+            for record in records:
+                try:
+                    order = parse_order(record)
+                except (MalformedRecord, ValueError) as error:
+                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
+                    quarantined.append(Quarantined(stream=ORDERS, record_id=record_id, reason=str(error)[:500]))
+                    try:  # a record with a broken status but a good date still moves the walk forward
+                        stamp = _gmt(record, "date_modified_gmt")
+                        page_newest = max(page_newest, stamp) if page_newest else stamp
+                    except (MalformedRecord, AttributeError):
+                        pass
+                    continue
+                orders.append(order)
+                page_newest = max(page_newest, order.modified_at) if page_newest else order.modified_at
+            if page_newest is not None:
+                newest = max(newest, page_newest) if newest else page_newest
+            yield OrderPage(orders=orders, quarantined=quarantined, cursor=iso(newest) if newest else None)
+            if len(records) < per_page:
+                return
+            if page_newest is not None and (bound is None or page_newest > bound):
+                bound, page = page_newest, 1
+            else:
+                page += 1  # a whole page shares the bound's second: step through that second by page number
+
+    def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
+        ids = [int(key[2:]) for key in keys if key.startswith("c:")]
+        found: list[Customer] = []
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            records = self._list("/customers", {"include": ",".join(map(str, chunk)), "per_page": 100, "role": "all"})
+            for record in records:
+                try:
+                    found.append(parse_customer(record))
+                except MalformedRecord:
+                    continue
+        known = {c.key for c in found}
+        return found, [key for key in keys if key not in known]
+
+    def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
+        # Customers have no modified filter: scan by id, ascending, from the last id seen.
+        last_id = int(cursor) if cursor else 0
+        page = 1
+        while True:
+            records = self._list(
+                "/customers", {"orderby": "id", "order": "asc", "per_page": 100, "page": page, "role": "all"}
+            )
+            customers, quarantined = [], []
+            for record in records:
+                try:
+                    customer = parse_customer(record)
+                except MalformedRecord as error:
+                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
+                    quarantined.append(Quarantined(stream=CUSTOMERS, record_id=record_id, reason=str(error)))
+                    continue
+                last_id = max(last_id, int(customer.key[2:]))
+                customers.append(customer)
+            yield CustomerPage(customers=customers, quarantined=quarantined, cursor=str(last_id))
+            if len(records) < 100:
+                return
+            page += 1
+
+    def close(self) -> None:
+        self.client.close()

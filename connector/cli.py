@@ -1,0 +1,266 @@
+"""The ``cardbridge`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connector import __version__
+from connector.config import Config, ConfigError, load_config
+from connector.logs import configure, mask_email
+from connector.state.db import open_engine
+from connector.state.store import StateStore
+from connector.sync import Connector, PassReport, describe_customer
+
+app = typer.Typer(
+    help="CardBridge: verified-buyer badges, groups and roles for your shop's community.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+outbox_app = typer.Typer(help="Inspect and retry outbox actions.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class _State:
+    config_path: Optional[str] = None
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"cardbridge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Optional[str] = typer.Option(
+        None, "--config", "-c", help="Config file (TOML). Defaults to $CARDBRIDGE_CONFIG.", show_default=False
+    ),
+    log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
+    log_json: Optional[bool] = typer.Option(
+        None, "--log-json/--log-console", help="Log format; JSON by default when stderr is not a terminal."
+    ),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    state.config_path = config
+    configure(level=log_level, json=log_json)
+
+
+def _config() -> Config:
+    try:
+        return load_config(state.config_path)
+    except ConfigError as error:
+        errors.print(f"[bold red]config error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _store() -> StateStore:
+    return StateStore(open_engine(_config().state_url))
+
+
+@contextmanager
+def _connector() -> Iterator[Connector]:
+    config = _config()
+    try:
+        connector = Connector(config)
+    except ConfigError as error:
+        errors.print(f"[bold red]config error:[/] {error}", highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        yield connector
+    finally:
+        connector.close()
+
+
+def _summary(report: PassReport, title: str) -> None:
+    table = Table(title=title, show_header=False, box=None)
+    table.add_row("orders read", str(report.orders_read))
+    table.add_row("orders new or changed", str(report.orders_changed))
+    table.add_row("actions planned", str(report.actions_planned))
+    table.add_row("actions delivered", str(report.delivered))
+    if report.recovered:
+        table.add_row("interrupted actions found applied", str(report.recovered))
+    table.add_row("customers matched / still unmatched", f"{report.matched} / {report.unmatched}")
+    if report.quarantined:
+        table.add_row("[yellow]records quarantined[/]", str(report.quarantined))
+    if report.failed or report.died:
+        table.add_row("[red]actions failed (will retry)[/]", str(report.failed))
+        table.add_row("[red]actions parked as dead[/]", str(report.died))
+    for name, counts in report.requests.items():
+        table.add_row(f"requests to {name}", f"{counts['requests']} ({counts['writes']} writes, {counts['rate_limited']} rate-limited)")
+    console.print(table)
+    if report.errors or report.failures:
+        console.print("[bold red]Problems:[/]")
+        for line in report.errors:
+            console.print(f"  • {line}", highlight=False)
+        for line in report.failures[:10]:
+            console.print(f"  • {line}", highlight=False)
+        if len(report.failures) > 10:
+            console.print(f"  … and {len(report.failures) - 10} more (see `cardbridge status`)")
+
+
+@app.command()
+def sync() -> None:
+    """Run one pass: read what changed in the shop, then grant and revoke on the communities."""
+    with _connector() as connector:
+        report = connector.run_pass()
+    _summary(report, "sync")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _parse_date(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD or an ISO-8601 timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def backfill(
+    since: Optional[str] = typer.Option(None, "--since", help="Only orders modified on or after this date (YYYY-MM-DD)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; make no write request to any community."),
+) -> None:
+    """Re-read the whole shop (ignoring cursors) and bring every community in step."""
+    start = _parse_date(since) if since else None
+    with _connector() as connector:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=not errors.is_terminal,
+        ) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int | None) -> None:
+                label = {"pull": "reading orders", "plan": "planning", "deliver": "delivering"}[stage]
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(label, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+
+            report = connector.run_pass(full=True, since=start, dry_run=dry_run, progress=progress)
+    if dry_run:
+        _print_plan(report)
+    _summary(report, "backfill (dry run)" if dry_run else "backfill")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_plan(report: PassReport) -> None:
+    table = Table(title=f"Plan: {len(report.plan)} actions (nothing was sent)")
+    for column in ("community", "customer", "action", "what"):
+        table.add_column(column)
+    for action in report.plan[:200]:
+        table.add_row(action.community, describe_customer(action.customer_key, action.email), action.op, f"{action.kind} {action.target}")
+    console.print(table)
+    if len(report.plan) > 200:
+        console.print(f"… and {len(report.plan) - 200} more")
+
+
+def status_data(store: StateStore) -> dict[str, object]:
+    """Everything `status` shows, as plain data (the JSON form is this, verbatim)."""
+    counts = store.outbox_counts()
+    unmatched = store.unmatched_counts()
+    quarantine_total, quarantined = store.quarantined()
+    problems = store.problem_actions()
+    return {
+        "cursors": store.cursors(),
+        "outbox": {k: counts[k] for k in ("pending", "sending", "failed", "dead", "done")},
+        "unmatched_customers": sum(unmatched.values()),
+        "unmatched_by_community": unmatched,
+        "quarantined": {
+            "count": quarantine_total,
+            "records": [{"stream": q.stream, "record_id": q.record_id, "reason": q.reason} for q in quarantined],
+        },
+        "problems": [
+            {
+                "id": row.id,
+                "status": row.status,
+                "community": row.community,
+                "action": f"{row.op} {row.kind} {row.target}",
+                "user": row.remote_username,
+                "attempts": row.attempts,
+                "error": mask_email(row.last_error or ""),
+            }
+            for row in problems
+        ],
+        "totals": store.totals(),
+    }
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show cursors, the outbox, unmatched customers, quarantined records and failed actions."""
+    store = _store()  # status needs only the store: no shop or forum client is opened
+    data = status_data(store)
+    store.engine.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return
+    _print_status(data)
+
+
+def _print_status(data: dict) -> None:  # type: ignore[type-arg]
+    table = Table(title="CardBridge status", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    for stream, cursor in data["cursors"].items():
+        table.add_row(f"cursor {stream}", f"{cursor['value']}  (saved {cursor['updated_at'][:19]})")
+    if not data["cursors"]:
+        table.add_row("cursors", "none yet: run `cardbridge sync` or `cardbridge backfill`")
+    outbox = data["outbox"]
+    table.add_row("outbox", ", ".join(f"{k} {v}" for k, v in outbox.items()))
+    table.add_row("unmatched customers", str(data["unmatched_customers"]))
+    table.add_row("quarantined records", str(data["quarantined"]["count"]))
+    totals = data["totals"]
+    table.add_row("orders (paid)", f"{totals['orders']} ({totals['paid_orders']})")
+    table.add_row("grants in effect", str(totals["granted"]))
+    console.print(table)
+    if data["quarantined"]["records"]:
+        q = Table(title="Quarantined shop records")
+        for column in ("stream", "record", "reason"):
+            q.add_column(column)
+        for record in data["quarantined"]["records"]:
+            q.add_row(record["stream"], record["record_id"], record["reason"])
+        console.print(q)
+    if data["problems"]:
+        p = Table(title="Failed and dead actions")
+        for column in ("id", "status", "community", "action", "user", "attempts", "error"):
+            p.add_column(column)
+        for row in data["problems"]:
+            p.add_row(str(row["id"]), row["status"], row["community"], row["action"], str(row["user"]), str(row["attempts"]), row["error"][:120])
+        console.print(p)
+
+
+@outbox_app.command("retry")
+def outbox_retry(ids: Optional[list[int]] = typer.Argument(None, help="Action ids (default: every dead action).")) -> None:
+    """Put dead actions back in the queue; the next pass sends them."""
+    store = _store()
+    count = store.retry_dead(ids or None)
+    store.engine.dispose()
+    console.print(f"{count} dead action(s) queued again.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Configuration: one TOML file, validated by pydantic, with ``${VAR}`` read from the environment.
+
+Errors are turned into :class:`ConfigError`, whose message names the offending key (``communities.forum.api_key``),
+so the CLI can print one clear line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_VAR = "CARDBRIDGE_CONFIG"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and says why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateConfig(_Strict):
+    url: str = "sqlite:///cardbridge.db"
+
+
+class ShopConfig(_Strict):
+    kind: str
+    base_url: str
+    consumer_key: str = ""
+    consumer_secret: str = ""
+    #: Orders per page (WooCommerce allows at most 100).
+    page_size: Annotated[int, Field(ge=1, le=100)] = 100
+    #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
+    lookback_seconds: Annotated[int, Field(ge=0)] = 300
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class CommunityConfig(_Strict):
+    kind: str
+    base_url: str
+    api_key: str = ""
+    api_username: str = "system"
+    #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
+    requests_per_minute: Annotated[int, Field(ge=1)] = 60
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    #: Use the bulk user list (one page of 100 users a call) instead of per-email look-ups when more than this many
+    #: customers are waiting for a match.
+    bulk_lookup_threshold: Annotated[int, Field(ge=0)] = 20
+    #: Shown on the badge and group the connector creates on first use.
+    badge_description: str = "Bought from the shop: a verified purchase."
+    group_flair_icon: str = "check-circle"
+    group_flair_bg_color: str = "2E7D32"
+    group_flair_color: str = "FFFFFF"
+    #: Make the group the members' primary group, so its title and flair show next to their posts.
+    group_primary: bool = True
+    #: Seconds before a customer with no forum account is looked up again.
+    unmatched_retry_seconds: Annotated[int, Field(ge=0)] = 900
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class Grant(_Strict):
+    """What a rule gives on one community. Discourse: a badge and/or a group (whose title becomes the member's tag)."""
+
+    badge: str | None = None
+    group: str | None = None
+    group_title: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "Grant":
+        if not self.badge and not self.group:
+            raise ValueError("a grant needs a badge or a group")
+        if self.group is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", self.group):
+            raise ValueError("group names may use letters, digits, '_', '.', '-' (Discourse's rule)")
+        return self
+
+
+class Rule(_Strict):
+    name: str
+    #: ``"*"`` (any product) or a list of shop product ids.
+    products: Literal["*"] | list[int] = "*"
+    grant: dict[str, Grant]
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w.-]{1,60}", value):
+            raise ValueError("use letters, digits, '_', '.', '-' (it is part of idempotency keys)")
+        return value
+
+
+class DeliveryConfig(_Strict):
+    #: Attempts per outbox action before it is parked as dead (listed by ``status``, never dropped).
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    #: Seconds before a failed action is tried again (doubles per attempt).
+    retry_base_seconds: Annotated[float, Field(ge=0)] = 30.0
+
+
+class Config(_Strict):
+    state: StateConfig = StateConfig()
+    shop: ShopConfig
+    communities: dict[str, CommunityConfig]
+    rules: list[Rule] = []
+    delivery: DeliveryConfig = DeliveryConfig()
+    #: Folder of the config file; relative sqlite paths resolve against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("communities")
+    @classmethod
+    def _names(cls, value: dict[str, CommunityConfig]) -> dict[str, CommunityConfig]:
+        if not value:
+            raise ValueError("configure at least one community, e.g. [communities.forum]")
+        for name in value:
+            if not re.fullmatch(r"[\w-]{1,40}", name):
+                raise ValueError(f"community name {name!r}: use letters, digits, '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _rules_target_known_communities(self) -> "Config":
+        for index, rule in enumerate(self.rules):
+            for community in rule.grant:
+                if community not in self.communities:
+                    raise _KeyedError(
+                        f"rules.{index}.grant.{community}",
+                        f"no community named {community!r} (known: {', '.join(sorted(self.communities))})",
+                    )
+        names = [rule.name for rule in self.rules]
+        for name in names:
+            if names.count(name) > 1:
+                raise _KeyedError("rules", f"rule name {name!r} is used twice")
+        return self
+
+    @property
+    def state_url(self) -> str:
+        """The state URL with a relative sqlite path resolved against the config file's folder."""
+        url = self.state.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+            return prefix + str((self.base_dir / url[len(prefix) :]).resolve())
+        return url
+
+
+class _KeyedError(ValueError):
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _interpolate(value: Any, path: str) -> Any:
+    """Replace ``${VAR}`` in every string; an unset variable is an error naming both the key and the variable."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}.{i}") for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{path}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return _VAR.sub(replace, value)
+    return value
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        ctx_error = (item.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _KeyedError):
+            key = ctx_error.key
+            message = str(ctx_error)
+        elif item["type"] == "extra_forbidden":
+            message = "unknown key (see config.example.toml for the keys there are)"
+        elif item["type"] == "missing":
+            message = "is required"
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return "; ".join(lines)
+
+
+def parse_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Config:
+    """Validate an already-parsed TOML document."""
+    data = _interpolate(data, "")
+    try:
+        return Config.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error)) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the config from ``path``, else from ``$CARDBRIDGE_CONFIG``."""
+    if path is None:
+        path = os.environ.get(ENV_VAR)
+    if not path:
+        raise ConfigError(f"no config file: pass --config FILE or set {ENV_VAR}")
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {file}: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{file} is not valid TOML: {error}") from None
+    return parse_config(data, base_dir=file.resolve().parent)

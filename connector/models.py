@@ -1,0 +1,85 @@
+"""Canonical shop records: what every shop adapter produces and the rest of the connector reads.
+
+Only allow-listed fields exist here. There is deliberately no place for card secrets (卡密), payment data, addresses
+or phone numbers: an adapter cannot leak what the model cannot hold.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+
+class OrderStatus(str, enum.Enum):
+    """Canonical order status. Only ``paid`` orders support grants."""
+
+    PAID = "paid"
+    UNPAID = "unpaid"
+    REFUNDED = "refunded"
+    CANCELLED = "cancelled"
+    DISPUTED = "disputed"
+
+
+def normalise_email(email: str) -> str:
+    """Emails match identities case-insensitively and without surrounding blanks."""
+    return email.strip().lower()
+
+
+def customer_key_for(customer_id: int | None, email: str | None) -> str | None:
+    """Registered customers are keyed by shop id; guests by their normalised email."""
+    if customer_id:
+        return f"c:{customer_id}"
+    if email and email.strip():
+        return f"e:{normalise_email(email)}"
+    return None
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderLine(_Record):
+    product_id: int
+    name: str
+    quantity: int = 1
+
+
+class Order(_Record):
+    id: str
+    customer_key: str
+    #: Normalised email used to match the buyer on the community (never shown anywhere).
+    email: str | None
+    status: OrderStatus
+    total: str
+    currency: str
+    created_at: datetime
+    modified_at: datetime
+    lines: tuple[OrderLine, ...]
+
+    @field_validator("created_at", "modified_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(timezone.utc)
+
+    @property
+    def product_ids(self) -> frozenset[int]:
+        return frozenset(line.product_id for line in self.lines)
+
+
+class Customer(_Record):
+    key: str
+    email: str | None
+    username: str | None = None
+    display_name: str | None = None
+
+
+class Quarantined(_Record):
+    """A shop record the adapter could not turn into a canonical record, with the reason (and no payload)."""
+
+    stream: str
+    record_id: str
+    reason: str

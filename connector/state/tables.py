@@ -1,0 +1,134 @@
+"""The state store's tables (SQLModel). Portable SQL only: the same tables run on SQLite and PostgreSQL.
+
+Timestamps are aware UTC (``connector.clock.utcnow``). Nothing here can hold a card secret, payment data or an address.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Cursor(SQLModel, table=True):
+    """How far a shop stream has been read. Committed in the same transaction as the page it follows."""
+
+    __tablename__ = "cursors"
+    stream: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)
+    updated_at: datetime
+
+
+class OrderRow(SQLModel, table=True):
+    """Snapshot of one shop order (allow-listed fields only)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_customer_status", "customer_key", "status"),)
+    id: str = Field(primary_key=True, max_length=64)
+    customer_key: str = Field(max_length=320)
+    status: str = Field(max_length=16)
+    total: str = Field(max_length=32)
+    currency: str = Field(max_length=8)
+    #: Comma-separated shop product ids, e.g. ``",12,40,"`` (leading/trailing comma so ``LIKE '%,12,%'`` works).
+    product_ids: str
+    created_at: datetime
+    modified_at: datetime
+
+
+class CustomerRow(SQLModel, table=True):
+    """A shop customer: registered (``c:<id>``) or guest (``e:<email>``). ``dirty`` = needs planning."""
+
+    __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_dirty", "dirty"),)
+    key: str = Field(primary_key=True, max_length=320)
+    email: Optional[str] = Field(default=None, max_length=320)
+    #: True once the shop's own customer record (account email) was read, not just an order's billing email.
+    profile_loaded: bool = False
+    dirty: bool = True
+    updated_at: datetime
+
+
+class IdentityRow(SQLModel, table=True):
+    """Link between a shop customer and a community account (or the fact that none was found yet)."""
+
+    __tablename__ = "identities"
+    __table_args__ = (Index("ix_identities_status", "community", "status"),)
+    community: str = Field(primary_key=True, max_length=40)
+    customer_key: str = Field(primary_key=True, max_length=320)
+    #: ``matched`` or ``unmatched``.
+    status: str = Field(max_length=16)
+    remote_user_id: Optional[str] = Field(default=None, max_length=64)
+    remote_username: Optional[str] = Field(default=None, max_length=255)
+    attempts: int = 0
+    next_attempt_at: Optional[datetime] = None
+    updated_at: datetime
+
+
+class LedgerRow(SQLModel, table=True):
+    """What the connector has applied on a community (the ``A`` in desired − applied)."""
+
+    __tablename__ = "ledger"
+    community: str = Field(primary_key=True, max_length=40)
+    customer_key: str = Field(primary_key=True, max_length=320)
+    kind: str = Field(primary_key=True, max_length=16)
+    target: str = Field(primary_key=True, max_length=255)
+    #: ``granted`` or ``revoked``.
+    state: str = Field(max_length=16)
+    remote_username: Optional[str] = Field(default=None, max_length=255)
+    #: Remote id needed to undo the grant (Discourse: the UserBadge id).
+    remote_ref: Optional[str] = Field(default=None, max_length=64)
+    updated_at: datetime
+
+
+class OutboxRow(SQLModel, table=True):
+    """An action to apply on a community, written before any remote call.
+
+    Lifecycle: pending → sending → done | failed (retried later) → … → dead (parked, listed, never dropped).
+    ``superseded`` rows were cancelled by a later plan before they were sent (e.g. a refund before the grant went out).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_outbox_key"),
+        Index("ix_outbox_status", "community", "status"),
+        Index("ix_outbox_target", "community", "customer_key", "kind", "target"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    key: str = Field(max_length=512)
+    community: str = Field(max_length=40)
+    customer_key: str = Field(max_length=320)
+    kind: str = Field(max_length=16)
+    target: str = Field(max_length=255)
+    op: str = Field(max_length=16)
+    remote_username: Optional[str] = Field(default=None, max_length=255)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    last_error: Optional[str] = None
+    next_attempt_at: Optional[datetime] = None
+    #: ``host:pid`` of the process sending it; a row left in ``sending`` by a dead owner is verified, then re-sent.
+    claimed_by: Optional[str] = Field(default=None, max_length=255)
+    claimed_at: Optional[datetime] = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class QuarantineRow(SQLModel, table=True):
+    """A shop record that could not be read, with the reason. The payload is not kept (it may hold secrets)."""
+
+    __tablename__ = "quarantine"
+    stream: str = Field(primary_key=True, max_length=64)
+    record_id: str = Field(primary_key=True, max_length=64)
+    reason: str
+    seen_at: datetime
+
+
+class RemoteObjectRow(SQLModel, table=True):
+    """Ids of objects the connector created or found on a community (a badge's id, a group's id)."""
+
+    __tablename__ = "remote_objects"
+    community: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(primary_key=True, max_length=16)
+    name: str = Field(primary_key=True, max_length=255)
+    remote_id: str = Field(max_length=64)

@@ -1,0 +1,339 @@
+"""One pass: pull → store → plan → outbox → deliver. The CLI's ``sync`` and ``backfill`` and the daemon run this.
+
+Each stage only talks to the state store and to the stage's own adapter; nothing below calls back up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+import httpx
+
+from adapters.base import Action, CommunityAdapter, CommunityStopped, ShopAdapter
+from adapters.registry import COMMUNITIES, SHOPS, load
+from connector.clock import utcnow
+from connector.config import Config
+from connector.http import RemoteError
+from connector.logs import log, mask_email
+from connector.state.db import open_engine
+from connector.state.store import CHUNK, NewAction, StateStore
+
+#: Rows claimed per round: one full Discourse group call (``ADD_MEMBERS_LIMIT``).
+GROUP_BATCH = 1000
+from connector.state.tables import OutboxRow
+from mappings.diff import decide
+from mappings.grants import desired_grants
+
+ORDERS_STREAM = "orders"
+CUSTOMERS_STREAM = "customers"
+
+Progress = Callable[[str, int, int | None], None]
+"""``progress(stage, done, total)``: called as work advances (``total`` None when unknown)."""
+
+
+def _quiet(stage: str, done: int, total: int | None) -> None:
+    return None
+
+
+@dataclass
+class PlannedAction:
+    community: str
+    customer_key: str
+    email: str | None
+    kind: str
+    target: str
+    op: str
+
+
+@dataclass
+class PassReport:
+    """What one pass did; the CLI prints it and picks the exit code from ``ok``."""
+
+    orders_read: int = 0
+    orders_changed: int = 0
+    quarantined: int = 0
+    customers_planned: int = 0
+    actions_planned: int = 0
+    delivered: int = 0
+    failed: int = 0
+    died: int = 0
+    recovered: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    errors: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    plan: list[PlannedAction] = field(default_factory=list)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.failed and not self.died
+
+
+class Connector:
+    """The configured shop, communities and state store, with the stages of a pass as methods."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: StateStore | None = None,
+        shop: ShopAdapter | None = None,
+        communities: dict[str, CommunityAdapter] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store or StateStore(open_engine(config.state_url))
+        self.shop = shop or load(SHOPS, config.shop.kind, "shop.kind")(config.shop)
+        self.communities = communities if communities is not None else self._communities()
+
+    def _communities(self) -> dict[str, CommunityAdapter]:
+        found: dict[str, CommunityAdapter] = {}
+        for name, community in self.config.communities.items():
+            cls = load(COMMUNITIES, community.kind, f"communities.{name}.kind")
+            found[name] = cls(name, community, rules=self.config.rules, cache=_StoreCache(self.store, name))
+        return found
+
+    def close(self) -> None:
+        self.shop.close()
+        for community in self.communities.values():
+            community.close()
+        self.store.engine.dispose()
+
+    # ---- the whole pass ------------------------------------------------------------------------------------------
+
+    def run_pass(
+        self,
+        *,
+        full: bool = False,
+        since: datetime | None = None,
+        dry_run: bool = False,
+        progress: Progress = _quiet,
+    ) -> PassReport:
+        """``full``: ignore cursors (backfill) and re-plan every customer; ``dry_run``: no remote write, no outbox."""
+        report = PassReport()
+        started = utcnow()
+        try:
+            self.pull(report, full=full, since=since, progress=progress)
+        except (RemoteError, httpx.HTTPError) as error:
+            report.errors.append(f"shop: {error}")
+            log.error("pull failed", error=str(error))
+        self.plan(report, everyone=full, dry_run=dry_run, progress=progress)
+        self.resolve_identities(report)
+        self.plan(report, everyone=False, dry_run=dry_run, progress=progress)
+        if not dry_run:
+            self.deliver(report, started, progress=progress)
+        for name, community in self.communities.items():
+            stats = community.stats()
+            report.requests[name] = {
+                "requests": stats.requests,
+                "writes": stats.writes,
+                "rate_limited": stats.rate_limited,
+                "retries": stats.retries,
+            }
+        log.info(
+            "pass finished",
+            orders_read=report.orders_read,
+            orders_changed=report.orders_changed,
+            actions_planned=report.actions_planned,
+            delivered=report.delivered,
+            failed=report.failed,
+            dead=report.died,
+            unmatched=report.unmatched,
+        )
+        return report
+
+    # ---- pull ----------------------------------------------------------------------------------------------------
+
+    def pull(self, report: PassReport, *, full: bool, since: datetime | None, progress: Progress) -> None:
+        cursor = None if full else self.store.get_cursor(ORDERS_STREAM)
+        for page in self.shop.order_pages(cursor, since=since):
+            result = self.store.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, page.cursor)
+            report.orders_read += len(page.orders) + len(page.quarantined)
+            report.orders_changed += result.inserted + result.updated
+            report.quarantined += len(page.quarantined)
+            for record in page.quarantined:
+                log.warning("record quarantined", stream=record.stream, record_id=record.record_id, reason=record.reason)
+            progress("pull", report.orders_read, None)
+        if full:
+            for customer_page in self.shop.customer_pages():
+                self.store.save_customer_profiles(customer_page.customers)
+        while keys := self.store.customers_without_profile(limit=100):
+            found, missing = self.shop.customer_profiles(keys)
+            self.store.save_customer_profiles(found)
+            self.store.mark_profiles_missing(missing)
+
+    # ---- plan ----------------------------------------------------------------------------------------------------
+
+    def plan(self, report: PassReport, *, everyone: bool, dry_run: bool, progress: Progress) -> None:
+        keys = self.store.dirty_customer_keys(all_customers=everyone)
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            new: list[NewAction] = []
+            supersede: list[int] = []
+            need_identity: list[tuple[str, str]] = []
+            still_dirty: list[str] = []
+            for customer in self.store.plan_inputs(chunk):
+                wanted = desired_grants(self.config.rules, customer.paid_orders)
+                for name in self.communities:
+                    desired = wanted.get(name, set())
+                    ledger = customer.ledger.get(name, {})
+                    applied = {key for key, row in ledger.items() if row.state == "granted"}
+                    open_actions = customer.open_actions.get(name, [])
+                    if not (desired or applied or open_actions):
+                        continue
+                    identity = customer.identities.get(name)
+                    username = identity.remote_username if identity and identity.status == "matched" else None
+                    if any(a.status == "sending" for a in open_actions):
+                        still_dirty.append(customer.key)
+                    decision = decide(desired, applied, open_actions)
+                    supersede.extend(decision.supersede)
+                    for key, op in decision.new:
+                        who = username if op == "grant" else (ledger[key].remote_username if key in ledger else None)
+                        if who is None:
+                            need_identity.append((name, customer.key))
+                            continue
+                        new.append(NewAction(name, customer.key, key, op, who))
+                        report.plan.append(PlannedAction(name, customer.key, customer.email, key.kind, key.target, op))
+            report.customers_planned += len(chunk)
+            report.actions_planned += len(new)
+            if not dry_run:
+                self.store.apply_plan(chunk, new, supersede, sorted(set(need_identity)), still_dirty)
+            elif need_identity:
+                self.store.apply_plan([], [], [], sorted(set(need_identity)))
+            progress("plan", min(start + CHUNK, len(keys)), len(keys))
+
+    # ---- identities ----------------------------------------------------------------------------------------------
+
+    def resolve_identities(self, report: PassReport) -> None:
+        now = utcnow()
+        for name, community in self.communities.items():
+            due = self.store.identities_due(name, now)
+            if not due:
+                continue
+            emails = {key: email for key, email in due if email}
+            try:
+                matches = community.match_users(emails)
+            except (RemoteError, httpx.HTTPError) as error:
+                report.errors.append(f"{name}: identity look-up failed: {error}")
+                log.error("identity look-up failed", community=name, error=str(error))
+                continue
+            unmatched = [key for key, _ in due if key not in matches]
+            retry = timedelta(seconds=self.config.communities[name].unmatched_retry_seconds)
+            self.store.record_matches(name, {k: (m.user_id, m.username) for k, m in matches.items()}, unmatched, retry)
+            report.matched += len(matches)
+            report.unmatched += len(unmatched)
+            log.info("identities resolved", community=name, matched=len(matches), unmatched=len(unmatched))
+
+    # ---- deliver -------------------------------------------------------------------------------------------------
+
+    def deliver(self, report: PassReport, pass_started: datetime, progress: Progress = _quiet) -> None:
+        delivery = self.config.delivery
+        for name, community in self.communities.items():
+            try:
+                self._recover(name, community, report)
+                total = self.store.outbox_counts()["pending"]
+                done = 0
+                while rows := self.store.claim(name, utcnow(), limit=GROUP_BATCH, not_since=pass_started):
+                    handled: set[int | None] = set()
+                    for batch in _batches(rows):
+                        handled.update(row.id for row in batch)
+                        try:
+                            self._send(name, community, batch, report)
+                        except CommunityStopped:
+                            self.store.release([row for row in rows if row.id not in handled])
+                            raise
+                        done += len(batch)
+                        progress("deliver", done, max(total, done))
+            except CommunityStopped as error:
+                report.errors.append(str(error))
+                log.error("community stopped", community=name, reason=str(error))
+            except (RemoteError, httpx.HTTPError) as error:
+                report.errors.append(f"{name}: {error}")
+                log.error("delivery failed", community=name, error=str(error))
+
+    def _actions(self, rows: Sequence[OutboxRow]) -> list[Action]:
+        return [
+            Action(
+                id=row.id or 0,
+                kind=row.kind,
+                target=row.target,
+                op=row.op,
+                username=row.remote_username or "",
+                remote_ref=self.store.ledger_ref(row.community, row.customer_key, row.kind, row.target)
+                if row.op == "revoke"
+                else None,
+            )
+            for row in rows
+        ]
+
+    def _send(self, name: str, community: CommunityAdapter, rows: Sequence[OutboxRow], report: PassReport) -> None:
+        try:
+            outcomes = {o.action_id: o for o in community.apply(self._actions(rows))}
+        except CommunityStopped as error:
+            self._failed(rows, str(error), report)
+            raise
+        succeeded = [row for row in rows if outcomes.get(row.id or 0) and outcomes[row.id or 0].ok]
+        self.store.complete(succeeded, {row.id or 0: outcomes[row.id or 0].ref for row in succeeded})
+        report.delivered += len(succeeded)
+        for row in rows:
+            outcome = outcomes.get(row.id or 0)
+            if outcome is None or not outcome.ok:
+                self._failed([row], outcome.error if outcome and outcome.error else "no outcome reported", report)
+
+    def _failed(self, rows: Sequence[OutboxRow], reason: str, report: PassReport) -> None:
+        died = self.store.fail(rows, reason, self.config.delivery.max_attempts, self.config.delivery.retry_base_seconds)
+        report.failed += len(rows) - died
+        report.died += died
+        for row in rows:
+            report.failures.append(f"{row.community}: {row.op} {row.kind} {row.target!r} for {row.remote_username}: {reason}")
+            log.warning("action failed", community=row.community, op=row.op, kind=row.kind, target=row.target, reason=reason)
+
+    def _recover(self, name: str, community: CommunityAdapter, report: PassReport) -> None:
+        """Rows a crashed process left in ``sending``: verified against the forum before anything is re-sent."""
+        orphans = self.store.orphaned(name)
+        if not orphans:
+            return
+        resend: list[OutboxRow] = []
+        for row, action in zip(orphans, self._actions(orphans)):
+            outcome = community.verify(action)
+            if outcome is not None and outcome.ok:
+                self.store.complete([row], {row.id or 0: outcome.ref})
+                report.recovered += 1
+                log.info("interrupted action found applied", community=name, op=row.op, kind=row.kind, target=row.target)
+            else:
+                resend.append(row)
+        for batch in _batches(resend):
+            self._send(name, community, batch, report)
+
+
+def _batches(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
+    """Group rows the community can apply in one call (same kind, target and op), keeping badge grants single."""
+    batches: dict[tuple[str, str, str], list[OutboxRow]] = {}
+    singles: list[list[OutboxRow]] = []
+    for row in rows:
+        if row.kind == "group":
+            batches.setdefault((row.kind, row.target, row.op), []).append(row)
+        else:
+            singles.append([row])
+    return singles + list(batches.values())
+
+
+class _StoreCache:
+    """Remote object ids (badge/group ids) remembered in the state store, per community."""
+
+    def __init__(self, store: StateStore, community: str) -> None:
+        self.store, self.community = store, community
+
+    def get(self, kind: str, name: str) -> str | None:
+        return self.store.remote_id(self.community, kind, name)
+
+    def set(self, kind: str, name: str, remote_id: str | None) -> None:
+        self.store.set_remote_id(self.community, kind, name, remote_id)
+
+
+def describe_customer(key: str, email: str | None) -> str:
+    """How the CLI names a customer: the shop id, or a masked email for guests."""
+    if key.startswith("c:"):
+        return f"customer #{key[2:]}"
+    return mask_email(email or key[2:])

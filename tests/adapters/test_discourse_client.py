@@ -1,0 +1,120 @@
+"""Discourse client against the documented response shapes (respx)."""
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from adapters.communities.discourse_client import DiscourseClient
+from connector.http import RemoteError
+
+BASE = "https://forum.example.com"
+
+
+@pytest.fixture
+def client():
+    return DiscourseClient(BASE, "secret-key", "system", requests_per_minute=None, sleep=lambda s: None)
+
+
+@respx.mock
+def test_auth_headers_are_sent(client):
+    route = respx.get(f"{BASE}/admin/badges.json").mock(return_value=httpx.Response(200, json={"badges": []}))
+    client.badges()
+    request = route.calls.last.request
+    assert request.headers["Api-Key"] == "secret-key"
+    assert request.headers["Api-Username"] == "system"
+
+
+@respx.mock
+def test_user_by_email_matches_primary_email_exactly(client):
+    route = respx.get(f"{BASE}/admin/users/list/active.json").mock(
+        return_value=httpx.Response(200, json=[{"id": 5, "username": "alice", "email": "Alice@Example.com", "active": True}])
+    )
+    user = client.user_by_email("alice@example.com")
+    assert user is not None and user.username == "alice"
+    params = route.calls.last.request.url.params
+    assert params["email"] == "alice@example.com" and params["show_emails"] == "true"
+    assert "emails" not in params  # never the invite-sending parameter
+
+
+@respx.mock
+def test_user_by_email_none_when_list_empty(client):
+    respx.get(f"{BASE}/admin/users/list/active.json").mock(return_value=httpx.Response(200, json=[]))
+    assert client.user_by_email("nobody@example.com") is None
+
+
+@respx.mock
+def test_bulk_user_scan_pages_until_a_short_page(client):
+    page1 = [{"id": i, "username": f"u{i}", "email": f"u{i}@x.org"} for i in range(100)]
+    page2 = [{"id": 100, "username": "u100", "email": "u100@x.org"}]
+    route = respx.get(f"{BASE}/admin/users/list/active.json").mock(
+        side_effect=[httpx.Response(200, json=page1), httpx.Response(200, json=page2)]
+    )
+    pages = list(client.users_with_emails())
+    assert [len(p) for p in pages] == [100, 1]
+    assert [c.request.url.params["page"] for c in route.calls] == ["1", "2"]
+
+
+@respx.mock
+def test_grant_badge_returns_user_badge_id(client):
+    route = respx.post(f"{BASE}/user_badges.json").mock(
+        return_value=httpx.Response(
+            200, json={"badges": [], "user_badge": {"id": 77, "badge_id": 3, "user_id": 5, "granted_at": "2026-01-01"}}
+        )
+    )
+    assert client.grant_badge("alice", 3) == 77
+    assert json.loads(route.calls.last.request.content) == {"username": "alice", "badge_id": 3}
+
+
+@respx.mock
+def test_add_members_treats_all_already_members_422_as_success(client):
+    respx.put(f"{BASE}/groups/9/members.json").mock(
+        return_value=httpx.Response(422, json={"errors": ["alice is already a member of this group."]})
+    )
+    client.add_members(9, ["alice"])  # no exception
+
+
+@respx.mock
+def test_add_members_other_422_is_an_error(client):
+    respx.put(f"{BASE}/groups/9/members.json").mock(
+        return_value=httpx.Response(422, json={"errors": ["Name is invalid"], "error_type": "record_invalid"})
+    )
+    with pytest.raises(RemoteError):
+        client.add_members(9, ["alice"])
+
+
+def test_add_members_refuses_more_than_1000(client):
+    with pytest.raises(ValueError):
+        client.add_members(9, [f"u{i}" for i in range(1001)])
+
+
+@respx.mock
+def test_403_invalid_access_raises_with_status(client):
+    respx.get(f"{BASE}/admin/badges.json").mock(
+        return_value=httpx.Response(
+            403,
+            json={"errors": ["You are not permitted to view the requested resource. The API username or key is invalid."],
+                  "error_type": "invalid_access"},
+        )
+    )
+    with pytest.raises(RemoteError) as info:
+        client.badges()
+    assert info.value.status == 403 and info.value.body["error_type"] == "invalid_access"
+
+
+@respx.mock
+def test_group_lookup_404_is_none(client):
+    respx.get(f"{BASE}/groups/verified-buyers.json").mock(
+        return_value=httpx.Response(404, json={"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"})
+    )
+    assert client.group("verified-buyers") is None
+
+
+@respx.mock
+def test_user_badge_id_finds_the_grant(client):
+    respx.get(f"{BASE}/user-badges/alice.json").mock(
+        return_value=httpx.Response(200, json={"user_badges": [{"id": 12, "badge_id": 4}, {"id": 13, "badge_id": 3}], "badges": []})
+    )
+    assert client.user_badge_id("alice", 3) == 13
+    assert client.user_badge_id("alice", 99) is None

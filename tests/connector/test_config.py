@@ -1,0 +1,93 @@
+"""Config: the documented shape loads; bad input names the key."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from connector.config import ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+[state]
+url = "sqlite:///cardbridge.db"
+[shop]
+kind = "woocommerce"
+base_url = "https://shop.example.com"
+consumer_key = "${WC_CONSUMER_KEY}"
+consumer_secret = "${WC_CONSUMER_SECRET}"
+[communities.forum]
+kind = "discourse"
+base_url = "https://forum.example.com"
+api_key = "${DISCOURSE_API_KEY}"
+api_username = "system"
+[[rules]]
+name = "verified-buyer"
+products = "*"
+grant.forum = { badge = "Verified Buyer", group = "verified-buyers" }
+"""
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("WC_CONSUMER_KEY", "ck_test")
+    monkeypatch.setenv("WC_CONSUMER_SECRET", "cs_test")
+    monkeypatch.setenv("DISCOURSE_API_KEY", "dk")
+
+
+def write(tmp_path, text):
+    path = tmp_path / "cardbridge.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_issue_shape_loads_and_resolves_relative_sqlite(tmp_path, env):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.shop.consumer_key == "ck_test"
+    assert config.communities["forum"].api_key == "dk"
+    assert config.rules[0].grant["forum"].badge == "Verified Buyer"
+    assert config.state_url == f"sqlite:///{tmp_path / 'cardbridge.db'}"
+
+
+def test_example_config_documents_a_valid_config(env):
+    config = load_config(ROOT / "config.example.toml")
+    assert config.communities["forum"].requests_per_minute == 60
+
+
+def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("WC_CONSUMER_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"shop.consumer_key: environment variable WC_CONSUMER_KEY is not set"):
+        load_config(write(tmp_path, MINIMAL))
+
+
+def test_unknown_key_is_named(tmp_path, env):
+    with pytest.raises(ConfigError, match=r"shop.consumer_kye: unknown key"):
+        load_config(write(tmp_path, MINIMAL.replace('consumer_key = "${WC_CONSUMER_KEY}"', 'consumer_kye = "x"')))
+
+
+def test_rule_for_unknown_community_is_named(tmp_path, env):
+    with pytest.raises(ConfigError, match=r"rules.0.grant.discord: no community named 'discord'"):
+        load_config(write(tmp_path, MINIMAL.replace("grant.forum", "grant.discord")))
+
+
+def test_bad_value_is_named(tmp_path, env):
+    with pytest.raises(ConfigError, match=r"shop.base_url: must start with http"):
+        load_config(write(tmp_path, MINIMAL.replace('"https://shop.example.com"', '"shop.example.com"')))
+
+
+def test_page_size_limit_is_named(env):
+    data = tomllib.loads(MINIMAL)
+    data["shop"]["page_size"] = 500
+    with pytest.raises(ConfigError, match=r"shop.page_size"):
+        parse_config(data)
+
+
+def test_config_from_environment_variable(tmp_path, env, monkeypatch):
+    monkeypatch.setenv("CARDBRIDGE_CONFIG", str(write(tmp_path, MINIMAL)))
+    assert load_config().shop.kind == "woocommerce"
+
+
+def test_missing_file_is_clear(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.toml")

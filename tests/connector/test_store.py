@@ -1,0 +1,99 @@
+"""The state store, on a real SQLite file and on PostgreSQL: pages, dirty tracking, outbox lifecycle, recovery."""
+
+from datetime import datetime, timedelta, timezone
+
+from connector.clock import utcnow
+from connector.models import Order, OrderLine, OrderStatus, Quarantined
+from connector.state.store import NewAction
+from mappings.grants import GrantKey
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+BADGE = GrantKey("badge", "Verified Buyer")
+
+
+def order(id, key="e:a@x.org", status=OrderStatus.PAID, products=(1,), modified=T0):
+    return Order(
+        id=str(id), customer_key=key, email=key[2:] if key.startswith("e:") else None, status=status,
+        total="9.90", currency="CNY", created_at=T0, modified_at=modified,
+        lines=tuple(OrderLine(product_id=p, name=f"p{p}") for p in products),
+    )
+
+
+def test_page_and_cursor_commit_together_and_rereads_are_clean(store):
+    result = store.save_orders_page("orders", [order(1), order(2, "c:7")], [], "2026-11-01T12:00:00Z")
+    assert (result.inserted, result.updated) == (2, 0)
+    assert store.get_cursor("orders") == "2026-11-01T12:00:00Z"
+    assert store.dirty_customer_keys() == ["c:7", "e:a@x.org"]
+    store.apply_plan(["c:7", "e:a@x.org"], [], [], [])
+    again = store.save_orders_page("orders", [order(1), order(2, "c:7")], [], "2026-11-01T12:00:00Z")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+    assert store.dirty_customer_keys() == []  # a re-read page costs no planning
+
+
+def test_status_change_marks_customer_dirty(store):
+    store.save_orders_page("orders", [order(1)], [], None)
+    store.apply_plan(["e:a@x.org"], [], [], [])
+    store.save_orders_page("orders", [order(1, status=OrderStatus.REFUNDED, modified=T0 + timedelta(hours=1))], [], None)
+    assert store.dirty_customer_keys() == ["e:a@x.org"]
+    [inputs] = store.plan_inputs(["e:a@x.org"])
+    assert inputs.paid_orders == ()
+
+
+def test_quarantine_is_kept_with_reason_and_cleared_when_fixed(store):
+    store.save_orders_page("orders", [], [Quarantined(stream="orders", record_id="9", reason="unknown order status")], None)
+    total, rows = store.quarantined()
+    assert total == 1 and rows[0].reason == "unknown order status"
+    store.save_orders_page("orders", [order(9)], [], None)
+    assert store.quarantined()[0] == 0
+
+
+def test_outbox_lifecycle_and_ledger(store):
+    store.save_orders_page("orders", [order(1)], [], None)
+    store.apply_plan(["e:a@x.org"], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    [row] = store.claim("forum", utcnow())
+    assert row.status == "sending" and row.key == "forum/e:a@x.org/badge/Verified Buyer/grant/1"
+    assert store.claim("forum", utcnow()) == []  # claimed rows are not handed out twice
+    store.complete([row], {row.id: "77"})
+    assert store.ledger_ref("forum", "e:a@x.org", "badge", "Verified Buyer") == "77"
+    assert store.outbox_counts()["done"] == 1
+
+
+def test_failed_actions_retry_then_park_as_dead(store):
+    store.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    for attempt in range(3):
+        [row] = store.claim("forum", utcnow() + timedelta(days=1))
+        died = store.fail([row], "HTTP 422: nope", max_attempts=3, retry_base=0)
+    assert died == 1
+    counts = store.outbox_counts()
+    assert counts["dead"] == 1 and counts["failed"] == 0
+    [problem] = store.problem_actions()
+    assert problem.last_error == "HTTP 422: nope" and problem.attempts == 3
+    assert store.retry_dead() == 1
+    assert store.outbox_counts()["pending"] == 1
+
+
+def test_rows_left_sending_by_a_dead_process_are_found(store):
+    store.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    [row] = store.claim("forum", utcnow())
+    from connector.state.store import outbox_t
+    from sqlalchemy import update
+
+    with store.engine.begin() as conn:  # as if a process that has exited had claimed it
+        conn.execute(update(outbox_t).values(claimed_by="nohost-at-all:1"))
+    assert store.orphaned("forum") == []  # another host's claim is not ours to judge
+    import socket
+
+    with store.engine.begin() as conn:
+        conn.execute(update(outbox_t).values(claimed_by=f"{socket.gethostname()}:999999999"))
+    [orphan] = store.orphaned("forum")
+    assert orphan.id == row.id
+
+
+def test_identity_matching_marks_customer_dirty(store):
+    store.save_orders_page("orders", [order(1)], [], None)
+    store.apply_plan(["e:a@x.org"], [], [], [("forum", "e:a@x.org")])
+    assert store.identities_due("forum", utcnow()) == [("e:a@x.org", "a@x.org")]
+    assert store.unmatched_counts() == {"forum": 1}
+    store.record_matches("forum", {"e:a@x.org": ("5", "alice")}, [], timedelta(minutes=15))
+    assert store.unmatched_counts() == {}
+    assert store.dirty_customer_keys() == ["e:a@x.org"]
