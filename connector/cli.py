@@ -258,6 +258,30 @@ def outbox_retry(ids: Optional[list[int]] = typer.Argument(None, help="Action id
     console.print(f"{count} dead action(s) queued again.")
 
 
+@app.command()
+def demo() -> None:
+    """Zero config: run CardBridge against a sandbox shop and forum on loopback and show the result."""
+    from connector.demo import run_demo
+
+    raise typer.Exit(run_demo(console))
+
+
+@app.command()
+def sandbox(
+    orders: int = typer.Option(0, help="Generate this many orders (0: the small demo catalogue)."),
+    shop_port: int = typer.Option(0, help="Port of the sandbox shop (0: any free port)."),
+    forum_port: int = typer.Option(0, help="Port of the sandbox forum (0: any free port)."),
+    rate_limit: Optional[int] = typer.Option(None, help="Forum admin-API limit, requests per minute (default: none)."),
+    latency: float = typer.Option(0.0, help="Seconds added to every sandbox response."),
+    forum_users: bool = typer.Option(True, help="Give every buyer a forum account with the same email."),
+) -> None:
+    """Serve the sandbox WooCommerce shop and Discourse forum on 127.0.0.1 until interrupted (prints one JSON line)."""
+    from connector.sandbox.serve import serve
+
+    serve(orders=orders, shop_port=shop_port, forum_port=forum_port, rate_limit=rate_limit, forum_users=forum_users,
+          latency=latency)
+
+
 def main() -> None:
     app()
 

@@ -234,15 +234,11 @@ class Connector:
                 self._recover(name, community, report)
                 total = self.store.outbox_counts()["pending"]
                 done = 0
-                while rows := self.store.claim(name, utcnow(), limit=GROUP_BATCH, not_since=pass_started):
-                    handled: set[int | None] = set()
+                while rows := self.store.due(name, utcnow(), limit=GROUP_BATCH, not_since=pass_started):
                     for batch in _batches(rows):
-                        handled.update(row.id for row in batch)
-                        try:
-                            self._send(name, community, batch, report)
-                        except CommunityStopped:
-                            self.store.release([row for row in rows if row.id not in handled])
-                            raise
+                        claimed = self.store.claim(batch)
+                        if claimed:
+                            self._send(name, community, claimed, report)
                         done += len(batch)
                         progress("deliver", done, max(total, done))
             except CommunityStopped as error:

@@ -463,46 +463,43 @@ class StateStore:
 
     # ---- outbox --------------------------------------------------------------------------------------------------
 
-    def claim(
-        self, community: str, now: datetime, limit: int = 1000, not_since: datetime | None = None
-    ) -> list[OutboxRow]:
-        """Claim due actions of ``community`` for this process (pending, or failed whose retry time has come).
+    def due(self, community: str, now: datetime, limit: int = 1000, not_since: datetime | None = None) -> list[OutboxRow]:
+        """Actions of ``community`` ready to send: pending, or failed whose retry time has come (oldest first).
 
         ``not_since``: skip failed rows already tried after that moment (one attempt per action per pass).
-        The claim is a conditional UPDATE, so two processes never send the same row.
         """
         retry_due = and_(outbox_t.c.status == "failed", outbox_t.c.next_attempt_at <= now)
         if not_since is not None:
             retry_due = and_(retry_due, outbox_t.c.updated_at < not_since)
-        me = this_process()
-        with self.engine.begin() as conn:
-            ids = list(
-                conn.execute(
-                    select(outbox_t.c.id)
-                    .where(
-                        and_(
-                            outbox_t.c.community == community,
-                            or_(outbox_t.c.status == "pending", retry_due),
-                        )
-                    )
+        with self.engine.connect() as conn:
+            return [
+                OutboxRow.model_validate(dict(row._mapping))
+                for row in conn.execute(
+                    select(outbox_t)
+                    .where(and_(outbox_t.c.community == community, or_(outbox_t.c.status == "pending", retry_due)))
                     .order_by(outbox_t.c.id)
                     .limit(limit)
-                ).scalars()
-            )
-            claimed: list[int] = []
-            for chunk in _chunks(ids):  # type: ignore[arg-type]
-                conn.execute(
+                )
+            ]
+
+    def claim(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
+        """Mark rows ``sending`` for this process, right before the remote call that applies them.
+
+        A conditional UPDATE: a row another process claimed (or finished) meanwhile is left out, so two processes
+        never send the same action. Claiming per call, not per page, keeps what a crash leaves to verify small.
+        """
+        me, now = this_process(), utcnow()
+        claimed: list[OutboxRow] = []
+        with self.engine.begin() as conn:
+            for row in rows:
+                taken = conn.execute(
                     update(outbox_t)
-                    .where(and_(outbox_t.c.id.in_(chunk), outbox_t.c.status.in_(("pending", "failed"))))
+                    .where(and_(outbox_t.c.id == row.id, outbox_t.c.status.in_(("pending", "failed"))))
                     .values(status="sending", claimed_by=me, claimed_at=now, updated_at=now)
-                )
-            for chunk in _chunks(ids):  # type: ignore[arg-type]
-                claimed.extend(
-                    conn.execute(
-                        select(outbox_t.c.id).where(and_(outbox_t.c.id.in_(chunk), outbox_t.c.claimed_by == me, outbox_t.c.status == "sending"))
-                    ).scalars()
-                )
-        return self.outbox_rows(claimed)
+                ).rowcount
+                if taken:
+                    claimed.append(row.model_copy(update={"status": "sending", "claimed_by": me, "claimed_at": now}))
+        return claimed
 
     def orphaned(self, community: str) -> list[OutboxRow]:
         """Rows left in ``sending`` by a process that died: they must be verified against the remote before a resend."""
@@ -589,17 +586,6 @@ class StateStore:
                     )
                 )
         return died
-
-    def release(self, rows: Sequence[OutboxRow]) -> None:
-        """Give claimed rows back untouched (the pass stopped before sending them)."""
-        with self.engine.begin() as conn:
-            ids = [row.id for row in rows]
-            for chunk in _chunks(ids):  # type: ignore[arg-type]
-                conn.execute(
-                    update(outbox_t)
-                    .where(and_(outbox_t.c.id.in_(chunk), outbox_t.c.status == "sending"))
-                    .values(status="pending", claimed_by=None, claimed_at=None)
-                )
 
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
         with self.engine.connect() as conn:

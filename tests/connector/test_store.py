@@ -50,9 +50,11 @@ def test_quarantine_is_kept_with_reason_and_cleared_when_fixed(store):
 def test_outbox_lifecycle_and_ledger(store):
     store.save_orders_page("orders", [order(1)], [], None)
     store.apply_plan(["e:a@x.org"], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
-    [row] = store.claim("forum", utcnow())
+    [due] = store.due("forum", utcnow())
+    [row] = store.claim([due])
     assert row.status == "sending" and row.key == "forum/e:a@x.org/badge/Verified Buyer/grant/1"
-    assert store.claim("forum", utcnow()) == []  # claimed rows are not handed out twice
+    assert store.claim([due]) == []  # a claimed row is not handed out twice
+    assert store.due("forum", utcnow()) == []
     store.complete([row], {row.id: "77"})
     assert store.ledger_ref("forum", "e:a@x.org", "badge", "Verified Buyer") == "77"
     assert store.outbox_counts()["done"] == 1
@@ -61,7 +63,7 @@ def test_outbox_lifecycle_and_ledger(store):
 def test_failed_actions_retry_then_park_as_dead(store):
     store.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
     for attempt in range(3):
-        [row] = store.claim("forum", utcnow() + timedelta(days=1))
+        [row] = store.claim(store.due("forum", utcnow() + timedelta(days=1)))
         died = store.fail([row], "HTTP 422: nope", max_attempts=3, retry_base=0)
     assert died == 1
     counts = store.outbox_counts()
@@ -74,7 +76,7 @@ def test_failed_actions_retry_then_park_as_dead(store):
 
 def test_rows_left_sending_by_a_dead_process_are_found(store):
     store.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
-    [row] = store.claim("forum", utcnow())
+    [row] = store.claim(store.due("forum", utcnow()))
     from connector.state.store import outbox_t
     from sqlalchemy import update
 
