@@ -113,6 +113,7 @@ class Connector:
         """``full``: ignore cursors (backfill) and re-plan every customer; ``dry_run``: no remote write, no outbox."""
         report = PassReport()
         started = utcnow()
+        before = {name: community.stats() for name, community in self.communities.items()}
         try:
             self.pull(report, full=full, since=since, progress=progress)
         except (RemoteError, httpx.HTTPError) as error:
@@ -124,12 +125,12 @@ class Connector:
         if not dry_run:
             self.deliver(report, started, progress=progress)
         for name, community in self.communities.items():
-            stats = community.stats()
+            stats, start = community.stats(), before[name]
             report.requests[name] = {
-                "requests": stats.requests,
-                "writes": stats.writes,
-                "rate_limited": stats.rate_limited,
-                "retries": stats.retries,
+                "requests": stats.requests - start.requests,
+                "writes": stats.writes - start.writes,
+                "rate_limited": stats.rate_limited - start.rate_limited,
+                "retries": stats.retries - start.retries,
             }
         log.info(
             "pass finished",

@@ -1,0 +1,121 @@
+"""End-to-end harness: the sandbox shop and forum on loopback, the CLI run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from connector.sandbox.forum import DiscourseSandbox
+from connector.sandbox.server import SandboxServer
+from connector.sandbox.shop import WooCommerceSandbox
+
+CONFIG = """
+[state]
+url = "sqlite:///state.db"
+[shop]
+kind = "woocommerce"
+base_url = "{shop_url}"
+consumer_key = "${{WC_CONSUMER_KEY}}"
+consumer_secret = "${{WC_CONSUMER_SECRET}}"
+page_size = {page_size}
+[communities.forum]
+kind = "discourse"
+base_url = "{forum_url}"
+api_key = "${{DISCOURSE_API_KEY}}"
+api_username = "system"
+requests_per_minute = {rpm}
+unmatched_retry_seconds = 0
+bulk_lookup_threshold = {bulk}
+[[rules]]
+name = "verified-buyer"
+products = "*"
+grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers", group_title = "Verified Buyer" }}
+[delivery]
+max_attempts = {max_attempts}
+retry_base_seconds = 0
+"""
+
+ENV = {
+    "WC_CONSUMER_KEY": "ck_e2e0000000000000000000000000000000000000",
+    "WC_CONSUMER_SECRET": "cs_e2e0000000000000000000000000000000000000",
+    "DISCOURSE_API_KEY": "e2e-forum-key",
+}
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self):  # type: ignore[no-untyped-def]
+        return json.loads(self.stdout)
+
+
+class World:
+    """A shop, a forum and a config folder; ``cli(...)`` runs ``cardbridge --config … <args>`` in a subprocess."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path
+        self.shop = WooCommerceSandbox(consumer_key=ENV["WC_CONSUMER_KEY"], consumer_secret=ENV["WC_CONSUMER_SECRET"])
+        self.forum = DiscourseSandbox(api_key=ENV["DISCOURSE_API_KEY"], api_username="system")
+        self.shop_server = SandboxServer(self.shop.app).start()
+        self.forum_server = SandboxServer(self.forum.app).start()
+        self.config_path = tmp_path / "cardbridge.toml"
+        self.write_config()
+
+    def write_config(self, *, rpm: int = 6000, page_size: int = 100, bulk: int = 20, max_attempts: int = 3) -> None:
+        self.config_path.write_text(
+            CONFIG.format(
+                shop_url=self.shop_server.url,
+                forum_url=self.forum_server.url,
+                rpm=rpm,
+                page_size=page_size,
+                bulk=bulk,
+                max_attempts=max_attempts,
+            ),
+            encoding="utf-8",
+        )
+
+    @property
+    def db_path(self) -> Path:
+        return self.dir / "state.db"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARDBRIDGE_")}
+        env.update(ENV)
+        env.update(extra)
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "connector.cli", "--config", str(self.config_path), "--log-level", "info", *args]
+
+    def cli(self, *args: str, **env: str) -> Run:
+        done = subprocess.run(self.command(*args), capture_output=True, text=True, env=self.env(**env), timeout=120)
+        return Run(done.returncode, done.stdout, done.stderr)
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env()
+        )
+
+    def close(self) -> None:
+        self.shop_server.stop()
+        self.forum_server.stop()
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    yield w
+    w.close()
