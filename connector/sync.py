@@ -195,7 +195,8 @@ class Connector:
                             need_identity.append((name, customer.key))
                             continue
                         new.append(NewAction(name, customer.key, key, op, who))
-                        report.plan.append(PlannedAction(name, customer.key, customer.email, key.kind, key.target, op))
+                        if dry_run:  # only a dry run prints the plan; a real pass keeps no list of it
+                            report.plan.append(PlannedAction(name, customer.key, customer.email, key.kind, key.target, op))
             report.customers_planned += len(chunk)
             report.actions_planned += len(new)
             if not dry_run:
