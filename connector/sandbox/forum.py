@@ -304,6 +304,9 @@ class DiscourseSandbox:
                     "status": 0,
                     "time": time.time(),
                 }
+                with outer._lock:
+                    # logged before answering, so a client that has its answer always finds its request in the log
+                    outer.requests.append(record)
                 response = outer._guard(request)
                 if response is None:
 
@@ -311,23 +314,15 @@ class DiscourseSandbox:
                         return {"type": "http.request", "body": raw, "more_body": False}
 
                     scope["state"] = {"body": body}
-                    status_holder: list[int] = []
 
                     async def capture(message: dict[str, Any]) -> None:
                         if message["type"] == "http.response.start":
-                            status_holder.append(message["status"])
+                            record["status"] = message["status"]
                         await send(message)
 
-                    try:
-                        await app(scope, replay, capture)
-                    finally:
-                        record["status"] = status_holder[0] if status_holder else 500
-                        with outer._lock:
-                            outer.requests.append(record)
+                    await app(scope, replay, capture)
                     return
                 record["status"] = response.status_code
-                with outer._lock:
-                    outer.requests.append(record)
                 await response(scope, receive, send)
 
         return Guard()  # type: ignore[return-value]
