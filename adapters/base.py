@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
-from connector.models import Customer, Order, Quarantined
+from connector.models import Customer, Order, Product, Quarantined, Review
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,12 @@ class CustomerPage:
     customers: Sequence[Customer]
     quarantined: Sequence[Quarantined] = ()
     cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    reviews: Sequence[Review]
+    quarantined: Sequence[Quarantined] = ()
 
 
 @runtime_checkable
@@ -54,6 +60,17 @@ class ShopAdapter(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ReviewSource(Protocol):
+    """Optional: a shop adapter that also has product reviews."""
+
+    def review_pages(self) -> Iterator[ReviewPage]:
+        """Every review in every moderation state (edits and deletions have no timestamp to read them by)."""
+        ...
+
+    def products(self, ids: Sequence[int]) -> list[Product]: ...
+
+
 @dataclass(frozen=True)
 class Action:
     """One outbox action as the community adapter sees it."""
@@ -65,6 +82,8 @@ class Action:
     username: str
     #: What undoing needs (Discourse: the UserBadge id recorded when the badge was granted).
     remote_ref: str | None = None
+    #: What the action writes (a rendered post, points), built from the state store when the action is sent.
+    payload: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,10 @@ class Outcome:
     ok: bool
     ref: str | None = None
     error: str | None = None
+    #: Remote facts to remember (a post's topic id and version).
+    data: Mapping[str, Any] = field(default_factory=dict)
+    #: The remote was changed by a person (a moderator edited or deleted the post): record a conflict, do not retry.
+    conflict: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from connector.config import load_config
-from connector.sandbox.forum import DiscourseSandbox
+from connector.sandbox.discourse import DiscourseSandbox
 from connector.sandbox.world import seed_shop
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.shop import WooCommerceSandbox

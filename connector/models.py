@@ -83,3 +83,30 @@ class Quarantined(_Record):
     stream: str
     record_id: str
     reason: str
+
+
+class Review(_Record):
+    """A product review. ``text`` is plain text (the shop's HTML stripped); it is untrusted member text."""
+
+    id: str
+    product_id: int
+    email: str | None
+    reviewer: str
+    rating: int
+    text: str
+    #: The shop's moderation state: ``approved`` reviews are published; ``hold``, ``spam``, ``trash`` are not.
+    status: str
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(timezone.utc)
+
+
+class Product(_Record):
+    id: int
+    name: str
+    permalink: str | None = None

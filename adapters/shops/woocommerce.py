@@ -19,15 +19,30 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from adapters.base import CustomerPage, OrderPage
+import html
+import re
+
+from adapters.base import CustomerPage, OrderPage, ReviewPage
 from connector.clock import iso, parse_iso
 from connector.config import ShopConfig
 from connector.http import RemoteClient
-from connector.models import Customer, Order, OrderLine, OrderStatus, Quarantined, customer_key_for, normalise_email
+from connector.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Quarantined,
+    Review,
+    customer_key_for,
+    normalise_email,
+)
 
 API = "/wp-json/wc/v3"
 ORDERS = "woocommerce.orders"
 CUSTOMERS = "woocommerce.customers"
+REVIEWS = "woocommerce.reviews"
+_TAG = re.compile(r"<[^>]+>")
 
 #: WooCommerce's core statuses → canonical. Paid = processing or completed (payment received).
 STATUS_MAP: dict[str, OrderStatus] = {
@@ -101,6 +116,33 @@ def parse_customer(record: dict[str, Any]) -> Customer:
         key=f"c:{record['id']}",
         email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
         username=record.get("username") or None,
+    )
+
+
+def html_to_text(value: str) -> str:
+    """WooCommerce answers a review as rendered HTML (``<p>…</p>``); keep the words, drop the markup."""
+    text = re.sub(r"<br\s*/?>|</p>\s*<p[^>]*>", "\n", value, flags=re.I)
+    return html.unescape(_TAG.sub("", text)).strip()
+
+
+def parse_review(record: dict[str, Any]) -> Review:
+    if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+        raise MalformedRecord("id missing or not an integer")
+    if not isinstance(record.get("product_id"), int):
+        raise MalformedRecord("product_id missing")
+    rating = record.get("rating")
+    if not isinstance(rating, int) or not 0 <= rating <= 5:
+        raise MalformedRecord(f"rating {str(rating)[:10]!r} is not 0..5")
+    email = record.get("reviewer_email")
+    return Review(
+        id=str(record["id"]),
+        product_id=record["product_id"],
+        email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
+        reviewer=str(record.get("reviewer") or "")[:100],
+        rating=rating,
+        text=html_to_text(str(record.get("review") or ""))[:20000],
+        status=str(record.get("status") or "approved"),
+        created_at=_gmt(record, "date_created_gmt"),
     )
 
 
@@ -210,6 +252,36 @@ class WooCommerceShop:
             if len(records) < 100:
                 return
             page += 1
+
+    def review_pages(self) -> Iterator[ReviewPage]:
+        page = 1
+        while True:
+            records = self._list(
+                "/products/reviews", {"status": "all", "orderby": "id", "order": "asc", "per_page": 100, "page": page}
+            )
+            reviews, quarantined = [], []
+            for record in records:
+                try:
+                    reviews.append(parse_review(record))
+                except (MalformedRecord, ValueError) as error:
+                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
+                    quarantined.append(Quarantined(stream=REVIEWS, record_id=record_id, reason=str(error)[:500]))
+            yield ReviewPage(reviews=reviews, quarantined=quarantined)
+            if len(records) < 100:
+                return
+            page += 1
+
+    def products(self, ids: Sequence[int]) -> list[Product]:
+        found: list[Product] = []
+        for start in range(0, len(ids), 100):
+            chunk = list(ids[start : start + 100])
+            for record in self._list("/products", {"include": ",".join(map(str, chunk)), "per_page": 100}):
+                if isinstance(record, dict) and isinstance(record.get("id"), int):
+                    found.append(
+                        Product(id=record["id"], name=str(record.get("name") or f"#{record['id']}")[:200],
+                                permalink=record.get("permalink") or None)
+                    )
+        return found
 
     def close(self) -> None:
         self.client.close()

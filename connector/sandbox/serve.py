@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from connector.sandbox.forum import DiscourseSandbox
+from connector.sandbox.discourse import DiscourseSandbox
 from connector.sandbox.world import bulk_orders, seed_shop
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.shop import WooCommerceSandbox

@@ -187,9 +187,16 @@ class WooCommerceSandbox:
                                        "verified": verified, "status": status, "created": stamp}
             return review_id
 
-    def edit_review(self, review_id: int, text: str) -> None:
+    def edit_review(self, review_id: int, text: str | None = None, status: str | None = None,
+                    rating: int | None = None) -> None:
         with self._lock:
-            self.reviews[review_id]["review"] = text
+            review = self.reviews[review_id]
+            if text is not None:
+                review["review"] = text
+            if status is not None:
+                review["status"] = status
+            if rating is not None:
+                review["rating"] = rating
 
     def delete_review(self, review_id: int) -> None:
         with self._lock:
@@ -477,8 +484,11 @@ class WooCommerceSandbox:
         if isinstance(paging, Response):
             return paging
         page, per_page, offset = paging
+        include = {int(i) for i in request.query_params.get("include", "").split(",") if i.strip().isdigit()}
         with self._lock:
             products = sorted(self.products.values(), key=lambda p: p["id"])
+            if include:
+                products = [p for p in products if p["id"] in include]
             return self._list_response(request, [dict(p) for p in products[offset : offset + per_page]], len(products),
                                        page, per_page)
 

@@ -132,3 +132,82 @@ class RemoteObjectRow(SQLModel, table=True):
     kind: str = Field(primary_key=True, max_length=16)
     name: str = Field(primary_key=True, max_length=255)
     remote_id: str = Field(max_length=64)
+
+
+class ProductRow(SQLModel, table=True):
+    __tablename__ = "products"
+    id: int = Field(primary_key=True)
+    name: str = Field(max_length=255)
+    permalink: Optional[str] = Field(default=None, max_length=1000)
+
+
+class ReviewRow(SQLModel, table=True):
+    """A shop review (member text, untrusted). ``dirty`` = re-plan its posts; ``approved`` = released from hold."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_dirty", "dirty"),)
+    id: str = Field(primary_key=True, max_length=64)
+    product_id: int
+    email: Optional[str] = Field(default=None, max_length=320)
+    reviewer: str = Field(max_length=100)
+    rating: int
+    text: str
+    status: str = Field(max_length=16)
+    #: False once a full read of the shop no longer lists it (deleted in the shop).
+    present: bool = True
+    approved: bool = False
+    dirty: bool = True
+    created_at: datetime
+
+
+class TopicRow(SQLModel, table=True):
+    """The forum topic that holds a product's reviews, found again by its ``external_id``."""
+
+    __tablename__ = "topics"
+    community: str = Field(primary_key=True, max_length=40)
+    product_id: int = Field(primary_key=True)
+    external_id: str = Field(max_length=50)
+    topic_id: str = Field(max_length=64)
+
+
+class PostRow(SQLModel, table=True):
+    """A review's post on a community: its id (posts have no external id), what was written, the version after."""
+
+    __tablename__ = "posts"
+    community: str = Field(primary_key=True, max_length=40)
+    review_id: str = Field(primary_key=True, max_length=64)
+    topic_id: Optional[str] = Field(default=None, max_length=64)
+    post_id: Optional[str] = Field(default=None, max_length=64)
+    #: sha256 of the raw text the connector last wrote; ``posted`` or ``deleted``.
+    content_hash: Optional[str] = Field(default=None, max_length=64)
+    remote_version: Optional[int] = None
+    state: str = Field(max_length=16)
+    updated_at: datetime
+
+
+class ConflictRow(SQLModel, table=True):
+    """Somebody changed on the community what the connector wrote; an admin decides (keep shop or keep forum)."""
+
+    __tablename__ = "conflicts"
+    __table_args__ = (Index("ix_conflicts_open", "status"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    community: str = Field(max_length=40)
+    kind: str = Field(max_length=16)
+    target: str = Field(max_length=255)
+    reason: str
+    #: ``open``, ``kept-shop`` or ``kept-forum``.
+    status: str = Field(default="open", max_length=16)
+    created_at: datetime
+    resolved_at: Optional[datetime] = None
+
+
+class PointEventRow(SQLModel, table=True):
+    """One award or reversal of points, keyed deterministically (``order:<id>``, ``review:<id>``, ``…:reversal``)."""
+
+    __tablename__ = "point_events"
+    __table_args__ = (Index("ix_point_events_customer", "customer_key"),)
+    key: str = Field(primary_key=True, max_length=128)
+    customer_key: str = Field(max_length=320)
+    points: int
+    reason: str = Field(max_length=255)
+    created_at: datetime

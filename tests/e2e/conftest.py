@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.sandbox.forum import DiscourseSandbox
+from connector.sandbox.discourse import DiscourseSandbox
 from connector.sandbox.server import SandboxServer
 from connector.sandbox.shop import WooCommerceSandbox
 
