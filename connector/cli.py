@@ -17,6 +17,7 @@ from connector import __version__
 from connector.config import Config, ConfigError, load_config
 from connector.logs import configure, mask_email
 from connector.state.db import open_engine
+from connector.state.reviews import ReviewStore
 from connector.state.store import StateStore
 from connector.sync import Connector, PassReport, describe_customer
 
@@ -28,6 +29,12 @@ app = typer.Typer(
 )
 outbox_app = typer.Typer(help="Inspect and retry outbox actions.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
+conflicts_app = typer.Typer(help="Posts a moderator changed on the forum: list them and decide.", invoke_without_command=True)
+app.add_typer(conflicts_app, name="conflicts")
+reviews_app = typer.Typer(help="Reviews held for approval ([reviews] hold = true).", no_args_is_help=True)
+app.add_typer(reviews_app, name="reviews")
+points_app = typer.Typer(help="Points earned in the shop.", no_args_is_help=True)
+app.add_typer(points_app, name="points")
 
 console = Console()
 errors = Console(stderr=True)
@@ -202,6 +209,7 @@ def status_data(store: StateStore) -> dict[str, object]:
             for row in problems
         ],
         "totals": store.totals(),
+        "open_conflicts": len(ReviewStore(store.engine).conflicts()),
     }
 
 
@@ -232,6 +240,7 @@ def _print_status(data: dict) -> None:  # type: ignore[type-arg]
     totals = data["totals"]
     table.add_row("orders (paid)", f"{totals['orders']} ({totals['paid_orders']})")
     table.add_row("grants in effect", str(totals["granted"]))
+    table.add_row("open conflicts", str(data["open_conflicts"]))
     console.print(table)
     if data["quarantined"]["records"]:
         q = Table(title="Quarantined shop records")
@@ -256,6 +265,89 @@ def outbox_retry(ids: Optional[list[int]] = typer.Argument(None, help="Action id
     count = store.retry_dead(ids or None)
     store.engine.dispose()
     console.print(f"{count} dead action(s) queued again.")
+
+
+@conflicts_app.callback()
+def conflicts_list(ctx: typer.Context) -> None:
+    """List open conflicts (what changed on the forum, and why the connector stopped)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    store = _store()
+    rows = ReviewStore(store.engine).conflicts()
+    store.engine.dispose()
+    if not rows:
+        console.print("No open conflicts.")
+        return
+    table = Table(title="Open conflicts")
+    for column in ("id", "community", "what", "reason", "since"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row.id), row.community, f"{row.kind} #{row.target}", row.reason, row.created_at.isoformat()[:19])
+    console.print(table)
+    console.print("Resolve with: cardbridge conflicts resolve ID --keep shop|forum")
+
+
+@conflicts_app.command("resolve")
+def conflicts_resolve(
+    conflict_id: int = typer.Argument(..., help="Conflict id (see `cardbridge conflicts`)."),
+    keep: str = typer.Option(..., "--keep", help="shop: put the shop's review back; forum: keep the moderator's version."),
+) -> None:
+    """Decide a conflict. The next pass applies the decision."""
+    if keep not in ("shop", "forum"):
+        raise typer.BadParameter("--keep takes shop or forum")
+    with _connector() as connector:
+        try:
+            message = connector.content.resolve(conflict_id, keep)
+        except KeyError:
+            errors.print(f"No open conflict with id {conflict_id}.")
+            raise typer.Exit(1) from None
+    console.print(message)
+
+
+@reviews_app.command("held")
+def reviews_held() -> None:
+    """Reviews waiting for approval before they are posted."""
+    store = _store()
+    rows = ReviewStore(store.engine).held()
+    store.engine.dispose()
+    table = Table(title=f"{len(rows)} review(s) held")
+    for column in ("id", "product", "rating", "text"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.id, str(row.product_id), str(row.rating), row.text[:80])
+    console.print(table)
+
+
+@reviews_app.command("approve")
+def reviews_approve(review_ids: list[str] = typer.Argument(..., help="Shop review ids.")) -> None:
+    """Release held reviews; the next pass posts them."""
+    store = _store()
+    reviews = ReviewStore(store.engine)
+    missing = [i for i in review_ids if not reviews.approve(i)]
+    store.engine.dispose()
+    if missing:
+        errors.print(f"Unknown review id(s): {', '.join(missing)} (run `cardbridge sync` first?)")
+        raise typer.Exit(1)
+    console.print(f"{len(review_ids)} review(s) approved; they are posted on the next pass.")
+
+
+@points_app.command("show")
+def points_show(customer: str = typer.Argument(..., help="Shop customer id (26 or c:26) or email.")) -> None:
+    """A member's points ledger: every award and reversal, and the total."""
+    store = _store()
+    keys = store.find_customers(customer)
+    rows = ReviewStore(store.engine).point_rows(keys) if keys else []
+    store.engine.dispose()
+    if not keys:
+        errors.print(f"No customer matches {customer!r}.")
+        raise typer.Exit(1)
+    table = Table(title=f"Points of {', '.join(describe_customer(k, None) for k in keys)}")
+    for column in ("event", "points", "why", "when"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.key, f"{row.points:+d}", row.reason, row.created_at.isoformat()[:19])
+    console.print(table)
+    console.print(f"Total: {sum(r.points for r in rows)}")
 
 
 @app.command()

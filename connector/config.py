@@ -108,6 +108,78 @@ class Rule(_Strict):
         return value
 
 
+class ReviewTarget(_Strict):
+    """Where a community shows reviews. Discourse: a category (created if missing)."""
+
+    category: str = "Reviews"
+    category_color: str = "2E7D32"
+    category_text_color: str = "FFFFFF"
+
+
+class ReviewsConfig(_Strict):
+    """``[reviews]``: moderation keys, plus one entry per community that shows reviews (``forum = {…}``)."""
+
+    #: Reviews rated below this are not posted.
+    min_rating: Annotated[int, Field(ge=0, le=5)] = 0
+    #: Reviews containing any of these words (case-insensitive) are not posted.
+    blocklist: list[str] = []
+    #: Queue every review until an admin runs ``cardbridge reviews approve ID``.
+    hold: bool = False
+    #: Prefix of topic external ids: ``<prefix>-product-<id>`` (``[\w-]``, the whole id at most 50 characters).
+    topic_prefix: str = "shop"
+    communities: dict[str, ReviewTarget] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = {"min_rating", "blocklist", "hold", "topic_prefix", "communities"}
+            rest = {k: v for k, v in data.items() if k not in known}
+            data = {k: v for k, v in data.items() if k in known}
+            data["communities"] = {**data.get("communities", {}), **rest}
+        return data
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w-]{1,20}", value):
+            raise ValueError("use at most 20 letters, digits, '_' or '-' (Discourse external ids are [\\w-])")
+        return value
+
+
+class PointsTarget(_Strict):
+    """How a community holds points. Discourse: the gamification plugin's score events, or a user field."""
+
+    mode: Literal["gamification", "user_field"] = "gamification"
+    user_field_id: int | None = None
+
+    @model_validator(mode="after")
+    def _field(self) -> "PointsTarget":
+        if self.mode == "user_field" and self.user_field_id is None:
+            raise ValueError("mode = \"user_field\" needs user_field_id (Admin > Customize > User fields)")
+        return self
+
+
+class PointsConfig(_Strict):
+    """``[points]``: how many points a paid order and a published review earn; one entry per community."""
+
+    per_order: Annotated[int, Field(ge=0)] = 0
+    #: Points per whole currency unit of the order total (fractions are rounded down).
+    per_currency_unit: Annotated[float, Field(ge=0)] = 0.0
+    per_review: Annotated[int, Field(ge=0)] = 0
+    communities: dict[str, PointsTarget] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = {"per_order", "per_currency_unit", "per_review", "communities"}
+            rest = {k: v for k, v in data.items() if k not in known}
+            data = {k: v for k, v in data.items() if k in known}
+            data["communities"] = {**data.get("communities", {}), **rest}
+        return data
+
+
 class DeliveryConfig(_Strict):
     #: Attempts per outbox action before it is parked as dead (listed by ``status``, never dropped).
     max_attempts: Annotated[int, Field(ge=1)] = 5
@@ -121,6 +193,8 @@ class Config(_Strict):
     communities: dict[str, CommunityConfig]
     rules: list[Rule] = []
     delivery: DeliveryConfig = DeliveryConfig()
+    reviews: ReviewsConfig | None = None
+    points: PointsConfig | None = None
     #: Folder of the config file; relative sqlite paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -141,6 +215,14 @@ class Config(_Strict):
                 if community not in self.communities:
                     raise _KeyedError(
                         f"rules.{index}.grant.{community}",
+                        f"no community named {community!r} (known: {', '.join(sorted(self.communities))})",
+                    )
+        for section in ("reviews", "points"):
+            block = getattr(self, section)
+            for community in (block.communities if block else {}):
+                if community not in self.communities:
+                    raise _KeyedError(
+                        f"{section}.{community}",
                         f"no community named {community!r} (known: {', '.join(sorted(self.communities))})",
                     )
         names = [rule.name for rule in self.rules]

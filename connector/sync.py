@@ -18,7 +18,8 @@ from connector.config import Config
 from connector.http import RemoteError
 from connector.logs import log, mask_email
 from connector.state.db import open_engine
-from connector.state.store import CHUNK, NewAction, StateStore
+from connector.content import ContentStage
+from connector.state.store import CHUNK, GRANT_KINDS, NewAction, StateStore
 
 #: Rows claimed per round: one full Discourse group call (``ADD_MEMBERS_LIMIT``).
 GROUP_BATCH = 1000
@@ -62,6 +63,8 @@ class PassReport:
     recovered: int = 0
     matched: int = 0
     unmatched: int = 0
+    reviews_changed: int = 0
+    conflicts: int = 0
     errors: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     plan: list[PlannedAction] = field(default_factory=list)
@@ -86,6 +89,7 @@ class Connector:
         self.store = store or StateStore(open_engine(config.state_url))
         self.shop = shop or load(SHOPS, config.shop.kind, "shop.kind")(config.shop)
         self.communities = communities if communities is not None else self._communities()
+        self.content = ContentStage(self)
 
     def _communities(self) -> dict[str, CommunityAdapter]:
         found: dict[str, CommunityAdapter] = {}
@@ -116,9 +120,13 @@ class Connector:
         before = {name: community.stats() for name, community in self.communities.items()}
         try:
             self.pull(report, full=full, since=since, progress=progress)
+            self.content.pull(report)
         except (RemoteError, httpx.HTTPError) as error:
             report.errors.append(f"shop: {error}")
             log.error("pull failed", error=str(error))
+        reviewers = self.content.plan_reviews(report, everyone=full, dry_run=dry_run)
+        if reviewers and self.config.points and not dry_run:
+            self.store.mark_dirty(reviewers)  # a review published or withdrawn changes its author's points
         self.plan(report, everyone=full, dry_run=dry_run, progress=progress)
         self.resolve_identities(report)
         self.plan(report, everyone=False, dry_run=dry_run, progress=progress)
@@ -197,6 +205,9 @@ class Connector:
                         new.append(NewAction(name, customer.key, key, op, who))
                         if dry_run:  # only a dry run prints the plan; a real pass keeps no list of it
                             report.plan.append(PlannedAction(name, customer.key, customer.email, key.kind, key.target, op))
+                points, waiting = self.content.plan_points(customer.key, customer.identities, dry_run)
+                new.extend(points)
+                need_identity.extend(waiting)
             report.customers_planned += len(chunk)
             report.actions_planned += len(new)
             if not dry_run:
@@ -261,6 +272,7 @@ class Connector:
                 remote_ref=self.store.ledger_ref(row.community, row.customer_key, row.kind, row.target)
                 if row.op == "revoke"
                 else None,
+                payload=self.content.payload(row) if row.kind not in GRANT_KINDS else {},
             )
             for row in rows
         ]
@@ -273,6 +285,7 @@ class Connector:
             raise
         succeeded = [row for row in rows if outcomes.get(row.id or 0) and outcomes[row.id or 0].ok]
         self.store.complete(succeeded, {row.id or 0: outcomes[row.id or 0].ref for row in succeeded})
+        self.content.record(succeeded, outcomes, report)
         report.delivered += len(succeeded)
         for row in rows:
             outcome = outcomes.get(row.id or 0)
@@ -297,6 +310,7 @@ class Connector:
             outcome = community.verify(action)
             if outcome is not None and outcome.ok:
                 self.store.complete([row], {row.id or 0: outcome.ref})
+                self.content.record([row], {row.id or 0: outcome}, report)
                 report.recovered += 1
                 log.info("interrupted action found applied", community=name, op=row.op, kind=row.kind, target=row.target)
             else:

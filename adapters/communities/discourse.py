@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -151,6 +152,8 @@ class DiscourseCommunity:
                 groups[(action.target, action.op)].append(action)
             elif action.kind == "badge":
                 outcomes.append(self._badge(action))
+            elif action.kind in ("review", "points", "points_total"):
+                outcomes.append(self._content(action))
             else:
                 outcomes.append(Outcome(action.id, False, error=f"unknown action kind {action.kind!r}"))
         for (group, op), members in groups.items():
@@ -199,8 +202,108 @@ class DiscourseCommunity:
         except httpx.HTTPError as error:
             return [Outcome(a.id, False, error=f"{type(error).__name__}: {error}") for a in actions]
 
+    # ---- reviews and points --------------------------------------------------------------------------------------
+
+    def _content(self, action: Action) -> Outcome:
+        try:
+            if action.payload.get("skip"):
+                return Outcome(action.id, True, data={"skipped": True})
+            if action.kind == "review":
+                return {"create": self._create_review, "edit": self._edit_review, "delete": self._delete_review}[
+                    action.op
+                ](action)
+            if action.kind == "points":
+                p = action.payload
+                event_id = self.client.add_score_event(int(p["user_id"]), p["date"], int(p["points"]), p["description"])
+                return Outcome(action.id, True, ref=str(event_id))
+            p = action.payload
+            self.client.set_user_field(action.username, int(p["field_id"]), str(p["total"]))
+            return Outcome(action.id, True, ref=str(p["total"]))
+        except RemoteError as error:
+            if _stops_everything(error):
+                raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
+            return Outcome(action.id, False, error=str(error))
+        except httpx.HTTPError as error:
+            return Outcome(action.id, False, error=f"{type(error).__name__}: {error}")
+
+    def category_id(self, name: str, color: str, text_color: str) -> int:
+        cached = self.cache.get("category", name)
+        if cached:
+            return int(cached)
+        category_id = self.client.category_id(name) or self.client.create_category(name, color, text_color)
+        self.cache.set("category", name, str(category_id))
+        return category_id
+
+    def _topic_id(self, p: Any) -> int:
+        if p.get("topic_id"):
+            return int(p["topic_id"])
+        found = self.client.topic_by_external_id(p["external_id"])
+        if found is not None:
+            return int(found["id"])
+        category = self.category_id(p["category"], p["category_color"], p["category_text_color"])
+        created = self.client.create_topic(p["topic_title"], p["topic_intro"], category, p["external_id"])
+        return int(created["topic_id"])
+
+    def _create_review(self, action: Action) -> Outcome:
+        p = action.payload
+        topic_id = self._topic_id(p)
+        post = self.client.create_post(topic_id, p["raw"])
+        return Outcome(action.id, True, ref=str(post["id"]), data={
+            "topic_id": str(topic_id), "post_id": str(post["id"]), "version": int(post.get("version") or 1),
+            "content_hash": p["hash"], "state": "posted"})
+
+    def _edit_review(self, action: Action) -> Outcome:
+        p = action.payload
+        current = self.client.post(int(p["post_id"]))
+        changed_by = _changed_by_someone(current, p)
+        if changed_by:
+            return Outcome(action.id, True, conflict=changed_by)
+        post = self.client.edit_post(int(p["post_id"]), p["raw"], "Updated in the shop")
+        return Outcome(action.id, True, ref=str(post["id"]), data={
+            "version": int(post.get("version") or 0), "content_hash": p["hash"], "state": "posted"})
+
+    def _delete_review(self, action: Action) -> Outcome:
+        p = action.payload
+        try:
+            self.client.delete_post(int(p["post_id"]))
+        except RemoteError as error:
+            if error.status not in (403, 404):  # already deleted (a moderator did it): the goal holds
+                raise
+        return Outcome(action.id, True, data={"state": "deleted"})
+
+    def _verify_content(self, action: Action) -> Outcome | None:
+        p = action.payload
+        if action.kind == "review" and action.op == "create":
+            found = self.client.topic_by_external_id(p["external_id"])
+            if found is None:
+                return None
+            for post_id in reversed(found.get("post_stream", {}).get("stream", [])[-20:]):
+                post = self.client.post(int(post_id))
+                if post and post.get("username") == self.config.api_username and p["marker"] in (post.get("raw") or ""):
+                    return Outcome(action.id, True, ref=str(post_id), data={
+                        "topic_id": str(found["id"]), "post_id": str(post_id), "version": int(post.get("version") or 1),
+                        "content_hash": p["hash"], "state": "posted"})
+            return None
+        if action.kind == "review":
+            post = self.client.post(int(p["post_id"]))
+            if action.op == "delete" and (post is None or post.get("deleted_at")):
+                return Outcome(action.id, True, data={"state": "deleted"})
+            if action.op == "edit" and post and _hash(post.get("raw") or "") == p["hash"]:
+                return Outcome(action.id, True, data={"version": int(post.get("version") or 0),
+                                                      "content_hash": p["hash"], "state": "posted"})
+            return None
+        if action.kind == "points":
+            tag = p["description"]
+            for event in self.client.score_events(int(p["user_id"])):
+                if event.get("description") == tag:
+                    return Outcome(action.id, True, ref=str(event["id"]))
+            return None
+        return None  # points_total: setting a field twice is harmless
+
     def verify(self, action: Action) -> Outcome | None:
         """Read the forum to see whether an action interrupted by a crash took effect."""
+        if action.kind in ("review", "points", "points_total"):
+            return self._verify_content(action)
         if action.kind == "badge":
             ref = self.client.user_badge_id(action.username, self.badge_id(action.target))
             if action.op == "grant" and ref is not None:
@@ -219,6 +322,20 @@ class DiscourseCommunity:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def _changed_by_someone(post: dict[str, Any] | None, payload: Any) -> str | None:
+    """Why the forum's copy is no longer what the connector wrote (a moderator edited or deleted it), or None."""
+    if post is None or post.get("deleted_at"):
+        return "the post was deleted on the forum"
+    if _hash(post.get("raw") or "") != payload.get("post_hash"):
+        editor = post.get("last_editor_username") or "someone"
+        return f"the post was edited on the forum by {editor} (version {post.get('version')})"
+    return None
 
 
 def _titled(group: str) -> str:

@@ -192,6 +192,77 @@ class DiscourseClient:
         )
         return any(m.get("username", "").lower() == username.lower() for m in response.json().get("members", []))
 
+    # ---- categories, topics, posts --------------------------------------------------------------------------------
+
+    def category_id(self, name: str) -> int | None:
+        categories = self.http.request("GET", "/categories.json").json().get("category_list", {}).get("categories", [])
+        return next((int(c["id"]) for c in categories if str(c.get("name", "")).lower() == name.lower()), None)
+
+    def create_category(self, name: str, color: str, text_color: str) -> int:
+        response = self.http.request("POST", "/categories.json", json={"name": name, "color": color, "text_color": text_color})
+        return int(response.json()["category"]["id"])
+
+    def topic_by_external_id(self, external_id: str) -> dict[str, Any] | None:
+        """``GET /t/external_id/{id}.json`` answers 301 to the topic; follow it keeping ``.json``."""
+        try:
+            response = self.http.request("GET", f"/t/external_id/{external_id}.json", ok=(200, 301, 302))
+        except RemoteError as error:
+            if error.status == 404:
+                return None
+            raise
+        if response.status_code in (301, 302):
+            location = response.headers["location"]
+            path = httpx.URL(location).path
+            if not path.endswith(".json"):
+                path += ".json"
+            response = self.http.request("GET", path)
+        return dict(response.json())
+
+    def topic(self, topic_id: int) -> dict[str, Any]:
+        return dict(self.http.request("GET", f"/t/{topic_id}.json").json())
+
+    def create_topic(self, title: str, raw: str, category_id: int, external_id: str) -> dict[str, Any]:
+        """A new topic with its first post; answers the post (``topic_id`` is the new topic)."""
+        response = self.http.request(
+            "POST", "/posts.json", json={"title": title, "raw": raw, "category": category_id, "external_id": external_id}
+        )
+        return dict(response.json())
+
+    def create_post(self, topic_id: int, raw: str) -> dict[str, Any]:
+        return dict(self.http.request("POST", "/posts.json", json={"topic_id": topic_id, "raw": raw}).json())
+
+    def post(self, post_id: int) -> dict[str, Any] | None:
+        try:
+            return dict(self.http.request("GET", f"/posts/{post_id}.json").json())
+        except RemoteError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def edit_post(self, post_id: int, raw: str, reason: str) -> dict[str, Any]:
+        response = self.http.request("PUT", f"/posts/{post_id}.json", json={"post": {"raw": raw, "edit_reason": reason}})
+        return dict(response.json()["post"])
+
+    def delete_post(self, post_id: int) -> None:
+        self.http.request("DELETE", f"/posts/{post_id}.json")
+
+    # ---- points --------------------------------------------------------------------------------------------------
+
+    def score_events(self, user_id: int) -> list[dict[str, Any]]:
+        response = self.http.request("GET", "/admin/plugins/gamification/score_events.json", params={"user_id": user_id})
+        return list(response.json().get("events", []))
+
+    def add_score_event(self, user_id: int, date: str, points: int, description: str) -> int:
+        response = self.http.request(
+            "POST",
+            "/admin/plugins/gamification/score_events.json",
+            json={"user_id": user_id, "date": date, "points": points, "description": description},
+        )
+        return int(response.json()["id"])
+
+    def set_user_field(self, username: str, field_id: int, value: str) -> None:
+        self.http.request("PUT", f"/u/{username}.json", json={"user_fields": {str(field_id): value}})
+
     def close(self) -> None:
         self.http.close()
 

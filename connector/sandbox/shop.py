@@ -14,6 +14,7 @@ and rendered per request, with a sorted (modified, id) index, so 100,000 orders 
 from __future__ import annotations
 
 import base64
+import html
 import bisect
 import hashlib
 import random
@@ -270,7 +271,8 @@ class WooCommerceSandbox:
         local, gmt = self._dates(r["created"])
         return {"id": r["id"], "date_created": local, "date_created_gmt": gmt, "product_id": r["product_id"],
                 "status": r["status"], "reviewer": r["reviewer"], "reviewer_email": r["reviewer_email"],
-                "review": f"<p>{r['review']}</p>\n", "rating": r["rating"], "verified": r["verified"],
+                # WordPress stores comment text sanitised: what the member typed comes back as escaped HTML.
+                "review": f"<p>{html.escape(r['review'])}</p>\n", "rating": r["rating"], "verified": r["verified"],
                 "reviewer_avatar_urls": {"24": "https://secure.gravatar.com/avatar/?s=24"}}
 
     # ---- HTTP ----------------------------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ cursors_t = Cursor.__table__  # type: ignore[attr-defined]
 
 #: Keep IN (...) lists well under every database's parameter limit.
 CHUNK = 500
+#: Outbox kinds that are grants (held in the ledger and diffed by the planner); reviews and points are not.
+GRANT_KINDS = ("badge", "group", "role")
 
 
 def this_process() -> str:
@@ -369,7 +371,13 @@ class StateStore:
                 ledger[row.customer_key][row.community][GrantKey(row.kind, row.target)] = row
             actions: dict[str, dict[str, list[OpenAction]]] = defaultdict(lambda: defaultdict(list))
             for row in conn.execute(
-                select(outbox_t).where(and_(outbox_t.c.customer_key.in_(keys), outbox_t.c.status.in_(OPEN_STATUSES)))
+                select(outbox_t).where(
+                    and_(
+                        outbox_t.c.customer_key.in_(keys),
+                        outbox_t.c.status.in_(OPEN_STATUSES),
+                        outbox_t.c.kind.in_(GRANT_KINDS),
+                    )
+                )
             ):
                 actions[row.customer_key][row.community].append(
                     OpenAction(id=row.id, key=GrantKey(row.kind, row.target), op=row.op, status=row.status)
@@ -542,6 +550,8 @@ class StateStore:
                     .where(outbox_t.c.id == row.id)
                     .values(status="done", last_error=None, attempts=row.attempts + 1, updated_at=now)
                 )
+                if row.kind not in GRANT_KINDS:
+                    continue
                 where = and_(
                     ledger_t.c.community == row.community,
                     ledger_t.c.customer_key == row.customer_key,
@@ -586,6 +596,42 @@ class StateStore:
                     )
                 )
         return died
+
+    def open_actions(self, community: str, customer_key: str, kind: str, target: str) -> list[int]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(outbox_t.c.id).where(and_(
+                outbox_t.c.community == community, outbox_t.c.customer_key == customer_key,
+                outbox_t.c.kind == kind, outbox_t.c.target == target, outbox_t.c.status.in_(OPEN_STATUSES)))).scalars())
+
+    def action_targets(self, community: str, customer_key: str, kind: str) -> set[str]:
+        """Targets that already have an action (in any state but superseded) for this customer and kind."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(outbox_t.c.target).where(and_(
+                outbox_t.c.community == community, outbox_t.c.customer_key == customer_key,
+                outbox_t.c.kind == kind, outbox_t.c.status != "superseded"))).scalars())
+
+    def customer_email(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(customers_t.c.email).where(customers_t.c.key == key)).scalar_one_or_none()
+
+    def identity(self, community: str, customer_key: str) -> IdentityRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(identities_t).where(and_(
+                identities_t.c.community == community, identities_t.c.customer_key == customer_key))).first()
+        return IdentityRow.model_validate(dict(row._mapping)) if row else None
+
+    def mark_dirty(self, keys: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(set(keys))):
+                conn.execute(update(customers_t).where(customers_t.c.key.in_(chunk)).values(dirty=True))
+
+    def find_customers(self, text: str) -> list[str]:
+        """Customer keys for a shop id (``26`` or ``c:26``), a key, or an email."""
+        candidates = {text, f"c:{text}", f"e:{text.strip().lower()}"}
+        with self.engine.connect() as conn:
+            keys = set(conn.execute(select(customers_t.c.key).where(customers_t.c.key.in_(list(candidates)))).scalars())
+            keys |= set(conn.execute(select(customers_t.c.key).where(customers_t.c.email == text.strip().lower())).scalars())
+        return sorted(keys)
 
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
         with self.engine.connect() as conn:

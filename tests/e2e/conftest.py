@@ -74,7 +74,9 @@ class World:
         self.config_path = tmp_path / "cardbridge.toml"
         self.write_config()
 
-    def write_config(self, *, rpm: int = 6000, page_size: int = 100, bulk: int = 20, max_attempts: int = 3) -> None:
+    def write_config(
+        self, *, rpm: int = 6000, page_size: int = 100, bulk: int = 20, max_attempts: int = 3, extra: str = ""
+    ) -> None:
         self.config_path.write_text(
             CONFIG.format(
                 shop_url=self.shop_server.url,
@@ -83,7 +85,8 @@ class World:
                 page_size=page_size,
                 bulk=bulk,
                 max_attempts=max_attempts,
-            ),
+            )
+            + extra,
             encoding="utf-8",
         )
 
@@ -94,6 +97,7 @@ class World:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CARDBRIDGE_")}
         env.update(ENV)
+        env["COLUMNS"] = "200"  # rich tables wrap at the terminal width; keep rows on one line for assertions
         env.update(extra)
         return env
 

@@ -1,0 +1,260 @@
+"""The review and points stages of a pass: pull reviews, plan posts and point events, build payloads, record results.
+
+The shop owns reviews and points; the forum owns what moderators do. A post a moderator changed is never overwritten:
+the planner meets it as a conflict, which an admin resolves (``cardbridge conflicts resolve ID --keep shop|forum``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+from adapters.base import Outcome, ReviewSource
+from connector.logs import log
+from connector.state.reviews import ReviewContext, ReviewStore
+from connector.state.store import CHUNK, NewAction
+from connector.state.tables import OutboxRow
+from mappings.grants import GrantKey
+from mappings.points import due_events
+from mappings.reviews import (
+    ReviewView,
+    content_hash,
+    marker,
+    passes_moderation,
+    render_post,
+    review_op,
+    topic_external_id,
+    topic_intro,
+    topic_title,
+)
+
+if TYPE_CHECKING:
+    from connector.sync import Connector, PassReport
+
+#: Review and points actions are not a customer's grants; their outbox rows use this owner.
+SHOP = "shop"
+
+
+class ContentStage:
+    def __init__(self, connector: "Connector") -> None:
+        self.connector = connector
+        self.config = connector.config
+        self.reviews = ReviewStore(connector.store.engine)
+
+    @property
+    def wants_reviews(self) -> bool:
+        points = self.config.points
+        return bool(self.config.reviews) or bool(points and points.per_review)
+
+    # ---- pull ----------------------------------------------------------------------------------------------------
+
+    def pull(self, report: "PassReport") -> None:
+        shop = self.connector.shop
+        if not self.wants_reviews:
+            return
+        if not isinstance(shop, ReviewSource):
+            log.warning("shop has no reviews", kind=getattr(shop, "kind", "?"))
+            return
+        seen: set[str] = set()
+        for page in shop.review_pages():
+            report.reviews_changed += self.reviews.save_reviews(page.reviews, page.quarantined)
+            seen.update(r.id for r in page.reviews)
+            report.quarantined += len(page.quarantined)
+        report.reviews_changed += self.reviews.mark_missing_reviews(seen)
+        missing = self.reviews.products_missing()
+        if missing:
+            self.reviews.save_products(shop.products(missing))
+
+    # ---- plan ----------------------------------------------------------------------------------------------------
+
+    def visible(self, ctx: ReviewContext) -> bool:
+        review, config = ctx.review, self.config.reviews
+        if not review.present or review.status != "approved":
+            return False
+        if config is None:
+            return True
+        if passes_moderation(review.rating, review.text, config) is not None:
+            return False
+        return review.approved or not config.hold
+
+    def view(self, ctx: ReviewContext, community: str) -> ReviewView:
+        product = ctx.product.name if ctx.product else f"Product #{ctx.review.product_id}"
+        return ReviewView(ctx.review.id, product, ctx.review.rating, ctx.review.text, ctx.verified,
+                          ctx.usernames.get(community))
+
+    def plan_reviews(self, report: "PassReport", everyone: bool, dry_run: bool) -> list[str]:
+        """Plan posts for changed reviews; returns the reviewers' customer keys (their points may change)."""
+        if not self.wants_reviews:
+            return []
+        targets = self.config.reviews.communities if self.config.reviews else {}
+        customers: list[str] = []
+        ids = self.reviews.dirty_review_ids(everyone)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            new: list[NewAction] = []
+            busy: list[str] = []
+            for ctx in self.reviews.contexts(chunk):
+                if ctx.customer_key:
+                    customers.append(ctx.customer_key)
+                visible = self.visible(ctx)
+                for community in targets:
+                    if community in ctx.open_conflicts or community not in self.connector.communities:
+                        continue
+                    if self.connector.store.open_actions(community, SHOP, "review", ctx.review.id):
+                        busy.append(ctx.review.id)  # plan again once the action in flight settles
+                        continue
+                    post = ctx.posts.get(community)
+                    desired = content_hash(render_post(self.view(ctx, community))) if visible else None
+                    op = review_op(visible, desired, post.state if post else None, post.content_hash if post else None)
+                    if op is not None:
+                        new.append(NewAction(community, SHOP, GrantKey("review", ctx.review.id), op, None))
+            report.actions_planned += len(new)
+            if not dry_run:
+                self.connector.store.apply_plan([], new, [], [])
+                self.reviews.clean([i for i in chunk if i not in set(busy)])
+        return customers
+
+    def plan_points(self, customer_key: str, identities: dict[str, Any], dry_run: bool) -> tuple[list[NewAction], list[tuple[str, str]]]:
+        """New point events for one customer, and the outbox actions that carry them to each community."""
+        points = self.config.points
+        if points is None:
+            return [], []
+        recorded = self.reviews.point_events(customer_key)
+        email_reviews = []
+        if customer_key.startswith("e:"):
+            email_reviews = self.reviews.reviews_by_email([customer_key[2:]]).get(customer_key[2:], [])
+        else:
+            email = self.connector.store.customer_email(customer_key)
+            email_reviews = self.reviews.reviews_by_email([email]).get(email, []) if email else []
+        published = []
+        for review in email_reviews:
+            ctx = ReviewContext(review, None, False, customer_key, {}, {}, set())
+            published.append((review.id, self.visible(ctx)))
+        due = due_events(self.reviews.customer_orders(customer_key), published, recorded, points)
+        if due and not dry_run:
+            self.reviews.add_point_events(customer_key, [(e.key, e.points, e.reason) for e in due])
+        events = {**recorded, **{e.key: e.points for e in due}}
+        new: list[NewAction] = []
+        need_identity: list[tuple[str, str]] = []
+        for community, target in points.communities.items():
+            if community not in self.connector.communities or not events:
+                continue
+            identity = identities.get(community)
+            if identity is None or identity.status != "matched":
+                need_identity.append((community, customer_key))
+                continue
+            if target.mode == "gamification":
+                sent = self.connector.store.action_targets(community, customer_key, "points")
+                for key in sorted(events):
+                    if key not in sent:
+                        new.append(NewAction(community, customer_key, GrantKey("points", key), "award",
+                                             identity.remote_username))
+            elif due or not self.connector.store.action_targets(community, customer_key, "points_total"):
+                new.append(NewAction(community, customer_key, GrantKey("points_total", customer_key), "set",
+                                     identity.remote_username))
+        return new, need_identity
+
+    # ---- deliver -------------------------------------------------------------------------------------------------
+
+    def payload(self, row: OutboxRow) -> dict[str, Any]:
+        """What a review or points action writes, built from the state store as it is now (reconcile, not replay)."""
+        community = row.community
+        if row.kind == "review":
+            [ctx] = self.reviews.contexts([row.target]) or [None]
+            if ctx is None:
+                return {"skip": True}
+            visible = self.visible(ctx)
+            post = self.reviews.post(community, row.target)
+            if (row.op == "delete") == visible:
+                return {"skip": True}  # the shop changed again since this was planned; the next plan decides
+            target = self.config.reviews.communities[community] if self.config.reviews else None
+            raw = render_post(self.view(ctx, community)) if visible else ""
+            product_name = ctx.product.name if ctx.product else f"Product #{ctx.review.product_id}"
+            topic = self.reviews.topic(community, ctx.review.product_id)
+            prefix = self.config.reviews.topic_prefix if self.config.reviews else "shop"
+            return {
+                "raw": raw,
+                "hash": content_hash(raw) if raw else None,
+                "marker": marker(ctx.review.id),
+                "post_id": post.post_id if post else None,
+                "post_hash": post.content_hash if post else None,
+                "topic_id": topic.topic_id if topic else None,
+                "external_id": topic_external_id(prefix, ctx.review.product_id),
+                "topic_title": topic_title(product_name),
+                "topic_intro": topic_intro(product_name, ctx.product.permalink if ctx.product else None),
+                "category": target.category if target else "Reviews",
+                "category_color": target.category_color if target else "2E7D32",
+                "category_text_color": target.category_text_color if target else "FFFFFF",
+                "product_id": ctx.review.product_id,
+            }
+        identity = self.connector.store.identity(community, row.customer_key)
+        if row.kind == "points":
+            events = self.reviews.point_events(row.customer_key)
+            return {
+                "user_id": identity.remote_user_id if identity else None,
+                "points": events.get(row.target, 0),
+                "date": datetime.now(timezone.utc).date().isoformat(),
+                # The key in the description is how an interrupted award is found again (score events have no id
+                # of ours and no delete).
+                "description": f"{row.target} [cardbridge]",
+            }
+        target = self.config.points.communities[community] if self.config.points else None
+        return {"total": self.reviews.point_total(row.customer_key), "field_id": target.user_field_id if target else None}
+
+    def record(self, rows: Sequence[OutboxRow], outcomes: dict[int, Outcome], report: "PassReport") -> None:
+        """Remember posts and topics written, and conflicts met."""
+        for row in rows:
+            outcome = outcomes.get(row.id or 0)
+            if row.kind != "review" or outcome is None or not outcome.ok:
+                continue
+            if outcome.conflict:
+                conflict_id = self.reviews.add_conflict(row.community, "review", row.target, outcome.conflict)
+                report.conflicts += 1
+                log.warning("conflict", community=row.community, review=row.target, id=conflict_id, reason=outcome.conflict)
+                continue
+            data = dict(outcome.data)
+            if data.pop("skipped", False):
+                self.reviews.mark_dirty([row.target])
+                continue
+            values: dict[str, Any] = {}
+            if "topic_id" in data:
+                values["topic_id"] = data["topic_id"]
+                [ctx] = self.reviews.contexts([row.target])
+                prefix = self.config.reviews.topic_prefix if self.config.reviews else "shop"
+                self.reviews.set_topic(row.community, ctx.review.product_id,
+                                       topic_external_id(prefix, ctx.review.product_id), data["topic_id"])
+            for key, column in (("post_id", "post_id"), ("version", "remote_version"), ("content_hash", "content_hash"),
+                                ("state", "state")):
+                if key in data:
+                    values[column] = data[key]
+            self.reviews.set_post(row.community, row.target, **values)
+
+    # ---- conflicts -----------------------------------------------------------------------------------------------
+
+    def resolve(self, conflict_id: int, keep: str) -> str:
+        """``keep="shop"``: the shop's text goes back up (a deleted post is posted again); ``"forum"``: the forum's
+        version stays, and the connector touches the post again only when the shop's review changes."""
+        conflict = self.reviews.resolve_conflict(conflict_id, keep)
+        if conflict is None:
+            raise KeyError(conflict_id)
+        community, review_id = conflict.community, conflict.target
+        post = self.reviews.post(community, review_id)
+        client = getattr(self.connector.communities.get(community), "client", None)
+        current = client.post(int(post.post_id)) if post and post.post_id and client else None
+        deleted = current is None or bool(current.get("deleted_at"))
+        if keep == "shop":
+            if deleted:
+                self.reviews.forget_post(community, review_id)
+            else:
+                # Adopt the forum's copy as the base, so the next pass edits it back to the shop's text.
+                self.reviews.set_post(community, review_id, content_hash=content_hash(current.get("raw") or ""),
+                                      remote_version=current.get("version"), state="posted")
+            return f"conflict {conflict_id}: the shop's review will be posted again on the next pass"
+        [ctx] = self.reviews.contexts([review_id])
+        wanted = content_hash(render_post(self.view(ctx, community))) if self.visible(ctx) else None
+        if deleted:
+            self.reviews.set_post(community, review_id, content_hash=wanted, state="forum-deleted")
+        else:
+            self.reviews.set_post(community, review_id, content_hash=wanted, state="forum",
+                                  remote_version=current.get("version"))
+        return f"conflict {conflict_id}: the forum's version stays until the review changes in the shop"
