@@ -6,10 +6,13 @@ what it shows is what an operator gets, before any credential is wired.
 
 from __future__ import annotations
 
+import html
+import re
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -42,6 +45,15 @@ requests_per_minute = 600
 name = "verified-buyer"
 products = "*"
 grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers", group_title = "Verified Buyer" }}
+
+[reviews]
+forum = {{ category = "Reviews" }}
+
+[points]
+per_order = 10
+per_currency_unit = 0.1
+per_review = 5
+forum = {{ mode = "gamification" }}
 """
 
 
@@ -72,6 +84,40 @@ def _member_table(forum: DiscourseSandbox, title: str) -> Table:
             member.get("title") or "—",
             member.get("flair_group") or "—",
         )
+    return table
+
+
+def _reviews_table(forum: DiscourseSandbox) -> Table:
+    table = Table(title="Review topics on the forum (posted by the API user, member text escaped)")
+    for column in ("topic", "review", "verified purchase"):
+        table.add_column(column)
+    for topic in forum.topics():
+        posts = [p for p in forum.posts_of_topic(topic["id"]) if p["post_number"] > 1 and not p.get("deleted_at")]
+        for post in posts:
+            lines = [_as_read(line) for line in post["raw"].splitlines()]
+            quote = next((line[2:] for line in lines if line.startswith("> ")), "")
+            table.add_row(escape(topic["title"]), escape(f"{lines[0]}\n{quote[:70]}"),
+                          "yes" if "Verified purchase" in post["raw"] else "no")
+    return table
+
+
+def _as_read(line: str) -> str:
+    """A line of post markdown roughly as a reader sees it (escapes and entities undone; code spans shown plain)."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", line)).replace("**", "")
+
+
+def _points_table(forum: DiscourseSandbox) -> Table:
+    table = Table(title="Points (gamification score events)")
+    table.add_column("member")
+    table.add_column("events")
+    table.add_column("total")
+    for member in forum.member_view():
+        if member["username"] == "system":
+            continue
+        events = forum.score_events(forum.user(member["username"])["id"])
+        if events:
+            table.add_row(member["username"], " ".join(f"{e['points']:+d}" for e in events),
+                          str(sum(e["points"] for e in events)))
     return table
 
 
@@ -122,6 +168,8 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
                 report = connector.run_pass(full=True, progress=progress)  # type: ignore[arg-type]
             console.print("backfill: " + _report_line(report))
             console.print(_member_table(forum, "What forum members see after the backfill"))
+            console.print(_reviews_table(forum))
+            console.print(_points_table(forum))
 
             refunded = info.refundable_order
             shop.set_status(refunded.order_id, "refunded")
@@ -129,6 +177,7 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             second = connector.run_pass()
             console.print("sync: " + _report_line(second))
             console.print(_member_table(forum, "After the refund"))
+            console.print(_points_table(forum))
 
             forum.reset_log()
             third = connector.run_pass()

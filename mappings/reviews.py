@@ -14,7 +14,7 @@ from typing import Literal, Sequence
 from connector.config import ReviewsConfig
 
 #: CommonMark treats a backslash before any ASCII punctuation as a literal; BBCode's "[" and HTML's "<" included.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>=:\"'$%^&,;?/@])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:$/@])")
 #: Mentions, hashtags and URLs go into code spans: inside one, nothing is linked, mentioned or rendered, in every
 #: markdown renderer, and no invisible character is needed (Discourse strips some of those on save).
 _INERT = re.compile(r"(?i)(?:https?|ftp)://[^\s`]+|www\.[^\s`]+|[@#][^\s`]+")
@@ -23,10 +23,10 @@ ReviewOp = Literal["create", "edit", "delete"]
 
 
 def _escape_plain(text: str) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # Backslashes first (they would escape the entities), then HTML: "<" and ">" become entities, so no tag, no
+    # autolink and no blockquote marker survives; "&" too, so a typed entity shows as typed.
     text = _MARKDOWN.sub(r"\\\1", text)
-    # "&amp;" etc. gained backslashes before "&" and ";": undo that for the entities themselves.
-    return re.sub(r"\\&(amp|lt|gt)\\;", r"&\1;", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escape_discourse(text: str) -> str:

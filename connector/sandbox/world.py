@@ -94,9 +94,16 @@ def seed_shop(shop: WooCommerceSandbox, seed: int = 7) -> SeedInfo:
             paid_orders = paid_orders[:1]
         info.orders += [order_id for order_id, _ in mine]
         info.buyers.append(Buyer(handle, email, customer_id, bool(paid_orders)))
-    for (rating, text), product in zip(REVIEWS, info.products):
-        buyer = rng.choice(info.buyers)
-        info.reviews.append(shop.add_review(product, buyer.username, buyer.email, rating, text))
+    # Most reviews come from people who bought the product; the hostile one from someone who did not.
+    bought = [(o.email.strip().lower(), product) for o in shop.orders.values() if o.status in ("processing", "completed")
+              for product, _ in o.items]
+    for index, (rating, text) in enumerate(REVIEWS):
+        if "<script>" in text or not bought:
+            product, email, name = info.products[-1], "drive.by@example.net", "drive-by"
+        else:
+            email, product = bought[index * 3 % len(bought)]
+            name = next(b.username for b in info.buyers if b.email == email)
+        info.reviews.append(shop.add_review(product, name, email, rating, text))
     return info
 
 

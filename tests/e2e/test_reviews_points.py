@@ -172,3 +172,34 @@ def test_moderation_hold_and_min_rating(reviews_world):
     assert world.cli("sync").code == 0
     assert post_of(world.forum, world.r_alice) is not None
     assert post_of(world.forum, world.r_stranger) is None  # rated 1, below min_rating
+
+
+def test_keep_forum_leaves_the_moderators_version_and_shop_delete_removes(reviews_world):
+    world = reviews_world
+    assert world.cli("sync").code == 0
+    post = post_of(world.forum, world.r_alice)
+    world.forum.edit_post_by_hand(post["id"], post["raw"] + "\n\n(moderator note: confirmed)")
+    world.shop.edit_review(world.r_alice, text="Still works a week later.")
+    assert world.cli("sync").code == 0
+    [conflict] = [line for line in world.cli("conflicts").stdout.splitlines() if "edited on the forum" in line]
+    conflict_id = re.search(r"│\s*(\d+)", conflict).group(1)
+    assert world.cli("conflicts", "resolve", conflict_id, "--keep", "forum").code == 0
+    world.forum.reset_log()
+    assert world.cli("sync").code == 0
+    assert any("moderator note" in p["raw"] for p in world.forum.posts_of_topic(post["topic_id"]))
+    assert [w for w in world.forum.writes() if w["path"].startswith("/posts")] == []  # not overwritten
+    world.shop.delete_review(world.r_stranger)
+    assert world.cli("sync").code == 0
+    assert post_of(world.forum, world.r_stranger) is None
+
+
+def test_points_as_a_user_field_total(reviews_world):
+    world = reviews_world
+    field_id = world.forum.add_user_field("Shop points")
+    world.write_config(extra=REVIEWS.replace('forum = { mode = "gamification" }',
+                                             f'forum = {{ mode = "user_field", user_field_id = {field_id} }}'))
+    assert world.cli("sync").code == 0
+    assert str(world.forum.user("alice")["user_fields"][str(field_id)]) == "34"
+    world.shop.set_status(world.alice_order, "refunded")
+    assert world.cli("sync").code == 0
+    assert str(world.forum.user("alice")["user_fields"][str(field_id)]) == "5"
