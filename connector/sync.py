@@ -17,6 +17,7 @@ from connector.clock import utcnow
 from connector.config import Config
 from connector.http import RemoteError
 from connector.logs import log, mask_email
+from connector.prefetch import read_ahead
 from connector.state.db import open_engine
 from connector.content import ContentStage
 from connector.state.store import CHUNK, GRANT_KINDS, NewAction, StateStore
@@ -156,7 +157,7 @@ class Connector:
 
     def pull(self, report: PassReport, *, full: bool, since: datetime | None, progress: Progress) -> None:
         cursor = None if full else self.store.get_cursor(ORDERS_STREAM)
-        for page in self.shop.order_pages(cursor, since=since):
+        for page in read_ahead(self.shop.order_pages(cursor, since=since)):
             result = self.store.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, page.cursor)
             report.orders_read += len(page.orders) + len(page.quarantined)
             report.orders_changed += result.inserted + result.updated
