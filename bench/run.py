@@ -1,0 +1,314 @@
+"""CardBridge benchmarks: one command runs them all and writes bench/RESULTS.md.
+
+    .venv/bin/python bench/run.py            # the full suite (N = 10,000 and 100,000; several minutes)
+    .venv/bin/python bench/run.py --quick    # small sizes, one run each (a smoke test of the harness)
+
+Every figure is a ratio or a count measured in the same run, so it holds on a noisy machine. The sandboxes run in
+their own process (``cardbridge sandbox``), the connector in another (``cardbridge backfill``), as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+CARDBRIDGE = [sys.executable, "-m", "connector.cli"]
+
+CONFIG = """
+[state]
+url = "sqlite:///state.db"
+[shop]
+kind = "woocommerce"
+base_url = "{shop_url}"
+consumer_key = "{consumer_key}"
+consumer_secret = "{consumer_secret}"
+lookback_seconds = 0
+[communities.forum]
+kind = "discourse"
+base_url = "{forum_url}"
+api_key = "{api_key}"
+api_username = "system"
+requests_per_minute = {rpm}
+unmatched_retry_seconds = 0
+[[rules]]
+name = "verified-buyer"
+products = "*"
+grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers" }}
+"""
+
+
+class Sandbox:
+    """``cardbridge sandbox`` in a subprocess; ``info`` is the JSON line it prints when it listens."""
+
+    def __init__(self, orders: int, rate_limit: int | None = None, forum_users: bool = True) -> None:
+        args = [*CARDBRIDGE, "sandbox", "--orders", str(orders)]
+        if not forum_users:
+            args.append("--no-forum-users")
+        if rate_limit:
+            args += ["--rate-limit", str(rate_limit)]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox did not start")
+        self.info: dict[str, Any] = json.loads(line)
+
+    def stats(self) -> dict[str, Any]:
+        return httpx.get(self.info["forum_url"] + "/__sandbox/stats", timeout=60).json()
+
+    def reset(self) -> None:
+        httpx.post(self.info["forum_url"] + "/__sandbox/reset", timeout=60)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Timed:
+    seconds: float
+    max_rss_mb: float
+    code: int
+    stdout: str = ""
+
+
+def run_cardbridge(folder: Path, *args: str) -> Timed:
+    """Run the CLI in a subprocess; wall time and the child's peak RSS (from wait4's rusage)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [*CARDBRIDGE, "--config", str(folder / "cardbridge.toml"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=folder,
+    )
+    assert process.stdout is not None
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    return Timed(elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), out)
+
+
+def write_config(folder: Path, info: dict[str, Any], rpm: int) -> None:
+    (folder / "cardbridge.toml").write_text(CONFIG.format(rpm=rpm, **info), encoding="utf-8")
+
+
+def floor_seconds(info: dict[str, Any]) -> tuple[float, int]:
+    """Only download and parse every order page with httpx, as the connector requests them."""
+    start = time.perf_counter()
+    count = 0
+    with httpx.Client(
+        base_url=info["shop_url"] + "/wp-json/wc/v3", auth=(info["consumer_key"], info["consumer_secret"]), timeout=60
+    ) as client:
+        page = 1
+        while True:
+            response = client.get(
+                "/orders",
+                params={"per_page": 100, "page": page, "orderby": "modified", "order": "asc", "dates_are_gmt": "true"},
+            )
+            records = response.json()
+            count += len(records)
+            if len(records) < 100:
+                break
+            page += 1
+    return time.perf_counter() - start, count
+
+
+def status_json(folder: Path) -> dict[str, Any]:
+    return json.loads(run_cardbridge(folder, "status", "--json").stdout)
+
+
+@dataclass
+class Figure:
+    name: str
+    value: str
+    target: str
+    met: bool | None
+    detail: str = ""
+    runs: list[float] = field(default_factory=list)
+
+
+def bench_backfill(n: int, runs: int, forum_users: bool = True) -> tuple[Figure, Figure, dict[str, Any]]:
+    """``forum_users=False``: no buyer has a forum account, so nothing is delivered: the shop-side cost alone."""
+    ratios, rss, floors, totals = [], [], [], []
+    last: dict[str, Any] = {}
+    for _ in range(runs):
+        with Sandbox(n, forum_users=forum_users) as sandbox, tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            floor, count = floor_seconds(sandbox.info)
+            write_config(folder, sandbox.info, rpm=10_000_000)
+            timed = run_cardbridge(folder, "backfill")
+            if timed.code != 0:
+                raise RuntimeError(f"backfill failed with exit {timed.code}:\n{timed.stdout}")
+            stats = sandbox.stats()
+            status = status_json(folder)
+            ratios.append(timed.seconds / floor)
+            rss.append(timed.max_rss_mb)
+            floors.append(floor)
+            totals.append(timed.seconds)
+            last = {"orders": count, "forum": {k: stats[k] for k in ("requests", "writes", "rate_limited")},
+                    "by_route": stats["by_route"], "totals": status["totals"]}
+    ratio = statistics.median(ratios)
+    cost = Figure(
+        f"backfill ÷ floor at N = {n:,}" + ("" if forum_users else " (read + store + plan only, nothing to deliver)"),
+        f"{ratio:.2f}",
+        "≤ 2.0",
+        ratio <= 2.0,
+        f"backfill {statistics.median(totals):.1f} s vs download+parse {statistics.median(floors):.1f} s "
+        f"(median of {runs}); {last['totals']['granted']} grants in effect, {last['forum']['requests']} forum requests",
+        ratios,
+    )
+    memory = Figure(f"peak RSS at N = {n:,}", f"{statistics.median(rss):.0f} MB", "≤ 150 MB", statistics.median(rss) <= 150,
+                    runs=rss)
+    return cost, memory, last
+
+
+def bench_rate_limit(limit: int, buyers: int) -> Figure:
+    with Sandbox(buyers, rate_limit=limit) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_config(folder, sandbox.info, rpm=limit)
+        timed = run_cardbridge(folder, "backfill")
+        stats = sandbox.stats()
+        status = status_json(folder)
+    times = sorted(stats["times"])
+    # Steady state: after the first window (a sliding window admits a burst of `limit` at the start).
+    start = times[0] + 60
+    steady = [t for t in times if t >= start]
+    achieved = len(steady) / (times[-1] - start) * 60 if len(steady) > 1 else 0.0
+    ratio = achieved / limit
+    share_429 = stats["rate_limited"] / max(stats["requests"], 1)
+    failed = status["outbox"]["failed"] + status["outbox"]["dead"]
+    return Figure(
+        f"rate-limit use at R = {limit}/min",
+        f"{ratio:.2f}",
+        "≥ 0.9, 429s ≤ 1 %, 0 failed",
+        ratio >= 0.9 and share_429 <= 0.01 and failed == 0 and timed.code == 0,
+        f"{achieved:.0f} req/min in steady state over {times[-1] - times[0]:.0f} s; "
+        f"{stats['rate_limited']} 429s of {stats['requests']} requests ({share_429:.1%}); {failed} failed actions",
+    )
+
+
+def bench_economy(orders: int) -> tuple[Figure, Figure]:
+    with Sandbox(orders) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_config(folder, sandbox.info, rpm=10_000_000)
+        run_cardbridge(folder, "backfill")
+        stats = sandbox.stats()
+        verified = stats["by_route"].get("POST /user_badges.json", 0)
+        per_buyer = stats["requests"] / max(verified, 1)
+        sandbox.reset()
+        run_cardbridge(folder, "sync")
+        rerun = sandbox.stats()
+    economy = Figure(
+        "forum requests per newly verified buyer",
+        f"{per_buyer:.3f}",
+        "≤ 1.1",
+        per_buyer <= 1.1,
+        f"{stats['requests']} requests for {verified} new buyers: "
+        + ", ".join(f"{k} ×{v}" for k, v in sorted(stats["by_route"].items(), key=lambda kv: -kv[1])),
+    )
+    noop = Figure("write requests on a no-op re-run", str(rerun["writes"]), "0", rerun["writes"] == 0,
+                  f"{rerun['requests']} requests in all (reads)")
+    return economy, noop
+
+
+def profile_backfill(n: int) -> str:
+    """Where a backfill's time goes: cProfile of the connector process, top functions by cumulative time."""
+    with Sandbox(n) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_config(folder, sandbox.info, rpm=10_000_000)
+        out = folder / "profile.out"
+        subprocess.run(
+            [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "connector.cli", "--config",
+             str(folder / "cardbridge.toml"), "backfill"],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+        )
+        buffer = io.StringIO()
+        pstats.Stats(str(out), stream=buffer).sort_stats("tottime").print_stats(15)
+    lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    return "\n".join(lines[start : start + 16])
+
+
+def machine() -> str:
+    packages = ", ".join(f"{p} {version(p)}" for p in ("httpx", "sqlalchemy", "sqlmodel", "uvicorn", "starlette"))
+    return (
+        f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; {packages}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    parser.add_argument("--runs", type=int, default=3, help="runs per backfill size (median reported)")
+    args = parser.parse_args()
+    small, large, runs = (500, 2_000, 1) if args.quick else (10_000, 100_000, args.runs)
+
+    figures: list[Figure] = []
+    print(f"backfill at N = {small:,} …", flush=True)
+    cost_small, mem_small, _ = bench_backfill(small, runs)
+    print(f"backfill at N = {large:,} …", flush=True)
+    cost_large, mem_large, detail = bench_backfill(large, runs)
+    growth = (float(mem_large.value.split()[0]) / float(mem_small.value.split()[0]) - 1) * 100
+    print(f"backfill at N = {large:,} with nothing to deliver …", flush=True)
+    shop_side, _, _ = bench_backfill(large, runs, forum_users=False)
+    figures += [cost_large, shop_side, cost_small, mem_small, mem_large,
+                Figure(f"RSS growth {small:,} → {large:,}", f"{growth:+.0f} %", "≤ 20 %", growth <= 20)]
+    print("rate-limit use …", flush=True)
+    # ~3 R buyers, so the run lasts about two windows and has a steady state to measure
+    figures.append(bench_rate_limit(120, 3_600) if not args.quick else bench_rate_limit(60, 1_800))
+    print("request economy …", flush=True)
+    figures += list(bench_economy(5_000 if not args.quick else 500))
+    figures.append(Figure("webhook → badge latency (p50, p95)", "not measured", "p95 ≤ 1 s", None,
+                          "needs the daemon's webhook receiver (issue: the daemon); no figure is invented"))
+    profile = profile_backfill(small) if not all(f.met for f in figures if f.met is not None) else ""
+
+    lines = [
+        "# CardBridge benchmark results",
+        "",
+        f"Machine: {machine()}.",
+        f"Command: `.venv/bin/python bench/run.py{' --quick' if args.quick else ''}` "
+        f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
+        f"Backfill figures are the median of {runs} run(s); each run uses fresh sandboxes "
+        "(`cardbridge sandbox`, no latency, no rate limit) and a fresh state store.",
+        "",
+        "| figure | value | target | met | how it was measured |",
+        "|---|---|---|---|---|",
+    ]
+    for f in figures:
+        met = "—" if f.met is None else ("yes" if f.met else "**no**")
+        lines.append(f"| {f.name} | {f.value} | {f.target} | {met} | {f.detail} |")
+    lines += ["", f"Largest backfill, forum requests by route: `{json.dumps(detail.get('by_route', {}))}`", ""]
+    if profile:
+        lines += [f"## Where the time goes (cProfile of `cardbridge backfill` at N = {small:,}, by own time)", "",
+                  "```", profile, "```", ""]
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
