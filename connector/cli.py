@@ -210,6 +210,7 @@ def status_data(store: StateStore) -> dict[str, object]:
         ],
         "totals": store.totals(),
         "open_conflicts": len(ReviewStore(store.engine).conflicts()),
+        "overrides": store.overrides(),
     }
 
 
@@ -348,6 +349,30 @@ def points_show(customer: str = typer.Argument(..., help="Shop customer id (26 o
         table.add_row(row.key, f"{row.points:+d}", row.reason, row.created_at.isoformat()[:19])
     console.print(table)
     console.print(f"Total: {sum(r.points for r in rows)}")
+
+
+@app.command()
+def reconcile() -> None:
+    """Read who really holds each badge and group, record hand removals per [policy], then run a pass."""
+    with _connector() as connector:
+        report = PassReport()
+        drift = connector.reconcile(report)
+        after = connector.run_pass()
+    for line in drift:
+        console.print(f"  • {line}", highlight=False)
+    console.print(f"{len(drift)} manual removal(s) found.")
+    after.errors[:0] = report.errors
+    _summary(after, "reconcile")
+    raise typer.Exit(0 if after.ok else 1)
+
+
+@app.command()
+def run() -> None:
+    """Run as a daemon: scheduled passes, webhooks, /healthz, /metrics and a status page ([schedule], [server])."""
+    from connector.daemon import serve
+
+    with _connector() as connector:
+        serve(connector)
 
 
 @app.command()

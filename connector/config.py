@@ -187,6 +187,50 @@ class DeliveryConfig(_Strict):
     retry_base_seconds: Annotated[float, Field(ge=0)] = 30.0
 
 
+class ScheduleConfig(_Strict):
+    """``cardbridge run``: how often each job runs (seconds)."""
+
+    sync_every: Annotated[int, Field(ge=1)] = 300
+    reconcile_every: Annotated[int, Field(ge=1)] = 3600
+    retry_every: Annotated[int, Field(ge=1)] = 60
+    #: A job that could not start on time still runs if it is at most this late (then coalesced into one run).
+    misfire_grace_seconds: Annotated[int, Field(ge=1)] = 60
+
+
+class ServerConfig(_Strict):
+    """The daemon's HTTP server: webhooks, health, metrics, the status page."""
+
+    listen: str = "127.0.0.1:8080"
+    #: The secret set on the WooCommerce webhook (WooCommerce > Settings > Advanced > Webhooks).
+    woocommerce_webhook_secret: str = ""
+    #: The secret set on the Discourse webhook (Admin > API > Webhooks).
+    discourse_webhook_secret: str = ""
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    #: /healthz answers 503 when a community has been failing for longer than this.
+    unhealthy_after_seconds: Annotated[int, Field(ge=1)] = 900
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("use host:port, e.g. 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class PolicyConfig(_Strict):
+    #: A grant a moderator removed by hand is recorded as an override and not granted again (false: grant again).
+    respect_manual_removal: bool = True
+
+
 class Config(_Strict):
     state: StateConfig = StateConfig()
     shop: ShopConfig
@@ -195,6 +239,9 @@ class Config(_Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     reviews: ReviewsConfig | None = None
     points: PointsConfig | None = None
+    schedule: ScheduleConfig = ScheduleConfig()
+    server: ServerConfig = ServerConfig()
+    policy: PolicyConfig = PolicyConfig()
     #: Folder of the config file; relative sqlite paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

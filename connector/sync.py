@@ -5,6 +5,7 @@ Each stage only talks to the state store and to the stage's own adapter; nothing
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Sequence
@@ -91,6 +92,8 @@ class Connector:
         self.shop = shop or load(SHOPS, config.shop.kind, "shop.kind")(config.shop)
         self.communities = communities if communities is not None else self._communities()
         self.content = ContentStage(self)
+        #: Set by the daemon on SIGTERM: the pass stops between pages and between remote calls.
+        self.stop_requested = threading.Event()
 
     def _communities(self) -> dict[str, CommunityAdapter]:
         found: dict[str, CommunityAdapter] = {}
@@ -114,14 +117,19 @@ class Connector:
         since: datetime | None = None,
         dry_run: bool = False,
         progress: Progress = _quiet,
+        order_ids: Sequence[int] | None = None,
     ) -> PassReport:
-        """``full``: ignore cursors (backfill) and re-plan every customer; ``dry_run``: no remote write, no outbox."""
+        """``full``: ignore cursors (backfill) and re-plan every customer; ``dry_run``: no remote write, no outbox;
+        ``order_ids``: re-read just these orders (a webhook named them) instead of the incremental pull."""
         report = PassReport()
         started = utcnow()
         before = {name: community.stats() for name, community in self.communities.items()}
         try:
-            self.pull(report, full=full, since=since, progress=progress)
-            self.content.pull(report)
+            if order_ids is not None:
+                self.pull_orders(report, order_ids)
+            else:
+                self.pull(report, full=full, since=since, progress=progress)
+                self.content.pull(report)
         except (RemoteError, httpx.HTTPError) as error:
             report.errors.append(f"shop: {error}")
             log.error("pull failed", error=str(error))
@@ -155,9 +163,24 @@ class Connector:
 
     # ---- pull ----------------------------------------------------------------------------------------------------
 
+    def pull_orders(self, report: PassReport, ids: Sequence[int]) -> None:
+        fetch = getattr(self.shop, "orders_by_id", None)
+        if fetch is None or not ids:
+            return
+        page = fetch(list(ids))
+        result = self.store.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, None)
+        report.orders_read += len(page.orders)
+        report.orders_changed += result.inserted + result.updated
+        while keys := self.store.customers_without_profile(limit=100):
+            found, missing = self.shop.customer_profiles(keys)
+            self.store.save_customer_profiles(found)
+            self.store.mark_profiles_missing(missing)
+
     def pull(self, report: PassReport, *, full: bool, since: datetime | None, progress: Progress) -> None:
         cursor = None if full else self.store.get_cursor(ORDERS_STREAM)
         for page in read_ahead(self.shop.order_pages(cursor, since=since)):
+            if self.stop_requested.is_set():
+                return
             result = self.store.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, page.cursor)
             report.orders_read += len(page.orders) + len(page.quarantined)
             report.orders_changed += result.inserted + result.updated
@@ -186,8 +209,10 @@ class Connector:
             for customer in self.store.plan_inputs(chunk):
                 wanted = desired_grants(self.config.rules, customer.paid_orders)
                 for name in self.communities:
-                    desired = wanted.get(name, set())
                     ledger = customer.ledger.get(name, {})
+                    # A grant a moderator removed by hand (recorded by the reconcile) is theirs: never re-granted.
+                    overridden = {key for key, row in ledger.items() if row.state == "override"}
+                    desired = wanted.get(name, set()) - overridden
                     applied = {key for key, row in ledger.items() if row.state == "granted"}
                     open_actions = customer.open_actions.get(name, [])
                     if not (desired or applied or open_actions):
@@ -239,6 +264,37 @@ class Connector:
             report.unmatched += len(unmatched)
             log.info("identities resolved", community=name, matched=len(matches), unmatched=len(unmatched))
 
+    # ---- reconcile -----------------------------------------------------------------------------------------------
+
+    def reconcile(self, report: PassReport) -> list[str]:
+        """Read who really holds each badge and group; a grant removed by hand is recorded per ``[policy]``.
+
+        Returns one line per drift found (also logged), so the operator sees every manual removal.
+        """
+        found: list[str] = []
+        respect = self.config.policy.respect_manual_removal
+        for name, community in self.communities.items():
+            holders_of = getattr(community, "holders", None)
+            if holders_of is None:
+                continue
+            try:
+                for (kind, target), rows in self.store.granted(name).items():
+                    holders = holders_of(kind, target)
+                    missing = [(key, user) for key, user in rows if user.lower() not in holders]
+                    if not missing:
+                        continue
+                    self.store.set_ledger_state(name, [(key, kind, target) for key, _ in missing],
+                                                "override" if respect else "revoked")
+                    for key, user in missing:
+                        line = (f"{name}: {kind} {target!r} was removed from {user} by hand; "
+                                + ("recorded as an override, not granted again" if respect else "granting it again"))
+                        found.append(line)
+                        log.warning("manual removal", community=name, kind=kind, target=target, user=user,
+                                    policy="respect" if respect else "re-grant")
+            except (RemoteError, httpx.HTTPError) as error:
+                report.errors.append(f"{name}: reconcile failed: {error}")
+        return found
+
     # ---- deliver -------------------------------------------------------------------------------------------------
 
     def deliver(self, report: PassReport, pass_started: datetime, progress: Progress = _quiet) -> None:
@@ -250,6 +306,8 @@ class Connector:
                 done = 0
                 while rows := self.store.due(name, utcnow(), limit=GROUP_BATCH, not_since=pass_started):
                     for batch in _batches(rows):
+                        if self.stop_requested.is_set():
+                            return  # the action in flight has finished; the rest waits in the outbox
                         claimed = self.store.claim(batch)
                         if claimed:
                             self._send(name, community, claimed, report)

@@ -316,6 +316,14 @@ class DiscourseCommunity:
             return Outcome(action.id, True) if member == (action.op == "grant") else None
         return None
 
+    def holders(self, kind: str, target: str) -> set[str]:
+        """Lower-cased usernames that hold a badge or belong to a group on the forum now (for the reconcile)."""
+        if kind == "badge":
+            return self.client.badge_holders(self.badge_id(target))
+        if kind == "group":
+            return self.client.group_members(target)
+        return set()
+
     def stats(self) -> CommunityStats:
         s = self.client.http.stats
         return CommunityStats(requests=s.requests, writes=s.writes, rate_limited=s.rate_limited, retries=s.retries)

@@ -130,6 +130,21 @@ class DiscourseClient:
                 return int(user_badge["id"])
         return None
 
+    def badge_holders(self, badge_id: int) -> set[str]:
+        """Every holder of a badge, 50 grants a request (``UserBadgesController::MAX_INDEX_LIMIT``)."""
+        holders: set[str] = set()
+        offset = 0
+        while True:
+            body = self.http.request(
+                "GET", "/user_badges.json", params={"badge_id": badge_id, "offset": offset, "limit": 50}
+            ).json()
+            grants = (body.get("user_badge_info") or {}).get("user_badges") or []
+            names = {int(u["id"]): str(u["username"]).lower() for u in body.get("users") or []}
+            holders.update(names[int(g["user_id"])] for g in grants if int(g.get("user_id", 0)) in names)
+            if len(grants) < 50:
+                return holders
+            offset += len(grants)
+
     # ---- groups --------------------------------------------------------------------------------------------------
 
     def group(self, name: str) -> dict[str, Any] | None:
@@ -185,6 +200,19 @@ class DiscourseClient:
     def remove_members(self, group_id: int, usernames: Sequence[str]) -> None:
         """Remove users; non-members come back as ``skipped_usernames``, which is fine."""
         self.http.request("DELETE", f"/groups/{group_id}/members.json", json={"usernames": ",".join(usernames)})
+
+    def group_members(self, group_name: str) -> set[str]:
+        members: set[str] = set()
+        offset = 0
+        while True:
+            body = self.http.request(
+                "GET", f"/groups/{group_name}/members.json", params={"limit": 1000, "offset": offset}
+            ).json()
+            page = body.get("members") or []
+            members.update(str(m["username"]).lower() for m in page)
+            if len(page) < 1000:
+                return members
+            offset += len(page)
 
     def is_member(self, group_name: str, username: str) -> bool:
         response = self.http.request(

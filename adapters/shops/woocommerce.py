@@ -216,6 +216,20 @@ class WooCommerceShop:
             else:
                 page += 1  # a whole page shares the bound's second: step through that second by page number
 
+    def orders_by_id(self, ids: Sequence[int]) -> OrderPage:
+        """Re-read specific orders (a webhook said they changed); the cursor is not moved."""
+        orders: list[Order] = []
+        quarantined: list[Quarantined] = []
+        for start in range(0, len(ids), 100):
+            chunk = list(ids[start : start + 100])
+            for record in self._list("/orders", {"include": ",".join(map(str, chunk)), "per_page": 100}):
+                try:
+                    orders.append(parse_order(record))
+                except (MalformedRecord, ValueError) as error:
+                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
+                    quarantined.append(Quarantined(stream=ORDERS, record_id=record_id, reason=str(error)[:500]))
+        return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         ids = [int(key[2:]) for key in keys if key.startswith("c:")]
         found: list[Customer] = []

@@ -198,6 +198,12 @@ class ReviewStore:
                                                           posts_t.c.review_id == review_id))).first()
         return PostRow.model_validate(dict(row._mapping)) if row else None
 
+    def post_by_id(self, community: str, post_id: str) -> PostRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(posts_t).where(and_(posts_t.c.community == community,
+                                                          posts_t.c.post_id == post_id))).first()
+        return PostRow.model_validate(dict(row._mapping)) if row else None
+
     def set_post(self, community: str, review_id: str, **values: object) -> None:
         now = utcnow()
         with self.engine.begin() as conn:

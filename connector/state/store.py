@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Iterator, Sequence
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from connector.clock import utcnow
 from connector.models import Customer, Order, OrderStatus, Quarantined
@@ -333,6 +334,16 @@ class StateStore:
                     .values(attempts=identities_t.c.attempts + 1, next_attempt_at=now + retry_after, updated_at=now)
                 )
 
+    def retry_identities_now(self, emails: Sequence[str]) -> int:
+        """A forum account was just created for these emails: look their customers up on the next pass."""
+        with self.engine.begin() as conn:
+            keys = list(conn.execute(select(customers_t.c.key).where(customers_t.c.email.in_(list(emails)))).scalars())
+            if not keys:
+                return 0
+            return conn.execute(update(identities_t).where(and_(
+                identities_t.c.customer_key.in_(keys), identities_t.c.status == "unmatched"))
+                .values(next_attempt_at=None)).rowcount
+
     def unmatched_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -407,6 +418,21 @@ class StateStore:
         ``need_identity``: (community, customer) pairs that want grants but have no community account yet.
         ``still_dirty``: customers to plan again next time (e.g. an action of theirs was in flight).
         """
+        try:
+            self._apply_plan(planned, new, supersede, need_identity, still_dirty)
+        except IntegrityError:
+            # Another process (a backfill beside the daemon) planned the same actions a moment earlier: its rows
+            # stand, with the same deterministic keys; nothing is sent twice.
+            pass
+
+    def _apply_plan(
+        self,
+        planned: Sequence[str],
+        new: Sequence[NewAction],
+        supersede: Sequence[int],
+        need_identity: Sequence[tuple[str, str]],
+        still_dirty: Sequence[str],
+    ) -> None:
         now = utcnow()
         with self.engine.begin() as conn:
             if supersede:
@@ -632,6 +658,32 @@ class StateStore:
             keys = set(conn.execute(select(customers_t.c.key).where(customers_t.c.key.in_(list(candidates)))).scalars())
             keys |= set(conn.execute(select(customers_t.c.key).where(customers_t.c.email == text.strip().lower())).scalars())
         return sorted(keys)
+
+    def granted(self, community: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        """What the ledger says holds on ``community``: (kind, target) → [(customer key, username)]."""
+        found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(ledger_t).where(and_(ledger_t.c.community == community,
+                                                                ledger_t.c.state == "granted"))):
+                found[(row.kind, row.target)].append((row.customer_key, row.remote_username or ""))
+        return dict(found)
+
+    def set_ledger_state(self, community: str, rows: Sequence[tuple[str, str, str]], state: str) -> None:
+        """Move ledger rows (customer key, kind, target) to ``state`` (``override`` or ``revoked``) after a reconcile."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for customer_key, kind, target in rows:
+                conn.execute(update(ledger_t).where(and_(
+                    ledger_t.c.community == community, ledger_t.c.customer_key == customer_key,
+                    ledger_t.c.kind == kind, ledger_t.c.target == target)).values(state=state, updated_at=now))
+                conn.execute(update(customers_t).where(customers_t.c.key == customer_key).values(dirty=True))
+
+    def overrides(self) -> list[dict[str, str]]:
+        with self.engine.connect() as conn:
+            return [{"community": r.community, "customer": r.customer_key, "what": f"{r.kind} {r.target}",
+                     "user": r.remote_username or "", "since": r.updated_at.isoformat()[:19]}
+                    for r in conn.execute(select(ledger_t).where(ledger_t.c.state == "override")
+                                          .order_by(ledger_t.c.updated_at))]
 
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
         with self.engine.connect() as conn:

@@ -211,3 +211,20 @@ class PointEventRow(SQLModel, table=True):
     points: int
     reason: str = Field(max_length=255)
     created_at: datetime
+
+
+class WebhookEventRow(SQLModel, table=True):
+    """A webhook delivery, stored before it is answered 200 (so an accepted event is never lost) and deduplicated."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),
+                      Index("ix_webhook_events_pending", "processed_at"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    delivery_id: str = Field(max_length=128)
+    topic: str = Field(max_length=64)
+    #: The shop order id, the forum user's email (kept until processed, then cleared), or a post id.
+    resource: str = Field(max_length=320)
+    received_at: datetime
+    processed_at: Optional[datetime] = None
+    result: Optional[str] = Field(default=None, max_length=255)

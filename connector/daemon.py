@@ -1,0 +1,354 @@
+"""``cardbridge run``: the scheduled daemon with its HTTP server (webhooks, health, metrics, status page).
+
+One process, three kinds of work, one pass at a time (a lock): APScheduler jobs (sync, reconcile, outbox retry;
+``max_instances=1``, ``coalesce=True``), and a worker that handles webhook events the moment they are stored. Outbox
+rows are claimed with a conditional UPDATE, so a ``backfill`` run beside the daemon never sends an action twice.
+
+SIGTERM/SIGINT: uvicorn stops taking requests, the pass in flight stops after its current remote call, the process
+exits 0. A webhook answered 200 was stored first, so the next start processes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import signal
+import threading
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from connector.clock import parse_iso, utcnow
+from connector.logs import log
+from connector.state.reviews import ReviewStore
+from connector.state.webhooks import WebhookStore
+from connector.status_page import render_status_page
+from connector.sync import Connector, PassReport
+from mappings.reviews import content_hash
+
+
+class Metrics:
+    """``cardbridge_*`` counters and gauges in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records = Counter("cardbridge_records_pulled", "Shop records read", registry=r)
+        self.actions = Counter("cardbridge_actions", "Outbox actions settled by a pass", ["status"], registry=r)
+        self.rate_limited = Counter("cardbridge_rate_limited", "429 answers from communities", registry=r)
+        self.retries = Counter("cardbridge_retries", "Retried remote requests", registry=r)
+        self.webhooks = Counter("cardbridge_webhook_events", "Webhook deliveries", ["source", "result"], registry=r)
+        self.passes = Counter("cardbridge_passes", "Passes run", ["job", "result"], registry=r)
+        self.lag = Gauge("cardbridge_lag_seconds", "Seconds since a stream was last read successfully", ["stream"],
+                         registry=r)
+        self.outbox = Gauge("cardbridge_outbox", "Outbox rows by status", ["status"], registry=r)
+
+
+def wc_signature(secret: str, body: bytes) -> str:
+    """``X-WC-Webhook-Signature``: base64 of HMAC-SHA256 over the raw body."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def discourse_signature(secret: str, body: bytes) -> str:
+    """``X-Discourse-Event-Signature``: ``sha256=`` + hex HMAC-SHA256 over the raw body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Daemon:
+    def __init__(self, connector: Connector, clock: Callable[[], datetime] = utcnow) -> None:
+        self.connector = connector
+        self.config = connector.config
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.metrics = Metrics()
+        self.webhooks = WebhookStore(connector.store.engine)
+        self.reviews = ReviewStore(connector.store.engine)
+        self.failing_since: dict[str, datetime] = {}
+        self.last_success: dict[str, datetime] = {}
+        self.drift: list[str] = []
+        self.last_pass: datetime | None = None
+        self.scheduler = BackgroundScheduler(
+            job_defaults={"max_instances": 1, "coalesce": True,
+                          "misfire_grace_time": self.config.schedule.misfire_grace_seconds},
+            timezone="UTC",
+        )
+        self._worker = threading.Thread(target=self._work, name="webhook-worker", daemon=True)
+
+    # ---- jobs ----------------------------------------------------------------------------------------------------
+
+    def _run(self, job: str, work: Callable[[], PassReport]) -> PassReport | None:
+        if self.stopping.is_set():
+            return None
+        with self.lock:  # one pass at a time, whatever started it
+            try:
+                report = work()
+            except Exception as error:  # noqa: BLE001 - a job must never kill the scheduler
+                log.exception("job failed", job=job)
+                self.metrics.passes.labels(job, "error").inc()
+                report = PassReport(errors=[f"{job}: {type(error).__name__}: {error}"])
+            self._observe(job, report)
+            return report
+
+    def sync(self) -> PassReport | None:
+        return self._run("sync", self.connector.run_pass)
+
+    def reconcile(self) -> PassReport | None:
+        def work() -> PassReport:
+            report = PassReport()
+            self.drift = self.connector.reconcile(report)
+            after = self.connector.run_pass()
+            after.errors[:0] = report.errors
+            return after
+
+        return self._run("reconcile", work)
+
+    def retry(self) -> PassReport | None:
+        def work() -> PassReport:
+            report = PassReport()
+            self.connector.deliver(report, utcnow())
+            return report
+
+        return self._run("retry", work)
+
+    def _observe(self, job: str, report: PassReport) -> None:
+        now = self.clock()
+        self.last_pass = now
+        m = self.metrics
+        m.records.inc(report.orders_read)
+        m.actions.labels("done").inc(report.delivered)
+        m.actions.labels("failed").inc(report.failed)
+        m.actions.labels("dead").inc(report.died)
+        for counts in report.requests.values():
+            m.rate_limited.inc(counts["rate_limited"])
+            m.retries.inc(counts["retries"])
+        m.passes.labels(job, "ok" if report.ok else "problems").inc()
+        for name in self.connector.communities:
+            failing = any(line.startswith(f"{name}:") for line in report.errors) or any(
+                line.startswith(f"{name}:") for line in report.failures)
+            if failing:
+                self.failing_since.setdefault(name, now)
+            else:
+                self.failing_since.pop(name, None)
+        if not any(line.startswith("shop:") for line in report.errors) and job in ("sync", "reconcile"):
+            self.last_success["orders"] = now
+        for status, count in self.connector.store.outbox_counts().items():
+            m.outbox.labels(status).set(count)
+
+    # ---- webhook events ------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.wait(timeout=1.0)
+            self.wake.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                self.process_events()
+            except Exception:  # noqa: BLE001
+                log.exception("webhook processing failed")
+
+    def process_events(self) -> None:
+        events = self.webhooks.pending()
+        if not events:
+            return
+        orders = [e for e in events if e.source == "woocommerce"]
+        signups = [e for e in events if e.source == "discourse" and e.topic == "user_created"]
+        posts = [e for e in events if e.source == "discourse" and e.topic in ("post_edited", "post_destroyed")]
+        others = [e for e in events if e not in orders and e not in signups and e not in posts]
+        if signups:
+            due = [e.resource for e in signups if e.resource]
+            self.connector.store.retry_identities_now(due)
+        for event in posts:
+            self._post_event(event)
+        order_ids = sorted({int(e.resource) for e in orders if e.resource.isdigit()})
+        if orders or signups:
+            report = self._run("webhook", lambda: self.connector.run_pass(order_ids=order_ids))
+            result = "processed" if report and report.ok else "processed with problems"
+        else:
+            result = "processed"
+        self.webhooks.done([e.id for e in orders + signups + posts if e.id], result)
+        if others:
+            self.webhooks.done([e.id for e in others if e.id], "ignored")
+
+    def _post_event(self, event: Any) -> None:
+        """A moderator's edit or deletion of a connector post becomes a conflict (our own edits match our hash)."""
+        try:
+            data = json.loads(event.resource)
+        except ValueError:
+            return
+        post_id, raw = str(data.get("id")), data.get("raw")
+        for community in self.connector.communities:
+            row = self.reviews.post_by_id(community, post_id)
+            if row is None or row.state != "posted":
+                continue
+            if event.topic == "post_destroyed":
+                self.reviews.add_conflict(community, "review", row.review_id, "the post was deleted on the forum")
+            elif raw is not None and content_hash(raw) != row.content_hash:
+                editor = data.get("last_editor_username") or data.get("username") or "someone"
+                self.reviews.add_conflict(community, "review", row.review_id,
+                                          f"the post was edited on the forum by {editor}")
+
+    # ---- HTTP ----------------------------------------------------------------------------------------------------
+
+    async def _body(self, request: Request) -> bytes | Response:
+        declared = request.headers.get("content-length")
+        limit = self.config.server.max_body_bytes
+        if declared and declared.isdigit() and int(declared) > limit:
+            return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=400)
+        body = await request.body()
+        if len(body) > limit:
+            return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=400)
+        return body
+
+    async def woocommerce_webhook(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            self.metrics.webhooks.labels("woocommerce", "too_large").inc()
+            return body
+        secret = self.config.server.woocommerce_webhook_secret
+        signature = request.headers.get("x-wc-webhook-signature")
+        if signature is None and body.startswith(b"webhook_id="):
+            # WooCommerce pings a new webhook's URL with an unsigned `webhook_id=N` form body.
+            self.metrics.webhooks.labels("woocommerce", "ping").inc()
+            return JSONResponse({"ok": "ping"})
+        if not secret or signature is None or not hmac.compare_digest(signature, wc_signature(secret, body)):
+            self.metrics.webhooks.labels("woocommerce", "bad_signature").inc()
+            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        try:
+            payload = json.loads(body)
+            order_id = int(payload["id"])
+        except (ValueError, KeyError, TypeError):
+            self.metrics.webhooks.labels("woocommerce", "malformed").inc()
+            return JSONResponse({"error": "expected a JSON object with an integer id"}, status_code=400)
+        topic = request.headers.get("x-wc-webhook-topic", "order.updated")
+        if not topic.startswith("order."):
+            self.metrics.webhooks.labels("woocommerce", "ignored").inc()
+            return JSONResponse({"ok": "ignored", "topic": topic})
+        delivery = request.headers.get("x-wc-webhook-delivery-id") or hashlib.sha256(body).hexdigest()
+        accepted = await run_in_threadpool(self.webhooks.accept, "woocommerce", delivery, topic, str(order_id))
+        self.metrics.webhooks.labels("woocommerce", "accepted" if accepted else "duplicate").inc()
+        if accepted:
+            self.wake.set()
+        return JSONResponse({"ok": "accepted" if accepted else "duplicate"})
+
+    async def discourse_webhook(self, request: Request) -> Response:
+        body = await self._body(request)
+        if isinstance(body, Response):
+            self.metrics.webhooks.labels("discourse", "too_large").inc()
+            return body
+        secret = self.config.server.discourse_webhook_secret
+        signature = request.headers.get("x-discourse-event-signature")
+        if not secret or signature is None or not hmac.compare_digest(signature, discourse_signature(secret, body)):
+            self.metrics.webhooks.labels("discourse", "bad_signature").inc()
+            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        event = request.headers.get("x-discourse-event", "")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            self.metrics.webhooks.labels("discourse", "malformed").inc()
+            return JSONResponse({"error": "expected JSON"}, status_code=400)
+        if event == "ping" or not isinstance(payload, dict):
+            return JSONResponse({"ok": "ping"})
+        if event == "user_created":
+            resource = str((payload.get("user") or {}).get("email") or "").strip().lower()
+        elif event in ("post_edited", "post_destroyed"):
+            post = payload.get("post") or {}
+            resource = json.dumps({k: post.get(k) for k in ("id", "raw", "username", "last_editor_username")})
+        else:
+            self.metrics.webhooks.labels("discourse", "ignored").inc()
+            return JSONResponse({"ok": "ignored", "event": event})
+        delivery = request.headers.get("x-discourse-event-id") or hashlib.sha256(body).hexdigest()
+        accepted = await run_in_threadpool(self.webhooks.accept, "discourse", delivery, event, resource)
+        self.metrics.webhooks.labels("discourse", "accepted" if accepted else "duplicate").inc()
+        if accepted:
+            self.wake.set()
+        return JSONResponse({"ok": "accepted" if accepted else "duplicate"})
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        now = self.clock()
+        streams = {}
+        for stream, cursor in self.connector.store.cursors().items():
+            seen = self.last_success.get(stream) or parse_iso(cursor["updated_at"])
+            streams[stream] = {"cursor": cursor["value"], "lag_seconds": round((now - seen).total_seconds(), 1)}
+            self.metrics.lag.labels(stream).set(streams[stream]["lag_seconds"])
+        limit = timedelta(seconds=self.config.server.unhealthy_after_seconds)
+        failing = {name: since.isoformat() for name, since in self.failing_since.items()}
+        unhealthy = [name for name, since in self.failing_since.items() if now - since > limit]
+        body = {
+            "status": "failing" if unhealthy else "ok",
+            "last_pass": self.last_pass.isoformat() if self.last_pass else None,
+            "streams": streams,
+            "failing_since": failing,
+        }
+        return (503 if unhealthy else 200), body
+
+    async def healthz(self, request: Request) -> Response:
+        status, body = await run_in_threadpool(self.health)
+        return JSONResponse(body, status_code=status)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        await run_in_threadpool(self.health)  # refreshes the lag gauges
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def status_page(self, request: Request) -> Response:
+        html = await run_in_threadpool(render_status_page, self)
+        return HTMLResponse(html)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/webhooks/woocommerce", self.woocommerce_webhook, methods=["POST"]),
+            Route("/webhooks/discourse", self.discourse_webhook, methods=["POST"]),
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+            Route("/", self.status_page, methods=["GET"]),
+        ])
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        schedule = self.config.schedule
+        now = datetime.now().astimezone()
+        self.scheduler.add_job(self.sync, "interval", seconds=schedule.sync_every, id="sync", next_run_time=now)
+        self.scheduler.add_job(self.reconcile, "interval", seconds=schedule.reconcile_every, id="reconcile")
+        self.scheduler.add_job(self.retry, "interval", seconds=schedule.retry_every, id="retry")
+        self.scheduler.start()
+        self._worker.start()
+        self.wake.set()  # events stored before a restart are processed now
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.connector.stop_requested.set()
+        self.wake.set()
+        self.scheduler.shutdown(wait=True)
+        self._worker.join(timeout=60)
+
+
+def serve(connector: Connector) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    daemon = Daemon(connector)
+    server_config = connector.config.server
+    server = uvicorn.Server(uvicorn.Config(daemon.app(), host=server_config.host, port=server_config.port,
+                                           log_level="warning", access_log=False, lifespan="off"))
+    # uvicorn re-raises the signal it caught once it has shut down; with these handlers in place that re-raise is
+    # harmless, the daemon finishes the action in flight, and the process exits 0 as a service manager expects.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: daemon.connector.stop_requested.set())
+    daemon.start()
+    log.warning("cardbridge running", listen=server_config.listen)
+    try:
+        server.run()  # handles SIGTERM/SIGINT: stops accepting, finishes requests in flight
+    finally:
+        daemon.stop()
+        log.warning("cardbridge stopped")

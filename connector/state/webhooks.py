@@ -1,0 +1,61 @@
+"""Webhook events: stored before the sender gets its 200, deduplicated by delivery id, processed once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from connector.clock import utcnow
+from connector.state.store import outbox_t
+from connector.state.tables import WebhookEventRow
+
+events_t = WebhookEventRow.__table__  # type: ignore[attr-defined]
+
+
+class WebhookStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def accept(self, source: str, delivery_id: str, topic: str, resource: str) -> bool:
+        """Store an event; False when this delivery id was seen before (a replay or a retry by the sender)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(events_t).values(source=source, delivery_id=delivery_id[:128], topic=topic[:64],
+                                                     resource=resource[:320], received_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    def pending(self, limit: int = 500) -> list[WebhookEventRow]:
+        with self.engine.connect() as conn:
+            return [WebhookEventRow.model_validate(dict(r._mapping)) for r in conn.execute(
+                select(events_t).where(events_t.c.processed_at.is_(None)).order_by(events_t.c.id).limit(limit))]
+
+    def done(self, ids: list[int], result: str) -> None:
+        with self.engine.begin() as conn:
+            # The resource may be an email: it is not kept once the event is handled.
+            conn.execute(update(events_t).where(events_t.c.id.in_(ids))
+                         .values(processed_at=utcnow(), result=result[:255], resource=""))
+
+    def counts(self) -> dict[str, int]:
+        """Events per source, and how many still wait to be processed."""
+        with self.engine.connect() as conn:
+            counts = {row[0]: row[1] for row in conn.execute(
+                select(events_t.c.source, func.count()).group_by(events_t.c.source)).all()}
+            counts["pending"] = conn.execute(
+                select(func.count()).select_from(events_t).where(events_t.c.processed_at.is_(None))).scalar_one()
+        return counts
+
+    def actions_per_hour(self, now: datetime, hours: int = 24) -> list[int]:
+        """Done outbox actions per hour over the last ``hours`` hours, oldest first (for the status page chart)."""
+        start = now - timedelta(hours=hours)
+        buckets = [0] * hours
+        with self.engine.connect() as conn:
+            for (stamp,) in conn.execute(select(outbox_t.c.updated_at).where(and_(
+                    outbox_t.c.status == "done", outbox_t.c.updated_at >= start))):
+                index = int((stamp - start).total_seconds() // 3600)
+                if 0 <= index < hours:
+                    buckets[index] += 1
+        return buckets

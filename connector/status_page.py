@@ -1,0 +1,79 @@
+"""The operator's status page (``GET /``): server-rendered HTML with an inline SVG chart; no front-end build."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from connector.logs import mask_email
+
+if TYPE_CHECKING:
+    from connector.daemon import Daemon
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b;background:#fafafa}
+h1{font-size:1.4rem;margin:0 0 1rem} h2{font-size:1.05rem;margin:1.6rem 0 .5rem}
+table{border-collapse:collapse;background:#fff;min-width:28rem} td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}
+.ok{color:#2e7d32;font-weight:600} .bad{color:#c62828;font-weight:600} .muted{color:#777}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:1rem 2rem}
+"""
+
+
+def chart(counts: list[int], width: int = 720, height: int = 160) -> str:
+    """Bars of actions per hour, oldest left; the tallest bar fills the height."""
+    top = max(counts) if counts and max(counts) > 0 else 1
+    bar = width / max(len(counts), 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img" '
+             f'aria-label="actions per hour over the last day">',
+             f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#999"/>']
+    for index, count in enumerate(counts):
+        h = round(count / top * (height - 10))
+        x = index * bar + 2
+        parts.append(f'<rect x="{x:.1f}" y="{height - h}" width="{bar - 4:.1f}" height="{h}" fill="#2e7d32">'
+                     f'<title>{count} actions</title></rect>')
+    parts.append(f'<text x="0" y="{height + 15}" font-size="11" fill="#777">24 h ago</text>')
+    parts.append(f'<text x="{width - 30}" y="{height + 15}" font-size="11" fill="#777">now</text></svg>')
+    return "".join(parts)
+
+
+def _table(headers: list[str], rows: list[list[Any]], empty: str) -> str:
+    if not rows:
+        return f'<p class="muted">{escape(empty)}</p>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_status_page(daemon: "Daemon") -> str:
+    store = daemon.connector.store
+    status, health = daemon.health()
+    counts = store.outbox_counts()
+    problems = store.problem_actions(20)
+    conflicts = daemon.reviews.conflicts()
+    unmatched = store.unmatched_counts()
+    per_hour = daemon.webhooks.actions_per_hour(daemon.clock())
+    state = '<span class="ok">healthy</span>' if status == 200 else '<span class="bad">failing</span>'
+    streams = [[name, s["cursor"], f"{s['lag_seconds']:.0f} s"] for name, s in health["streams"].items()]
+    failing = [[name, since] for name, since in health["failing_since"].items()]
+    sections = [
+        f"<h1>CardBridge — {state}</h1>",
+        '<div class="grid"><div>',
+        "<h2>Streams</h2>", _table(["stream", "cursor", "lag"], streams, "No pass has run yet."),
+        "<h2>Outbox</h2>", _table(["status", "actions"], [[k, v] for k, v in counts.items()], ""),
+        "<h2>Unmatched customers</h2>",
+        _table(["community", "customers"], [[k, v] for k, v in unmatched.items()], "Every buyer is matched."),
+        "</div><div>",
+        "<h2>Communities failing</h2>", _table(["community", "since"], failing, "None."),
+        "<h2>Open conflicts</h2>",
+        _table(["id", "community", "what", "reason"], [[c.id, c.community, f"{c.kind} #{c.target}", c.reason]
+                                                      for c in conflicts], "None."),
+        "<h2>Manual removals found by the last reconcile</h2>", _table(["drift"], [[d] for d in daemon.drift], "None."),
+        "</div></div>",
+        "<h2>Recent failures and dead actions</h2>",
+        _table(["id", "status", "community", "action", "user", "attempts", "error"],
+               [[p.id, p.status, p.community, f"{p.op} {p.kind} {p.target}", p.remote_username, p.attempts,
+                 mask_email(p.last_error or "")[:160]] for p in problems], "None."),
+        f"<h2>Actions per hour, last 24 hours ({sum(per_hour)} in all)</h2>", chart(per_hour),
+    ]
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CardBridge status</title>'
+            f'<meta http-equiv="refresh" content="30"><style>{STYLE}</style></head><body>{"".join(sections)}</body></html>')
