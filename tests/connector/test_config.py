@@ -34,6 +34,8 @@ def env(monkeypatch):
     monkeypatch.setenv("WC_CONSUMER_KEY", "ck_test")
     monkeypatch.setenv("WC_CONSUMER_SECRET", "cs_test")
     monkeypatch.setenv("DISCOURSE_API_KEY", "dk")
+    monkeypatch.setenv("WC_WEBHOOK_SECRET", "ws")
+    monkeypatch.setenv("DISCOURSE_WEBHOOK_SECRET", "ds")
 
 
 def write(tmp_path, text):
@@ -53,6 +55,21 @@ def test_issue_shape_loads_and_resolves_relative_sqlite(tmp_path, env):
 def test_example_config_documents_a_valid_config(env):
     config = load_config(ROOT / "config.example.toml")
     assert config.communities["forum"].requests_per_minute == 60
+    assert config.reviews and config.points and config.server.port == 8080
+
+
+def test_example_config_documents_every_key():
+    """Every key the config models accept appears in config.example.toml (so the example stays the reference)."""
+    from connector.config import (CommunityConfig, DeliveryConfig, PointsConfig, PolicyConfig, ReviewsConfig,
+                                  ReviewTarget, ScheduleConfig, ServerConfig, ShopConfig, StateConfig)
+
+    text = (ROOT / "config.example.toml").read_text()
+    for model in (StateConfig, ShopConfig, CommunityConfig, DeliveryConfig, ReviewsConfig, ReviewTarget, PointsConfig,
+                  ScheduleConfig, ServerConfig, PolicyConfig):
+        for key in model.model_fields:
+            if key == "communities":
+                continue
+            assert f"{key} =" in text or f"{key} = " in text or f" {key} =" in text, f"{model.__name__}.{key}"
 
 
 def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
