@@ -10,12 +10,12 @@ from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connector import __version__
 from connector.config import Config, ConfigError, load_config
 from connector.logs import configure, mask_email
+from connector.progress import progress_bar
 from connector.state.db import open_engine
 from connector.state.reviews import ReviewStore
 from connector.state.store import StateStore
@@ -146,23 +146,8 @@ def backfill(
     """Re-read the whole shop (ignoring cursors) and bring every community in step."""
     start = _parse_date(since) if since else None
     with _connector() as connector:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=errors,
-            transient=not errors.is_terminal,
-        ) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int | None) -> None:
-                label = {"pull": "reading orders", "plan": "planning", "deliver": "delivering"}[stage]
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(label, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+        bar, progress = progress_bar(errors, transient=not errors.is_terminal)
+        with bar:
             report = connector.run_pass(full=True, since=start, dry_run=dry_run, progress=progress)
     if dry_run:
         _print_plan(report)

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_VAR = "CARDBRIDGE_CONFIG"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -26,13 +26,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+#: A site root such as ``https://shop.example.com`` (a trailing slash is dropped).
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class StateConfig(_Strict):
     url: str = "sqlite:///cardbridge.db"
 
 
 class ShopConfig(_Strict):
     kind: str
-    base_url: str
+    base_url: HttpUrl
     consumer_key: str = ""
     consumer_secret: str = ""
     #: Orders per page (WooCommerce allows at most 100).
@@ -41,17 +51,10 @@ class ShopConfig(_Strict):
     lookback_seconds: Annotated[int, Field(ge=0)] = 300
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
-
 
 class CommunityConfig(_Strict):
     kind: str
-    base_url: str
+    base_url: HttpUrl
     api_key: str = ""
     api_username: str = "system"
     #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
@@ -69,13 +72,6 @@ class CommunityConfig(_Strict):
     group_primary: bool = True
     #: Seconds before a customer with no forum account is looked up again.
     unmatched_retry_seconds: Annotated[int, Field(ge=0)] = 900
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class Grant(_Strict):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from connector.config import load_config
+from connector.progress import progress_bar
 from connector.sandbox.discourse import DiscourseSandbox
 from connector.sandbox.world import seed_shop
 from connector.sandbox.server import SandboxServer
@@ -55,19 +55,6 @@ per_currency_unit = 0.1
 per_review = 5
 forum = {{ mode = "gamification" }}
 """
-
-
-def _progress(console: Console) -> tuple[Progress, object]:
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console)
-    tasks: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int | None) -> None:
-        label = {"pull": "reading shop orders", "plan": "planning", "deliver": "delivering to the forum"}[stage]
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(label, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
-
-    return bar, progress
 
 
 def _member_table(forum: DiscourseSandbox, title: str) -> Table:
@@ -163,9 +150,9 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
         )
         connector = Connector(load_config(config_path))
         try:
-            bar, progress = _progress(console)
+            bar, progress = progress_bar(console)
             with bar:
-                report = connector.run_pass(full=True, progress=progress)  # type: ignore[arg-type]
+                report = connector.run_pass(full=True, progress=progress)
             console.print("backfill: " + _report_line(report))
             console.print(_member_table(forum, "What forum members see after the backfill"))
             console.print(_reviews_table(forum))

@@ -9,16 +9,12 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from connector.clock import utcnow
 from connector.models import OrderStatus, Product, Quarantined, Review
-from connector.state.store import _chunks
+from connector.state.store import _chunks, customers_t, identities_t, orders_t, quarantine_t
 from connector.state.tables import (
     ConflictRow,
-    CustomerRow,
-    IdentityRow,
-    OrderRow,
     PointEventRow,
     PostRow,
     ProductRow,
-    QuarantineRow,
     ReviewRow,
     TopicRow,
 )
@@ -29,10 +25,6 @@ posts_t = PostRow.__table__  # type: ignore[attr-defined]
 topics_t = TopicRow.__table__  # type: ignore[attr-defined]
 conflicts_t = ConflictRow.__table__  # type: ignore[attr-defined]
 points_t = PointEventRow.__table__  # type: ignore[attr-defined]
-orders_t = OrderRow.__table__  # type: ignore[attr-defined]
-customers_t = CustomerRow.__table__  # type: ignore[attr-defined]
-identities_t = IdentityRow.__table__  # type: ignore[attr-defined]
-quarantine_t = QuarantineRow.__table__  # type: ignore[attr-defined]
 
 _CONTENT = ("product_id", "email", "reviewer", "rating", "text", "status")
 
