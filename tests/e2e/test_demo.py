@@ -1,0 +1,18 @@
+"""`cardbridge demo`: zero config, ends with the member view and exit 0 (the README's run command)."""
+
+import os
+import subprocess
+import sys
+
+
+def test_demo_runs_end_to_end_and_shows_the_member_view():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDBRIDGE_")}
+    env["COLUMNS"] = "160"
+    done = subprocess.run([sys.executable, "-m", "connector.cli", "demo"], capture_output=True, text=True, env=env,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "What forum members see after the backfill" in out and "Verified Buyer" in out
+    assert "Review topics on the forum" in out and "Points" in out
+    assert "After the refund" in out and "A third pass with nothing new: 0 write requests" in out
+    assert "CardBridge status" in out
