@@ -110,7 +110,6 @@ class CommunityStats:
     writes: int = 0
     rate_limited: int = 0
     retries: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class CommunityStopped(Exception):

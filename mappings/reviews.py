@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Literal
 
 from connector.config import ReviewsConfig
 
@@ -118,7 +118,3 @@ def review_op(visible: bool, desired_hash: str | None, post_state: str | None, p
     if not visible and live:
         return "delete"
     return None
-
-
-def blocklist_words(words: Sequence[str]) -> list[str]:
-    return [w for w in words if w.strip()]

@@ -39,15 +39,6 @@ class WebhookStore:
             conn.execute(update(events_t).where(events_t.c.id.in_(ids))
                          .values(processed_at=utcnow(), result=result[:255], resource=""))
 
-    def counts(self) -> dict[str, int]:
-        """Events per source, and how many still wait to be processed."""
-        with self.engine.connect() as conn:
-            counts = {row[0]: row[1] for row in conn.execute(
-                select(events_t.c.source, func.count()).group_by(events_t.c.source)).all()}
-            counts["pending"] = conn.execute(
-                select(func.count()).select_from(events_t).where(events_t.c.processed_at.is_(None))).scalar_one()
-        return counts
-
     def actions_per_hour(self, now: datetime, hours: int = 24) -> list[int]:
         """Done outbox actions per hour over the last ``hours`` hours, oldest first (for the status page chart)."""
         start = now - timedelta(hours=hours)
