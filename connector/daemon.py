@@ -183,22 +183,21 @@ class Daemon:
             self.webhooks.done([e.id for e in others if e.id], "ignored")
 
     def _post_event(self, event: Any) -> None:
-        """A moderator's edit or deletion of a connector post becomes a conflict (our own edits match our hash)."""
-        try:
-            data = json.loads(event.resource)
-        except ValueError:
-            return
-        post_id, raw = str(data.get("id")), data.get("raw")
-        for community in self.connector.communities:
-            row = self.reviews.post_by_id(community, post_id)
-            if row is None or row.state != "posted":
+        """A moderator's edit or deletion of a connector post becomes a conflict.
+
+        The post is read back from the forum (the webhook only names it): our own edits match the hash we wrote.
+        """
+        for name, community in self.connector.communities.items():
+            row = self.reviews.post_by_id(name, event.resource)
+            client = getattr(community, "client", None)
+            if row is None or row.state != "posted" or client is None:
                 continue
-            if event.topic == "post_destroyed":
-                self.reviews.add_conflict(community, "review", row.review_id, "the post was deleted on the forum")
-            elif raw is not None and content_hash(raw) != row.content_hash:
-                editor = data.get("last_editor_username") or data.get("username") or "someone"
-                self.reviews.add_conflict(community, "review", row.review_id,
-                                          f"the post was edited on the forum by {editor}")
+            post = client.post(int(event.resource))
+            if post is None or post.get("deleted_at"):
+                self.reviews.add_conflict(name, "review", row.review_id, "the post was deleted on the forum")
+            elif content_hash(post.get("raw") or "") != row.content_hash:
+                editor = post.get("last_editor_username") or "someone"
+                self.reviews.add_conflict(name, "review", row.review_id, f"the post was edited on the forum by {editor}")
 
     # ---- HTTP ----------------------------------------------------------------------------------------------------
 
@@ -264,8 +263,7 @@ class Daemon:
         if event == "user_created":
             resource = str((payload.get("user") or {}).get("email") or "").strip().lower()
         elif event in ("post_edited", "post_destroyed"):
-            post = payload.get("post") or {}
-            resource = json.dumps({k: post.get(k) for k in ("id", "raw", "username", "last_editor_username")})
+            resource = str((payload.get("post") or {}).get("id") or "")
         else:
             self.metrics.webhooks.labels("discourse", "ignored").inc()
             return JSONResponse({"ok": "ignored", "event": event})

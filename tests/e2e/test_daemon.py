@@ -212,3 +212,56 @@ def test_status_page_renders_in_a_real_browser(daemon_world, tmp_path):
     assert shot.exists() and shot.stat().st_size > 10_000
     if os.environ.get("CARDBRIDGE_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["CARDBRIDGE_KEEP_SCREENSHOT"])
+
+
+def test_healthz_turns_503_when_a_community_keeps_failing(daemon_world):
+    world = daemon_world
+    world.write_config(extra=f"""
+[server]
+listen = "127.0.0.1:{world.port}"
+unhealthy_after_seconds = 1
+""")
+    world.forum.add_user("alice", "alice@example.com")
+    world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    process = world.spawn("run")
+    world.processes.append(process)
+    env_key = world.env(DISCOURSE_API_KEY="revoked-key")
+    process.kill()
+    process.wait(10)
+    process = subprocess.Popen(world.command("run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env_key)
+    world.processes.append(process)
+    assert wait_for(lambda: _health(world)[0] == 503, 15), _health(world)
+    status, body = _health(world)
+    assert body["status"] == "failing" and "forum" in body["failing_since"]
+
+
+def _health(world):
+    try:
+        answer = httpx.get(world.base + "/healthz", timeout=1)
+        return answer.status_code, answer.json()
+    except httpx.HTTPError as error:
+        return 0, str(error)
+
+
+def test_moderator_edit_webhook_on_a_connector_post_becomes_a_conflict(daemon_world):
+    world = daemon_world
+    world.write_config(extra=f"""
+[reviews]
+forum = {{ category = "Reviews" }}
+[server]
+listen = "127.0.0.1:{world.port}"
+discourse_webhook_secret = "{DSECRET}"
+""")
+    world.shop.add_review(world.card, "Ann", "ann@example.com", 5, "Fast delivery, the key worked at once.")
+    start(world)
+    assert wait_for(lambda: any(len(world.forum.posts_of_topic(t["id"])) == 2 for t in world.forum.topics()), 10)
+    [topic] = world.forum.topics()
+    post = world.forum.posts_of_topic(topic["id"])[-1]
+    edited = world.forum.edit_post_by_hand(post["id"], post["raw"] + "\n\nmod: removed a link")
+    body = json.dumps({"post": {**edited, "raw": post["raw"] + "\n\nmod: removed a link"}}).encode()
+    answer = httpx.post(world.base + "/webhooks/discourse", content=body, headers={
+        "X-Discourse-Event": "post_edited", "X-Discourse-Event-Type": "post", "X-Discourse-Event-Id": "77",
+        "X-Discourse-Event-Signature": discourse_signature(DSECRET, body), "Content-Type": "application/json"})
+    assert answer.status_code == 200 and answer.json() == {"ok": "accepted"}
+    assert wait_for(lambda: "edited on the forum" in world.cli("conflicts").stdout, 10)
