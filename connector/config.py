@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -42,14 +43,36 @@ class StateConfig(_Strict):
 
 class ShopConfig(_Strict):
     kind: str
-    base_url: HttpUrl
+    #: REST shops (woocommerce): the site root.
+    base_url: HttpUrl | None = None
     consumer_key: str = ""
     consumer_secret: str = ""
+    #: Database shops (dujiaoka): a read-only SQLAlchemy URL, e.g. ``mysql+pymysql://reader:pw@127.0.0.1/dujiaoka``.
+    database_url: str | None = None
+    #: Database shops: table name prefix (dujiaoka: none by default).
+    table_prefix: str = ""
+    #: Database shops: the zone their ``Y-m-d H:i:s`` timestamps are written in (stored here as UTC).
+    timezone: str = "Asia/Shanghai"
     #: Orders per page (WooCommerce allows at most 100).
     page_size: Annotated[int, Field(ge=1, le=100)] = 100
     #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
     lookback_seconds: Annotated[int, Field(ge=0)] = 300
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
+    @model_validator(mode="after")
+    def _source(self) -> "ShopConfig":
+        if self.kind == "woocommerce" and self.base_url is None:
+            raise _KeyedError("shop.base_url", "is required for kind = \"woocommerce\"")
+        if self.kind == "dujiaoka" and not self.database_url:
+            raise _KeyedError("shop.database_url", "is required for kind = \"dujiaoka\"")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _KeyedError("shop.timezone", f"unknown time zone {self.timezone!r}") from None
+        if not re.fullmatch(r"\w{0,20}", self.table_prefix):
+            raise _KeyedError("shop.table_prefix", "use letters, digits and '_' only")
+        return self
 
 
 class CommunityConfig(_Strict):

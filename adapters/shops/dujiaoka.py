@@ -1,0 +1,168 @@
+"""独角数卡 dujiaoka v2 shop adapter (``kind = "dujiaoka"``): reads the shop's MySQL/MariaDB database, read-only.
+
+Schema: ``shared/specs/shops/chinese/SCHEMAS.md`` (dujiaoka @ 9f5467a, database/sql/install.sql). Orders are read by
+``updated_at`` with a keyset walk on (updated_at, id), so rows sharing a second are neither skipped nor re-read
+forever. Buyers are guests keyed by the order email. Statuses: 1 待支付 unpaid; 2 待处理, 3 处理中, 4 已完成 paid (the
+payment arrived; 2 and 3 are manual delivery in progress); 5 处理失败 and -1 过期 unpaid; 6 异常 disputed. A
+soft-deleted order (``deleted_at``) counts as cancelled.
+
+Allow-list by construction: the SELECT names its columns. ``orders.info`` (the delivered card secrets, 卡密),
+``carmis`` (the card stock), ``search_pwd``, ``buy_ip`` and ``trade_no`` are never selected.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import create_engine, event, text
+
+from adapters.base import CustomerPage, OrderPage
+from connector.clock import iso, parse_iso
+from connector.config import ShopConfig
+from connector.models import Customer, Order, OrderLine, OrderStatus, Product, Quarantined, customer_key_for, normalise_email
+
+ORDERS = "dujiaoka.orders"
+
+STATUS_MAP: dict[int, OrderStatus] = {
+    1: OrderStatus.UNPAID,
+    2: OrderStatus.PAID,
+    3: OrderStatus.PAID,
+    4: OrderStatus.PAID,
+    5: OrderStatus.UNPAID,
+    6: OrderStatus.DISPUTED,
+    -1: OrderStatus.UNPAID,
+}
+
+#: The only order columns read. Adding one here is a decision: it must not be a secret, a payment detail or an IP.
+ORDER_COLUMNS = ("id", "goods_id", "title", "buy_amount", "actual_price", "email", "status", "created_at", "updated_at",
+                 "deleted_at")
+
+
+class MalformedRow(ValueError):
+    pass
+
+
+class DujiaokaShop:
+    """Reads orders and goods from a dujiaoka database."""
+
+    kind = "dujiaoka"
+
+    def __init__(self, config: ShopConfig) -> None:
+        self.config = config
+        self.zone = ZoneInfo(config.timezone)
+        self.prefix = config.table_prefix
+        self.engine = create_engine(str(config.database_url), pool_pre_ping=True, pool_recycle=3600)
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            event.listen(self.engine, "connect", _read_only)
+
+    def _utc(self, value: datetime | None, column: str) -> datetime:
+        if value is None:
+            raise MalformedRow(f"{column} is empty")
+        # MySQL TIMESTAMP/DATETIME come back naive, in the shop's zone.
+        return value.replace(tzinfo=self.zone).astimezone(timezone.utc) if value.tzinfo is None else value
+
+    def _local(self, value: datetime) -> datetime:
+        return value.astimezone(self.zone).replace(tzinfo=None)
+
+    def parse(self, row: Any) -> Order:
+        email = row.email.strip() if isinstance(row.email, str) else ""
+        if not email:
+            raise MalformedRow("order without an email")
+        status = STATUS_MAP.get(int(row.status)) if row.status is not None else None
+        if status is None:
+            raise MalformedRow(f"unknown order status {row.status!r}")
+        if row.deleted_at is not None:
+            status = OrderStatus.CANCELLED
+        key = customer_key_for(None, email)
+        assert key is not None
+        return Order(
+            id=str(row.id),
+            customer_key=key,
+            email=normalise_email(email),
+            status=status,
+            total=str(row.actual_price if row.actual_price is not None else "0"),
+            currency="CNY",
+            created_at=self._utc(row.created_at, "created_at"),
+            modified_at=self._utc(row.updated_at, "updated_at"),
+            lines=(OrderLine(product_id=int(row.goods_id), name=str(row.title or "")[:200],
+                             quantity=int(row.buy_amount or 1)),),
+        )
+
+    def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
+        # The cursor is the last (updated_at, id) read: {"at": ISO UTC, "id": N}.
+        if cursor:
+            mark = json.loads(cursor)
+            at, last_id = parse_iso(mark["at"]) - timedelta(seconds=self.config.lookback_seconds), 0
+            if not self.config.lookback_seconds:
+                last_id = int(mark["id"])
+        else:
+            at, last_id = (since or datetime(1970, 1, 2, tzinfo=timezone.utc)), 0
+        columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
+        query = text(
+            f"SELECT {columns} FROM `{self.prefix}orders` "
+            "WHERE (`updated_at` > :at) OR (`updated_at` = :at AND `id` > :id) "
+            "ORDER BY `updated_at`, `id` LIMIT :limit"
+        )
+        newest = json.loads(cursor) if cursor else None
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query, {"at": self._local(at), "id": last_id, "limit": self.config.page_size}).all()
+            orders: list[Order] = []
+            quarantined: list[Quarantined] = []
+            for row in rows:
+                try:
+                    orders.append(self.parse(row))
+                except (MalformedRow, ValueError) as error:
+                    quarantined.append(Quarantined(stream=ORDERS, record_id=str(row.id), reason=str(error)[:500]))
+            if rows:
+                last = rows[-1]
+                at, last_id = self._utc(last.updated_at, "updated_at"), int(last.id)
+                if newest is None or (iso(at), last_id) > (newest["at"], newest["id"]):
+                    newest = {"at": iso(at), "id": last_id}
+            yield OrderPage(orders=orders, quarantined=quarantined, cursor=json.dumps(newest) if newest else None)
+            if len(rows) < self.config.page_size:
+                return
+
+    def orders_by_id(self, ids: Sequence[int]) -> OrderPage:
+        columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
+        orders, quarantined = [], []
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = [int(i) for i in ids[start : start + 500]]
+                marks = ", ".join(f":i{n}" for n in range(len(chunk)))
+                rows = conn.execute(text(f"SELECT {columns} FROM `{self.prefix}orders` WHERE `id` IN ({marks})"),
+                                    {f"i{n}": v for n, v in enumerate(chunk)}).all()
+                for row in rows:
+                    try:
+                        orders.append(self.parse(row))
+                    except (MalformedRow, ValueError) as error:
+                        quarantined.append(Quarantined(stream=ORDERS, record_id=str(row.id), reason=str(error)[:500]))
+        return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
+    def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
+        return [], list(keys)  # dujiaoka has no accounts: every buyer is a guest known by email
+
+    def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
+        return iter(())
+
+    def products(self, ids: Sequence[int]) -> list[Product]:
+        if not ids:
+            return []
+        marks = ", ".join(f":i{n}" for n in range(len(ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(f"SELECT `id`, `gd_name` FROM `{self.prefix}goods` WHERE `id` IN ({marks})"),
+                                {f"i{n}": int(v) for n, v in enumerate(ids)}).all()
+        return [Product(id=int(r.id), name=str(r.gd_name)[:200]) for r in rows]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Belt and braces beside a SELECT-only database user: this session cannot write.
+    cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    cursor.close()

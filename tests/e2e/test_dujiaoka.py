@@ -1,0 +1,121 @@
+"""独角数卡 (dujiaoka) read from a real MariaDB: paid buyers get the grant, failures revoke, no card secret is kept."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+
+MARIADB = os.environ.get("CARDBRIDGE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+
+# The columns of SCHEMAS.md that matter here, secrets included (the connector must never read them).
+DDL = [
+    """CREATE TABLE goods (id INT PRIMARY KEY, group_id INT, gd_name VARCHAR(200), actual_price DECIMAL(10,2),
+       type TINYINT(1), created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL, deleted_at TIMESTAMP NULL)""",
+    """CREATE TABLE carmis (id BIGINT PRIMARY KEY AUTO_INCREMENT, goods_id INT, status TINYINT(1), is_loop TINYINT(1),
+       carmi TEXT, created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL, deleted_at TIMESTAMP NULL)""",
+    """CREATE TABLE orders (id BIGINT PRIMARY KEY AUTO_INCREMENT, order_sn VARCHAR(150), goods_id INT, coupon_id INT,
+       title VARCHAR(200), type TINYINT(1), goods_price DECIMAL(10,2), buy_amount INT, total_price DECIMAL(10,2),
+       actual_price DECIMAL(10,2), search_pwd VARCHAR(200), email VARCHAR(200), info TEXT, pay_id INT,
+       buy_ip VARCHAR(50), trade_no VARCHAR(200), status TINYINT(1), coupon_ret_back TINYINT(1),
+       created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL, deleted_at TIMESTAMP NULL)""",
+]
+
+
+@pytest.fixture
+def shop_db():
+    try:
+        admin = create_engine(MARIADB + "/", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as error:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail(f"MariaDB is required in CI ({MARIADB}): {error}")
+        pytest.skip(f"MariaDB not reachable at {MARIADB}: {error}")
+    name = f"dujiaoka_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    engine = create_engine(f"{MARIADB}/{name}?charset=utf8mb4", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for statement in DDL:
+            conn.execute(text(statement))
+    yield engine, f"{MARIADB}/{name}?charset=utf8mb4"
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE `{name}`"))
+    admin.dispose()
+
+
+def add_order(engine, email, status, secret, when):
+    with engine.connect() as conn:
+        result = conn.execute(text(
+            "INSERT INTO orders (order_sn, goods_id, title, buy_amount, total_price, actual_price, search_pwd, email, "
+            "info, buy_ip, trade_no, status, created_at, updated_at) VALUES (:sn, 1, '王者荣耀 点券 60元', 1, 60, 60, "
+            "'pw-9981', :email, :info, '10.1.2.3', :trade, :status, :when, :when)"),
+            {"sn": uuid.uuid4().hex[:16], "email": email, "info": f"卡密: {secret}", "trade": f"2026{uuid.uuid4().int % 10**12}",
+             "status": status, "when": when})
+        return result.lastrowid
+
+
+@pytest.fixture
+def dj_world(world, shop_db):
+    engine, url = shop_db
+    with engine.connect() as conn:
+        conn.execute(text("INSERT INTO goods (id, gd_name, actual_price, type) VALUES (1, '王者荣耀 点券 60元', 60, 1)"))
+        conn.execute(text("INSERT INTO carmis (goods_id, status, is_loop, carmi) VALUES (1, 1, 0, 'KM-STOCK-0001')"))
+    world.config_path.write_text(world.config_path.read_text().replace(
+        f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
+        f'kind = "dujiaoka"\ndatabase_url = "{url}"\nlookback_seconds = 0'), encoding="utf-8")
+    world.engine = engine
+    now = datetime.now().replace(microsecond=0)
+    world.paid = add_order(engine, "Buyer@Example.com", 4, "KM-SECRET-AAAA", now - timedelta(minutes=5))
+    world.processing = add_order(engine, "manual@example.com", 2, "KM-SECRET-BBBB", now - timedelta(minutes=4))
+    world.unpaid = add_order(engine, "window@example.com", 1, "KM-SECRET-CCCC", now - timedelta(minutes=3))
+    world.expired = add_order(engine, "late@example.com", -1, "KM-SECRET-DDDD", now - timedelta(minutes=2))
+    for username, email in [("buyer", "buyer@example.com"), ("manual", "manual@example.com"),
+                            ("window", "window@example.com"), ("late", "late@example.com")]:
+        world.forum.add_user(username, email)
+    return world
+
+
+def test_paid_statuses_grant_failures_revoke_and_secrets_stay_in_the_shop(dj_world):
+    world = dj_world
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    holders = {u for u in ("buyer", "manual", "window", "late") if "Verified Buyer" in world.forum.badges_of(u)}
+    assert holders == {"buyer", "manual"}
+    later = datetime.now().replace(microsecond=0) + timedelta(seconds=1)
+    with world.engine.connect() as conn:  # the manual delivery failed: 5 处理失败
+        conn.execute(text("UPDATE orders SET status = 5, updated_at = :t WHERE id = :id"), {"t": later, "id": world.processing})
+    again = world.cli("sync")
+    assert again.code == 0, again.output
+    assert "Verified Buyer" not in world.forum.badges_of("manual")
+    assert "Verified Buyer" in world.forum.badges_of("buyer")
+    stored = b"".join(p.read_bytes() for p in world.dir.glob("state.db*"))
+    for secret in ("KM-SECRET-AAAA", "KM-SECRET-BBBB", "KM-STOCK-0001", "pw-9981", "10.1.2.3", "卡密".encode().decode()):
+        assert secret.encode() not in stored, secret
+        assert secret not in run.output + again.output
+
+
+def test_keyset_walk_reads_every_row_sharing_a_second_once(shop_db):
+    from adapters.shops.dujiaoka import DujiaokaShop
+    from connector.config import ShopConfig
+    from connector.models import OrderStatus
+
+    engine, url = shop_db
+    same = datetime(2026, 11, 1, 20, 0, 0)  # Asia/Shanghai: 12:00 UTC
+    ids = [add_order(engine, f"t{i}@example.com", 4, f"KM-{i}", same) for i in range(5)]
+    with engine.connect() as conn:
+        conn.execute(text("UPDATE orders SET deleted_at = :t WHERE id = :id"), {"t": same, "id": ids[-1]})
+    shop = DujiaokaShop(ShopConfig(kind="dujiaoka", database_url=url, page_size=2, lookback_seconds=0))
+    pages = list(shop.order_pages(None))
+    seen = [o.id for p in pages for o in p.orders]
+    assert seen == [str(i) for i in ids]
+    assert pages[-1].orders[-1].status is OrderStatus.CANCELLED  # soft-deleted
+    assert pages[0].orders[0].modified_at.isoformat() == "2026-11-01T12:00:00+00:00"
+    again = list(shop.order_pages(pages[-1].cursor))
+    assert [o.id for p in again for o in p.orders] == []  # resumes after the last (updated_at, id)
+    shop.close()
