@@ -64,8 +64,8 @@ class ShopConfig(_Strict):
     def _source(self) -> "ShopConfig":
         if self.kind == "woocommerce" and self.base_url is None:
             raise _KeyedError("shop.base_url", "is required for kind = \"woocommerce\"")
-        if self.kind == "dujiaoka" and not self.database_url:
-            raise _KeyedError("shop.database_url", "is required for kind = \"dujiaoka\"")
+        if self.kind in ("dujiaoka", "acgfaka") and not self.database_url:
+            raise _KeyedError("shop.database_url", f"is required for kind = \"{self.kind}\"")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Sequence
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
+from adapters.shops.sql import MalformedRow, SqlShop
 from connector.clock import iso, parse_iso
-from connector.config import ShopConfig
 from connector.models import Customer, Order, OrderLine, OrderStatus, Product, Quarantined, customer_key_for, normalise_email
 
 ORDERS = "dujiaoka.orders"
@@ -41,31 +40,10 @@ ORDER_COLUMNS = ("id", "goods_id", "title", "buy_amount", "actual_price", "email
                  "deleted_at")
 
 
-class MalformedRow(ValueError):
-    pass
-
-
-class DujiaokaShop:
+class DujiaokaShop(SqlShop):
     """Reads orders and goods from a dujiaoka database."""
 
     kind = "dujiaoka"
-
-    def __init__(self, config: ShopConfig) -> None:
-        self.config = config
-        self.zone = ZoneInfo(config.timezone)
-        self.prefix = config.table_prefix
-        self.engine = create_engine(str(config.database_url), pool_pre_ping=True, pool_recycle=3600)
-        if self.engine.dialect.name in ("mysql", "mariadb"):
-            event.listen(self.engine, "connect", _read_only)
-
-    def _utc(self, value: datetime | None, column: str) -> datetime:
-        if value is None:
-            raise MalformedRow(f"{column} is empty")
-        # MySQL TIMESTAMP/DATETIME come back naive, in the shop's zone.
-        return value.replace(tzinfo=self.zone).astimezone(timezone.utc) if value.tzinfo is None else value
-
-    def _local(self, value: datetime) -> datetime:
-        return value.astimezone(self.zone).replace(tzinfo=None)
 
     def parse(self, row: Any) -> Order:
         email = row.email.strip() if isinstance(row.email, str) else ""
@@ -85,8 +63,8 @@ class DujiaokaShop:
             status=status,
             total=str(row.actual_price if row.actual_price is not None else "0"),
             currency="CNY",
-            created_at=self._utc(row.created_at, "created_at"),
-            modified_at=self._utc(row.updated_at, "updated_at"),
+            created_at=self.utc(row.created_at, "created_at"),
+            modified_at=self.utc(row.updated_at, "updated_at"),
             lines=(OrderLine(product_id=int(row.goods_id), name=str(row.title or "")[:200],
                              quantity=int(row.buy_amount or 1)),),
         )
@@ -102,14 +80,14 @@ class DujiaokaShop:
             at, last_id = (since or datetime(1970, 1, 2, tzinfo=timezone.utc)), 0
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
         query = text(
-            f"SELECT {columns} FROM `{self.prefix}orders` "
+            f"SELECT {columns} FROM {self.table('orders')} "
             "WHERE (`updated_at` > :at) OR (`updated_at` = :at AND `id` > :id) "
             "ORDER BY `updated_at`, `id` LIMIT :limit"
         )
         newest = json.loads(cursor) if cursor else None
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(query, {"at": self._local(at), "id": last_id, "limit": self.config.page_size}).all()
+                rows = conn.execute(query, {"at": self.local(at), "id": last_id, "limit": self.config.page_size}).all()
             orders: list[Order] = []
             quarantined: list[Quarantined] = []
             for row in rows:
@@ -119,7 +97,7 @@ class DujiaokaShop:
                     quarantined.append(Quarantined(stream=ORDERS, record_id=str(row.id), reason=str(error)[:500]))
             if rows:
                 last = rows[-1]
-                at, last_id = self._utc(last.updated_at, "updated_at"), int(last.id)
+                at, last_id = self.utc(last.updated_at, "updated_at"), int(last.id)
                 if newest is None or (iso(at), last_id) > (newest["at"], newest["id"]):
                     newest = {"at": iso(at), "id": last_id}
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=json.dumps(newest) if newest else None)
@@ -131,10 +109,9 @@ class DujiaokaShop:
         orders, quarantined = [], []
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                chunk = [int(i) for i in ids[start : start + 500]]
-                marks = ", ".join(f":i{n}" for n in range(len(chunk)))
-                rows = conn.execute(text(f"SELECT {columns} FROM `{self.prefix}orders` WHERE `id` IN ({marks})"),
-                                    {f"i{n}": v for n, v in enumerate(chunk)}).all()
+                marks, values = self.in_list([int(i) for i in ids[start : start + 500]])
+                rows = conn.execute(text(f"SELECT {columns} FROM {self.table('orders')} WHERE `id` IN ({marks})"),
+                                    values).all()
                 for row in rows:
                     try:
                         orders.append(self.parse(row))
@@ -151,18 +128,8 @@ class DujiaokaShop:
     def products(self, ids: Sequence[int]) -> list[Product]:
         if not ids:
             return []
-        marks = ", ".join(f":i{n}" for n in range(len(ids)))
+        marks, values = self.in_list([int(v) for v in ids])
         with self.engine.connect() as conn:
-            rows = conn.execute(text(f"SELECT `id`, `gd_name` FROM `{self.prefix}goods` WHERE `id` IN ({marks})"),
-                                {f"i{n}": int(v) for n, v in enumerate(ids)}).all()
+            rows = conn.execute(text(f"SELECT `id`, `gd_name` FROM {self.table('goods')} WHERE `id` IN ({marks})"),
+                                values).all()
         return [Product(id=int(r.id), name=str(r.gd_name)[:200]) for r in rows]
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-
-def _read_only(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # Belt and braces beside a SELECT-only database user: this session cannot write.
-    cursor.execute("SET SESSION TRANSACTION READ ONLY")
-    cursor.close()

@@ -1,0 +1,181 @@
+"""异次元发卡 acg-faka 3.x shop adapter (``kind = "acgfaka"``): reads its MySQL/MariaDB database, read-only.
+
+Schema: ``shared/specs/shops/chinese/SCHEMAS.md`` (acg-faka 3.6.0 @ 574c3ff, kernel/Install/Install.sql), tables
+prefixed ``acg_`` by default. acg-faka has no order API token and its orders carry no update time, so the walk is:
+
+- new orders by an **id watermark** (``id > last id``, ascending), and
+- a **lookback** re-read of the last ``lookback_ids`` ids and of every order paid in the last ``lookback_seconds``
+  (``pay_time``), so an order that was paid after it was first read is seen.
+
+Status: 1 已支付 = paid, 0 未支付 = unpaid. Members (``owner`` > 0) are keyed by uid and their email comes from the
+``user`` table; guests by the ``contact`` they typed when it is an email (other contacts, a phone or a QQ number,
+cannot be matched to a forum account: such an order is quarantined with that reason, and the contact is not kept).
+
+Allow-list by construction: the SELECTs name their columns. ``order.secret`` and ``card.secret`` (卡密), ``password``,
+``create_ip``, ``pay_url`` and every ``user`` column but id, username and email are never selected. Support tickets
+are offered as metadata (:meth:`AcgFakaShop.ticket_pages`), never their messages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import text
+
+from adapters.base import CustomerPage, OrderPage
+from adapters.shops.sql import MalformedRow, SqlShop
+from connector.clock import iso, parse_iso, utcnow
+from connector.models import Customer, Order, OrderLine, OrderStatus, Product, Quarantined, customer_key_for, normalise_email
+
+ORDERS = "acgfaka.orders"
+ORDER_COLUMNS = ("id", "owner", "amount", "commodity_id", "card_num", "create_time", "pay_time", "status", "contact")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: How many of the newest ids are read again on every pass.
+LOOKBACK_IDS = 200
+
+
+class AcgFakaShop(SqlShop):
+    kind = "acgfaka"
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.prefix = config.table_prefix or "acg_"
+
+    def parse(self, row: Any, emails: dict[int, str]) -> Order:
+        status = {1: OrderStatus.PAID, 0: OrderStatus.UNPAID}.get(int(row.status) if row.status is not None else -9)
+        if status is None:
+            raise MalformedRow(f"unknown order status {row.status!r}")
+        owner = int(row.owner or 0)
+        contact = (row.contact or "").strip()
+        if owner:
+            email = emails.get(owner)
+            key = customer_key_for(owner, None)
+        elif _EMAIL.match(contact):
+            email, key = normalise_email(contact), customer_key_for(None, contact)
+        else:
+            raise MalformedRow("guest order whose contact is not an email (a phone or QQ number cannot be matched)")
+        created = self.utc(row.create_time, "create_time")
+        paid = self.utc(row.pay_time, "pay_time") if row.pay_time else None
+        assert key is not None
+        return Order(
+            id=str(row.id), customer_key=key, email=email, status=status, total=str(row.amount or "0"), currency="CNY",
+            created_at=created, modified_at=max(created, paid) if paid else created,
+            lines=(OrderLine(product_id=int(row.commodity_id), name="", quantity=int(row.card_num or 1)),),
+        )
+
+    def _emails(self, conn: Any, owners: set[int]) -> dict[int, str]:
+        if not owners:
+            return {}
+        marks, values = self.in_list(sorted(owners))
+        rows = conn.execute(text(f"SELECT `id`, `email` FROM {self.table('user')} WHERE `id` IN ({marks})"), values)
+        return {int(r.id): normalise_email(r.email) for r in rows if r.email}
+
+    def _page(self, rows: Sequence[Any], conn: Any) -> tuple[list[Order], list[Quarantined]]:
+        emails = self._emails(conn, {int(r.owner) for r in rows if r.owner})
+        orders, quarantined = [], []
+        for row in rows:
+            try:
+                orders.append(self.parse(row, emails))
+            except (MalformedRow, ValueError) as error:
+                quarantined.append(Quarantined(stream=ORDERS, record_id=str(row.id), reason=str(error)[:500]))
+        return orders, quarantined
+
+    def order_pages(self, cursor: str | None, since: Any = None) -> Iterator[OrderPage]:
+        columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
+        started = utcnow()
+        mark = json.loads(cursor) if cursor else {"id": 0}
+        watermark = int(mark["id"])
+        # 1. the lookback: orders paid since the last pass (less the lookback window), whatever their id; a payment
+        #    is the only status change acg-faka records a time for
+        if cursor:
+            last_pass = parse_iso(mark["at"]) if mark.get("at") else started
+            paid_since = self.local(last_pass - timedelta(seconds=max(self.config.lookback_seconds, 0)))
+            with self.engine.connect() as conn:
+                rows = conn.execute(text(f"SELECT {columns} FROM {self.table('order')} WHERE `pay_time` >= :t "
+                                         "AND `id` <= :w ORDER BY `id`"), {"t": paid_since, "w": watermark}).all()
+                orders, quarantined = self._page(rows, conn)
+            yield OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+        # 2. the id walk, starting a little behind the watermark
+        last = max(0, watermark - LOOKBACK_IDS) if cursor else 0
+        if since is not None and not cursor:
+            with self.engine.connect() as conn:
+                first = conn.execute(text(f"SELECT MIN(`id`) FROM {self.table('order')} WHERE `create_time` >= :t"),
+                                     {"t": self.local(since)}).scalar()
+            last = int(first) - 1 if first else last
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` > :last "
+                                         "ORDER BY `id` LIMIT :n"), {"last": last, "n": self.config.page_size}).all()
+                orders, quarantined = self._page(rows, conn)
+            if rows:
+                last = int(rows[-1].id)
+                watermark = max(watermark, last)
+            yield OrderPage(orders=orders, quarantined=quarantined,
+                            cursor=json.dumps({"id": watermark, "at": iso(started)}))
+            if len(rows) < self.config.page_size:
+                return
+
+    def orders_by_id(self, ids: Sequence[int]) -> OrderPage:
+        columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
+        marks, values = self.in_list([int(i) for i in ids])
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` IN ({marks})"), values).all()
+            orders, quarantined = self._page(rows, conn)
+        return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
+    def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
+        ids = [int(k[2:]) for k in keys if k.startswith("c:")]
+        if not ids:
+            return [], list(keys)
+        marks, values = self.in_list(ids)
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(f"SELECT `id`, `username`, `email` FROM {self.table('user')} "
+                                     f"WHERE `id` IN ({marks})"), values).all()
+        found = [Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None, username=r.username)
+                 for r in rows]
+        known = {c.key for c in found}
+        return found, [k for k in keys if k not in known]
+
+    def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
+        last = int(cursor) if cursor else 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text(f"SELECT `id`, `username`, `email` FROM {self.table('user')} WHERE `id` > :l "
+                                         "ORDER BY `id` LIMIT 500"), {"l": last}).all()
+            customers = [Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None,
+                                  username=r.username) for r in rows]
+            if rows:
+                last = int(rows[-1].id)
+            yield CustomerPage(customers=customers, cursor=str(last))
+            if len(rows) < 500:
+                return
+
+    def ticket_pages(self, after_id: int = 0) -> Iterator[list[dict[str, Any]]]:
+        """Support tickets (``ticket``) as metadata: number, member, type, status, product and order, times.
+
+        For later use (e.g. a "support resolved" signal); the messages (``ticket_message.content``) are not read.
+        """
+        columns = ("id", "ticket_no", "user_id", "type", "status", "commodity_id", "order_id", "create_time",
+                   "update_time")
+        last = after_id
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text(f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM {self.table('ticket')} "
+                                         "WHERE `id` > :l ORDER BY `id` LIMIT 500"), {"l": last}).all()
+            if rows:
+                last = int(rows[-1].id)
+                yield [dict(r._mapping) for r in rows]
+            if len(rows) < 500:
+                return
+
+    def products(self, ids: Sequence[int]) -> list[Product]:
+        if not ids:
+            return []
+        marks, values = self.in_list([int(v) for v in ids])
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(f"SELECT `id`, `name` FROM {self.table('commodity')} WHERE `id` IN ({marks})"),
+                                values).all()
+        return [Product(id=int(r.id), name=str(r.name)[:200]) for r in rows]

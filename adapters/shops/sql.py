@@ -1,0 +1,55 @@
+"""What the database-reading shop adapters share: a read-only engine and the shop's local time."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, create_engine, event
+
+from connector.config import ShopConfig
+
+
+class MalformedRow(ValueError):
+    """A shop row that cannot be read; the message is the quarantine reason (never the row)."""
+
+
+class SqlShop:
+    """Base for shops read straight from their MySQL/MariaDB database (发卡 systems without an order API)."""
+
+    def __init__(self, config: ShopConfig) -> None:
+        self.config = config
+        self.zone = ZoneInfo(config.timezone)
+        self.prefix = config.table_prefix
+        self.engine: Engine = create_engine(str(config.database_url), pool_pre_ping=True, pool_recycle=3600)
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            event.listen(self.engine, "connect", _read_only)
+
+    def table(self, name: str) -> str:
+        return f"`{self.prefix}{name}`"
+
+    def utc(self, value: datetime | None, column: str) -> datetime:
+        """A naive ``Y-m-d H:i:s`` in the shop's zone (how PHP shops write them) as aware UTC."""
+        if value is None:
+            raise MalformedRow(f"{column} is empty")
+        return value.replace(tzinfo=self.zone).astimezone(timezone.utc) if value.tzinfo is None else value
+
+    def local(self, value: datetime) -> datetime:
+        return value.astimezone(self.zone).replace(tzinfo=None)
+
+    @staticmethod
+    def in_list(values: Sequence[Any], prefix: str = "v") -> tuple[str, dict[str, Any]]:
+        """``:v0, :v1, …`` and their bindings, for ``IN (…)``."""
+        names = [f"{prefix}{n}" for n in range(len(values))]
+        return ", ".join(f":{n}" for n in names), dict(zip(names, values))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _read_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Belt and braces beside a SELECT-only database user: this session cannot write.
+    cursor.execute("SET SESSION TRANSACTION READ ONLY")
+    cursor.close()
