@@ -138,7 +138,12 @@ class Connector:
             self.store.mark_dirty(reviewers)  # a review published or withdrawn changes its author's points
         self.plan(report, everyone=full, dry_run=dry_run, progress=progress)
         self.resolve_identities(report)
-        self.plan(report, everyone=False, dry_run=dry_run, progress=progress)
+        if dry_run:
+            # A dry run changed nothing, so the second plan sees everything the first did, plus the new matches:
+            # keep only its answer, or each action would be listed twice.
+            report.plan.clear()
+            report.actions_planned = 0
+        self.plan(report, everyone=full and dry_run, dry_run=dry_run, progress=progress)
         if not dry_run:
             self.deliver(report, started, progress=progress)
         for name, community in self.communities.items():

@@ -202,3 +202,5 @@ def test_dry_run_backfill_prints_the_plan_and_writes_nothing(shop_world):
     assert "Plan: 4 actions" in run.stdout
     assert world.forum.writes() == []
     assert holders(world.forum) == (set(), set())
+    again = world.cli("backfill", "--dry-run")  # identities are known now: the plan is the same, listed once
+    assert "Plan: 4 actions" in again.stdout, again.stdout
