@@ -79,6 +79,7 @@ class Daemon:
         self.last_success: dict[str, datetime] = {}
         self.drift: list[str] = []
         self.last_pass: datetime | None = None
+        self._events_retry_at: datetime | None = None
         self.scheduler = BackgroundScheduler(
             job_defaults={"max_instances": 1, "coalesce": True,
                           "misfire_grace_time": self.config.schedule.misfire_grace_seconds},
@@ -160,6 +161,9 @@ class Daemon:
                 log.exception("webhook processing failed")
 
     def process_events(self) -> None:
+        if self._events_retry_at and self.clock() < self._events_retry_at:
+            return
+        self._events_retry_at = None
         events = self.webhooks.pending()
         if not events:
             return
@@ -173,11 +177,15 @@ class Daemon:
         for event in posts:
             self._post_event(event)
         order_ids = sorted({int(e.resource) for e in orders if e.resource.isdigit()})
+        result = "processed"
         if orders or signups:
             report = self._run("webhook", lambda: self.connector.run_pass(order_ids=order_ids))
-            result = "processed" if report and report.ok else "processed with problems"
-        else:
-            result = "processed"
+            if report is None or any(line.startswith("shop:") for line in report.errors):
+                # Stopping, or the shop could not be read: the events stay stored and are handled on the next try
+                # (an event answered 200 is never dropped).
+                self._events_retry_at = self.clock() + timedelta(seconds=self.config.schedule.retry_every)
+                return
+            result = "processed" if report.ok else "processed with problems"
         self.webhooks.done([e.id for e in orders + signups + posts if e.id], result)
         if others:
             self.webhooks.done([e.id for e in others if e.id], "ignored")

@@ -265,3 +265,19 @@ discourse_webhook_secret = "{DSECRET}"
         "X-Discourse-Event-Signature": discourse_signature(DSECRET, body), "Content-Type": "application/json"})
     assert answer.status_code == 200 and answer.json() == {"ok": "accepted"}
     assert wait_for(lambda: "edited on the forum" in world.cli("conflicts").stdout, 10)
+
+
+def test_a_webhook_accepted_while_the_shop_is_down_is_handled_when_it_is_back(daemon_world):
+    world = daemon_world
+    world.config_path.write_text(world.config_path.read_text().replace("retry_every = 3600", "retry_every = 1"),
+                                 encoding="utf-8")
+    start(world)
+    world.forum.add_user("alice", "alice@example.com")
+    order = world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    world.shop.knobs.add_fault(r"/orders$", kind="status", status=503, times=-1)
+    assert order_hook(world, order).json() == {"ok": "accepted"}
+    assert not wait_for(lambda: BADGE in world.forum.badges_of("alice"), 3)
+    with sqlite3.connect(world.db_path) as db:
+        assert db.execute("select count(*) from webhook_events where processed_at is null").fetchone()[0] == 1
+    world.shop.knobs.clear_faults()
+    assert wait_for(lambda: BADGE in world.forum.badges_of("alice"), 60)
