@@ -344,8 +344,10 @@ class Connector:
     def _send(self, name: str, community: CommunityAdapter, rows: Sequence[OutboxRow], report: PassReport) -> None:
         try:
             outcomes = {o.action_id: o for o in community.apply(self._actions(rows))}
-        except CommunityStopped as error:
-            self._failed(rows, str(error), report)
+        except CommunityStopped:
+            # Not these actions' fault (a bad key, a forum that is down): they go back to pending, no attempt counted,
+            # so an outage never parks good actions as dead.
+            self.store.release(rows)
             raise
         succeeded = [row for row in rows if outcomes.get(row.id or 0) and outcomes[row.id or 0].ok]
         self.store.complete(succeeded, {row.id or 0: outcomes[row.id or 0].ref for row in succeeded})

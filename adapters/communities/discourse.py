@@ -44,9 +44,19 @@ class MemoryCache:
 
 
 def _stops_everything(error: RemoteError) -> bool:
-    """A bad or under-privileged API key fails every call: stop instead of burning the budget."""
+    """Errors that would fail every call, so the pass stops for this community instead of trying each action:
+
+    a bad or under-privileged API key (401/403), and a forum that still answers 5xx or 429 after the client's
+    retries (the remaining actions wait in the outbox for the next pass instead of each waiting out the retries).
+    """
     body = error.body if isinstance(error.body, dict) else {}
+    if error.status >= 500 or error.status == 429:
+        return True
     return error.status in (401, 403) and body.get("error_type") in ("invalid_access", "not_logged_in", None)
+
+
+def _unreachable(name: str, error: Exception) -> CommunityStopped:
+    return CommunityStopped(f"{name}: unreachable after retries ({type(error).__name__}: {error})")
 
 
 class DiscourseCommunity:
@@ -180,7 +190,7 @@ class DiscourseCommunity:
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
             return Outcome(action.id, False, error=str(error))
         except httpx.HTTPError as error:
-            return Outcome(action.id, False, error=f"{type(error).__name__}: {error}")
+            raise _unreachable(self.name, error) from error
 
     def _group(self, group: str, op: str, actions: Sequence[Action]) -> list[Outcome]:
         usernames = [a.username for a in actions]
@@ -200,7 +210,7 @@ class DiscourseCommunity:
                 return [outcome for a in actions for outcome in self._group(group, op, [a])]
             return [Outcome(a.id, False, error=str(error)) for a in actions]
         except httpx.HTTPError as error:
-            return [Outcome(a.id, False, error=f"{type(error).__name__}: {error}") for a in actions]
+            raise _unreachable(self.name, error) from error
 
     # ---- reviews and points --------------------------------------------------------------------------------------
 
@@ -224,7 +234,7 @@ class DiscourseCommunity:
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
             return Outcome(action.id, False, error=str(error))
         except httpx.HTTPError as error:
-            return Outcome(action.id, False, error=f"{type(error).__name__}: {error}")
+            raise _unreachable(self.name, error) from error
 
     def category_id(self, name: str, color: str, text_color: str) -> int:
         cached = self.cache.get("category", name)

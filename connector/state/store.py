@@ -685,6 +685,16 @@ class StateStore:
                     for r in conn.execute(select(ledger_t).where(ledger_t.c.state == "override")
                                           .order_by(ledger_t.c.updated_at))]
 
+    def release(self, rows: Sequence[OutboxRow]) -> None:
+        """Give claimed rows back as they were (pending or failed), without counting an attempt."""
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(outbox_t)
+                    .where(and_(outbox_t.c.id == row.id, outbox_t.c.status == "sending"))
+                    .values(status="failed" if row.attempts else "pending", claimed_by=None, claimed_at=None)
+                )
+
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(

@@ -204,3 +204,16 @@ def test_dry_run_backfill_prints_the_plan_and_writes_nothing(shop_world):
     assert holders(world.forum) == (set(), set())
     again = world.cli("backfill", "--dry-run")  # identities are known now: the plan is the same, listed once
     assert "Plan: 4 actions" in again.stdout, again.stdout
+
+
+def test_forum_down_stops_the_pass_quickly_and_parks_nothing(shop_world):
+    world = shop_world
+    world.forum.knobs.add_fault(r"^/user_badges\.json$", kind="status", status=503, times=-1)
+    run = world.cli("sync")
+    assert run.code == 1
+    assert "503" in run.stdout
+    status = world.cli("status", "--json").json()["outbox"]
+    assert status["dead"] == 0 and status["failed"] == 0 and status["pending"] >= 2  # waiting, not failed
+    world.forum.knobs.clear_faults()
+    assert world.cli("sync").code == 0
+    assert holders(world.forum)[0] == {"alice", "bob"}
