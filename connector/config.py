@@ -127,6 +127,16 @@ class Rule(_Strict):
         return value
 
 
+def _split_communities(data: Any, model: type[BaseModel]) -> Any:
+    """``[reviews]`` and ``[points]`` mix their own keys with one key per community: gather the latter."""
+    if isinstance(data, dict):
+        own = set(model.model_fields)
+        rest = {k: v for k, v in data.items() if k not in own}
+        data = {k: v for k, v in data.items() if k in own}
+        data["communities"] = {**data.get("communities", {}), **rest}
+    return data
+
+
 class ReviewTarget(_Strict):
     """Where a community shows reviews. Discourse: a category (created if missing)."""
 
@@ -148,15 +158,7 @@ class ReviewsConfig(_Strict):
     topic_prefix: str = "shop"
     communities: dict[str, ReviewTarget] = {}
 
-    @model_validator(mode="before")
-    @classmethod
-    def _split(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = {"min_rating", "blocklist", "hold", "topic_prefix", "communities"}
-            rest = {k: v for k, v in data.items() if k not in known}
-            data = {k: v for k, v in data.items() if k in known}
-            data["communities"] = {**data.get("communities", {}), **rest}
-        return data
+    _split = model_validator(mode="before")(lambda data: _split_communities(data, ReviewsConfig))
 
     @field_validator("topic_prefix")
     @classmethod
@@ -188,15 +190,7 @@ class PointsConfig(_Strict):
     per_review: Annotated[int, Field(ge=0)] = 0
     communities: dict[str, PointsTarget] = {}
 
-    @model_validator(mode="before")
-    @classmethod
-    def _split(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = {"per_order", "per_currency_unit", "per_review", "communities"}
-            rest = {k: v for k, v in data.items() if k not in known}
-            data = {k: v for k, v in data.items() if k in known}
-            data["communities"] = {**data.get("communities", {}), **rest}
-        return data
+    _split = model_validator(mode="before")(lambda data: _split_communities(data, PointsConfig))
 
 
 class DeliveryConfig(_Strict):

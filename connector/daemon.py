@@ -209,63 +209,72 @@ class Daemon:
 
     # ---- HTTP ----------------------------------------------------------------------------------------------------
 
-    async def _body(self, request: Request) -> bytes | Response:
-        declared = request.headers.get("content-length")
+    def _refuse(self, source: str, result: str, status: int, message: str) -> Response:
+        self.metrics.webhooks.labels(source, result).inc()
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def _body(self, request: Request, source: str) -> bytes | Response:
         limit = self.config.server.max_body_bytes
+        declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=400)
+            return self._refuse(source, "too_large", 400, f"body larger than {limit} bytes")
         body = await request.body()
         if len(body) > limit:
-            return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=400)
+            return self._refuse(source, "too_large", 400, f"body larger than {limit} bytes")
         return body
 
+    def _signed(self, source: str, secret: str, signature: str | None, expected: Callable[[str], str]) -> Response | None:
+        """None when the signature is the HMAC the secret gives (compared in constant time); else the 401."""
+        if not secret or signature is None or not hmac.compare_digest(signature, expected(secret)):
+            return self._refuse(source, "bad_signature", 401, "invalid signature")
+        return None
+
+    async def _accept(self, source: str, delivery: str, topic: str, resource: str) -> Response:
+        """Store the event (before answering 200), wake the worker; a delivery id seen before is a duplicate."""
+        accepted = await run_in_threadpool(self.webhooks.accept, source, delivery, topic, resource)
+        self.metrics.webhooks.labels(source, "accepted" if accepted else "duplicate").inc()
+        if accepted:
+            self.wake.set()
+        return JSONResponse({"ok": "accepted" if accepted else "duplicate"})
+
     async def woocommerce_webhook(self, request: Request) -> Response:
-        body = await self._body(request)
+        body = await self._body(request, "woocommerce")
         if isinstance(body, Response):
-            self.metrics.webhooks.labels("woocommerce", "too_large").inc()
             return body
-        secret = self.config.server.woocommerce_webhook_secret
         signature = request.headers.get("x-wc-webhook-signature")
         if signature is None and body.startswith(b"webhook_id="):
             # WooCommerce pings a new webhook's URL with an unsigned `webhook_id=N` form body.
             self.metrics.webhooks.labels("woocommerce", "ping").inc()
             return JSONResponse({"ok": "ping"})
-        if not secret or signature is None or not hmac.compare_digest(signature, wc_signature(secret, body)):
-            self.metrics.webhooks.labels("woocommerce", "bad_signature").inc()
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        refused = self._signed("woocommerce", self.config.server.woocommerce_webhook_secret, signature,
+                               lambda secret: wc_signature(secret, body))
+        if refused is not None:
+            return refused
         try:
-            payload = json.loads(body)
-            order_id = int(payload["id"])
+            order_id = int(json.loads(body)["id"])
         except (ValueError, KeyError, TypeError):
-            self.metrics.webhooks.labels("woocommerce", "malformed").inc()
-            return JSONResponse({"error": "expected a JSON object with an integer id"}, status_code=400)
+            return self._refuse("woocommerce", "malformed", 400, "expected a JSON object with an integer id")
         topic = request.headers.get("x-wc-webhook-topic", "order.updated")
         if not topic.startswith("order."):
             self.metrics.webhooks.labels("woocommerce", "ignored").inc()
             return JSONResponse({"ok": "ignored", "topic": topic})
         delivery = request.headers.get("x-wc-webhook-delivery-id") or hashlib.sha256(body).hexdigest()
-        accepted = await run_in_threadpool(self.webhooks.accept, "woocommerce", delivery, topic, str(order_id))
-        self.metrics.webhooks.labels("woocommerce", "accepted" if accepted else "duplicate").inc()
-        if accepted:
-            self.wake.set()
-        return JSONResponse({"ok": "accepted" if accepted else "duplicate"})
+        return await self._accept("woocommerce", delivery, topic, str(order_id))
 
     async def discourse_webhook(self, request: Request) -> Response:
-        body = await self._body(request)
+        body = await self._body(request, "discourse")
         if isinstance(body, Response):
-            self.metrics.webhooks.labels("discourse", "too_large").inc()
             return body
-        secret = self.config.server.discourse_webhook_secret
-        signature = request.headers.get("x-discourse-event-signature")
-        if not secret or signature is None or not hmac.compare_digest(signature, discourse_signature(secret, body)):
-            self.metrics.webhooks.labels("discourse", "bad_signature").inc()
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
+        refused = self._signed("discourse", self.config.server.discourse_webhook_secret,
+                               request.headers.get("x-discourse-event-signature"),
+                               lambda secret: discourse_signature(secret, body))
+        if refused is not None:
+            return refused
         event = request.headers.get("x-discourse-event", "")
         try:
             payload = json.loads(body)
         except ValueError:
-            self.metrics.webhooks.labels("discourse", "malformed").inc()
-            return JSONResponse({"error": "expected JSON"}, status_code=400)
+            return self._refuse("discourse", "malformed", 400, "expected JSON")
         if event == "ping" or not isinstance(payload, dict):
             return JSONResponse({"ok": "ping"})
         if event == "user_created":
@@ -276,11 +285,7 @@ class Daemon:
             self.metrics.webhooks.labels("discourse", "ignored").inc()
             return JSONResponse({"ok": "ignored", "event": event})
         delivery = request.headers.get("x-discourse-event-id") or hashlib.sha256(body).hexdigest()
-        accepted = await run_in_threadpool(self.webhooks.accept, "discourse", delivery, event, resource)
-        self.metrics.webhooks.labels("discourse", "accepted" if accepted else "duplicate").inc()
-        if accepted:
-            self.wake.set()
-        return JSONResponse({"ok": "accepted" if accepted else "duplicate"})
+        return await self._accept("discourse", delivery, event, resource)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         now = self.clock()
