@@ -116,8 +116,14 @@ class Grant(_Strict):
 class Rule(_Strict):
     name: str
     #: ``"*"`` (any product) or a list of shop product ids.
-    products: Literal["*"] | list[int] = "*"
+    products: Literal["*"] | list[str] = "*"
     grant: dict[str, Grant]
+
+    @field_validator("products", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        # Product ids are compared as strings: [12, 40] and ["12", "40"] mean the same products.
+        return [str(v) for v in value] if isinstance(value, list) else value
 
     @field_validator("name")
     @classmethod

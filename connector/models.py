@@ -37,11 +37,12 @@ def customer_key_for(customer_id: int | None, email: str | None) -> str | None:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Shops number products with integers (WooCommerce, 发卡 databases) or strings (Sellix uniqids): ids are strings.
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
 
 
 class OrderLine(_Record):
-    product_id: int
+    product_id: str
     name: str
     quantity: int = 1
 
@@ -66,7 +67,7 @@ class Order(_Record):
         return value.astimezone(timezone.utc)
 
     @property
-    def product_ids(self) -> frozenset[int]:
+    def product_ids(self) -> frozenset[str]:
         return frozenset(line.product_id for line in self.lines)
 
 
@@ -89,7 +90,7 @@ class Review(_Record):
     """A product review. ``text`` is plain text (the shop's HTML stripped); it is untrusted member text."""
 
     id: str
-    product_id: int
+    product_id: str
     email: str | None
     reviewer: str
     rating: int
@@ -107,6 +108,6 @@ class Review(_Record):
 
 
 class Product(_Record):
-    id: int
+    id: str
     name: str
     permalink: str | None = None

@@ -19,13 +19,13 @@ class GrantKey:
     target: str
 
 
-def rule_matches(rule: Rule, product_ids: frozenset[int]) -> bool:
+def rule_matches(rule: Rule, product_ids: frozenset[str]) -> bool:
     if rule.products == "*":
         return True  # any paid order, even one whose lines were all removed, proves a purchase
     return not product_ids.isdisjoint(rule.products)
 
 
-def desired_grants(rules: Iterable[Rule], paid_orders: Iterable[frozenset[int]]) -> dict[str, set[GrantKey]]:
+def desired_grants(rules: Iterable[Rule], paid_orders: Iterable[frozenset[str]]) -> dict[str, set[GrantKey]]:
     """What every community should grant a customer, given the product ids of each of their *paid* orders.
 
     A grant holds while at least one paid order matches a rule that gives it, so a refund revokes only what no other

@@ -98,8 +98,9 @@ def topic_intro(product_name: str, permalink: str | None) -> str:
     return text + (f"\n\n{permalink}" if permalink else "")
 
 
-def topic_external_id(prefix: str, product_id: int) -> str:
-    return f"{prefix}-product-{product_id}"[:50]
+def topic_external_id(prefix: str, product_id: str) -> str:
+    """Discourse external ids are ``[A-Za-z0-9_-]+``, at most 50 characters."""
+    return re.sub(r"[^\w-]", "-", f"{prefix}-product-{product_id}")[:50]
 
 
 def content_hash(raw: str) -> str:

@@ -63,7 +63,7 @@ class AcgFakaShop(SqlShop):
         return Order(
             id=str(row.id), customer_key=key, email=email, status=status, total=str(row.amount or "0"), currency="CNY",
             created_at=created, modified_at=max(created, paid) if paid else created,
-            lines=(OrderLine(product_id=int(row.commodity_id), name="", quantity=int(row.card_num or 1)),),
+            lines=(OrderLine(product_id=str(row.commodity_id), name="", quantity=int(row.card_num or 1)),),
         )
 
     def _emails(self, conn: Any, owners: set[int]) -> dict[int, str]:
@@ -171,11 +171,11 @@ class AcgFakaShop(SqlShop):
             if len(rows) < 500:
                 return
 
-    def products(self, ids: Sequence[int]) -> list[Product]:
+    def products(self, ids: Sequence[str]) -> list[Product]:
         if not ids:
             return []
         marks, values = self.in_list([int(v) for v in ids])
         with self.engine.connect() as conn:
             rows = conn.execute(text(f"SELECT `id`, `name` FROM {self.table('commodity')} WHERE `id` IN ({marks})"),
                                 values).all()
-        return [Product(id=int(r.id), name=str(r.name)[:200]) for r in rows]
+        return [Product(id=str(r.id), name=str(r.name)[:200]) for r in rows]

@@ -65,7 +65,7 @@ class DujiaokaShop(SqlShop):
             currency="CNY",
             created_at=self.utc(row.created_at, "created_at"),
             modified_at=self.utc(row.updated_at, "updated_at"),
-            lines=(OrderLine(product_id=int(row.goods_id), name=str(row.title or "")[:200],
+            lines=(OrderLine(product_id=str(row.goods_id), name=str(row.title or "")[:200],
                              quantity=int(row.buy_amount or 1)),),
         )
 
@@ -125,11 +125,11 @@ class DujiaokaShop(SqlShop):
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
         return iter(())
 
-    def products(self, ids: Sequence[int]) -> list[Product]:
+    def products(self, ids: Sequence[str]) -> list[Product]:
         if not ids:
             return []
         marks, values = self.in_list([int(v) for v in ids])
         with self.engine.connect() as conn:
             rows = conn.execute(text(f"SELECT `id`, `gd_name` FROM {self.table('goods')} WHERE `id` IN ({marks})"),
                                 values).all()
-        return [Product(id=int(r.id), name=str(r.gd_name)[:200]) for r in rows]
+        return [Product(id=str(r.id), name=str(r.gd_name)[:200]) for r in rows]

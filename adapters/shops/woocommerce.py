@@ -285,7 +285,7 @@ class WooCommerceShop:
                 return
             page += 1
 
-    def products(self, ids: Sequence[int]) -> list[Product]:
+    def products(self, ids: Sequence[str]) -> list[Product]:
         found: list[Product] = []
         for start in range(0, len(ids), 100):
             chunk = list(ids[start : start + 100])

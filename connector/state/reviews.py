@@ -81,7 +81,7 @@ class ReviewStore:
                 conn.execute(update(reviews_t).where(reviews_t.c.id.in_(chunk)).values(present=False, dirty=True))
         return len(gone)
 
-    def products_missing(self) -> list[int]:
+    def products_missing(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.execute(
                 select(reviews_t.c.product_id).distinct()
@@ -172,13 +172,13 @@ class ReviewStore:
 
     # ---- topics and posts ----------------------------------------------------------------------------------------
 
-    def topic(self, community: str, product_id: int) -> TopicRow | None:
+    def topic(self, community: str, product_id: str) -> TopicRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(topics_t).where(and_(topics_t.c.community == community,
                                                            topics_t.c.product_id == product_id))).first()
         return TopicRow.model_validate(dict(row._mapping)) if row else None
 
-    def set_topic(self, community: str, product_id: int, external_id: str, topic_id: str) -> None:
+    def set_topic(self, community: str, product_id: str, external_id: str, topic_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id)))
             conn.execute(insert(topics_t).values(community=community, product_id=product_id, external_id=external_id,

@@ -88,7 +88,7 @@ class CustomerPlanInput:
 
     key: str
     email: str | None
-    paid_orders: tuple[frozenset[int], ...]
+    paid_orders: tuple[frozenset[str], ...]
     identities: dict[str, IdentityRow]
     ledger: dict[str, dict[GrantKey, LedgerRow]]
     open_actions: dict[str, list[OpenAction]]
@@ -367,13 +367,13 @@ class StateStore:
         """Load what the planner needs for a chunk of customers, in four queries."""
         with self.engine.connect() as conn:
             emails = dict(conn.execute(select(customers_t.c.key, customers_t.c.email).where(customers_t.c.key.in_(keys))).all())
-            paid: dict[str, list[frozenset[int]]] = defaultdict(list)
+            paid: dict[str, list[frozenset[str]]] = defaultdict(list)
             for row in conn.execute(
                 select(orders_t.c.customer_key, orders_t.c.product_ids).where(
                     and_(orders_t.c.customer_key.in_(keys), orders_t.c.status == OrderStatus.PAID.value)
                 )
             ):
-                paid[row.customer_key].append(frozenset(int(p) for p in row.product_ids.strip(",").split(",") if p))
+                paid[row.customer_key].append(frozenset(p for p in row.product_ids.strip(",").split(",") if p))
             identities: dict[str, dict[str, IdentityRow]] = defaultdict(dict)
             for row in conn.execute(select(identities_t).where(identities_t.c.customer_key.in_(keys))):
                 identities[row.customer_key][row.community] = row

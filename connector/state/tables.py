@@ -136,7 +136,7 @@ class RemoteObjectRow(SQLModel, table=True):
 
 class ProductRow(SQLModel, table=True):
     __tablename__ = "products"
-    id: int = Field(primary_key=True)
+    id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=255)
     permalink: Optional[str] = Field(default=None, max_length=1000)
 
@@ -147,7 +147,7 @@ class ReviewRow(SQLModel, table=True):
     __tablename__ = "reviews"
     __table_args__ = (Index("ix_reviews_dirty", "dirty"),)
     id: str = Field(primary_key=True, max_length=64)
-    product_id: int
+    product_id: str = Field(max_length=64)
     email: Optional[str] = Field(default=None, max_length=320)
     reviewer: str = Field(max_length=100)
     rating: int
@@ -165,7 +165,7 @@ class TopicRow(SQLModel, table=True):
 
     __tablename__ = "topics"
     community: str = Field(primary_key=True, max_length=40)
-    product_id: int = Field(primary_key=True)
+    product_id: str = Field(primary_key=True, max_length=64)
     external_id: str = Field(max_length=50)
     topic_id: str = Field(max_length=64)
 

@@ -31,7 +31,7 @@ def test_documented_order_maps_to_allow_listed_fields():
     order = parse_order(sample("order_retrieve_727_processing.json"))
     assert order.id == "727" and order.status is OrderStatus.PAID
     assert order.customer_key == "e:john.doe@example.com"  # guest (customer_id 0) keyed by billing email
-    assert order.product_ids == {93, 22}
+    assert order.product_ids == {"93", "22"}
     assert order.modified_at.isoformat() == "2017-03-22T19:28:08+00:00"  # the GMT field, not site-local
     dumped = order.model_dump_json()
     for secret in ("969 Market", "(555) 555-5555", "bacs", "Direct Bank Transfer", "San Francisco"):

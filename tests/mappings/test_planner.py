@@ -13,7 +13,7 @@ STEAM = Rule(name="steam", products=[40, 41], grant={"forum": Grant(group="vip")
 
 
 def test_any_paid_order_grants_badge_and_group():
-    assert desired_grants([ANY], [frozenset({7})]) == {"forum": {BADGE, GROUP}}
+    assert desired_grants([ANY], [frozenset({"7"})]) == {"forum": {BADGE, GROUP}}
 
 
 def test_no_paid_order_grants_nothing():
@@ -21,14 +21,20 @@ def test_no_paid_order_grants_nothing():
 
 
 def test_product_rule_needs_a_matching_product():
-    assert desired_grants([STEAM], [frozenset({7})]) == {}
-    assert desired_grants([STEAM], [frozenset({7}), frozenset({41})]) == {"forum": {VIP}, "discord": {VIP}}
+    assert desired_grants([STEAM], [frozenset({"7"})]) == {}
+    assert desired_grants([STEAM], [frozenset({"7"}), frozenset({"41"})]) == {"forum": {VIP}, "discord": {VIP}}
+
+
+def test_product_ids_may_be_strings_or_numbers_in_the_config():
+    sellix = Rule(name="sellix", products=["demo930bf1", 41], grant={"forum": Grant(group="vip")})
+    assert sellix.products == ["demo930bf1", "41"]
+    assert desired_grants([sellix], [frozenset({"demo930bf1"})]) == {"forum": {VIP}}
 
 
 def test_grant_shared_by_two_rules_survives_either():
     both = Rule(name="also-vip", products=[7], grant={"forum": Grant(group="vip")})
     # only the product-7 order is still paid (the Steam order was refunded): vip stays via the other rule
-    assert desired_grants([STEAM, both], [frozenset({7})])["forum"] == {VIP}
+    assert desired_grants([STEAM, both], [frozenset({"7"})])["forum"] == {VIP}
 
 
 def test_decide_grants_what_is_missing():
