@@ -47,6 +47,9 @@ class ShopConfig(_Strict):
     base_url: HttpUrl | None = None
     consumer_key: str = ""
     consumer_secret: str = ""
+    #: API-key shops (sellix): the key, and the shop name for ``X-Sellix-Merchant`` when the account has several.
+    api_key: str = ""
+    merchant: str = ""
     #: Database shops (dujiaoka): a read-only SQLAlchemy URL, e.g. ``mysql+pymysql://reader:pw@127.0.0.1/dujiaoka``.
     database_url: str | None = None
     #: Database shops: table name prefix (dujiaoka: none by default).
@@ -64,6 +67,8 @@ class ShopConfig(_Strict):
     def _source(self) -> "ShopConfig":
         if self.kind == "woocommerce" and self.base_url is None:
             raise _KeyedError("shop.base_url", "is required for kind = \"woocommerce\"")
+        if self.kind == "sellix" and not self.api_key:
+            raise _KeyedError("shop.api_key", "is required for kind = \"sellix\"")
         if self.kind in ("dujiaoka", "acgfaka") and not self.database_url:
             raise _KeyedError("shop.database_url", f"is required for kind = \"{self.kind}\"")
         try:
@@ -224,6 +229,8 @@ class ServerConfig(_Strict):
     woocommerce_webhook_secret: str = ""
     #: The secret set on the Discourse webhook (Admin > API > Webhooks).
     discourse_webhook_secret: str = ""
+    #: The Sellix webhook secret (Settings > Security; X-Sellix-Signature).
+    sellix_webhook_secret: str = ""
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     #: /healthz answers 503 when a community has been failing for longer than this.
     unhealthy_after_seconds: Annotated[int, Field(ge=1)] = 900

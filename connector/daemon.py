@@ -59,6 +59,11 @@ def wc_signature(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
+def sellix_signature(secret: str, body: bytes) -> str:
+    """``X-Sellix-Signature``: hex HMAC-SHA512 over the raw body."""
+    return hmac.new(secret.encode(), body, hashlib.sha512).hexdigest()
+
+
 def discourse_signature(secret: str, body: bytes) -> str:
     """``X-Discourse-Event-Signature``: ``sha256=`` + hex HMAC-SHA256 over the raw body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -167,7 +172,7 @@ class Daemon:
         events = self.webhooks.pending()
         if not events:
             return
-        orders = [e for e in events if e.source == "woocommerce"]
+        orders = [e for e in events if e.source in ("woocommerce", "sellix")]
         signups = [e for e in events if e.source == "discourse" and e.topic == "user_created"]
         posts = [e for e in events if e.source == "discourse" and e.topic in ("post_edited", "post_destroyed")]
         others = [e for e in events if e not in orders and e not in signups and e not in posts]
@@ -176,7 +181,7 @@ class Daemon:
             self.connector.store.retry_identities_now(due)
         for event in posts:
             self._post_event(event)
-        order_ids = sorted({int(e.resource) for e in orders if e.resource.isdigit()})
+        order_ids = sorted({e.resource for e in orders if e.resource})
         result = "processed"
         if orders or signups:
             report = self._run("webhook", lambda: self.connector.run_pass(order_ids=order_ids))
@@ -261,6 +266,26 @@ class Daemon:
         delivery = request.headers.get("x-wc-webhook-delivery-id") or hashlib.sha256(body).hexdigest()
         return await self._accept("woocommerce", delivery, topic, str(order_id))
 
+    async def sellix_webhook(self, request: Request) -> Response:
+        body = await self._body(request, "sellix")
+        if isinstance(body, Response):
+            return body
+        refused = self._signed("sellix", self.config.server.sellix_webhook_secret,
+                               request.headers.get("x-sellix-signature"), lambda secret: sellix_signature(secret, body))
+        if refused is not None:
+            return refused
+        try:
+            payload = json.loads(body)
+            uniqid = str(payload["data"]["uniqid"])
+        except (ValueError, KeyError, TypeError):
+            return self._refuse("sellix", "malformed", 400, "expected {\"event\": …, \"data\": {\"uniqid\": …}}")
+        event = str(request.headers.get("x-sellix-event") or payload.get("event") or "")
+        if not event.startswith("order:"):
+            self.metrics.webhooks.labels("sellix", "ignored").inc()
+            return JSONResponse({"ok": "ignored", "event": event})
+        # Sellix sends no delivery id: the same body twice is the same delivery.
+        return await self._accept("sellix", hashlib.sha256(body).hexdigest(), event, uniqid)
+
     async def discourse_webhook(self, request: Request) -> Response:
         body = await self._body(request, "discourse")
         if isinstance(body, Response):
@@ -321,6 +346,7 @@ class Daemon:
         return Starlette(routes=[
             Route("/webhooks/woocommerce", self.woocommerce_webhook, methods=["POST"]),
             Route("/webhooks/discourse", self.discourse_webhook, methods=["POST"]),
+            Route("/webhooks/sellix", self.sellix_webhook, methods=["POST"]),
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/metrics", self.metrics_endpoint, methods=["GET"]),
             Route("/", self.status_page, methods=["GET"]),

@@ -117,7 +117,7 @@ class Connector:
         since: datetime | None = None,
         dry_run: bool = False,
         progress: Progress = _quiet,
-        order_ids: Sequence[int] | None = None,
+        order_ids: Sequence[str] | None = None,
     ) -> PassReport:
         """``full``: ignore cursors (backfill) and re-plan every customer; ``dry_run``: no remote write, no outbox;
         ``order_ids``: re-read just these orders (a webhook named them) instead of the incremental pull."""
@@ -168,7 +168,7 @@ class Connector:
 
     # ---- pull ----------------------------------------------------------------------------------------------------
 
-    def pull_orders(self, report: PassReport, ids: Sequence[int]) -> None:
+    def pull_orders(self, report: PassReport, ids: Sequence[str]) -> None:
         fetch = getattr(self.shop, "orders_by_id", None)
         if fetch is None or not ids:
             return

@@ -118,7 +118,7 @@ class AcgFakaShop(SqlShop):
             if len(rows) < self.config.page_size:
                 return
 
-    def orders_by_id(self, ids: Sequence[int]) -> OrderPage:
+    def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
         marks, values = self.in_list([int(i) for i in ids])
         with self.engine.connect() as conn:

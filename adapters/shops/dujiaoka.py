@@ -104,7 +104,7 @@ class DujiaokaShop(SqlShop):
             if len(rows) < self.config.page_size:
                 return
 
-    def orders_by_id(self, ids: Sequence[int]) -> OrderPage:
+    def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
         orders, quarantined = [], []
         with self.engine.connect() as conn:

@@ -216,7 +216,7 @@ class WooCommerceShop:
             else:
                 page += 1  # a whole page shares the bound's second: step through that second by page number
 
-    def orders_by_id(self, ids: Sequence[int]) -> OrderPage:
+    def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
         """Re-read specific orders (a webhook said they changed); the cursor is not moved."""
         orders: list[Order] = []
         quarantined: list[Quarantined] = []

@@ -1,0 +1,183 @@
+"""Sellix shop adapter (``kind = "sellix"``): orders, customers' emails and feedback over the Sellix API v1.
+
+Reference: ``shared/specs/shops/sellix/samples`` (the 2020 documentation's objects and envelopes) and the notes in
+``shops/README.md`` (the current API answers string statuses). Every answer is an envelope
+``{"status", "data", "message", "error"}``; a non-200 ``status`` inside it is an error even on HTTP 200. Requests stay
+inside Sellix's documented 10-second windows (50 requests each). ``Authorization: Bearer <api key>``, and
+``X-Sellix-Merchant`` when the account owns several shops.
+
+Orders come sorted by ``updated_at``, newest first, and there is no documented "updated after" filter, so the cursor
+is client-side: the walk stops at the first order older than the cursor (less ``lookback_seconds``), and the new cursor
+is committed with the last page only (a crash re-walks from the newest, which is cheap). Should a shop list by creation
+time instead, an old order updated late would be missed by ``sync``; ``backfill`` reads everything and heals it. Allow-list: order id, email, status, total, currency,
+product, quantity and times. Serials (the delivered keys), payment ids and secrets, IPs, crypto addresses and
+custom fields are never read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Sequence
+
+import httpx
+
+from adapters.base import CustomerPage, OrderPage, ReviewPage
+from connector.clock import iso, parse_iso
+from connector.config import ShopConfig
+from connector.http import RemoteClient, RemoteError, RequestBudget
+from connector.models import (Customer, Order, OrderLine, OrderStatus, Product, Quarantined, Review, customer_key_for,
+                              normalise_email)
+
+DEFAULT_API = "https://dev.sellix.io/v1"
+ORDERS = "sellix.orders"
+FEEDBACK = "sellix.feedback"
+
+#: 2020 documentation: integers; the current API: strings.
+STATUS_MAP: dict[Any, OrderStatus] = {
+    1: OrderStatus.PAID, "COMPLETED": OrderStatus.PAID,
+    0: OrderStatus.UNPAID, "PENDING": OrderStatus.UNPAID,
+    3: OrderStatus.UNPAID, "WAITING_FOR_CONFIRMATIONS": OrderStatus.UNPAID,
+    4: OrderStatus.UNPAID, "PARTIAL": OrderStatus.UNPAID,
+    2: OrderStatus.CANCELLED, "CANCELLED": OrderStatus.CANCELLED, "VOIDED": OrderStatus.CANCELLED,
+    "REFUNDED": OrderStatus.REFUNDED, "REVERSED": OrderStatus.REFUNDED,
+    "DISPUTED": OrderStatus.DISPUTED,
+}
+
+
+class MalformedRecord(ValueError):
+    pass
+
+
+def _time(value: Any, field: str) -> datetime:
+    if not isinstance(value, (int, float)) or value <= 0:
+        raise MalformedRecord(f"{field} is not a unix time")
+    return datetime.fromtimestamp(value, timezone.utc)
+
+
+def parse_order(record: dict[str, Any]) -> Order:
+    if not isinstance(record, dict) or not record.get("uniqid"):
+        raise MalformedRecord("uniqid missing")
+    status = STATUS_MAP.get(record.get("status"))
+    if status is None:
+        raise MalformedRecord(f"unknown order status {str(record.get('status'))[:40]!r}")
+    email = record.get("customer_email")
+    if not isinstance(email, str) or not email.strip():
+        raise MalformedRecord("order without a customer_email")
+    created = _time(record.get("created_at"), "created_at")
+    updated = record.get("updated_at") or record.get("created_at")
+    key = customer_key_for(None, email)
+    assert key is not None
+    return Order(
+        id=str(record["uniqid"]), customer_key=key, email=normalise_email(email), status=status,
+        total=str(record.get("total") or "0"), currency=str(record.get("currency") or "")[:8],
+        created_at=created, modified_at=_time(updated, "updated_at"),
+        lines=(OrderLine(product_id=str(record.get("product_id") or ""), name="",
+                         quantity=int(record.get("quantity") or 1)),),
+    )
+
+
+def parse_feedback(record: dict[str, Any]) -> Review:
+    if not isinstance(record, dict) or not record.get("uniqid"):
+        raise MalformedRecord("uniqid missing")
+    score = record.get("score")
+    if not isinstance(score, int) or not 0 <= score <= 5:
+        raise MalformedRecord(f"score {str(score)[:10]!r} is not 0..5")
+    invoice = record.get("invoice") if isinstance(record.get("invoice"), dict) else {}
+    email = invoice.get("customer_email")
+    return Review(
+        id=str(record["uniqid"]), product_id=str(record.get("product_id") or ""),
+        email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
+        reviewer="", rating=score, text=str(record.get("message") or "")[:20000], status="approved",
+        created_at=_time(record.get("created_at"), "created_at"),
+    )
+
+
+class SellixShop:
+    kind = "sellix"
+
+    def __init__(self, config: ShopConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        headers = {"Authorization": f"Bearer {config.api_key}"}
+        if config.merchant:
+            headers["X-Sellix-Merchant"] = config.merchant
+        self.client = RemoteClient("sellix", config.base_url or DEFAULT_API, headers=headers,
+                                   timeout=config.timeout_seconds, transport=transport,
+                                   budget=RequestBudget(50, window=10.0))
+
+    def _data(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = self.client.request("GET", path, params=params).json()
+        if not isinstance(body, dict) or body.get("status") != 200:
+            status = body.get("status", 0) if isinstance(body, dict) else 0
+            message = (body.get("error") or body.get("message")) if isinstance(body, dict) else body
+            raise RemoteError("sellix", "GET", path, int(status or 0), {"message": message or "error envelope"})
+        return body.get("data") or {}
+
+    def _pages(self, path: str, key: str) -> Iterator[list[dict[str, Any]]]:
+        page = 1
+        while True:
+            data = self._data(path, {"page": page})
+            records = data.get(key) if key in data else data.get(key + "s", [])
+            if not records:
+                return
+            yield records
+            page += 1
+
+    def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
+        committed = parse_iso(cursor) if cursor else None
+        stop = (committed - timedelta(seconds=self.config.lookback_seconds)) if committed else since
+        newest = committed
+        for records in self._pages("/orders", "orders"):
+            orders, quarantined, older = [], [], 0
+            for record in records:
+                try:
+                    order = parse_order(record)
+                except (MalformedRecord, ValueError) as error:
+                    record_id = str(record.get("uniqid")) if isinstance(record, dict) else "?"
+                    quarantined.append(Quarantined(stream=ORDERS, record_id=record_id, reason=str(error)[:500]))
+                    continue
+                if stop is not None and order.modified_at < stop:
+                    older += 1
+                    continue
+                orders.append(order)
+                newest = max(newest, order.modified_at) if newest else order.modified_at
+            yield OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+            if older:  # sorted newest first: once one order is older than the cursor, the rest are too
+                break
+        yield OrderPage(orders=(), cursor=iso(newest) if newest else None)
+
+    def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
+        orders, quarantined = [], []
+        for uniqid in ids:
+            try:
+                orders.append(parse_order(self._data(f"/orders/{uniqid}").get("order") or {}))
+            except (MalformedRecord, ValueError) as error:
+                quarantined.append(Quarantined(stream=ORDERS, record_id=str(uniqid), reason=str(error)[:500]))
+        return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
+    def review_pages(self) -> Iterator[ReviewPage]:
+        for records in self._pages("/feedback", "feedback"):
+            reviews, quarantined = [], []
+            for record in records:
+                try:
+                    reviews.append(parse_feedback(record))
+                except (MalformedRecord, ValueError) as error:
+                    record_id = str(record.get("uniqid")) if isinstance(record, dict) else "?"
+                    quarantined.append(Quarantined(stream=FEEDBACK, record_id=record_id, reason=str(error)[:500]))
+            yield ReviewPage(reviews=reviews, quarantined=quarantined)
+
+    def products(self, ids: Sequence[str]) -> list[Product]:
+        wanted = set(ids)
+        found = []
+        for records in self._pages("/products", "products"):
+            found += [Product(id=str(r["uniqid"]), name=str(r.get("title") or r["uniqid"])[:200])
+                      for r in records if isinstance(r, dict) and r.get("uniqid") in wanted]
+        return found
+
+    def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
+        return [], list(keys)  # buyers are known by their order email
+
+    def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
+        return iter(())
+
+    def close(self) -> None:
+        self.client.close()
