@@ -56,6 +56,8 @@ class ShopConfig(_Strict):
     table_prefix: str = ""
     #: Database shops: the zone their ``Y-m-d H:i:s`` timestamps are written in (stored here as UTC).
     timezone: str = "Asia/Shanghai"
+    #: ``kind = "rest"``: the declarative description of the shop's API (validated by the adapter).
+    rest: dict[str, Any] | None = None
     #: Orders per page (WooCommerce allows at most 100).
     page_size: Annotated[int, Field(ge=1, le=100)] = 100
     #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
@@ -67,6 +69,8 @@ class ShopConfig(_Strict):
     def _source(self) -> "ShopConfig":
         if self.kind == "woocommerce" and self.base_url is None:
             raise _KeyedError("shop.base_url", "is required for kind = \"woocommerce\"")
+        if self.kind == "rest" and (self.base_url is None or not self.rest):
+            raise _KeyedError("shop.rest", "kind = \"rest\" needs base_url and a [shop.rest] table")
         if self.kind == "sellix" and not self.api_key:
             raise _KeyedError("shop.api_key", "is required for kind = \"sellix\"")
         if self.kind in ("dujiaoka", "acgfaka") and not self.database_url:

@@ -1,0 +1,322 @@
+"""A declarative REST shop adapter (``kind = "rest"``) for shops without an adapter of their own.
+
+Configured in ``[shop.rest]`` (see config.example.toml): the endpoint, where the records are in the answer
+(``data.list``), how pages go (page number with an empty-page or total-pages stop, offset, cursor, ``Link`` header,
+``next_page_url``), how to read incrementally (a date parameter, an id watermark, or a client-side filter), the
+auth (bearer, basic, a header key, or the md5-of-sorted-parameters signature 发卡 reseller APIs use), and which
+record field feeds each canonical field, with a status map.
+
+Only mapped fields are read (the allow-list); a deny-list of secret-looking names (卡密, card, secret, password, …)
+is checked on top, so a mapping that points at a secret is a config error, not a leak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Literal, Sequence
+from zoneinfo import ZoneInfo
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adapters.base import CustomerPage, OrderPage
+from connector.clock import iso, parse_iso
+from connector.config import ConfigError, ShopConfig
+from connector.http import RemoteClient, RemoteError
+from connector.models import (Customer, Order, OrderLine, OrderStatus, Quarantined, customer_key_for, normalise_email)
+
+#: Field names that may hold card secrets, passwords or payment credentials: never mapped, whatever the config says.
+DENY = re.compile(r"(?i)(kami|卡密|carmi|card_?(no|num|pass|pwd|secret|key)|secret|password|passwd|pwd|token|"
+                  r"license|serial|cdk|redeem|code_?list)")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Auth(_Model):
+    type: Literal["none", "bearer", "basic", "header", "md5_sign"] = "none"
+    token: str = ""
+    username: str = ""
+    password: str = ""
+    name: str = ""
+    value: str = ""
+    #: md5_sign: the app id parameter, its value, the secret, and how the signed string is built.
+    key_param: str = "app_id"
+    key: str = ""
+    secret: str = ""
+    sign_param: str = "sign"
+    timestamp_param: str = "timestamp"
+    #: ``{query}`` is the sorted ``k=v&k=v`` of every parameter but the signature; ``{secret}`` the secret.
+    sign_format: str = "{query}&key={secret}"
+
+
+class Pagination(_Model):
+    type: Literal["page", "offset", "cursor", "link", "next_url"] = "page"
+    page_param: str = "page"
+    size_param: str = "limit"
+    size: int = Field(100, ge=1, le=1000)
+    offset_param: str = "offset"
+    cursor_param: str = "cursor"
+    #: cursor / next_url: where the next cursor or URL is in the answer (dotted path).
+    next_path: str = ""
+    #: page: ``empty`` (stop at a short or empty page) or the name of a total-pages header.
+    total_pages_header: str = ""
+
+
+class Incremental(_Model):
+    type: Literal["date_param", "id_watermark", "client_filter", "none"] = "none"
+    param: str = ""
+    #: The record field the cursor follows (a mapped field name: modified_at or id).
+    field: Literal["modified_at", "id"] = "modified_at"
+    #: How the date parameter is written: unix, iso, or a strftime pattern such as %Y-%m-%d %H:%M:%S (shop zone).
+    format: str = "unix"
+
+
+class OrderFields(_Model):
+    """Record field (dotted path) for each canonical field; ``""`` = not provided."""
+
+    id: str
+    email: str
+    status: str
+    product_id: str
+    modified_at: str
+    created_at: str = ""
+    total: str = ""
+    currency: str = ""
+    product_name: str = ""
+    quantity: str = ""
+    customer_id: str = ""
+
+
+class Resource(_Model):
+    path: str
+    records: str = ""
+    #: APIs that answer errors with HTTP 200 and an envelope: the answer is good only when ``ok_path`` equals
+    #: ``ok_value`` (e.g. ``code`` = ``0``); ``message_path`` holds the reason otherwise (e.g. ``msg``).
+    ok_path: str = ""
+    ok_value: str = ""
+    message_path: str = ""
+    params: dict[str, str] = {}
+    pagination: Pagination = Pagination()
+    incremental: Incremental = Incremental()
+
+
+class RestSettings(_Model):
+    auth: Auth = Auth()
+    orders: Resource
+    fields: OrderFields
+    #: Shop status value (as text) → paid / unpaid / refunded / cancelled / disputed.
+    status_map: dict[str, OrderStatus]
+    #: Timestamps: unix (seconds), iso, or a strftime pattern read in ``[shop] timezone``.
+    time_format: str = "unix"
+    #: Extra names to refuse on top of the built-in deny-list.
+    deny: list[str] = []
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> "RestSettings":
+        extra = [re.compile(re.escape(word), re.I) for word in self.deny]
+        for name, path in self.fields.model_dump().items():
+            for part in path.split("."):
+                if part and (DENY.search(part) or any(p.search(part) for p in extra)):
+                    raise ValueError(f"fields.{name} = {path!r} looks like a secret field (deny-list): not mapped")
+        return self
+
+    @field_validator("status_map", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
+def dig(record: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not part:
+            return None
+        if isinstance(record, dict):
+            record = record.get(part)
+        elif isinstance(record, list) and part.isdigit() and int(part) < len(record):
+            record = record[int(part)]
+        else:
+            return None
+    return record
+
+
+class RestShop:
+    kind = "rest"
+
+    def __init__(self, config: ShopConfig, transport: httpx.BaseTransport | None = None) -> None:
+        if config.rest is None:
+            raise ConfigError("shop.rest: kind = \"rest\" needs a [shop.rest] table (see config.example.toml)")
+        self.config = config
+        try:
+            self.settings = RestSettings.model_validate(config.rest)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"shop.rest.{where}: {message}" if where else f"shop.rest.{message}") from None
+        self.zone = ZoneInfo(config.timezone)
+        auth = self.settings.auth
+        headers: dict[str, str] = {}
+        basic = None
+        if auth.type == "bearer":
+            headers["Authorization"] = f"Bearer {auth.token}"
+        elif auth.type == "header":
+            headers[auth.name] = auth.value
+        elif auth.type == "basic":
+            basic = (auth.username, auth.password)
+        self.client = RemoteClient("rest-shop", str(config.base_url), headers=headers, auth=basic,
+                                   timeout=config.timeout_seconds, transport=transport)
+
+    # ---- requests ------------------------------------------------------------------------------------------------
+
+    def sign(self, params: dict[str, Any]) -> dict[str, Any]:
+        """发卡 reseller signature: md5 over the sorted ``k=v`` pairs plus the secret, lower-case hex."""
+        auth = self.settings.auth
+        signed = {**params, auth.key_param: auth.key, auth.timestamp_param: str(int(time.time()))}
+        query = "&".join(f"{k}={signed[k]}" for k in sorted(signed) if k != auth.sign_param and signed[k] != "")
+        signed[auth.sign_param] = hashlib.md5(auth.sign_format.format(query=query, secret=auth.secret).encode()).hexdigest()
+        return signed
+
+    def _get(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
+        if self.settings.auth.type == "md5_sign":
+            params = self.sign(dict(params or {}))
+        return self.client.request("GET", url, params=params)
+
+    def _pages(self, resource: Resource, params: dict[str, Any]) -> Iterator[list[Any]]:
+        paging = resource.pagination
+        params = {**resource.params, **params}
+        url: str | None = resource.path
+        page, offset, cursor = 1, 0, None
+        while url is not None:
+            query = dict(params) if paging.type != "next_url" or url == resource.path else None
+            if query is not None:
+                query[paging.size_param] = paging.size
+                if paging.type == "page":
+                    query[paging.page_param] = page
+                elif paging.type == "offset":
+                    query[paging.offset_param] = offset
+                elif paging.type == "cursor" and cursor:
+                    query[paging.cursor_param] = cursor
+            response = self._get(url, query)
+            body = response.json()
+            if resource.ok_path and str(dig(body, resource.ok_path)) != resource.ok_value:
+                reason = dig(body, resource.message_path) if resource.message_path else None
+                raise RemoteError("rest-shop", "GET", resource.path, response.status_code,
+                                  {"message": f"{resource.ok_path} = {dig(body, resource.ok_path)!r}: {reason or '?'}"})
+            records = dig(body, resource.records) if resource.records else body
+            if not isinstance(records, list):
+                raise RemoteError("rest-shop", "GET", resource.path, response.status_code,
+                                  {"message": f"no list at {resource.records!r} in the answer"})
+            yield records
+            if paging.type == "page":
+                total = response.headers.get(paging.total_pages_header) if paging.total_pages_header else None
+                done = (page >= int(total)) if total and total.isdigit() else len(records) < paging.size
+                page += 1
+                url = None if done else resource.path
+            elif paging.type == "offset":
+                offset += len(records)
+                url = None if len(records) < paging.size else resource.path
+            elif paging.type == "cursor":
+                cursor = dig(body, paging.next_path)
+                url = resource.path if cursor and records else None
+            elif paging.type == "link":
+                url = response.links.get("next", {}).get("url")
+            else:
+                url = dig(body, paging.next_path) or None
+
+    # ---- mapping -------------------------------------------------------------------------------------------------
+
+    def time(self, value: Any) -> datetime:
+        fmt = self.settings.time_format
+        if value in (None, ""):
+            raise ValueError("time missing")
+        if fmt == "unix":
+            return datetime.fromtimestamp(float(value), timezone.utc)
+        if fmt == "iso":
+            return parse_iso(str(value))
+        return datetime.strptime(str(value), fmt).replace(tzinfo=self.zone).astimezone(timezone.utc)
+
+    def parse(self, record: Any) -> Order:
+        f = self.settings.fields
+        order_id = dig(record, f.id)
+        if order_id in (None, ""):
+            raise ValueError("id missing")
+        status = self.settings.status_map.get(str(dig(record, f.status)))
+        if status is None:
+            raise ValueError(f"unknown order status {str(dig(record, f.status))[:40]!r} (add it to status_map)")
+        email = dig(record, f.email)
+        customer_id = dig(record, f.customer_id) if f.customer_id else None
+        key = customer_key_for(int(customer_id) if str(customer_id or "").isdigit() and int(customer_id) else None,
+                               email if isinstance(email, str) else None)
+        if key is None:
+            raise ValueError("order without an email or customer id")
+        modified = self.time(dig(record, f.modified_at))
+        return Order(
+            id=str(order_id), customer_key=key,
+            email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
+            status=status, total=str(dig(record, f.total) or "0") if f.total else "0",
+            currency=str(dig(record, f.currency) or "")[:8] if f.currency else "",
+            created_at=self.time(dig(record, f.created_at)) if f.created_at else modified, modified_at=modified,
+            lines=(OrderLine(product_id=str(dig(record, f.product_id) or ""),
+                             name=str(dig(record, f.product_name) or "")[:200] if f.product_name else "",
+                             quantity=int(dig(record, f.quantity) or 1) if f.quantity else 1),),
+        )
+
+    def _param_value(self, moment: datetime) -> str:
+        fmt = self.settings.orders.incremental.format
+        if fmt == "unix":
+            return str(int(moment.timestamp()))
+        if fmt == "iso":
+            return iso(moment)
+        return moment.astimezone(self.zone).strftime(fmt)
+
+    # ---- the adapter protocol ------------------------------------------------------------------------------------
+
+    def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
+        inc = self.settings.orders.incremental
+        params: dict[str, Any] = {}
+        bound: Any = None
+        if inc.type == "id_watermark":
+            bound = int(cursor) if cursor else 0
+            if inc.param:
+                params[inc.param] = bound
+        elif cursor or since:
+            bound = parse_iso(cursor) if cursor else since
+            if cursor:
+                bound = bound - timedelta(seconds=self.config.lookback_seconds)
+            if inc.type == "date_param" and inc.param:
+                params[inc.param] = self._param_value(bound)
+        newest: Any = (int(cursor) if cursor else 0) if inc.type == "id_watermark" else (parse_iso(cursor) if cursor else None)
+        for records in self._pages(self.settings.orders, params):
+            orders, quarantined = [], []
+            for record in records:
+                try:
+                    order = self.parse(record)
+                except (ValueError, TypeError) as error:
+                    record_id = str(dig(record, self.settings.fields.id) or "?")
+                    quarantined.append(Quarantined(stream="rest.orders", record_id=record_id, reason=str(error)[:500]))
+                    continue
+                if inc.type == "id_watermark":
+                    if not str(order.id).isdigit() or int(order.id) <= (bound or 0):
+                        continue
+                    newest = max(newest, int(order.id))
+                else:
+                    if inc.type == "client_filter" and bound is not None and order.modified_at < bound:
+                        continue
+                    newest = max(newest, order.modified_at) if newest else order.modified_at
+                orders.append(order)
+            mark = (str(newest) if inc.type == "id_watermark" else iso(newest)) if newest else None
+            yield OrderPage(orders=orders, quarantined=quarantined, cursor=mark)
+
+    def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
+        return [], list(keys)
+
+    def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
+        return iter(())
+
+    def close(self) -> None:
+        self.client.close()
