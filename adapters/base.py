@@ -13,6 +13,10 @@ from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 from connector.models import Customer, Order, Product, Quarantined, Review
 
 
+class MalformedRecord(ValueError):
+    """A shop record an adapter cannot read; the message is the quarantine reason (never the record itself)."""
+
+
 @dataclass(frozen=True)
 class OrderPage:
     """One page of a shop's order stream.

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from adapters.base import CustomerPage, OrderPage, ReviewPage
+from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
 from connector.clock import iso, parse_iso
 from connector.config import ShopConfig
 from connector.http import RemoteClient, RemoteError, RequestBudget
@@ -42,10 +42,6 @@ STATUS_MAP: dict[Any, OrderStatus] = {
     "REFUNDED": OrderStatus.REFUNDED, "REVERSED": OrderStatus.REFUNDED,
     "DISPUTED": OrderStatus.DISPUTED,
 }
-
-
-class MalformedRecord(ValueError):
-    pass
 
 
 def _time(value: Any, field: str) -> datetime:

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event
 
+from adapters.base import MalformedRecord
 from connector.config import ShopConfig
 
 
-class MalformedRow(ValueError):
-    """A shop row that cannot be read; the message is the quarantine reason (never the row)."""
+#: A row that cannot be read (the quarantine reason is the message).
+MalformedRow = MalformedRecord
 
 
 class SqlShop:

@@ -22,7 +22,7 @@ import httpx
 import html
 import re
 
-from adapters.base import CustomerPage, OrderPage, ReviewPage
+from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
 from connector.clock import iso, parse_iso
 from connector.config import ShopConfig
 from connector.http import RemoteClient
@@ -56,10 +56,6 @@ STATUS_MAP: dict[str, OrderStatus] = {
     "cancelled": OrderStatus.CANCELLED,
     "trash": OrderStatus.CANCELLED,
 }
-
-
-class MalformedRecord(ValueError):
-    """A shop record that cannot be read; the message is the quarantine reason (never the payload)."""
 
 
 def _gmt(record: dict[str, Any], field: str) -> datetime:
