@@ -100,6 +100,10 @@ class Outcome:
     data: Mapping[str, Any] = field(default_factory=dict)
     #: The remote was changed by a person (a moderator edited or deleted the post): record a conflict, do not retry.
     conflict: str | None = None
+    #: Retrying cannot help (e.g. the role is above the bot's): park the action as dead now, with the error.
+    permanent: bool = False
+    #: Not an error of the action's own (e.g. the member has not joined yet): back to pending, no attempt counted.
+    wait: bool = False
 
 
 @dataclass(frozen=True)

@@ -336,6 +336,69 @@ def points_show(customer: str = typer.Argument(..., help="Shop customer id (26 o
     console.print(f"Total: {sum(r.points for r in rows)}")
 
 
+def _community_of(connector: Connector, kind: str, name: Optional[str]) -> str:
+    names = [n for n, c in connector.config.communities.items() if c.kind == kind]
+    if name:
+        if name not in names:
+            errors.print(f"No {kind} community named {name!r} (known: {', '.join(names) or 'none'}).")
+            raise typer.Exit(2)
+        return name
+    if len(names) != 1:
+        errors.print(f"Say which {kind} community with --community ({', '.join(names) or 'none configured'}).")
+        raise typer.Exit(2)
+    return names[0]
+
+
+@app.command()
+def link(
+    customer: str = typer.Option(..., "--customer", help="Shop customer id (26 or c:26) or email."),
+    discord_user: Optional[str] = typer.Option(None, "--discord-user", help="Discord user id (a number)."),
+    forum_user: Optional[str] = typer.Option(None, "--forum-user", help="Discourse username."),
+    community: Optional[str] = typer.Option(None, "--community", help="Which community, when there are several."),
+) -> None:
+    """Link a shop customer to a Discord or Discourse account; a previous account loses the managed grants."""
+    if bool(discord_user) == bool(forum_user):
+        errors.print("Give exactly one of --discord-user or --forum-user.")
+        raise typer.Exit(2)
+    with _connector() as connector:
+        keys = connector.store.find_customers(customer)
+        if not keys:
+            errors.print(f"No customer matches {customer!r} (run `cardbridge sync` first?).")
+            raise typer.Exit(1)
+        if discord_user:
+            if not discord_user.isdigit():
+                errors.print("--discord-user is the user's id (a number; Developer Mode > Copy User ID).")
+                raise typer.Exit(2)
+            name, user_id, username = _community_of(connector, "discord", community), discord_user, discord_user
+        else:
+            name = _community_of(connector, "discourse", community)
+            found = connector.communities[name].client.http.request("GET", f"/u/{forum_user}.json").json()["user"]
+            user_id, username = str(found["id"]), str(found["username"])
+        previous = connector.store.link(name, keys[0], user_id, username)
+        report = connector.run_pass()
+    console.print(f"{describe_customer(keys[0], None)} linked to {username} on {name}"
+                  + (f" (was {previous}; its grants are revoked)" if previous else "") + ".")
+    _summary(report, "sync")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def unlink(
+    customer: str = typer.Option(..., "--customer", help="Shop customer id or email."),
+    community: str = typer.Option(..., "--community", help="The community to unlink from."),
+) -> None:
+    """Unlink a customer from a community account; the account loses the grants CardBridge gave it."""
+    with _connector() as connector:
+        keys = connector.store.find_customers(customer)
+        if not keys or community not in connector.communities:
+            errors.print("Unknown customer or community.")
+            raise typer.Exit(1)
+        previous = connector.store.link(community, keys[0], None, None)
+        report = connector.run_pass()
+    console.print(f"Unlinked {describe_customer(keys[0], None)} from {previous or 'nothing'} on {community}.")
+    raise typer.Exit(0 if report.ok else 1)
+
+
 @app.command()
 def reconcile() -> None:
     """Read who really holds each badge and group, record hand removals per [policy], then run a pass."""

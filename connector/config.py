@@ -86,7 +86,12 @@ class ShopConfig(_Strict):
 
 class CommunityConfig(_Strict):
     kind: str
-    base_url: HttpUrl
+    #: Discourse: the forum's root URL.
+    base_url: HttpUrl | None = None
+    #: Discord: the bot's token, the guild (server) id, and the API root (default https://discord.com/api/v10).
+    bot_token: str = ""
+    guild_id: str = ""
+    api_base: HttpUrl | None = None
     api_key: str = ""
     api_username: str = "system"
     #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
@@ -106,17 +111,30 @@ class CommunityConfig(_Strict):
     unmatched_retry_seconds: Annotated[int, Field(ge=0)] = 900
 
 
+def _check_community(name: str, community: "CommunityConfig") -> None:
+    if community.kind == "discourse" and community.base_url is None:
+        raise _KeyedError(f"communities.{name}.base_url", "is required for kind = \"discourse\"")
+    if community.kind == "discord":
+        for key in ("bot_token", "guild_id"):
+            if not getattr(community, key):
+                raise _KeyedError(f"communities.{name}.{key}", "is required for kind = \"discord\"")
+
+
 class Grant(_Strict):
-    """What a rule gives on one community. Discourse: a badge and/or a group (whose title becomes the member's tag)."""
+    """What a rule gives on one community. Discourse: a badge and/or a group (whose title becomes the member's tag);
+    Discord: a role (its id)."""
 
     badge: str | None = None
     group: str | None = None
     group_title: str | None = None
+    role: str | None = None
 
     @model_validator(mode="after")
     def _something(self) -> "Grant":
-        if not self.badge and not self.group:
-            raise ValueError("a grant needs a badge or a group")
+        if not self.badge and not self.group and not self.role:
+            raise ValueError("a grant needs a badge, a group or a role")
+        if self.role is not None and not self.role.isdigit():
+            raise ValueError("role is the role's id (a number: Server Settings > Roles > Copy Role ID)")
         if self.group is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", self.group):
             raise ValueError("group names may use letters, digits, '_', '.', '-' (Discourse's rule)")
         return self
@@ -287,6 +305,8 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _rules_target_known_communities(self) -> "Config":
+        for name, community in self.communities.items():
+            _check_community(name, community)
         for index, rule in enumerate(self.rules):
             for community in rule.grant:
                 if community not in self.communities:

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import httpx
 from tenacity import (
@@ -89,6 +89,16 @@ def retry_after_seconds(response: httpx.Response, body: Any, default: float = 10
     return default
 
 
+class Budget(Protocol):
+    """Pacing for one remote: asked before each request, told about each answer. See :class:`RequestBudget`."""
+
+    def acquire(self, method: str, path: str) -> None: ...
+
+    def observe(self, method: str, path: str, response: httpx.Response) -> None: ...
+
+    def penalise(self, seconds: float, response: httpx.Response | None = None) -> None: ...
+
+
 class RequestBudget:
     """At most ``per_minute`` requests in any 60-second window (the sliding window Discourse's limiter uses).
 
@@ -110,7 +120,7 @@ class RequestBudget:
         self._lock = threading.Lock()
         self.waited = 0.0
 
-    def acquire(self) -> None:
+    def acquire(self, method: str = "", path: str = "") -> None:
         while True:
             with self._lock:
                 now = self._clock()
@@ -123,7 +133,10 @@ class RequestBudget:
             self.waited += wait
             self._sleep(wait)
 
-    def penalise(self, seconds: float) -> None:
+    def observe(self, method: str, path: str, response: httpx.Response) -> None:
+        return None
+
+    def penalise(self, seconds: float, response: httpx.Response | None = None) -> None:
         """After a 429, hold every caller back for ``seconds`` (the server's window is fuller than ours thought)."""
         with self._lock:
             until = self._clock() + seconds - self.window
@@ -173,7 +186,7 @@ class RemoteClient:
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
         timeout: float = 30.0,
-        budget: RequestBudget | None = None,
+        budget: Budget | None = None,
         attempts: int = 5,
         backoff_max: float = 30.0,
         transport: httpx.BaseTransport | None = None,
@@ -218,9 +231,10 @@ class RemoteClient:
         data: Mapping[str, Any] | None = None,
         json: Any = None,
         ok: tuple[int, ...] = (200, 201, 204),
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send with budget and retries; statuses outside ``ok`` raise :class:`RemoteError` (4xx at once)."""
-        return self._retrying(self._send_once, method, path, params, data, json, ok)
+        return self._retrying(self._send_once, method, path, params, data, json, ok, headers)
 
     def _send_once(
         self,
@@ -230,13 +244,16 @@ class RemoteClient:
         data: Mapping[str, Any] | None,
         json: Any,
         ok: tuple[int, ...],
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         if self.budget is not None:
-            self.budget.acquire()
+            self.budget.acquire(method, path)
         self.stats.requests += 1
         if method != "GET":
             self.stats.writes += 1
-        response = self._client.request(method, path, params=params, data=data, json=json)
+        response = self._client.request(method, path, params=params, data=data, json=json, headers=headers)
+        if self.budget is not None:
+            self.budget.observe(method, path, response)
         self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
         if response.status_code in ok:
             return response
@@ -245,7 +262,7 @@ class RemoteClient:
             self.stats.rate_limited += 1
             wait = retry_after_seconds(response, body)
             if self.budget is not None:
-                self.budget.penalise(wait)
+                self.budget.penalise(wait, response)
             raise RateLimited(self.name, method, path, body, wait)
         raise RemoteError(self.name, method, path, response.status_code, body)
 

@@ -66,6 +66,8 @@ class PassReport:
     matched: int = 0
     unmatched: int = 0
     reviews_changed: int = 0
+    #: Actions that could not be applied yet through no fault of their own (a member not in the guild yet).
+    waiting: int = 0
     conflicts: int = 0
     errors: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -355,11 +357,16 @@ class Connector:
         report.delivered += len(succeeded)
         for row in rows:
             outcome = outcomes.get(row.id or 0)
-            if outcome is None or not outcome.ok:
-                self._failed([row], outcome.error if outcome and outcome.error else "no outcome reported", report)
+            if outcome is not None and outcome.wait:
+                self.store.release([row])
+                report.waiting += 1
+            elif outcome is None or not outcome.ok:
+                reason = outcome.error if outcome and outcome.error else "no outcome reported"
+                self._failed([row], reason, report, permanent=bool(outcome and outcome.permanent))
 
-    def _failed(self, rows: Sequence[OutboxRow], reason: str, report: PassReport) -> None:
-        died = self.store.fail(rows, reason, self.config.delivery.max_attempts, self.config.delivery.retry_base_seconds)
+    def _failed(self, rows: Sequence[OutboxRow], reason: str, report: PassReport, permanent: bool = False) -> None:
+        attempts = 1 if permanent else self.config.delivery.max_attempts
+        died = self.store.fail(rows, reason, attempts, self.config.delivery.retry_base_seconds)
         report.failed += len(rows) - died
         report.died += died
         for row in rows:

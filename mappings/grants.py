@@ -42,4 +42,6 @@ def desired_grants(rules: Iterable[Rule], paid_orders: Iterable[frozenset[str]])
                 keys.add(GrantKey("badge", grant.badge))
             if grant.group:
                 keys.add(GrantKey("group", grant.group))
+            if grant.role:
+                keys.add(GrantKey("role", grant.role))
     return wanted

@@ -334,6 +334,39 @@ class StateStore:
                     .values(attempts=identities_t.c.attempts + 1, next_attempt_at=now + retry_after, updated_at=now)
                 )
 
+    def link(self, community: str, customer_key: str, user_id: str | None, username: str | None) -> str | None:
+        """Link a customer to a community account (``None``: unlink). Returns the account it replaced, if any.
+
+        The old account loses what the connector granted it: its grants are queued as revokes under a key of their
+        own (so the customer's new grants do not cancel them) and the ledger forgets them, so the planner grants them
+        again to the new account.
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            where = and_(identities_t.c.community == community, identities_t.c.customer_key == customer_key)
+            old = conn.execute(select(identities_t).where(where)).first()
+            previous = old.remote_username if old is not None and old.status == "matched" else None
+            conn.execute(delete(identities_t).where(where))
+            if user_id is not None:
+                conn.execute(insert(identities_t).values(
+                    community=community, customer_key=customer_key, status="matched", remote_user_id=user_id,
+                    remote_username=username or user_id, attempts=0, updated_at=now))
+            conn.execute(update(customers_t).where(customers_t.c.key == customer_key).values(dirty=True))
+        if previous is None or previous == (username or user_id):
+            return None
+        grants = [(kind, target) for (kind, target), rows in self.granted(community).items()
+                  for key, _ in rows if key == customer_key]
+        if grants:
+            owner = f"{customer_key}#was:{previous}"
+            self.apply_plan([], [NewAction(community, owner, GrantKey(kind, target), "revoke", previous)
+                                 for kind, target in grants], [], [])
+            with self.engine.begin() as conn:
+                for kind, target in grants:
+                    conn.execute(update(ledger_t).where(and_(
+                        ledger_t.c.community == community, ledger_t.c.customer_key == customer_key,
+                        ledger_t.c.kind == kind, ledger_t.c.target == target)).values(state="revoked", updated_at=now))
+        return previous
+
     def retry_identities_now(self, emails: Sequence[str]) -> int:
         """A forum account was just created for these emails: look their customers up on the next pass."""
         with self.engine.begin() as conn:
@@ -502,15 +535,17 @@ class StateStore:
 
         ``not_since``: skip failed rows already tried after that moment (one attempt per action per pass).
         """
-        retry_due = and_(outbox_t.c.status == "failed", outbox_t.c.next_attempt_at <= now)
+        # Failed rows, and pending rows given back (released) earlier, wait for their time; and one try per pass.
+        retry_due = and_(outbox_t.c.status.in_(("failed", "pending")), outbox_t.c.next_attempt_at <= now)
         if not_since is not None:
             retry_due = and_(retry_due, outbox_t.c.updated_at < not_since)
+        fresh = and_(outbox_t.c.status == "pending", outbox_t.c.next_attempt_at.is_(None))
         with self.engine.connect() as conn:
             return [
                 OutboxRow.model_validate(dict(row._mapping))
                 for row in conn.execute(
                     select(outbox_t)
-                    .where(and_(outbox_t.c.community == community, or_(outbox_t.c.status == "pending", retry_due)))
+                    .where(and_(outbox_t.c.community == community, or_(fresh, retry_due)))
                     .order_by(outbox_t.c.id)
                     .limit(limit)
                 )
@@ -686,13 +721,16 @@ class StateStore:
                                           .order_by(ledger_t.c.updated_at))]
 
     def release(self, rows: Sequence[OutboxRow]) -> None:
-        """Give claimed rows back as they were (pending or failed), without counting an attempt."""
+        """Give claimed rows back as they were (pending or failed), without counting an attempt; they are tried
+        again on the next pass, not in this one."""
+        now = utcnow()
         with self.engine.begin() as conn:
             for row in rows:
                 conn.execute(
                     update(outbox_t)
                     .where(and_(outbox_t.c.id == row.id, outbox_t.c.status == "sending"))
-                    .values(status="failed" if row.attempts else "pending", claimed_by=None, claimed_at=None)
+                    .values(status="failed" if row.attempts else "pending", claimed_by=None, claimed_at=None,
+                            next_attempt_at=now, updated_at=now)
                 )
 
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
