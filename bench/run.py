@@ -10,7 +10,6 @@ their own process (``cardbridge sandbox``), the connector in another (``cardbrid
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
 import json
 import os

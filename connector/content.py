@@ -68,7 +68,11 @@ class ContentStage:
     # ---- plan ----------------------------------------------------------------------------------------------------
 
     def visible(self, ctx: ReviewContext) -> bool:
-        review, config = ctx.review, self.config.reviews
+        return self.published(ctx.review)
+
+    def published(self, review: Any) -> bool:
+        """Whether a stored review should be on the forum: approved and present in the shop, past moderation."""
+        config = self.config.reviews
         if not review.present or review.status != "approved":
             return False
         if config is None:
@@ -126,10 +130,7 @@ class ContentStage:
         else:
             email = self.connector.store.customer_email(customer_key)
             email_reviews = self.reviews.reviews_by_email([email]).get(email, []) if email else []
-        published = []
-        for review in email_reviews:
-            ctx = ReviewContext(review, None, False, customer_key, {}, {}, set())
-            published.append((review.id, self.visible(ctx)))
+        published = [(review.id, self.published(review)) for review in email_reviews]
         due = due_events(self.reviews.customer_orders(customer_key), published, recorded, points)
         if due and not dry_run:
             self.reviews.add_point_events(customer_key, [(e.key, e.points, e.reason) for e in due])

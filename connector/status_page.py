@@ -51,7 +51,7 @@ def render_status_page(daemon: "Daemon") -> str:
     problems = store.problem_actions(20)
     conflicts = daemon.reviews.conflicts()
     unmatched = store.unmatched_counts()
-    per_hour = daemon.webhooks.actions_per_hour(daemon.clock())
+    per_hour = store.actions_per_hour(daemon.clock())
     state = '<span class="ok">healthy</span>' if status == 200 else '<span class="bad">failing</span>'
     streams = [[name, s["cursor"], f"{s['lag_seconds']:.0f} s"] for name, s in health["streams"].items()]
     failing = [[name, since] for name, since in health["failing_since"].items()]

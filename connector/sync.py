@@ -305,7 +305,6 @@ class Connector:
     # ---- deliver -------------------------------------------------------------------------------------------------
 
     def deliver(self, report: PassReport, pass_started: datetime, progress: Progress = _quiet) -> None:
-        delivery = self.config.delivery
         for name, community in self.communities.items():
             try:
                 self._recover(name, community, report)

@@ -241,8 +241,8 @@ class WooCommerceShop:
         return found, [key for key in keys if key not in known]
 
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
-        # Customers have no modified filter: scan by id, ascending, from the last id seen.
-        last_id = int(cursor) if cursor else 0
+        # Customers have no modified (or "id after") filter: a backfill scans them all by id, ascending; ``cursor``
+        # cannot be honoured and is ignored.
         page = 1
         while True:
             records = self._list(
@@ -256,9 +256,8 @@ class WooCommerceShop:
                     record_id = str(record.get("id")) if isinstance(record, dict) else "?"
                     quarantined.append(Quarantined(stream=CUSTOMERS, record_id=record_id, reason=str(error)))
                     continue
-                last_id = max(last_id, int(customer.key[2:]))
                 customers.append(customer)
-            yield CustomerPage(customers=customers, quarantined=quarantined, cursor=str(last_id))
+            yield CustomerPage(customers=customers, quarantined=quarantined)
             if len(records) < 100:
                 return
             page += 1

@@ -20,7 +20,7 @@ import hashlib
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -368,7 +368,7 @@ class WooCommerceSandbox:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return _invalid(name, f"Invalid date.")
+            return _invalid(name, "Invalid date.")
         if moment.tzinfo is None:
             gmt = request.query_params.get("dates_are_gmt", "false").lower() in ("true", "1")
             moment = moment.replace(tzinfo=timezone.utc if gmt else self.tz)

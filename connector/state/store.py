@@ -795,6 +795,18 @@ class StateStore:
                 )
             ]
 
+    def actions_per_hour(self, now: datetime, hours: int = 24) -> list[int]:
+        """Done outbox actions per hour over the last ``hours`` hours, oldest first (for the status page chart)."""
+        start = now - timedelta(hours=hours)
+        buckets = [0] * hours
+        with self.engine.connect() as conn:
+            for (stamp,) in conn.execute(select(outbox_t.c.updated_at).where(and_(
+                    outbox_t.c.status == "done", outbox_t.c.updated_at >= start))):
+                index = int((stamp - start).total_seconds() // 3600)
+                if 0 <= index < hours:
+                    buckets[index] += 1
+        return buckets
+
     def quarantined(self, limit: int = 50) -> tuple[int, list[QuarantineRow]]:
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(quarantine_t)).scalar_one()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from connector.clock import utcnow
-from connector.state.store import outbox_t
 from connector.state.tables import WebhookEventRow
 
 events_t = WebhookEventRow.__table__  # type: ignore[attr-defined]
@@ -38,15 +36,3 @@ class WebhookStore:
             # The resource may be an email: it is not kept once the event is handled.
             conn.execute(update(events_t).where(events_t.c.id.in_(ids))
                          .values(processed_at=utcnow(), result=result[:255], resource=""))
-
-    def actions_per_hour(self, now: datetime, hours: int = 24) -> list[int]:
-        """Done outbox actions per hour over the last ``hours`` hours, oldest first (for the status page chart)."""
-        start = now - timedelta(hours=hours)
-        buckets = [0] * hours
-        with self.engine.connect() as conn:
-            for (stamp,) in conn.execute(select(outbox_t.c.updated_at).where(and_(
-                    outbox_t.c.status == "done", outbox_t.c.updated_at >= start))):
-                index = int((stamp - start).total_seconds() // 3600)
-                if 0 <= index < hours:
-                    buckets[index] += 1
-        return buckets

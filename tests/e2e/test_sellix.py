@@ -59,7 +59,6 @@ def test_sellix_error_envelope_is_reported(sellix_world):
 
 def test_signed_sellix_webhook_through_the_daemon(sellix_world):
     import json
-    import time
 
     import httpx
 
