@@ -86,7 +86,8 @@ class Action:
     username: str
     #: What undoing needs (Discourse: the UserBadge id recorded when the badge was granted).
     remote_ref: str | None = None
-    #: What the action writes (a rendered post, points), built from the state store when the action is sent.
+    #: What the action writes (a rendered post, points), built from the state store when the action is sent. A
+    #: ``role_connection`` payload also carries ``renew``: a callable giving a fresh member token (or None).
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -382,6 +382,28 @@ def link(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@app.command("link-url")
+def link_url(
+    customer: str = typer.Option(..., "--customer", help="Shop customer id (26 or c:26) or email."),
+) -> None:
+    """Print a signed link to the member link page for this customer (for the shop's order email; see [link])."""
+    with _connector() as connector:
+        if connector.config.link is None:
+            errors.print("No [link] section in the config: the link page is off (see config.example.toml).")
+            raise typer.Exit(2)
+        keys = connector.store.find_customers(customer)
+        if not keys:
+            errors.print(f"No customer matches {customer!r} (run `cardbridge sync` first?).")
+            raise typer.Exit(1)
+        from connector.linking import LinkService
+
+        service = LinkService(connector.config, connector.store, connector.communities[connector.config.link.community])
+        url = service.link_url(keys[0])
+    # Printed bare, so a shop's mail template can take it from stdout.
+    print(url)
+    errors.print(f"Valid for {connector.config.link.link_ttl_hours} hours, for {describe_customer(keys[0], None)}.")
+
+
 @app.command()
 def unlink(
     customer: str = typer.Option(..., "--customer", help="Shop customer id or email."),

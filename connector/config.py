@@ -92,6 +92,11 @@ class CommunityConfig(_Strict):
     bot_token: str = ""
     guild_id: str = ""
     api_base: HttpUrl | None = None
+    #: Discord, for the member link page and Linked Roles: the application's id (= OAuth2 client id), its OAuth2
+    #: client secret, and the site that serves the OAuth2 authorize page (default https://discord.com).
+    application_id: str = ""
+    client_secret: str = ""
+    oauth_base: HttpUrl | None = None
     api_key: str = ""
     api_username: str = "system"
     #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
@@ -171,11 +176,31 @@ def _split_communities(data: Any, model: type[BaseModel]) -> Any:
 
 
 class ReviewTarget(_Strict):
-    """Where a community shows reviews. Discourse: a category (created if missing)."""
+    """Where a community shows reviews. Discourse: a category (created if missing). Discord: a forum channel, with one
+    thread per product (each review a message in it) or one thread per review."""
 
     category: str = "Reviews"
     category_color: str = "2E7D32"
     category_text_color: str = "FFFFFF"
+    forum_channel: str | None = None
+    thread_per: Literal["product", "review"] = "product"
+    #: Names of the forum's tags (its ``available_tags``) applied to every thread CardBridge starts.
+    tags: list[str] = []
+    #: ``thread_per = "review"``: a tag applied to threads of verified purchases only.
+    verified_tag: str | None = None
+
+    @field_validator("forum_channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and not value.isdigit():
+            raise ValueError("forum_channel is the channel's id (a number: right-click the forum > Copy Channel ID)")
+        return value
+
+    @model_validator(mode="after")
+    def _tags(self) -> "ReviewTarget":
+        if len(self.tags) + (1 if self.verified_tag else 0) > 5:
+            raise ValueError("Discord applies at most 5 tags to a thread")
+        return self
 
 
 class ReviewsConfig(_Strict):
@@ -202,16 +227,36 @@ class ReviewsConfig(_Strict):
 
 
 class PointsTarget(_Strict):
-    """How a community holds points. Discourse: the gamification plugin's score events, or a user field."""
+    """How a community holds points. Discourse: the gamification plugin's score events, or a user field. Discord: tier
+    roles (``tiers = { "100" = "<role id>" }``; a member holds the role of the highest tier reached)."""
 
-    mode: Literal["gamification", "user_field"] = "gamification"
+    mode: Literal["gamification", "user_field", "tiers"] = "gamification"
     user_field_id: int | None = None
+    tiers: dict[str, str] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tier_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("tiers") and "mode" not in data:
+            data = {**data, "mode": "tiers"}
+        return data
 
     @model_validator(mode="after")
     def _field(self) -> "PointsTarget":
         if self.mode == "user_field" and self.user_field_id is None:
             raise ValueError("mode = \"user_field\" needs user_field_id (Admin > Customize > User fields)")
+        if self.mode == "tiers" and not self.tiers:
+            raise ValueError("mode = \"tiers\" needs tiers = { \"100\" = \"<role id>\", ... }")
+        for threshold, role in self.tiers.items():
+            if not threshold.isdigit():
+                raise ValueError(f"tier {threshold!r}: the key is a points threshold (a whole number)")
+            if not role.isdigit():
+                raise ValueError(f"tier {threshold}: the value is a role id (a number)")
         return self
+
+    def tier_roles(self) -> list[tuple[int, str]]:
+        """(threshold, role id), lowest threshold first."""
+        return sorted((int(threshold), role) for threshold, role in self.tiers.items())
 
 
 class PointsConfig(_Strict):
@@ -274,6 +319,62 @@ class ServerConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+class LinkConfig(_Strict):
+    """``[link]``: the member link page (``/link`` on the daemon's server) and signed links (``cardbridge link-url``).
+
+    A buyer proves an order (number + email) or opens a signed link, then signs in with Discord (OAuth2 authorization
+    code); their Discord account is linked to the shop customer and gets the roles the rules give.
+    """
+
+    #: The Discord community members link to (a ``kind = "discord"`` entry with application_id and client_secret).
+    community: str
+    #: The connector's public address as buyers reach it (``https://shop-bridge.example.com``); the OAuth2 redirect is
+    #: ``<public_url>/link/callback``, which must be added under OAuth2 > Redirects in the developer portal.
+    public_url: HttpUrl
+    #: Signs links and the OAuth2 ``state``; at least 32 characters, from the environment.
+    secret: str
+    #: Hours a link printed by ``cardbridge link-url`` stays valid.
+    link_ttl_hours: Annotated[int, Field(ge=1, le=24 * 90)] = 72
+    #: Ask for ``guilds.join`` and add the buyer to the server if they are not in it yet.
+    join_guild: bool = True
+    #: Ask for ``role_connections.write`` and keep Linked Roles metadata (verified buyer, orders, points) up to date.
+    linked_roles: bool = False
+    #: Fernet key (``python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"``) that
+    #: encrypts the members' OAuth2 tokens in the state store; required with linked_roles.
+    token_key: str = ""
+    #: Shown on the member's profile connection.
+    platform_name: str = "Shop"
+    #: Failed order-number attempts allowed per client address per hour (and per order number), against guessing.
+    attempts_per_hour: Annotated[int, Field(ge=1)] = 10
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if len(value) < 32:
+            raise ValueError("use at least 32 random characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("platform_name")
+    @classmethod
+    def _platform(cls, value: str) -> str:
+        if not 1 <= len(value) <= 50:
+            raise ValueError("1 to 50 characters (Discord's limit)")
+        return value
+
+    @model_validator(mode="after")
+    def _key(self) -> "LinkConfig":
+        if self.linked_roles:
+            if not self.token_key:
+                raise _KeyedError("link.token_key", "is required with linked_roles = true (a Fernet key)")
+            try:
+                from cryptography.fernet import Fernet
+
+                Fernet(self.token_key.encode())
+            except ValueError:
+                raise _KeyedError("link.token_key", "is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+        return self
+
+
 class PolicyConfig(_Strict):
     #: A grant a moderator removed by hand is recorded as an override and not granted again (false: grant again).
     respect_manual_removal: bool = True
@@ -290,6 +391,7 @@ class Config(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
+    link: LinkConfig | None = None
     #: Folder of the config file; relative sqlite paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -322,6 +424,24 @@ class Config(_Strict):
                         f"{section}.{community}",
                         f"no community named {community!r} (known: {', '.join(sorted(self.communities))})",
                     )
+        if self.reviews:
+            for community, target in self.reviews.communities.items():
+                if self.communities[community].kind == "discord" and target.forum_channel is None:
+                    raise _KeyedError(f"reviews.{community}.forum_channel", "is required for a Discord community")
+        if self.points:
+            for community, target in self.points.communities.items():
+                is_discord = self.communities[community].kind == "discord"
+                if is_discord != (target.mode == "tiers"):
+                    raise _KeyedError(f"points.{community}",
+                                      "Discord holds points as tier roles (tiers = {...}); tiers are for Discord only"
+                                      if is_discord else "tiers are for Discord communities only")
+        if self.link:
+            linked = self.communities.get(self.link.community)
+            if linked is None or linked.kind != "discord":
+                raise _KeyedError("link.community", f"{self.link.community!r} is not a Discord community here")
+            for key in ("application_id", "client_secret"):
+                if not getattr(linked, key):
+                    raise _KeyedError(f"communities.{self.link.community}.{key}", "is required by [link]")
         names = [rule.name for rule in self.rules]
         for name in names:
             if names.count(name) > 1:

@@ -14,6 +14,7 @@ from connector.logs import log
 from connector.state.reviews import ReviewContext, ReviewStore
 from connector.state.store import CHUNK, NewAction
 from connector.state.tables import OutboxRow
+from mappings import discord_posts
 from mappings.grants import GrantKey
 from mappings.points import due_events
 from mappings.reviews import (
@@ -86,6 +87,15 @@ class ContentStage:
         return ReviewView(ctx.review.id, product, ctx.review.rating, ctx.review.text, ctx.verified,
                           ctx.usernames.get(community))
 
+    def is_discord(self, community: str) -> bool:
+        target = self.config.communities.get(community)
+        return target is not None and target.kind == "discord"
+
+    def render(self, community: str, ctx: ReviewContext) -> str:
+        """The review as the community shows it (Discourse markdown, or a Discord message within 2000 characters)."""
+        view = self.view(ctx, community)
+        return discord_posts.render_review(view) if self.is_discord(community) else render_post(view)
+
     def plan_reviews(self, report: "PassReport", everyone: bool, dry_run: bool) -> list[str]:
         """Plan posts for changed reviews; returns the reviewers' customer keys (their points may change)."""
         if not self.wants_reviews:
@@ -108,7 +118,7 @@ class ContentStage:
                         busy.append(ctx.review.id)  # plan again once the action in flight settles
                         continue
                     post = ctx.posts.get(community)
-                    desired = content_hash(render_post(self.view(ctx, community))) if visible else None
+                    desired = content_hash(self.render(community, ctx)) if visible else None
                     op = review_op(visible, desired, post.state if post else None, post.content_hash if post else None)
                     if op is not None:
                         new.append(NewAction(community, SHOP, GrantKey("review", ctx.review.id), op, None))
@@ -118,11 +128,13 @@ class ContentStage:
                 self.reviews.clean([i for i in chunk if i not in set(busy)])
         return customers
 
-    def plan_points(self, customer_key: str, identities: dict[str, Any], dry_run: bool) -> tuple[list[NewAction], list[tuple[str, str]]]:
-        """New point events for one customer, and the outbox actions that carry them to each community."""
+    def plan_points(self, customer_key: str, identities: dict[str, Any],
+                    dry_run: bool) -> tuple[list[NewAction], list[tuple[str, str]], int]:
+        """New point events for one customer, the outbox actions that carry them to each community, and their total
+        (tier roles are grants: the main planner adds them)."""
         points = self.config.points
         if points is None:
-            return [], []
+            return [], [], 0
         recorded = self.reviews.point_events(customer_key)
         email_reviews = []
         if customer_key.startswith("e:"):
@@ -138,7 +150,7 @@ class ContentStage:
         new: list[NewAction] = []
         need_identity: list[tuple[str, str]] = []
         for community, target in points.communities.items():
-            if community not in self.connector.communities or not events:
+            if community not in self.connector.communities or not events or target.mode == "tiers":
                 continue
             identity = identities.get(community)
             if identity is None or identity.status != "matched":
@@ -153,7 +165,7 @@ class ContentStage:
             elif due or not self.connector.store.action_targets(community, customer_key, "points_total"):
                 new.append(NewAction(community, customer_key, GrantKey("points_total", customer_key), "set",
                                      identity.remote_username))
-        return new, need_identity
+        return new, need_identity, sum(events.values())
 
     # ---- deliver -------------------------------------------------------------------------------------------------
 
@@ -169,10 +181,30 @@ class ContentStage:
             if (row.op == "delete") == visible:
                 return {"skip": True}  # the shop changed again since this was planned; the next plan decides
             target = self.config.reviews.communities[community] if self.config.reviews else None
-            raw = render_post(self.view(ctx, community)) if visible else ""
+            raw = self.render(community, ctx) if visible else ""
             product_name = ctx.product.name if ctx.product else f"Product #{ctx.review.product_id}"
             topic = self.reviews.topic(community, ctx.review.product_id)
             prefix = self.config.reviews.topic_prefix if self.config.reviews else "shop"
+            if self.is_discord(community):
+                permalink = ctx.product.permalink if ctx.product else None
+                return {
+                    "raw": raw,
+                    "hash": content_hash(raw) if raw else None,
+                    "marker": marker(ctx.review.id),
+                    "forum_channel": target.forum_channel if target else None,
+                    "thread_per": target.thread_per if target else "product",
+                    "tags": list(target.tags) if target else [],
+                    "verified_tag": target.verified_tag if target else None,
+                    "verified": ctx.verified,
+                    "post_id": post.post_id if post else None,
+                    # per review, the thread is the post's own; per product, the product's thread
+                    "thread_id": post.topic_id if post and post.topic_id else (topic.topic_id if topic else None),
+                    "topic_id": topic.topic_id if topic else None,
+                    "thread_name": discord_posts.thread_name(product_name, self.view(ctx, community)),
+                    "topic_title": discord_posts.thread_name(product_name),
+                    "topic_intro": discord_posts.product_intro(product_name, permalink),
+                    "product_id": ctx.review.product_id,
+                }
             return {
                 "raw": raw,
                 "hash": content_hash(raw) if raw else None,
@@ -225,7 +257,7 @@ class ContentStage:
                 self.reviews.set_topic(row.community, ctx.review.product_id,
                                        topic_external_id(prefix, ctx.review.product_id), data["topic_id"])
             for key, column in (("post_id", "post_id"), ("version", "remote_version"), ("content_hash", "content_hash"),
-                                ("state", "state")):
+                                ("state", "state"), ("thread_id", "topic_id")):
                 if key in data:
                     values[column] = data[key]
             self.reviews.set_post(row.community, row.target, **values)
@@ -241,7 +273,17 @@ class ContentStage:
         community, review_id = conflict.community, conflict.target
         post = self.reviews.post(community, review_id)
         client = getattr(self.connector.communities.get(community), "client", None)
-        current = client.post(int(post.post_id)) if post and post.post_id and client else None
+        if self.is_discord(community):
+            # Only the author can edit a Discord message, so a Discord conflict is always a deletion.
+            current = None
+            [ctx] = self.reviews.contexts([review_id])
+            topic = self.reviews.topic(community, ctx.review.product_id)
+            if keep == "shop" and topic is not None and client is not None and not _exists(client, topic.topic_id):
+                # The product's whole thread went: the review goes into a new one.
+                self.reviews.forget_topic(community, ctx.review.product_id)
+                self.connector.store.set_remote_id(community, "thread", ctx.review.product_id, None)
+        else:
+            current = client.post(int(post.post_id)) if post and post.post_id and client else None
         deleted = current is None or bool(current.get("deleted_at"))
         if keep == "shop":
             if deleted:
@@ -252,10 +294,22 @@ class ContentStage:
                                       remote_version=current.get("version"), state="posted")
             return f"conflict {conflict_id}: the shop's review will be posted again on the next pass"
         [ctx] = self.reviews.contexts([review_id])
-        wanted = content_hash(render_post(self.view(ctx, community))) if self.visible(ctx) else None
+        wanted = content_hash(self.render(community, ctx)) if self.visible(ctx) else None
         if deleted:
             self.reviews.set_post(community, review_id, content_hash=wanted, state="forum-deleted")
         else:
             self.reviews.set_post(community, review_id, content_hash=wanted, state="forum",
                                   remote_version=current.get("version"))
         return f"conflict {conflict_id}: the forum's version stays until the review changes in the shop"
+
+
+def _exists(client: Any, channel_id: str) -> bool:
+    from connector.http import RemoteError
+
+    try:
+        client.channel(channel_id)
+    except RemoteError as error:
+        if error.status == 404:
+            return False
+        raise
+    return True

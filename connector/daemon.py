@@ -91,6 +91,8 @@ class Daemon:
             timezone="UTC",
         )
         self._worker = threading.Thread(target=self._work, name="webhook-worker", daemon=True)
+        #: Set by the link page when a member linked: the worker runs a pass so their roles come at once.
+        self.linked = threading.Event()
 
     # ---- jobs ----------------------------------------------------------------------------------------------------
 
@@ -162,6 +164,10 @@ class Daemon:
                 return
             try:
                 self.process_events()
+                if self.linked.is_set():
+                    self.linked.clear()
+                    # No shop read: the member's customer is marked for planning; plan and deliver now.
+                    self._run("link", lambda: self.connector.run_pass(order_ids=[]))
             except Exception:  # noqa: BLE001
                 log.exception("webhook processing failed")
 
@@ -342,8 +348,19 @@ class Daemon:
         html = await run_in_threadpool(render_status_page, self)
         return HTMLResponse(html)
 
+    def _member_linked(self) -> None:
+        self.linked.set()
+        self.wake.set()
+
     def app(self) -> Starlette:
-        return Starlette(routes=[
+        link_routes: list[Any] = []
+        if self.config.link is not None:
+            from connector.link_page import LinkPages
+            from connector.linking import LinkService
+
+            service = LinkService(self.config, self.connector.store, self.connector.communities[self.config.link.community])
+            link_routes = LinkPages(service, self._member_linked).routes()
+        return Starlette(routes=[*link_routes,
             Route("/webhooks/woocommerce", self.woocommerce_webhook, methods=["POST"]),
             Route("/webhooks/discourse", self.discourse_webhook, methods=["POST"]),
             Route("/webhooks/sellix", self.sellix_webhook, methods=["POST"]),

@@ -58,6 +58,10 @@ class Order(_Record):
     created_at: datetime
     modified_at: datetime
     lines: tuple[OrderLine, ...]
+    #: The order number the buyer sees when it is not ``id`` (dujiaoka ``order_sn``, acg-faka ``trade_no``). With it
+    #: and the email a buyer can look the order up on such shops, so it is never stored: only its keyed hash, for the
+    #: member link page.
+    number: str | None = None
 
     @field_validator("created_at", "modified_at")
     @classmethod

@@ -21,13 +21,15 @@ from connector.logs import log, mask_email
 from connector.prefetch import read_ahead
 from connector.state.db import open_engine
 from connector.content import ContentStage
+from connector.linked_roles import KIND as ROLE_CONNECTION, LinkedRolesStage
 from connector.state.store import CHUNK, GRANT_KINDS, NewAction, StateStore
 
 #: Rows claimed per round: one full Discourse group call (``ADD_MEMBERS_LIMIT``).
 GROUP_BATCH = 1000
 from connector.state.tables import OutboxRow
 from mappings.diff import decide
-from mappings.grants import desired_grants
+from mappings.grants import GrantKey, desired_grants
+from mappings.points import tier_role
 
 ORDERS_STREAM = "orders"
 CUSTOMERS_STREAM = "customers"
@@ -90,10 +92,12 @@ class Connector:
         communities: dict[str, CommunityAdapter] | None = None,
     ) -> None:
         self.config = config
-        self.store = store or StateStore(open_engine(config.state_url))
+        self.store = store or StateStore(open_engine(config.state_url),
+                                         order_number_key=config.link.secret.encode() if config.link else None)
         self.shop = shop or load(SHOPS, config.shop.kind, "shop.kind")(config.shop)
         self.communities = communities if communities is not None else self._communities()
         self.content = ContentStage(self)
+        self.linked = LinkedRolesStage(self)
         #: Set by the daemon on SIGTERM: the pass stops between pages and between remote calls.
         self.stop_requested = threading.Event()
 
@@ -213,8 +217,17 @@ class Connector:
             supersede: list[int] = []
             need_identity: list[tuple[str, str]] = []
             still_dirty: list[str] = []
+            linked: dict[str, tuple[int, int, str | None]] = {}
             for customer in self.store.plan_inputs(chunk):
+                points, waiting, total = self.content.plan_points(customer.key, customer.identities, dry_run)
+                new.extend(points)
+                need_identity.extend(waiting)
                 wanted = desired_grants(self.config.rules, customer.paid_orders)
+                self._add_tiers(wanted, total)
+                if self.linked.enabled and self.linked.community:
+                    identity = customer.identities.get(self.linked.community)
+                    linked[customer.key] = (len(customer.paid_orders), total,
+                                            identity.remote_user_id if identity and identity.status == "matched" else None)
                 for name in self.communities:
                     ledger = customer.ledger.get(name, {})
                     # A grant a moderator removed by hand (recorded by the reconcile) is theirs: never re-granted.
@@ -238,9 +251,7 @@ class Connector:
                         new.append(NewAction(name, customer.key, key, op, who))
                         if dry_run:  # only a dry run prints the plan; a real pass keeps no list of it
                             report.plan.append(PlannedAction(name, customer.key, customer.email, key.kind, key.target, op))
-                points, waiting = self.content.plan_points(customer.key, customer.identities, dry_run)
-                new.extend(points)
-                need_identity.extend(waiting)
+            new.extend(self.linked.plan(chunk, linked))
             report.customers_planned += len(chunk)
             report.actions_planned += len(new)
             if not dry_run:
@@ -248,6 +259,13 @@ class Connector:
             elif need_identity:
                 self.store.apply_plan([], [], [], sorted(set(need_identity)))
             progress("plan", min(start + CHUNK, len(keys)), len(keys))
+
+    def _add_tiers(self, wanted: dict[str, set[GrantKey]], total: int) -> None:
+        """Points tiers are roles like any other grant: held while the total reaches the tier, revoked below it."""
+        for community, target in (self.config.points.communities.items() if self.config.points else ()):
+            role = tier_role(total, target.tier_roles()) if target.mode == "tiers" else None
+            if role is not None:
+                wanted.setdefault(community, set()).add(GrantKey("role", role))
 
     # ---- identities ----------------------------------------------------------------------------------------------
 
@@ -337,10 +355,17 @@ class Connector:
                 remote_ref=self.store.ledger_ref(row.community, row.customer_key, row.kind, row.target)
                 if row.op == "revoke"
                 else None,
-                payload=self.content.payload(row) if row.kind not in GRANT_KINDS else {},
+                payload=self._payload(row),
             )
             for row in rows
         ]
+
+    def _payload(self, row: OutboxRow) -> dict[str, object]:
+        if row.kind in GRANT_KINDS:
+            return {}
+        if row.kind == ROLE_CONNECTION:
+            return self.linked.payload(row)
+        return self.content.payload(row)
 
     def _send(self, name: str, community: CommunityAdapter, rows: Sequence[OutboxRow], report: PassReport) -> None:
         try:
@@ -353,6 +378,7 @@ class Connector:
         succeeded = [row for row in rows if outcomes.get(row.id or 0) and outcomes[row.id or 0].ok]
         self.store.complete(succeeded, {row.id or 0: outcomes[row.id or 0].ref for row in succeeded})
         self.content.record(succeeded, outcomes, report)
+        self.linked.record(rows, outcomes)
         report.delivered += len(succeeded)
         for row in rows:
             outcome = outcomes.get(row.id or 0)
@@ -383,6 +409,7 @@ class Connector:
             if outcome is not None and outcome.ok:
                 self.store.complete([row], {row.id or 0: outcome.ref})
                 self.content.record([row], {row.id or 0: outcome}, report)
+                self.linked.record([row], {row.id or 0: outcome})
                 report.recovered += 1
                 log.info("interrupted action found applied", community=name, op=row.op, kind=row.kind, target=row.target)
             else:

@@ -53,3 +53,9 @@ def due_events(
     for review_id, published in reviews:
         settle(f"review:{review_id}", published, config.per_review, f"review #{review_id}")
     return due
+
+
+def tier_role(total: int, tiers: Iterable[tuple[int, str]]) -> str | None:
+    """The role of the highest tier ``total`` reaches (tiers as (threshold, role), any order); None below them all."""
+    reached = [(threshold, role) for threshold, role in tiers if total >= threshold]
+    return max(reached)[1] if reached else None

@@ -1,4 +1,8 @@
-"""A thin, typed httpx client for the Discord REST v10 endpoints CardBridge uses (member roles), and its limiter.
+"""A thin, typed httpx client for the Discord REST v10 endpoints CardBridge uses, and its limiter.
+
+Bot-token calls: member roles, forum threads and messages, Linked Roles metadata records, adding a member who
+authorised ``guilds.join``. :class:`DiscordOAuth`: the OAuth2 authorization-code flow and the member's own
+``role-connection`` (Bearer token).
 
 Reference: ``shared/specs/discord`` (CONNECTOR-NOTES.md, docs-excerpts/rate-limits.mdx). Rate limits are read from
 the headers, never hard-coded: each answer tells its bucket (``X-RateLimit-Bucket``), how many requests remain and
@@ -13,13 +17,14 @@ import re
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
 from connector import __version__
-from connector.http import RemoteClient
+from connector.http import RemoteClient, RemoteError
 
 API = "https://discord.com/api/v10"
 _MAJOR = re.compile(r"^/(guilds|channels|webhooks)/(\d+)")
@@ -137,6 +142,128 @@ class DiscordClient:
     def remove_role(self, guild_id: str, user_id: str, role_id: str, reason: str) -> None:
         self.http.request("DELETE", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
                           headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")})
+
+    def add_member(self, guild_id: str, user_id: str, access_token: str) -> bool:
+        """Add a user who authorised ``guilds.join`` to the guild. True if added (201), False if already a member (204;
+        Discord then ignores any roles sent, so CardBridge always grants roles with the per-role PUT)."""
+        response = self.http.request("PUT", f"/guilds/{guild_id}/members/{user_id}", json={"access_token": access_token})
+        return response.status_code == 201
+
+    # ---- forum threads and messages ------------------------------------------------------------------------------
+
+    def channel(self, channel_id: str) -> dict[str, Any]:
+        return dict(self.http.request("GET", f"/channels/{channel_id}").json())
+
+    def start_thread(self, forum_id: str, name: str, message: dict[str, Any], tags: list[str], reason: str) -> dict[str, Any]:
+        """A forum post: a thread whose starter message has the thread's id."""
+        body: dict[str, Any] = {"name": name, "message": message}
+        if tags:
+            body["applied_tags"] = tags
+        return dict(self.http.request("POST", f"/channels/{forum_id}/threads", json=body,
+                                      headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")}).json())
+
+    def send_message(self, channel_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.http.request("POST", f"/channels/{channel_id}/messages", json=message).json())
+
+    def messages(self, channel_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        return list(self.http.request("GET", f"/channels/{channel_id}/messages", params={"limit": limit}).json())
+
+    def edit_message(self, channel_id: str, message_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.http.request("PATCH", f"/channels/{channel_id}/messages/{message_id}", json=message).json())
+
+    def delete_message(self, channel_id: str, message_id: str) -> None:
+        self.http.request("DELETE", f"/channels/{channel_id}/messages/{message_id}")
+
+    def edit_thread(self, thread_id: str, changes: dict[str, Any], reason: str) -> dict[str, Any]:
+        return dict(self.http.request("PATCH", f"/channels/{thread_id}", json=changes,
+                                      headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")}).json())
+
+    def delete_channel(self, channel_id: str, reason: str) -> None:
+        self.http.request("DELETE", f"/channels/{channel_id}", headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")})
+
+    # ---- Linked Roles --------------------------------------------------------------------------------------------
+
+    def role_metadata(self, application_id: str) -> list[dict[str, Any]]:
+        return list(self.http.request("GET", f"/applications/{application_id}/role-connections/metadata").json())
+
+    def set_role_metadata(self, application_id: str, records: list[dict[str, Any]]) -> None:
+        self.http.request("PUT", f"/applications/{application_id}/role-connections/metadata", json=records)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A member's OAuth2 tokens, as Discord's token endpoint answers them."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: float
+    scopes: frozenset[str]
+
+
+class OAuthError(Exception):
+    """The token endpoint refused (``invalid_grant``: the code was used or expired, or the member revoked the app)."""
+
+    def __init__(self, error: str, description: str = "") -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.error = error
+
+
+class DiscordOAuth:
+    """The OAuth2 authorization-code flow of one Discord application, and the calls made with a member's token.
+
+    ``api_base``: https://discord.com/api/v10 (the token endpoint is ``<api_base>/oauth2/token``, which Discord also
+    serves without the version); ``oauth_base``: the site whose ``/oauth2/authorize`` page the member is sent to.
+    """
+
+    def __init__(self, client_id: str, client_secret: str, api_base: str = API, oauth_base: str = "https://discord.com",
+                 *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client_id, self.client_secret = client_id, client_secret
+        self.oauth_base = oauth_base.rstrip("/")
+        self.clock = clock
+        self.http = RemoteClient(
+            "discord-oauth", api_base.rstrip("/"),
+            headers={"User-Agent": f"DiscordBot (https://github.com/cardbridge/cardbridge, {__version__})"},
+            timeout=timeout, transport=transport,
+        )
+
+    def authorize_url(self, redirect_uri: str, scopes: list[str], state: str) -> str:
+        query = urlencode({"response_type": "code", "client_id": self.client_id, "scope": " ".join(scopes),
+                           "state": state, "redirect_uri": redirect_uri, "prompt": "consent"})
+        return f"{self.oauth_base}/oauth2/authorize?{query}"
+
+    def _token(self, form: dict[str, str]) -> Tokens:
+        try:
+            # Client credentials in the form body (Discord accepts them there or as HTTP Basic); a member's Bearer
+            # token travels on the other calls of this client, so no client-wide auth is set.
+            response = self.http.request("POST", "/oauth2/token",
+                                         data={**form, "client_id": self.client_id, "client_secret": self.client_secret})
+        except RemoteError as error:
+            body = error.body if isinstance(error.body, dict) else {}
+            if error.status in (400, 401):
+                raise OAuthError(str(body.get("error") or error.status), str(body.get("error_description") or "")) from error
+            raise
+        body = response.json()
+        return Tokens(body["access_token"], body["refresh_token"], self.clock() + float(body.get("expires_in", 0)),
+                      frozenset(str(body.get("scope", "")).split()))
+
+    def exchange(self, code: str, redirect_uri: str) -> Tokens:
+        return self._token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
+
+    def refresh(self, refresh_token: str) -> Tokens:
+        """New tokens; Discord rotates the refresh token, so the old one must be replaced at once."""
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def me(self, access_token: str) -> dict[str, Any]:
+        return dict(self.http.request("GET", "/users/@me", headers={"Authorization": f"Bearer {access_token}"}).json())
+
+    def set_role_connection(self, access_token: str, connection: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.http.request(
+            "PUT", f"/users/@me/applications/{self.client_id}/role-connection", json=connection,
+            headers={"Authorization": f"Bearer {access_token}"}).json())
 
     def close(self) -> None:
         self.http.close()

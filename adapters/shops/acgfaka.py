@@ -31,7 +31,9 @@ from connector.clock import iso, parse_iso, utcnow
 from connector.models import Customer, Order, OrderLine, OrderStatus, Product, Quarantined, customer_key_for, normalise_email
 
 ORDERS = "acgfaka.orders"
-ORDER_COLUMNS = ("id", "owner", "amount", "commodity_id", "card_num", "create_time", "pay_time", "status", "contact")
+#: ``trade_no`` (订单号) is read for the member link page and kept only as a keyed hash.
+ORDER_COLUMNS = ("id", "trade_no", "owner", "amount", "commodity_id", "card_num", "create_time", "pay_time", "status",
+                 "contact")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: How many of the newest ids are read again on every pass.
 LOOKBACK_IDS = 200
@@ -64,6 +66,7 @@ class AcgFakaShop(SqlShop):
             id=str(row.id), customer_key=key, email=email, status=status, total=str(row.amount or "0"), currency="CNY",
             created_at=created, modified_at=max(created, paid) if paid else created,
             lines=(OrderLine(product_id=str(row.commodity_id), name="", quantity=int(row.card_num or 1)),),
+            number=str(row.trade_no) if row.trade_no else None,
         )
 
     def _emails(self, conn: Any, owners: set[int]) -> dict[int, str]:

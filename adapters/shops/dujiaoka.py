@@ -36,8 +36,10 @@ STATUS_MAP: dict[int, OrderStatus] = {
 }
 
 #: The only order columns read. Adding one here is a decision: it must not be a secret, a payment detail or an IP.
-ORDER_COLUMNS = ("id", "goods_id", "title", "buy_amount", "actual_price", "email", "status", "created_at", "updated_at",
-                 "deleted_at")
+#: ``order_sn`` (订单号) is read for the member link page and kept only as a keyed hash (with the email it looks an
+#: order up on the shop).
+ORDER_COLUMNS = ("id", "order_sn", "goods_id", "title", "buy_amount", "actual_price", "email", "status", "created_at",
+                 "updated_at", "deleted_at")
 
 
 class DujiaokaShop(SqlShop):
@@ -67,6 +69,7 @@ class DujiaokaShop(SqlShop):
             modified_at=self.utc(row.updated_at, "updated_at"),
             lines=(OrderLine(product_id=str(row.goods_id), name=str(row.title or "")[:200],
                              quantity=int(row.buy_amount or 1)),),
+            number=str(row.order_sn) if row.order_sn else None,
         )
 
     def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:

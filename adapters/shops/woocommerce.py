@@ -93,6 +93,8 @@ def parse_order(record: dict[str, Any]) -> Order:
         )
     return Order(
         id=str(record["id"]),
+        # "number" differs from the id when a sequential-order-number plugin is installed; buyers see "number".
+        number=str(record.get("number") or "") or None,
         customer_key=key,
         email=email,
         status=STATUS_MAP[status],

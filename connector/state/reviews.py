@@ -184,6 +184,10 @@ class ReviewStore:
             conn.execute(insert(topics_t).values(community=community, product_id=product_id, external_id=external_id,
                                                  topic_id=topic_id))
 
+    def forget_topic(self, community: str, product_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id)))
+
     def post(self, community: str, review_id: str) -> PostRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(posts_t).where(and_(posts_t.c.community == community,

@@ -6,6 +6,8 @@ merely downloading it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import socket
 from collections import defaultdict
@@ -103,9 +105,16 @@ class NewAction:
     remote_username: str | None
 
 
+def order_number_hash(key: bytes, number: str) -> str:
+    """The keyed hash an order number is stored as (case and surrounding spaces do not matter)."""
+    return hmac.new(key, number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+
 class StateStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, order_number_key: bytes | None = None) -> None:
         self.engine = engine
+        #: With a key (``[link] secret``), each order's number is kept as a keyed hash for the link page.
+        self.order_number_key = order_number_key
 
     # ---- cursors -------------------------------------------------------------------------------------------------
 
@@ -159,6 +168,8 @@ class StateStore:
                     "product_ids": _product_field(order),
                     "created_at": order.created_at,
                     "modified_at": order.modified_at,
+                    "number_hash": order_number_hash(self.order_number_key, order.number or order.id)
+                    if self.order_number_key else None,
                 }
                 old = existing.get(order.id)
                 if old is None:
@@ -670,6 +681,22 @@ class StateStore:
             return set(conn.execute(select(outbox_t.c.target).where(and_(
                 outbox_t.c.community == community, outbox_t.c.customer_key == customer_key,
                 outbox_t.c.kind == kind, outbox_t.c.status != "superseded"))).scalars())
+
+    def order_owner(self, number: str) -> tuple[str, str | None] | None:
+        """(customer key, the customer's email) of the stored order with this buyer-visible number, or None.
+
+        Orders stored before ``[link]`` was configured have no hash yet; their id is tried (it is the number on
+        WooCommerce and Sellix); a ``backfill`` hashes every order's number.
+        """
+        where = orders_t.c.id == number.strip()
+        if self.order_number_key:
+            where = or_(orders_t.c.number_hash == order_number_hash(self.order_number_key, number),
+                        and_(orders_t.c.number_hash.is_(None), where))
+        with self.engine.connect() as conn:
+            row = conn.execute(select(orders_t.c.customer_key, customers_t.c.email)
+                               .select_from(orders_t.outerjoin(customers_t, customers_t.c.key == orders_t.c.customer_key))
+                               .where(where).limit(1)).first()
+        return (row[0], row[1]) if row else None
 
     def customer_email(self, key: str) -> str | None:
         with self.engine.connect() as conn:

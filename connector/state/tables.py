@@ -35,6 +35,9 @@ class OrderRow(SQLModel, table=True):
     product_ids: str
     created_at: datetime
     modified_at: datetime
+    #: HMAC-SHA256 of the buyer-visible order number (key: ``[link] secret``), for the member link page; None without
+    #: a ``[link]`` section. The number itself is never stored.
+    number_hash: Optional[str] = Field(default=None, max_length=64, index=True)
 
 
 class CustomerRow(SQLModel, table=True):
@@ -228,3 +231,26 @@ class WebhookEventRow(SQLModel, table=True):
     received_at: datetime
     processed_at: Optional[datetime] = None
     result: Optional[str] = Field(default=None, max_length=255)
+
+
+class MemberTokenRow(SQLModel, table=True):
+    """A member's OAuth2 grant from the link page, kept to update their Linked Roles metadata.
+
+    The tokens are stored encrypted (Fernet, key ``[link] token_key`` from the environment); a state file or a database
+    dump alone does not give access to anyone's Discord account.
+    """
+
+    __tablename__ = "member_tokens"
+    community: str = Field(primary_key=True, max_length=40)
+    customer_key: str = Field(primary_key=True, max_length=320)
+    user_id: str = Field(max_length=64)
+    #: Space-separated OAuth2 scopes granted.
+    scopes: str = Field(max_length=255)
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    #: sha256 of the metadata last written to Discord (no write when it would not change).
+    metadata_hash: Optional[str] = Field(default=None, max_length=64)
+    #: Why the tokens stopped working (the member removed the app), or None while they work.
+    revoked: Optional[str] = Field(default=None, max_length=255)
+    updated_at: datetime

@@ -99,3 +99,21 @@ def test_identity_matching_marks_customer_dirty(store):
     store.record_matches("forum", {"e:a@x.org": ("5", "alice")}, [], timedelta(minutes=15))
     assert store.unmatched_counts() == {}
     assert store.dirty_customer_keys() == ["e:a@x.org"]
+
+
+def test_order_numbers_are_found_by_keyed_hash_and_never_stored(tmp_path):
+    from connector.state.db import open_engine
+    from connector.state.store import StateStore
+
+    engine = open_engine(f"sqlite:///{tmp_path / 'numbers.db'}")
+    store = StateStore(engine, order_number_key=b"k" * 40)
+    numbered = order(5, "e:buyer@x.org").model_copy(update={"number": "ZWF3H2KQ1Y0ABCDE"})
+    store.save_orders_page("orders", [numbered, order(6, "c:9")], [], None)
+    assert store.order_owner(" zwf3h2kq1y0abcde ") == ("e:buyer@x.org", "buyer@x.org")  # as a buyer might type it
+    assert store.order_owner("5") is None  # the internal id is not what buyers know when the shop has a number
+    assert store.order_owner("6") == ("c:9", None)  # no separate number: the id is the number
+    assert store.order_owner("ZWF3H2KQ1Y0ABCDX") is None
+    engine.dispose()
+    assert b"ZWF3H2KQ1Y0ABCDE" not in (tmp_path / "numbers.db").read_bytes()
+    legacy = StateStore(open_engine(f"sqlite:///{tmp_path / 'numbers.db'}"))  # before [link]: ids only
+    assert legacy.order_owner("5") == ("e:buyer@x.org", "buyer@x.org")

@@ -108,9 +108,9 @@ class World:
         done = subprocess.run(self.command(*args), capture_output=True, text=True, env=self.env(**env), timeout=120)
         return Run(done.returncode, done.stdout, done.stderr)
 
-    def spawn(self, *args: str) -> subprocess.Popen[str]:
+    def spawn(self, *args: str, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env()
+            self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(**env)
         )
 
     def close(self) -> None:

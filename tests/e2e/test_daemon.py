@@ -50,8 +50,8 @@ discourse_webhook_secret = "{DSECRET}"
             process.wait(10)
 
 
-def start(world):
-    process = world.spawn("run")
+def start(world, **env):
+    process = world.spawn("run", **env)
     world.processes.append(process)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

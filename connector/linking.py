@@ -1,0 +1,201 @@
+"""Members link their Discord account to their shop purchases: proof of an order, then Discord OAuth2.
+
+The proof is either an order number with its email (how 卡盟 shops identify guest buyers) or a signed, expiring link
+(``cardbridge link-url --customer ID``, for the shop's order email). Then the member signs in with Discord
+(authorization code grant; ``identify``, optionally ``guilds.join`` and ``role_connections.write``); the ``state``
+parameter is signed, expires, and is bound to the browser by a cookie, so a callback cannot be replayed or forged.
+The Discord account is linked like ``cardbridge link`` links it: roles follow on the next pass.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from adapters.communities.discord_client import DiscordOAuth, OAuthError
+from connector.config import Config, LinkConfig
+from connector.http import RemoteError
+from connector.linked_roles import metadata
+from connector.logs import log
+from connector.state.store import StateStore
+from connector.state.tokens import TokenStore
+
+#: Minutes a member has between leaving for Discord and coming back.
+STATE_MINUTES = 15
+
+
+class LinkError(Exception):
+    """Something the member can act on; the message is shown on the page."""
+
+
+@dataclass(frozen=True)
+class Linked:
+    customer_key: str
+    user_id: str
+    username: str
+    joined: bool
+    linked_roles: bool
+    replaced: str | None
+
+
+class Attempts:
+    """Failed proofs per key (client address, order number) in a sliding hour: a brute-force brake."""
+
+    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour, self.clock = per_hour, clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str) -> deque[float]:
+        now = self.clock()
+        failures = self._failures.setdefault(key, deque())
+        while failures and now - failures[0] >= 3600:
+            failures.popleft()
+        return failures
+
+    def blocked_for(self, *keys: str) -> float:
+        """Seconds until a new attempt is allowed for every key (0: allowed now)."""
+        with self._lock:
+            waits = [3600 - (self.clock() - f[0]) for f in map(self._recent, keys) if len(f) >= self.per_hour]
+            return max(waits, default=0.0)
+
+    def failed(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._recent(key).append(self.clock())
+
+
+class LinkService:
+    def __init__(self, config: Config, store: StateStore, discord: Any) -> None:
+        """``discord``: the linked community's adapter (its bot client and its OAuth2 client)."""
+        assert config.link is not None
+        self.link: LinkConfig = config.link
+        self.community = config.link.community
+        self.guild = config.communities[self.community].guild_id
+        self.store = store
+        self.oauth: DiscordOAuth = discord.oauth
+        self.bot = discord.client
+        self.tokens = TokenStore(store.engine, self.link.token_key) if self.link.token_key else None
+        self.links = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-link")
+        self.states = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-oauth-state")
+        self.attempts = Attempts(self.link.attempts_per_hour)
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.link.public_url}/link/callback"
+
+    @property
+    def scopes(self) -> list[str]:
+        return ["identify"] + (["guilds.join"] if self.link.join_guild else []) + (
+            ["role_connections.write"] if self.link.linked_roles else [])
+
+    # ---- proof ---------------------------------------------------------------------------------------------------
+
+    def link_url(self, customer_key: str) -> str:
+        """A link for the shop's email to the buyer; valid ``link_ttl_hours``."""
+        return f"{self.link.public_url}/link?t={self.links.dumps({'c': customer_key})}"
+
+    def from_link(self, token: str) -> str:
+        try:
+            data = self.links.loads(token, max_age=self.link.link_ttl_hours * 3600)
+        except SignatureExpired:
+            raise LinkError("This link has expired. Ask the shop for a new one, or use your order number.") from None
+        except BadSignature:
+            raise LinkError("This link is not valid. Use your order number and email instead.") from None
+        return str(data["c"])
+
+    def prove(self, order_id: str, email: str, client: str) -> str:
+        """The customer an order number + email belong to. Failures count against the client and the order."""
+        order_id, email = order_id.strip()[:64], email.strip().lower()
+        keys = (f"ip:{client}", f"order:{order_id}")
+        wait = self.attempts.blocked_for(*keys)
+        if wait > 0:
+            raise TooManyAttempts(wait)
+        owner = self.store.order_owner(order_id) if order_id else None
+        known = (owner[1] or (owner[0][2:] if owner[0].startswith("e:") else "")).lower() if owner else ""
+        # Compared in constant time, and the same answer whichever part was wrong: the page tells no one which
+        # order numbers exist.
+        if owner is None or not email or not hmac.compare_digest(known.encode(), email.encode()):
+            self.attempts.failed(*keys)
+            log.warning("link proof refused", client=client)
+            raise LinkError("No order with that number and email was found. Check both and try again.")
+        return owner[0]
+
+    # ---- OAuth2 --------------------------------------------------------------------------------------------------
+
+    def start(self, customer_key: str) -> tuple[str, str]:
+        """(the Discord authorize URL, the nonce to set as the browser cookie)."""
+        nonce = secrets.token_urlsafe(16)
+        state = self.states.dumps({"c": customer_key, "n": nonce})
+        return self.oauth.authorize_url(self.redirect_uri, self.scopes, state), nonce
+
+    def finish(self, code: str, state: str, nonce: str | None) -> Linked:
+        try:
+            data = self.states.loads(state, max_age=STATE_MINUTES * 60)
+        except SignatureExpired:
+            raise LinkError("That took too long. Start again from the link page.") from None
+        except BadSignature:
+            raise LinkError("This sign-in did not start here. Start again from the link page.") from None
+        if not nonce or not hmac.compare_digest(str(data.get("n", "")), nonce):
+            raise LinkError("This sign-in was started in another browser. Start again from the link page.")
+        customer_key = str(data["c"])
+        try:
+            tokens = self.oauth.exchange(code, self.redirect_uri)
+            me = self.oauth.me(tokens.access_token)
+        except OAuthError as error:
+            log.warning("oauth code refused", error=error.error)
+            raise LinkError("Discord did not accept this sign-in (it may have been used already). Start again.") from None
+        except (RemoteError, OSError) as error:
+            log.error("oauth failed", error=str(error))
+            raise LinkError("Discord could not be reached. Try again in a few minutes.") from None
+        user_id, username = str(me["id"]), str(me.get("global_name") or me.get("username") or me["id"])
+        # Discord roles are granted by user id: the id is what identifies the member, as `cardbridge link` does.
+        replaced = self.store.link(self.community, customer_key, user_id, user_id)
+        joined = False
+        if "guilds.join" in tokens.scopes:
+            joined = self._join(user_id, tokens.access_token)
+        linked_roles = self.tokens is not None and "role_connections.write" in tokens.scopes
+        if self.tokens is not None:
+            self._clear_previous(customer_key, user_id)
+            if linked_roles:
+                self.tokens.save(self.community, customer_key, user_id, sorted(tokens.scopes), tokens.access_token,
+                                 tokens.refresh_token, tokens.expires_at)
+            else:
+                self.tokens.forget(self.community, customer_key)
+        log.info("member linked", community=self.community, customer=customer_key, linked_roles=linked_roles)
+        return Linked(customer_key, user_id, username, joined, linked_roles, replaced)
+
+    def _clear_previous(self, customer_key: str, user_id: str) -> None:
+        """The customer linked another Discord account before: clear that account's Linked Roles connection (best
+        effort, with its own token) before its token is replaced."""
+        assert self.tokens is not None
+        old = self.tokens.get(self.community, customer_key)
+        if old is None or old.user_id == user_id or old.revoked:
+            return
+        try:
+            self.oauth.set_role_connection(old.access_token, {"platform_name": self.link.platform_name,
+                                                               "metadata": metadata(0, 0)})
+        except (RemoteError, OSError) as error:
+            log.warning("previous account's connection not cleared", error=str(error)[:200])
+
+    def _join(self, user_id: str, access_token: str) -> bool:
+        """Add the member to the server if they are not in it (the bot must be there with Create Instant Invite)."""
+        try:
+            return bool(self.bot.add_member(self.guild, user_id, access_token))
+        except RemoteError as error:
+            log.warning("guild join failed", status=error.status, error=str(error)[:200])
+            return False
+
+
+class TooManyAttempts(LinkError):
+    def __init__(self, wait: float) -> None:
+        minutes = max(1, int(wait // 60) + 1)
+        super().__init__(f"Too many attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        self.wait = wait
