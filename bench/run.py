@@ -54,15 +54,39 @@ grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers" }}
 """
 
 
+DISCORD_CONFIG = """
+[state]
+url = "sqlite:///state.db"
+[shop]
+kind = "woocommerce"
+base_url = "{shop_url}"
+consumer_key = "{consumer_key}"
+consumer_secret = "{consumer_secret}"
+lookback_seconds = 0
+[communities.discord]
+kind = "discord"
+bot_token = "{bot_token}"
+guild_id = "{guild_id}"
+api_base = "{discord_api}"
+[[rules]]
+name = "verified-buyer"
+products = "*"
+grant.discord = {{ role = "{buyer_role}" }}
+"""
+
+
 class Sandbox:
     """``cardbridge sandbox`` in a subprocess; ``info`` is the JSON line it prints when it listens."""
 
-    def __init__(self, orders: int, rate_limit: int | None = None, forum_users: bool = True) -> None:
+    def __init__(self, orders: int, rate_limit: int | None = None, forum_users: bool = True,
+                 discord_bucket: str | None = None) -> None:
         args = [*CARDBRIDGE, "sandbox", "--orders", str(orders)]
         if not forum_users:
             args.append("--no-forum-users")
         if rate_limit:
             args += ["--rate-limit", str(rate_limit)]
+        if discord_bucket:
+            args += ["--discord-bucket", discord_bucket]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -75,6 +99,12 @@ class Sandbox:
 
     def reset(self) -> None:
         httpx.post(self.info["forum_url"] + "/__sandbox/reset", timeout=60)
+
+    def discord_stats(self) -> dict[str, Any]:
+        return httpx.get(self.info["discord_url"] + "/__sandbox/stats", timeout=60).json()
+
+    def discord_reset(self) -> None:
+        httpx.post(self.info["discord_url"] + "/__sandbox/reset", timeout=60)
 
     def close(self) -> None:
         self.process.terminate()
@@ -235,6 +265,52 @@ def bench_economy(orders: int) -> tuple[Figure, Figure]:
     return economy, noop
 
 
+def bench_discord(buyers: int, per_window: int, window: float) -> list[Figure]:
+    """Role grants for ``buyers`` linked members against Discord buckets of ``per_window`` requests per ``window`` s:
+    how much of the bucket the connector uses, whether any request bounced (429), and what a no-op re-run writes."""
+    sys.path.insert(0, str(ROOT))
+    from connector.state.db import open_engine
+    from connector.state.store import StateStore
+
+    with Sandbox(buyers * 10, forum_users=False, discord_bucket=f"{per_window}/{window}") as sandbox, \
+            tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "cardbridge.toml").write_text(DISCORD_CONFIG.format(**sandbox.info), encoding="utf-8")
+        if run_cardbridge(folder, "sync").code != 0:  # stores every buyer; nobody is linked yet
+            raise RuntimeError("the first Discord sync failed")
+        engine = open_engine(f"sqlite:///{folder / 'state.db'}")
+        store = StateStore(engine)
+        for index, email in enumerate(sandbox.info["buyer_emails"]):
+            member = str(sandbox.info["member_base"] + index)
+            store.link("discord", f"e:{email}", member, member)  # what `cardbridge link` or the link page records
+        engine.dispose()
+        sandbox.discord_reset()
+        timed = run_cardbridge(folder, "sync")
+        stats = sandbox.discord_stats()
+        status = status_json(folder)
+        sandbox.discord_reset()
+        run_cardbridge(folder, "sync")
+        rerun = sandbox.discord_stats()
+    grants = stats["by_route"].get("PUT /api/v10/guilds/:id/members/:id/roles/:id", 0)
+    times = sorted(stats["times"])
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    allowed = per_window / window
+    # Requests the buckets allowed over the span, counting the full first window (a bucket starts full).
+    use = len(times) / (per_window + allowed * span) if times else 0.0
+    failed = status["outbox"]["failed"] + status["outbox"]["dead"]
+    return [
+        Figure(f"Discord bucket use at {per_window} per {window:g} s", f"{use:.2f}", "≥ 0.9, 0 429s, 0 failed",
+               use >= 0.9 and stats["rate_limited"] == 0 and failed == 0 and timed.code == 0,
+               f"{grants} role grants in {span:.1f} s ({len(times) / max(span, 1e-9):.1f} req/s, bucket {allowed:g}/s); "
+               f"{stats['rate_limited']} 429s of {stats['requests']} requests; {failed} failed actions"),
+        Figure("Discord requests per linked buyer granted", f"{stats['requests'] / max(grants, 1):.3f}", "≤ 1.1",
+               stats["requests"] / max(grants, 1) <= 1.1,
+               ", ".join(f"{k} ×{v}" for k, v in sorted(stats["by_route"].items(), key=lambda kv: -kv[1]))),
+        Figure("Discord write requests on a no-op re-run", str(rerun["writes"]), "0", rerun["writes"] == 0,
+               f"{rerun['requests']} requests in all"),
+    ]
+
+
 def bench_latency(samples: int) -> Figure:
     """Shop webhook → badge on the forum, through a running daemon (``cardbridge run``), no rate-limit wait."""
     import socket
@@ -345,7 +421,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
     parser.add_argument("--runs", type=int, default=3, help="runs per backfill size (median reported)")
+    parser.add_argument("--discord-only", action="store_true", help="only the Discord figures (printed, not written)")
     args = parser.parse_args()
+    if args.discord_only:
+        for f in bench_discord(100 if args.quick else 600, 20, 1.0):
+            print(f"{f.name}: {f.value} (target {f.target}, met: {f.met}) — {f.detail}")
+        return
     small, large, runs = (500, 2_000, 1) if args.quick else (10_000, 100_000, args.runs)
 
     figures: list[Figure] = []
@@ -363,6 +444,8 @@ def main() -> None:
     figures.append(bench_rate_limit(120, 3_600) if not args.quick else bench_rate_limit(60, 1_800))
     print("request economy …", flush=True)
     figures += list(bench_economy(5_000 if not args.quick else 500))
+    print("Discord role grants …", flush=True)
+    figures += bench_discord(100 if args.quick else 600, 20, 1.0)
     print("webhook latency …", flush=True)
     figures.append(bench_latency(10 if args.quick else 50))
     profile = profile_backfill(small) if not all(f.met for f in figures if f.met is not None) else ""

@@ -461,12 +461,24 @@ def sandbox(
     rate_limit: Optional[int] = typer.Option(None, help="Forum admin-API limit, requests per minute (default: none)."),
     latency: float = typer.Option(0.0, help="Seconds added to every sandbox response."),
     forum_users: bool = typer.Option(True, help="Give every buyer a forum account with the same email."),
+    discord_bucket: Optional[str] = typer.Option(
+        None, help="Also serve a sandbox Discord whose per-route buckets allow N requests per S seconds ('N/S'); "
+                   "every buyer is a member, with the id member_base + their index."),
 ) -> None:
-    """Serve the sandbox WooCommerce shop and Discourse forum on 127.0.0.1 until interrupted (prints one JSON line)."""
+    """Serve the sandbox WooCommerce shop and Discourse forum (and Discord) on 127.0.0.1 until interrupted (prints
+    one JSON line)."""
     from connector.sandbox.serve import serve
 
+    bucket = None
+    if discord_bucket is not None:
+        try:
+            count, _, seconds = discord_bucket.partition("/")
+            bucket = (int(count), float(seconds or "1"))
+        except ValueError:
+            errors.print("--discord-bucket: use N/SECONDS, e.g. 25/1")
+            raise typer.Exit(2) from None
     serve(orders=orders, shop_port=shop_port, forum_port=forum_port, rate_limit=rate_limit, forum_users=forum_users,
-          latency=latency)
+          latency=latency, discord_bucket=bucket)
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from connector.sync import Connector
 
 KIND = "role_connection"
-SCOPE = "role_connections.write"
 
 #: The application's metadata records (type 7 BOOLEAN_EQUAL, type 2 INTEGER_GREATER_THAN_OR_EQUAL); booleans are sent
 #: as 1/0 and every value is sent explicitly (an empty metadata object is accepted but not registered).

@@ -70,6 +70,13 @@ class Attempts:
         with self._lock:
             for key in keys:
                 self._recent(key).append(self.clock())
+            if len(self._failures) > self.MAX_KEYS:
+                # Many distinct guesses: forget the keys whose failures are all older than the window.
+                for key in [k for k in self._failures if not self._recent(k)]:
+                    del self._failures[key]
+
+    #: Keys kept before old ones are swept (bounded memory under a flood of distinct order numbers).
+    MAX_KEYS = 50_000
 
 
 class LinkService:

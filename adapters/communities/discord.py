@@ -112,10 +112,11 @@ class DiscordCommunity:
         """Tag names (config) → ids from the forum's ``available_tags``, read once per forum and process."""
         if not names:
             return []
-        if forum_id not in self._tags:
+        tags = self._tags.get(forum_id, {})
+        if forum_id not in self._tags or any(name not in tags for name in names):
+            # Read again when a name is missing: an admin may have added the tag since.
             forum = self.client.channel(forum_id)
-            self._tags[forum_id] = {str(t.get("name")): str(t.get("id")) for t in forum.get("available_tags") or []}
-        tags = self._tags[forum_id]
+            tags = self._tags[forum_id] = {str(t.get("name")): str(t.get("id")) for t in forum.get("available_tags") or []}
         missing = [name for name in names if name not in tags]
         if missing:
             raise _Refused(f"tag {', '.join(map(repr, missing))} is not one of the forum's tags "

@@ -224,10 +224,12 @@ class DiscordOAuth:
         self.client_id, self.client_secret = client_id, client_secret
         self.oauth_base = oauth_base.rstrip("/")
         self.clock = clock
+        # Bearer routes have buckets of their own (per token); the same header-driven limiter paces them.
+        self.limits = DiscordLimits()
         self.http = RemoteClient(
             "discord-oauth", api_base.rstrip("/"),
             headers={"User-Agent": f"DiscordBot (https://github.com/cardbridge/cardbridge, {__version__})"},
-            timeout=timeout, transport=transport,
+            timeout=timeout, transport=transport, budget=self.limits,
         )
 
     def authorize_url(self, redirect_uri: str, scopes: list[str], state: str) -> str:

@@ -1,8 +1,9 @@
-"""``cardbridge sandbox``: run the sandbox shop and forum as standalone servers (for trying configs and benchmarks).
+"""``cardbridge sandbox``: run the sandbox shop and forum (and, on request, Discord) as standalone servers, for trying
+configs and for benchmarks.
 
-Prints one JSON line with the URLs and credentials once both listen, then serves until interrupted. A stats route,
-``GET /__sandbox/stats`` on the forum, answers request counts (reads, writes, 429s, timestamps) so a benchmark in
-another process can measure the connector from the server's side.
+Prints one JSON line with the URLs and credentials once all listen, then serves until interrupted. A stats route,
+``GET /__sandbox/stats`` on the forum and on Discord, answers request counts (reads, writes, 429s, timestamps) so a
+benchmark in another process can measure the connector from the server's side.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from connector.sandbox.discord import API as DISCORD_API, DiscordSandbox
 from connector.sandbox.discourse import DiscourseSandbox
 from connector.sandbox.world import bulk_orders, seed_shop
 from connector.sandbox.server import SandboxServer
@@ -44,23 +46,39 @@ def _by_route(log: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-class _WithStats:
-    """ASGI wrapper answering ``/__sandbox/*`` itself and passing everything else to the forum."""
+def discord_stats(discord: DiscordSandbox) -> dict[str, Any]:
+    with discord._lock:
+        log = list(discord.requests)
+    return {
+        "requests": len(log),
+        "writes": sum(1 for r in log if r["method"] != "GET"),
+        "rate_limited": sum(1 for r in log if r["status"] == 429),
+        "invalid_requests": discord.invalid_requests,
+        "pings": len(discord.pings),
+        "times": [r["time"] for r in log if r["status"] != 429],
+        "by_route": _by_route(log),
+    }
 
-    def __init__(self, forum: DiscourseSandbox) -> None:
-        self.forum = forum
+
+class _WithStats:
+    """ASGI wrapper answering ``/__sandbox/*`` itself and passing everything else to the sandbox."""
+
+    def __init__(self, sandbox: DiscourseSandbox | DiscordSandbox) -> None:
+        self.sandbox = sandbox
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/__sandbox/"):
             request = Request(scope, receive)
             if scope["path"] == "/__sandbox/reset" and request.method == "POST":
-                self.forum.reset_log()
+                self.sandbox.reset_log()
                 response = JSONResponse({"ok": True})
+            elif isinstance(self.sandbox, DiscordSandbox):
+                response = JSONResponse(discord_stats(self.sandbox))
             else:
-                response = JSONResponse(forum_stats(self.forum))
+                response = JSONResponse(forum_stats(self.sandbox))
             await response(scope, receive, send)
             return
-        await self.forum.app(scope, receive, send)
+        await self.sandbox.app(scope, receive, send)
 
 
 def serve(
@@ -71,6 +89,7 @@ def serve(
     rate_limit: int | None = None,
     forum_users: bool = True,
     latency: float = 0.0,
+    discord_bucket: tuple[int, float] | None = None,
 ) -> None:
     shop = WooCommerceSandbox()
     forum = DiscourseSandbox(rate_limit_per_minute=rate_limit)
@@ -82,10 +101,25 @@ def serve(
     if forum_users:
         for username, email in buyers:
             forum.add_user(username, email)
+    discord = None
+    extra: dict[str, Any] = {}
+    if discord_bucket is not None:
+        discord = DiscordSandbox(route_limit=discord_bucket[0], route_window=discord_bucket[1])
+        member_base = 910000000000000000
+        for index in range(len(buyers)):
+            discord.add_member(str(member_base + index))
+        extra = {"bot_token": discord.bot_token, "guild_id": discord.guild_id, "member_base": member_base,
+                 "buyer_role": discord.add_role("Verified Buyer", 2),
+                 "buyer_emails": [email for _, email in buyers]}
+    discord_server = SandboxServer(_WithStats(discord)).start() if discord is not None else None
+    if discord_server is not None:
+        extra["discord_url"] = discord_server.url
+        extra["discord_api"] = discord_server.url + DISCORD_API
     with SandboxServer(shop.app, port=shop_port) as shop_server, SandboxServer(_WithStats(forum), port=forum_port) as forum_server:
         print(
             json.dumps(
                 {
+                    **extra,
                     "shop_url": shop_server.url,
                     "consumer_key": shop.consumer_key,
                     "consumer_secret": shop.consumer_secret,
@@ -104,3 +138,6 @@ def serve(
             stop.wait()
         except KeyboardInterrupt:
             pass
+        finally:
+            if discord_server is not None:
+                discord_server.stop()
