@@ -423,14 +423,15 @@ def unlink(
 
 @app.command()
 def reconcile() -> None:
-    """Read who really holds each badge and group, record hand removals per [policy], then run a pass."""
+    """Read who really holds each badge, group and Discord role, record hand removals per [policy], then run a pass."""
     with _connector() as connector:
         report = PassReport()
         drift = connector.reconcile(report)
         after = connector.run_pass()
     for line in drift:
         console.print(f"  • {line}", highlight=False)
-    console.print(f"{len(drift)} manual removal(s) found.")
+    left = sum(1 for line in drift if " left; " in line)
+    console.print(f"{len(drift) - left} manual removal(s) found." + (f" {left} member(s) left." if left else ""))
     after.errors[:0] = report.errors
     _summary(after, "reconcile")
     raise typer.Exit(0 if after.ok else 1)

@@ -428,6 +428,9 @@ class Config(_Strict):
             for community, target in self.reviews.communities.items():
                 if self.communities[community].kind == "discord" and target.forum_channel is None:
                     raise _KeyedError(f"reviews.{community}.forum_channel", "is required for a Discord community")
+                if self.communities[community].kind != "discord" and target.forum_channel is not None:
+                    raise _KeyedError(f"reviews.{community}.forum_channel", "is for Discord communities (Discourse "
+                                      "uses category)")
         if self.points:
             for community, target in self.points.communities.items():
                 is_discord = self.communities[community].kind == "discord"

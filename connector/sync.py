@@ -300,12 +300,29 @@ class Connector:
         respect = self.config.policy.respect_manual_removal
         for name, community in self.communities.items():
             holders_of = getattr(community, "holders", None)
-            if holders_of is None:
+            who_holds = getattr(community, "who_holds", None)
+            if holders_of is None and who_holds is None:
                 continue
             try:
-                for (kind, target), rows in self.store.granted(name).items():
-                    holders = holders_of(kind, target)
-                    missing = [(key, user) for key, user in rows if user.lower() not in holders]
+                granted = self.store.granted(name)
+                # A community that cannot list holders (Discord) is asked about the members CardBridge granted to.
+                answers = who_holds({t: [user for _, user in rows] for t, rows in granted.items()}) if who_holds else {}
+                for (kind, target), rows in granted.items():
+                    if who_holds is not None:
+                        if (kind, target) not in answers:
+                            continue  # the community cannot tell: no drift claimed
+                        holders, absent = answers[(kind, target)]
+                    else:
+                        holders, absent = holders_of(kind, target), set()
+                    left = [(key, user) for key, user in rows if user in absent]
+                    if left:
+                        # Not a moderator's doing: the member left. Forget the grant, so it is made again (and waits
+                        # until they are back).
+                        self.store.set_ledger_state(name, [(key, kind, target) for key, _ in left], "revoked")
+                        self.store.mark_dirty([key for key, _ in left])
+                        for key, user in left:
+                            found.append(f"{name}: {user} left; {kind} {target!r} is granted again when they return")
+                    missing = [(key, user) for key, user in rows if user.lower() not in holders and user not in absent]
                     if not missing:
                         continue
                     self.store.set_ledger_state(name, [(key, kind, target) for key, _ in missing],

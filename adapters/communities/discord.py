@@ -10,7 +10,9 @@ links them (``cardbridge link --customer ID --discord-user ID``).
   per role per pass, never retried in a loop.
 - 404 ``10007``: the member is not in the guild; the action waits and is granted when they join.
 
-The reconcile does not read Discord (listing members needs the privileged GUILD_MEMBERS intent).
+The reconcile reads each member CardBridge granted a role to (``GET /guilds/{g}/members/{u}``; listing every member
+would need the privileged GUILD_MEMBERS intent): a managed role removed by hand is drift, and a member who left the
+server gets the role again when they come back.
 
 Reviews (``[reviews] <name> = { forum_channel = "<id>" }``): per product, one thread whose starter message introduces
 the product and one message per review in it; per review, one thread whose starter message (same id as the thread)
@@ -292,6 +294,25 @@ class DiscordCommunity:
             raise
         held = action.target in roles
         return Outcome(action.id, True) if held == (action.op == "grant") else None
+
+    def who_holds(self, granted: Mapping[tuple[str, str], Sequence[str]]) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
+        """For each granted (kind, target): (members who hold it now, members no longer in the server). One read per
+        member, however many roles they were granted."""
+        roles_of: dict[str, set[str] | None] = {}
+        for user in {user for (kind, _), users in granted.items() if kind == "role" for user in users}:
+            try:
+                roles_of[user] = set(self.client.member(self.guild, user).get("roles", []))
+            except RemoteError as error:
+                if error.status != 404:
+                    raise
+                roles_of[user] = None
+        answers: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+        for (kind, target), users in granted.items():
+            if kind != "role":
+                continue
+            answers[(kind, target)] = ({u for u in users if target in (roles_of.get(u) or set())},
+                                       {u for u in users if roles_of.get(u, set()) is None})
+        return answers
 
     def _verify_review(self, action: Action) -> Outcome | None:
         """After a crash: find the message by the marker line it ends with (messages have no external id)."""

@@ -123,6 +123,8 @@ client_secret = "s"
 def test_discord_reviews_need_a_forum_channel(tmp_path, env):
     with pytest.raises(ConfigError, match=r"reviews.discord.forum_channel: is required for a Discord community"):
         load_config(write(tmp_path, DISCORD + "[reviews]\ndiscord = { thread_per = \"review\" }\n"))
+    with pytest.raises(ConfigError, match=r"reviews.forum.forum_channel: is for Discord communities"):
+        load_config(write(tmp_path, DISCORD + "[reviews]\nforum = { forum_channel = \"5\" }\n"))
     with pytest.raises(ConfigError, match=r"forum_channel is the channel's id"):
         load_config(write(tmp_path, DISCORD + "[reviews]\ndiscord = { forum_channel = \"#reviews\" }\n"))
 

@@ -139,3 +139,29 @@ def test_401_stops_at_once_and_50013_is_parked_once(discord_world):
     assert d.roles_of(member) == {world.buyer_role}
     world.cli("sync", **world.env_extra)
     assert len([r for r in d.requests if f"/roles/{world.above_role}" in r["path"]]) == 1  # not retried in a loop
+
+
+def test_reconcile_finds_roles_removed_by_hand_and_members_who_left(discord_world):
+    world, d = discord_world, discord_world.discord
+    env = world.env_extra
+    ed, fay = world.shop.add_customer("ed@example.com", "Ed", "Ma"), world.shop.add_customer("fay@example.com", "Fay", "Xu")
+    for customer in (ed, fay):
+        world.shop.add_order(customer_id=customer, items=[(world.steam, 1)], status="completed")
+    assert world.cli("sync", **env).code == 0
+    ed_member, fay_member = d.add_member(), d.add_member()
+    assert world.cli("link", "--customer", str(ed), "--discord-user", ed_member, **env).code == 0
+    assert world.cli("link", "--customer", str(fay), "--discord-user", fay_member, **env).code == 0
+    with d._lock:
+        d.members[ed_member].discard(world.vip_role)  # a moderator took VIP away from Ed
+    d.remove_member(fay_member)  # Fay left the server
+    d.reset_log()
+    run = world.cli("reconcile", **env)
+    assert run.code == 0, run.output
+    assert f"role '{world.vip_role}' was removed from {ed_member} by hand" in run.stdout
+    assert f"{fay_member} left" in run.stdout
+    reads = [r for r in d.requests if r["method"] == "GET"]
+    assert len(reads) == 2  # one read per member, not one per member and role
+    assert d.roles_of(ed_member) == {world.buyer_role}  # the moderator's removal stands (respect_manual_removal)
+    d.add_member(fay_member)  # Fay comes back
+    assert world.cli("sync", **env).code == 0
+    assert d.roles_of(fay_member) == {world.buyer_role, world.vip_role}
