@@ -1,22 +1,33 @@
-"""``cardbridge demo``: zero config. A sandbox shop and forum on loopback, a backfill, a refund, and the result.
+"""``cardbridge demo``: zero config. A sandbox shop, forum and Discord server on loopback, a backfill, two buyers
+linking their Discord accounts through the link page, a refund, and the result.
 
-It runs the very code a real deployment runs (the same adapters, state store and pass) against the sandboxes, so
-what it shows is what an operator gets, before any credential is wired.
+It runs the very code a real deployment runs (the same adapters, state store, pass and link page) against the
+sandboxes, so what it shows is what an operator gets, before any credential is wired.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import secrets
+import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from cryptography.fernet import Fernet
+from starlette.applications import Starlette
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from connector.config import load_config
+from connector.link_page import LinkPages
+from connector.linking import LinkService
 from connector.progress import progress_bar
+from connector.sandbox.discord import API as DISCORD_API, DiscordSandbox
 from connector.sandbox.discourse import DiscourseSandbox
 from connector.sandbox.world import seed_shop
 from connector.sandbox.server import SandboxServer
@@ -41,19 +52,38 @@ api_key = "{api_key}"
 api_username = "system"
 requests_per_minute = 600
 
+[communities.discord]
+kind = "discord"
+bot_token = "{bot_token}"
+guild_id = "{guild_id}"
+api_base = "{discord_api}"
+oauth_base = "{discord_url}"
+application_id = "{application_id}"
+client_secret = "{client_secret}"
+
 [[rules]]
 name = "verified-buyer"
 products = "*"
 grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers", group_title = "Verified Buyer" }}
+grant.discord = {{ role = "{buyer_role}" }}
 
 [reviews]
 forum = {{ category = "Reviews" }}
+discord = {{ forum_channel = "{review_forum}", tags = ["Shop reviews"] }}
 
 [points]
 per_order = 10
 per_currency_unit = 0.1
 per_review = 5
 forum = {{ mode = "gamification" }}
+discord = {{ tiers = {{ "40" = "{regular_role}", "140" = "{patron_role}" }} }}
+
+[link]
+community = "discord"
+public_url = "{link_url}"
+secret = "{link_secret}"
+linked_roles = true
+token_key = "{token_key}"
 """
 
 
@@ -109,19 +139,62 @@ def _points_table(forum: DiscourseSandbox) -> Table:
 
 
 def _report_line(report: PassReport) -> str:
-    forum = report.requests.get("forum", {})
+    forum, discord = report.requests.get("forum", {}), report.requests.get("discord", {})
     return (
         f"{report.orders_read} orders read, {report.actions_planned} actions planned, {report.delivered} delivered, "
-        f"{forum.get('requests', 0)} forum requests "
-        f"({forum.get('writes', 0)} writes)"
+        f"{forum.get('requests', 0)} forum requests ({forum.get('writes', 0)} writes), "
+        f"{discord.get('requests', 0)} Discord requests ({discord.get('writes', 0)} writes)"
     )
+
+
+def _discord_table(discord: DiscordSandbox, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("Discord member", "roles", "Linked Roles metadata"):
+        table.add_column(column)
+    names = {role_id: role["name"] for role_id, role in discord.roles.items()}
+    for user_id, user in sorted(discord.users.items(), key=lambda kv: kv[1]["username"]):
+        if user_id not in discord.members:
+            continue
+        connection = discord.role_connection(user_id) or {}
+        metadata = ", ".join(f"{k}={v}" for k, v in (connection.get("metadata") or {}).items())
+        table.add_row(user["username"], ", ".join(sorted(names[r] for r in discord.roles_of(user_id))) or "—",
+                      metadata or "—")
+    return table
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _link_in_browser(link_url: str, order_id: int, email: str) -> str:
+    """What a buyer does on the link page, as plain HTTP: the form, Discord's consent page, the confirmation."""
+    with httpx.Client(follow_redirects=False, timeout=30) as browser:
+        to_discord = browser.post(f"{link_url}/link", data={"order": str(order_id), "email": email})
+        consent_url = to_discord.headers["location"]
+        browser.get(consent_url)  # the consent page
+        query = {k: v[0] for k, v in parse_qs(urlsplit(consent_url).query).items()}
+        consent = urlsplit(consent_url)
+        back = browser.post(f"{consent.scheme}://{consent.netloc}{consent.path}", data={**query, "decision": "authorize"})
+        done = browser.get(back.headers["location"])
+    title = re.search(r"<h1[^>]*>(.*?)</h1>", done.text)
+    return html.unescape(title.group(1)) if title else f"HTTP {done.status_code}"
 
 
 def run_demo(console: Console, workdir: Path | None = None) -> int:
     """Run the demo; returns the exit code."""
     shop = WooCommerceSandbox()
     forum = DiscourseSandbox()
-    with SandboxServer(shop.app) as shop_server, SandboxServer(forum.app) as forum_server:
+    discord = DiscordSandbox()
+    roles = {"buyer_role": discord.add_role("Verified Buyer", 2), "regular_role": discord.add_role("Regular (40 points)", 3),
+             "patron_role": discord.add_role("Patron (140 points)", 4)}
+    review_forum = discord.add_forum("shop-reviews", tags=("Shop reviews",))
+    link_port = _free_port()
+    link_url = f"http://127.0.0.1:{link_port}"
+    discord.redirect_uris.add(f"{link_url}/link/callback")
+    with SandboxServer(shop.app) as shop_server, SandboxServer(forum.app) as forum_server, \
+            SandboxServer(discord.app) as discord_server:
         info = seed_shop(shop)
         # Most buyers have a forum account under the email they bought with; a few do not (yet).
         paid = [b for b in info.buyers if b.paid]
@@ -140,15 +213,31 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
                 consumer_key=shop.consumer_key,
                 consumer_secret=shop.consumer_secret,
                 api_key=forum.api_key,
+                bot_token=discord.bot_token,
+                guild_id=discord.guild_id,
+                discord_api=discord_server.url + DISCORD_API,
+                discord_url=discord_server.url,
+                application_id=discord.client_id,
+                client_secret=discord.client_secret,
+                review_forum=review_forum,
+                link_url=link_url,
+                link_secret=secrets.token_hex(32),
+                token_key=Fernet.generate_key().decode(),
+                **roles,
             ),
             encoding="utf-8",
         )
         console.rule("CardBridge demo")
         console.print(
             f"Sandbox WooCommerce shop at {shop_server.url} ({len(info.orders)} orders, {len(paid)} paying buyers);\n"
-            f"sandbox Discourse forum at {forum_server.url}.\nConfig written to {config_path}\n"
+            f"sandbox Discourse forum at {forum_server.url}; sandbox Discord server at {discord_server.url}.\n"
+            f"Config written to {config_path}\n"
         )
-        connector = Connector(load_config(config_path))
+        config = load_config(config_path)
+        connector = Connector(config)
+        link_app = Starlette(routes=LinkPages(LinkService(config, connector.store, connector.communities["discord"]))
+                             .routes())
+        link_server = SandboxServer(link_app, port=link_port).start()
         try:
             bar, progress = progress_bar(console)
             with bar:
@@ -158,24 +247,50 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             console.print(_reviews_table(forum))
             console.print(_points_table(forum))
 
+            # Two buyers link their Discord accounts on the link page (order number + email, then Discord's consent).
             refunded = info.refundable_order
+            by_name = {b.username: b for b in info.buyers}
+            # The buyer whose order is refunded below, and the buyer with the most points (a tier role shows).
+            points = {b.username: connector.content.reviews.point_total(
+                f"c:{b.customer_id}" if b.customer_id else f"e:{b.email}") for b in paid}
+            linkers = [refunded.username, max((u for u in points if u != refunded.username), key=points.__getitem__)]
+            for username in linkers:
+                buyer = by_name[username]
+                discord.browser_user = discord.add_user(f"{username}_gg")
+                order_id = next(o for o in info.orders if shop.order(o)["billing"]["email"] == buyer.email
+                                and shop.order(o)["status"] in ("processing", "completed"))
+                page = _link_in_browser(link_url, order_id, buyer.email)
+                console.print(f"{username} links a Discord account on {link_url}/link with order #{order_id}: "
+                              f"“{page}”")
+            linked = connector.run_pass()
+            console.print("sync: " + _report_line(linked))
+            console.print(_discord_table(discord, "What Discord members see (roles, Linked Roles)"))
+            threads = discord.threads_of(review_forum)
+            messages = sum(1 for m in discord.messages.values() if any(m["channel_id"] == t["id"] for t in threads))
+            console.print(f"Review threads in #shop-reviews: {len(threads)} ({messages} messages), "
+                          f"{len(discord.pings)} pings.")
+
             shop.set_status(refunded.order_id, "refunded")
             console.print(f"\nThe shop refunds order #{refunded.order_id} ({refunded.username}'s only paid order) …")
             second = connector.run_pass()
             console.print("sync: " + _report_line(second))
             console.print(_member_table(forum, "After the refund"))
             console.print(_points_table(forum))
+            console.print(_discord_table(discord, "Discord after the refund"))
 
             forum.reset_log()
+            discord.reset_log()
             third = connector.run_pass()
-            console.print(f"\nA third pass with nothing new: {len(forum.writes())} write requests to the forum.\n")
+            console.print(f"\nA third pass with nothing new: {len(forum.writes())} write requests to the forum, "
+                          f"{len(discord.writes())} to Discord.\n")
 
             from connector.cli import _print_status, status_data
 
             _print_status(status_data(connector.store))
         finally:
+            link_server.stop()
             connector.close()
-        ok = report.ok and second.ok and third.ok
+        ok = report.ok and linked.ok and second.ok and third.ok
         console.print(
             "\nNext: copy config.example.toml, point it at your shop and forum, and run "
             "`cardbridge --config cardbridge.toml backfill`."

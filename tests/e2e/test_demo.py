@@ -14,5 +14,10 @@ def test_demo_runs_end_to_end_and_shows_the_member_view():
     out = done.stdout
     assert "What forum members see after the backfill" in out and "Verified Buyer" in out
     assert "Review topics on the forum" in out and "Points" in out
-    assert "After the refund" in out and "A third pass with nothing new: 0 write requests" in out
+    assert "links a Discord account" in out and out.count("“Your Discord account is linked”") == 2
+    assert "What Discord members see" in out and "Patron (140 points), Verified Buyer" in out
+    assert "verified_buyer=0, order_count=0" in out  # the refunded buyer's Linked Roles metadata
+    assert "Review threads in #shop-reviews: 4" in out and "0 pings" in out
+    assert "After the refund" in out
+    assert "A third pass with nothing new: 0 write requests to the forum, 0 to Discord" in out
     assert "CardBridge status" in out
