@@ -320,12 +320,23 @@ class DiscordCommunity:
         if action.op != "create" or p.get("skip"):
             return None  # edits and deletes are idempotent: sending them again is harmless
         marker = str(p.get("marker") or "")
-        if p.get("thread_per") == "product" and p.get("topic_id"):
-            for message in self.client.messages(str(p["topic_id"])):
+        if p.get("thread_per") == "review":
+            # The thread's name ends with the review id; a fresh thread is active (not archived) for days.
+            suffix = " · " + str(p.get("thread_name", "")).rsplit(" · ", 1)[-1]  # " · #12", not matching "#112"
+            for thread in self.client.active_threads(self.guild):
+                if thread.get("parent_id") == str(p["forum_channel"]) and str(thread.get("name", "")).endswith(suffix):
+                    thread_id = str(thread["id"])
+                    return Outcome(action.id, True, ref=thread_id, data={
+                        "post_id": thread_id, "thread_id": thread_id, "content_hash": p["hash"], "state": "posted"})
+            return None
+        thread_id = p.get("topic_id") or (self.cache.get("thread", str(p["product_id"])) if self.cache else None)
+        if thread_id:
+            # Newest first: a message sent just before the crash is among the latest 100.
+            for message in self.client.messages(str(thread_id)):
                 if marker and str(message.get("content", "")).endswith(marker):
                     return Outcome(action.id, True, ref=str(message["id"]), data={
-                        "post_id": str(message["id"]), "thread_id": str(p["topic_id"]), "content_hash": p["hash"],
-                        "state": "posted"})
+                        "topic_id": str(thread_id), "post_id": str(message["id"]), "thread_id": str(thread_id),
+                        "content_hash": p["hash"], "state": "posted"})
         return None
 
     def stats(self) -> CommunityStats:

@@ -168,6 +168,9 @@ class DiscordClient:
     def messages(self, channel_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.http.request("GET", f"/channels/{channel_id}/messages", params={"limit": limit}).json())
 
+    def active_threads(self, guild_id: str) -> list[dict[str, Any]]:
+        return list(self.http.request("GET", f"/guilds/{guild_id}/threads/active").json().get("threads", []))
+
     def edit_message(self, channel_id: str, message_id: str, message: dict[str, Any]) -> dict[str, Any]:
         return dict(self.http.request("PATCH", f"/channels/{channel_id}/messages/{message_id}", json=message).json())
 

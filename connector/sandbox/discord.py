@@ -299,6 +299,8 @@ class DiscordSandbox:
             Route(f"{API}/channels/{{channel}}", self._channel, methods=["GET", "PATCH", "DELETE"]),
             Route(f"{API}/channels/{{channel}}/threads", self._create_thread, methods=["POST"]),
             Route(f"{API}/channels/{{channel}}/messages", self._create_message, methods=["POST"]),
+            Route(f"{API}/channels/{{channel}}/messages", self._list_messages, methods=["GET"]),
+            Route(f"{API}/guilds/{{guild}}/threads/active", self._active_threads, methods=["GET"]),
             Route(f"{API}/channels/{{channel}}/messages/{{message}}", self._message, methods=["GET", "PATCH", "DELETE"]),
             Route(f"{API}/applications/{{app}}/role-connections/metadata", self._metadata, methods=["GET", "PUT"]),
             Route(AUTHORIZE_PATH, self._authorize, methods=["GET", "POST"]),
@@ -564,6 +566,31 @@ class DiscordSandbox:
             self.messages[message["id"]] = message
             channel["last_message_id"] = message["id"]
             return JSONResponse(message)
+
+    async def _list_messages(self, request: Request) -> Response:
+        """Get Channel Messages: newest first, ``limit`` 1..100 (default 50)."""
+        with self._lock:
+            channel = self.channels.get(request.path_params["channel"])
+            if channel is None:
+                return _error(404, 10003, "Unknown Channel")
+            try:
+                limit = int(request.query_params.get("limit", "50"))
+            except ValueError:
+                limit = 0
+            if not 1 <= limit <= 100:
+                return _error(400, 50035, "Invalid Form Body")
+            found = [m for m in self.messages.values() if m["channel_id"] == channel["id"]]
+            found.sort(key=lambda m: int(m["id"]), reverse=True)
+            return JSONResponse(found[:limit])
+
+    async def _active_threads(self, request: Request) -> Response:
+        """List Active Guild Threads: every unarchived thread of the guild, ``{"threads": [...], "members": []}``."""
+        with self._lock:
+            if request.path_params["guild"] != self.guild_id:
+                return _error(404, 10004, "Unknown Guild")
+            threads = [dict(c) for c in self.channels.values()
+                       if c.get("thread_metadata") is not None and not c["thread_metadata"].get("archived")]
+            return JSONResponse({"threads": threads, "members": []})
 
     async def _message(self, request: Request) -> Response:
         body = self._body(request)

@@ -161,3 +161,34 @@ def test_unknown_tag_is_parked_with_a_clear_reason(forum_world):
     assert "'Reveiws' is not one of the forum's tags" in run.output
     assert world.cli("status", "--json").json()["outbox"]["dead"] == 1
     assert world.discord.threads_of(world.forum_id) == []
+
+
+@pytest.mark.parametrize("thread_per", ["product", "review"])
+def test_a_crash_after_discord_posted_the_review_does_not_post_it_twice(forum_world, thread_per):
+    """Kill the CLI while Discord holds the answer to the review's POST (the message exists, the connector never
+    heard): the next pass finds it by its marker or thread name and posts nothing again."""
+    import signal
+    import sqlite3
+
+    world = forum_world
+    world.setup(thread_per)
+    d = world.discord
+    review = world.shop.add_review(world.product, "Di", "di@example.com", 5, "Fast key")
+    path = r"/channels/\d+/messages$" if thread_per == "product" else rf"/channels/{world.forum_id}/threads$"
+    # In product mode the thread (and its intro) goes first, undisturbed; the review's message then hangs.
+    d.knobs.add_fault(path, kind="hang_after", method="POST", seconds=60)
+    process = world.spawn("sync")
+    assert d.knobs.hung.wait(30), "the review's POST never reached Discord"
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    d.knobs.clear_faults()
+    with sqlite3.connect(world.db_path) as db:
+        assert db.execute("select count(*) from outbox where status = 'sending'").fetchone()[0] == 1
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    posted = [m for m in d.messages.values() if m["content"].endswith(f"cardbridge review {review}")]
+    assert len(posted) == 1
+    assert len(d.threads_of(world.forum_id)) == 1
+    d.reset_log()
+    assert world.cli("sync").code == 0
+    assert d.writes() == []  # recorded as posted: nothing to do
