@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import httpx
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from adapters.communities.discord_client import DiscordOAuth, OAuthError
@@ -159,8 +160,8 @@ class LinkService:
         except OAuthError as error:
             log.warning("oauth code refused", error=error.error)
             raise LinkError("Discord did not accept this sign-in (it may have been used already). Start again.") from None
-        except (RemoteError, OSError) as error:
-            log.error("oauth failed", error=str(error))
+        except (RemoteError, httpx.HTTPError) as error:
+            log.error("oauth failed", error=str(error)[:200])
             raise LinkError("Discord could not be reached. Try again in a few minutes.") from None
         user_id, username = str(me["id"]), str(me.get("global_name") or me.get("username") or me["id"])
         # Discord roles are granted by user id: the id is what identifies the member, as `cardbridge link` does.
@@ -189,14 +190,14 @@ class LinkService:
         try:
             self.oauth.set_role_connection(old.access_token, {"platform_name": self.link.platform_name,
                                                                "metadata": metadata(0, 0)})
-        except (RemoteError, OSError) as error:
+        except (RemoteError, httpx.HTTPError) as error:
             log.warning("previous account's connection not cleared", error=str(error)[:200])
 
     def _join(self, user_id: str, access_token: str) -> bool:
         """Add the member to the server if they are not in it (the bot must be there with Create Instant Invite)."""
         try:
             return bool(self.bot.add_member(self.guild, user_id, access_token))
-        except RemoteError as error:
+        except (RemoteError, httpx.HTTPError) as error:
             log.warning("guild join failed", status=error.status, error=str(error)[:200])
             return False
 
