@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 CARDBRIDGE = [sys.executable, "-m", "connector.cli"]
 
-CONFIG = """
+#: The shop half of every benchmark config; a community and a rule follow.
+SHOP_CONFIG = """
 [state]
 url = "sqlite:///state.db"
 [shop]
@@ -40,6 +41,9 @@ base_url = "{shop_url}"
 consumer_key = "{consumer_key}"
 consumer_secret = "{consumer_secret}"
 lookback_seconds = 0
+"""
+
+CONFIG = SHOP_CONFIG + """
 [communities.forum]
 kind = "discourse"
 base_url = "{forum_url}"
@@ -53,16 +57,7 @@ products = "*"
 grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers" }}
 """
 
-
-DISCORD_CONFIG = """
-[state]
-url = "sqlite:///state.db"
-[shop]
-kind = "woocommerce"
-base_url = "{shop_url}"
-consumer_key = "{consumer_key}"
-consumer_secret = "{consumer_secret}"
-lookback_seconds = 0
+DISCORD_CONFIG = SHOP_CONFIG + """
 [communities.discord]
 kind = "discord"
 bot_token = "{bot_token}"
