@@ -4,6 +4,8 @@ tier roles follow the points total both ways."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from connector.sandbox.discord import API, DiscordSandbox
@@ -116,6 +118,14 @@ def test_review_thread_per_product_escaped_no_pings_edit_archived_delete(forum_w
     listed = world.cli("conflicts")
     assert "deleted on Discord" in listed.stdout
     assert not any(f"cardbridge review {review}" in m["content"] for m in messages(d, thread["id"]))
+
+    # The admin puts the shop's review back: it is posted again, in the same thread.
+    [line] = [line for line in listed.stdout.splitlines() if "deleted on Discord" in line]
+    conflict_id = re.search(r"│\s*(\d+)", line).group(1)
+    assert world.cli("conflicts", "resolve", conflict_id, "--keep", "shop").code == 0
+    assert world.cli("sync").code == 0
+    [back] = [m for m in messages(d, thread["id"]) if f"cardbridge review {review}" in m["content"]]
+    assert "Edited again" in back["content"] and len(d.threads_of(world.forum_id)) == 1
 
 
 def test_thread_per_review_tags_verified_and_tier_roles_follow_points(forum_world):
