@@ -430,7 +430,7 @@ def reconcile() -> None:
         after = connector.run_pass()
     for line in drift:
         console.print(f"  • {line}", highlight=False)
-    left = sum(1 for line in drift if " left; " in line)
+    left = report.members_left
     console.print(f"{len(drift) - left} manual removal(s) found." + (f" {left} member(s) left." if left else ""))
     after.errors[:0] = report.errors
     _summary(after, "reconcile")

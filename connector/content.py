@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Sequence
 
 from adapters.base import Outcome, ReviewSource
+from connector.http import RemoteError
 from connector.logs import log
 from connector.state.reviews import ReviewContext, ReviewStore
 from connector.state.store import CHUNK, NewAction
@@ -304,8 +305,6 @@ class ContentStage:
 
 
 def _exists(client: Any, channel_id: str) -> bool:
-    from connector.http import RemoteError
-
     try:
         client.channel(channel_id)
     except RemoteError as error:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Sequence
 
 from adapters.base import Outcome
+from adapters.communities.discord_client import OAuthError
 from connector.clock import utcnow
 from connector.logs import log
 from connector.state.store import NewAction
@@ -116,8 +117,6 @@ class LinkedRolesStage:
         oauth = getattr(self.connector.communities.get(row.community), "oauth", None)
         if oauth is None:
             return None
-        from adapters.communities.discord_client import OAuthError
-
         try:
             fresh = oauth.refresh(refresh_token)
         except OAuthError as error:

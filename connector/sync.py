@@ -71,6 +71,8 @@ class PassReport:
     #: Actions that could not be applied yet through no fault of their own (a member not in the guild yet).
     waiting: int = 0
     conflicts: int = 0
+    #: Reconcile: members found gone from the community (their grants wait for their return).
+    members_left: int = 0
     errors: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     plan: list[PlannedAction] = field(default_factory=list)
@@ -320,6 +322,7 @@ class Connector:
                         # until they are back).
                         self.store.set_ledger_state(name, [(key, kind, target) for key, _ in left], "revoked")
                         self.store.mark_dirty([key for key, _ in left])
+                        report.members_left += len(left)
                         for key, user in left:
                             found.append(f"{name}: {user} left; {kind} {target!r} is granted again when they return")
                     missing = [(key, user) for key, user in rows if user.lower() not in holders and user not in absent]

@@ -31,6 +31,7 @@ from adapters.base import Action, CommunityStats, CommunityStopped, Match, Outco
 from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth
 from connector.config import CommunityConfig, Rule
 from connector.http import RemoteError, describe_body
+from connector.linked_roles import RECORDS
 from connector.logs import log
 from mappings.discord_posts import NO_PINGS, SUPPRESS_EMBEDS
 
@@ -215,8 +216,6 @@ class DiscordCommunity:
         """Register the metadata records once per process; no write when Discord already has them."""
         if self._records_checked:
             return
-        from connector.linked_roles import RECORDS
-
         current = self.client.role_metadata(self.config.application_id)
         strip = [{k: r.get(k) for k in ("type", "key", "name", "description")} for r in current]
         if strip != RECORDS:

@@ -105,6 +105,11 @@ class DiscordLimits:
                 self._global_until = self.clock() + seconds
 
 
+def _audit(reason: str) -> dict[str, str]:
+    """``X-Audit-Log-Reason``: at most 512 characters, URL-encoded (as Discord's docs and libraries do)."""
+    return {"X-Audit-Log-Reason": quote(reason[:512], safe=" ")}
+
+
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -137,11 +142,11 @@ class DiscordClient:
 
     def add_role(self, guild_id: str, user_id: str, role_id: str, reason: str) -> None:
         self.http.request("PUT", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
-                          headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")})
+                          headers=_audit(reason))
 
     def remove_role(self, guild_id: str, user_id: str, role_id: str, reason: str) -> None:
         self.http.request("DELETE", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
-                          headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")})
+                          headers=_audit(reason))
 
     def add_member(self, guild_id: str, user_id: str, access_token: str) -> bool:
         """Add a user who authorised ``guilds.join`` to the guild. True if added (201), False if already a member (204;
@@ -160,7 +165,7 @@ class DiscordClient:
         if tags:
             body["applied_tags"] = tags
         return dict(self.http.request("POST", f"/channels/{forum_id}/threads", json=body,
-                                      headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")}).json())
+                                      headers=_audit(reason)).json())
 
     def send_message(self, channel_id: str, message: dict[str, Any]) -> dict[str, Any]:
         return dict(self.http.request("POST", f"/channels/{channel_id}/messages", json=message).json())
@@ -179,10 +184,10 @@ class DiscordClient:
 
     def edit_thread(self, thread_id: str, changes: dict[str, Any], reason: str) -> dict[str, Any]:
         return dict(self.http.request("PATCH", f"/channels/{thread_id}", json=changes,
-                                      headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")}).json())
+                                      headers=_audit(reason)).json())
 
     def delete_channel(self, channel_id: str, reason: str) -> None:
-        self.http.request("DELETE", f"/channels/{channel_id}", headers={"X-Audit-Log-Reason": quote(reason[:512], safe=" ")})
+        self.http.request("DELETE", f"/channels/{channel_id}", headers=_audit(reason))
 
     # ---- Linked Roles --------------------------------------------------------------------------------------------
 

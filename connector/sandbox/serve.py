@@ -47,8 +47,7 @@ def _by_route(log: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def discord_stats(discord: DiscordSandbox) -> dict[str, Any]:
-    with discord._lock:
-        log = list(discord.requests)
+    log = list(discord.requests)
     return {
         "requests": len(log),
         "writes": sum(1 for r in log if r["method"] != "GET"),
