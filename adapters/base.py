@@ -6,11 +6,12 @@ Both are small Protocols. An adapter is found by ``kind`` through the entry poin
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from connector.models import Customer, Order, Product, Quarantined, Review
+from connector.core.models import Customer, Order, Product, Quarantined, Review
 
 
 class MalformedRecord(ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
-from connector.config import ConfigError
+from connector.core.config import ConfigError
 
 SHOPS = "cardbridge.shops"
 COMMUNITIES = "cardbridge.communities"

@@ -43,7 +43,9 @@ consumer_secret = "{consumer_secret}"
 lookback_seconds = 0
 """
 
-CONFIG = SHOP_CONFIG + """
+CONFIG = (
+    SHOP_CONFIG
+    + """
 [communities.forum]
 kind = "discourse"
 base_url = "{forum_url}"
@@ -56,8 +58,11 @@ name = "verified-buyer"
 products = "*"
 grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers" }}
 """
+)
 
-DISCORD_CONFIG = SHOP_CONFIG + """
+DISCORD_CONFIG = (
+    SHOP_CONFIG
+    + """
 [communities.discord]
 kind = "discord"
 bot_token = "{bot_token}"
@@ -68,13 +73,15 @@ name = "verified-buyer"
 products = "*"
 grant.discord = {{ role = "{buyer_role}" }}
 """
+)
 
 
 class Sandbox:
     """``cardbridge sandbox`` in a subprocess; ``info`` is the JSON line it prints when it listens."""
 
-    def __init__(self, orders: int, rate_limit: int | None = None, forum_users: bool = True,
-                 discord_bucket: str | None = None) -> None:
+    def __init__(
+        self, orders: int, rate_limit: int | None = None, forum_users: bool = True, discord_bucket: str | None = None
+    ) -> None:
         args = [*CARDBRIDGE, "sandbox", "--orders", str(orders)]
         if not forum_users:
             args.append("--no-forum-users")
@@ -105,7 +112,7 @@ class Sandbox:
         self.process.terminate()
         self.process.wait(30)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -194,8 +201,12 @@ def bench_backfill(n: int, runs: int, forum_users: bool = True) -> tuple[Figure,
             rss.append(timed.max_rss_mb)
             floors.append(floor)
             totals.append(timed.seconds)
-            last = {"orders": count, "forum": {k: stats[k] for k in ("requests", "writes", "rate_limited")},
-                    "by_route": stats["by_route"], "totals": status["totals"]}
+            last = {
+                "orders": count,
+                "forum": {k: stats[k] for k in ("requests", "writes", "rate_limited")},
+                "by_route": stats["by_route"],
+                "totals": status["totals"],
+            }
     ratio = statistics.median(ratios)
     cost = Figure(
         f"backfill ÷ floor at N = {n:,}" + ("" if forum_users else " (read + store + plan only, nothing to deliver)"),
@@ -206,8 +217,13 @@ def bench_backfill(n: int, runs: int, forum_users: bool = True) -> tuple[Figure,
         f"(median of {runs}); {last['totals']['granted']} grants in effect, {last['forum']['requests']} forum requests",
         ratios,
     )
-    memory = Figure(f"peak RSS at N = {n:,}", f"{statistics.median(rss):.0f} MB", "≤ 150 MB", statistics.median(rss) <= 150,
-                    runs=rss)
+    memory = Figure(
+        f"peak RSS at N = {n:,}",
+        f"{statistics.median(rss):.0f} MB",
+        "≤ 150 MB",
+        statistics.median(rss) <= 150,
+        runs=rss,
+    )
     return cost, memory, last
 
 
@@ -255,8 +271,13 @@ def bench_economy(orders: int) -> tuple[Figure, Figure]:
         f"{stats['requests']} requests for {verified} new buyers: "
         + ", ".join(f"{k} ×{v}" for k, v in sorted(stats["by_route"].items(), key=lambda kv: -kv[1])),
     )
-    noop = Figure("write requests on a no-op re-run", str(rerun["writes"]), "0", rerun["writes"] == 0,
-                  f"{rerun['requests']} requests in all (reads)")
+    noop = Figure(
+        "write requests on a no-op re-run",
+        str(rerun["writes"]),
+        "0",
+        rerun["writes"] == 0,
+        f"{rerun['requests']} requests in all (reads)",
+    )
     return economy, noop
 
 
@@ -267,8 +288,10 @@ def bench_discord(buyers: int, per_window: int, window: float) -> list[Figure]:
     from connector.state.db import open_engine
     from connector.state.store import StateStore
 
-    with Sandbox(buyers * 10, forum_users=False, discord_bucket=f"{per_window}/{window}") as sandbox, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        Sandbox(buyers * 10, forum_users=False, discord_bucket=f"{per_window}/{window}") as sandbox,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         folder = Path(tmp)
         (folder / "cardbridge.toml").write_text(DISCORD_CONFIG.format(**sandbox.info), encoding="utf-8")
         if run_cardbridge(folder, "sync").code != 0:  # stores every buyer; nobody is linked yet
@@ -294,15 +317,28 @@ def bench_discord(buyers: int, per_window: int, window: float) -> list[Figure]:
     use = len(times) / (per_window + allowed * span) if times else 0.0
     failed = status["outbox"]["failed"] + status["outbox"]["dead"]
     return [
-        Figure(f"Discord bucket use at {per_window} per {window:g} s", f"{use:.2f}", "≥ 0.9, 0 429s, 0 failed",
-               use >= 0.9 and stats["rate_limited"] == 0 and failed == 0 and timed.code == 0,
-               f"{grants} role grants in {span:.1f} s ({len(times) / max(span, 1e-9):.1f} req/s, bucket {allowed:g}/s); "
-               f"{stats['rate_limited']} 429s of {stats['requests']} requests; {failed} failed actions"),
-        Figure("Discord requests per linked buyer granted", f"{stats['requests'] / max(grants, 1):.3f}", "≤ 1.1",
-               stats["requests"] / max(grants, 1) <= 1.1,
-               ", ".join(f"{k} ×{v}" for k, v in sorted(stats["by_route"].items(), key=lambda kv: -kv[1]))),
-        Figure("Discord write requests on a no-op re-run", str(rerun["writes"]), "0", rerun["writes"] == 0,
-               f"{rerun['requests']} requests in all"),
+        Figure(
+            f"Discord bucket use at {per_window} per {window:g} s",
+            f"{use:.2f}",
+            "≥ 0.9, 0 429s, 0 failed",
+            use >= 0.9 and stats["rate_limited"] == 0 and failed == 0 and timed.code == 0,
+            f"{grants} role grants in {span:.1f} s ({len(times) / max(span, 1e-9):.1f} req/s, bucket {allowed:g}/s); "
+            f"{stats['rate_limited']} 429s of {stats['requests']} requests; {failed} failed actions",
+        ),
+        Figure(
+            "Discord requests per linked buyer granted",
+            f"{stats['requests'] / max(grants, 1):.3f}",
+            "≤ 1.1",
+            stats["requests"] / max(grants, 1) <= 1.1,
+            ", ".join(f"{k} ×{v}" for k, v in sorted(stats["by_route"].items(), key=lambda kv: -kv[1])),
+        ),
+        Figure(
+            "Discord write requests on a no-op re-run",
+            str(rerun["writes"]),
+            "0",
+            rerun["writes"] == 0,
+            f"{rerun['requests']} requests in all",
+        ),
     ]
 
 
@@ -310,27 +346,41 @@ def bench_latency(samples: int) -> Figure:
     """Shop webhook → badge on the forum, through a running daemon (``cardbridge run``), no rate-limit wait."""
     import socket
 
-    from connector.daemon import wc_signature
-    from connector.sandbox.discourse import DiscourseSandbox
-    from connector.sandbox.server import SandboxServer
-    from connector.sandbox.shop import WooCommerceSandbox
+    from connector.server.daemon import wc_signature
+    from sandbox.discourse import DiscourseSandbox
+    from sandbox.server import SandboxServer
+    from sandbox.shop import WooCommerceSandbox
 
     shop, forum = WooCommerceSandbox(), DiscourseSandbox()
     card = shop.add_product("Steam 钱包充值卡 $20", "145.00")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with SandboxServer(shop.app) as shop_server, SandboxServer(forum.app) as forum_server, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        SandboxServer(shop.app) as shop_server,
+        SandboxServer(forum.app) as forum_server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         folder = Path(tmp)
-        info = {"shop_url": shop_server.url, "consumer_key": shop.consumer_key, "consumer_secret": shop.consumer_secret,
-                "forum_url": forum_server.url, "api_key": forum.api_key}
+        info = {
+            "shop_url": shop_server.url,
+            "consumer_key": shop.consumer_key,
+            "consumer_secret": shop.consumer_secret,
+            "forum_url": forum_server.url,
+            "api_key": forum.api_key,
+        }
         write_config(folder, info, rpm=10_000_000)
         with (folder / "cardbridge.toml").open("a") as config:
-            config.write(f'[schedule]\nsync_every = 3600\n[server]\nlisten = "127.0.0.1:{port}"\n'
-                         f'woocommerce_webhook_secret = "bench"\n')
-        daemon = subprocess.Popen([*CARDBRIDGE, "--config", str(folder / "cardbridge.toml"), "run"], cwd=folder,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            config.write(
+                f'[schedule]\nsync_every = 3600\n[server]\nlisten = "127.0.0.1:{port}"\n'
+                f'woocommerce_webhook_secret = "bench"\n'
+            )
+        daemon = subprocess.Popen(
+            [*CARDBRIDGE, "--config", str(folder / "cardbridge.toml"), "run"],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30
@@ -347,9 +397,16 @@ def bench_latency(samples: int) -> Figure:
                 order = shop.add_order(email=email, items=[(card, 1)], status="processing")
                 body = json.dumps(shop.order(order)).encode()
                 start = time.perf_counter()
-                httpx.post(base + "/webhooks/woocommerce", content=body, headers={
-                    "X-WC-Webhook-Signature": wc_signature("bench", body), "X-WC-Webhook-Topic": "order.created",
-                    "X-WC-Webhook-Delivery-ID": str(index), "Content-Type": "application/json"})
+                httpx.post(
+                    base + "/webhooks/woocommerce",
+                    content=body,
+                    headers={
+                        "X-WC-Webhook-Signature": wc_signature("bench", body),
+                        "X-WC-Webhook-Topic": "order.created",
+                        "X-WC-Webhook-Delivery-ID": str(index),
+                        "Content-Type": "application/json",
+                    },
+                )
                 while not forum.badges_of(username):
                     if time.perf_counter() - start > 30:
                         raise RuntimeError("no badge 30 s after the webhook")
@@ -361,8 +418,13 @@ def bench_latency(samples: int) -> Figure:
     latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)]
-    return Figure("webhook → badge latency (p50, p95)", f"{p50 * 1000:.0f} ms, {p95 * 1000:.0f} ms", "p95 ≤ 1 s",
-                  p95 <= 1.0, f"{samples} orders, one webhook each, badge polled on the forum every 2 ms")
+    return Figure(
+        "webhook → badge latency (p50, p95)",
+        f"{p50 * 1000:.0f} ms, {p95 * 1000:.0f} ms",
+        "p95 ≤ 1 s",
+        p95 <= 1.0,
+        f"{samples} orders, one webhook each, badge polled on the forum every 2 ms",
+    )
 
 
 def profile_backfill(n: int) -> str:
@@ -372,9 +434,22 @@ def profile_backfill(n: int) -> str:
         write_config(folder, sandbox.info, rpm=10_000_000)
         out = folder / "profile.out"
         subprocess.run(
-            [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "connector.cli", "--config",
-             str(folder / "cardbridge.toml"), "backfill"],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(out),
+                "-m",
+                "connector.cli",
+                "--config",
+                str(folder / "cardbridge.toml"),
+                "backfill",
+            ],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
         )
         buffer = io.StringIO()
         pstats.Stats(str(out), stream=buffer).sort_stats("tottime").print_stats(15)
@@ -391,14 +466,15 @@ def reading(full: Figure, shop_side: Figure, detail: dict[str, Any]) -> list[str
         "## Reading the backfill figures",
         "",
         f"- End to end, the backfill costs {ratio:.2f}× the floor (target 2.0: "
-        + ("met" if ratio <= 2.0 else f"missed by {ratio / 2.0:.1f}×") + "). The floor only downloads and parses the "
+        + ("met" if ratio <= 2.0 else f"missed by {ratio / 2.0:.1f}×")
+        + "). The floor only downloads and parses the "
         f"order pages; the backfill also delivers: {grants:,} badge grants, one `POST /user_badges.json` per new buyer "
         "(Discourse has no batch grant; group adds are batched 1,000 per call), each with its outbox claim and "
         "completion committed around the call so a crash never grants twice. That per-buyer round trip, not reading "
         "the shop, dominates the time (see the profile below: socket waits and SQLAlchemy statement building).",
         f"- Reading, storing and planning alone (the same shop, no buyer on the forum, so nothing to deliver) costs "
-        f"{shop_ratio:.2f}× the floor" + (" (target met)." if shop_ratio <= 2.0 else
-                                          f" (missed by {shop_ratio / 2.0:.2f}×)."),
+        f"{shop_ratio:.2f}× the floor"
+        + (" (target met)." if shop_ratio <= 2.0 else f" (missed by {shop_ratio / 2.0:.2f}×)."),
         "- Against a real forum the delivery is bounded by its rate limit instead: at the default 60 requests a "
         "minute, 10,000 new buyers take about 10,200 requests ≈ 170 minutes, whatever the connector's own speed.",
         "",
@@ -407,9 +483,7 @@ def reading(full: Figure, shop_side: Figure, detail: dict[str, Any]) -> list[str
 
 def machine() -> str:
     packages = ", ".join(f"{p} {version(p)}" for p in ("httpx", "sqlalchemy", "sqlmodel", "uvicorn", "starlette"))
-    return (
-        f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; {packages}"
-    )
+    return f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}; {packages}"
 
 
 def main() -> None:
@@ -432,8 +506,14 @@ def main() -> None:
     growth = (float(mem_large.value.split()[0]) / float(mem_small.value.split()[0]) - 1) * 100
     print(f"backfill at N = {large:,} with nothing to deliver …", flush=True)
     shop_side, _, _ = bench_backfill(large, runs, forum_users=False)
-    figures += [cost_large, shop_side, cost_small, mem_small, mem_large,
-                Figure(f"RSS growth {small:,} → {large:,}", f"{growth:+.0f} %", "≤ 20 %", growth <= 20)]
+    figures += [
+        cost_large,
+        shop_side,
+        cost_small,
+        mem_small,
+        mem_large,
+        Figure(f"RSS growth {small:,} → {large:,}", f"{growth:+.0f} %", "≤ 20 %", growth <= 20),
+    ]
     print("rate-limit use …", flush=True)
     # ~3 R buyers, so the run lasts about two windows and has a steady state to measure
     figures.append(bench_rate_limit(120, 3_600) if not args.quick else bench_rate_limit(60, 1_800))
@@ -463,8 +543,14 @@ def main() -> None:
     lines += ["", f"Largest backfill, forum requests by route: `{json.dumps(detail.get('by_route', {}))}`", ""]
     lines += reading(cost_large, shop_side, detail)
     if profile:
-        lines += [f"## Where the time goes (cProfile of `cardbridge backfill` at N = {small:,}, by own time)", "",
-                  "```", profile, "```", ""]
+        lines += [
+            f"## Where the time goes (cProfile of `cardbridge backfill` at N = {small:,}, by own time)",
+            "",
+            "```",
+            profile,
+            "```",
+            "",
+        ]
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

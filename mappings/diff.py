@@ -6,8 +6,9 @@ right on the next pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 from mappings.grants import GrantKey
 

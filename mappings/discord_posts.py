@@ -70,6 +70,8 @@ def thread_name(product_name: str, view: ReviewView | None = None) -> str:
 
 
 def product_intro(product_name: str, permalink: str | None) -> str:
-    text = (f"Reviews of **{escape_discord(product_name)}** from the shop, posted by CardBridge. Each review shows its "
-            "rating and whether the reviewer really bought the product.")
+    text = (
+        f"Reviews of **{escape_discord(product_name)}** from the shop, posted by CardBridge. Each review shows its "
+        "rating and whether the reviewer really bought the product."
+    )
     return text + (f"\n<{permalink}>" if permalink else "")

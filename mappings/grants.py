@@ -5,10 +5,10 @@ No I/O here; the planner feeds it one customer at a time, so memory stays flat h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-from connector.config import Rule
+from connector.core.config import Rule
 
 
 @dataclass(frozen=True, order=True)

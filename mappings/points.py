@@ -7,10 +7,10 @@ often a pass runs; a refund or an unpublished review adds a reversal instead of 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
-from connector.config import PointsConfig
+from connector.core.config import PointsConfig
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from connector.config import ReviewsConfig
+from connector.core.config import ReviewsConfig
 
 #: CommonMark treats a backslash before any ASCII punctuation as a literal; BBCode's "[" and HTML's "<" included.
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:$/@])")
@@ -107,7 +107,9 @@ def content_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def review_op(visible: bool, desired_hash: str | None, post_state: str | None, post_hash: str | None) -> ReviewOp | None:
+def review_op(
+    visible: bool, desired_hash: str | None, post_state: str | None, post_hash: str | None
+) -> ReviewOp | None:
     """The action that brings the forum in step with the shop for one review (None: in step)."""
     if post_state == "forum-deleted":  # an admin kept a moderator's deletion: post again only if the review changes
         return "create" if visible and desired_hash != post_hash else None

@@ -20,7 +20,7 @@ def _postgres_database():
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text("select 1"))
-    except Exception as error:  # noqa: BLE001 - any connection failure
+    except Exception as error:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required in CI ({PG_ADMIN_URL}): {error}")
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {error}")

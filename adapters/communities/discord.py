@@ -23,16 +23,17 @@ thread a moderator deleted becomes a conflict. Every message is sent with ``allo
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 
 from adapters.base import Action, CommunityStats, CommunityStopped, Match, Outcome
 from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth
-from connector.config import CommunityConfig, Rule
-from connector.http import RemoteError, describe_body
-from connector.linked_roles import RECORDS
-from connector.logs import log
+from connector.core.config import CommunityConfig, Rule
+from connector.core.http import RemoteError, describe_body
+from connector.core.logs import log
+from connector.features.linked_roles import RECORDS
 from mappings.discord_posts import NO_PINGS, SUPPRESS_EMBEDS
 
 
@@ -55,23 +56,42 @@ class _Refused(Exception):
 class DiscordCommunity:
     kind = "discord"
 
-    def __init__(self, name: str, config: CommunityConfig, rules: Sequence[Rule] = (), cache: Any = None,
-                 transport: httpx.BaseTransport | None = None, sleep: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: CommunityConfig,
+        rules: Sequence[Rule] = (),
+        cache: Any = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Any = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.guild = str(config.guild_id)
         #: Remembers a product's thread the moment it exists, so a failure before the pass records it makes no twin.
         self.cache = cache
-        self.client = DiscordClient(config.bot_token, config.api_base or API, transport=transport,
-                                    timeout=config.timeout_seconds, sleep=sleep)
+        self.client = DiscordClient(
+            config.bot_token, config.api_base or API, transport=transport, timeout=config.timeout_seconds, sleep=sleep
+        )
         #: The application's OAuth2 side (link page, Linked Roles), when application_id and client_secret are set.
-        self.oauth = DiscordOAuth(config.application_id, config.client_secret, config.api_base or API,
-                                  config.oauth_base or "https://discord.com", transport=transport,
-                                  timeout=config.timeout_seconds) if config.application_id else None
+        self.oauth = (
+            DiscordOAuth(
+                config.application_id,
+                config.client_secret,
+                config.api_base or API,
+                config.oauth_base or "https://discord.com",
+                transport=transport,
+                timeout=config.timeout_seconds,
+            )
+            if config.application_id
+            else None
+        )
         self._tags: dict[str, dict[str, str]] = {}
         self._records_checked = False
         self.role_names = {
-            grant.role: rule.name for rule in rules for community, grant in rule.grant.items()
+            grant.role: rule.name
+            for rule in rules
+            for community, grant in rule.grant.items()
             if community == name and grant.role
         }
         self._reported: set[str] = set()
@@ -101,10 +121,13 @@ class DiscordCommunity:
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
             permanent = error.status in (400, 403, 404)
             hint = _HINTS.get(_code(error) or 0, "")
-            return Outcome(action.id, False, error=f"{describe_body(error.body)} (HTTP {error.status}){hint}",
-                           permanent=permanent)
+            return Outcome(
+                action.id, False, error=f"{describe_body(error.body)} (HTTP {error.status}){hint}", permanent=permanent
+            )
         except httpx.HTTPError as error:
-            raise CommunityStopped(f"{self.name}: unreachable after retries ({type(error).__name__}: {error})") from error
+            raise CommunityStopped(
+                f"{self.name}: unreachable after retries ({type(error).__name__}: {error})"
+            ) from error
 
     # ---- reviews -------------------------------------------------------------------------------------------------
 
@@ -119,11 +142,15 @@ class DiscordCommunity:
         if forum_id not in self._tags or any(name not in tags for name in names):
             # Read again when a name is missing: an admin may have added the tag since.
             forum = self.client.channel(forum_id)
-            tags = self._tags[forum_id] = {str(t.get("name")): str(t.get("id")) for t in forum.get("available_tags") or []}
+            tags = self._tags[forum_id] = {
+                str(t.get("name")): str(t.get("id")) for t in forum.get("available_tags") or []
+            }
         missing = [name for name in names if name not in tags]
         if missing:
-            raise _Refused(f"tag {', '.join(map(repr, missing))} is not one of the forum's tags "
-                           f"({', '.join(sorted(tags)) or 'it has none'}); fix [reviews] tags")
+            raise _Refused(
+                f"tag {', '.join(map(repr, missing))} is not one of the forum's tags "
+                f"({', '.join(sorted(tags)) or 'it has none'}); fix [reviews] tags"
+            )
         return [tags[name] for name in names]
 
     def _review(self, action: Action) -> Outcome:
@@ -148,26 +175,50 @@ class DiscordCommunity:
         p = action.payload
         forum = str(p["forum_channel"])
         if p.get("thread_per") == "review":
-            tags = list(p.get("tags") or []) + ([p["verified_tag"]] if p.get("verified_tag") and p.get("verified") else [])
-            thread = self.client.start_thread(forum, str(p["thread_name"]), self._message(str(p["raw"])),
-                                              self._tag_ids(forum, tags), self._reason(action))
-            return Outcome(action.id, True, ref=str(thread["id"]), data={
-                "post_id": str(thread["id"]), "thread_id": str(thread["id"]), "content_hash": p["hash"], "state": "posted"})
+            tags = list(p.get("tags") or []) + (
+                [p["verified_tag"]] if p.get("verified_tag") and p.get("verified") else []
+            )
+            thread = self.client.start_thread(
+                forum,
+                str(p["thread_name"]),
+                self._message(str(p["raw"])),
+                self._tag_ids(forum, tags),
+                self._reason(action),
+            )
+            return Outcome(
+                action.id,
+                True,
+                ref=str(thread["id"]),
+                data={
+                    "post_id": str(thread["id"]),
+                    "thread_id": str(thread["id"]),
+                    "content_hash": p["hash"],
+                    "state": "posted",
+                },
+            )
         data: dict[str, Any] = {}
         thread_id = p.get("topic_id") or (self.cache.get("thread", str(p["product_id"])) if self.cache else None)
         if thread_id is None:
-            thread = self.client.start_thread(forum, str(p["topic_title"]), self._message(str(p["topic_intro"])),
-                                              self._tag_ids(forum, list(p.get("tags") or [])),
-                                              f"CardBridge: reviews of product {p['product_id']}")
+            thread = self.client.start_thread(
+                forum,
+                str(p["topic_title"]),
+                self._message(str(p["topic_intro"])),
+                self._tag_ids(forum, list(p.get("tags") or [])),
+                f"CardBridge: reviews of product {p['product_id']}",
+            )
             thread_id = str(thread["id"])
             if self.cache is not None:
                 self.cache.set("thread", str(p["product_id"]), thread_id)
         data["topic_id"] = str(thread_id)
         try:
-            message = self._unarchived(str(thread_id), lambda: self.client.send_message(str(thread_id), self._message(str(p["raw"]))))
+            message = self._unarchived(
+                str(thread_id), lambda: self.client.send_message(str(thread_id), self._message(str(p["raw"])))
+            )
         except RemoteError as error:
             if error.status == 404 and _code(error) == 10003:
-                return Outcome(action.id, True, data=data, conflict="the product's review thread was deleted on Discord")
+                return Outcome(
+                    action.id, True, data=data, conflict="the product's review thread was deleted on Discord"
+                )
             raise
         data.update(post_id=str(message["id"]), thread_id=str(thread_id), content_hash=p["hash"], state="posted")
         return Outcome(action.id, True, ref=str(message["id"]), data=data)
@@ -251,8 +302,10 @@ class DiscordCommunity:
     def _role(self, action: Action) -> Outcome:
         if action.kind != "role":
             return Outcome(action.id, False, error=f"discord cannot apply {action.kind!r}", permanent=True)
-        reason = (f"CardBridge: {'paid order' if action.op == 'grant' else 'no paid order left'} "
-                  f"(rule {self.role_names.get(action.target, '?')})")
+        reason = (
+            f"CardBridge: {'paid order' if action.op == 'grant' else 'no paid order left'} "
+            f"(rule {self.role_names.get(action.target, '?')})"
+        )
         try:
             if action.op == "grant":
                 self.client.add_role(self.guild, action.username, action.target, reason)
@@ -270,15 +323,25 @@ class DiscordCommunity:
             if error.status == 403 and code == 50013:
                 if action.target not in self._reported:
                     self._reported.add(action.target)
-                    log.error("role above the bot", community=self.name, role=action.target,
-                              hint="drag the bot's role above the roles it manages (Server Settings > Roles)")
-                return Outcome(action.id, False, permanent=True,
-                               error=f"role {action.target} is above the bot's highest role (50013 Missing Permissions)")
+                    log.error(
+                        "role above the bot",
+                        community=self.name,
+                        role=action.target,
+                        hint="drag the bot's role above the roles it manages (Server Settings > Roles)",
+                    )
+                return Outcome(
+                    action.id,
+                    False,
+                    permanent=True,
+                    error=f"role {action.target} is above the bot's highest role (50013 Missing Permissions)",
+                )
             if error.status >= 500 or error.status == 429:
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
             return Outcome(action.id, False, error=str(error))
         except httpx.HTTPError as error:
-            raise CommunityStopped(f"{self.name}: unreachable after retries ({type(error).__name__}: {error})") from error
+            raise CommunityStopped(
+                f"{self.name}: unreachable after retries ({type(error).__name__}: {error})"
+            ) from error
 
     def verify(self, action: Action) -> Outcome | None:
         if action.kind == "review":
@@ -294,7 +357,9 @@ class DiscordCommunity:
         held = action.target in roles
         return Outcome(action.id, True) if held == (action.op == "grant") else None
 
-    def who_holds(self, granted: Mapping[tuple[str, str], Sequence[str]]) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
+    def who_holds(
+        self, granted: Mapping[tuple[str, str], Sequence[str]]
+    ) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
         """For each granted (kind, target): (members who hold it now, members no longer in the server). One read per
         member, however many roles they were granted."""
         roles_of: dict[str, set[str] | None] = {}
@@ -309,8 +374,10 @@ class DiscordCommunity:
         for (kind, target), users in granted.items():
             if kind != "role":
                 continue
-            answers[(kind, target)] = ({u for u in users if target in (roles_of.get(u) or set())},
-                                       {u for u in users if roles_of.get(u, set()) is None})
+            answers[(kind, target)] = (
+                {u for u in users if target in (roles_of.get(u) or set())},
+                {u for u in users if roles_of.get(u, set()) is None},
+            )
         return answers
 
     def _verify_review(self, action: Action) -> Outcome | None:
@@ -325,23 +392,45 @@ class DiscordCommunity:
             for thread in self.client.active_threads(self.guild):
                 if thread.get("parent_id") == str(p["forum_channel"]) and str(thread.get("name", "")).endswith(suffix):
                     thread_id = str(thread["id"])
-                    return Outcome(action.id, True, ref=thread_id, data={
-                        "post_id": thread_id, "thread_id": thread_id, "content_hash": p["hash"], "state": "posted"})
+                    return Outcome(
+                        action.id,
+                        True,
+                        ref=thread_id,
+                        data={
+                            "post_id": thread_id,
+                            "thread_id": thread_id,
+                            "content_hash": p["hash"],
+                            "state": "posted",
+                        },
+                    )
             return None
         thread_id = p.get("topic_id") or (self.cache.get("thread", str(p["product_id"])) if self.cache else None)
         if thread_id:
             # Newest first: a message sent just before the crash is among the latest 100.
             for message in self.client.messages(str(thread_id)):
                 if marker and str(message.get("content", "")).endswith(marker):
-                    return Outcome(action.id, True, ref=str(message["id"]), data={
-                        "topic_id": str(thread_id), "post_id": str(message["id"]), "thread_id": str(thread_id),
-                        "content_hash": p["hash"], "state": "posted"})
+                    return Outcome(
+                        action.id,
+                        True,
+                        ref=str(message["id"]),
+                        data={
+                            "topic_id": str(thread_id),
+                            "post_id": str(message["id"]),
+                            "thread_id": str(thread_id),
+                            "content_hash": p["hash"],
+                            "state": "posted",
+                        },
+                    )
         return None
 
     def stats(self) -> CommunityStats:
         parts = [self.client.http.stats] + ([self.oauth.http.stats] if self.oauth else [])
-        return CommunityStats(requests=sum(s.requests for s in parts), writes=sum(s.writes for s in parts),
-                              rate_limited=sum(s.rate_limited for s in parts), retries=sum(s.retries for s in parts))
+        return CommunityStats(
+            requests=sum(s.requests for s in parts),
+            writes=sum(s.writes for s in parts),
+            rate_limited=sum(s.rate_limited for s in parts),
+            retries=sum(s.retries for s in parts),
+        )
 
     def close(self) -> None:
         self.client.close()

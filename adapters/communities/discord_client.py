@@ -17,14 +17,15 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 
 from connector import __version__
-from connector.http import RemoteClient, RemoteError
+from connector.core.http import RemoteClient, RemoteError
 
 API = "https://discord.com/api/v10"
 _MAJOR = re.compile(r"^/(guilds|channels|webhooks)/(\d+)")
@@ -33,7 +34,7 @@ _MAJOR = re.compile(r"^/(guilds|channels|webhooks)/(\d+)")
 def route_key(method: str, path: str) -> str:
     """The route a bucket is learned for: method + path with ids replaced, except the top-level (major) id."""
     major = _MAJOR.match(path)
-    rest = path[major.end():] if major else path
+    rest = path[major.end() :] if major else path
     template = re.sub(r"/\d+", "/{id}", rest)
     return f"{method} {major.group(1) if major else ''}/{major.group(2) if major else ''}{template}"
 
@@ -41,8 +42,12 @@ def route_key(method: str, path: str) -> str:
 class DiscordLimits:
     """Per-(bucket, major id) pacing from ``X-RateLimit-*`` headers plus the global 50/s gate. Thread-safe."""
 
-    def __init__(self, per_second: int = 50, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        per_second: int = 50,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.per_second = per_second
         self.clock, self.sleep = clock, sleep
         self._lock = threading.Lock()
@@ -99,8 +104,11 @@ class DiscordLimits:
         with self._lock:
             is_global = response is not None and (
                 response.headers.get("x-ratelimit-global") == "true"
-                or (response.headers.get("content-type", "").startswith("application/json")
-                    and bool(_json(response).get("global"))))
+                or (
+                    response.headers.get("content-type", "").startswith("application/json")
+                    and bool(_json(response).get("global"))
+                )
+            )
             if is_global:
                 self._global_until = self.clock() + seconds
 
@@ -119,8 +127,15 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 class DiscordClient:
-    def __init__(self, bot_token: str, api_base: str = API, *, transport: httpx.BaseTransport | None = None,
-                 timeout: float = 30.0, sleep: Any = None) -> None:
+    def __init__(
+        self,
+        bot_token: str,
+        api_base: str = API,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        sleep: Any = None,
+    ) -> None:
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
         self.limits = DiscordLimits(**kwargs)
         self.http = RemoteClient(
@@ -141,17 +156,17 @@ class DiscordClient:
         return dict(self.http.request("GET", f"/guilds/{guild_id}/members/{user_id}").json())
 
     def add_role(self, guild_id: str, user_id: str, role_id: str, reason: str) -> None:
-        self.http.request("PUT", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
-                          headers=_audit(reason))
+        self.http.request("PUT", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}", headers=_audit(reason))
 
     def remove_role(self, guild_id: str, user_id: str, role_id: str, reason: str) -> None:
-        self.http.request("DELETE", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}",
-                          headers=_audit(reason))
+        self.http.request("DELETE", f"/guilds/{guild_id}/members/{user_id}/roles/{role_id}", headers=_audit(reason))
 
     def add_member(self, guild_id: str, user_id: str, access_token: str) -> bool:
         """Add a user who authorised ``guilds.join`` to the guild. True if added (201), False if already a member (204;
         Discord then ignores any roles sent, so CardBridge always grants roles with the per-role PUT)."""
-        response = self.http.request("PUT", f"/guilds/{guild_id}/members/{user_id}", json={"access_token": access_token})
+        response = self.http.request(
+            "PUT", f"/guilds/{guild_id}/members/{user_id}", json={"access_token": access_token}
+        )
         return response.status_code == 201
 
     # ---- forum threads and messages ------------------------------------------------------------------------------
@@ -159,13 +174,16 @@ class DiscordClient:
     def channel(self, channel_id: str) -> dict[str, Any]:
         return dict(self.http.request("GET", f"/channels/{channel_id}").json())
 
-    def start_thread(self, forum_id: str, name: str, message: dict[str, Any], tags: list[str], reason: str) -> dict[str, Any]:
+    def start_thread(
+        self, forum_id: str, name: str, message: dict[str, Any], tags: list[str], reason: str
+    ) -> dict[str, Any]:
         """A forum post: a thread whose starter message has the thread's id."""
         body: dict[str, Any] = {"name": name, "message": message}
         if tags:
             body["applied_tags"] = tags
-        return dict(self.http.request("POST", f"/channels/{forum_id}/threads", json=body,
-                                      headers=_audit(reason)).json())
+        return dict(
+            self.http.request("POST", f"/channels/{forum_id}/threads", json=body, headers=_audit(reason)).json()
+        )
 
     def send_message(self, channel_id: str, message: dict[str, Any]) -> dict[str, Any]:
         return dict(self.http.request("POST", f"/channels/{channel_id}/messages", json=message).json())
@@ -183,8 +201,7 @@ class DiscordClient:
         self.http.request("DELETE", f"/channels/{channel_id}/messages/{message_id}")
 
     def edit_thread(self, thread_id: str, changes: dict[str, Any], reason: str) -> dict[str, Any]:
-        return dict(self.http.request("PATCH", f"/channels/{thread_id}", json=changes,
-                                      headers=_audit(reason)).json())
+        return dict(self.http.request("PATCH", f"/channels/{thread_id}", json=changes, headers=_audit(reason)).json())
 
     def delete_channel(self, channel_id: str, reason: str) -> None:
         self.http.request("DELETE", f"/channels/{channel_id}", headers=_audit(reason))
@@ -226,39 +243,65 @@ class DiscordOAuth:
     serves without the version); ``oauth_base``: the site whose ``/oauth2/authorize`` page the member is sent to.
     """
 
-    def __init__(self, client_id: str, client_secret: str, api_base: str = API, oauth_base: str = "https://discord.com",
-                 *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        api_base: str = API,
+        oauth_base: str = "https://discord.com",
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.oauth_base = oauth_base.rstrip("/")
         self.clock = clock
         # Bearer routes have buckets of their own (per token); the same header-driven limiter paces them.
         self.limits = DiscordLimits()
         self.http = RemoteClient(
-            "discord-oauth", api_base.rstrip("/"),
+            "discord-oauth",
+            api_base.rstrip("/"),
             headers={"User-Agent": f"DiscordBot (https://github.com/cardbridge/cardbridge, {__version__})"},
-            timeout=timeout, transport=transport, budget=self.limits,
+            timeout=timeout,
+            transport=transport,
+            budget=self.limits,
         )
 
     def authorize_url(self, redirect_uri: str, scopes: list[str], state: str) -> str:
-        query = urlencode({"response_type": "code", "client_id": self.client_id, "scope": " ".join(scopes),
-                           "state": state, "redirect_uri": redirect_uri, "prompt": "consent"})
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.client_id,
+                "scope": " ".join(scopes),
+                "state": state,
+                "redirect_uri": redirect_uri,
+                "prompt": "consent",
+            }
+        )
         return f"{self.oauth_base}/oauth2/authorize?{query}"
 
     def _token(self, form: dict[str, str]) -> Tokens:
         try:
             # Client credentials in the form body (Discord accepts them there or as HTTP Basic); a member's Bearer
             # token travels on the other calls of this client, so no client-wide auth is set.
-            response = self.http.request("POST", "/oauth2/token",
-                                         data={**form, "client_id": self.client_id, "client_secret": self.client_secret})
+            response = self.http.request(
+                "POST", "/oauth2/token", data={**form, "client_id": self.client_id, "client_secret": self.client_secret}
+            )
         except RemoteError as error:
             body = error.body if isinstance(error.body, dict) else {}
             if error.status in (400, 401):
-                raise OAuthError(str(body.get("error") or error.status), str(body.get("error_description") or "")) from error
+                raise OAuthError(
+                    str(body.get("error") or error.status), str(body.get("error_description") or "")
+                ) from error
             raise
         body = response.json()
-        return Tokens(body["access_token"], body["refresh_token"], self.clock() + float(body.get("expires_in", 0)),
-                      frozenset(str(body.get("scope", "")).split()))
+        return Tokens(
+            body["access_token"],
+            body["refresh_token"],
+            self.clock() + float(body.get("expires_in", 0)),
+            frozenset(str(body.get("scope", "")).split()),
+        )
 
     def exchange(self, code: str, redirect_uri: str) -> Tokens:
         return self._token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
@@ -271,9 +314,14 @@ class DiscordOAuth:
         return dict(self.http.request("GET", "/users/@me", headers={"Authorization": f"Bearer {access_token}"}).json())
 
     def set_role_connection(self, access_token: str, connection: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.http.request(
-            "PUT", f"/users/@me/applications/{self.client_id}/role-connection", json=connection,
-            headers={"Authorization": f"Bearer {access_token}"}).json())
+        return dict(
+            self.http.request(
+                "PUT",
+                f"/users/@me/applications/{self.client_id}/role-connection",
+                json=connection,
+                headers={"Authorization": f"Bearer {access_token}"},
+            ).json()
+        )
 
     def close(self) -> None:
         self.http.close()

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Any, Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import httpx
 
 from adapters.base import Action, CommunityStats, CommunityStopped, Match, Outcome
 from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
-from connector.config import CommunityConfig, Rule
-from connector.http import RemoteError, describe_body
-from connector.logs import log
+from connector.core.config import CommunityConfig, Rule
+from connector.core.http import RemoteError, describe_body
+from connector.core.logs import log
 
 
 class IdCache(Protocol):
@@ -258,9 +259,18 @@ class DiscourseCommunity:
         p = action.payload
         topic_id = self._topic_id(p)
         post = self.client.create_post(topic_id, p["raw"])
-        return Outcome(action.id, True, ref=str(post["id"]), data={
-            "topic_id": str(topic_id), "post_id": str(post["id"]), "version": int(post.get("version") or 1),
-            "content_hash": p["hash"], "state": "posted"})
+        return Outcome(
+            action.id,
+            True,
+            ref=str(post["id"]),
+            data={
+                "topic_id": str(topic_id),
+                "post_id": str(post["id"]),
+                "version": int(post.get("version") or 1),
+                "content_hash": p["hash"],
+                "state": "posted",
+            },
+        )
 
     def _edit_review(self, action: Action) -> Outcome:
         p = action.payload
@@ -269,8 +279,12 @@ class DiscourseCommunity:
         if changed_by:
             return Outcome(action.id, True, conflict=changed_by)
         post = self.client.edit_post(int(p["post_id"]), p["raw"], "Updated in the shop")
-        return Outcome(action.id, True, ref=str(post["id"]), data={
-            "version": int(post.get("version") or 0), "content_hash": p["hash"], "state": "posted"})
+        return Outcome(
+            action.id,
+            True,
+            ref=str(post["id"]),
+            data={"version": int(post.get("version") or 0), "content_hash": p["hash"], "state": "posted"},
+        )
 
     def _delete_review(self, action: Action) -> Outcome:
         p = action.payload
@@ -290,17 +304,29 @@ class DiscourseCommunity:
             for post_id in reversed(found.get("post_stream", {}).get("stream", [])[-20:]):
                 post = self.client.post(int(post_id))
                 if post and post.get("username") == self.config.api_username and p["marker"] in (post.get("raw") or ""):
-                    return Outcome(action.id, True, ref=str(post_id), data={
-                        "topic_id": str(found["id"]), "post_id": str(post_id), "version": int(post.get("version") or 1),
-                        "content_hash": p["hash"], "state": "posted"})
+                    return Outcome(
+                        action.id,
+                        True,
+                        ref=str(post_id),
+                        data={
+                            "topic_id": str(found["id"]),
+                            "post_id": str(post_id),
+                            "version": int(post.get("version") or 1),
+                            "content_hash": p["hash"],
+                            "state": "posted",
+                        },
+                    )
             return None
         if action.kind == "review":
             post = self.client.post(int(p["post_id"]))
             if action.op == "delete" and (post is None or post.get("deleted_at")):
                 return Outcome(action.id, True, data={"state": "deleted"})
             if action.op == "edit" and post and _hash(post.get("raw") or "") == p["hash"]:
-                return Outcome(action.id, True, data={"version": int(post.get("version") or 0),
-                                                      "content_hash": p["hash"], "state": "posted"})
+                return Outcome(
+                    action.id,
+                    True,
+                    data={"version": int(post.get("version") or 0), "content_hash": p["hash"], "state": "posted"},
+                )
             return None
         if action.kind == "points":
             tag = p["description"]

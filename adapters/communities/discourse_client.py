@@ -2,17 +2,18 @@
 
 Map and citations: ``shared/specs/discourse/ENDPOINTS.md``. Requests carry ``Api-Key`` / ``Api-Username`` headers
 (query-string keys are only honoured on RSS routes). Each method is one HTTP call; policy (budget, retries, 429) lives
-in :class:`connector.http.RemoteClient`.
+in :class:`connector.core.http.RemoteClient`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import httpx
 
-from connector.http import RemoteClient, RemoteError, RequestBudget
+from connector.core.http import RemoteClient, RemoteError, RequestBudget
 
 #: Discourse's ``GroupsController::ADD_MEMBERS_LIMIT``.
 GROUP_BATCH = 1000
@@ -70,7 +71,9 @@ class DiscourseClient:
 
     def user_by_email(self, email: str) -> DiscourseUser | None:
         """Exact, case-insensitive match on the user's *primary* email (``email=`` filter of the admin list)."""
-        response = self.http.request("GET", "/admin/users/list/active.json", params={"email": email, "show_emails": "true"})
+        response = self.http.request(
+            "GET", "/admin/users/list/active.json", params={"email": email, "show_emails": "true"}
+        )
         users = [_user(u) for u in response.json()]
         for user in users:
             if user.email and user.email.lower() == email.lower():
@@ -82,7 +85,9 @@ class DiscourseClient:
         page = 1
         while True:
             response = self.http.request(
-                "GET", "/admin/users/list/active.json", params={"show_emails": "true", "page": page, "order": "created", "asc": "true"}
+                "GET",
+                "/admin/users/list/active.json",
+                params={"show_emails": "true", "page": page, "order": "created", "asc": "true"},
             )
             users = [_user(u) for u in response.json()]
             if users:
@@ -227,7 +232,9 @@ class DiscourseClient:
         return next((int(c["id"]) for c in categories if str(c.get("name", "")).lower() == name.lower()), None)
 
     def create_category(self, name: str, color: str, text_color: str) -> int:
-        response = self.http.request("POST", "/categories.json", json={"name": name, "color": color, "text_color": text_color})
+        response = self.http.request(
+            "POST", "/categories.json", json={"name": name, "color": color, "text_color": text_color}
+        )
         return int(response.json()["category"]["id"])
 
     def topic_by_external_id(self, external_id: str) -> dict[str, Any] | None:
@@ -252,7 +259,9 @@ class DiscourseClient:
     def create_topic(self, title: str, raw: str, category_id: int, external_id: str) -> dict[str, Any]:
         """A new topic with its first post; answers the post (``topic_id`` is the new topic)."""
         response = self.http.request(
-            "POST", "/posts.json", json={"title": title, "raw": raw, "category": category_id, "external_id": external_id}
+            "POST",
+            "/posts.json",
+            json={"title": title, "raw": raw, "category": category_id, "external_id": external_id},
         )
         return dict(response.json())
 
@@ -268,7 +277,9 @@ class DiscourseClient:
             raise
 
     def edit_post(self, post_id: int, raw: str, reason: str) -> dict[str, Any]:
-        response = self.http.request("PUT", f"/posts/{post_id}.json", json={"post": {"raw": raw, "edit_reason": reason}})
+        response = self.http.request(
+            "PUT", f"/posts/{post_id}.json", json={"post": {"raw": raw, "edit_reason": reason}}
+        )
         return dict(response.json()["post"])
 
     def delete_post(self, post_id: int) -> None:
@@ -277,7 +288,9 @@ class DiscourseClient:
     # ---- points --------------------------------------------------------------------------------------------------
 
     def score_events(self, user_id: int) -> list[dict[str, Any]]:
-        response = self.http.request("GET", "/admin/plugins/gamification/score_events.json", params={"user_id": user_id})
+        response = self.http.request(
+            "GET", "/admin/plugins/gamification/score_events.json", params={"user_id": user_id}
+        )
         return list(response.json().get("events", []))
 
     def add_score_event(self, user_id: int, date: str, points: int, description: str) -> int:

@@ -20,20 +20,40 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
 from adapters.shops.sql import MalformedRow, SqlShop
-from connector.clock import iso, parse_iso, utcnow
-from connector.models import Customer, Order, OrderLine, OrderStatus, Product, Quarantined, customer_key_for, normalise_email
+from connector.core.clock import iso, parse_iso, utcnow
+from connector.core.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Quarantined,
+    customer_key_for,
+    normalise_email,
+)
 
 ORDERS = "acgfaka.orders"
 #: ``trade_no`` (订单号) is read for the member link page and kept only as a keyed hash.
-ORDER_COLUMNS = ("id", "trade_no", "owner", "amount", "commodity_id", "card_num", "create_time", "pay_time", "status",
-                 "contact")
+ORDER_COLUMNS = (
+    "id",
+    "trade_no",
+    "owner",
+    "amount",
+    "commodity_id",
+    "card_num",
+    "create_time",
+    "pay_time",
+    "status",
+    "contact",
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: How many of the newest ids are read again on every pass.
 LOOKBACK_IDS = 200
@@ -63,8 +83,14 @@ class AcgFakaShop(SqlShop):
         paid = self.utc(row.pay_time, "pay_time") if row.pay_time else None
         assert key is not None
         return Order(
-            id=str(row.id), customer_key=key, email=email, status=status, total=str(row.amount or "0"), currency="CNY",
-            created_at=created, modified_at=max(created, paid) if paid else created,
+            id=str(row.id),
+            customer_key=key,
+            email=email,
+            status=status,
+            total=str(row.amount or "0"),
+            currency="CNY",
+            created_at=created,
+            modified_at=max(created, paid) if paid else created,
             lines=(OrderLine(product_id=str(row.commodity_id), name="", quantity=int(row.card_num or 1)),),
             number=str(row.trade_no) if row.trade_no else None,
         )
@@ -97,27 +123,37 @@ class AcgFakaShop(SqlShop):
             last_pass = parse_iso(mark["at"]) if mark.get("at") else started
             paid_since = self.local(last_pass - timedelta(seconds=max(self.config.lookback_seconds, 0)))
             with self.engine.connect() as conn:
-                rows = conn.execute(text(f"SELECT {columns} FROM {self.table('order')} WHERE `pay_time` >= :t "
-                                         "AND `id` <= :w ORDER BY `id`"), {"t": paid_since, "w": watermark}).all()
+                rows = conn.execute(
+                    text(
+                        f"SELECT {columns} FROM {self.table('order')} WHERE `pay_time` >= :t "
+                        "AND `id` <= :w ORDER BY `id`"
+                    ),
+                    {"t": paid_since, "w": watermark},
+                ).all()
                 orders, quarantined = self._page(rows, conn)
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=None)
         # 2. the id walk, starting a little behind the watermark
         last = max(0, watermark - LOOKBACK_IDS) if cursor else 0
         if since is not None and not cursor:
             with self.engine.connect() as conn:
-                first = conn.execute(text(f"SELECT MIN(`id`) FROM {self.table('order')} WHERE `create_time` >= :t"),
-                                     {"t": self.local(since)}).scalar()
+                first = conn.execute(
+                    text(f"SELECT MIN(`id`) FROM {self.table('order')} WHERE `create_time` >= :t"),
+                    {"t": self.local(since)},
+                ).scalar()
             last = int(first) - 1 if first else last
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` > :last "
-                                         "ORDER BY `id` LIMIT :n"), {"last": last, "n": self.config.page_size}).all()
+                rows = conn.execute(
+                    text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` > :last ORDER BY `id` LIMIT :n"),
+                    {"last": last, "n": self.config.page_size},
+                ).all()
                 orders, quarantined = self._page(rows, conn)
             if rows:
                 last = int(rows[-1].id)
                 watermark = max(watermark, last)
-            yield OrderPage(orders=orders, quarantined=quarantined,
-                            cursor=json.dumps({"id": watermark, "at": iso(started)}))
+            yield OrderPage(
+                orders=orders, quarantined=quarantined, cursor=json.dumps({"id": watermark, "at": iso(started)})
+            )
             if len(rows) < self.config.page_size:
                 return
 
@@ -125,7 +161,9 @@ class AcgFakaShop(SqlShop):
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
         marks, values = self.in_list([int(i) for i in ids])
         with self.engine.connect() as conn:
-            rows = conn.execute(text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` IN ({marks})"), values).all()
+            rows = conn.execute(
+                text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` IN ({marks})"), values
+            ).all()
             orders, quarantined = self._page(rows, conn)
         return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
 
@@ -135,10 +173,13 @@ class AcgFakaShop(SqlShop):
             return [], list(keys)
         marks, values = self.in_list(ids)
         with self.engine.connect() as conn:
-            rows = conn.execute(text(f"SELECT `id`, `username`, `email` FROM {self.table('user')} "
-                                     f"WHERE `id` IN ({marks})"), values).all()
-        found = [Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None, username=r.username)
-                 for r in rows]
+            rows = conn.execute(
+                text(f"SELECT `id`, `username`, `email` FROM {self.table('user')} WHERE `id` IN ({marks})"), values
+            ).all()
+        found = [
+            Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None, username=r.username)
+            for r in rows
+        ]
         known = {c.key for c in found}
         return found, [k for k in keys if k not in known]
 
@@ -146,10 +187,17 @@ class AcgFakaShop(SqlShop):
         last = int(cursor) if cursor else 0
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(text(f"SELECT `id`, `username`, `email` FROM {self.table('user')} WHERE `id` > :l "
-                                         "ORDER BY `id` LIMIT 500"), {"l": last}).all()
-            customers = [Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None,
-                                  username=r.username) for r in rows]
+                rows = conn.execute(
+                    text(
+                        f"SELECT `id`, `username`, `email` FROM {self.table('user')} WHERE `id` > :l "
+                        "ORDER BY `id` LIMIT 500"
+                    ),
+                    {"l": last},
+                ).all()
+            customers = [
+                Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None, username=r.username)
+                for r in rows
+            ]
             if rows:
                 last = int(rows[-1].id)
             yield CustomerPage(customers=customers, cursor=str(last))
@@ -161,13 +209,27 @@ class AcgFakaShop(SqlShop):
 
         For later use (e.g. a "support resolved" signal); the messages (``ticket_message.content``) are not read.
         """
-        columns = ("id", "ticket_no", "user_id", "type", "status", "commodity_id", "order_id", "create_time",
-                   "update_time")
+        columns = (
+            "id",
+            "ticket_no",
+            "user_id",
+            "type",
+            "status",
+            "commodity_id",
+            "order_id",
+            "create_time",
+            "update_time",
+        )
         last = after_id
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(text(f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM {self.table('ticket')} "
-                                         "WHERE `id` > :l ORDER BY `id` LIMIT 500"), {"l": last}).all()
+                rows = conn.execute(
+                    text(
+                        f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM {self.table('ticket')} "
+                        "WHERE `id` > :l ORDER BY `id` LIMIT 500"
+                    ),
+                    {"l": last},
+                ).all()
             if rows:
                 last = int(rows[-1].id)
                 yield [dict(r._mapping) for r in rows]
@@ -179,6 +241,7 @@ class AcgFakaShop(SqlShop):
             return []
         marks, values = self.in_list([int(v) for v in ids])
         with self.engine.connect() as conn:
-            rows = conn.execute(text(f"SELECT `id`, `name` FROM {self.table('commodity')} WHERE `id` IN ({marks})"),
-                                values).all()
+            rows = conn.execute(
+                text(f"SELECT `id`, `name` FROM {self.table('commodity')} WHERE `id` IN ({marks})"), values
+            ).all()
         return [Product(id=str(r.id), name=str(r.name)[:200]) for r in rows]

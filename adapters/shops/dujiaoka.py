@@ -13,15 +13,25 @@ Allow-list by construction: the SELECT names its columns. ``orders.info`` (the d
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
 from adapters.shops.sql import MalformedRow, SqlShop
-from connector.clock import iso, parse_iso
-from connector.models import Customer, Order, OrderLine, OrderStatus, Product, Quarantined, customer_key_for, normalise_email
+from connector.core.clock import iso, parse_iso
+from connector.core.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Quarantined,
+    customer_key_for,
+    normalise_email,
+)
 
 ORDERS = "dujiaoka.orders"
 
@@ -38,8 +48,19 @@ STATUS_MAP: dict[int, OrderStatus] = {
 #: The only order columns read. Adding one here is a decision: it must not be a secret, a payment detail or an IP.
 #: ``order_sn`` (订单号) is read for the member link page and kept only as a keyed hash (with the email it looks an
 #: order up on the shop).
-ORDER_COLUMNS = ("id", "order_sn", "goods_id", "title", "buy_amount", "actual_price", "email", "status", "created_at",
-                 "updated_at", "deleted_at")
+ORDER_COLUMNS = (
+    "id",
+    "order_sn",
+    "goods_id",
+    "title",
+    "buy_amount",
+    "actual_price",
+    "email",
+    "status",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
 
 
 class DujiaokaShop(SqlShop):
@@ -67,8 +88,11 @@ class DujiaokaShop(SqlShop):
             currency="CNY",
             created_at=self.utc(row.created_at, "created_at"),
             modified_at=self.utc(row.updated_at, "updated_at"),
-            lines=(OrderLine(product_id=str(row.goods_id), name=str(row.title or "")[:200],
-                             quantity=int(row.buy_amount or 1)),),
+            lines=(
+                OrderLine(
+                    product_id=str(row.goods_id), name=str(row.title or "")[:200], quantity=int(row.buy_amount or 1)
+                ),
+            ),
             number=str(row.order_sn) if row.order_sn else None,
         )
 
@@ -80,7 +104,7 @@ class DujiaokaShop(SqlShop):
             if not self.config.lookback_seconds:
                 last_id = int(mark["id"])
         else:
-            at, last_id = (since or datetime(1970, 1, 2, tzinfo=timezone.utc)), 0
+            at, last_id = (since or datetime(1970, 1, 2, tzinfo=UTC)), 0
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
         query = text(
             f"SELECT {columns} FROM {self.table('orders')} "
@@ -113,8 +137,9 @@ class DujiaokaShop(SqlShop):
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 marks, values = self.in_list([int(i) for i in ids[start : start + 500]])
-                rows = conn.execute(text(f"SELECT {columns} FROM {self.table('orders')} WHERE `id` IN ({marks})"),
-                                    values).all()
+                rows = conn.execute(
+                    text(f"SELECT {columns} FROM {self.table('orders')} WHERE `id` IN ({marks})"), values
+                ).all()
                 for row in rows:
                     try:
                         orders.append(self.parse(row))
@@ -133,6 +158,7 @@ class DujiaokaShop(SqlShop):
             return []
         marks, values = self.in_list([int(v) for v in ids])
         with self.engine.connect() as conn:
-            rows = conn.execute(text(f"SELECT `id`, `gd_name` FROM {self.table('goods')} WHERE `id` IN ({marks})"),
-                                values).all()
+            rows = conn.execute(
+                text(f"SELECT `id`, `gd_name` FROM {self.table('goods')} WHERE `id` IN ({marks})"), values
+            ).all()
         return [Product(id=str(r.id), name=str(r.gd_name)[:200]) for r in rows]

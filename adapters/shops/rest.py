@@ -15,22 +15,33 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Literal, Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adapters.base import CustomerPage, OrderPage
-from connector.clock import iso, parse_iso
-from connector.config import ConfigError, ShopConfig
-from connector.http import RemoteClient, RemoteError
-from connector.models import (Customer, Order, OrderLine, OrderStatus, Quarantined, customer_key_for, normalise_email)
+from connector.core.clock import iso, parse_iso
+from connector.core.config import ConfigError, ShopConfig
+from connector.core.http import RemoteClient, RemoteError
+from connector.core.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Quarantined,
+    customer_key_for,
+    normalise_email,
+)
 
 #: Field names that may hold card secrets, passwords or payment credentials: never mapped, whatever the config says.
-DENY = re.compile(r"(?i)(kami|卡密|carmi|card_?(no|num|pass|pwd|secret|key)|secret|password|passwd|pwd|token|"
-                  r"license|serial|cdk|redeem|code_?list)")
+DENY = re.compile(
+    r"(?i)(kami|卡密|carmi|card_?(no|num|pass|pwd|secret|key)|secret|password|passwd|pwd|token|"
+    r"license|serial|cdk|redeem|code_?list)"
+)
 
 
 class _Model(BaseModel):
@@ -117,7 +128,7 @@ class RestSettings(_Model):
     deny: list[str] = []
 
     @model_validator(mode="after")
-    def _no_secrets(self) -> "RestSettings":
+    def _no_secrets(self) -> RestSettings:
         extra = [re.compile(re.escape(word), re.I) for word in self.deny]
         for name, path in self.fields.model_dump().items():
             for part in path.split("."):
@@ -149,7 +160,7 @@ class RestShop:
 
     def __init__(self, config: ShopConfig, transport: httpx.BaseTransport | None = None) -> None:
         if config.rest is None:
-            raise ConfigError("shop.rest: kind = \"rest\" needs a [shop.rest] table (see config.example.toml)")
+            raise ConfigError('shop.rest: kind = "rest" needs a [shop.rest] table (see config.example.toml)')
         self.config = config
         try:
             self.settings = RestSettings.model_validate(config.rest)
@@ -168,8 +179,14 @@ class RestShop:
             headers[auth.name] = auth.value
         elif auth.type == "basic":
             basic = (auth.username, auth.password)
-        self.client = RemoteClient("rest-shop", str(config.base_url), headers=headers, auth=basic,
-                                   timeout=config.timeout_seconds, transport=transport)
+        self.client = RemoteClient(
+            "rest-shop",
+            str(config.base_url),
+            headers=headers,
+            auth=basic,
+            timeout=config.timeout_seconds,
+            transport=transport,
+        )
 
     # ---- requests ------------------------------------------------------------------------------------------------
 
@@ -178,7 +195,9 @@ class RestShop:
         auth = self.settings.auth
         signed = {**params, auth.key_param: auth.key, auth.timestamp_param: str(int(time.time()))}
         query = "&".join(f"{k}={signed[k]}" for k in sorted(signed) if k != auth.sign_param and signed[k] != "")
-        signed[auth.sign_param] = hashlib.md5(auth.sign_format.format(query=query, secret=auth.secret).encode()).hexdigest()
+        signed[auth.sign_param] = hashlib.md5(
+            auth.sign_format.format(query=query, secret=auth.secret).encode()
+        ).hexdigest()
         return signed
 
     def _get(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
@@ -205,12 +224,22 @@ class RestShop:
             body = response.json()
             if resource.ok_path and str(dig(body, resource.ok_path)) != resource.ok_value:
                 reason = dig(body, resource.message_path) if resource.message_path else None
-                raise RemoteError("rest-shop", "GET", resource.path, response.status_code,
-                                  {"message": f"{resource.ok_path} = {dig(body, resource.ok_path)!r}: {reason or '?'}"})
+                raise RemoteError(
+                    "rest-shop",
+                    "GET",
+                    resource.path,
+                    response.status_code,
+                    {"message": f"{resource.ok_path} = {dig(body, resource.ok_path)!r}: {reason or '?'}"},
+                )
             records = dig(body, resource.records) if resource.records else body
             if not isinstance(records, list):
-                raise RemoteError("rest-shop", "GET", resource.path, response.status_code,
-                                  {"message": f"no list at {resource.records!r} in the answer"})
+                raise RemoteError(
+                    "rest-shop",
+                    "GET",
+                    resource.path,
+                    response.status_code,
+                    {"message": f"no list at {resource.records!r} in the answer"},
+                )
             yield records
             if paging.type == "page":
                 total = response.headers.get(paging.total_pages_header) if paging.total_pages_header else None
@@ -235,10 +264,10 @@ class RestShop:
         if value in (None, ""):
             raise ValueError("time missing")
         if fmt == "unix":
-            return datetime.fromtimestamp(float(value), timezone.utc)
+            return datetime.fromtimestamp(float(value), UTC)
         if fmt == "iso":
             return parse_iso(str(value))
-        return datetime.strptime(str(value), fmt).replace(tzinfo=self.zone).astimezone(timezone.utc)
+        return datetime.strptime(str(value), fmt).replace(tzinfo=self.zone).astimezone(UTC)
 
     def parse(self, record: Any) -> Order:
         f = self.settings.fields
@@ -250,20 +279,29 @@ class RestShop:
             raise ValueError(f"unknown order status {str(dig(record, f.status))[:40]!r} (add it to status_map)")
         email = dig(record, f.email)
         customer_id = dig(record, f.customer_id) if f.customer_id else None
-        key = customer_key_for(int(customer_id) if str(customer_id or "").isdigit() and int(customer_id) else None,
-                               email if isinstance(email, str) else None)
+        key = customer_key_for(
+            int(customer_id) if str(customer_id or "").isdigit() and int(customer_id) else None,
+            email if isinstance(email, str) else None,
+        )
         if key is None:
             raise ValueError("order without an email or customer id")
         modified = self.time(dig(record, f.modified_at))
         return Order(
-            id=str(order_id), customer_key=key,
+            id=str(order_id),
+            customer_key=key,
             email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
-            status=status, total=str(dig(record, f.total) or "0") if f.total else "0",
+            status=status,
+            total=str(dig(record, f.total) or "0") if f.total else "0",
             currency=str(dig(record, f.currency) or "")[:8] if f.currency else "",
-            created_at=self.time(dig(record, f.created_at)) if f.created_at else modified, modified_at=modified,
-            lines=(OrderLine(product_id=str(dig(record, f.product_id) or ""),
-                             name=str(dig(record, f.product_name) or "")[:200] if f.product_name else "",
-                             quantity=int(dig(record, f.quantity) or 1) if f.quantity else 1),),
+            created_at=self.time(dig(record, f.created_at)) if f.created_at else modified,
+            modified_at=modified,
+            lines=(
+                OrderLine(
+                    product_id=str(dig(record, f.product_id) or ""),
+                    name=str(dig(record, f.product_name) or "")[:200] if f.product_name else "",
+                    quantity=int(dig(record, f.quantity) or 1) if f.quantity else 1,
+                ),
+            ),
         )
 
     def _param_value(self, moment: datetime) -> str:
@@ -290,7 +328,9 @@ class RestShop:
                 bound = bound - timedelta(seconds=self.config.lookback_seconds)
             if inc.type == "date_param" and inc.param:
                 params[inc.param] = self._param_value(bound)
-        newest: Any = (int(cursor) if cursor else 0) if inc.type == "id_watermark" else (parse_iso(cursor) if cursor else None)
+        newest: Any = (
+            (int(cursor) if cursor else 0) if inc.type == "id_watermark" else (parse_iso(cursor) if cursor else None)
+        )
         for records in self._pages(self.settings.orders, params):
             orders, quarantined = [], []
             for record in records:

@@ -16,17 +16,27 @@ custom fields are never read.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
-from connector.clock import iso, parse_iso
-from connector.config import ShopConfig
-from connector.http import RemoteClient, RemoteError, RequestBudget
-from connector.models import (Customer, Order, OrderLine, OrderStatus, Product, Quarantined, Review, customer_key_for,
-                              normalise_email)
+from connector.core.clock import iso, parse_iso
+from connector.core.config import ShopConfig
+from connector.core.http import RemoteClient, RemoteError, RequestBudget
+from connector.core.models import (
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Quarantined,
+    Review,
+    customer_key_for,
+    normalise_email,
+)
 
 DEFAULT_API = "https://dev.sellix.io/v1"
 ORDERS = "sellix.orders"
@@ -34,12 +44,19 @@ FEEDBACK = "sellix.feedback"
 
 #: 2020 documentation: integers; the current API: strings.
 STATUS_MAP: dict[Any, OrderStatus] = {
-    1: OrderStatus.PAID, "COMPLETED": OrderStatus.PAID,
-    0: OrderStatus.UNPAID, "PENDING": OrderStatus.UNPAID,
-    3: OrderStatus.UNPAID, "WAITING_FOR_CONFIRMATIONS": OrderStatus.UNPAID,
-    4: OrderStatus.UNPAID, "PARTIAL": OrderStatus.UNPAID,
-    2: OrderStatus.CANCELLED, "CANCELLED": OrderStatus.CANCELLED, "VOIDED": OrderStatus.CANCELLED,
-    "REFUNDED": OrderStatus.REFUNDED, "REVERSED": OrderStatus.REFUNDED,
+    1: OrderStatus.PAID,
+    "COMPLETED": OrderStatus.PAID,
+    0: OrderStatus.UNPAID,
+    "PENDING": OrderStatus.UNPAID,
+    3: OrderStatus.UNPAID,
+    "WAITING_FOR_CONFIRMATIONS": OrderStatus.UNPAID,
+    4: OrderStatus.UNPAID,
+    "PARTIAL": OrderStatus.UNPAID,
+    2: OrderStatus.CANCELLED,
+    "CANCELLED": OrderStatus.CANCELLED,
+    "VOIDED": OrderStatus.CANCELLED,
+    "REFUNDED": OrderStatus.REFUNDED,
+    "REVERSED": OrderStatus.REFUNDED,
     "DISPUTED": OrderStatus.DISPUTED,
 }
 
@@ -47,7 +64,7 @@ STATUS_MAP: dict[Any, OrderStatus] = {
 def _time(value: Any, field: str) -> datetime:
     if not isinstance(value, (int, float)) or value <= 0:
         raise MalformedRecord(f"{field} is not a unix time")
-    return datetime.fromtimestamp(value, timezone.utc)
+    return datetime.fromtimestamp(value, UTC)
 
 
 def parse_order(record: dict[str, Any]) -> Order:
@@ -64,11 +81,19 @@ def parse_order(record: dict[str, Any]) -> Order:
     key = customer_key_for(None, email)
     assert key is not None
     return Order(
-        id=str(record["uniqid"]), customer_key=key, email=normalise_email(email), status=status,
-        total=str(record.get("total") or "0"), currency=str(record.get("currency") or "")[:8],
-        created_at=created, modified_at=_time(updated, "updated_at"),
-        lines=(OrderLine(product_id=str(record.get("product_id") or ""), name="",
-                         quantity=int(record.get("quantity") or 1)),),
+        id=str(record["uniqid"]),
+        customer_key=key,
+        email=normalise_email(email),
+        status=status,
+        total=str(record.get("total") or "0"),
+        currency=str(record.get("currency") or "")[:8],
+        created_at=created,
+        modified_at=_time(updated, "updated_at"),
+        lines=(
+            OrderLine(
+                product_id=str(record.get("product_id") or ""), name="", quantity=int(record.get("quantity") or 1)
+            ),
+        ),
     )
 
 
@@ -81,9 +106,13 @@ def parse_feedback(record: dict[str, Any]) -> Review:
     invoice = record.get("invoice") if isinstance(record.get("invoice"), dict) else {}
     email = invoice.get("customer_email")
     return Review(
-        id=str(record["uniqid"]), product_id=str(record.get("product_id") or ""),
+        id=str(record["uniqid"]),
+        product_id=str(record.get("product_id") or ""),
         email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
-        reviewer="", rating=score, text=str(record.get("message") or "")[:20000], status="approved",
+        reviewer="",
+        rating=score,
+        text=str(record.get("message") or "")[:20000],
+        status="approved",
         created_at=_time(record.get("created_at"), "created_at"),
     )
 
@@ -96,9 +125,14 @@ class SellixShop:
         headers = {"Authorization": f"Bearer {config.api_key}"}
         if config.merchant:
             headers["X-Sellix-Merchant"] = config.merchant
-        self.client = RemoteClient("sellix", config.base_url or DEFAULT_API, headers=headers,
-                                   timeout=config.timeout_seconds, transport=transport,
-                                   budget=RequestBudget(50, window=10.0))
+        self.client = RemoteClient(
+            "sellix",
+            config.base_url or DEFAULT_API,
+            headers=headers,
+            timeout=config.timeout_seconds,
+            transport=transport,
+            budget=RequestBudget(50, window=10.0),
+        )
 
     def _data(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         body = self.client.request("GET", path, params=params).json()
@@ -165,8 +199,11 @@ class SellixShop:
         wanted = set(ids)
         found = []
         for records in self._pages("/products", "products"):
-            found += [Product(id=str(r["uniqid"]), name=str(r.get("title") or r["uniqid"])[:200])
-                      for r in records if isinstance(r, dict) and r.get("uniqid") in wanted]
+            found += [
+                Product(id=str(r["uniqid"]), name=str(r.get("title") or r["uniqid"])[:200])
+                for r in records
+                if isinstance(r, dict) and r.get("uniqid") in wanted
+            ]
         return found
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event
 
 from adapters.base import MalformedRecord
-from connector.config import ShopConfig
-
+from connector.core.config import ShopConfig
 
 #: A row that cannot be read (the quarantine reason is the message).
 MalformedRow = MalformedRecord
@@ -34,7 +34,7 @@ class SqlShop:
         """A naive ``Y-m-d H:i:s`` in the shop's zone (how PHP shops write them) as aware UTC."""
         if value is None:
             raise MalformedRow(f"{column} is empty")
-        return value.replace(tzinfo=self.zone).astimezone(timezone.utc) if value.tzinfo is None else value
+        return value.replace(tzinfo=self.zone).astimezone(UTC) if value.tzinfo is None else value
 
     def local(self, value: datetime) -> datetime:
         return value.astimezone(self.zone).replace(tzinfo=None)

@@ -14,19 +14,19 @@ every ``meta_data`` entry (where card-key plugins put the delivered codes, å¡å¯
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence
+import html
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
-import html
-import re
-
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
-from connector.clock import iso, parse_iso
-from connector.config import ShopConfig
-from connector.http import RemoteClient
-from connector.models import (
+from connector.core.clock import iso, parse_iso
+from connector.core.config import ShopConfig
+from connector.core.http import RemoteClient
+from connector.core.models import (
     Customer,
     Order,
     OrderLine,
@@ -89,7 +89,11 @@ def parse_order(record: dict[str, Any]) -> Order:
         if not isinstance(item, dict) or not isinstance(item.get("product_id"), int):
             raise MalformedRecord("line item without an integer product_id")
         lines.append(
-            OrderLine(product_id=item["product_id"], name=str(item.get("name") or "")[:200], quantity=int(item.get("quantity") or 1))
+            OrderLine(
+                product_id=item["product_id"],
+                name=str(item.get("name") or "")[:200],
+                quantity=int(item.get("quantity") or 1),
+            )
         )
     return Order(
         id=str(record["id"]),
@@ -171,7 +175,7 @@ class WooCommerceShop:
         if committed is not None:
             bound: datetime | None = committed - timedelta(seconds=self.config.lookback_seconds)
         else:
-            bound = since.astimezone(timezone.utc) if since else None
+            bound = since.astimezone(UTC) if since else None
         newest = committed
         page = 1
         per_page = self.config.page_size
@@ -289,8 +293,11 @@ class WooCommerceShop:
             for record in self._list("/products", {"include": ",".join(map(str, chunk)), "per_page": 100}):
                 if isinstance(record, dict) and isinstance(record.get("id"), int):
                     found.append(
-                        Product(id=record["id"], name=str(record.get("name") or f"#{record['id']}")[:200],
-                                permalink=record.get("permalink") or None)
+                        Product(
+                            id=record["id"],
+                            name=str(record.get("name") or f"#{record['id']}")[:200],
+                            permalink=record.get("permalink") or None,
+                        )
                     )
         return found
 

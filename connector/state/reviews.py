@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
-from connector.clock import utcnow
-from connector.models import OrderStatus, Product, Quarantined, Review
+from connector.core.clock import utcnow
+from connector.core.models import OrderStatus, Product, Quarantined, Review
 from connector.state.store import _chunks, customers_t, identities_t, orders_t, quarantine_t
 from connector.state.tables import (
     ConflictRow,
@@ -54,22 +54,42 @@ class ReviewStore:
         changed = 0
         with self.engine.begin() as conn:
             ids = [r.id for r in reviews]
-            known = {row.id: row for chunk in _chunks(ids) for row in conn.execute(select(reviews_t).where(reviews_t.c.id.in_(chunk)))}
+            known = {
+                row.id: row
+                for chunk in _chunks(ids)
+                for row in conn.execute(select(reviews_t).where(reviews_t.c.id.in_(chunk)))
+            }
             for review in reviews:
                 values = {k: getattr(review, k) for k in _CONTENT}
                 old = known.get(review.id)
                 if old is None:
-                    conn.execute(insert(reviews_t).values(id=review.id, created_at=review.created_at, present=True,
-                                                          approved=False, dirty=True, **values))
+                    conn.execute(
+                        insert(reviews_t).values(
+                            id=review.id,
+                            created_at=review.created_at,
+                            present=True,
+                            approved=False,
+                            dirty=True,
+                            **values,
+                        )
+                    )
                     changed += 1
                 elif any(getattr(old, k) != v for k, v in values.items()) or not old.present:
-                    conn.execute(update(reviews_t).where(reviews_t.c.id == review.id).values(present=True, dirty=True, **values))
+                    conn.execute(
+                        update(reviews_t).where(reviews_t.c.id == review.id).values(present=True, dirty=True, **values)
+                    )
                     changed += 1
             for record in quarantined:
-                conn.execute(delete(quarantine_t).where(and_(quarantine_t.c.stream == record.stream,
-                                                             quarantine_t.c.record_id == record.record_id)))
-                conn.execute(insert(quarantine_t).values(stream=record.stream, record_id=record.record_id,
-                                                         reason=record.reason, seen_at=now))
+                conn.execute(
+                    delete(quarantine_t).where(
+                        and_(quarantine_t.c.stream == record.stream, quarantine_t.c.record_id == record.record_id)
+                    )
+                )
+                conn.execute(
+                    insert(quarantine_t).values(
+                        stream=record.stream, record_id=record.record_id, reason=record.reason, seen_at=now
+                    )
+                )
         return changed
 
     def mark_missing_reviews(self, seen: set[str]) -> int:
@@ -83,10 +103,13 @@ class ReviewStore:
 
     def products_missing(self) -> list[str]:
         with self.engine.connect() as conn:
-            return list(conn.execute(
-                select(reviews_t.c.product_id).distinct()
-                .where(reviews_t.c.product_id.not_in(select(products_t.c.id)))
-            ).scalars())
+            return list(
+                conn.execute(
+                    select(reviews_t.c.product_id)
+                    .distinct()
+                    .where(reviews_t.c.product_id.not_in(select(products_t.c.id)))
+                ).scalars()
+            )
 
     def save_products(self, products: Sequence[Product]) -> None:
         with self.engine.begin() as conn:
@@ -96,13 +119,28 @@ class ReviewStore:
 
     def approve(self, review_id: str) -> bool:
         with self.engine.begin() as conn:
-            return bool(conn.execute(update(reviews_t).where(reviews_t.c.id == review_id).values(approved=True, dirty=True)).rowcount)
+            return bool(
+                conn.execute(
+                    update(reviews_t).where(reviews_t.c.id == review_id).values(approved=True, dirty=True)
+                ).rowcount
+            )
 
     def held(self) -> list[ReviewRow]:
         with self.engine.connect() as conn:
-            return [ReviewRow.model_validate(dict(r._mapping)) for r in conn.execute(
-                select(reviews_t).where(and_(reviews_t.c.approved.is_(False), reviews_t.c.present.is_(True),
-                                             reviews_t.c.status == "approved")).order_by(reviews_t.c.id))]
+            return [
+                ReviewRow.model_validate(dict(r._mapping))
+                for r in conn.execute(
+                    select(reviews_t)
+                    .where(
+                        and_(
+                            reviews_t.c.approved.is_(False),
+                            reviews_t.c.present.is_(True),
+                            reviews_t.c.status == "approved",
+                        )
+                    )
+                    .order_by(reviews_t.c.id)
+                )
+            ]
 
     # ---- planning ------------------------------------------------------------------------------------------------
 
@@ -124,32 +162,62 @@ class ReviewStore:
                 product_row = conn.execute(select(products_t).where(products_t.c.id == review.product_id)).first()
                 keys = []
                 if review.email:
-                    keys = list(conn.execute(select(customers_t.c.key).where(customers_t.c.email == review.email)
-                                             .order_by(customers_t.c.key)).scalars())
-                verified = bool(keys) and conn.execute(
-                    select(func.count()).select_from(orders_t).where(and_(
-                        orders_t.c.customer_key.in_(keys), orders_t.c.status == OrderStatus.PAID.value,
-                        orders_t.c.product_ids.like(f"%,{review.product_id},%")))
-                ).scalar_one() > 0
+                    keys = list(
+                        conn.execute(
+                            select(customers_t.c.key)
+                            .where(customers_t.c.email == review.email)
+                            .order_by(customers_t.c.key)
+                        ).scalars()
+                    )
+                verified = (
+                    bool(keys)
+                    and conn.execute(
+                        select(func.count())
+                        .select_from(orders_t)
+                        .where(
+                            and_(
+                                orders_t.c.customer_key.in_(keys),
+                                orders_t.c.status == OrderStatus.PAID.value,
+                                orders_t.c.product_ids.like(f"%,{review.product_id},%"),
+                            )
+                        )
+                    ).scalar_one()
+                    > 0
+                )
                 usernames = {}
                 if keys:
-                    for identity in conn.execute(select(identities_t).where(and_(
-                            identities_t.c.customer_key.in_(keys), identities_t.c.status == "matched"))):
+                    for identity in conn.execute(
+                        select(identities_t).where(
+                            and_(identities_t.c.customer_key.in_(keys), identities_t.c.status == "matched")
+                        )
+                    ):
                         usernames.setdefault(identity.community, identity.remote_username)
-                posts = {p.community: PostRow.model_validate(dict(p._mapping))
-                         for p in conn.execute(select(posts_t).where(posts_t.c.review_id == review_id))}
-                conflicts = set(conn.execute(select(conflicts_t.c.community).where(and_(
-                    conflicts_t.c.kind == "review", conflicts_t.c.target == review_id,
-                    conflicts_t.c.status == "open"))).scalars())
-                result.append(ReviewContext(
-                    review=review,
-                    product=ProductRow.model_validate(dict(product_row._mapping)) if product_row else None,
-                    verified=verified,
-                    customer_key=(sorted(keys, key=lambda k: not k.startswith("c:"))[0] if keys else None),
-                    usernames=usernames,
-                    posts=posts,
-                    open_conflicts=conflicts,
-                ))
+                posts = {
+                    p.community: PostRow.model_validate(dict(p._mapping))
+                    for p in conn.execute(select(posts_t).where(posts_t.c.review_id == review_id))
+                }
+                conflicts = set(
+                    conn.execute(
+                        select(conflicts_t.c.community).where(
+                            and_(
+                                conflicts_t.c.kind == "review",
+                                conflicts_t.c.target == review_id,
+                                conflicts_t.c.status == "open",
+                            )
+                        )
+                    ).scalars()
+                )
+                result.append(
+                    ReviewContext(
+                        review=review,
+                        product=ProductRow.model_validate(dict(product_row._mapping)) if product_row else None,
+                        verified=verified,
+                        customer_key=(sorted(keys, key=lambda k: not k.startswith("c:"))[0] if keys else None),
+                        usernames=usernames,
+                        posts=posts,
+                        open_conflicts=conflicts,
+                    )
+                )
         return result
 
     def clean(self, ids: Sequence[str]) -> None:
@@ -174,30 +242,40 @@ class ReviewStore:
 
     def topic(self, community: str, product_id: str) -> TopicRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(topics_t).where(and_(topics_t.c.community == community,
-                                                           topics_t.c.product_id == product_id))).first()
+            row = conn.execute(
+                select(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id))
+            ).first()
         return TopicRow.model_validate(dict(row._mapping)) if row else None
 
     def set_topic(self, community: str, product_id: str, external_id: str, topic_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id)))
-            conn.execute(insert(topics_t).values(community=community, product_id=product_id, external_id=external_id,
-                                                 topic_id=topic_id))
+            conn.execute(
+                delete(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id))
+            )
+            conn.execute(
+                insert(topics_t).values(
+                    community=community, product_id=product_id, external_id=external_id, topic_id=topic_id
+                )
+            )
 
     def forget_topic(self, community: str, product_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id)))
+            conn.execute(
+                delete(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id))
+            )
 
     def post(self, community: str, review_id: str) -> PostRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(posts_t).where(and_(posts_t.c.community == community,
-                                                          posts_t.c.review_id == review_id))).first()
+            row = conn.execute(
+                select(posts_t).where(and_(posts_t.c.community == community, posts_t.c.review_id == review_id))
+            ).first()
         return PostRow.model_validate(dict(row._mapping)) if row else None
 
     def post_by_id(self, community: str, post_id: str) -> PostRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(posts_t).where(and_(posts_t.c.community == community,
-                                                          posts_t.c.post_id == post_id))).first()
+            row = conn.execute(
+                select(posts_t).where(and_(posts_t.c.community == community, posts_t.c.post_id == post_id))
+            ).first()
         return PostRow.model_validate(dict(row._mapping)) if row else None
 
     def set_post(self, community: str, review_id: str, **values: object) -> None:
@@ -205,25 +283,41 @@ class ReviewStore:
         with self.engine.begin() as conn:
             where = and_(posts_t.c.community == community, posts_t.c.review_id == review_id)
             if conn.execute(update(posts_t).where(where).values(updated_at=now, **values)).rowcount == 0:
-                conn.execute(insert(posts_t).values(community=community, review_id=review_id, updated_at=now,
-                                                    **{"state": "posted", **values}))
+                conn.execute(
+                    insert(posts_t).values(
+                        community=community, review_id=review_id, updated_at=now, **{"state": "posted", **values}
+                    )
+                )
 
     def forget_post(self, community: str, review_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(posts_t).where(and_(posts_t.c.community == community, posts_t.c.review_id == review_id)))
+            conn.execute(
+                delete(posts_t).where(and_(posts_t.c.community == community, posts_t.c.review_id == review_id))
+            )
 
     # ---- conflicts -----------------------------------------------------------------------------------------------
 
     def add_conflict(self, community: str, kind: str, target: str, reason: str) -> int:
         with self.engine.begin() as conn:
-            existing = conn.execute(select(conflicts_t.c.id).where(and_(
-                conflicts_t.c.community == community, conflicts_t.c.kind == kind, conflicts_t.c.target == target,
-                conflicts_t.c.status == "open"))).scalar_one_or_none()
+            existing = conn.execute(
+                select(conflicts_t.c.id).where(
+                    and_(
+                        conflicts_t.c.community == community,
+                        conflicts_t.c.kind == kind,
+                        conflicts_t.c.target == target,
+                        conflicts_t.c.status == "open",
+                    )
+                )
+            ).scalar_one_or_none()
             if existing is not None:
                 return int(existing)
-            return int(conn.execute(insert(conflicts_t).values(community=community, kind=kind, target=target,
-                                                               reason=reason, status="open",
-                                                               created_at=utcnow())).inserted_primary_key[0])
+            return int(
+                conn.execute(
+                    insert(conflicts_t).values(
+                        community=community, kind=kind, target=target, reason=reason, status="open", created_at=utcnow()
+                    )
+                ).inserted_primary_key[0]
+            )
 
     def conflicts(self, open_only: bool = True) -> list[ConflictRow]:
         with self.engine.connect() as conn:
@@ -234,12 +328,16 @@ class ReviewStore:
 
     def resolve_conflict(self, conflict_id: int, keep: str) -> ConflictRow | None:
         with self.engine.begin() as conn:
-            row = conn.execute(select(conflicts_t).where(and_(conflicts_t.c.id == conflict_id,
-                                                              conflicts_t.c.status == "open"))).first()
+            row = conn.execute(
+                select(conflicts_t).where(and_(conflicts_t.c.id == conflict_id, conflicts_t.c.status == "open"))
+            ).first()
             if row is None:
                 return None
-            conn.execute(update(conflicts_t).where(conflicts_t.c.id == conflict_id)
-                         .values(status=f"kept-{keep}", resolved_at=utcnow()))
+            conn.execute(
+                update(conflicts_t)
+                .where(conflicts_t.c.id == conflict_id)
+                .values(status=f"kept-{keep}", resolved_at=utcnow())
+            )
             conn.execute(update(reviews_t).where(reviews_t.c.id == row.target).values(dirty=True))
         return ConflictRow.model_validate(dict(row._mapping))
 
@@ -247,28 +345,48 @@ class ReviewStore:
 
     def point_events(self, customer_key: str) -> dict[str, int]:
         with self.engine.connect() as conn:
-            return dict(conn.execute(select(points_t.c.key, points_t.c.points)
-                                     .where(points_t.c.customer_key == customer_key)).all())
+            return dict(
+                conn.execute(
+                    select(points_t.c.key, points_t.c.points).where(points_t.c.customer_key == customer_key)
+                ).all()
+            )
 
     def point_rows(self, customer_keys: Sequence[str]) -> list[PointEventRow]:
         with self.engine.connect() as conn:
-            return [PointEventRow.model_validate(dict(r._mapping)) for r in conn.execute(
-                select(points_t).where(points_t.c.customer_key.in_(list(customer_keys)))
-                .order_by(points_t.c.created_at, points_t.c.key))]
+            return [
+                PointEventRow.model_validate(dict(r._mapping))
+                for r in conn.execute(
+                    select(points_t)
+                    .where(points_t.c.customer_key.in_(list(customer_keys)))
+                    .order_by(points_t.c.created_at, points_t.c.key)
+                )
+            ]
 
     def add_point_events(self, customer_key: str, events: Sequence[tuple[str, int, str]]) -> None:
         now = utcnow()
         with self.engine.begin() as conn:
             for key, points, reason in events:
-                conn.execute(insert(points_t).values(key=key, customer_key=customer_key, points=points, reason=reason,
-                                                     created_at=now))
+                conn.execute(
+                    insert(points_t).values(
+                        key=key, customer_key=customer_key, points=points, reason=reason, created_at=now
+                    )
+                )
 
     def point_total(self, customer_key: str) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.sum(points_t.c.points), 0))
-                                    .where(points_t.c.customer_key == customer_key)).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.coalesce(func.sum(points_t.c.points), 0)).where(points_t.c.customer_key == customer_key)
+                ).scalar_one()
+            )
 
     def customer_orders(self, customer_key: str) -> list[tuple[str, bool, str]]:
         with self.engine.connect() as conn:
-            return [(r.id, r.status == OrderStatus.PAID.value, r.total) for r in conn.execute(
-                select(orders_t.c.id, orders_t.c.status, orders_t.c.total).where(orders_t.c.customer_key == customer_key))]
+            return [
+                (r.id, r.status == OrderStatus.PAID.value, r.total)
+                for r in conn.execute(
+                    select(orders_t.c.id, orders_t.c.status, orders_t.c.total).where(
+                        orders_t.c.customer_key == customer_key
+                    )
+                )
+            ]

@@ -11,16 +11,17 @@ import hmac
 import os
 import socket
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterator, Sequence
 
 from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from connector.clock import utcnow
-from connector.models import Customer, Order, OrderStatus, Quarantined
+from connector.core.clock import utcnow
+from connector.core.models import Customer, Order, OrderStatus, Quarantined
 from connector.state.tables import (
+    Cursor,
     CustomerRow,
     IdentityRow,
     LedgerRow,
@@ -28,7 +29,6 @@ from connector.state.tables import (
     OutboxRow,
     QuarantineRow,
     RemoteObjectRow,
-    Cursor,
 )
 from mappings.diff import OPEN_STATUSES, OpenAction
 from mappings.grants import GrantKey
@@ -169,7 +169,8 @@ class StateStore:
                     "created_at": order.created_at,
                     "modified_at": order.modified_at,
                     "number_hash": order_number_hash(self.order_number_key, order.number or order.id)
-                    if self.order_number_key else None,
+                    if self.order_number_key
+                    else None,
                 }
                 old = existing.get(order.id)
                 if old is None:
@@ -208,7 +209,9 @@ class StateStore:
             clean = [o.id for o in orders]
             for chunk in _chunks(clean):
                 conn.execute(
-                    delete(quarantine_t).where(and_(quarantine_t.c.stream == stream, quarantine_t.c.record_id.in_(chunk)))
+                    delete(quarantine_t).where(
+                        and_(quarantine_t.c.stream == stream, quarantine_t.c.record_id.in_(chunk))
+                    )
                 )
             if cursor is not None:
                 self._set_cursor(conn, stream, cursor)
@@ -232,13 +235,17 @@ class StateStore:
         for key, row in known.items():
             # A registered customer's account email (profile) wins over an order's billing email.
             if not row.profile_loaded and emails[key] and row.email != emails[key]:
-                conn.execute(update(customers_t).where(customers_t.c.key == key).values(email=emails[key], updated_at=now))
+                conn.execute(
+                    update(customers_t).where(customers_t.c.key == key).values(email=emails[key], updated_at=now)
+                )
                 dirty.add(key)
         to_mark = [key for key in dirty if key in known]
         for chunk in _chunks(to_mark):
             conn.execute(update(customers_t).where(customers_t.c.key.in_(chunk)).values(dirty=True))
 
-    def save_customer_profiles(self, customers: Sequence[Customer], stream: str | None = None, cursor: str | None = None) -> int:
+    def save_customer_profiles(
+        self, customers: Sequence[Customer], stream: str | None = None, cursor: str | None = None
+    ) -> int:
         """Store customers' account emails. A changed email forgets the old community match. Returns #changed."""
         now = utcnow()
         changed = 0
@@ -359,23 +366,48 @@ class StateStore:
             previous = old.remote_username if old is not None and old.status == "matched" else None
             conn.execute(delete(identities_t).where(where))
             if user_id is not None:
-                conn.execute(insert(identities_t).values(
-                    community=community, customer_key=customer_key, status="matched", remote_user_id=user_id,
-                    remote_username=username or user_id, attempts=0, updated_at=now))
+                conn.execute(
+                    insert(identities_t).values(
+                        community=community,
+                        customer_key=customer_key,
+                        status="matched",
+                        remote_user_id=user_id,
+                        remote_username=username or user_id,
+                        attempts=0,
+                        updated_at=now,
+                    )
+                )
             conn.execute(update(customers_t).where(customers_t.c.key == customer_key).values(dirty=True))
         if previous is None or previous == (username or user_id):
             return None
-        grants = [(kind, target) for (kind, target), rows in self.granted(community).items()
-                  for key, _ in rows if key == customer_key]
+        grants = [
+            (kind, target)
+            for (kind, target), rows in self.granted(community).items()
+            for key, _ in rows
+            if key == customer_key
+        ]
         if grants:
             owner = f"{customer_key}#was:{previous}"
-            self.apply_plan([], [NewAction(community, owner, GrantKey(kind, target), "revoke", previous)
-                                 for kind, target in grants], [], [])
+            self.apply_plan(
+                [],
+                [NewAction(community, owner, GrantKey(kind, target), "revoke", previous) for kind, target in grants],
+                [],
+                [],
+            )
             with self.engine.begin() as conn:
                 for kind, target in grants:
-                    conn.execute(update(ledger_t).where(and_(
-                        ledger_t.c.community == community, ledger_t.c.customer_key == customer_key,
-                        ledger_t.c.kind == kind, ledger_t.c.target == target)).values(state="revoked", updated_at=now))
+                    conn.execute(
+                        update(ledger_t)
+                        .where(
+                            and_(
+                                ledger_t.c.community == community,
+                                ledger_t.c.customer_key == customer_key,
+                                ledger_t.c.kind == kind,
+                                ledger_t.c.target == target,
+                            )
+                        )
+                        .values(state="revoked", updated_at=now)
+                    )
         return previous
 
     def retry_identities_now(self, emails: Sequence[str]) -> int:
@@ -384,9 +416,11 @@ class StateStore:
             keys = list(conn.execute(select(customers_t.c.key).where(customers_t.c.email.in_(list(emails)))).scalars())
             if not keys:
                 return 0
-            return conn.execute(update(identities_t).where(and_(
-                identities_t.c.customer_key.in_(keys), identities_t.c.status == "unmatched"))
-                .values(next_attempt_at=None)).rowcount
+            return conn.execute(
+                update(identities_t)
+                .where(and_(identities_t.c.customer_key.in_(keys), identities_t.c.status == "unmatched"))
+                .values(next_attempt_at=None)
+            ).rowcount
 
     def unmatched_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -410,7 +444,9 @@ class StateStore:
     def plan_inputs(self, keys: Sequence[str]) -> list[CustomerPlanInput]:
         """Load what the planner needs for a chunk of customers, in four queries."""
         with self.engine.connect() as conn:
-            emails = dict(conn.execute(select(customers_t.c.key, customers_t.c.email).where(customers_t.c.key.in_(keys))).all())
+            emails = dict(
+                conn.execute(select(customers_t.c.key, customers_t.c.email).where(customers_t.c.key.in_(keys))).all()
+            )
             paid: dict[str, list[frozenset[str]]] = defaultdict(list)
             for row in conn.execute(
                 select(orders_t.c.customer_key, orders_t.c.product_ids).where(
@@ -493,7 +529,11 @@ class StateStore:
                 for chunk in _chunks(customers):
                     for row in conn.execute(
                         select(
-                            outbox_t.c.community, outbox_t.c.customer_key, outbox_t.c.kind, outbox_t.c.target, func.count()
+                            outbox_t.c.community,
+                            outbox_t.c.customer_key,
+                            outbox_t.c.kind,
+                            outbox_t.c.target,
+                            func.count(),
                         )
                         .where(outbox_t.c.customer_key.in_(chunk))
                         .group_by(outbox_t.c.community, outbox_t.c.customer_key, outbox_t.c.kind, outbox_t.c.target)
@@ -541,7 +581,9 @@ class StateStore:
 
     # ---- outbox --------------------------------------------------------------------------------------------------
 
-    def due(self, community: str, now: datetime, limit: int = 1000, not_since: datetime | None = None) -> list[OutboxRow]:
+    def due(
+        self, community: str, now: datetime, limit: int = 1000, not_since: datetime | None = None
+    ) -> list[OutboxRow]:
         """Actions of ``community`` ready to send: pending, or failed whose retry time has come (oldest first).
 
         ``not_since``: skip failed rows already tried after that moment (one attempt per action per pass).
@@ -671,16 +713,35 @@ class StateStore:
 
     def open_actions(self, community: str, customer_key: str, kind: str, target: str) -> list[int]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(outbox_t.c.id).where(and_(
-                outbox_t.c.community == community, outbox_t.c.customer_key == customer_key,
-                outbox_t.c.kind == kind, outbox_t.c.target == target, outbox_t.c.status.in_(OPEN_STATUSES)))).scalars())
+            return list(
+                conn.execute(
+                    select(outbox_t.c.id).where(
+                        and_(
+                            outbox_t.c.community == community,
+                            outbox_t.c.customer_key == customer_key,
+                            outbox_t.c.kind == kind,
+                            outbox_t.c.target == target,
+                            outbox_t.c.status.in_(OPEN_STATUSES),
+                        )
+                    )
+                ).scalars()
+            )
 
     def action_targets(self, community: str, customer_key: str, kind: str) -> set[str]:
         """Targets that already have an action (in any state but superseded) for this customer and kind."""
         with self.engine.connect() as conn:
-            return set(conn.execute(select(outbox_t.c.target).where(and_(
-                outbox_t.c.community == community, outbox_t.c.customer_key == customer_key,
-                outbox_t.c.kind == kind, outbox_t.c.status != "superseded"))).scalars())
+            return set(
+                conn.execute(
+                    select(outbox_t.c.target).where(
+                        and_(
+                            outbox_t.c.community == community,
+                            outbox_t.c.customer_key == customer_key,
+                            outbox_t.c.kind == kind,
+                            outbox_t.c.status != "superseded",
+                        )
+                    )
+                ).scalars()
+            )
 
     def order_owner(self, number: str) -> tuple[str, str | None] | None:
         """(customer key, the customer's email) of the stored order with this buyer-visible number, or None.
@@ -690,12 +751,17 @@ class StateStore:
         """
         where = orders_t.c.id == number.strip()
         if self.order_number_key:
-            where = or_(orders_t.c.number_hash == order_number_hash(self.order_number_key, number),
-                        and_(orders_t.c.number_hash.is_(None), where))
+            where = or_(
+                orders_t.c.number_hash == order_number_hash(self.order_number_key, number),
+                and_(orders_t.c.number_hash.is_(None), where),
+            )
         with self.engine.connect() as conn:
-            row = conn.execute(select(orders_t.c.customer_key, customers_t.c.email)
-                               .select_from(orders_t.outerjoin(customers_t, customers_t.c.key == orders_t.c.customer_key))
-                               .where(where).limit(1)).first()
+            row = conn.execute(
+                select(orders_t.c.customer_key, customers_t.c.email)
+                .select_from(orders_t.outerjoin(customers_t, customers_t.c.key == orders_t.c.customer_key))
+                .where(where)
+                .limit(1)
+            ).first()
         return (row[0], row[1]) if row else None
 
     def customer_email(self, key: str) -> str | None:
@@ -704,8 +770,11 @@ class StateStore:
 
     def identity(self, community: str, customer_key: str) -> IdentityRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(identities_t).where(and_(
-                identities_t.c.community == community, identities_t.c.customer_key == customer_key))).first()
+            row = conn.execute(
+                select(identities_t).where(
+                    and_(identities_t.c.community == community, identities_t.c.customer_key == customer_key)
+                )
+            ).first()
         return IdentityRow.model_validate(dict(row._mapping)) if row else None
 
     def mark_dirty(self, keys: Sequence[str]) -> None:
@@ -718,15 +787,18 @@ class StateStore:
         candidates = {text, f"c:{text}", f"e:{text.strip().lower()}"}
         with self.engine.connect() as conn:
             keys = set(conn.execute(select(customers_t.c.key).where(customers_t.c.key.in_(list(candidates)))).scalars())
-            keys |= set(conn.execute(select(customers_t.c.key).where(customers_t.c.email == text.strip().lower())).scalars())
+            keys |= set(
+                conn.execute(select(customers_t.c.key).where(customers_t.c.email == text.strip().lower())).scalars()
+            )
         return sorted(keys)
 
     def granted(self, community: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
         """What the ledger says holds on ``community``: (kind, target) → [(customer key, username)]."""
         found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         with self.engine.connect() as conn:
-            for row in conn.execute(select(ledger_t).where(and_(ledger_t.c.community == community,
-                                                                ledger_t.c.state == "granted"))):
+            for row in conn.execute(
+                select(ledger_t).where(and_(ledger_t.c.community == community, ledger_t.c.state == "granted"))
+            ):
                 found[(row.kind, row.target)].append((row.customer_key, row.remote_username or ""))
         return dict(found)
 
@@ -735,17 +807,34 @@ class StateStore:
         now = utcnow()
         with self.engine.begin() as conn:
             for customer_key, kind, target in rows:
-                conn.execute(update(ledger_t).where(and_(
-                    ledger_t.c.community == community, ledger_t.c.customer_key == customer_key,
-                    ledger_t.c.kind == kind, ledger_t.c.target == target)).values(state=state, updated_at=now))
+                conn.execute(
+                    update(ledger_t)
+                    .where(
+                        and_(
+                            ledger_t.c.community == community,
+                            ledger_t.c.customer_key == customer_key,
+                            ledger_t.c.kind == kind,
+                            ledger_t.c.target == target,
+                        )
+                    )
+                    .values(state=state, updated_at=now)
+                )
                 conn.execute(update(customers_t).where(customers_t.c.key == customer_key).values(dirty=True))
 
     def overrides(self) -> list[dict[str, str]]:
         with self.engine.connect() as conn:
-            return [{"community": r.community, "customer": r.customer_key, "what": f"{r.kind} {r.target}",
-                     "user": r.remote_username or "", "since": r.updated_at.isoformat()[:19]}
-                    for r in conn.execute(select(ledger_t).where(ledger_t.c.state == "override")
-                                          .order_by(ledger_t.c.updated_at))]
+            return [
+                {
+                    "community": r.community,
+                    "customer": r.customer_key,
+                    "what": f"{r.kind} {r.target}",
+                    "user": r.remote_username or "",
+                    "since": r.updated_at.isoformat()[:19],
+                }
+                for r in conn.execute(
+                    select(ledger_t).where(ledger_t.c.state == "override").order_by(ledger_t.c.updated_at)
+                )
+            ]
 
     def release(self, rows: Sequence[OutboxRow]) -> None:
         """Give claimed rows back as they were (pending or failed), without counting an attempt; they are tried
@@ -756,8 +845,13 @@ class StateStore:
                 conn.execute(
                     update(outbox_t)
                     .where(and_(outbox_t.c.id == row.id, outbox_t.c.status == "sending"))
-                    .values(status="failed" if row.attempts else "pending", claimed_by=None, claimed_at=None,
-                            next_attempt_at=now, updated_at=now)
+                    .values(
+                        status="failed" if row.attempts else "pending",
+                        claimed_by=None,
+                        claimed_at=None,
+                        next_attempt_at=now,
+                        updated_at=now,
+                    )
                 )
 
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
@@ -780,7 +874,9 @@ class StateStore:
             query = update(outbox_t).where(outbox_t.c.status == "dead")
             if ids:
                 query = query.where(outbox_t.c.id.in_(list(ids)))
-            return conn.execute(query.values(status="pending", attempts=0, next_attempt_at=None, updated_at=now)).rowcount
+            return conn.execute(
+                query.values(status="pending", attempts=0, next_attempt_at=None, updated_at=now)
+            ).rowcount
 
     # ---- remote object ids ---------------------------------------------------------------------------------------
 
@@ -795,7 +891,9 @@ class StateStore:
     def set_remote_id(self, community: str, kind: str, name: str, remote_id: str | None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                delete(remote_t).where(and_(remote_t.c.community == community, remote_t.c.kind == kind, remote_t.c.name == name))
+                delete(remote_t).where(
+                    and_(remote_t.c.community == community, remote_t.c.kind == kind, remote_t.c.name == name)
+                )
             )
             if remote_id is not None:
                 conn.execute(insert(remote_t).values(community=community, kind=kind, name=name, remote_id=remote_id))
@@ -827,8 +925,9 @@ class StateStore:
         start = now - timedelta(hours=hours)
         buckets = [0] * hours
         with self.engine.connect() as conn:
-            for (stamp,) in conn.execute(select(outbox_t.c.updated_at).where(and_(
-                    outbox_t.c.status == "done", outbox_t.c.updated_at >= start))):
+            for (stamp,) in conn.execute(
+                select(outbox_t.c.updated_at).where(and_(outbox_t.c.status == "done", outbox_t.c.updated_at >= start))
+            ):
                 index = int((stamp - start).total_seconds() // 3600)
                 if 0 <= index < hours:
                     buckets[index] += 1

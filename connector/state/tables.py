@@ -1,12 +1,11 @@
 """The state store's tables (SQLModel). Portable SQL only: the same tables run on SQLite and PostgreSQL.
 
-Timestamps are aware UTC (``connector.clock.utcnow``). Nothing here can hold a card secret, payment data or an address.
+Timestamps are aware UTC (``connector.core.clock.utcnow``). Nothing here can hold a card secret, payment data or an address.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -37,7 +36,7 @@ class OrderRow(SQLModel, table=True):
     modified_at: datetime
     #: HMAC-SHA256 of the buyer-visible order number (key: ``[link] secret``), for the member link page; None without
     #: a ``[link]`` section. The number itself is never stored.
-    number_hash: Optional[str] = Field(default=None, max_length=64, index=True)
+    number_hash: str | None = Field(default=None, max_length=64, index=True)
 
 
 class CustomerRow(SQLModel, table=True):
@@ -46,7 +45,7 @@ class CustomerRow(SQLModel, table=True):
     __tablename__ = "customers"
     __table_args__ = (Index("ix_customers_dirty", "dirty"),)
     key: str = Field(primary_key=True, max_length=320)
-    email: Optional[str] = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320)
     #: True once the shop's own customer record (account email) was read, not just an order's billing email.
     profile_loaded: bool = False
     dirty: bool = True
@@ -62,10 +61,10 @@ class IdentityRow(SQLModel, table=True):
     customer_key: str = Field(primary_key=True, max_length=320)
     #: ``matched`` or ``unmatched``.
     status: str = Field(max_length=16)
-    remote_user_id: Optional[str] = Field(default=None, max_length=64)
-    remote_username: Optional[str] = Field(default=None, max_length=255)
+    remote_user_id: str | None = Field(default=None, max_length=64)
+    remote_username: str | None = Field(default=None, max_length=255)
     attempts: int = 0
-    next_attempt_at: Optional[datetime] = None
+    next_attempt_at: datetime | None = None
     updated_at: datetime
 
 
@@ -79,9 +78,9 @@ class LedgerRow(SQLModel, table=True):
     target: str = Field(primary_key=True, max_length=255)
     #: ``granted`` or ``revoked``.
     state: str = Field(max_length=16)
-    remote_username: Optional[str] = Field(default=None, max_length=255)
+    remote_username: str | None = Field(default=None, max_length=255)
     #: Remote id needed to undo the grant (Discourse: the UserBadge id).
-    remote_ref: Optional[str] = Field(default=None, max_length=64)
+    remote_ref: str | None = Field(default=None, max_length=64)
     updated_at: datetime
 
 
@@ -98,21 +97,21 @@ class OutboxRow(SQLModel, table=True):
         Index("ix_outbox_status", "community", "status"),
         Index("ix_outbox_target", "community", "customer_key", "kind", "target"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(max_length=512)
     community: str = Field(max_length=40)
     customer_key: str = Field(max_length=320)
     kind: str = Field(max_length=16)
     target: str = Field(max_length=255)
     op: str = Field(max_length=16)
-    remote_username: Optional[str] = Field(default=None, max_length=255)
+    remote_username: str | None = Field(default=None, max_length=255)
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
-    last_error: Optional[str] = None
-    next_attempt_at: Optional[datetime] = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
     #: ``host:pid`` of the process sending it; a row left in ``sending`` by a dead owner is verified, then re-sent.
-    claimed_by: Optional[str] = Field(default=None, max_length=255)
-    claimed_at: Optional[datetime] = None
+    claimed_by: str | None = Field(default=None, max_length=255)
+    claimed_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -141,7 +140,7 @@ class ProductRow(SQLModel, table=True):
     __tablename__ = "products"
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=255)
-    permalink: Optional[str] = Field(default=None, max_length=1000)
+    permalink: str | None = Field(default=None, max_length=1000)
 
 
 class ReviewRow(SQLModel, table=True):
@@ -151,7 +150,7 @@ class ReviewRow(SQLModel, table=True):
     __table_args__ = (Index("ix_reviews_dirty", "dirty"),)
     id: str = Field(primary_key=True, max_length=64)
     product_id: str = Field(max_length=64)
-    email: Optional[str] = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320)
     reviewer: str = Field(max_length=100)
     rating: int
     text: str
@@ -179,11 +178,11 @@ class PostRow(SQLModel, table=True):
     __tablename__ = "posts"
     community: str = Field(primary_key=True, max_length=40)
     review_id: str = Field(primary_key=True, max_length=64)
-    topic_id: Optional[str] = Field(default=None, max_length=64)
-    post_id: Optional[str] = Field(default=None, max_length=64)
+    topic_id: str | None = Field(default=None, max_length=64)
+    post_id: str | None = Field(default=None, max_length=64)
     #: sha256 of the raw text the connector last wrote; ``posted`` or ``deleted``.
-    content_hash: Optional[str] = Field(default=None, max_length=64)
-    remote_version: Optional[int] = None
+    content_hash: str | None = Field(default=None, max_length=64)
+    remote_version: int | None = None
     state: str = Field(max_length=16)
     updated_at: datetime
 
@@ -193,7 +192,7 @@ class ConflictRow(SQLModel, table=True):
 
     __tablename__ = "conflicts"
     __table_args__ = (Index("ix_conflicts_open", "status"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     community: str = Field(max_length=40)
     kind: str = Field(max_length=16)
     target: str = Field(max_length=255)
@@ -201,7 +200,7 @@ class ConflictRow(SQLModel, table=True):
     #: ``open``, ``kept-shop`` or ``kept-forum``.
     status: str = Field(default="open", max_length=16)
     created_at: datetime
-    resolved_at: Optional[datetime] = None
+    resolved_at: datetime | None = None
 
 
 class PointEventRow(SQLModel, table=True):
@@ -220,17 +219,19 @@ class WebhookEventRow(SQLModel, table=True):
     """A webhook delivery, stored before it is answered 200 (so an accepted event is never lost) and deduplicated."""
 
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),
-                      Index("ix_webhook_events_pending", "processed_at"))
-    id: Optional[int] = Field(default=None, primary_key=True)
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),
+        Index("ix_webhook_events_pending", "processed_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=32)
     delivery_id: str = Field(max_length=128)
     topic: str = Field(max_length=64)
     #: The shop order id, the forum user's email (kept until processed, then cleared), or a post id.
     resource: str = Field(max_length=320)
     received_at: datetime
-    processed_at: Optional[datetime] = None
-    result: Optional[str] = Field(default=None, max_length=255)
+    processed_at: datetime | None = None
+    result: str | None = Field(default=None, max_length=255)
 
 
 class MemberTokenRow(SQLModel, table=True):
@@ -250,7 +251,7 @@ class MemberTokenRow(SQLModel, table=True):
     refresh_token: str
     expires_at: datetime
     #: sha256 of the metadata last written to Discord (no write when it would not change).
-    metadata_hash: Optional[str] = Field(default=None, max_length=64)
+    metadata_hash: str | None = Field(default=None, max_length=64)
     #: Why the tokens stopped working (the member removed the app), or None while they work.
-    revoked: Optional[str] = Field(default=None, max_length=255)
+    revoked: str | None = Field(default=None, max_length=255)
     updated_at: datetime

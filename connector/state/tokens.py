@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, and_, delete, select, update
 
-from connector.clock import utcnow
+from connector.core.clock import utcnow
 from connector.state.tables import MemberTokenRow
 
 tokens_t = MemberTokenRow.__table__  # type: ignore[attr-defined]
@@ -44,39 +44,67 @@ class TokenStore:
         except InvalidToken:
             # Encrypted with another key (token_key was changed): the member has to link again.
             access = refresh = ""
-        return MemberToken(row.community, row.customer_key, row.user_id, frozenset(row.scopes.split()), access, refresh,
-                           row.expires_at, row.metadata_hash,
-                           row.revoked or (None if access else "token_key changed; the member must link again"))
+        return MemberToken(
+            row.community,
+            row.customer_key,
+            row.user_id,
+            frozenset(row.scopes.split()),
+            access,
+            refresh,
+            row.expires_at,
+            row.metadata_hash,
+            row.revoked or (None if access else "token_key changed; the member must link again"),
+        )
 
-    def save(self, community: str, customer_key: str, user_id: str, scopes: Sequence[str], access_token: str,
-             refresh_token: str, expires_at: float) -> None:
+    def save(
+        self,
+        community: str,
+        customer_key: str,
+        user_id: str,
+        scopes: Sequence[str],
+        access_token: str,
+        refresh_token: str,
+        expires_at: float,
+    ) -> None:
         """Store (or replace) a member's tokens; a new grant clears ``revoked`` and the last metadata written."""
         values = {
-            "user_id": user_id, "scopes": " ".join(sorted(scopes))[:255],
+            "user_id": user_id,
+            "scopes": " ".join(sorted(scopes))[:255],
             "access_token": self.fernet.encrypt(access_token.encode()).decode(),
             "refresh_token": self.fernet.encrypt(refresh_token.encode()).decode(),
-            "expires_at": datetime.fromtimestamp(expires_at, timezone.utc), "updated_at": utcnow(),
+            "expires_at": datetime.fromtimestamp(expires_at, UTC),
+            "updated_at": utcnow(),
         }
         with self.engine.begin() as conn:
             where = and_(tokens_t.c.community == community, tokens_t.c.customer_key == customer_key)
             conn.execute(delete(tokens_t).where(where))
-            conn.execute(tokens_t.insert().values(community=community, customer_key=customer_key, metadata_hash=None,
-                                                  revoked=None, **values))
+            conn.execute(
+                tokens_t.insert().values(
+                    community=community, customer_key=customer_key, metadata_hash=None, revoked=None, **values
+                )
+            )
 
-    def refreshed(self, community: str, customer_key: str, access_token: str, refresh_token: str,
-                  expires_at: float) -> None:
+    def refreshed(
+        self, community: str, customer_key: str, access_token: str, refresh_token: str, expires_at: float
+    ) -> None:
         """Replace rotated tokens at once: Discord's old refresh token stops working when a new one is issued."""
         with self.engine.begin() as conn:
-            conn.execute(update(tokens_t).where(and_(tokens_t.c.community == community,
-                                                     tokens_t.c.customer_key == customer_key)).values(
-                access_token=self.fernet.encrypt(access_token.encode()).decode(),
-                refresh_token=self.fernet.encrypt(refresh_token.encode()).decode(),
-                expires_at=datetime.fromtimestamp(expires_at, timezone.utc), updated_at=utcnow()))
+            conn.execute(
+                update(tokens_t)
+                .where(and_(tokens_t.c.community == community, tokens_t.c.customer_key == customer_key))
+                .values(
+                    access_token=self.fernet.encrypt(access_token.encode()).decode(),
+                    refresh_token=self.fernet.encrypt(refresh_token.encode()).decode(),
+                    expires_at=datetime.fromtimestamp(expires_at, UTC),
+                    updated_at=utcnow(),
+                )
+            )
 
     def get(self, community: str, customer_key: str) -> MemberToken | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(tokens_t).where(and_(tokens_t.c.community == community,
-                                                           tokens_t.c.customer_key == customer_key))).first()
+            row = conn.execute(
+                select(tokens_t).where(and_(tokens_t.c.community == community, tokens_t.c.customer_key == customer_key))
+            ).first()
         return self._open(MemberTokenRow.model_validate(dict(row._mapping)) if row else None)
 
     def for_customers(self, keys: Sequence[str]) -> dict[tuple[str, str], tuple[str, str | None, str | None]]:
@@ -84,9 +112,18 @@ class TokenStore:
         if not keys:
             return {}
         with self.engine.connect() as conn:
-            return {(r.community, r.customer_key): (r.user_id, r.metadata_hash, r.revoked) for r in conn.execute(
-                select(tokens_t.c.community, tokens_t.c.customer_key, tokens_t.c.user_id, tokens_t.c.metadata_hash,
-                       tokens_t.c.revoked).where(tokens_t.c.customer_key.in_(list(keys))))}
+            return {
+                (r.community, r.customer_key): (r.user_id, r.metadata_hash, r.revoked)
+                for r in conn.execute(
+                    select(
+                        tokens_t.c.community,
+                        tokens_t.c.customer_key,
+                        tokens_t.c.user_id,
+                        tokens_t.c.metadata_hash,
+                        tokens_t.c.revoked,
+                    ).where(tokens_t.c.customer_key.in_(list(keys)))
+                )
+            }
 
     def written(self, community: str, customer_key: str, metadata_hash: str) -> None:
         self._set(community, customer_key, metadata_hash=metadata_hash)
@@ -96,11 +133,14 @@ class TokenStore:
 
     def forget(self, community: str, customer_key: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(delete(tokens_t).where(and_(tokens_t.c.community == community,
-                                                     tokens_t.c.customer_key == customer_key)))
+            conn.execute(
+                delete(tokens_t).where(and_(tokens_t.c.community == community, tokens_t.c.customer_key == customer_key))
+            )
 
     def _set(self, community: str, customer_key: str, **values: object) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(tokens_t).where(and_(tokens_t.c.community == community,
-                                                     tokens_t.c.customer_key == customer_key))
-                         .values(updated_at=utcnow(), **values))
+            conn.execute(
+                update(tokens_t)
+                .where(and_(tokens_t.c.community == community, tokens_t.c.customer_key == customer_key))
+                .values(updated_at=utcnow(), **values)
+            )

@@ -19,30 +19,52 @@ def oauth():
 def test_authorize_url_has_the_code_flow_parameters(oauth):
     url = httpx.URL(oauth.authorize_url("https://bridge.example.com/link/callback", ["identify", "guilds.join"], "st"))
     assert str(url).startswith("https://discord.com/oauth2/authorize?")
-    assert dict(url.params) == {"response_type": "code", "client_id": "700000000000000001",
-                                "scope": "identify guilds.join", "state": "st",
-                                "redirect_uri": "https://bridge.example.com/link/callback", "prompt": "consent"}
+    assert dict(url.params) == {
+        "response_type": "code",
+        "client_id": "700000000000000001",
+        "scope": "identify guilds.join",
+        "state": "st",
+        "redirect_uri": "https://bridge.example.com/link/callback",
+        "prompt": "consent",
+    }
 
 
 @respx.mock
 def test_code_exchange_is_form_encoded_with_client_credentials(oauth):
-    route = respx.post(f"{API}/oauth2/token").mock(return_value=httpx.Response(200, json={
-        "access_token": "at", "token_type": "Bearer", "expires_in": 604800, "refresh_token": "rt",
-        "scope": "identify role_connections.write"}))
+    route = respx.post(f"{API}/oauth2/token").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "access_token": "at",
+                "token_type": "Bearer",
+                "expires_in": 604800,
+                "refresh_token": "rt",
+                "scope": "identify role_connections.write",
+            },
+        )
+    )
     tokens = oauth.exchange("the-code", "https://bridge.example.com/link/callback")
     request = route.calls.last.request
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
-    assert form == {"grant_type": "authorization_code", "code": "the-code", "client_id": "700000000000000001",
-                    "redirect_uri": "https://bridge.example.com/link/callback", "client_secret": "client-secret"}
+    assert form == {
+        "grant_type": "authorization_code",
+        "code": "the-code",
+        "client_id": "700000000000000001",
+        "redirect_uri": "https://bridge.example.com/link/callback",
+        "client_secret": "client-secret",
+    }
     assert tokens.access_token == "at" and tokens.refresh_token == "rt" and tokens.expires_at == 1000.0 + 604800
     assert tokens.scopes == {"identify", "role_connections.write"}
 
 
 @respx.mock
 def test_invalid_grant_is_an_oauth_error_not_retried(oauth):
-    route = respx.post(f"{API}/oauth2/token").mock(return_value=httpx.Response(400, json={
-        "error": "invalid_grant", "error_description": 'Invalid "code" in request.'}))
+    route = respx.post(f"{API}/oauth2/token").mock(
+        return_value=httpx.Response(
+            400, json={"error": "invalid_grant", "error_description": 'Invalid "code" in request.'}
+        )
+    )
     with pytest.raises(OAuthError) as raised:
         oauth.refresh("old")
     assert raised.value.error == "invalid_grant" and route.call_count == 1
@@ -51,7 +73,8 @@ def test_invalid_grant_is_an_oauth_error_not_retried(oauth):
 @respx.mock
 def test_role_connection_uses_the_members_bearer_token(oauth):
     route = respx.put(f"{API}/users/@me/applications/700000000000000001/role-connection").mock(
-        return_value=httpx.Response(200, json={"platform_name": "Shop", "platform_username": None, "metadata": {}}))
+        return_value=httpx.Response(200, json={"platform_name": "Shop", "platform_username": None, "metadata": {}})
+    )
     oauth.set_role_connection("member-token", {"platform_name": "Shop", "metadata": {"points": "5"}})
     request = route.calls.last.request
     assert request.headers["authorization"] == "Bearer member-token"

@@ -7,7 +7,7 @@ import pytest
 import respx
 
 from adapters.communities.discourse_client import DiscourseClient
-from connector.http import RemoteError
+from connector.core.http import RemoteError
 
 BASE = "https://forum.example.com"
 
@@ -29,7 +29,9 @@ def test_auth_headers_are_sent(client):
 @respx.mock
 def test_user_by_email_matches_primary_email_exactly(client):
     route = respx.get(f"{BASE}/admin/users/list/active.json").mock(
-        return_value=httpx.Response(200, json=[{"id": 5, "username": "alice", "email": "Alice@Example.com", "active": True}])
+        return_value=httpx.Response(
+            200, json=[{"id": 5, "username": "alice", "email": "Alice@Example.com", "active": True}]
+        )
     )
     user = client.user_by_email("alice@example.com")
     assert user is not None and user.username == "alice"
@@ -94,8 +96,10 @@ def test_403_invalid_access_raises_with_status(client):
     respx.get(f"{BASE}/admin/badges.json").mock(
         return_value=httpx.Response(
             403,
-            json={"errors": ["You are not permitted to view the requested resource. The API username or key is invalid."],
-                  "error_type": "invalid_access"},
+            json={
+                "errors": ["You are not permitted to view the requested resource. The API username or key is invalid."],
+                "error_type": "invalid_access",
+            },
         )
     )
     with pytest.raises(RemoteError) as info:
@@ -106,7 +110,9 @@ def test_403_invalid_access_raises_with_status(client):
 @respx.mock
 def test_group_lookup_404_is_none(client):
     respx.get(f"{BASE}/groups/verified-buyers.json").mock(
-        return_value=httpx.Response(404, json={"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"})
+        return_value=httpx.Response(
+            404, json={"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}
+        )
     )
     assert client.group("verified-buyers") is None
 
@@ -114,7 +120,9 @@ def test_group_lookup_404_is_none(client):
 @respx.mock
 def test_user_badge_id_finds_the_grant(client):
     respx.get(f"{BASE}/user-badges/alice.json").mock(
-        return_value=httpx.Response(200, json={"user_badges": [{"id": 12, "badge_id": 4}, {"id": 13, "badge_id": 3}], "badges": []})
+        return_value=httpx.Response(
+            200, json={"user_badges": [{"id": 12, "badge_id": 4}, {"id": 13, "badge_id": 3}], "badges": []}
+        )
     )
     assert client.user_badge_id("alice", 3) == 13
     assert client.user_badge_id("alice", 99) is None

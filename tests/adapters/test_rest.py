@@ -5,15 +5,19 @@ import pytest
 import respx
 
 from adapters.shops.rest import RestShop
-from connector.config import ConfigError, ShopConfig
+from connector.core.config import ConfigError, ShopConfig
 
 BASE = "https://shop.example.com"
 FIELDS = {"id": "id", "email": "email", "status": "status", "product_id": "sku", "modified_at": "updated"}
 
 
 def shop(**orders):
-    rest = {"status_map": {"ok": "paid", "no": "unpaid"}, "fields": FIELDS, "time_format": "iso",
-            "orders": {"path": "/orders", **orders}}
+    rest = {
+        "status_map": {"ok": "paid", "no": "unpaid"},
+        "fields": FIELDS,
+        "time_format": "iso",
+        "orders": {"path": "/orders", **orders},
+    }
     return RestShop(ShopConfig(kind="rest", base_url=BASE, rest=rest, lookback_seconds=0))
 
 
@@ -23,8 +27,9 @@ def rec(i, updated="2026-11-01T10:00:00Z"):
 
 @respx.mock
 def test_offset_pagination_and_id_watermark():
-    route = respx.get(f"{BASE}/orders").mock(side_effect=[
-        httpx.Response(200, json=[rec(1), rec(2)]), httpx.Response(200, json=[rec(3)])])
+    route = respx.get(f"{BASE}/orders").mock(
+        side_effect=[httpx.Response(200, json=[rec(1), rec(2)]), httpx.Response(200, json=[rec(3)])]
+    )
     s = shop(pagination={"type": "offset", "size": 2}, incremental={"type": "id_watermark", "param": "since_id"})
     pages = list(s.order_pages("1"))
     assert [o.id for p in pages for o in p.orders] == ["2", "3"]  # 1 is at the watermark
@@ -35,8 +40,12 @@ def test_offset_pagination_and_id_watermark():
 
 @respx.mock
 def test_cursor_pagination():
-    route = respx.get(f"{BASE}/orders").mock(side_effect=[
-        httpx.Response(200, json={"items": [rec(1)], "next": "abc"}), httpx.Response(200, json={"items": [rec(2)], "next": None})])
+    route = respx.get(f"{BASE}/orders").mock(
+        side_effect=[
+            httpx.Response(200, json={"items": [rec(1)], "next": "abc"}),
+            httpx.Response(200, json={"items": [rec(2)], "next": None}),
+        ]
+    )
     s = shop(records="items", pagination={"type": "cursor", "next_path": "next"})
     assert [o.id for p in s.order_pages(None) for o in p.orders] == ["1", "2"]
     assert route.calls[1].request.url.params["cursor"] == "abc"
@@ -44,12 +53,15 @@ def test_cursor_pagination():
 
 @respx.mock
 def test_link_header_and_next_url_pagination():
-    respx.get(f"{BASE}/orders").mock(return_value=httpx.Response(
-        200, json=[rec(1)], headers={"Link": f'<{BASE}/orders2>; rel="next"'}))
+    respx.get(f"{BASE}/orders").mock(
+        return_value=httpx.Response(200, json=[rec(1)], headers={"Link": f'<{BASE}/orders2>; rel="next"'})
+    )
     respx.get(f"{BASE}/orders2").mock(return_value=httpx.Response(200, json=[rec(2)]))
     assert [o.id for p in shop(pagination={"type": "link"}).order_pages(None) for o in p.orders] == ["1", "2"]
     respx.get(f"{BASE}/orders3").mock(return_value=httpx.Response(200, json={"data": [rec(3)], "next_page_url": None}))
-    respx.get(f"{BASE}/o").mock(return_value=httpx.Response(200, json={"data": [rec(4)], "next_page_url": f"{BASE}/orders3"}))
+    respx.get(f"{BASE}/o").mock(
+        return_value=httpx.Response(200, json={"data": [rec(4)], "next_page_url": f"{BASE}/orders3"})
+    )
     s = shop(records="data", pagination={"type": "next_url", "next_path": "next_page_url"})
     s.settings = s.settings.model_copy(update={"orders": s.settings.orders.model_copy(update={"path": "/o"})})
     assert [o.id for p in s.order_pages(None) for o in p.orders] == ["4", "3"]
@@ -57,11 +69,19 @@ def test_link_header_and_next_url_pagination():
 
 @respx.mock
 def test_client_side_filter_and_total_pages_header():
-    respx.get(f"{BASE}/orders").mock(side_effect=[
-        httpx.Response(200, json=[rec(1, "2026-10-01T00:00:00Z"), rec(2, "2026-11-02T00:00:00Z")],
-                       headers={"X-Total-Pages": "1"})])
-    s = shop(pagination={"type": "page", "size": 5, "total_pages_header": "X-Total-Pages"},
-             incremental={"type": "client_filter"})
+    respx.get(f"{BASE}/orders").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json=[rec(1, "2026-10-01T00:00:00Z"), rec(2, "2026-11-02T00:00:00Z")],
+                headers={"X-Total-Pages": "1"},
+            )
+        ]
+    )
+    s = shop(
+        pagination={"type": "page", "size": 5, "total_pages_header": "X-Total-Pages"},
+        incremental={"type": "client_filter"},
+    )
     pages = list(s.order_pages("2026-11-01T00:00:00Z"))
     assert [o.id for p in pages for o in p.orders] == ["2"]
     assert pages[-1].cursor == "2026-11-02T00:00:00Z"
@@ -70,8 +90,12 @@ def test_client_side_filter_and_total_pages_header():
 @respx.mock
 def test_bearer_and_header_auth():
     route = respx.get(f"{BASE}/orders").mock(return_value=httpx.Response(200, json=[]))
-    rest = {"status_map": {"ok": "paid"}, "fields": FIELDS, "orders": {"path": "/orders"},
-            "auth": {"type": "bearer", "token": "t0k"}}
+    rest = {
+        "status_map": {"ok": "paid"},
+        "fields": FIELDS,
+        "orders": {"path": "/orders"},
+        "auth": {"type": "bearer", "token": "t0k"},
+    }
     list(RestShop(ShopConfig(kind="rest", base_url=BASE, rest=rest)).order_pages(None))
     assert route.calls.last.request.headers["Authorization"] == "Bearer t0k"
     rest["auth"] = {"type": "header", "name": "X-Api-Key", "value": "k3y"}
@@ -80,8 +104,12 @@ def test_bearer_and_header_auth():
 
 
 def test_md5_signature_is_over_sorted_parameters():
-    rest = {"status_map": {"ok": "paid"}, "fields": FIELDS, "orders": {"path": "/orders"},
-            "auth": {"type": "md5_sign", "key": "app", "secret": "s"}}
+    rest = {
+        "status_map": {"ok": "paid"},
+        "fields": FIELDS,
+        "orders": {"path": "/orders"},
+        "auth": {"type": "md5_sign", "key": "app", "secret": "s"},
+    }
     signed = RestShop(ShopConfig(kind="rest", base_url=BASE, rest=rest)).sign({"page": 2, "limit": 10})
     import hashlib
 
@@ -91,8 +119,18 @@ def test_md5_signature_is_over_sorted_parameters():
 
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"shop.rest.fields.email = 'card_password' looks like a secret field"):
-        RestShop(ShopConfig(kind="rest", base_url=BASE, rest={
-            "status_map": {}, "orders": {"path": "/o"}, "fields": {**FIELDS, "email": "card_password"}}))
+        RestShop(
+            ShopConfig(
+                kind="rest",
+                base_url=BASE,
+                rest={"status_map": {}, "orders": {"path": "/o"}, "fields": {**FIELDS, "email": "card_password"}},
+            )
+        )
     with pytest.raises(ConfigError, match=r"shop.rest.status_map"):
-        RestShop(ShopConfig(kind="rest", base_url=BASE, rest={
-            "status_map": {"1": "shipped"}, "orders": {"path": "/o"}, "fields": FIELDS}))
+        RestShop(
+            ShopConfig(
+                kind="rest",
+                base_url=BASE,
+                rest={"status_map": {"1": "shipped"}, "orders": {"path": "/o"}, "fields": FIELDS},
+            )
+        )

@@ -9,9 +9,9 @@ import pytest
 import respx
 
 from adapters.shops.woocommerce import MalformedRecord, WooCommerceShop, parse_order
-from connector.config import ShopConfig
-from connector.http import RemoteError
-from connector.models import OrderStatus
+from connector.core.config import ShopConfig
+from connector.core.http import RemoteError
+from connector.core.models import OrderStatus
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "specs" / "shops" / "woocommerce" / "samples"
 BASE = "https://shop.example.com"
@@ -24,7 +24,9 @@ def sample(name):
 
 @pytest.fixture
 def shop():
-    return WooCommerceShop(ShopConfig(kind="woocommerce", base_url=BASE, consumer_key="ck_x", consumer_secret="cs_y", page_size=2))
+    return WooCommerceShop(
+        ShopConfig(kind="woocommerce", base_url=BASE, consumer_key="ck_x", consumer_secret="cs_y", page_size=2)
+    )
 
 
 def test_documented_order_maps_to_allow_listed_fields():
@@ -40,8 +42,12 @@ def test_documented_order_maps_to_allow_listed_fields():
 
 def test_status_mapping():
     record = sample("order_retrieve_727_processing.json")
-    for status, expected in [("completed", OrderStatus.PAID), ("refunded", OrderStatus.REFUNDED),
-                             ("cancelled", OrderStatus.CANCELLED), ("on-hold", OrderStatus.UNPAID)]:
+    for status, expected in [
+        ("completed", OrderStatus.PAID),
+        ("refunded", OrderStatus.REFUNDED),
+        ("cancelled", OrderStatus.CANCELLED),
+        ("on-hold", OrderStatus.UNPAID),
+    ]:
         assert parse_order({**record, "status": status}).status is expected
 
 
@@ -99,16 +105,25 @@ def test_bad_record_is_quarantined_and_the_page_goes_on(shop):
 
 @respx.mock
 def test_401_body_is_reported(shop):
-    respx.get(ORDERS).mock(return_value=httpx.Response(
-        401, json={"code": "woocommerce_rest_authentication_error", "message": "Consumer key is invalid.", "data": {"status": 401}}
-    ))
+    respx.get(ORDERS).mock(
+        return_value=httpx.Response(
+            401,
+            json={
+                "code": "woocommerce_rest_authentication_error",
+                "message": "Consumer key is invalid.",
+                "data": {"status": 401},
+            },
+        )
+    )
     with pytest.raises(RemoteError, match="Consumer key is invalid"):
         list(shop.order_pages(None))
 
 
 @respx.mock
 def test_customer_profiles_by_include(shop):
-    route = respx.get(f"{BASE}/wp-json/wc/v3/customers").mock(return_value=httpx.Response(200, json=sample("customers_list.json")))
+    route = respx.get(f"{BASE}/wp-json/wc/v3/customers").mock(
+        return_value=httpx.Response(200, json=sample("customers_list.json"))
+    )
     found, missing = shop.customer_profiles(["c:26", "c:25", "c:999"])
     assert {c.key for c in found} == {"c:26", "c:25"}
     assert missing == ["c:999"]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.config import ConfigError, load_config, parse_config
+from connector.core.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,12 +60,36 @@ def test_example_config_documents_a_valid_config(env):
 
 def test_example_config_documents_every_key():
     """Every key the config models accept appears in config.example.toml (so the example stays the reference)."""
-    from connector.config import (CommunityConfig, DeliveryConfig, LinkConfig, PointsConfig, PointsTarget, PolicyConfig,
-                                  ReviewsConfig, ReviewTarget, ScheduleConfig, ServerConfig, ShopConfig, StateConfig)
+    from connector.core.config import (
+        CommunityConfig,
+        DeliveryConfig,
+        LinkConfig,
+        PointsConfig,
+        PointsTarget,
+        PolicyConfig,
+        ReviewsConfig,
+        ReviewTarget,
+        ScheduleConfig,
+        ServerConfig,
+        ShopConfig,
+        StateConfig,
+    )
 
     text = (ROOT / "config.example.toml").read_text()
-    for model in (StateConfig, ShopConfig, CommunityConfig, DeliveryConfig, ReviewsConfig, ReviewTarget, PointsConfig,
-                  PointsTarget, ScheduleConfig, ServerConfig, PolicyConfig, LinkConfig):
+    for model in (
+        StateConfig,
+        ShopConfig,
+        CommunityConfig,
+        DeliveryConfig,
+        ReviewsConfig,
+        ReviewTarget,
+        PointsConfig,
+        PointsTarget,
+        ScheduleConfig,
+        ServerConfig,
+        PolicyConfig,
+        LinkConfig,
+    ):
         for key in model.model_fields:
             if key == "communities":
                 continue
@@ -110,7 +134,9 @@ def test_missing_file_is_clear(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
-DISCORD = MINIMAL + """
+DISCORD = (
+    MINIMAL
+    + """
 [communities.discord]
 kind = "discord"
 bot_token = "t"
@@ -118,30 +144,31 @@ guild_id = "1"
 application_id = "2"
 client_secret = "s"
 """
+)
 
 
 def test_discord_reviews_need_a_forum_channel(tmp_path, env):
     with pytest.raises(ConfigError, match=r"reviews.discord.forum_channel: is required for a Discord community"):
-        load_config(write(tmp_path, DISCORD + "[reviews]\ndiscord = { thread_per = \"review\" }\n"))
+        load_config(write(tmp_path, DISCORD + '[reviews]\ndiscord = { thread_per = "review" }\n'))
     with pytest.raises(ConfigError, match=r"reviews.forum.forum_channel: is for Discord communities"):
-        load_config(write(tmp_path, DISCORD + "[reviews]\nforum = { forum_channel = \"5\" }\n"))
+        load_config(write(tmp_path, DISCORD + '[reviews]\nforum = { forum_channel = "5" }\n'))
     with pytest.raises(ConfigError, match=r"forum_channel is the channel's id"):
-        load_config(write(tmp_path, DISCORD + "[reviews]\ndiscord = { forum_channel = \"#reviews\" }\n"))
+        load_config(write(tmp_path, DISCORD + '[reviews]\ndiscord = { forum_channel = "#reviews" }\n'))
 
 
 def test_points_tiers_are_roles_on_discord_only(tmp_path, env):
-    config = load_config(write(tmp_path, DISCORD + "[points]\ndiscord = { tiers = { \"500\" = \"9\", \"100\" = \"8\" } }\n"))
+    config = load_config(write(tmp_path, DISCORD + '[points]\ndiscord = { tiers = { "500" = "9", "100" = "8" } }\n'))
     assert config.points.communities["discord"].tier_roles() == [(100, "8"), (500, "9")]
     with pytest.raises(ConfigError, match=r"points.discord: Discord holds points as tier roles"):
-        load_config(write(tmp_path, DISCORD + "[points]\ndiscord = { mode = \"gamification\" }\n"))
+        load_config(write(tmp_path, DISCORD + '[points]\ndiscord = { mode = "gamification" }\n'))
     with pytest.raises(ConfigError, match=r"points.forum: tiers are for Discord communities only"):
-        load_config(write(tmp_path, DISCORD + "[points]\nforum = { tiers = { \"1\" = \"2\" } }\n"))
+        load_config(write(tmp_path, DISCORD + '[points]\nforum = { tiers = { "1" = "2" } }\n'))
     with pytest.raises(ConfigError, match=r"the key is a points threshold"):
-        load_config(write(tmp_path, DISCORD + "[points]\ndiscord = { tiers = { \"gold\" = \"2\" } }\n"))
+        load_config(write(tmp_path, DISCORD + '[points]\ndiscord = { tiers = { "gold" = "2" } }\n'))
 
 
 def test_link_section_names_the_missing_or_bad_key(tmp_path, env):
-    link = "[link]\ncommunity = \"discord\"\npublic_url = \"https://bridge.example.com\"\nsecret = \"%s\"\n"
+    link = '[link]\ncommunity = "discord"\npublic_url = "https://bridge.example.com"\nsecret = "%s"\n'
     good = "x" * 40
     assert load_config(write(tmp_path, DISCORD + link % good)).link.join_guild is True
     with pytest.raises(ConfigError, match=r"link.secret: use at least 32 random characters"):
@@ -151,7 +178,7 @@ def test_link_section_names_the_missing_or_bad_key(tmp_path, env):
     with pytest.raises(ConfigError, match=r"link.token_key: is required with linked_roles"):
         load_config(write(tmp_path, DISCORD + link % good + "linked_roles = true\n"))
     with pytest.raises(ConfigError, match=r"link.token_key: is not a Fernet key"):
-        load_config(write(tmp_path, DISCORD + link % good + "linked_roles = true\ntoken_key = \"nope\"\n"))
+        load_config(write(tmp_path, DISCORD + link % good + 'linked_roles = true\ntoken_key = "nope"\n'))
     no_secret = DISCORD.replace('client_secret = "s"\n', "")
     with pytest.raises(ConfigError, match=r"communities.discord.client_secret: is required by \[link\]"):
         load_config(write(tmp_path, no_secret + link % good))

@@ -4,7 +4,7 @@ import httpx
 import pytest
 import respx
 
-from connector.http import RateLimited, RemoteClient, RemoteError, RequestBudget
+from connector.core.http import RateLimited, RemoteClient, RemoteError, RequestBudget
 
 BASE = "https://forum.example.com"
 
@@ -26,7 +26,8 @@ def test_4xx_is_not_retried_and_carries_the_reason():
     sleeps = []
     respx.post(f"{BASE}/user_badges.json").mock(
         return_value=httpx.Response(
-            403, json={"errors": ["You are not permitted to view the requested resource."], "error_type": "invalid_access"}
+            403,
+            json={"errors": ["You are not permitted to view the requested resource."], "error_type": "invalid_access"},
         )
     )
     with pytest.raises(RemoteError) as info:
@@ -66,7 +67,10 @@ def test_429_plain_text_body_is_understood():
     sleeps = []
     text = "Slow down, too many requests from this IP address. Please retry again in 9 seconds. Error code: ip_10_secs_limit."
     respx.get(f"{BASE}/x.json").mock(
-        side_effect=[httpx.Response(429, text=text, headers={"content-type": "text/plain"}), httpx.Response(200, json={})]
+        side_effect=[
+            httpx.Response(429, text=text, headers={"content-type": "text/plain"}),
+            httpx.Response(200, json={}),
+        ]
     )
     client(sleeps).request("GET", "/x.json")
     assert sleeps == [9.0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connector.linking import Attempts
+from connector.server.linking import Attempts
 
 
 def test_failures_block_each_key_for_the_rest_of_the_hour():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from connector.prefetch import read_ahead
+from connector.core.prefetch import read_ahead
 
 
 def test_order_is_kept():

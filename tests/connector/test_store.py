@@ -1,20 +1,26 @@
 """The state store, on a real SQLite file and on PostgreSQL: pages, dirty tracking, outbox lifecycle, recovery."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from connector.clock import utcnow
-from connector.models import Order, OrderLine, OrderStatus, Quarantined
+from connector.core.clock import utcnow
+from connector.core.models import Order, OrderLine, OrderStatus, Quarantined
 from connector.state.store import NewAction
 from mappings.grants import GrantKey
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 BADGE = GrantKey("badge", "Verified Buyer")
 
 
 def order(id, key="e:a@x.org", status=OrderStatus.PAID, products=(1,), modified=T0):
     return Order(
-        id=str(id), customer_key=key, email=key[2:] if key.startswith("e:") else None, status=status,
-        total="9.90", currency="CNY", created_at=T0, modified_at=modified,
+        id=str(id),
+        customer_key=key,
+        email=key[2:] if key.startswith("e:") else None,
+        status=status,
+        total="9.90",
+        currency="CNY",
+        created_at=T0,
+        modified_at=modified,
         lines=tuple(OrderLine(product_id=p, name=f"p{p}") for p in products),
     )
 
@@ -33,14 +39,18 @@ def test_page_and_cursor_commit_together_and_rereads_are_clean(store):
 def test_status_change_marks_customer_dirty(store):
     store.save_orders_page("orders", [order(1)], [], None)
     store.apply_plan(["e:a@x.org"], [], [], [])
-    store.save_orders_page("orders", [order(1, status=OrderStatus.REFUNDED, modified=T0 + timedelta(hours=1))], [], None)
+    store.save_orders_page(
+        "orders", [order(1, status=OrderStatus.REFUNDED, modified=T0 + timedelta(hours=1))], [], None
+    )
     assert store.dirty_customer_keys() == ["e:a@x.org"]
     [inputs] = store.plan_inputs(["e:a@x.org"])
     assert inputs.paid_orders == ()
 
 
 def test_quarantine_is_kept_with_reason_and_cleared_when_fixed(store):
-    store.save_orders_page("orders", [], [Quarantined(stream="orders", record_id="9", reason="unknown order status")], None)
+    store.save_orders_page(
+        "orders", [], [Quarantined(stream="orders", record_id="9", reason="unknown order status")], None
+    )
     total, rows = store.quarantined()
     assert total == 1 and rows[0].reason == "unknown order status"
     store.save_orders_page("orders", [order(9)], [], None)
@@ -77,8 +87,9 @@ def test_failed_actions_retry_then_park_as_dead(store):
 def test_rows_left_sending_by_a_dead_process_are_found(store):
     store.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
     [row] = store.claim(store.due("forum", utcnow()))
-    from connector.state.store import outbox_t
     from sqlalchemy import update
+
+    from connector.state.store import outbox_t
 
     with store.engine.begin() as conn:  # as if a process that has exited had claimed it
         conn.execute(update(outbox_t).values(claimed_by="nohost-at-all:1"))

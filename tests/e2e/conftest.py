@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from connector.sandbox.discourse import DiscourseSandbox
-from connector.sandbox.server import SandboxServer
-from connector.sandbox.shop import WooCommerceSandbox
+from sandbox.discourse import DiscourseSandbox
+from sandbox.server import SandboxServer
+from sandbox.shop import WooCommerceSandbox
 
 CONFIG = """
 [state]

@@ -30,12 +30,22 @@ DDL = [
 
 def add_order(engine, owner, contact, status, secret, when, paid=None):
     with engine.connect() as conn:
-        return conn.execute(text(
-            "INSERT INTO acg_order (owner, user_id, trade_no, amount, commodity_id, card_num, create_time, create_ip, "
-            "pay_time, status, secret, password, contact, pay_url) VALUES (:owner, 0, :trade, 30, 7, 1, :when, "
-            "'10.9.8.7', :paid, :status, :secret, 'query-pw', :contact, 'https://pay.example/x')"),
-            {"owner": owner, "trade": uuid.uuid4().hex[:19], "when": when, "paid": paid, "status": status,
-             "secret": secret, "contact": contact}).lastrowid
+        return conn.execute(
+            text(
+                "INSERT INTO acg_order (owner, user_id, trade_no, amount, commodity_id, card_num, create_time, create_ip, "
+                "pay_time, status, secret, password, contact, pay_url) VALUES (:owner, 0, :trade, 30, 7, 1, :when, "
+                "'10.9.8.7', :paid, :status, :secret, 'query-pw', :contact, 'https://pay.example/x')"
+            ),
+            {
+                "owner": owner,
+                "trade": uuid.uuid4().hex[:19],
+                "when": when,
+                "paid": paid,
+                "status": status,
+                "secret": secret,
+                "contact": contact,
+            },
+        ).lastrowid
 
 
 @pytest.fixture
@@ -44,17 +54,34 @@ def acg_world(world, shop_db):  # noqa: F811
     with engine.connect() as conn:
         for statement in DDL:
             conn.execute(text(statement))
-        conn.execute(text("INSERT INTO acg_user (id, username, email, phone, password, salt, app_key, alipay, login_ip, "
-                          "status) VALUES (5, 'vip5', 'VIP5@example.com', '13812345678', 'hash', 'salt', 'appkey-s3cret', "
-                          "'alipay-acct', '10.0.0.9', 1)"))
-        conn.execute(text("INSERT INTO acg_commodity (id, name, price, status, contact_type) "
-                          "VALUES (7, 'Windows 11 专业版 激活码', 30, 1, 2)"))
-        conn.execute(text("INSERT INTO acg_card (owner, commodity_id, secret, status) VALUES (0, 7, 'KM-CARD-STOCK', 0)"))
-        conn.execute(text("INSERT INTO acg_ticket (ticket_no, user_id, type, status, title, order_id) "
-                          "VALUES ('T1', 5, 1, 0, 'key not working', 1)"))
-    world.config_path.write_text(world.config_path.read_text().replace(
-        f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
-        f'kind = "acgfaka"\ndatabase_url = "{url}"'), encoding="utf-8")
+        conn.execute(
+            text(
+                "INSERT INTO acg_user (id, username, email, phone, password, salt, app_key, alipay, login_ip, "
+                "status) VALUES (5, 'vip5', 'VIP5@example.com', '13812345678', 'hash', 'salt', 'appkey-s3cret', "
+                "'alipay-acct', '10.0.0.9', 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO acg_commodity (id, name, price, status, contact_type) "
+                "VALUES (7, 'Windows 11 专业版 激活码', 30, 1, 2)"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO acg_card (owner, commodity_id, secret, status) VALUES (0, 7, 'KM-CARD-STOCK', 0)")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO acg_ticket (ticket_no, user_id, type, status, title, order_id) "
+                "VALUES ('T1', 5, 1, 0, 'key not working', 1)"
+            )
+        )
+    world.config_path.write_text(
+        world.config_path.read_text().replace(
+            f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"', f'kind = "acgfaka"\ndatabase_url = "{url}"'
+        ),
+        encoding="utf-8",
+    )
     world.engine = engine
     now = datetime.now().replace(microsecond=0)
     world.member = add_order(engine, 5, "", 1, "KM-ACG-AAAA", now - timedelta(hours=2), paid=now - timedelta(hours=2))
@@ -75,8 +102,10 @@ def test_members_guests_and_late_payments(acg_world):
     assert status["quarantined"]["records"][0]["record_id"] == str(world.phone)
     assert "not an email" in status["quarantined"]["records"][0]["reason"]
     with world.engine.connect() as conn:  # the guest pays an hour later: only pay_time and status change
-        conn.execute(text("UPDATE acg_order SET status = 1, pay_time = :t WHERE id = :id"),
-                     {"t": datetime.now().replace(microsecond=0), "id": world.guest})
+        conn.execute(
+            text("UPDATE acg_order SET status = 1, pay_time = :t WHERE id = :id"),
+            {"t": datetime.now().replace(microsecond=0), "id": world.guest},
+        )
     again = world.cli("sync")
     assert again.code == 0, again.output
     assert world.forum.badges_of("guest") == ["Verified Buyer"]
@@ -86,15 +115,26 @@ def test_members_guests_and_late_payments(acg_world):
     assert third.code == 0, third.output
     assert world.forum.badges_of("vip5") == []  # recent ids are read again on every pass
     stored = b"".join(p.read_bytes() for p in world.dir.glob("state.db*"))
-    for secret in ("KM-ACG-AAAA", "KM-ACG-BBBB", "KM-ACG-CCCC", "KM-CARD-STOCK", "query-pw", "10.9.8.7", "13900001111",
-                   "13812345678", "appkey-s3cret", "alipay-acct", "pay.example"):
+    for secret in (
+        "KM-ACG-AAAA",
+        "KM-ACG-BBBB",
+        "KM-ACG-CCCC",
+        "KM-CARD-STOCK",
+        "query-pw",
+        "10.9.8.7",
+        "13900001111",
+        "13812345678",
+        "appkey-s3cret",
+        "alipay-acct",
+        "pay.example",
+    ):
         assert secret.encode() not in stored, secret
         assert secret not in run.output + again.output
 
 
 def test_tickets_are_offered_as_metadata_only(acg_world, monkeypatch):
     from adapters.shops.acgfaka import AcgFakaShop
-    from connector.config import load_config
+    from connector.core.config import load_config
     from tests.e2e.conftest import ENV
 
     for name, value in ENV.items():

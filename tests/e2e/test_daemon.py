@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from connector.daemon import discourse_signature, wc_signature
+from connector.server.daemon import discourse_signature, wc_signature
 
 SECRET = "wc-hook-secret"
 DSECRET = "discourse-hook-secret"
@@ -30,7 +30,8 @@ def free_port() -> int:
 @pytest.fixture
 def daemon_world(world):
     world.port = free_port()
-    world.write_config(extra=f"""
+    world.write_config(
+        extra=f"""
 [schedule]
 sync_every = 3600
 reconcile_every = 3600
@@ -39,7 +40,8 @@ retry_every = 3600
 listen = "127.0.0.1:{world.port}"
 woocommerce_webhook_secret = "{SECRET}"
 discourse_webhook_secret = "{DSECRET}"
-""")
+"""
+    )
     world.card = world.shop.add_product("Steam 钱包充值卡 $20", "145.00")
     world.base = f"http://127.0.0.1:{world.port}"
     world.processes = []
@@ -68,9 +70,16 @@ def start(world, **env):
 
 def order_hook(world, order_id, delivery="1", secret=SECRET):
     body = json.dumps(world.shop.order(order_id)).encode()
-    return httpx.post(world.base + "/webhooks/woocommerce", content=body, headers={
-        "X-WC-Webhook-Signature": wc_signature(secret, body), "X-WC-Webhook-Topic": "order.updated",
-        "X-WC-Webhook-Delivery-ID": delivery, "Content-Type": "application/json"})
+    return httpx.post(
+        world.base + "/webhooks/woocommerce",
+        content=body,
+        headers={
+            "X-WC-Webhook-Signature": wc_signature(secret, body),
+            "X-WC-Webhook-Topic": "order.updated",
+            "X-WC-Webhook-Delivery-ID": delivery,
+            "Content-Type": "application/json",
+        },
+    )
 
 
 def wait_for(condition, seconds=10.0):
@@ -110,8 +119,11 @@ def test_bad_signature_is_401_and_changes_nothing(daemon_world):
     assert order_hook(world, order, secret="wrong").status_code == 401
     unsigned = httpx.post(world.base + "/webhooks/woocommerce", content=b'{"id": 1}')
     assert unsigned.status_code == 401
-    ping = httpx.post(world.base + "/webhooks/woocommerce", content=b"webhook_id=7",
-                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    ping = httpx.post(
+        world.base + "/webhooks/woocommerce",
+        content=b"webhook_id=7",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert ping.status_code == 200
     too_big = httpx.post(world.base + "/webhooks/woocommerce", content=b"x" * 2_000_000)
     assert too_big.status_code == 400
@@ -127,9 +139,17 @@ def test_discourse_user_created_grants_a_waiting_buyer_at_once(daemon_world):
     start(world)  # first pass: the buyer has no forum account yet
     world.forum.add_user("late", "late@example.com")
     body = json.dumps({"user": {"id": 9, "username": "late", "email": "late@example.com"}}).encode()
-    answer = httpx.post(world.base + "/webhooks/discourse", content=body, headers={
-        "X-Discourse-Event": "user_created", "X-Discourse-Event-Type": "user", "X-Discourse-Event-Id": "5",
-        "X-Discourse-Event-Signature": discourse_signature(DSECRET, body), "Content-Type": "application/json"})
+    answer = httpx.post(
+        world.base + "/webhooks/discourse",
+        content=body,
+        headers={
+            "X-Discourse-Event": "user_created",
+            "X-Discourse-Event-Type": "user",
+            "X-Discourse-Event-Id": "5",
+            "X-Discourse-Event-Signature": discourse_signature(DSECRET, body),
+            "Content-Type": "application/json",
+        },
+    )
     assert answer.status_code == 200
     assert wait_for(lambda: BADGE in world.forum.badges_of("late"), 10)
 
@@ -139,8 +159,10 @@ def test_sigterm_while_busy_exits_0_and_the_next_start_finishes(daemon_world):
     start(world)
     for name in ("amy", "ben", "cal"):
         world.forum.add_user(name, f"{name}@example.com")
-    orders = [world.shop.add_order(email=f"{n}@example.com", items=[(world.card, 1)], status="processing")
-              for n in ("amy", "ben", "cal")]
+    orders = [
+        world.shop.add_order(email=f"{n}@example.com", items=[(world.card, 1)], status="processing")
+        for n in ("amy", "ben", "cal")
+    ]
     world.forum.knobs.add_fault(r"^/user_badges\.json$", kind="hang_after", method="POST", seconds=2)
     process = world.processes[-1]
     world.forum.knobs.hung.clear()
@@ -200,15 +222,26 @@ def test_status_page_renders_in_a_real_browser(daemon_world, tmp_path):
     world.forum.add_user("alice", "alice@example.com")
     world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
     start(world)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     dom = subprocess.run([browser, *flags, "--dump-dom", world.base + "/"], capture_output=True, text=True, timeout=60)
     assert "CardBridge" in dom.stdout and "healthy" in dom.stdout and "<svg" in dom.stdout
     assert "Actions per hour" in dom.stdout and "done" in dom.stdout
     shot = tmp_path / "status.png"
-    subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1280,1000", world.base + "/"],
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [browser, *flags, f"--screenshot={shot}", "--window-size=1280,1000", world.base + "/"],
+        capture_output=True,
+        timeout=60,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000
     if os.environ.get("CARDBRIDGE_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["CARDBRIDGE_KEEP_SCREENSHOT"])
@@ -216,11 +249,13 @@ def test_status_page_renders_in_a_real_browser(daemon_world, tmp_path):
 
 def test_healthz_turns_503_when_a_community_keeps_failing(daemon_world):
     world = daemon_world
-    world.write_config(extra=f"""
+    world.write_config(
+        extra=f"""
 [server]
 listen = "127.0.0.1:{world.port}"
 unhealthy_after_seconds = 1
-""")
+"""
+    )
     world.forum.add_user("alice", "alice@example.com")
     world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
     process = world.spawn("run")
@@ -228,8 +263,9 @@ unhealthy_after_seconds = 1
     env_key = world.env(DISCOURSE_API_KEY="revoked-key")
     process.kill()
     process.wait(10)
-    process = subprocess.Popen(world.command("run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env_key)
+    process = subprocess.Popen(
+        world.command("run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_key
+    )
     world.processes.append(process)
     assert wait_for(lambda: _health(world)[0] == 503, 15), _health(world)
     status, body = _health(world)
@@ -246,13 +282,15 @@ def _health(world):
 
 def test_moderator_edit_webhook_on_a_connector_post_becomes_a_conflict(daemon_world):
     world = daemon_world
-    world.write_config(extra=f"""
+    world.write_config(
+        extra=f"""
 [reviews]
 forum = {{ category = "Reviews" }}
 [server]
 listen = "127.0.0.1:{world.port}"
 discourse_webhook_secret = "{DSECRET}"
-""")
+"""
+    )
     world.shop.add_review(world.card, "Ann", "ann@example.com", 5, "Fast delivery, the key worked at once.")
     start(world)
     assert wait_for(lambda: any(len(world.forum.posts_of_topic(t["id"])) == 2 for t in world.forum.topics()), 10)
@@ -260,17 +298,26 @@ discourse_webhook_secret = "{DSECRET}"
     post = world.forum.posts_of_topic(topic["id"])[-1]
     edited = world.forum.edit_post_by_hand(post["id"], post["raw"] + "\n\nmod: removed a link")
     body = json.dumps({"post": {**edited, "raw": post["raw"] + "\n\nmod: removed a link"}}).encode()
-    answer = httpx.post(world.base + "/webhooks/discourse", content=body, headers={
-        "X-Discourse-Event": "post_edited", "X-Discourse-Event-Type": "post", "X-Discourse-Event-Id": "77",
-        "X-Discourse-Event-Signature": discourse_signature(DSECRET, body), "Content-Type": "application/json"})
+    answer = httpx.post(
+        world.base + "/webhooks/discourse",
+        content=body,
+        headers={
+            "X-Discourse-Event": "post_edited",
+            "X-Discourse-Event-Type": "post",
+            "X-Discourse-Event-Id": "77",
+            "X-Discourse-Event-Signature": discourse_signature(DSECRET, body),
+            "Content-Type": "application/json",
+        },
+    )
     assert answer.status_code == 200 and answer.json() == {"ok": "accepted"}
     assert wait_for(lambda: "edited on the forum" in world.cli("conflicts").stdout, 10)
 
 
 def test_a_webhook_accepted_while_the_shop_is_down_is_handled_when_it_is_back(daemon_world):
     world = daemon_world
-    world.config_path.write_text(world.config_path.read_text().replace("retry_every = 3600", "retry_every = 1"),
-                                 encoding="utf-8")
+    world.config_path.write_text(
+        world.config_path.read_text().replace("retry_every = 3600", "retry_every = 1"), encoding="utf-8"
+    )
     start(world)
     world.forum.add_user("alice", "alice@example.com")
     order = world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")

@@ -8,8 +8,9 @@ import sys
 def test_demo_runs_end_to_end_and_shows_the_member_view():
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDBRIDGE_")}
     env["COLUMNS"] = "160"
-    done = subprocess.run([sys.executable, "-m", "connector.cli", "demo"], capture_output=True, text=True, env=env,
-                          timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "connector.cli", "demo"], capture_output=True, text=True, env=env, timeout=180
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "What forum members see after the backfill" in out and "Verified Buyer" in out

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sandbox.discord import API, DiscordSandbox
-from connector.sandbox.server import SandboxServer
+from sandbox.discord import API, DiscordSandbox
+from sandbox.server import SandboxServer
 
 CONFIG = """
 [state]
@@ -54,17 +54,29 @@ def discord_world(world):
     world.steam = world.shop.add_product("Elden Ring Steam Key", "199.00")
     world.monthly = world.shop.add_product("网易云音乐 黑胶VIP 月卡", "15.00")
     world.staff = world.shop.add_product("Staff pass", "1.00")
-    world.config_path.write_text(CONFIG.format(
-        shop=world.shop_server.url, guild=d.guild_id, api=world.discord_server.url + API, buyer=world.buyer_role,
-        vip=world.vip_role, above=world.above_role, steam=world.steam, monthly=world.monthly,
-        staff_product=world.staff), encoding="utf-8")
+    world.config_path.write_text(
+        CONFIG.format(
+            shop=world.shop_server.url,
+            guild=d.guild_id,
+            api=world.discord_server.url + API,
+            buyer=world.buyer_role,
+            vip=world.vip_role,
+            above=world.above_role,
+            steam=world.steam,
+            monthly=world.monthly,
+            staff_product=world.staff,
+        ),
+        encoding="utf-8",
+    )
     world.env_extra = {"DISCORD_BOT_TOKEN": "bot-token-123"}
     yield world
     world.discord_server.stop()
 
 
 def role_puts(discord, user):
-    return [r for r in discord.requests if r["method"] == "PUT" and f"/members/{user}/" in r["path"] and r["status"] == 204]
+    return [
+        r for r in discord.requests if r["method"] == "PUT" and f"/members/{user}/" in r["path"] and r["status"] == 204
+    ]
 
 
 def test_linked_buyers_get_roles_once_refund_and_shared_roles(discord_world):
@@ -144,7 +156,10 @@ def test_401_stops_at_once_and_50013_is_parked_once(discord_world):
 def test_reconcile_finds_roles_removed_by_hand_and_members_who_left(discord_world):
     world, d = discord_world, discord_world.discord
     env = world.env_extra
-    ed, fay = world.shop.add_customer("ed@example.com", "Ed", "Ma"), world.shop.add_customer("fay@example.com", "Fay", "Xu")
+    ed, fay = (
+        world.shop.add_customer("ed@example.com", "Ed", "Ma"),
+        world.shop.add_customer("fay@example.com", "Fay", "Xu"),
+    )
     for customer in (ed, fay):
         world.shop.add_order(customer_id=customer, items=[(world.steam, 1)], status="completed")
     assert world.cli("sync", **env).code == 0

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from connector.sandbox.discord import API, DiscordSandbox
-from connector.sandbox.server import SandboxServer
+from sandbox.discord import API, DiscordSandbox
+from sandbox.server import SandboxServer
 
 CONFIG = """
 [state]
@@ -45,13 +45,27 @@ def forum_world(world):
     def setup(thread_per: str = "product", verified_tag: str = "Verified purchase") -> None:
         world.discord = d = DiscordSandbox(bot_token="bot-token-123")
         world.discord_server = SandboxServer(d.app).start()
-        world.buyer_role, world.silver, world.gold = d.add_role("Buyer", 2), d.add_role("Silver", 3), d.add_role("Gold", 4)
+        world.buyer_role, world.silver, world.gold = (
+            d.add_role("Buyer", 2),
+            d.add_role("Silver", 3),
+            d.add_role("Gold", 4),
+        )
         world.forum_id = d.add_forum("reviews", tags=("Reviews", "Verified purchase"))
         world.product = world.shop.add_product("Elden Ring Steam Key", "199.00")
-        world.config_path.write_text(CONFIG.format(
-            shop=world.shop_server.url, guild=d.guild_id, api=world.discord_server.url + API, buyer=world.buyer_role,
-            forum=world.forum_id, thread_per=thread_per, verified_tag=verified_tag if thread_per == "review" else "",
-            silver=world.silver, gold=world.gold), encoding="utf-8")
+        world.config_path.write_text(
+            CONFIG.format(
+                shop=world.shop_server.url,
+                guild=d.guild_id,
+                api=world.discord_server.url + API,
+                buyer=world.buyer_role,
+                forum=world.forum_id,
+                thread_per=thread_per,
+                verified_tag=verified_tag if thread_per == "review" else "",
+                silver=world.silver,
+                gold=world.gold,
+            ),
+            encoding="utf-8",
+        )
 
     world.setup = setup
     yield world
@@ -78,7 +92,9 @@ def test_review_thread_per_product_escaped_no_pings_edit_archived_delete(forum_w
     assert run.code == 0, run.output
     [thread] = d.threads_of(world.forum_id)
     assert thread["name"] == "Reviews: Elden Ring Steam Key"
-    assert [t["name"] for t in d.channels[world.forum_id]["available_tags"] if t["id"] in thread["applied_tags"]] == ["Reviews"]
+    assert [t["name"] for t in d.channels[world.forum_id]["available_tags"] if t["id"] in thread["applied_tags"]] == [
+        "Reviews"
+    ]
     posted = messages(d, thread["id"])
     assert len(posted) == 3  # the product intro and two reviews, in one thread
     assert d.pings == []  # @everyone, a user mention and a role mention: nobody was pinged

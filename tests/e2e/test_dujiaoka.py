@@ -31,7 +31,7 @@ def shop_db():
         admin = create_engine(MARIADB + "/", isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         if os.environ.get("CI"):
             pytest.fail(f"MariaDB is required in CI ({MARIADB}): {error}")
         pytest.skip(f"MariaDB not reachable at {MARIADB}: {error}")
@@ -51,12 +51,21 @@ def shop_db():
 
 def add_order(engine, email, status, secret, when):
     with engine.connect() as conn:
-        result = conn.execute(text(
-            "INSERT INTO orders (order_sn, goods_id, title, buy_amount, total_price, actual_price, search_pwd, email, "
-            "info, buy_ip, trade_no, status, created_at, updated_at) VALUES (:sn, 1, '王者荣耀 点券 60元', 1, 60, 60, "
-            "'pw-9981', :email, :info, '10.1.2.3', :trade, :status, :when, :when)"),
-            {"sn": uuid.uuid4().hex[:16], "email": email, "info": f"卡密: {secret}", "trade": f"2026{uuid.uuid4().int % 10**12}",
-             "status": status, "when": when})
+        result = conn.execute(
+            text(
+                "INSERT INTO orders (order_sn, goods_id, title, buy_amount, total_price, actual_price, search_pwd, email, "
+                "info, buy_ip, trade_no, status, created_at, updated_at) VALUES (:sn, 1, '王者荣耀 点券 60元', 1, 60, 60, "
+                "'pw-9981', :email, :info, '10.1.2.3', :trade, :status, :when, :when)"
+            ),
+            {
+                "sn": uuid.uuid4().hex[:16],
+                "email": email,
+                "info": f"卡密: {secret}",
+                "trade": f"2026{uuid.uuid4().int % 10**12}",
+                "status": status,
+                "when": when,
+            },
+        )
         return result.lastrowid
 
 
@@ -64,19 +73,29 @@ def add_order(engine, email, status, secret, when):
 def dj_world(world, shop_db):
     engine, url = shop_db
     with engine.connect() as conn:
-        conn.execute(text("INSERT INTO goods (id, gd_name, actual_price, type) VALUES (1, '王者荣耀 点券 60元', 60, 1)"))
+        conn.execute(
+            text("INSERT INTO goods (id, gd_name, actual_price, type) VALUES (1, '王者荣耀 点券 60元', 60, 1)")
+        )
         conn.execute(text("INSERT INTO carmis (goods_id, status, is_loop, carmi) VALUES (1, 1, 0, 'KM-STOCK-0001')"))
-    world.config_path.write_text(world.config_path.read_text().replace(
-        f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
-        f'kind = "dujiaoka"\ndatabase_url = "{url}"\nlookback_seconds = 0'), encoding="utf-8")
+    world.config_path.write_text(
+        world.config_path.read_text().replace(
+            f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
+            f'kind = "dujiaoka"\ndatabase_url = "{url}"\nlookback_seconds = 0',
+        ),
+        encoding="utf-8",
+    )
     world.engine = engine
     now = datetime.now().replace(microsecond=0)
     world.paid = add_order(engine, "Buyer@Example.com", 4, "KM-SECRET-AAAA", now - timedelta(minutes=5))
     world.processing = add_order(engine, "manual@example.com", 2, "KM-SECRET-BBBB", now - timedelta(minutes=4))
     world.unpaid = add_order(engine, "window@example.com", 1, "KM-SECRET-CCCC", now - timedelta(minutes=3))
     world.expired = add_order(engine, "late@example.com", -1, "KM-SECRET-DDDD", now - timedelta(minutes=2))
-    for username, email in [("buyer", "buyer@example.com"), ("manual", "manual@example.com"),
-                            ("window", "window@example.com"), ("late", "late@example.com")]:
+    for username, email in [
+        ("buyer", "buyer@example.com"),
+        ("manual", "manual@example.com"),
+        ("window", "window@example.com"),
+        ("late", "late@example.com"),
+    ]:
         world.forum.add_user(username, email)
     return world
 
@@ -89,21 +108,30 @@ def test_paid_statuses_grant_failures_revoke_and_secrets_stay_in_the_shop(dj_wor
     assert holders == {"buyer", "manual"}
     later = datetime.now().replace(microsecond=0) + timedelta(seconds=1)
     with world.engine.connect() as conn:  # the manual delivery failed: 5 处理失败
-        conn.execute(text("UPDATE orders SET status = 5, updated_at = :t WHERE id = :id"), {"t": later, "id": world.processing})
+        conn.execute(
+            text("UPDATE orders SET status = 5, updated_at = :t WHERE id = :id"), {"t": later, "id": world.processing}
+        )
     again = world.cli("sync")
     assert again.code == 0, again.output
     assert "Verified Buyer" not in world.forum.badges_of("manual")
     assert "Verified Buyer" in world.forum.badges_of("buyer")
     stored = b"".join(p.read_bytes() for p in world.dir.glob("state.db*"))
-    for secret in ("KM-SECRET-AAAA", "KM-SECRET-BBBB", "KM-STOCK-0001", "pw-9981", "10.1.2.3", "卡密".encode().decode()):
+    for secret in (
+        "KM-SECRET-AAAA",
+        "KM-SECRET-BBBB",
+        "KM-STOCK-0001",
+        "pw-9981",
+        "10.1.2.3",
+        "卡密".encode().decode(),
+    ):
         assert secret.encode() not in stored, secret
         assert secret not in run.output + again.output
 
 
 def test_keyset_walk_reads_every_row_sharing_a_second_once(shop_db):
     from adapters.shops.dujiaoka import DujiaokaShop
-    from connector.config import ShopConfig
-    from connector.models import OrderStatus
+    from connector.core.config import ShopConfig
+    from connector.core.models import OrderStatus
 
     engine, url = shop_db
     same = datetime(2026, 11, 1, 20, 0, 0)  # Asia/Shanghai: 12:00 UTC

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from connector.sandbox.discord import API, DiscordSandbox
-from connector.sandbox.server import SandboxServer
+from sandbox.discord import API, DiscordSandbox
+from sandbox.server import SandboxServer
 from tests.e2e.test_daemon import free_port, start, wait_for
 
 LINK_SECRET = "s3cret-for-signing-links-0123456789abcdef"
@@ -69,11 +69,24 @@ def link_world(world):
     d.redirect_uris.add(world.base + "/link/callback")
     world.buyer_role = d.add_role("Verified Buyer", 2)
     world.card = world.shop.add_product("Steam 钱包充值卡 $20", "145.00")
-    world.config_path.write_text(CONFIG.format(
-        shop=world.shop_server.url, guild=d.guild_id, api=world.discord_server.url + API, oauth=world.discord_server.url,
-        app=d.client_id, buyer=world.buyer_role, whale=d.add_role("Whale", 3), port=world.port), encoding="utf-8")
-    world.secrets = {"DISCORD_CLIENT_SECRET": "oauth-client-secret", "CARDBRIDGE_LINK_SECRET": LINK_SECRET,
-                     "CARDBRIDGE_TOKEN_KEY": TOKEN_KEY}
+    world.config_path.write_text(
+        CONFIG.format(
+            shop=world.shop_server.url,
+            guild=d.guild_id,
+            api=world.discord_server.url + API,
+            oauth=world.discord_server.url,
+            app=d.client_id,
+            buyer=world.buyer_role,
+            whale=d.add_role("Whale", 3),
+            port=world.port,
+        ),
+        encoding="utf-8",
+    )
+    world.secrets = {
+        "DISCORD_CLIENT_SECRET": "oauth-client-secret",
+        "CARDBRIDGE_LINK_SECRET": LINK_SECRET,
+        "CARDBRIDGE_TOKEN_KEY": TOKEN_KEY,
+    }
     world.processes = []
     yield world
     for process in world.processes:
@@ -125,15 +138,21 @@ def test_member_links_in_a_real_browser_and_gets_roles_and_linked_roles(link_wor
 
     # Joined the server and got the role right away (the link triggers a pass), with Linked Roles metadata.
     assert wait_for(lambda: d.roles_of(mei) == {world.buyer_role}, 10), d.roles_of(mei)
-    assert wait_for(lambda: (d.role_connection(mei) or {}).get("metadata") == {
-        "verified_buyer": "1", "order_count": "1", "points": "60"}, 10), d.role_connection(mei)
+    assert wait_for(
+        lambda: (
+            (d.role_connection(mei) or {}).get("metadata")
+            == {"verified_buyer": "1", "order_count": "1", "points": "60"}
+        ),
+        10,
+    ), d.role_connection(mei)
     assert d.role_connection(mei)["platform_name"] == "Card Shop"
     assert [r["key"] for r in d.metadata_records] == ["verified_buyer", "order_count", "points"]
     assert d.pings == []
 
     # The member's tokens are in the state store encrypted only.
     raw = (world.dir / "state.db").read_bytes() + b"".join(
-        p.read_bytes() for p in world.dir.glob("state.db-*") if p.is_file())
+        p.read_bytes() for p in world.dir.glob("state.db-*") if p.is_file()
+    )
     issued = d.issued_tokens()
     assert issued and not any(token.encode() in raw for token in issued)
     with sqlite3.connect(world.dir / "state.db") as db:
@@ -182,9 +201,11 @@ def test_signed_link_wrong_guesses_and_forged_callbacks(link_world):
     assert tampered.status_code == 400 and "not valid" in tampered.text
 
     # Wrong guesses: the same answer whichever part was wrong, then the brake (3 per hour here) even for the truth.
-    wrong = [client.post(world.base + "/link", data={"order": str(order), "email": "x@example.com"}),
-             client.post(world.base + "/link", data={"order": "999999", "email": "kai@example.com"}),
-             client.post(world.base + "/link", data={"order": "999998", "email": "kai@example.com"})]
+    wrong = [
+        client.post(world.base + "/link", data={"order": str(order), "email": "x@example.com"}),
+        client.post(world.base + "/link", data={"order": "999999", "email": "kai@example.com"}),
+        client.post(world.base + "/link", data={"order": "999998", "email": "kai@example.com"}),
+    ]
     assert [r.status_code for r in wrong] == [400, 400, 400]
     assert len({r.text.split("role=alert>")[1].split("<")[0] for r in wrong}) == 1
     blocked = client.post(world.base + "/link", data={"order": str(order), "email": "kai@example.com"})

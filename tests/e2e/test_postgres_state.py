@@ -12,7 +12,8 @@ def test_grant_refund_and_rerun_with_state_on_postgresql(world):
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     try:
         world.config_path.write_text(
-            world.config_path.read_text().replace('url = "sqlite:///state.db"', f'url = "{url}"'), encoding="utf-8")
+            world.config_path.read_text().replace('url = "sqlite:///state.db"', f'url = "{url}"'), encoding="utf-8"
+        )
         card = world.shop.add_product("王者荣耀 点券 60元", "60.00")
         order = world.shop.add_order(email="pg@example.com", items=[(card, 1)], status="completed")
         world.forum.add_user("pg", "pg@example.com")

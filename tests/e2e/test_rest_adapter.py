@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from connector.sandbox.server import SandboxServer
+from sandbox.server import SandboxServer
 
 APP_ID, SECRET = "10086", "reseller-secret"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -34,16 +34,25 @@ class FakaApi:
         with self.lock:
             order_id = 5000 + len(self.orders)
             stamp = datetime.now(ZONE).strftime("%Y-%m-%d %H:%M:%S")
-            self.orders[order_id] = {"order_no": str(order_id), "contact": email, "goods_id": 88,
-                                     "goods_name": "网易云音乐 黑胶VIP 月卡", "num": 1, "money": "15.00", "state": status,
-                                     "create_time": stamp, "update_time": stamp, "kami": kami, "pay_ip": "10.7.7.7"}
+            self.orders[order_id] = {
+                "order_no": str(order_id),
+                "contact": email,
+                "goods_id": 88,
+                "goods_name": "网易云音乐 黑胶VIP 月卡",
+                "num": 1,
+                "money": "15.00",
+                "state": status,
+                "create_time": stamp,
+                "update_time": stamp,
+                "kami": kami,
+                "pay_ip": "10.7.7.7",
+            }
             return order_id
 
     def set_state(self, order_id, status):
         time.sleep(1.1)  # the API has second resolution
         with self.lock:
-            self.orders[order_id].update(state=status,
-                                         update_time=datetime.now(ZONE).strftime("%Y-%m-%d %H:%M:%S"))
+            self.orders[order_id].update(state=status, update_time=datetime.now(ZONE).strftime("%Y-%m-%d %H:%M:%S"))
 
     async def list_orders(self, request: Request):
         params = dict(request.query_params)
@@ -78,7 +87,8 @@ def rest_world(world):
     world.api_server = SandboxServer(world.api.app).start()
     text = world.config_path.read_text().replace(
         f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
-        f'kind = "rest"\nbase_url = "{world.api_server.url}"\nlookback_seconds = 0\ntimezone = "Asia/Shanghai"')
+        f'kind = "rest"\nbase_url = "{world.api_server.url}"\nlookback_seconds = 0\ntimezone = "Asia/Shanghai"',
+    )
     shop_end = text.index("[communities.forum]")
     world.config_path.write_text(text[:shop_end] + REST + text[shop_end:], encoding="utf-8")
     yield world
@@ -91,7 +101,11 @@ def test_rest_shop_grant_refund_and_no_secrets(rest_world):
     paid = world.api.add("Member@Example.com", 1, "KAMI-0001-XYZ")
     world.api.add("other@example.com", 0, "KAMI-0002-XYZ")
     world.api.add("third@example.com", 1, "KAMI-0003-XYZ")
-    for name, email in [("member", "member@example.com"), ("other", "other@example.com"), ("third", "third@example.com")]:
+    for name, email in [
+        ("member", "member@example.com"),
+        ("other", "other@example.com"),
+        ("third", "third@example.com"),
+    ]:
         world.forum.add_user(name, email)
     run = world.cli("sync", **env)
     assert run.code == 0, run.output
@@ -108,8 +122,9 @@ def test_rest_shop_grant_refund_and_no_secrets(rest_world):
 
 def test_a_mapping_that_points_at_a_secret_is_refused(rest_world):
     world = rest_world
-    world.config_path.write_text(world.config_path.read_text().replace('product_name = "goods_name"',
-                                                                      'product_name = "kami"'), encoding="utf-8")
+    world.config_path.write_text(
+        world.config_path.read_text().replace('product_name = "goods_name"', 'product_name = "kami"'), encoding="utf-8"
+    )
     run = world.cli("sync", FAKA_SECRET=SECRET)
     assert run.code == 2
     assert "shop.rest" in run.stderr and "secret field" in run.stderr

@@ -27,11 +27,15 @@ def reviews_world(world):
     world.key = shop.add_product("Elden Ring Steam Key", "199.00")
     world.card = shop.add_product("王者荣耀 点券 60元", "60.00")
     alice = shop.add_customer("alice@example.com", "Alice", "Liu")
-    world.alice_order = shop.add_order(customer_id=alice, email="alice@example.com", items=[(world.key, 1)], status="completed")
+    world.alice_order = shop.add_order(
+        customer_id=alice, email="alice@example.com", items=[(world.key, 1)], status="completed"
+    )
     world.bob_order = shop.add_order(email="bob@example.com", items=[(world.card, 1)], status="processing")
     forum.add_user("alice", "alice@example.com")
     forum.add_user("bob", "bob@example.com")
-    world.r_alice = shop.add_review(world.key, "Alice", "alice@example.com", 5, "秒发货，卡密直接可用，好评！Works great.")
+    world.r_alice = shop.add_review(
+        world.key, "Alice", "alice@example.com", 5, "秒发货，卡密直接可用，好评！Works great."
+    )
     world.r_stranger = shop.add_review(world.key, "Mallory", "mallory@example.com", 1, HOSTILE)
     world.r_bob = shop.add_review(world.card, "Bob", "bob@example.com", 4, "Arrived in two minutes, recharge worked.")
     return world
@@ -196,8 +200,11 @@ def test_keep_forum_leaves_the_moderators_version_and_shop_delete_removes(review
 def test_points_as_a_user_field_total(reviews_world):
     world = reviews_world
     field_id = world.forum.add_user_field("Shop points")
-    world.write_config(extra=REVIEWS.replace('forum = { mode = "gamification" }',
-                                             f'forum = {{ mode = "user_field", user_field_id = {field_id} }}'))
+    world.write_config(
+        extra=REVIEWS.replace(
+            'forum = { mode = "gamification" }', f'forum = {{ mode = "user_field", user_field_id = {field_id} }}'
+        )
+    )
     assert world.cli("sync").code == 0
     assert str(world.forum.user("alice")["user_fields"][str(field_id)]) == "34"
     world.shop.set_status(world.alice_order, "refunded")

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import pytest
 
-from connector.sandbox.sellix import SellixSandbox
-from connector.sandbox.server import SandboxServer
+from sandbox.sellix import SellixSandbox
+from sandbox.server import SandboxServer
 
 
 @pytest.fixture
 def sellix_world(world):
     world.sellix = SellixSandbox()
     world.sellix_server = SandboxServer(world.sellix.app).start()
-    world.config_path.write_text(world.config_path.read_text().replace(
-        f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
-        f'kind = "sellix"\nbase_url = "{world.sellix_server.url}/v1"\napi_key = "${{SELLIX_API_KEY}}"\n'
-        'lookback_seconds = 0') + '\n[reviews]\nforum = { category = "Reviews" }\n', encoding="utf-8")
+    world.config_path.write_text(
+        world.config_path.read_text().replace(
+            f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
+            f'kind = "sellix"\nbase_url = "{world.sellix_server.url}/v1"\napi_key = "${{SELLIX_API_KEY}}"\n'
+            "lookback_seconds = 0",
+        )
+        + '\n[reviews]\nforum = { category = "Reviews" }\n',
+        encoding="utf-8",
+    )
     key = world.sellix.add_product("Elden Ring Steam Key", 29.99)
     world.paid = world.sellix.add_order("Paid@Example.com", key, "COMPLETED")
     world.waiting = world.sellix.add_order("wait@example.com", key, "WAITING_FOR_CONFIRMATIONS")
@@ -62,30 +67,46 @@ def test_signed_sellix_webhook_through_the_daemon(sellix_world):
 
     import httpx
 
-    from connector.daemon import sellix_signature
+    from connector.server.daemon import sellix_signature
     from tests.e2e.test_daemon import free_port, wait_for
 
     world = sellix_world
     port = free_port()
-    world.config_path.write_text(world.config_path.read_text() + f"""
+    world.config_path.write_text(
+        world.config_path.read_text()
+        + f"""
 [schedule]
 sync_every = 3600
 [server]
 listen = "127.0.0.1:{port}"
 sellix_webhook_secret = "sx-secret"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     import subprocess
-    daemon = subprocess.Popen(world.command("run"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=world.env(SELLIX_API_KEY=world.sellix.api_key))
+
+    daemon = subprocess.Popen(
+        world.command("run"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=world.env(SELLIX_API_KEY=world.sellix.api_key),
+    )
     try:
         assert wait_for(lambda: _ready(port), 20)
         world.sellix.set_status(world.waiting, "COMPLETED")
         body = json.dumps({"event": "order:paid", "data": world.sellix.orders[world.waiting]}).encode()
-        bad = httpx.post(f"http://127.0.0.1:{port}/webhooks/sellix", content=body,
-                         headers={"X-Sellix-Signature": "0" * 128, "X-Sellix-Event": "order:paid"})
+        bad = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/sellix",
+            content=body,
+            headers={"X-Sellix-Signature": "0" * 128, "X-Sellix-Event": "order:paid"},
+        )
         assert bad.status_code == 401
-        good = httpx.post(f"http://127.0.0.1:{port}/webhooks/sellix", content=body,
-                          headers={"X-Sellix-Signature": sellix_signature("sx-secret", body), "X-Sellix-Event": "order:paid"})
+        good = httpx.post(
+            f"http://127.0.0.1:{port}/webhooks/sellix",
+            content=body,
+            headers={"X-Sellix-Signature": sellix_signature("sx-secret", body), "X-Sellix-Event": "order:paid"},
+        )
         assert good.json() == {"ok": "accepted"}
         assert wait_for(lambda: world.forum.badges_of("wait") == ["Verified Buyer"], 10)
     finally:

@@ -25,7 +25,7 @@ PACKAGE = {
         from datetime import datetime, timezone
 
         from adapters.base import OrderPage
-        from connector.models import Order, OrderLine, OrderStatus
+        from connector.core.models import Order, OrderLine, OrderStatus
 
 
         class TinyShop:
@@ -64,11 +64,16 @@ def test_a_pip_installed_adapter_is_used_by_kind(world, tmp_path):
     for name, content in PACKAGE.items():
         (source / name).write_text(textwrap.dedent(content), encoding="utf-8")
     target = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                              "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr
-    world.config_path.write_text(world.config_path.read_text().replace('kind = "woocommerce"', 'kind = "tinyshop"'),
-                                 encoding="utf-8")
+    world.config_path.write_text(
+        world.config_path.read_text().replace('kind = "woocommerce"', 'kind = "tinyshop"'), encoding="utf-8"
+    )
     world.forum.add_user("tiny", "tiny@example.com")
     world.forum.add_user("nope", "nope@example.com")
     run = world.cli("sync", PYTHONPATH=os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]))

@@ -22,13 +22,21 @@ def shop_world(world):
     card = shop.add_product("王者荣耀 点券 60元", "60.00")
     key = shop.add_product("Elden Ring Steam Key", "199.00")
     alice_id = shop.add_customer("alice@example.com", "Alice", "Liu")
-    world.alice_order = shop.add_order(customer_id=alice_id, email="alice@example.com", items=[(card, 1)], status="completed")
-    world.alice_second = shop.add_order(customer_id=alice_id, email="alice@example.com", items=[(key, 1)], status="processing")
+    world.alice_order = shop.add_order(
+        customer_id=alice_id, email="alice@example.com", items=[(card, 1)], status="completed"
+    )
+    world.alice_second = shop.add_order(
+        customer_id=alice_id, email="alice@example.com", items=[(key, 1)], status="processing"
+    )
     world.bob_order = shop.add_order(email="  Bob.Guest@Example.COM ", items=[(key, 1)], status="processing")
     world.carol_order = shop.add_order(email="carol@example.com", items=[(card, 2)], status="pending")
     world.dave_order = shop.add_order(email="dave@example.com", items=[(card, 1)], status="completed")
-    for username, email in [("alice", "alice@example.com"), ("bob", "bob.guest@example.com"), ("carol", "carol@example.com"),
-                            ("erin", "erin@example.com")]:
+    for username, email in [
+        ("alice", "alice@example.com"),
+        ("bob", "bob.guest@example.com"),
+        ("carol", "carol@example.com"),
+        ("erin", "erin@example.com"),
+    ]:
         forum.add_user(username, email)
     return world
 

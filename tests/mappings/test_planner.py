@@ -1,6 +1,6 @@
 """The planner is pure: orders + rules → desired grants; desired − applied − in flight → actions."""
 
-from connector.config import Grant, Rule
+from connector.core.config import Grant, Rule
 from mappings.diff import OpenAction, decide
 from mappings.grants import GrantKey, desired_grants
 
@@ -53,7 +53,7 @@ def test_decide_revokes_what_is_no_longer_wanted():
 
 def test_decide_does_not_duplicate_open_actions():
     pending = OpenAction(id=1, key=BADGE, op="grant", status="pending")
-    assert decide({BADGE}, set(), [pending]) .new == ()
+    assert decide({BADGE}, set(), [pending]).new == ()
 
 
 def test_decide_supersedes_unsent_grant_after_refund():

@@ -1,6 +1,6 @@
 """Pure review rendering and points rules."""
 
-from connector.config import PointsConfig, ReviewsConfig
+from connector.core.config import PointsConfig, ReviewsConfig
 from mappings.points import due_events, order_points
 from mappings.reviews import ReviewView, escape_discourse, passes_moderation, render_post, review_op
 

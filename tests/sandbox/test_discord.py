@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from connector.sandbox.discord import API, DiscordSandbox
-from connector.sandbox.server import SandboxServer
+from sandbox.discord import API, DiscordSandbox
+from sandbox.server import SandboxServer
 
 
 @pytest.fixture
@@ -24,8 +24,10 @@ def discord():
 
 
 def bot(discord, token="t0k"):
-    return httpx.Client(base_url=discord.url, headers={"Authorization": f"Bot {token}",
-                                                       "User-Agent": "DiscordBot (https://example.com, 0.1)"})
+    return httpx.Client(
+        base_url=discord.url,
+        headers={"Authorization": f"Bot {token}", "User-Agent": "DiscordBot (https://example.com, 0.1)"},
+    )
 
 
 def test_bad_token_is_401_and_counts_as_invalid(discord):
@@ -74,9 +76,14 @@ def test_forum_thread_edit_archive_and_pings(discord):
     forum = discord.add_forum("reviews", tags=("5 stars",))
     c = bot(discord)
     tag = c.get(f"/channels/{forum}").json()["available_tags"][0]["id"]
-    thread = c.post(f"/channels/{forum}/threads", json={
-        "name": "Elden Ring Steam Key", "applied_tags": [tag],
-        "message": {"content": "Great @everyone", "allowed_mentions": {"parse": []}}}).json()
+    thread = c.post(
+        f"/channels/{forum}/threads",
+        json={
+            "name": "Elden Ring Steam Key",
+            "applied_tags": [tag],
+            "message": {"content": "Great @everyone", "allowed_mentions": {"parse": []}},
+        },
+    ).json()
     assert thread["id"] == thread["message"]["id"] and thread["applied_tags"] == [tag]
     assert discord.pings == []
     discord.tick(10)
@@ -85,7 +92,10 @@ def test_forum_thread_edit_archive_and_pings(discord):
     assert edit.status_code == 400 and edit.json()["code"] == 50083
     assert c.patch(f"/channels/{thread['id']}", json={"archived": False}).status_code == 200
     discord.tick(10)
-    assert c.patch(f"/channels/{thread['id']}/messages/{thread['id']}", json={"content": "x" * 2001}).json()["code"] == 50035
+    assert (
+        c.patch(f"/channels/{thread['id']}/messages/{thread['id']}", json={"content": "x" * 2001}).json()["code"]
+        == 50035
+    )
     c.patch(f"/channels/{thread['id']}/messages/{thread['id']}", json={"content": "ping @everyone"})
     assert len(discord.pings) == 1  # no allowed_mentions: it would have pinged
 
@@ -106,11 +116,21 @@ def query(location):
 def consent(discord, scope="identify", state="st4te", redirect_uri=REDIRECT, decision="authorize"):
     """Open the consent page like a browser, then submit its form; returns the 302 Location."""
     b = browser(discord)
-    page = b.get("/oauth2/authorize", params={"response_type": "code", "client_id": discord.client_id, "scope": scope,
-                                              "state": state, "redirect_uri": redirect_uri, "prompt": "consent"})
+    page = b.get(
+        "/oauth2/authorize",
+        params={
+            "response_type": "code",
+            "client_id": discord.client_id,
+            "scope": scope,
+            "state": state,
+            "redirect_uri": redirect_uri,
+            "prompt": "consent",
+        },
+    )
     assert page.status_code == 200, page.text
-    fields = {k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">',
-                                                         page.text)}
+    fields = {
+        k: html.unescape(v) for k, v in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text)
+    }
     answer = b.post("/oauth2/authorize", data={**fields, "decision": decision})
     assert answer.status_code == 302
     return answer.headers["location"]
@@ -138,9 +158,17 @@ def bearer(discord, access_token):
 def test_code_flow_consent_page_token_and_users_me(discord):
     discord.redirect_uris.add(REDIRECT)
     discord.browser_user = ann = discord.add_user("ann")
-    page = browser(discord).get("/oauth2/authorize", params={
-        "response_type": "code", "client_id": discord.client_id, "scope": "identify guilds.join", "state": "xyz",
-        "redirect_uri": REDIRECT, "prompt": "consent"})
+    page = browser(discord).get(
+        "/oauth2/authorize",
+        params={
+            "response_type": "code",
+            "client_id": discord.client_id,
+            "scope": "identify guilds.join",
+            "state": "xyz",
+            "redirect_uri": REDIRECT,
+            "prompt": "consent",
+        },
+    )
     assert "Sandbox Discord — An external application wants to access your Discord account" in page.text
     assert "<strong>ann</strong>" in page.text and page.text.count("<li") == 2
     assert '<button name="decision" value="authorize">Authorize</button>' in page.text
@@ -181,21 +209,34 @@ def test_code_is_single_use_short_lived_and_bound_to_its_redirect_uri(discord):
     discord.browser_user = discord.add_user("ann")
     code = query(consent(discord))["code"]
     wrong = exchange(discord, grant_type="authorization_code", code=code, redirect_uri="https://shop.example/other")
-    assert wrong.status_code == 400 and wrong.json() == {"error": "invalid_grant",
-                                                         "error_description": 'Invalid "redirect_uri" in request.'}
-    first = httpx.post(f"{discord.root}{API}/oauth2/token", data={  # client credentials in the form this time
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-        "client_id": discord.client_id, "client_secret": discord.client_secret})
+    assert wrong.status_code == 400 and wrong.json() == {
+        "error": "invalid_grant",
+        "error_description": 'Invalid "redirect_uri" in request.',
+    }
+    first = httpx.post(
+        f"{discord.root}{API}/oauth2/token",
+        data={  # client credentials in the form this time
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": discord.client_id,
+            "client_secret": discord.client_secret,
+        },
+    )
     assert first.status_code == 200
     again = exchange(discord, grant_type="authorization_code", code=code, redirect_uri=REDIRECT)
-    assert again.status_code == 400 and again.json() == {"error": "invalid_grant",
-                                                         "error_description": 'Invalid "code" in request.'}
+    assert again.status_code == 400 and again.json() == {
+        "error": "invalid_grant",
+        "error_description": 'Invalid "code" in request.',
+    }
     # RFC 6749 §4.1.2: a replayed code revokes what it issued
     assert bearer(discord, first.json()["access_token"]).get("/users/@me").status_code == 401
     late = query(consent(discord))["code"]
     discord.tick(601)
-    assert exchange(discord, grant_type="authorization_code", code=late,
-                    redirect_uri=REDIRECT).json()["error"] == "invalid_grant"
+    assert (
+        exchange(discord, grant_type="authorization_code", code=late, redirect_uri=REDIRECT).json()["error"]
+        == "invalid_grant"
+    )
 
 
 def test_client_authentication_and_grant_types(discord):
@@ -203,13 +244,22 @@ def test_client_authentication_and_grant_types(discord):
     bad = exchange(discord, auth=(discord.client_id, "wrong"), grant_type="refresh_token", refresh_token="x")
     assert bad.status_code == 401 and bad.json() == {"error": "invalid_client"}
     assert bad.headers["www-authenticate"].startswith("Basic")
-    form = exchange(discord, auth=False, grant_type="refresh_token", refresh_token="x",
-                    client_id=discord.client_id, client_secret="wrong")
+    form = exchange(
+        discord,
+        auth=False,
+        grant_type="refresh_token",
+        refresh_token="x",
+        client_id=discord.client_id,
+        client_secret="wrong",
+    )
     assert form.status_code == 401 and form.json() == {"error": "invalid_client"}
     unsupported = exchange(discord, grant_type="password", username="ann", password="hunter2")
     assert unsupported.status_code == 400 and unsupported.json() == {"error": "unsupported_grant_type"}
-    as_json = httpx.post(f"{discord.root}/api/oauth2/token", json={"grant_type": "refresh_token", "refresh_token": "x"},
-                         auth=(discord.client_id, discord.client_secret))  # the token URL only reads form bodies
+    as_json = httpx.post(
+        f"{discord.root}/api/oauth2/token",
+        json={"grant_type": "refresh_token", "refresh_token": "x"},
+        auth=(discord.client_id, discord.client_secret),
+    )  # the token URL only reads form bodies
     assert as_json.status_code == 400 and as_json.json()["error"] == "unsupported_grant_type"
     assert discord.token_requests == 5 and discord.invalid_requests == 2
 
@@ -228,14 +278,20 @@ def test_refresh_rotates_and_an_expired_token_needs_a_refresh(discord):
     assert bearer(discord, renewed["access_token"]).get("/users/@me").json()["id"] == user
     replay = exchange(discord, grant_type="refresh_token", refresh_token=first["refresh_token"])
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    assert set(discord.issued_tokens()) == {first["access_token"], first["refresh_token"], renewed["access_token"],
-                                            renewed["refresh_token"]}
+    assert set(discord.issued_tokens()) == {
+        first["access_token"],
+        first["refresh_token"],
+        renewed["access_token"],
+        renewed["refresh_token"],
+    }
 
 
 def test_role_connection_metadata_scope_and_values(discord):
     c = bot(discord)
-    records = [{"type": 2, "key": "points", "name": "Points", "description": "Loyalty points"},
-               {"type": 7, "key": "buyer", "name": "Buyer", "description": "Has bought something"}]
+    records = [
+        {"type": 2, "key": "points", "name": "Points", "description": "Loyalty points"},
+        {"type": 7, "key": "buyer", "name": "Buyer", "description": "Has bought something"},
+    ]
     path = f"/applications/{discord.client_id}/role-connections/metadata"
     assert c.put(path, json=records).json() == records and discord.metadata_records == records
     invalid = c.put(path, json=[{"type": 9, "key": "Bad-Key", "name": "x", "description": "y"}])
@@ -290,8 +346,10 @@ def test_add_guild_member_201_then_204_without_roles(discord):
     bob, bobs = login(discord, scope="identify guilds.join", username="bob")
     discord.tick(10)
     wrong_user = c.put(path, json={"access_token": bobs["access_token"]})
-    assert wrong_user.status_code == 403 and wrong_user.json() == {"message": "Invalid OAuth2 access token",
-                                                                   "code": 50025}
+    assert wrong_user.status_code == 403 and wrong_user.json() == {
+        "message": "Invalid OAuth2 access token",
+        "code": 50025,
+    }
     cara, no_join = login(discord, scope="identify", username="cara")
     missing = c.put(f"/guilds/{discord.guild_id}/members/{cara}", json={"access_token": no_join["access_token"]})
     assert missing.status_code == 403 and missing.json()["code"] == 50026 and cara not in discord.members
@@ -312,8 +370,10 @@ def test_create_message_thread_forum_archived_locked(discord):
     assert edited.status_code == 200
     assert c.get(f"/channels/{thread['id']}/messages/{message['id']}").json()["content"] == "edited"
     in_forum = c.post(f"/channels/{forum}/messages", json={"content": "hi"})
-    assert in_forum.status_code == 400 and in_forum.json() == {"message": "Cannot send a message in a forum channel",
-                                                               "code": 40058}
+    assert in_forum.status_code == 400 and in_forum.json() == {
+        "message": "Cannot send a message in a forum channel",
+        "code": 40058,
+    }
     discord.tick(10)
     assert c.post("/channels/424242/messages", json={"content": "hi"}).json()["code"] == 10003
     assert c.post(f"/channels/{thread['id']}/messages", json={"content": "x" * 2001}).json()["code"] == 50035
@@ -336,7 +396,9 @@ def test_forum_with_require_tag(discord):
     post = {"name": "Elden Ring", "message": {"content": "great"}}
     untagged = c.post(f"/channels/{forum}/threads", json=post)
     assert untagged.status_code == 400 and untagged.json() == {
-        "code": 40067, "message": "A tag is required to create a forum post in this channel"}
+        "code": 40067,
+        "message": "A tag is required to create a forum post in this channel",
+    }
     discord.tick(10)
     assert c.post(f"/channels/{forum}/threads", json={**post, "applied_tags": ["999"]}).json()["code"] == 40067
     assert c.post(f"/channels/{forum}/threads", json={**post, "applied_tags": [tag]}).status_code == 201

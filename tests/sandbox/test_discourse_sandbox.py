@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from connector.sandbox.discourse import DiscourseSandbox
-from connector.sandbox.server import SandboxServer
+from sandbox.discourse import DiscourseSandbox
+from sandbox.server import SandboxServer
 
 KEY = "test-key"
 INVALID_CREDENTIALS = {
@@ -72,8 +72,14 @@ def make_badge(api, name="Verified Buyer", **extra):
 
 
 def make_group(api, name="verified-buyers", **extra):
-    fields = {"group[name]": name, "group[title]": "Verified Buyer", "group[flair_icon]": "check-circle",
-              "group[flair_bg_color]": "2e7d32", "group[flair_color]": "ffffff", "group[primary_group]": "true"}
+    fields = {
+        "group[name]": name,
+        "group[title]": "Verified Buyer",
+        "group[flair_icon]": "check-circle",
+        "group[flair_bg_color]": "2e7d32",
+        "group[flair_color]": "ffffff",
+        "group[primary_group]": "true",
+    }
     fields.update({f"group[{k}]": v for k, v in extra.items()})
     response = api.post("/admin/groups.json", data=fields)  # form-encoded, Rails-style nested keys
     assert response.status_code == 200, response.text
@@ -96,11 +102,17 @@ def test_bad_key_or_user_is_403_invalid_access_and_unknown_route_is_404(server, 
         response = httpx.get(server.url + "/admin/badges.json", headers=headers)
         assert response.status_code == 403
         assert response.json() == INVALID_CREDENTIALS
-    assert httpx.post(server.url + "/user_badges.json", json={"username": "x"}, headers={"Api-Key": "no"}).status_code == 403
+    assert (
+        httpx.post(server.url + "/user_badges.json", json={"username": "x"}, headers={"Api-Key": "no"}).status_code
+        == 403
+    )
 
     missing = api.get("/no/such/route.json")
     assert missing.status_code == 404
-    assert missing.json() == {"errors": ["The requested URL or resource could not be found."], "error_type": "not_found"}
+    assert missing.json() == {
+        "errors": ["The requested URL or resource could not be found."],
+        "error_type": "not_found",
+    }
 
     # a non-admin acting user does not even see /admin routes (Rails AdminConstraint)
     forum.add_user("alice", "alice@example.com")
@@ -129,7 +141,10 @@ def test_email_lookup_is_exact_case_insensitive_and_primary_only(api, forum):
     # without show_emails the address is not in the answer at all
     assert "email" not in api.get("/admin/users/list/active.json", params={"email": "alice@example.com"}).json()[0]
     # the `filter` parameter is the substring search, unlike `email`
-    assert {u["username"] for u in api.get("/admin/users/list/active.json", params={"filter": "ali"}).json()} == {"alice", "alicia"}
+    assert {u["username"] for u in api.get("/admin/users/list/active.json", params={"filter": "ali"}).json()} == {
+        "alice",
+        "alicia",
+    }
 
 
 def test_show_emails_pages_100_users_and_orders_as_asked(api, forum):
@@ -187,7 +202,10 @@ def test_badge_create_grant_is_idempotent_for_single_grant_and_revoke(api, forum
     assert api.delete(f"/user_badges/{user_badge['id']}.json").status_code == 404
 
     multi = make_badge(api, "Reviewer", multiple_grant=True)
-    ids = {api.post("/user_badges.json", json={"username": "alice", "badge_id": multi}).json()["user_badge"]["id"] for _ in range(2)}
+    ids = {
+        api.post("/user_badges.json", json={"username": "alice", "badge_id": multi}).json()["user_badge"]["id"]
+        for _ in range(2)
+    }
     assert len(ids) == 2
 
 
@@ -198,7 +216,9 @@ def test_group_add_batch_already_members_422_and_remove_with_skipped(api, forum)
     for name in ("alice", "bob", "carol", "dave"):
         forum.add_user(name, f"{name}@example.com")
     group = make_group(api)
-    assert group["title"] == "Verified Buyer" and group["flair_url"] == "check-circle" and group["primary_group"] is True
+    assert (
+        group["title"] == "Verified Buyer" and group["flair_url"] == "check-circle" and group["primary_group"] is True
+    )
     taken = api.post("/admin/groups.json", json={"group": {"name": "Verified-Buyers"}})
     assert taken.status_code == 422 and taken.json() == {"errors": ["Name has already been taken"]}
     gid = group["id"]
@@ -209,7 +229,11 @@ def test_group_add_batch_already_members_422_and_remove_with_skipped(api, forum)
     assert alice["title"] == "Verified Buyer" and alice["primary_group_name"] == "verified-buyers"
     assert alice["flair_group_name"] == "verified-buyers"
     shown = api.get("/u/alice.json").json()["user"]
-    assert (shown["primary_group_name"], shown["flair_name"], shown["flair_url"]) == ("verified-buyers", "verified-buyers", "check-circle")
+    assert (shown["primary_group_name"], shown["flair_name"], shown["flair_url"]) == (
+        "verified-buyers",
+        "verified-buyers",
+        "check-circle",
+    )
 
     one = api.put(f"/groups/{gid}/members.json", json={"usernames": "alice"})
     assert one.status_code == 422 and one.json() == {"errors": ["'alice' is already a member of this group."]}
@@ -219,7 +243,8 @@ def test_group_add_batch_already_members_422_and_remove_with_skipped(api, forum)
     assert mixed.status_code == 200 and mixed.json()["usernames"] == ["alice", "carol"]
     nobody = api.put(f"/groups/{gid}/members.json", json={"usernames": "ghost"})
     assert nobody.status_code == 400 and nobody.json() == {
-        "errors": ["You supplied invalid parameters to the request: usernames"], "error_type": "invalid_parameters"
+        "errors": ["You supplied invalid parameters to the request: usernames"],
+        "error_type": "invalid_parameters",
     }
     too_many = forum  # 1001 real users are needed before the cap applies
     for n in range(1001):
@@ -273,7 +298,10 @@ def test_admin_api_rate_limit_is_a_sliding_window_answering_json_429(server, for
 
     # a full window answers "1 minute"
     fresh = DiscourseSandbox(api_key=KEY, rate_limit_per_minute=1, clock=clock)
-    with SandboxServer(fresh.app) as other, httpx.Client(base_url=other.url, headers={"Api-Key": KEY, "Api-Username": "system"}) as api:
+    with (
+        SandboxServer(fresh.app) as other,
+        httpx.Client(base_url=other.url, headers={"Api-Key": KEY, "Api-Username": "system"}) as api,
+    ):
         assert api.get("/categories.json").status_code == 200
         assert api.get("/categories.json").json()["extras"] == {"wait_seconds": 60, "time_left": "1 minute"}
 
@@ -306,7 +334,11 @@ def test_external_id_is_unique_and_redirects_with_301(api, clock):
     clock.advance(121)  # past the 120 s memoization of identical API posts
     duplicate = make_topic(api, title="Another title for the same product", external_id="SHOP-PRODUCT-42")
     assert duplicate.status_code == 422
-    assert duplicate.json() == {"action": "create_post", "errors": ["External has already been taken"], "success": False}
+    assert duplicate.json() == {
+        "action": "create_post",
+        "errors": ["External has already been taken"],
+        "success": False,
+    }
     bad = make_topic(api, title="A title with a bad external id", external_id="no spaces allowed")
     assert bad.json()["errors"] == ["External is invalid"]
 
@@ -327,7 +359,9 @@ def test_identical_post_within_120s_is_memoized_and_topic_validations_apply(api,
     assert make_topic(api, external_id=None).json()["errors"] == ["Title has already been used"]
     short = api.post("/posts.json", json={"title": "Too short", "raw": "Long enough body text here.", "category": 4})
     assert short.json()["errors"] == ["Title is too short (minimum is 15 characters)"]
-    uncategorized = api.post("/posts.json", json={"title": "A topic without category", "raw": "Long enough body text here."})
+    uncategorized = api.post(
+        "/posts.json", json={"title": "A topic without category", "raw": "Long enough body text here."}
+    )
     assert uncategorized.json()["errors"] == ["Category can't be blank"]
     gone = api.post("/posts.json", json={"topic_id": 99999, "raw": "A reply to a topic that does not exist."})
     assert gone.status_code == 422 and gone.json()["success"] is False
@@ -342,14 +376,19 @@ def test_post_edit_versions_409_conflict_escaping_and_soft_delete(api, forum, cl
 
     conflict = api.put(f"/posts/{pid}.json", json={"post": {"raw": "x" * 30, "original_text": "not the current raw"}})
     assert conflict.status_code == 409
-    assert conflict.json() == {"errors": ["That post was edited by another user and your changes can no longer be saved."]}
+    assert conflict.json() == {
+        "errors": ["That post was edited by another user and your changes can no longer be saved."]
+    }
     assert api.put(f"/posts/{pid}.json", json={"raw": "no post key"}).status_code == 400
 
     # the author's own small edit within the 5-minute grace period keeps the version
     small = api.put(f"/posts/{pid}.json", data={"post[raw]": raw + " Recommended.", "post[original_text]": raw})
     assert small.status_code == 200 and small.json()["post"]["version"] == 1
     clock.advance(301)
-    edited = api.put(f"/posts/{pid}.json", json={"post": {"raw": "Edited after the grace period, still a review.", "edit_reason": "typo"}})
+    edited = api.put(
+        f"/posts/{pid}.json",
+        json={"post": {"raw": "Edited after the grace period, still a review.", "edit_reason": "typo"}},
+    )
     assert edited.json()["post"]["version"] == 2 and edited.json()["post"]["edit_reason"] == "typo"
 
     forum.edit_post_by_hand(pid, "A moderator rewrote this review entirely.")
@@ -387,10 +426,12 @@ def test_gamification_score_events(api, forum):
     assert created.status_code == 200
     event = created.json()
     assert (event["user_id"], event["date"], event["points"], event["description"]) == (uid, "2026-03-01", -5, "refund")
-    assert api.post("/admin/plugins/gamification/score_events.json", json={"user_id": uid, "date": "2026-03-01"}).json() == {
-        "errors": ["param is missing or the value is empty: points"]
+    assert api.post(
+        "/admin/plugins/gamification/score_events.json", json={"user_id": uid, "date": "2026-03-01"}
+    ).json() == {"errors": ["param is missing or the value is empty: points"]}
+    assert api.put("/admin/plugins/gamification/score_events.json", json={"id": event["id"], "points": 0}).json() == {
+        "success": "OK"
     }
-    assert api.put("/admin/plugins/gamification/score_events.json", json={"id": event["id"], "points": 0}).json() == {"success": "OK"}
     listed = api.get("/admin/plugins/gamification/score_events.json", params={"user_id": uid}).json()
     assert [(e["id"], e["points"], e["description"]) for e in listed["events"]] == [(event["id"], 0, "refund")]
     assert api.delete("/admin/plugins/gamification/score_events.json").status_code == 404  # there is no DELETE

@@ -3,9 +3,9 @@
 import httpx
 import pytest
 
-from connector.http import RemoteClient
-from connector.sandbox.server import SandboxServer
-from connector.sandbox.shop import WooCommerceSandbox
+from connector.core.http import RemoteClient
+from sandbox.server import SandboxServer
+from sandbox.shop import WooCommerceSandbox
 
 
 @pytest.fixture
@@ -17,8 +17,9 @@ def shop():
 
 
 def client(shop, timeout=5.0):
-    return RemoteClient("shop", shop.url, auth=(shop.consumer_key, shop.consumer_secret), timeout=timeout,
-                        sleep=lambda s: None)
+    return RemoteClient(
+        "shop", shop.url, auth=(shop.consumer_key, shop.consumer_secret), timeout=timeout, sleep=lambda s: None
+    )
 
 
 def test_dropped_connection_is_a_protocol_error_then_retried(shop):

@@ -10,12 +10,18 @@ import httpx
 
 
 def test_sandbox_command_serves_shop_forum_and_discord():
-    process = subprocess.Popen([sys.executable, "-m", "connector.cli", "sandbox", "--orders", "30",
-                                "--discord-bucket", "5/1"], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "sandbox", "--orders", "30", "--discord-bucket", "5/1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(process.stdout.readline())
-        orders = httpx.get(info["shop_url"] + "/wp-json/wc/v3/orders",
-                           auth=(info["consumer_key"], info["consumer_secret"]), params={"per_page": 100})
+        orders = httpx.get(
+            info["shop_url"] + "/wp-json/wc/v3/orders",
+            auth=(info["consumer_key"], info["consumer_secret"]),
+            params={"per_page": 100},
+        )
         assert orders.status_code == 200 and len(orders.json()) == 30
         assert len(info["buyer_emails"]) == 3  # one buyer per ten orders, each a guild member
         member = str(info["member_base"] + 2)

@@ -1,14 +1,14 @@
 """The sandbox shop answers like WooCommerce's REST API v3 (docs in shared/specs/shops/woocommerce)."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from connector.sandbox.server import SandboxServer
-from connector.sandbox.shop import WooCommerceSandbox
+from sandbox.server import SandboxServer
+from sandbox.shop import WooCommerceSandbox
 
-T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture

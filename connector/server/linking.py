@@ -14,17 +14,18 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from adapters.communities.discord_client import DiscordOAuth, OAuthError
-from connector.config import Config, LinkConfig
-from connector.http import RemoteError
-from connector.linked_roles import metadata
-from connector.logs import log
+from connector.core.config import Config, LinkConfig
+from connector.core.http import RemoteError
+from connector.core.logs import log
+from connector.features.linked_roles import metadata
 from connector.state.store import StateStore
 from connector.state.tokens import TokenStore
 
@@ -101,8 +102,11 @@ class LinkService:
 
     @property
     def scopes(self) -> list[str]:
-        return ["identify"] + (["guilds.join"] if self.link.join_guild else []) + (
-            ["role_connections.write"] if self.link.linked_roles else [])
+        return (
+            ["identify"]
+            + (["guilds.join"] if self.link.join_guild else [])
+            + (["role_connections.write"] if self.link.linked_roles else [])
+        )
 
     # ---- proof ---------------------------------------------------------------------------------------------------
 
@@ -159,7 +163,9 @@ class LinkService:
             me = self.oauth.me(tokens.access_token)
         except OAuthError as error:
             log.warning("oauth code refused", error=error.error)
-            raise LinkError("Discord did not accept this sign-in (it may have been used already). Start again.") from None
+            raise LinkError(
+                "Discord did not accept this sign-in (it may have been used already). Start again."
+            ) from None
         except (RemoteError, httpx.HTTPError) as error:
             log.error("oauth failed", error=str(error)[:200])
             raise LinkError("Discord could not be reached. Try again in a few minutes.") from None
@@ -173,8 +179,15 @@ class LinkService:
         if self.tokens is not None:
             self._clear_previous(customer_key, user_id)
             if linked_roles:
-                self.tokens.save(self.community, customer_key, user_id, sorted(tokens.scopes), tokens.access_token,
-                                 tokens.refresh_token, tokens.expires_at)
+                self.tokens.save(
+                    self.community,
+                    customer_key,
+                    user_id,
+                    sorted(tokens.scopes),
+                    tokens.access_token,
+                    tokens.refresh_token,
+                    tokens.expires_at,
+                )
             else:
                 self.tokens.forget(self.community, customer_key)
         log.info("member linked", community=self.community, customer=customer_key, linked_roles=linked_roles)
@@ -188,8 +201,9 @@ class LinkService:
         if old is None or old.user_id == user_id or old.revoked:
             return
         try:
-            self.oauth.set_role_connection(old.access_token, {"platform_name": self.link.platform_name,
-                                                               "metadata": metadata(0, 0)})
+            self.oauth.set_role_connection(
+                old.access_token, {"platform_name": self.link.platform_name, "metadata": metadata(0, 0)}
+            )
         except (RemoteError, httpx.HTTPError) as error:
             log.warning("previous account's connection not cleared", error=str(error)[:200])
 

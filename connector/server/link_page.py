@@ -7,7 +7,7 @@ before it reaches the page; the pages forbid framing and send no referrer (a sig
 from __future__ import annotations
 
 import html
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from connector.linking import Linked, LinkError, LinkService, TooManyAttempts
+from connector.server.linking import Linked, LinkError, LinkService, TooManyAttempts
 
 COOKIE = "cardbridge_link"
 
@@ -33,9 +33,11 @@ text-align:center;font-weight:700} small{color:#656d76}
 
 
 def _page(title: str, body: str, status: int = 200, form_action: str = "") -> HTMLResponse:
-    document = (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
-                f"content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title>"
-                f"<style>{_STYLE}</style></head><body><main>{body}</main></body></html>")
+    document = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
+        f"content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><main>{body}</main></body></html>"
+    )
     headers = {
         # Chrome applies form-action to the redirect after the POST as well, so Discord's origin is allowed there.
         "Content-Security-Policy": f"default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {form_action}".strip(),
@@ -67,9 +69,9 @@ class LinkPages:
             "<h1>Link your Discord account</h1>"
             "<p>Prove a purchase, then sign in with Discord: your account gets the buyer roles of the shop's server.</p>"
             f"{notice}<form method=post action=/link>"
-            f"<label for=order>Order number</label><input id=order name=order required maxlength=64 value=\"{html.escape(order)}\">"
+            f'<label for=order>Order number</label><input id=order name=order required maxlength=64 value="{html.escape(order)}">'
             f"<label for=email>Email used for the order</label><input id=email name=email type=email required "
-            f"maxlength=320 value=\"{html.escape(email)}\">"
+            f'maxlength=320 value="{html.escape(email)}">'
             "<button type=submit>Continue with Discord</button></form>"
             "<p><small>Your email is only compared with the order; it is not shown to anyone or sent to Discord."
             "</small></p>"
@@ -79,8 +81,15 @@ class LinkPages:
     def _to_discord(self, request: Request, customer_key: str) -> Response:
         url, nonce = self.service.start(customer_key)
         response = RedirectResponse(url, status_code=303)
-        response.set_cookie(COOKIE, nonce, max_age=15 * 60, path="/link", httponly=True, samesite="lax",
-                            secure=self.service.link.public_url.startswith("https://"))
+        response.set_cookie(
+            COOKIE,
+            nonce,
+            max_age=15 * 60,
+            path="/link",
+            httponly=True,
+            samesite="lax",
+            secure=self.service.link.public_url.startswith("https://"),
+        )
         return response
 
     async def form(self, request: Request) -> Response:
@@ -91,9 +100,11 @@ class LinkPages:
             self.service.from_link(token)
         except LinkError as error:
             return self._form(str(error), status=400)
-        body = ("<h1>Link your Discord account</h1><p>This link comes from the shop and proves your purchase. Sign in "
-                "with Discord to get the buyer roles on the shop's server.</p>"
-                f"<a class=button href=\"/link/start?t={html.escape(token)}\">Continue with Discord</a>")
+        body = (
+            "<h1>Link your Discord account</h1><p>This link comes from the shop and proves your purchase. Sign in "
+            "with Discord to get the buyer roles on the shop's server.</p>"
+            f'<a class=button href="/link/start?t={html.escape(token)}">Continue with Discord</a>'
+        )
         return _page("Link your Discord account", body)
 
     async def submit(self, request: Request) -> Response:
@@ -121,12 +132,15 @@ class LinkPages:
     async def callback(self, request: Request) -> Response:
         query = request.query_params
         if query.get("error"):
-            body = ("<h1>Not linked</h1><p>You cancelled the sign-in on Discord, so nothing was linked.</p>"
-                    "<a class=button href=/link>Start again</a>")
+            body = (
+                "<h1>Not linked</h1><p>You cancelled the sign-in on Discord, so nothing was linked.</p>"
+                "<a class=button href=/link>Start again</a>"
+            )
             return _page("Not linked", body, 400)
         try:
-            linked = await run_in_threadpool(self.service.finish, query.get("code", ""), query.get("state", ""),
-                                             request.cookies.get(COOKIE))
+            linked = await run_in_threadpool(
+                self.service.finish, query.get("code", ""), query.get("state", ""), request.cookies.get(COOKIE)
+            )
         except LinkError as error:
             body = f"<h1>Not linked</h1><p class=error>{html.escape(str(error))}</p><a class=button href=/link>Start again</a>"
             return _page("Not linked", body, 400)

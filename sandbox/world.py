@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from connector.sandbox.shop import WooCommerceSandbox, _Order
+from sandbox.shop import WooCommerceSandbox, _Order
 
 CATALOGUE = [
     ("王者荣耀 点券 60元", "60.00", "游戏点卡"),
@@ -23,9 +23,18 @@ CATALOGUE = [
 ]
 
 PEOPLE = [
-    ("李", "娜", "lina"), ("王", "磊", "wanglei"), ("张", "敏", "zhangmin"), ("刘", "洋", "liuyang"),
-    ("陈", "静", "chenjing"), ("杨", "帆", "yangfan"), ("Emily", "Carter", "emily"), ("Lucas", "Meyer", "lucas"),
-    ("Sofia", "Rossi", "sofia"), ("Kenji", "Sato", "kenji"), ("Ava", "Nguyen", "ava"), ("Omar", "Haddad", "omar"),
+    ("李", "娜", "lina"),
+    ("王", "磊", "wanglei"),
+    ("张", "敏", "zhangmin"),
+    ("刘", "洋", "liuyang"),
+    ("陈", "静", "chenjing"),
+    ("杨", "帆", "yangfan"),
+    ("Emily", "Carter", "emily"),
+    ("Lucas", "Meyer", "lucas"),
+    ("Sofia", "Rossi", "sofia"),
+    ("Kenji", "Sato", "kenji"),
+    ("Ava", "Nguyen", "ava"),
+    ("Omar", "Haddad", "omar"),
 ]
 
 REVIEWS = [
@@ -76,8 +85,19 @@ def seed_shop(shop: WooCommerceSandbox, seed: int = 7) -> SeedInfo:
         for _ in range(rng.randint(1, 4)):
             items = [(rng.choice(info.products), rng.randint(1, 2))]
             status = rng.choice(statuses)
-            mine.append((shop.add_order(customer_id=customer_id, email=typed_email, items=items, status=status,
-                                        first_name=given, last_name=family), status))
+            mine.append(
+                (
+                    shop.add_order(
+                        customer_id=customer_id,
+                        email=typed_email,
+                        items=items,
+                        status=status,
+                        first_name=given,
+                        last_name=family,
+                    ),
+                    status,
+                )
+            )
         # the last two people never paid: a pending order and a failed one
         if index >= len(PEOPLE) - 2:
             for order_id, _ in mine:
@@ -95,8 +115,12 @@ def seed_shop(shop: WooCommerceSandbox, seed: int = 7) -> SeedInfo:
         info.orders += [order_id for order_id, _ in mine]
         info.buyers.append(Buyer(handle, email, customer_id, bool(paid_orders)))
     # Most reviews come from people who bought the product; the hostile one from someone who did not.
-    bought = [(o.email.strip().lower(), product) for o in shop.orders.values() if o.status in ("processing", "completed")
-              for product, _ in o.items]
+    bought = [
+        (o.email.strip().lower(), product)
+        for o in shop.orders.values()
+        if o.status in ("processing", "completed")
+        for product, _ in o.items
+    ]
     for index, (rating, text) in enumerate(REVIEWS):
         if "<script>" in text or not bought:
             product, email, name = info.products[-1], "drive.by@example.net", "drive-by"
@@ -128,10 +152,21 @@ def bulk_orders(shop: WooCommerceSandbox, n: int, seed: int = 1, buyers: int | N
             stamp = start + index
             items = [(rng.choice(products), 1)]
             shop.orders[order_id] = _Order(
-                id=order_id, customer_id=0, email=email, first_name="Buyer", last_name=username, status=rng.choice(statuses),
-                items=items, created=stamp, modified=stamp, phone=f"138{rng.randrange(10**8):08d}",
-                address=f"建国路{rng.randrange(1, 999)}号", city="北京", ip="10.0.0.1",
-                transaction_id=f"T{order_id:012d}", payment=("alipay", "支付宝"),
+                id=order_id,
+                customer_id=0,
+                email=email,
+                first_name="Buyer",
+                last_name=username,
+                status=rng.choice(statuses),
+                items=items,
+                created=stamp,
+                modified=stamp,
+                phone=f"138{rng.randrange(10**8):08d}",
+                address=f"建国路{rng.randrange(1, 999)}号",
+                city="北京",
+                ip="10.0.0.1",
+                transaction_id=f"T{order_id:012d}",
+                payment=("alipay", "支付宝"),
                 secrets=[f"KM-{rng.getrandbits(64):016X}", f"KM-{rng.getrandbits(64):016X}"],
             )
             shop._by_modified.append((stamp, order_id))

@@ -18,14 +18,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector.sandbox.faults import FaultInjector, Knobs
+from sandbox.faults import FaultInjector, Knobs
 
 PAGE = 20
 
 
 def envelope(data: Any, status: int = 200, error: str | None = None) -> JSONResponse:
-    return JSONResponse({"status": status, "data": data, "message": None, "log": None, "error": error,
-                         "env": "production"}, status_code=status)
+    return JSONResponse(
+        {"status": status, "data": data, "message": None, "log": None, "error": error, "env": "production"},
+        status_code=status,
+    )
 
 
 class SellixSandbox:
@@ -56,11 +58,25 @@ class SellixSandbox:
             uniqid = f"demo-{self._rng.getrandbits(40):010x}"
             now = self._tick()
             self.orders[uniqid] = {
-                "id": len(self.orders), "uniqid": uniqid, "total": total, "total_display": total, "currency": "USD",
-                "customer_email": email, "product_id": product, "product_type": "serials", "quantity": 1,
-                "gateway": "STRIPE", "stripe_id": f"pi_{uniqid}", "stripe_client_secret": f"pi_{uniqid}_secret_x",
-                "ip": "203.0.113.7", "crypto_address": None, "country": "IT", "status": status,
-                "serials": [f"SX-{self._rng.getrandbits(48):012X}"], "custom_fields": {}, "created_at": now,
+                "id": len(self.orders),
+                "uniqid": uniqid,
+                "total": total,
+                "total_display": total,
+                "currency": "USD",
+                "customer_email": email,
+                "product_id": product,
+                "product_type": "serials",
+                "quantity": 1,
+                "gateway": "STRIPE",
+                "stripe_id": f"pi_{uniqid}",
+                "stripe_client_secret": f"pi_{uniqid}_secret_x",
+                "ip": "203.0.113.7",
+                "crypto_address": None,
+                "country": "IT",
+                "status": status,
+                "serials": [f"SX-{self._rng.getrandbits(48):012X}"],
+                "custom_fields": {},
+                "created_at": now,
                 "updated_at": now,
             }
             return uniqid
@@ -73,17 +89,26 @@ class SellixSandbox:
         with self._lock:
             uniqid = f"fb-{self._rng.getrandbits(40):010x}"
             invoice = self.orders[order]
-            self.feedback[uniqid] = {"id": len(self.feedback), "uniqid": uniqid, "invoice_id": order,
-                                     "product_id": invoice["product_id"], "message": message, "reply": None,
-                                     "feedback": "positive" if score >= 4 else "negative", "score": score,
-                                     "created_at": self._tick(), "updated_at": self._clock,
-                                     "invoice": {"uniqid": order, "customer_email": invoice["customer_email"]}}
+            self.feedback[uniqid] = {
+                "id": len(self.feedback),
+                "uniqid": uniqid,
+                "invoice_id": order,
+                "product_id": invoice["product_id"],
+                "message": message,
+                "reply": None,
+                "feedback": "positive" if score >= 4 else "negative",
+                "score": score,
+                "created_at": self._tick(),
+                "updated_at": self._clock,
+                "invoice": {"uniqid": order, "customer_email": invoice["customer_email"]},
+            }
             return uniqid
 
     def secrets(self) -> list[str]:
         with self._lock:
             return [s for o in self.orders.values() for s in o["serials"]] + [
-                o["stripe_client_secret"] for o in self.orders.values()]
+                o["stripe_client_secret"] for o in self.orders.values()
+            ]
 
     def _build(self) -> Any:
         def page_of(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -108,16 +133,23 @@ class SellixSandbox:
             with self._lock:
                 return envelope({"products": page_of(request, list(self.products.values()))})
 
-        app = Starlette(routes=[Route("/v1/orders", orders), Route("/v1/orders/{uniqid}", order),
-                                Route("/v1/feedback", feedback), Route("/v1/products", products)])
+        app = Starlette(
+            routes=[
+                Route("/v1/orders", orders),
+                Route("/v1/orders/{uniqid}", order),
+                Route("/v1/feedback", feedback),
+                Route("/v1/products", products),
+            ]
+        )
         outer = self
 
         async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "http":
                 request = Request(scope)
                 with outer._lock:
-                    outer.requests.append({"path": request.url.path, "query": dict(request.query_params),
-                                           "time": time.monotonic()})
+                    outer.requests.append(
+                        {"path": request.url.path, "query": dict(request.query_params), "time": time.monotonic()}
+                    )
                 if request.headers.get("authorization") != f"Bearer {outer.api_key}":
                     await envelope(None, 401, "Unauthorized")(scope, receive, send)
                     return

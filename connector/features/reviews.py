@@ -6,12 +6,13 @@ the planner meets it as a conflict, which an admin resolves (``cardbridge confli
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from adapters.base import Outcome, ReviewSource
-from connector.http import RemoteError
-from connector.logs import log
+from connector.core.http import RemoteError
+from connector.core.logs import log
 from connector.state.reviews import ReviewContext, ReviewStore
 from connector.state.store import CHUNK, NewAction
 from connector.state.tables import OutboxRow
@@ -31,16 +32,16 @@ from mappings.reviews import (
 )
 
 if TYPE_CHECKING:
-    from connector.sync import Connector, PassReport
+    from connector.flow.pass_ import Connector, PassReport
 
 #: Review and points actions are not a customer's grants; their outbox rows use this owner.
 SHOP = "shop"
 
 
 class ContentStage:
-    def __init__(self, connector: "Connector") -> None:
+    def __init__(self, connector: Connector) -> None:
         self.connector = connector
-        self.config = connector.config
+        self.config = connector.core.config
         self.reviews = ReviewStore(connector.store.engine)
 
     @property
@@ -50,7 +51,7 @@ class ContentStage:
 
     # ---- pull ----------------------------------------------------------------------------------------------------
 
-    def pull(self, report: "PassReport") -> None:
+    def pull(self, report: PassReport) -> None:
         shop = self.connector.shop
         if not self.wants_reviews:
             return
@@ -85,8 +86,9 @@ class ContentStage:
 
     def view(self, ctx: ReviewContext, community: str) -> ReviewView:
         product = ctx.product.name if ctx.product else f"Product #{ctx.review.product_id}"
-        return ReviewView(ctx.review.id, product, ctx.review.rating, ctx.review.text, ctx.verified,
-                          ctx.usernames.get(community))
+        return ReviewView(
+            ctx.review.id, product, ctx.review.rating, ctx.review.text, ctx.verified, ctx.usernames.get(community)
+        )
 
     def is_discord(self, community: str) -> bool:
         target = self.config.communities.get(community)
@@ -97,7 +99,7 @@ class ContentStage:
         view = self.view(ctx, community)
         return discord_posts.render_review(view) if self.is_discord(community) else render_post(view)
 
-    def plan_reviews(self, report: "PassReport", everyone: bool, dry_run: bool) -> list[str]:
+    def plan_reviews(self, report: PassReport, everyone: bool, dry_run: bool) -> list[str]:
         """Plan posts for changed reviews; returns the reviewers' customer keys (their points may change)."""
         if not self.wants_reviews:
             return []
@@ -129,8 +131,9 @@ class ContentStage:
                 self.reviews.clean([i for i in chunk if i not in set(busy)])
         return customers
 
-    def plan_points(self, customer_key: str, identities: dict[str, Any],
-                    dry_run: bool) -> tuple[list[NewAction], list[tuple[str, str]], int]:
+    def plan_points(
+        self, customer_key: str, identities: dict[str, Any], dry_run: bool
+    ) -> tuple[list[NewAction], list[tuple[str, str]], int]:
         """New point events for one customer, the outbox actions that carry them to each community, and their total
         (tier roles are grants: the main planner adds them)."""
         points = self.config.points
@@ -161,11 +164,17 @@ class ContentStage:
                 sent = self.connector.store.action_targets(community, customer_key, "points")
                 for key in sorted(events):
                     if key not in sent:
-                        new.append(NewAction(community, customer_key, GrantKey("points", key), "award",
-                                             identity.remote_username))
+                        new.append(
+                            NewAction(
+                                community, customer_key, GrantKey("points", key), "award", identity.remote_username
+                            )
+                        )
             elif due or not self.connector.store.action_targets(community, customer_key, "points_total"):
-                new.append(NewAction(community, customer_key, GrantKey("points_total", customer_key), "set",
-                                     identity.remote_username))
+                new.append(
+                    NewAction(
+                        community, customer_key, GrantKey("points_total", customer_key), "set", identity.remote_username
+                    )
+                )
         return new, need_identity, sum(events.values())
 
     # ---- deliver -------------------------------------------------------------------------------------------------
@@ -227,15 +236,18 @@ class ContentStage:
             return {
                 "user_id": identity.remote_user_id if identity else None,
                 "points": events.get(row.target, 0),
-                "date": datetime.now(timezone.utc).date().isoformat(),
+                "date": datetime.now(UTC).date().isoformat(),
                 # The key in the description is how an interrupted award is found again (score events have no id
                 # of ours and no delete).
                 "description": f"{row.target} [cardbridge]",
             }
         target = self.config.points.communities[community] if self.config.points else None
-        return {"total": self.reviews.point_total(row.customer_key), "field_id": target.user_field_id if target else None}
+        return {
+            "total": self.reviews.point_total(row.customer_key),
+            "field_id": target.user_field_id if target else None,
+        }
 
-    def record(self, rows: Sequence[OutboxRow], outcomes: dict[int, Outcome], report: "PassReport") -> None:
+    def record(self, rows: Sequence[OutboxRow], outcomes: dict[int, Outcome], report: PassReport) -> None:
         """Remember posts and topics written, and conflicts met."""
         for row in rows:
             outcome = outcomes.get(row.id or 0)
@@ -244,7 +256,9 @@ class ContentStage:
             if outcome.conflict:
                 conflict_id = self.reviews.add_conflict(row.community, "review", row.target, outcome.conflict)
                 report.conflicts += 1
-                log.warning("conflict", community=row.community, review=row.target, id=conflict_id, reason=outcome.conflict)
+                log.warning(
+                    "conflict", community=row.community, review=row.target, id=conflict_id, reason=outcome.conflict
+                )
                 continue
             data = dict(outcome.data)
             if data.pop("skipped", False):
@@ -255,10 +269,19 @@ class ContentStage:
                 values["topic_id"] = data["topic_id"]
                 [ctx] = self.reviews.contexts([row.target])
                 prefix = self.config.reviews.topic_prefix if self.config.reviews else "shop"
-                self.reviews.set_topic(row.community, ctx.review.product_id,
-                                       topic_external_id(prefix, ctx.review.product_id), data["topic_id"])
-            for key, column in (("post_id", "post_id"), ("version", "remote_version"), ("content_hash", "content_hash"),
-                                ("state", "state"), ("thread_id", "topic_id")):
+                self.reviews.set_topic(
+                    row.community,
+                    ctx.review.product_id,
+                    topic_external_id(prefix, ctx.review.product_id),
+                    data["topic_id"],
+                )
+            for key, column in (
+                ("post_id", "post_id"),
+                ("version", "remote_version"),
+                ("content_hash", "content_hash"),
+                ("state", "state"),
+                ("thread_id", "topic_id"),
+            ):
                 if key in data:
                     values[column] = data[key]
             self.reviews.set_post(row.community, row.target, **values)
@@ -291,16 +314,22 @@ class ContentStage:
                 self.reviews.forget_post(community, review_id)
             else:
                 # Adopt the forum's copy as the base, so the next pass edits it back to the shop's text.
-                self.reviews.set_post(community, review_id, content_hash=content_hash(current.get("raw") or ""),
-                                      remote_version=current.get("version"), state="posted")
+                self.reviews.set_post(
+                    community,
+                    review_id,
+                    content_hash=content_hash(current.get("raw") or ""),
+                    remote_version=current.get("version"),
+                    state="posted",
+                )
             return f"conflict {conflict_id}: the shop's review will be posted again on the next pass"
         [ctx] = self.reviews.contexts([review_id])
         wanted = content_hash(self.render(community, ctx)) if self.visible(ctx) else None
         if deleted:
             self.reviews.set_post(community, review_id, content_hash=wanted, state="forum-deleted")
         else:
-            self.reviews.set_post(community, review_id, content_hash=wanted, state="forum",
-                                  remote_version=current.get("version"))
+            self.reviews.set_post(
+                community, review_id, content_hash=wanted, state="forum", remote_version=current.get("version")
+            )
         return f"conflict {conflict_id}: the forum's version stays until the review changes in the shop"
 
 

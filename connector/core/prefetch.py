@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterator, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
@@ -31,7 +32,7 @@ def read_ahead(pages: Iterator[T], depth: int = 2) -> Iterator[T]:
                 if stop.is_set():
                     return
             buffer.put(_DONE)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, re-raised there
+        except BaseException as error:
             buffer.put(error)
 
     worker = threading.Thread(target=work, name="read-ahead", daemon=True)

@@ -10,8 +10,8 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -64,17 +64,16 @@ class ShopConfig(_Strict):
     lookback_seconds: Annotated[int, Field(ge=0)] = 300
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
-
     @model_validator(mode="after")
-    def _source(self) -> "ShopConfig":
+    def _source(self) -> ShopConfig:
         if self.kind == "woocommerce" and self.base_url is None:
-            raise _KeyedError("shop.base_url", "is required for kind = \"woocommerce\"")
+            raise _KeyedError("shop.base_url", 'is required for kind = "woocommerce"')
         if self.kind == "rest" and (self.base_url is None or not self.rest):
-            raise _KeyedError("shop.rest", "kind = \"rest\" needs base_url and a [shop.rest] table")
+            raise _KeyedError("shop.rest", 'kind = "rest" needs base_url and a [shop.rest] table')
         if self.kind == "sellix" and not self.api_key:
-            raise _KeyedError("shop.api_key", "is required for kind = \"sellix\"")
+            raise _KeyedError("shop.api_key", 'is required for kind = "sellix"')
         if self.kind in ("dujiaoka", "acgfaka") and not self.database_url:
-            raise _KeyedError("shop.database_url", f"is required for kind = \"{self.kind}\"")
+            raise _KeyedError("shop.database_url", f'is required for kind = "{self.kind}"')
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -116,13 +115,13 @@ class CommunityConfig(_Strict):
     unmatched_retry_seconds: Annotated[int, Field(ge=0)] = 900
 
 
-def _check_community(name: str, community: "CommunityConfig") -> None:
+def _check_community(name: str, community: CommunityConfig) -> None:
     if community.kind == "discourse" and community.base_url is None:
-        raise _KeyedError(f"communities.{name}.base_url", "is required for kind = \"discourse\"")
+        raise _KeyedError(f"communities.{name}.base_url", 'is required for kind = "discourse"')
     if community.kind == "discord":
         for key in ("bot_token", "guild_id"):
             if not getattr(community, key):
-                raise _KeyedError(f"communities.{name}.{key}", "is required for kind = \"discord\"")
+                raise _KeyedError(f"communities.{name}.{key}", 'is required for kind = "discord"')
 
 
 class Grant(_Strict):
@@ -135,7 +134,7 @@ class Grant(_Strict):
     role: str | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> "Grant":
+    def _something(self) -> Grant:
         if not self.badge and not self.group and not self.role:
             raise ValueError("a grant needs a badge, a group or a role")
         if self.role is not None and not self.role.isdigit():
@@ -197,7 +196,7 @@ class ReviewTarget(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _tags(self) -> "ReviewTarget":
+    def _tags(self) -> ReviewTarget:
         if len(self.tags) + (1 if self.verified_tag else 0) > 5:
             raise ValueError("Discord applies at most 5 tags to a thread")
         return self
@@ -242,11 +241,11 @@ class PointsTarget(_Strict):
         return data
 
     @model_validator(mode="after")
-    def _field(self) -> "PointsTarget":
+    def _field(self) -> PointsTarget:
         if self.mode == "user_field" and self.user_field_id is None:
-            raise ValueError("mode = \"user_field\" needs user_field_id (Admin > Customize > User fields)")
+            raise ValueError('mode = "user_field" needs user_field_id (Admin > Customize > User fields)')
         if self.mode == "tiers" and not self.tiers:
-            raise ValueError("mode = \"tiers\" needs tiers = { \"100\" = \"<role id>\", ... }")
+            raise ValueError('mode = "tiers" needs tiers = { "100" = "<role id>", ... }')
         for threshold, role in self.tiers.items():
             if not threshold.isdigit():
                 raise ValueError(f"tier {threshold!r}: the key is a points threshold (a whole number)")
@@ -362,7 +361,7 @@ class LinkConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _key(self) -> "LinkConfig":
+    def _key(self) -> LinkConfig:
         if self.linked_roles:
             if not self.token_key:
                 raise _KeyedError("link.token_key", "is required with linked_roles = true (a Fernet key)")
@@ -406,7 +405,7 @@ class Config(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _rules_target_known_communities(self) -> "Config":
+    def _rules_target_known_communities(self) -> Config:
         for name, community in self.communities.items():
             _check_community(name, community)
         for index, rule in enumerate(self.rules):
@@ -418,7 +417,7 @@ class Config(_Strict):
                     )
         for section in ("reviews", "points"):
             block = getattr(self, section)
-            for community in (block.communities if block else {}):
+            for community in block.communities if block else {}:
                 if community not in self.communities:
                     raise _KeyedError(
                         f"{section}.{community}",
@@ -429,15 +428,19 @@ class Config(_Strict):
                 if self.communities[community].kind == "discord" and target.forum_channel is None:
                     raise _KeyedError(f"reviews.{community}.forum_channel", "is required for a Discord community")
                 if self.communities[community].kind != "discord" and target.forum_channel is not None:
-                    raise _KeyedError(f"reviews.{community}.forum_channel", "is for Discord communities (Discourse "
-                                      "uses category)")
+                    raise _KeyedError(
+                        f"reviews.{community}.forum_channel", "is for Discord communities (Discourse uses category)"
+                    )
         if self.points:
             for community, target in self.points.communities.items():
                 is_discord = self.communities[community].kind == "discord"
                 if is_discord != (target.mode == "tiers"):
-                    raise _KeyedError(f"points.{community}",
-                                      "Discord holds points as tier roles (tiers = {...}); tiers are for Discord only"
-                                      if is_discord else "tiers are for Discord communities only")
+                    raise _KeyedError(
+                        f"points.{community}",
+                        "Discord holds points as tier roles (tiers = {...}); tiers are for Discord only"
+                        if is_discord
+                        else "tiers are for Discord communities only",
+                    )
         if self.link:
             linked = self.communities.get(self.link.community)
             if linked is None or linked.kind != "discord":

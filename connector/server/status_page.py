@@ -5,10 +5,10 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from connector.logs import mask_email
+from connector.core.logs import mask_email
 
 if TYPE_CHECKING:
-    from connector.daemon import Daemon
+    from connector.server.daemon import Daemon
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b;background:#fafafa}
@@ -23,14 +23,18 @@ def chart(counts: list[int], width: int = 720, height: int = 160) -> str:
     """Bars of actions per hour, oldest left; the tallest bar fills the height."""
     top = max(counts) if counts and max(counts) > 0 else 1
     bar = width / max(len(counts), 1)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img" '
-             f'aria-label="actions per hour over the last day">',
-             f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#999"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" role="img" '
+        f'aria-label="actions per hour over the last day">',
+        f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#999"/>',
+    ]
     for index, count in enumerate(counts):
         h = round(count / top * (height - 10))
         x = index * bar + 2
-        parts.append(f'<rect x="{x:.1f}" y="{height - h}" width="{bar - 4:.1f}" height="{h}" fill="#2e7d32">'
-                     f'<title>{count} actions</title></rect>')
+        parts.append(
+            f'<rect x="{x:.1f}" y="{height - h}" width="{bar - 4:.1f}" height="{h}" fill="#2e7d32">'
+            f"<title>{count} actions</title></rect>"
+        )
     parts.append(f'<text x="0" y="{height + 15}" font-size="11" fill="#777">24 h ago</text>')
     parts.append(f'<text x="{width - 30}" y="{height + 15}" font-size="11" fill="#777">now</text></svg>')
     return "".join(parts)
@@ -44,7 +48,7 @@ def _table(headers: list[str], rows: list[list[Any]], empty: str) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_status_page(daemon: "Daemon") -> str:
+def render_status_page(daemon: Daemon) -> str:
     store = daemon.connector.store
     status, health = daemon.health()
     counts = store.outbox_counts()
@@ -58,22 +62,45 @@ def render_status_page(daemon: "Daemon") -> str:
     sections = [
         f"<h1>CardBridge — {state}</h1>",
         '<div class="grid"><div>',
-        "<h2>Streams</h2>", _table(["stream", "cursor", "lag"], streams, "No pass has run yet."),
-        "<h2>Outbox</h2>", _table(["status", "actions"], [[k, v] for k, v in counts.items()], ""),
+        "<h2>Streams</h2>",
+        _table(["stream", "cursor", "lag"], streams, "No pass has run yet."),
+        "<h2>Outbox</h2>",
+        _table(["status", "actions"], [[k, v] for k, v in counts.items()], ""),
         "<h2>Unmatched customers</h2>",
         _table(["community", "customers"], [[k, v] for k, v in unmatched.items()], "Every buyer is matched."),
         "</div><div>",
-        "<h2>Communities failing</h2>", _table(["community", "since"], failing, "None."),
+        "<h2>Communities failing</h2>",
+        _table(["community", "since"], failing, "None."),
         "<h2>Open conflicts</h2>",
-        _table(["id", "community", "what", "reason"], [[c.id, c.community, f"{c.kind} #{c.target}", c.reason]
-                                                      for c in conflicts], "None."),
-        "<h2>Manual removals found by the last reconcile</h2>", _table(["drift"], [[d] for d in daemon.drift], "None."),
+        _table(
+            ["id", "community", "what", "reason"],
+            [[c.id, c.community, f"{c.kind} #{c.target}", c.reason] for c in conflicts],
+            "None.",
+        ),
+        "<h2>Manual removals found by the last reconcile</h2>",
+        _table(["drift"], [[d] for d in daemon.drift], "None."),
         "</div></div>",
         "<h2>Recent failures and dead actions</h2>",
-        _table(["id", "status", "community", "action", "user", "attempts", "error"],
-               [[p.id, p.status, p.community, f"{p.op} {p.kind} {p.target}", p.remote_username, p.attempts,
-                 mask_email(p.last_error or "")[:160]] for p in problems], "None."),
-        f"<h2>Actions per hour, last 24 hours ({sum(per_hour)} in all)</h2>", chart(per_hour),
+        _table(
+            ["id", "status", "community", "action", "user", "attempts", "error"],
+            [
+                [
+                    p.id,
+                    p.status,
+                    p.community,
+                    f"{p.op} {p.kind} {p.target}",
+                    p.remote_username,
+                    p.attempts,
+                    mask_email(p.last_error or "")[:160],
+                ]
+                for p in problems
+            ],
+            "None.",
+        ),
+        f"<h2>Actions per hour, last 24 hours ({sum(per_hour)} in all)</h2>",
+        chart(per_hour),
     ]
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CardBridge status</title>'
-            f'<meta http-equiv="refresh" content="30"><style>{STYLE}</style></head><body>{"".join(sections)}</body></html>')
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CardBridge status</title>'
+        f'<meta http-equiv="refresh" content="30"><style>{STYLE}</style></head><body>{"".join(sections)}</body></html>'
+    )

@@ -46,7 +46,7 @@ class SandboxServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         def run() -> None:
             asyncio.run(self._server.serve(sockets=[self._sock]))
 
@@ -65,7 +65,7 @@ class SandboxServer:
             self._thread.join(timeout=10)
         self._sock.close()
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(

@@ -5,15 +5,22 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from connector.sync import Progress as ProgressCallback
+from connector.flow.pass_ import Progress as ProgressCallback
 
 LABELS = {"pull": "reading shop orders", "plan": "planning", "deliver": "delivering to the community"}
 
 
 def progress_bar(console: Console, transient: bool = False) -> tuple[Progress, ProgressCallback]:
     """The bar (use it as a context manager) and the callback to hand to ``Connector.run_pass``."""
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=console, transient=transient)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
     tasks: dict[str, int] = {}
 
     def progress(stage: str, done: int, total: int | None) -> None:

@@ -32,9 +32,10 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode
 
 from starlette.applications import Starlette
@@ -42,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from connector.sandbox.faults import FaultInjector, Knobs
+from sandbox.faults import FaultInjector, Knobs
 
 API = "/api/v10"
 MENTION = re.compile(r"@everyone|@here|<@&?!?\d+>")
@@ -89,15 +90,17 @@ def _field_error(code: str, message: str) -> dict[str, Any]:
     return {"_errors": [{"code": code, "message": message}]}
 
 
-def _oauth_error(status: int, error: str, description: str | None = None,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
+def _oauth_error(
+    status: int, error: str, description: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": error} if description is None else {"error": error, "error_description": description}
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", "Pragma": "no-cache",
-                                                           **(headers or {})})
+    return JSONResponse(
+        body, status_code=status, headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})}
+    )
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat()
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 class DiscordSandbox:
@@ -159,8 +162,16 @@ class DiscordSandbox:
     def add_role(self, name: str, position: int = 1, managed: bool = False) -> str:
         with self._lock:
             role_id = self._id()
-            self.roles[role_id] = {"id": role_id, "name": name, "position": position, "managed": managed,
-                                   "permissions": "0", "color": 0, "hoist": False, "mentionable": False}
+            self.roles[role_id] = {
+                "id": role_id,
+                "name": name,
+                "position": position,
+                "managed": managed,
+                "permissions": "0",
+                "color": 0,
+                "hoist": False,
+                "mentionable": False,
+            }
             return role_id
 
     def add_member(self, user_id: str | None = None) -> str:
@@ -181,18 +192,29 @@ class DiscordSandbox:
         with self._lock:
             channel_id = self._id()
             self.channels[channel_id] = {
-                "id": channel_id, "type": 15, "guild_id": self.guild_id, "name": name,
+                "id": channel_id,
+                "type": 15,
+                "guild_id": self.guild_id,
+                "name": name,
                 "flags": REQUIRE_TAG if require_tag else 0,
-                "available_tags": [{"id": self._id(), "name": tag, "moderated": False, "emoji_id": None,
-                                    "emoji_name": None} for tag in tags],
+                "available_tags": [
+                    {"id": self._id(), "name": tag, "moderated": False, "emoji_id": None, "emoji_name": None}
+                    for tag in tags
+                ],
             }
             return channel_id
 
     def add_text_channel(self, name: str = "general") -> str:
         with self._lock:
             channel_id = self._id()
-            self.channels[channel_id] = {"id": channel_id, "type": 0, "guild_id": self.guild_id, "name": name,
-                                         "flags": 0, "last_message_id": None}
+            self.channels[channel_id] = {
+                "id": channel_id,
+                "type": 0,
+                "guild_id": self.guild_id,
+                "name": name,
+                "flags": 0,
+                "last_message_id": None,
+            }
             return channel_id
 
     def archive(self, thread_id: str, locked: bool = False) -> None:
@@ -217,9 +239,14 @@ class DiscordSandbox:
         """A Discord account (not necessarily a guild member: ``add_member`` is guild membership)."""
         with self._lock:
             user_id = user_id or self._id()
-            self.users[user_id] = {"id": user_id, "username": username, "global_name": username,
-                                   "discriminator": "0", "avatar": None,
-                                   "email": email or f"{username}@users.discord.invalid"}
+            self.users[user_id] = {
+                "id": user_id,
+                "username": username,
+                "global_name": username,
+                "discriminator": "0",
+                "avatar": None,
+                "email": email or f"{username}@users.discord.invalid",
+            }
             return user_id
 
     def expire_tokens(self) -> None:
@@ -242,18 +269,34 @@ class DiscordSandbox:
     def _public_user(self, user_id: str) -> dict[str, Any]:
         user = self.users.get(user_id)
         if user is None:
-            return {"id": user_id, "username": f"user{user_id[-4:]}", "global_name": None, "discriminator": "0",
-                    "avatar": None}
+            return {
+                "id": user_id,
+                "username": f"user{user_id[-4:]}",
+                "global_name": None,
+                "discriminator": "0",
+                "avatar": None,
+            }
         return {k: user[k] for k in ("id", "username", "global_name", "discriminator", "avatar")}
 
     def _bot_user(self) -> dict[str, Any]:
-        return {"id": self.client_id, "username": self.roles[self.bot_role]["name"], "global_name": None,
-                "discriminator": "0", "avatar": None, "bot": True}
+        return {
+            "id": self.client_id,
+            "username": self.roles[self.bot_role]["name"],
+            "global_name": None,
+            "discriminator": "0",
+            "avatar": None,
+            "bot": True,
+        }
 
     def _member_object(self, user_id: str) -> dict[str, Any]:
-        return {"user": self._public_user(user_id), "roles": sorted(self.members[user_id]),
-                "nick": self._nicks.get(user_id), "joined_at": "2026-01-01T00:00:00+00:00", "deaf": False,
-                "mute": False}
+        return {
+            "user": self._public_user(user_id),
+            "roles": sorted(self.members[user_id]),
+            "nick": self._nicks.get(user_id),
+            "joined_at": "2026-01-01T00:00:00+00:00",
+            "deaf": False,
+            "mute": False,
+        }
 
     # ---- rate limits ---------------------------------------------------------------------------------------------
 
@@ -263,10 +306,16 @@ class DiscordSandbox:
         stamps = self._gates[gate] = [t for t in self._gates.get(gate, []) if now - t < 1.0]
         if len(stamps) >= self.global_per_second:
             retry = round(1.0 - (now - stamps[0]), 3)
-            headers = {"Retry-After": str(max(1, int(retry + 0.999))), "X-RateLimit-Global": "true",
-                       "X-RateLimit-Scope": "global"}
-            return JSONResponse({"message": "You are being rate limited.", "retry_after": retry, "global": True},
-                                status_code=429, headers=headers), headers
+            headers = {
+                "Retry-After": str(max(1, int(retry + 0.999))),
+                "X-RateLimit-Global": "true",
+                "X-RateLimit-Scope": "global",
+            }
+            return JSONResponse(
+                {"message": "You are being rate limited.", "retry_after": retry, "global": True},
+                status_code=429,
+                headers=headers,
+            ), headers
         bucket = self._buckets.get((bucket_name, major))
         if bucket is None or now >= bucket.reset_at:
             bucket = Bucket(self.route_limit, self.route_window, self.route_limit, now + self.route_window)
@@ -279,10 +328,18 @@ class DiscordSandbox:
             "X-RateLimit-Reset-After": f"{reset_after:.3f}",
         }
         if bucket.remaining <= 0:
-            headers.update({"X-RateLimit-Remaining": "0", "X-RateLimit-Scope": "user",
-                            "Retry-After": str(max(1, int(reset_after + 0.999)))})
-            return JSONResponse({"message": "You are being rate limited.", "retry_after": round(reset_after, 3),
-                                 "global": False}, status_code=429, headers=headers), headers
+            headers.update(
+                {
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Scope": "user",
+                    "Retry-After": str(max(1, int(reset_after + 0.999))),
+                }
+            )
+            return JSONResponse(
+                {"message": "You are being rate limited.", "retry_after": round(reset_after, 3), "global": False},
+                status_code=429,
+                headers=headers,
+            ), headers
         bucket.remaining -= 1
         stamps.append(now)
         headers["X-RateLimit-Remaining"] = str(bucket.remaining)
@@ -294,14 +351,18 @@ class DiscordSandbox:
         role_connection = f"{API}/users/@me/applications/{{app}}/role-connection"
         routes = [
             Route(f"{API}/guilds/{{guild}}/members/{{user}}", self._member, methods=["GET", "PUT"]),
-            Route(f"{API}/guilds/{{guild}}/members/{{user}}/roles/{{role}}", self._member_role, methods=["PUT", "DELETE"]),
+            Route(
+                f"{API}/guilds/{{guild}}/members/{{user}}/roles/{{role}}", self._member_role, methods=["PUT", "DELETE"]
+            ),
             Route(f"{API}/guilds/{{guild}}/roles", self._roles, methods=["GET", "POST"]),
             Route(f"{API}/channels/{{channel}}", self._channel, methods=["GET", "PATCH", "DELETE"]),
             Route(f"{API}/channels/{{channel}}/threads", self._create_thread, methods=["POST"]),
             Route(f"{API}/channels/{{channel}}/messages", self._create_message, methods=["POST"]),
             Route(f"{API}/channels/{{channel}}/messages", self._list_messages, methods=["GET"]),
             Route(f"{API}/guilds/{{guild}}/threads/active", self._active_threads, methods=["GET"]),
-            Route(f"{API}/channels/{{channel}}/messages/{{message}}", self._message, methods=["GET", "PATCH", "DELETE"]),
+            Route(
+                f"{API}/channels/{{channel}}/messages/{{message}}", self._message, methods=["GET", "PATCH", "DELETE"]
+            ),
             Route(f"{API}/applications/{{app}}/role-connections/metadata", self._metadata, methods=["GET", "PUT"]),
             Route(AUTHORIZE_PATH, self._authorize, methods=["GET", "POST"]),
             *[Route(path, self._token, methods=["POST"]) for path in TOKEN_PATHS],
@@ -326,9 +387,15 @@ class DiscordSandbox:
             request = Request(scope, receive)
             raw = await request.body()
             path = request.url.path
-            record = {"method": request.method, "path": path, "body": _json(raw), "status": 0,
-                      "time": time.time(), "user_agent": request.headers.get("user-agent", ""),
-                      "audit_reason": request.headers.get("x-audit-log-reason")}
+            record = {
+                "method": request.method,
+                "path": path,
+                "body": _json(raw),
+                "status": 0,
+                "time": time.time(),
+                "user_agent": request.headers.get("user-agent", ""),
+                "audit_reason": request.headers.get("x-audit-log-reason"),
+            }
             state: dict[str, Any] = {"body": record["body"], "raw": raw}
             bucket, major = _bucket_of(request.method, path)
             auth = request.headers.get("authorization") or ""
@@ -346,8 +413,9 @@ class DiscordSandbox:
                         response = _error(401, 0, "401: Unauthorized")
                     else:
                         state["token"] = token
-                        response, headers = outer._limit(bucket, f"bearer:{token['access_token']}",
-                                                         gate=f"bearer:{token['user']}")
+                        response, headers = outer._limit(
+                            bucket, f"bearer:{token['access_token']}", gate=f"bearer:{token['user']}"
+                        )
                 elif not is_bot:
                     response = _error(401, 0, "401: Unauthorized")
                 else:
@@ -360,8 +428,11 @@ class DiscordSandbox:
                 async def capture(message: dict[str, Any]) -> None:
                     if message["type"] == "http.response.start":
                         record["status"] = message["status"]
-                        message = {**message, "headers": list(message.get("headers", []))
-                                   + [(k.lower().encode(), v.encode()) for k, v in headers.items()]}
+                        message = {
+                            **message,
+                            "headers": list(message.get("headers", []))
+                            + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+                        }
                         if message["status"] in (401, 403, 429):
                             with outer._lock:
                                 outer.invalid_requests += 1
@@ -497,22 +568,46 @@ class DiscordSandbox:
     def _check_message(self, body: dict[str, Any]) -> Response | None:
         content = body.get("content") or ""
         if len(content) > 2000:
-            return _error(400, 50035, "Invalid Form Body",
-                          errors={"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
-                                                           "message": "Must be 2000 or fewer in length."}]}})
+            return _error(
+                400,
+                50035,
+                "Invalid Form Body",
+                errors={
+                    "content": {
+                        "_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]
+                    }
+                },
+            )
         allowed = body.get("allowed_mentions")
-        parses = None if allowed is None else set(allowed.get("parse") or []) | ({"users"} if allowed.get("users") else set())
+        parses = (
+            None
+            if allowed is None
+            else set(allowed.get("parse") or []) | ({"users"} if allowed.get("users") else set())
+        )
         mentions = MENTION.findall(content)
         if mentions and (parses is None or parses):
             self.pings.append({"content": content, "allowed_mentions": allowed})
         return None
 
     def _new_message(self, message_id: str, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"id": message_id, "type": 0, "channel_id": channel_id, "content": body.get("content") or "",
-                "embeds": body.get("embeds") or [], "attachments": [], "mentions": [], "mention_roles": [],
-                "mention_everyone": _pings_everyone(body), "pinned": False, "tts": False,
-                "flags": 0, "components": [], "timestamp": _iso(self.clock()), "edited_timestamp": None,
-                "author": self._bot_user()}
+        return {
+            "id": message_id,
+            "type": 0,
+            "channel_id": channel_id,
+            "content": body.get("content") or "",
+            "embeds": body.get("embeds") or [],
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": _pings_everyone(body),
+            "pinned": False,
+            "tts": False,
+            "flags": 0,
+            "components": [],
+            "timestamp": _iso(self.clock()),
+            "edited_timestamp": None,
+            "author": self._bot_user(),
+        }
 
     async def _create_thread(self, request: Request) -> Response:
         body = self._body(request)
@@ -525,7 +620,9 @@ class DiscordSandbox:
             name = str(body.get("name") or "")
             message = body.get("message")
             if not 1 <= len(name) <= 100 or not isinstance(message, dict):
-                return _error(400, 50035, "Invalid Form Body", errors={"name": {"_errors": [{"code": "BASE_TYPE_REQUIRED"}]}})
+                return _error(
+                    400, 50035, "Invalid Form Body", errors={"name": {"_errors": [{"code": "BASE_TYPE_REQUIRED"}]}}
+                )
             invalid = self._check_message(message)
             if invalid is not None:
                 return invalid
@@ -534,9 +631,17 @@ class DiscordSandbox:
             if forum.get("flags", 0) & REQUIRE_TAG and not tags:
                 return _error(400, 40067, "A tag is required to create a forum post in this channel")
             thread_id = self._id()
-            thread = {"id": thread_id, "type": 11, "guild_id": self.guild_id, "parent_id": forum["id"], "name": name,
-                      "applied_tags": tags, "message_count": 1, "owner_id": "bot",
-                      "thread_metadata": {"archived": False, "locked": False, "auto_archive_duration": 10080}}
+            thread = {
+                "id": thread_id,
+                "type": 11,
+                "guild_id": self.guild_id,
+                "parent_id": forum["id"],
+                "name": name,
+                "applied_tags": tags,
+                "message_count": 1,
+                "owner_id": "bot",
+                "thread_metadata": {"archived": False, "locked": False, "auto_archive_duration": 10080},
+            }
             self.channels[thread_id] = thread
             self.messages[thread_id] = self._new_message(thread_id, thread_id, message)
             return JSONResponse({**thread, "message": self.messages[thread_id]}, status_code=201)
@@ -588,8 +693,11 @@ class DiscordSandbox:
         with self._lock:
             if request.path_params["guild"] != self.guild_id:
                 return _error(404, 10004, "Unknown Guild")
-            threads = [dict(c) for c in self.channels.values()
-                       if c.get("thread_metadata") is not None and not c["thread_metadata"].get("archived")]
+            threads = [
+                dict(c)
+                for c in self.channels.values()
+                if c.get("thread_metadata") is not None and not c["thread_metadata"].get("archived")
+            ]
             return JSONResponse({"threads": threads, "members": []})
 
     async def _message(self, request: Request) -> Response:
@@ -664,13 +772,20 @@ class DiscordSandbox:
             elif given in self.redirect_uris:
                 redirect_uri = given
             else:
-                return _page("Invalid OAuth2 redirect_uri", "The redirect_uri is not registered for this application.",
-                             status=400)
+                return _page(
+                    "Invalid OAuth2 redirect_uri",
+                    "The redirect_uri is not registered for this application.",
+                    status=400,
+                )
             state = params.get("state")
             if params.get("response_type") != "code":
-                return _redirect(redirect_uri, state, error="unsupported_response_type",
-                                 error_description="The authorization server does not support obtaining an "
-                                                   "authorization code using this method.")
+                return _redirect(
+                    redirect_uri,
+                    state,
+                    error="unsupported_response_type",
+                    error_description="The authorization server does not support obtaining an "
+                    "authorization code using this method.",
+                )
             scopes = params.get("scope", "").split()
             if not scopes or any(s not in SCOPES for s in scopes):
                 return _redirect(redirect_uri, state, error="invalid_scope", error_description=INVALID_SCOPE)
@@ -690,26 +805,39 @@ class DiscordSandbox:
             self._consents.setdefault(user, set()).update(scopes)
             return self._issue_code(user, scopes, redirect_uri, given is not None, state)
 
-    def _issue_code(self, user: str, scopes: list[str], redirect_uri: str, redirect_given: bool,
-                    state: str | None) -> Response:
+    def _issue_code(
+        self, user: str, scopes: list[str], redirect_uri: str, redirect_given: bool, state: str | None
+    ) -> Response:
         code = secrets.token_urlsafe(22)
-        self._codes[code] = {"user": user, "scopes": scopes, "redirect_uri": redirect_uri,
-                             "redirect_given": redirect_given, "expires_at": self.clock() + CODE_TTL, "used": False,
-                             "family": None}
+        self._codes[code] = {
+            "user": user,
+            "scopes": scopes,
+            "redirect_uri": redirect_uri,
+            "redirect_given": redirect_given,
+            "expires_at": self.clock() + CODE_TTL,
+            "used": False,
+            "family": None,
+        }
         return _redirect(redirect_uri, state, code=code)
 
     def _consent_page(self, user: str, scopes: list[str], params: dict[str, str]) -> Response:
         app_name = html.escape(self.roles[self.bot_role]["name"])
-        lines = "".join(f'<li data-scope="{html.escape(s)}">{html.escape(SCOPES[s])} ({html.escape(s)})</li>'
-                        for s in scopes)
+        lines = "".join(
+            f'<li data-scope="{html.escape(s)}">{html.escape(SCOPES[s])} ({html.escape(s)})</li>' for s in scopes
+        )
         keep = ("client_id", "response_type", "scope", "state", "redirect_uri", "prompt")
-        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(params[k], quote=True)}">'
-                         for k in keep if k in params)
-        body = (f"<p>Signed in as <strong>{html.escape(self.users[user]['username'])}</strong></p>"
-                f"<p>{app_name} wants to:</p><ul>{lines}</ul>"
-                f'<form method="post" action="{AUTHORIZE_PATH}">{hidden}'
-                '<button name="decision" value="authorize">Authorize</button>'
-                '<button name="decision" value="cancel">Cancel</button></form>')
+        hidden = "".join(
+            f'<input type="hidden" name="{k}" value="{html.escape(params[k], quote=True)}">'
+            for k in keep
+            if k in params
+        )
+        body = (
+            f"<p>Signed in as <strong>{html.escape(self.users[user]['username'])}</strong></p>"
+            f"<p>{app_name} wants to:</p><ul>{lines}</ul>"
+            f'<form method="post" action="{AUTHORIZE_PATH}">{hidden}'
+            '<button name="decision" value="authorize">Authorize</button>'
+            '<button name="decision" value="cancel">Cancel</button></form>'
+        )
         return _page("An external application wants to access your Discord account", body, raw=True)
 
     # ---- OAuth2: token endpoint ----------------------------------------------------------------------------------
@@ -732,19 +860,32 @@ class DiscordSandbox:
             if field_id not in (None, basic_id) or field_secret not in (None, basic_secret):
                 return unauthorized
             return None
-        if field_id != self.client_id or field_secret is None \
-                or not secrets.compare_digest(field_secret, self.client_secret):
+        if (
+            field_id != self.client_id
+            or field_secret is None
+            or not secrets.compare_digest(field_secret, self.client_secret)
+        ):
             return _oauth_error(401, "invalid_client")
         return None
 
     def _issue_tokens(self, user: str, scopes: list[str], family: str) -> dict[str, Any]:
         access, refresh = secrets.token_urlsafe(22), secrets.token_urlsafe(22)
-        self._access[access] = {"access_token": access, "user": user, "scopes": list(scopes), "family": family,
-                                "expires_at": self.clock() + ACCESS_TTL}
+        self._access[access] = {
+            "access_token": access,
+            "user": user,
+            "scopes": list(scopes),
+            "family": family,
+            "expires_at": self.clock() + ACCESS_TTL,
+        }
         self._refresh[refresh] = {"user": user, "scopes": list(scopes), "family": family}
         self._issued += [access, refresh]
-        return {"access_token": access, "token_type": "Bearer", "expires_in": ACCESS_TTL, "refresh_token": refresh,
-                "scope": " ".join(scopes)}
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TTL,
+            "refresh_token": refresh,
+            "scope": " ".join(scopes),
+        }
 
     def _revoke_family(self, family: str | None) -> None:
         if family is None:
@@ -834,10 +975,19 @@ class DiscordSandbox:
         assert token is not None  # the guard answers 401 without one
         with self._lock:
             answer: dict[str, Any] = {
-                "application": {"id": self.client_id, "name": self.roles[self.bot_role]["name"], "icon": None,
-                                "description": "", "type": None, "bot_public": False, "bot_require_code_grant": False,
-                                "verify_key": "0" * 64, "flags": 0},
-                "scopes": list(token["scopes"]), "expires": _iso(token["expires_at"]),
+                "application": {
+                    "id": self.client_id,
+                    "name": self.roles[self.bot_role]["name"],
+                    "icon": None,
+                    "description": "",
+                    "type": None,
+                    "bot_public": False,
+                    "bot_require_code_grant": False,
+                    "verify_key": "0" * 64,
+                    "flags": 0,
+                },
+                "scopes": list(token["scopes"]),
+                "expires": _iso(token["expires_at"]),
             }
             if "identify" in token["scopes"]:
                 answer["user"] = self._public_user(token["user"])
@@ -866,8 +1016,11 @@ class DiscordSandbox:
                 return _form_error(errors)
             # values are stored stringified, as Python's str() does it: ``true`` becomes "True" (discord-api-docs#5755)
             metadata = {k: str(v) for k, v in (body.get("metadata") or {}).items()}
-            self._role_connections[user] = {"platform_name": body.get("platform_name"),
-                                            "platform_username": body.get("platform_username"), "metadata": metadata}
+            self._role_connections[user] = {
+                "platform_name": body.get("platform_name"),
+                "platform_username": body.get("platform_username"),
+                "metadata": metadata,
+            }
             return JSONResponse(self._role_connections[user])
 
     def _role_connection_problems(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -891,8 +1044,10 @@ class DiscordSandbox:
         problems: dict[str, Any] = {}
         for key, value in metadata.items():
             if key not in known:
-                problems[key] = _field_error("APPLICATION_ROLE_CONNECTION_METADATA_KEY_INVALID",
-                                             f"Metadata key {key!r} is not registered for this application.")
+                problems[key] = _field_error(
+                    "APPLICATION_ROLE_CONNECTION_METADATA_KEY_INVALID",
+                    f"Metadata key {key!r} is not registered for this application.",
+                )
             elif not isinstance(value, (str, int)) or not 1 <= len(str(value)) <= 100:
                 problems[key] = _field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
         if problems:
@@ -902,9 +1057,12 @@ class DiscordSandbox:
 
 def _page(title: str, body: str, status: int = 200, raw: bool = False) -> HTMLResponse:
     content = body if raw else f"<p>{html.escape(body)}</p>"
-    return HTMLResponse(f'<!doctype html><html><head><meta charset="utf-8"><title>Sandbox Discord — '
-                        f"{html.escape(title)}</title></head><body><h1>Sandbox Discord — {html.escape(title)}</h1>"
-                        f"{content}</body></html>", status_code=status)
+    return HTMLResponse(
+        f'<!doctype html><html><head><meta charset="utf-8"><title>Sandbox Discord — '
+        f"{html.escape(title)}</title></head><body><h1>Sandbox Discord — {html.escape(title)}</h1>"
+        f"{content}</body></html>",
+        status_code=status,
+    )
 
 
 def _redirect(redirect_uri: str, state: str | None, **params: str) -> Response:
@@ -925,7 +1083,7 @@ def _metadata_problems(record: Any, seen: set[str]) -> dict[str, Any]:
     problems: dict[str, Any] = {}
     kind = record.get("type")
     if isinstance(kind, bool) or not isinstance(kind, int) or not 1 <= kind <= 8:
-        problems["type"] = _field_error("ENUM_TYPE_COERCE", f"Value \"{kind}\" is not a valid enum value.")
+        problems["type"] = _field_error("ENUM_TYPE_COERCE", f'Value "{kind}" is not a valid enum value.')
     key = record.get("key")
     if not isinstance(key, str) or not METADATA_KEY.match(key):
         problems["key"] = _field_error("BASE_TYPE_REGEX", "Must be 1-50 characters of a-z, 0-9 or _.")

@@ -16,8 +16,9 @@ import hmac
 import json
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -28,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from connector.clock import parse_iso, utcnow
-from connector.logs import log
+from connector.core.clock import parse_iso, utcnow
+from connector.core.logs import log
+from connector.flow.pass_ import Connector, PassReport
+from connector.server.status_page import render_status_page
 from connector.state.reviews import ReviewStore
 from connector.state.webhooks import WebhookStore
-from connector.status_page import render_status_page
-from connector.sync import Connector, PassReport
 from mappings.reviews import content_hash
 
 
@@ -49,8 +50,9 @@ class Metrics:
         self.retries = Counter("cardbridge_retries", "Retried remote requests", registry=r)
         self.webhooks = Counter("cardbridge_webhook_events", "Webhook deliveries", ["source", "result"], registry=r)
         self.passes = Counter("cardbridge_passes", "Passes run", ["job", "result"], registry=r)
-        self.lag = Gauge("cardbridge_lag_seconds", "Seconds since a stream was last read successfully", ["stream"],
-                         registry=r)
+        self.lag = Gauge(
+            "cardbridge_lag_seconds", "Seconds since a stream was last read successfully", ["stream"], registry=r
+        )
         self.outbox = Gauge("cardbridge_outbox", "Outbox rows by status", ["status"], registry=r)
 
 
@@ -72,7 +74,7 @@ def discourse_signature(secret: str, body: bytes) -> str:
 class Daemon:
     def __init__(self, connector: Connector, clock: Callable[[], datetime] = utcnow) -> None:
         self.connector = connector
-        self.config = connector.config
+        self.config = connector.core.config
         self.clock = clock
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -86,8 +88,11 @@ class Daemon:
         self.last_pass: datetime | None = None
         self._events_retry_at: datetime | None = None
         self.scheduler = BackgroundScheduler(
-            job_defaults={"max_instances": 1, "coalesce": True,
-                          "misfire_grace_time": self.config.schedule.misfire_grace_seconds},
+            job_defaults={
+                "max_instances": 1,
+                "coalesce": True,
+                "misfire_grace_time": self.config.schedule.misfire_grace_seconds,
+            },
             timezone="UTC",
         )
         self._worker = threading.Thread(target=self._work, name="webhook-worker", daemon=True)
@@ -102,7 +107,7 @@ class Daemon:
         with self.lock:  # one pass at a time, whatever started it
             try:
                 report = work()
-            except Exception as error:  # noqa: BLE001 - a job must never kill the scheduler
+            except Exception as error:
                 log.exception("job failed", job=job)
                 self.metrics.passes.labels(job, "error").inc()
                 report = PassReport(errors=[f"{job}: {type(error).__name__}: {error}"])
@@ -144,7 +149,8 @@ class Daemon:
         m.passes.labels(job, "ok" if report.ok else "problems").inc()
         for name in self.connector.communities:
             failing = any(line.startswith(f"{name}:") for line in report.errors) or any(
-                line.startswith(f"{name}:") for line in report.failures)
+                line.startswith(f"{name}:") for line in report.failures
+            )
             if failing:
                 self.failing_since.setdefault(name, now)
             else:
@@ -168,7 +174,7 @@ class Daemon:
                     self.linked.clear()
                     # No shop read: the member's customer is marked for planning; plan and deliver now.
                     self._run("link", lambda: self.connector.run_pass(order_ids=[]))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("webhook processing failed")
 
     def process_events(self) -> None:
@@ -216,7 +222,9 @@ class Daemon:
                 self.reviews.add_conflict(name, "review", row.review_id, "the post was deleted on the forum")
             elif content_hash(post.get("raw") or "") != row.content_hash:
                 editor = post.get("last_editor_username") or "someone"
-                self.reviews.add_conflict(name, "review", row.review_id, f"the post was edited on the forum by {editor}")
+                self.reviews.add_conflict(
+                    name, "review", row.review_id, f"the post was edited on the forum by {editor}"
+                )
 
     # ---- HTTP ----------------------------------------------------------------------------------------------------
 
@@ -234,7 +242,9 @@ class Daemon:
             return self._refuse(source, "too_large", 400, f"body larger than {limit} bytes")
         return body
 
-    def _signed(self, source: str, secret: str, signature: str | None, expected: Callable[[str], str]) -> Response | None:
+    def _signed(
+        self, source: str, secret: str, signature: str | None, expected: Callable[[str], str]
+    ) -> Response | None:
         """None when the signature is the HMAC the secret gives (compared in constant time); else the 401."""
         if not secret or signature is None or not hmac.compare_digest(signature, expected(secret)):
             return self._refuse(source, "bad_signature", 401, "invalid signature")
@@ -257,8 +267,12 @@ class Daemon:
             # WooCommerce pings a new webhook's URL with an unsigned `webhook_id=N` form body.
             self.metrics.webhooks.labels("woocommerce", "ping").inc()
             return JSONResponse({"ok": "ping"})
-        refused = self._signed("woocommerce", self.config.server.woocommerce_webhook_secret, signature,
-                               lambda secret: wc_signature(secret, body))
+        refused = self._signed(
+            "woocommerce",
+            self.config.server.woocommerce_webhook_secret,
+            signature,
+            lambda secret: wc_signature(secret, body),
+        )
         if refused is not None:
             return refused
         try:
@@ -276,15 +290,19 @@ class Daemon:
         body = await self._body(request, "sellix")
         if isinstance(body, Response):
             return body
-        refused = self._signed("sellix", self.config.server.sellix_webhook_secret,
-                               request.headers.get("x-sellix-signature"), lambda secret: sellix_signature(secret, body))
+        refused = self._signed(
+            "sellix",
+            self.config.server.sellix_webhook_secret,
+            request.headers.get("x-sellix-signature"),
+            lambda secret: sellix_signature(secret, body),
+        )
         if refused is not None:
             return refused
         try:
             payload = json.loads(body)
             uniqid = str(payload["data"]["uniqid"])
         except (ValueError, KeyError, TypeError):
-            return self._refuse("sellix", "malformed", 400, "expected {\"event\": …, \"data\": {\"uniqid\": …}}")
+            return self._refuse("sellix", "malformed", 400, 'expected {"event": …, "data": {"uniqid": …}}')
         event = str(request.headers.get("x-sellix-event") or payload.get("event") or "")
         if not event.startswith("order:"):
             self.metrics.webhooks.labels("sellix", "ignored").inc()
@@ -296,9 +314,12 @@ class Daemon:
         body = await self._body(request, "discourse")
         if isinstance(body, Response):
             return body
-        refused = self._signed("discourse", self.config.server.discourse_webhook_secret,
-                               request.headers.get("x-discourse-event-signature"),
-                               lambda secret: discourse_signature(secret, body))
+        refused = self._signed(
+            "discourse",
+            self.config.server.discourse_webhook_secret,
+            request.headers.get("x-discourse-event-signature"),
+            lambda secret: discourse_signature(secret, body),
+        )
         if refused is not None:
             return refused
         event = request.headers.get("x-discourse-event", "")
@@ -355,19 +376,24 @@ class Daemon:
     def app(self) -> Starlette:
         link_routes: list[Any] = []
         if self.config.link is not None:
-            from connector.link_page import LinkPages
-            from connector.linking import LinkService
+            from connector.server.link_page import LinkPages
+            from connector.server.linking import LinkService
 
-            service = LinkService(self.config, self.connector.store, self.connector.communities[self.config.link.community])
+            service = LinkService(
+                self.config, self.connector.store, self.connector.communities[self.config.link.community]
+            )
             link_routes = LinkPages(service, self._member_linked).routes()
-        return Starlette(routes=[*link_routes,
-            Route("/webhooks/woocommerce", self.woocommerce_webhook, methods=["POST"]),
-            Route("/webhooks/discourse", self.discourse_webhook, methods=["POST"]),
-            Route("/webhooks/sellix", self.sellix_webhook, methods=["POST"]),
-            Route("/healthz", self.healthz, methods=["GET"]),
-            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
-            Route("/", self.status_page, methods=["GET"]),
-        ])
+        return Starlette(
+            routes=[
+                *link_routes,
+                Route("/webhooks/woocommerce", self.woocommerce_webhook, methods=["POST"]),
+                Route("/webhooks/discourse", self.discourse_webhook, methods=["POST"]),
+                Route("/webhooks/sellix", self.sellix_webhook, methods=["POST"]),
+                Route("/healthz", self.healthz, methods=["GET"]),
+                Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+                Route("/", self.status_page, methods=["GET"]),
+            ]
+        )
 
     # ---- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -392,9 +418,17 @@ class Daemon:
 def serve(connector: Connector) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     daemon = Daemon(connector)
-    server_config = connector.config.server
-    server = uvicorn.Server(uvicorn.Config(daemon.app(), host=server_config.host, port=server_config.port,
-                                           log_level="warning", access_log=False, lifespan="off"))
+    server_config = connector.core.config.server
+    server = uvicorn.Server(
+        uvicorn.Config(
+            daemon.app(),
+            host=server_config.host,
+            port=server_config.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
     # uvicorn re-raises the signal it caught once it has shut down; with these handlers in place that re-raise is
     # harmless, the daemon finishes the action in flight, and the process exits 0 as a service manager expects.
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -14,14 +14,15 @@ and rendered per request, with a sorted (modified, id) index, so 100,000 orders 
 from __future__ import annotations
 
 import base64
-import html
 import bisect
 import hashlib
+import html
 import random
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -30,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector.sandbox.faults import FaultInjector, Knobs
+from sandbox.faults import FaultInjector, Knobs
 
 API = "/wp-json/wc/v3"
 STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed", "trash")
@@ -81,7 +82,7 @@ class WooCommerceSandbox:
         self.consumer_secret = consumer_secret
         self.knobs = knobs or Knobs()
         self.tz = ZoneInfo(timezone_name)
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
         self._rng = random.Random(20261125)
         self.products: dict[int, dict[str, Any]] = {}
@@ -96,7 +97,7 @@ class WooCommerceSandbox:
     # ---- mutation API --------------------------------------------------------------------------------------------
 
     def now(self) -> datetime:
-        return self._clock().astimezone(timezone.utc)
+        return self._clock().astimezone(UTC)
 
     def _stamp(self) -> int:
         return int(self.now().timestamp())
@@ -109,19 +110,31 @@ class WooCommerceSandbox:
         with self._lock:
             product_id = self._id("product")
             slug = f"product-{product_id}"
-            self.products[product_id] = {"id": product_id, "name": name, "slug": slug, "price": price,
-                                         "permalink": f"https://shop.example.com/product/{slug}/",
-                                         "categories": [{"id": 15, "name": category, "slug": "cat"}],
-                                         "type": "simple", "status": "publish"}
+            self.products[product_id] = {
+                "id": product_id,
+                "name": name,
+                "slug": slug,
+                "price": price,
+                "permalink": f"https://shop.example.com/product/{slug}/",
+                "categories": [{"id": 15, "name": category, "slug": "cat"}],
+                "type": "simple",
+                "status": "publish",
+            }
             return product_id
 
     def add_customer(self, email: str, first_name: str = "", last_name: str = "", username: str | None = None) -> int:
         with self._lock:
             customer_id = self._id("customer")
             stamp = self._stamp()
-            self.customers[customer_id] = {"id": customer_id, "email": email, "first_name": first_name,
-                                           "last_name": last_name, "username": username or email.split("@")[0],
-                                           "created": stamp, "modified": stamp}
+            self.customers[customer_id] = {
+                "id": customer_id,
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "username": username or email.split("@")[0],
+                "created": stamp,
+                "modified": stamp,
+            }
             return customer_id
 
     def add_order(
@@ -143,10 +156,19 @@ class WooCommerceSandbox:
             items = list(items)
             secrets = [f"KM-{rng.getrandbits(64):016X}" for _ in range(len(items) + 1)]
             order = _Order(
-                id=order_id, customer_id=customer_id, email=email, first_name=first_name, last_name=last_name,
-                status=status, items=items, created=stamp, modified=stamp,
-                phone=f"138{rng.randrange(10**8):08d}", address=f"朝阳区建国路{rng.randrange(1, 999)}号",
-                city="北京", ip=f"10.{rng.randrange(255)}.{rng.randrange(255)}.{rng.randrange(255)}",
+                id=order_id,
+                customer_id=customer_id,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                status=status,
+                items=items,
+                created=stamp,
+                modified=stamp,
+                phone=f"138{rng.randrange(10**8):08d}",
+                address=f"朝阳区建国路{rng.randrange(1, 999)}号",
+                city="北京",
+                ip=f"10.{rng.randrange(255)}.{rng.randrange(255)}.{rng.randrange(255)}",
                 transaction_id=f"4200{rng.getrandbits(60):018d}"[:28],
                 payment=rng.choice([("alipay", "支付宝"), ("wxpay", "微信支付"), ("stripe", "Credit Card (Stripe)")]),
                 secrets=secrets,
@@ -175,21 +197,42 @@ class WooCommerceSandbox:
             order.raw_status = status
             self._touch(order)
 
-    def add_review(self, product_id: int, reviewer: str, reviewer_email: str, rating: int, text: str,
-                   verified: bool | None = None, status: str = "approved") -> int:
+    def add_review(
+        self,
+        product_id: int,
+        reviewer: str,
+        reviewer_email: str,
+        rating: int,
+        text: str,
+        verified: bool | None = None,
+        status: str = "approved",
+    ) -> int:
         with self._lock:
             review_id = self._id("review")
             stamp = self._stamp()
             if verified is None:
-                verified = any(o.email.strip().lower() == reviewer_email.strip().lower() and o.status in ("processing", "completed")
-                               and any(p == product_id for p, _ in o.items) for o in self.orders.values())
-            self.reviews[review_id] = {"id": review_id, "product_id": product_id, "reviewer": reviewer,
-                                       "reviewer_email": reviewer_email, "rating": rating, "review": text,
-                                       "verified": verified, "status": status, "created": stamp}
+                verified = any(
+                    o.email.strip().lower() == reviewer_email.strip().lower()
+                    and o.status in ("processing", "completed")
+                    and any(p == product_id for p, _ in o.items)
+                    for o in self.orders.values()
+                )
+            self.reviews[review_id] = {
+                "id": review_id,
+                "product_id": product_id,
+                "reviewer": reviewer,
+                "reviewer_email": reviewer_email,
+                "rating": rating,
+                "review": text,
+                "verified": verified,
+                "status": status,
+                "created": stamp,
+            }
             return review_id
 
-    def edit_review(self, review_id: int, text: str | None = None, status: str | None = None,
-                    rating: int | None = None) -> None:
+    def edit_review(
+        self, review_id: int, text: str | None = None, status: str | None = None, rating: int | None = None
+    ) -> None:
         with self._lock:
             review = self.reviews[review_id]
             if text is not None:
@@ -215,7 +258,7 @@ class WooCommerceSandbox:
     # ---- rendering -----------------------------------------------------------------------------------------------
 
     def _dates(self, stamp: int) -> tuple[str, str]:
-        moment = datetime.fromtimestamp(stamp, timezone.utc)
+        moment = datetime.fromtimestamp(stamp, UTC)
         return moment.astimezone(self.tz).strftime("%Y-%m-%dT%H:%M:%S"), moment.strftime("%Y-%m-%dT%H:%M:%S")
 
     def _render_order(self, o: _Order) -> dict[str, Any]:
@@ -227,53 +270,133 @@ class WooCommerceSandbox:
             product = self.products.get(product_id, {"name": f"Product {product_id}", "price": "10.00"})
             line_total = float(product["price"]) * quantity
             total += line_total
-            lines.append({
-                "id": o.id * 10 + index, "name": product["name"], "product_id": product_id, "variation_id": 0,
-                "quantity": quantity, "tax_class": "", "subtotal": f"{line_total:.2f}", "subtotal_tax": "0.00",
-                "total": f"{line_total:.2f}", "total_tax": "0.00", "taxes": [],
-                "meta_data": [{"id": o.id * 100 + index, "key": "_license_key", "value": o.secrets[index]}],
-                "sku": f"SKU-{product_id}", "price": float(product["price"]),
-            })
-        address = {"first_name": o.first_name, "last_name": o.last_name, "company": "", "address_1": o.address,
-                   "address_2": "", "city": o.city, "state": "BJ", "postcode": "100020", "country": "CN"}
+            lines.append(
+                {
+                    "id": o.id * 10 + index,
+                    "name": product["name"],
+                    "product_id": product_id,
+                    "variation_id": 0,
+                    "quantity": quantity,
+                    "tax_class": "",
+                    "subtotal": f"{line_total:.2f}",
+                    "subtotal_tax": "0.00",
+                    "total": f"{line_total:.2f}",
+                    "total_tax": "0.00",
+                    "taxes": [],
+                    "meta_data": [{"id": o.id * 100 + index, "key": "_license_key", "value": o.secrets[index]}],
+                    "sku": f"SKU-{product_id}",
+                    "price": float(product["price"]),
+                }
+            )
+        address = {
+            "first_name": o.first_name,
+            "last_name": o.last_name,
+            "company": "",
+            "address_1": o.address,
+            "address_2": "",
+            "city": o.city,
+            "state": "BJ",
+            "postcode": "100020",
+            "country": "CN",
+        }
         return {
-            "id": o.id, "parent_id": 0, "number": str(o.id), "order_key": f"wc_order_{hashlib.md5(str(o.id).encode()).hexdigest()[:13]}",
-            "created_via": "checkout", "version": "9.4.0", "status": o.raw_status or o.status, "currency": "CNY",
-            "date_created": created_local, "date_created_gmt": created_gmt,
-            "date_modified": modified_local, "date_modified_gmt": modified_gmt,
-            "discount_total": "0.00", "discount_tax": "0.00", "shipping_total": "0.00", "shipping_tax": "0.00",
-            "cart_tax": "0.00", "total": f"{total:.2f}", "total_tax": "0.00", "prices_include_tax": False,
-            "customer_id": o.customer_id, "customer_ip_address": o.ip, "customer_user_agent": "Mozilla/5.0",
-            "customer_note": "", "billing": {**address, "email": o.email, "phone": o.phone}, "shipping": address,
-            "payment_method": o.payment[0], "payment_method_title": o.payment[1], "transaction_id": o.transaction_id,
-            "date_paid": created_local if paid else None, "date_paid_gmt": created_gmt if paid else None,
+            "id": o.id,
+            "parent_id": 0,
+            "number": str(o.id),
+            "order_key": f"wc_order_{hashlib.md5(str(o.id).encode()).hexdigest()[:13]}",
+            "created_via": "checkout",
+            "version": "9.4.0",
+            "status": o.raw_status or o.status,
+            "currency": "CNY",
+            "date_created": created_local,
+            "date_created_gmt": created_gmt,
+            "date_modified": modified_local,
+            "date_modified_gmt": modified_gmt,
+            "discount_total": "0.00",
+            "discount_tax": "0.00",
+            "shipping_total": "0.00",
+            "shipping_tax": "0.00",
+            "cart_tax": "0.00",
+            "total": f"{total:.2f}",
+            "total_tax": "0.00",
+            "prices_include_tax": False,
+            "customer_id": o.customer_id,
+            "customer_ip_address": o.ip,
+            "customer_user_agent": "Mozilla/5.0",
+            "customer_note": "",
+            "billing": {**address, "email": o.email, "phone": o.phone},
+            "shipping": address,
+            "payment_method": o.payment[0],
+            "payment_method_title": o.payment[1],
+            "transaction_id": o.transaction_id,
+            "date_paid": created_local if paid else None,
+            "date_paid_gmt": created_gmt if paid else None,
             "date_completed": modified_local if o.status == "completed" else None,
             "date_completed_gmt": modified_gmt if o.status == "completed" else None,
-            "cart_hash": "", "meta_data": [{"id": o.id * 100 + 99, "key": "_kami_delivered", "value": o.secrets[-1]}],
-            "line_items": lines, "tax_lines": [], "shipping_lines": [], "fee_lines": [], "coupon_lines": [], "refunds": [],
-            "_links": {"self": [{"href": f"https://shop.example.com{API}/orders/{o.id}"}],
-                       "collection": [{"href": f"https://shop.example.com{API}/orders"}]},
+            "cart_hash": "",
+            "meta_data": [{"id": o.id * 100 + 99, "key": "_kami_delivered", "value": o.secrets[-1]}],
+            "line_items": lines,
+            "tax_lines": [],
+            "shipping_lines": [],
+            "fee_lines": [],
+            "coupon_lines": [],
+            "refunds": [],
+            "_links": {
+                "self": [{"href": f"https://shop.example.com{API}/orders/{o.id}"}],
+                "collection": [{"href": f"https://shop.example.com{API}/orders"}],
+            },
         }
 
     def _render_customer(self, c: dict[str, Any]) -> dict[str, Any]:
         created_local, created_gmt = self._dates(c["created"])
         modified_local, modified_gmt = self._dates(c["modified"])
-        billing = {"first_name": c["first_name"], "last_name": c["last_name"], "company": "", "address_1": "浦东新区世纪大道100号",
-                   "address_2": "", "city": "上海", "state": "SH", "postcode": "200120", "country": "CN",
-                   "email": c["email"], "phone": "13900000000"}
-        return {"id": c["id"], "date_created": created_local, "date_created_gmt": created_gmt,
-                "date_modified": modified_local, "date_modified_gmt": modified_gmt, "email": c["email"],
-                "first_name": c["first_name"], "last_name": c["last_name"], "role": "customer", "username": c["username"],
-                "billing": billing, "shipping": {k: v for k, v in billing.items() if k not in ("email", "phone")},
-                "is_paying_customer": True, "avatar_url": "https://secure.gravatar.com/avatar/?s=96", "meta_data": []}
+        billing = {
+            "first_name": c["first_name"],
+            "last_name": c["last_name"],
+            "company": "",
+            "address_1": "浦东新区世纪大道100号",
+            "address_2": "",
+            "city": "上海",
+            "state": "SH",
+            "postcode": "200120",
+            "country": "CN",
+            "email": c["email"],
+            "phone": "13900000000",
+        }
+        return {
+            "id": c["id"],
+            "date_created": created_local,
+            "date_created_gmt": created_gmt,
+            "date_modified": modified_local,
+            "date_modified_gmt": modified_gmt,
+            "email": c["email"],
+            "first_name": c["first_name"],
+            "last_name": c["last_name"],
+            "role": "customer",
+            "username": c["username"],
+            "billing": billing,
+            "shipping": {k: v for k, v in billing.items() if k not in ("email", "phone")},
+            "is_paying_customer": True,
+            "avatar_url": "https://secure.gravatar.com/avatar/?s=96",
+            "meta_data": [],
+        }
 
     def _render_review(self, r: dict[str, Any]) -> dict[str, Any]:
         local, gmt = self._dates(r["created"])
-        return {"id": r["id"], "date_created": local, "date_created_gmt": gmt, "product_id": r["product_id"],
-                "status": r["status"], "reviewer": r["reviewer"], "reviewer_email": r["reviewer_email"],
-                # WordPress stores comment text sanitised: what the member typed comes back as escaped HTML.
-                "review": f"<p>{html.escape(r['review'])}</p>\n", "rating": r["rating"], "verified": r["verified"],
-                "reviewer_avatar_urls": {"24": "https://secure.gravatar.com/avatar/?s=24"}}
+        return {
+            "id": r["id"],
+            "date_created": local,
+            "date_created_gmt": gmt,
+            "product_id": r["product_id"],
+            "status": r["status"],
+            "reviewer": r["reviewer"],
+            "reviewer_email": r["reviewer_email"],
+            # WordPress stores comment text sanitised: what the member typed comes back as escaped HTML.
+            "review": f"<p>{html.escape(r['review'])}</p>\n",
+            "rating": r["rating"],
+            "verified": r["verified"],
+            "reviewer_avatar_urls": {"24": "https://secure.gravatar.com/avatar/?s=24"},
+        }
 
     # ---- HTTP ----------------------------------------------------------------------------------------------------
 
@@ -300,7 +423,9 @@ class WooCommerceSandbox:
             if scope["type"] == "http":
                 request = Request(scope)
                 with outer._lock:
-                    outer.requests.append({"method": request.method, "path": request.url.path, "query": dict(request.query_params)})
+                    outer.requests.append(
+                        {"method": request.method, "path": request.url.path, "query": dict(request.query_params)}
+                    )
                 denied = outer._auth(request)
                 if denied is not None:
                     await denied(scope, receive, send)
@@ -327,7 +452,9 @@ class WooCommerceSandbox:
         if key != self.consumer_key:
             return _err(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
         if secret != self.consumer_secret:
-            return _err(401, "woocommerce_rest_authentication_error", "Invalid signature - provided signature does not match.")
+            return _err(
+                401, "woocommerce_rest_authentication_error", "Invalid signature - provided signature does not match."
+            )
         return None
 
     def _paging(self, request: Request) -> tuple[int, int, int] | Response:
@@ -361,7 +488,7 @@ class WooCommerceSandbox:
             headers["Link"] = ", ".join(links)
         return JSONResponse(items, headers=headers)
 
-    def _bound(self, request: Request, name: str) -> int | None | Response:
+    def _bound(self, request: Request, name: str) -> int | Response | None:
         value = request.query_params.get(name)
         if not value:
             return None
@@ -371,7 +498,7 @@ class WooCommerceSandbox:
             return _invalid(name, "Invalid date.")
         if moment.tzinfo is None:
             gmt = request.query_params.get("dates_are_gmt", "false").lower() in ("true", "1")
-            moment = moment.replace(tzinfo=timezone.utc if gmt else self.tz)
+            moment = moment.replace(tzinfo=UTC if gmt else self.tz)
         return int(moment.timestamp())
 
     async def _orders(self, request: Request) -> Response:
@@ -403,8 +530,15 @@ class WooCommerceSandbox:
                 lo = bisect.bisect_right(index, (bounds["modified_after"], float("inf")))
             if bounds["modified_before"] is not None:
                 hi = bisect.bisect_left(index, (bounds["modified_before"], -1))
-            simple = (orderby == "modified" and statuses in ([], ["any"]) and not customer and not include and not exclude
-                      and bounds["after"] is None and bounds["before"] is None)
+            simple = (
+                orderby == "modified"
+                and statuses in ([], ["any"])
+                and not customer
+                and not include
+                and not exclude
+                and bounds["after"] is None
+                and bounds["before"] is None
+            )
             if simple:
                 total = max(0, hi - lo)
                 if order == "asc":
@@ -428,7 +562,8 @@ class WooCommerceSandbox:
                 if bounds["before"] is not None:
                     candidates = [o for o in candidates if o.created < bounds["before"]]
                 key = {"modified": lambda o: (o.modified, o.id), "date": lambda o: (o.created, o.id)}.get(
-                    orderby, lambda o: (o.id,))
+                    orderby, lambda o: (o.id,)
+                )
                 candidates.sort(key=key, reverse=order == "desc")
                 total = len(candidates)
                 selected = candidates[offset : offset + per_page]
@@ -467,9 +602,11 @@ class WooCommerceSandbox:
                 customers = [c for c in customers if c["id"] not in exclude]
             if email:
                 customers = [c for c in customers if c["email"].lower() == email]
-            key = {"id": lambda c: c["id"], "registered_date": lambda c: (c["created"], c["id"]),
-                   "include": lambda c: include.index(c["id"]) if c["id"] in include else c["id"]}.get(
-                orderby, lambda c: (f"{c['first_name']} {c['last_name']}".lower(), c["id"]))
+            key = {
+                "id": lambda c: c["id"],
+                "registered_date": lambda c: (c["created"], c["id"]),
+                "include": lambda c: include.index(c["id"]) if c["id"] in include else c["id"],
+            }.get(orderby, lambda c: (f"{c['first_name']} {c['last_name']}".lower(), c["id"]))
             customers.sort(key=key, reverse=params.get("order", "asc") == "desc")
             total = len(customers)
             rendered = [self._render_customer(c) for c in customers[offset : offset + per_page]]
@@ -491,8 +628,9 @@ class WooCommerceSandbox:
             products = sorted(self.products.values(), key=lambda p: p["id"])
             if include:
                 products = [p for p in products if p["id"] in include]
-            return self._list_response(request, [dict(p) for p in products[offset : offset + per_page]], len(products),
-                                       page, per_page)
+            return self._list_response(
+                request, [dict(p) for p in products[offset : offset + per_page]], len(products), page, per_page
+            )
 
     async def _product(self, request: Request) -> Response:
         product = self.products.get(request.path_params["id"])
@@ -510,7 +648,11 @@ class WooCommerceSandbox:
         if isinstance(after, Response):
             return after
         with self._lock:
-            reviews = [r for r in self.reviews.values() if r["status"] == params.get("status", "approved") or params.get("status") == "all"]
+            reviews = [
+                r
+                for r in self.reviews.values()
+                if r["status"] == params.get("status", "approved") or params.get("status") == "all"
+            ]
             if params.get("product"):
                 reviews = [r for r in reviews if r["product_id"] == int(params["product"])]
             if params.get("reviewer_email"):

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from adapters.base import Outcome
 from adapters.communities.discord_client import OAuthError
-from connector.clock import utcnow
-from connector.logs import log
+from connector.core.clock import utcnow
+from connector.core.logs import log
 from connector.state.store import NewAction
 from connector.state.tables import OutboxRow
 from connector.state.tokens import TokenStore
 from mappings.grants import GrantKey
 
 if TYPE_CHECKING:
-    from connector.sync import Connector
+    from connector.flow.pass_ import Connector
 
 KIND = "role_connection"
 
@@ -38,7 +39,11 @@ RECORDS = [
 
 
 def metadata(paid_orders: int, points: int) -> dict[str, str]:
-    return {"verified_buyer": "1" if paid_orders else "0", "order_count": str(paid_orders), "points": str(max(points, 0))}
+    return {
+        "verified_buyer": "1" if paid_orders else "0",
+        "order_count": str(paid_orders),
+        "points": str(max(points, 0)),
+    }
 
 
 def metadata_hash(values: dict[str, str]) -> str:
@@ -46,9 +51,9 @@ def metadata_hash(values: dict[str, str]) -> str:
 
 
 class LinkedRolesStage:
-    def __init__(self, connector: "Connector") -> None:
+    def __init__(self, connector: Connector) -> None:
         self.connector = connector
-        link = connector.config.link
+        link = connector.core.config.link
         self.community = link.community if link and link.linked_roles else None
         self.tokens = TokenStore(connector.store.engine, link.token_key) if link and link.token_key else None
 
@@ -92,17 +97,21 @@ class LinkedRolesStage:
             access = self._renew(row, token.refresh_token)
             if access is None:
                 return {"error": self._revoked_reason}
-        reviews = self.connector.content.reviews
+        reviews = self.connector.features.reviews.reviews
         if row.op == "clear":
             values = metadata(0, 0)
         else:
             paid = sum(1 for _, is_paid, _ in reviews.customer_orders(row.customer_key) if is_paid)
             values = metadata(paid, reviews.point_total(row.customer_key))
-        link = self.connector.config.link
-        return {"access_token": access, "metadata": values, "hash": metadata_hash(values),
-                "platform_name": link.platform_name if link else "Shop",
-                # A token Discord refuses before its expiry (revoked early, or a clock that is off) gets one renewal.
-                "renew": lambda: self._renew(row, None)}
+        link = self.connector.core.config.link
+        return {
+            "access_token": access,
+            "metadata": values,
+            "hash": metadata_hash(values),
+            "platform_name": link.platform_name if link else "Shop",
+            # A token Discord refuses before its expiry (revoked early, or a clock that is off) gets one renewal.
+            "renew": lambda: self._renew(row, None),
+        }
 
     _revoked_reason = "the member's Discord authorisation no longer works; they must link again"
 
@@ -122,8 +131,9 @@ class LinkedRolesStage:
         except OAuthError as error:
             self.tokens.revoke(row.community, row.customer_key, f"{self._revoked_reason} ({error.error})")
             return None
-        self.tokens.refreshed(row.community, row.customer_key, fresh.access_token, fresh.refresh_token,
-                              fresh.expires_at)
+        self.tokens.refreshed(
+            row.community, row.customer_key, fresh.access_token, fresh.refresh_token, fresh.expires_at
+        )
         return fresh.access_token
 
     def record(self, rows: Sequence[OutboxRow], outcomes: dict[int, Outcome]) -> None:

@@ -6,22 +6,23 @@ Each stage only talks to the state store and to the stage's own adapter; nothing
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
 
 import httpx
 
 from adapters.base import Action, CommunityAdapter, CommunityStopped, ShopAdapter
 from adapters.registry import COMMUNITIES, SHOPS, load
-from connector.clock import utcnow
-from connector.config import Config
-from connector.http import RemoteError
-from connector.logs import log, mask_email
-from connector.prefetch import read_ahead
+from connector.core.clock import utcnow
+from connector.core.config import Config
+from connector.core.http import RemoteError
+from connector.core.logs import log, mask_email
+from connector.core.prefetch import read_ahead
+from connector.features.linked_roles import KIND as ROLE_CONNECTION
+from connector.features.linked_roles import LinkedRolesStage
+from connector.features.reviews import ContentStage
 from connector.state.db import open_engine
-from connector.content import ContentStage
-from connector.linked_roles import KIND as ROLE_CONNECTION, LinkedRolesStage
 from connector.state.store import CHUNK, GRANT_KINDS, NewAction, StateStore
 
 #: Rows claimed per round: one full Discourse group call (``ADD_MEMBERS_LIMIT``).
@@ -94,8 +95,9 @@ class Connector:
         communities: dict[str, CommunityAdapter] | None = None,
     ) -> None:
         self.config = config
-        self.store = store or StateStore(open_engine(config.state_url),
-                                         order_number_key=config.link.secret.encode() if config.link else None)
+        self.store = store or StateStore(
+            open_engine(config.state_url), order_number_key=config.link.secret.encode() if config.link else None
+        )
         self.shop = shop or load(SHOPS, config.shop.kind, "shop.kind")(config.shop)
         self.communities = communities if communities is not None else self._communities()
         self.content = ContentStage(self)
@@ -199,7 +201,9 @@ class Connector:
             report.orders_changed += result.inserted + result.updated
             report.quarantined += len(page.quarantined)
             for record in page.quarantined:
-                log.warning("record quarantined", stream=record.stream, record_id=record.record_id, reason=record.reason)
+                log.warning(
+                    "record quarantined", stream=record.stream, record_id=record.record_id, reason=record.reason
+                )
             progress("pull", report.orders_read, None)
         if full:
             for customer_page in self.shop.customer_pages():
@@ -228,8 +232,11 @@ class Connector:
                 self._add_tiers(wanted, total)
                 if self.linked.enabled and self.linked.community:
                     identity = customer.identities.get(self.linked.community)
-                    linked[customer.key] = (len(customer.paid_orders), total,
-                                            identity.remote_user_id if identity and identity.status == "matched" else None)
+                    linked[customer.key] = (
+                        len(customer.paid_orders),
+                        total,
+                        identity.remote_user_id if identity and identity.status == "matched" else None,
+                    )
                 for name in self.communities:
                     ledger = customer.ledger.get(name, {})
                     # A grant a moderator removed by hand (recorded by the reconcile) is theirs: never re-granted.
@@ -252,7 +259,9 @@ class Connector:
                             continue
                         new.append(NewAction(name, customer.key, key, op, who))
                         if dry_run:  # only a dry run prints the plan; a real pass keeps no list of it
-                            report.plan.append(PlannedAction(name, customer.key, customer.email, key.kind, key.target, op))
+                            report.plan.append(
+                                PlannedAction(name, customer.key, customer.email, key.kind, key.target, op)
+                            )
             new.extend(self.linked.plan(chunk, linked))
             report.customers_planned += len(chunk)
             report.actions_planned += len(new)
@@ -264,7 +273,7 @@ class Connector:
 
     def _add_tiers(self, wanted: dict[str, set[GrantKey]], total: int) -> None:
         """Points tiers are roles like any other grant: held while the total reaches the tier, revoked below it."""
-        for community, target in (self.config.points.communities.items() if self.config.points else ()):
+        for community, target in self.config.points.communities.items() if self.config.points else ():
             role = tier_role(total, target.tier_roles()) if target.mode == "tiers" else None
             if role is not None:
                 wanted.setdefault(community, set()).add(GrantKey("role", role))
@@ -328,14 +337,22 @@ class Connector:
                     missing = [(key, user) for key, user in rows if user.lower() not in holders and user not in absent]
                     if not missing:
                         continue
-                    self.store.set_ledger_state(name, [(key, kind, target) for key, _ in missing],
-                                                "override" if respect else "revoked")
+                    self.store.set_ledger_state(
+                        name, [(key, kind, target) for key, _ in missing], "override" if respect else "revoked"
+                    )
                     for key, user in missing:
-                        line = (f"{name}: {kind} {target!r} was removed from {user} by hand; "
-                                + ("recorded as an override, not granted again" if respect else "granting it again"))
+                        line = f"{name}: {kind} {target!r} was removed from {user} by hand; " + (
+                            "recorded as an override, not granted again" if respect else "granting it again"
+                        )
                         found.append(line)
-                        log.warning("manual removal", community=name, kind=kind, target=target, user=user,
-                                    policy="respect" if respect else "re-grant")
+                        log.warning(
+                            "manual removal",
+                            community=name,
+                            kind=kind,
+                            target=target,
+                            user=user,
+                            policy="respect" if respect else "re-grant",
+                        )
             except (RemoteError, httpx.HTTPError) as error:
                 report.errors.append(f"{name}: reconcile failed: {error}")
         return found
@@ -415,8 +432,12 @@ class Connector:
         report.failed += len(rows) - died
         report.died += died
         for row in rows:
-            report.failures.append(f"{row.community}: {row.op} {row.kind} {row.target!r} for {row.remote_username}: {reason}")
-            log.warning("action failed", community=row.community, op=row.op, kind=row.kind, target=row.target, reason=reason)
+            report.failures.append(
+                f"{row.community}: {row.op} {row.kind} {row.target!r} for {row.remote_username}: {reason}"
+            )
+            log.warning(
+                "action failed", community=row.community, op=row.op, kind=row.kind, target=row.target, reason=reason
+            )
 
     def _recover(self, name: str, community: CommunityAdapter, report: PassReport) -> None:
         """Rows a crashed process left in ``sending``: verified against the forum before anything is re-sent."""
@@ -431,7 +452,9 @@ class Connector:
                 self.content.record([row], {row.id or 0: outcome}, report)
                 self.linked.record([row], {row.id or 0: outcome})
                 report.recovered += 1
-                log.info("interrupted action found applied", community=name, op=row.op, kind=row.kind, target=row.target)
+                log.info(
+                    "interrupted action found applied", community=name, op=row.op, kind=row.kind, target=row.target
+                )
             else:
                 resend.append(row)
         for batch in _batches(resend):

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"(api[_-]?key|token|secret|password|authorization|consumer_key|consumer_secret|cookie)", re.I)
+_SECRET_KEYS = re.compile(
+    r"(api[_-]?key|token|secret|password|authorization|consumer_key|consumer_secret|cookie)", re.I
+)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 #: WooCommerce keys have a recognisable shape; mask them wherever they appear (e.g. inside a URL).
 _WC_KEY = re.compile(r"\b(ck|cs)_[0-9a-f]{8,}\b")

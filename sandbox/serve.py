@@ -16,11 +16,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from connector.sandbox.discord import API as DISCORD_API, DiscordSandbox
-from connector.sandbox.discourse import DiscourseSandbox
-from connector.sandbox.world import bulk_orders, seed_shop
-from connector.sandbox.server import SandboxServer
-from connector.sandbox.shop import WooCommerceSandbox
+from sandbox.discord import API as DISCORD_API
+from sandbox.discord import DiscordSandbox
+from sandbox.discourse import DiscourseSandbox
+from sandbox.server import SandboxServer
+from sandbox.shop import WooCommerceSandbox
+from sandbox.world import bulk_orders, seed_shop
 
 
 def forum_stats(forum: DiscourseSandbox) -> dict[str, Any]:
@@ -107,14 +108,21 @@ def serve(
         member_base = 910000000000000000
         for index in range(len(buyers)):
             discord.add_member(str(member_base + index))
-        extra = {"bot_token": discord.bot_token, "guild_id": discord.guild_id, "member_base": member_base,
-                 "buyer_role": discord.add_role("Verified Buyer", 2),
-                 "buyer_emails": [email for _, email in buyers]}
+        extra = {
+            "bot_token": discord.bot_token,
+            "guild_id": discord.guild_id,
+            "member_base": member_base,
+            "buyer_role": discord.add_role("Verified Buyer", 2),
+            "buyer_emails": [email for _, email in buyers],
+        }
     discord_server = SandboxServer(_WithStats(discord)).start() if discord is not None else None
     if discord_server is not None:
         extra["discord_url"] = discord_server.url
         extra["discord_api"] = discord_server.url + DISCORD_API
-    with SandboxServer(shop.app, port=shop_port) as shop_server, SandboxServer(_WithStats(forum), port=forum_port) as forum_server:
+    with (
+        SandboxServer(shop.app, port=shop_port) as shop_server,
+        SandboxServer(_WithStats(forum), port=forum_port) as forum_server,
+    ):
         print(
             json.dumps(
                 {

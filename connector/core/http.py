@@ -11,8 +11,9 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import httpx
 from tenacity import (
@@ -24,7 +25,7 @@ from tenacity import (
 )
 
 from connector import __version__
-from connector.logs import log
+from connector.core.logs import log
 
 USER_AGENT = f"CardBridge/{__version__} (+https://github.com/cardbridge/cardbridge)"
 _PLAIN_WAIT = re.compile(r"(\d+)\s*seconds?")

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Iterator, Optional
+from datetime import UTC, datetime
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from connector import __version__
-from connector.config import Config, ConfigError, load_config
-from connector.logs import configure, mask_email
-from connector.progress import progress_bar
+from connector.cli.progress import progress_bar
+from connector.core.config import Config, ConfigError, load_config
+from connector.core.logs import configure, mask_email
+from connector.flow.pass_ import Connector, PassReport, describe_customer
 from connector.state.db import open_engine
 from connector.state.reviews import ReviewStore
 from connector.state.store import StateStore
-from connector.sync import Connector, PassReport, describe_customer
 
 app = typer.Typer(
     help="CardBridge: verified-buyer badges, groups and roles for your shop's community.",
@@ -29,7 +29,9 @@ app = typer.Typer(
 )
 outbox_app = typer.Typer(help="Inspect and retry outbox actions.", no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
-conflicts_app = typer.Typer(help="Posts a moderator changed on the forum: list them and decide.", invoke_without_command=True)
+conflicts_app = typer.Typer(
+    help="Posts a moderator changed on the forum: list them and decide.", invoke_without_command=True
+)
 app.add_typer(conflicts_app, name="conflicts")
 reviews_app = typer.Typer(help="Reviews held for approval ([reviews] hold = true).", no_args_is_help=True)
 app.add_typer(reviews_app, name="reviews")
@@ -41,7 +43,7 @@ errors = Console(stderr=True)
 
 
 class _State:
-    config_path: Optional[str] = None
+    config_path: str | None = None
 
 
 state = _State()
@@ -55,11 +57,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    config: Optional[str] = typer.Option(
+    config: str | None = typer.Option(
         None, "--config", "-c", help="Config file (TOML). Defaults to $CARDBRIDGE_CONFIG.", show_default=False
     ),
     log_level: str = typer.Option("warning", "--log-level", help="debug, info, warning or error."),
-    log_json: Optional[bool] = typer.Option(
+    log_json: bool | None = typer.Option(
         None, "--log-json/--log-console", help="Log format; JSON by default when stderr is not a terminal."
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
@@ -109,7 +111,10 @@ def _summary(report: PassReport, title: str) -> None:
         table.add_row("[red]actions failed (will retry)[/]", str(report.failed))
         table.add_row("[red]actions parked as dead[/]", str(report.died))
     for name, counts in report.requests.items():
-        table.add_row(f"requests to {name}", f"{counts['requests']} ({counts['writes']} writes, {counts['rate_limited']} rate-limited)")
+        table.add_row(
+            f"requests to {name}",
+            f"{counts['requests']} ({counts['writes']} writes, {counts['rate_limited']} rate-limited)",
+        )
     console.print(table)
     if report.errors or report.failures:
         console.print("[bold red]Problems:[/]")
@@ -135,12 +140,14 @@ def _parse_date(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter("use YYYY-MM-DD or an ISO-8601 timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command()
 def backfill(
-    since: Optional[str] = typer.Option(None, "--since", help="Only orders modified on or after this date (YYYY-MM-DD)."),
+    since: str | None = typer.Option(
+        None, "--since", help="Only orders modified on or after this date (YYYY-MM-DD)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; make no write request to any community."),
 ) -> None:
     """Re-read the whole shop (ignoring cursors) and bring every community in step."""
@@ -160,7 +167,12 @@ def _print_plan(report: PassReport) -> None:
     for column in ("community", "customer", "action", "what"):
         table.add_column(column)
     for action in report.plan[:200]:
-        table.add_row(action.community, describe_customer(action.customer_key, action.email), action.op, f"{action.kind} {action.target}")
+        table.add_row(
+            action.community,
+            describe_customer(action.customer_key, action.email),
+            action.op,
+            f"{action.kind} {action.target}",
+        )
     console.print(table)
     if len(report.plan) > 200:
         console.print(f"… and {len(report.plan) - 200} more")
@@ -240,12 +252,22 @@ def _print_status(data: dict) -> None:  # type: ignore[type-arg]
         for column in ("id", "status", "community", "action", "user", "attempts", "error"):
             p.add_column(column)
         for row in data["problems"]:
-            p.add_row(str(row["id"]), row["status"], row["community"], row["action"], str(row["user"]), str(row["attempts"]), row["error"][:120])
+            p.add_row(
+                str(row["id"]),
+                row["status"],
+                row["community"],
+                row["action"],
+                str(row["user"]),
+                str(row["attempts"]),
+                row["error"][:120],
+            )
         console.print(p)
 
 
 @outbox_app.command("retry")
-def outbox_retry(ids: Optional[list[int]] = typer.Argument(None, help="Action ids (default: every dead action).")) -> None:
+def outbox_retry(
+    ids: list[int] | None = typer.Argument(None, help="Action ids (default: every dead action)."),
+) -> None:
     """Put dead actions back in the queue; the next pass sends them."""
     store = _store()
     count = store.retry_dead(ids or None)
@@ -268,7 +290,9 @@ def conflicts_list(ctx: typer.Context) -> None:
     for column in ("id", "community", "what", "reason", "since"):
         table.add_column(column)
     for row in rows:
-        table.add_row(str(row.id), row.community, f"{row.kind} #{row.target}", row.reason, row.created_at.isoformat()[:19])
+        table.add_row(
+            str(row.id), row.community, f"{row.kind} #{row.target}", row.reason, row.created_at.isoformat()[:19]
+        )
     console.print(table)
     console.print("Resolve with: cardbridge conflicts resolve ID --keep shop|forum")
 
@@ -276,14 +300,16 @@ def conflicts_list(ctx: typer.Context) -> None:
 @conflicts_app.command("resolve")
 def conflicts_resolve(
     conflict_id: int = typer.Argument(..., help="Conflict id (see `cardbridge conflicts`)."),
-    keep: str = typer.Option(..., "--keep", help="shop: put the shop's review back; forum: keep the moderator's version."),
+    keep: str = typer.Option(
+        ..., "--keep", help="shop: put the shop's review back; forum: keep the moderator's version."
+    ),
 ) -> None:
     """Decide a conflict. The next pass applies the decision."""
     if keep not in ("shop", "forum"):
         raise typer.BadParameter("--keep takes shop or forum")
     with _connector() as connector:
         try:
-            message = connector.content.resolve(conflict_id, keep)
+            message = connector.features.reviews.resolve(conflict_id, keep)
         except KeyError:
             errors.print(f"No open conflict with id {conflict_id}.")
             raise typer.Exit(1) from None
@@ -336,8 +362,8 @@ def points_show(customer: str = typer.Argument(..., help="Shop customer id (26 o
     console.print(f"Total: {sum(r.points for r in rows)}")
 
 
-def _community_of(connector: Connector, kind: str, name: Optional[str]) -> str:
-    names = [n for n, c in connector.config.communities.items() if c.kind == kind]
+def _community_of(connector: Connector, kind: str, name: str | None) -> str:
+    names = [n for n, c in connector.core.config.communities.items() if c.kind == kind]
     if name:
         if name not in names:
             errors.print(f"No {kind} community named {name!r} (known: {', '.join(names) or 'none'}).")
@@ -352,9 +378,9 @@ def _community_of(connector: Connector, kind: str, name: Optional[str]) -> str:
 @app.command()
 def link(
     customer: str = typer.Option(..., "--customer", help="Shop customer id (26 or c:26) or email."),
-    discord_user: Optional[str] = typer.Option(None, "--discord-user", help="Discord user id (a number)."),
-    forum_user: Optional[str] = typer.Option(None, "--forum-user", help="Discourse username."),
-    community: Optional[str] = typer.Option(None, "--community", help="Which community, when there are several."),
+    discord_user: str | None = typer.Option(None, "--discord-user", help="Discord user id (a number)."),
+    forum_user: str | None = typer.Option(None, "--forum-user", help="Discourse username."),
+    community: str | None = typer.Option(None, "--community", help="Which community, when there are several."),
 ) -> None:
     """Link a shop customer to a Discord or Discourse account; a previous account loses the managed grants."""
     if bool(discord_user) == bool(forum_user):
@@ -376,8 +402,11 @@ def link(
             user_id, username = str(found["id"]), str(found["username"])
         previous = connector.store.link(name, keys[0], user_id, username)
         report = connector.run_pass()
-    console.print(f"{describe_customer(keys[0], None)} linked to {username} on {name}"
-                  + (f" (was {previous}; its grants are revoked)" if previous else "") + ".")
+    console.print(
+        f"{describe_customer(keys[0], None)} linked to {username} on {name}"
+        + (f" (was {previous}; its grants are revoked)" if previous else "")
+        + "."
+    )
     _summary(report, "sync")
     raise typer.Exit(0 if report.ok else 1)
 
@@ -388,20 +417,24 @@ def link_url(
 ) -> None:
     """Print a signed link to the member link page for this customer (for the shop's order email; see [link])."""
     with _connector() as connector:
-        if connector.config.link is None:
+        if connector.core.config.link is None:
             errors.print("No [link] section in the config: the link page is off (see config.example.toml).")
             raise typer.Exit(2)
         keys = connector.store.find_customers(customer)
         if not keys:
             errors.print(f"No customer matches {customer!r} (run `cardbridge sync` first?).")
             raise typer.Exit(1)
-        from connector.linking import LinkService
+        from connector.server.linking import LinkService
 
-        service = LinkService(connector.config, connector.store, connector.communities[connector.config.link.community])
+        service = LinkService(
+            connector.core.config, connector.store, connector.communities[connector.core.config.link.community]
+        )
         url = service.link_url(keys[0])
     # Printed bare, so a shop's mail template can take it from stdout.
     print(url)
-    errors.print(f"Valid for {connector.config.link.link_ttl_hours} hours, for {describe_customer(keys[0], None)}.")
+    errors.print(
+        f"Valid for {connector.core.config.link.link_ttl_hours} hours, for {describe_customer(keys[0], None)}."
+    )
 
 
 @app.command()
@@ -440,7 +473,7 @@ def reconcile() -> None:
 @app.command()
 def run() -> None:
     """Run as a daemon: scheduled passes, webhooks, /healthz, /metrics and a status page ([schedule], [server])."""
-    from connector.daemon import serve
+    from connector.server.daemon import serve
 
     with _connector() as connector:
         serve(connector)
@@ -449,7 +482,7 @@ def run() -> None:
 @app.command()
 def demo() -> None:
     """Zero config: run CardBridge against a sandbox shop and forum on loopback and show the result."""
-    from connector.demo import run_demo
+    from connector.cli.demo import run_demo
 
     raise typer.Exit(run_demo(console))
 
@@ -459,16 +492,18 @@ def sandbox(
     orders: int = typer.Option(0, help="Generate this many orders (0: the small demo catalogue)."),
     shop_port: int = typer.Option(0, help="Port of the sandbox shop (0: any free port)."),
     forum_port: int = typer.Option(0, help="Port of the sandbox forum (0: any free port)."),
-    rate_limit: Optional[int] = typer.Option(None, help="Forum admin-API limit, requests per minute (default: none)."),
+    rate_limit: int | None = typer.Option(None, help="Forum admin-API limit, requests per minute (default: none)."),
     latency: float = typer.Option(0.0, help="Seconds added to every sandbox response."),
     forum_users: bool = typer.Option(True, help="Give every buyer a forum account with the same email."),
-    discord_bucket: Optional[str] = typer.Option(
-        None, help="Also serve a sandbox Discord whose per-route buckets allow N requests per S seconds ('N/S'); "
-                   "every buyer is a member, with the id member_base + their index."),
+    discord_bucket: str | None = typer.Option(
+        None,
+        help="Also serve a sandbox Discord whose per-route buckets allow N requests per S seconds ('N/S'); "
+        "every buyer is a member, with the id member_base + their index.",
+    ),
 ) -> None:
     """Serve the sandbox WooCommerce shop and Discourse forum (and Discord) on 127.0.0.1 until interrupted (prints
     one JSON line)."""
-    from connector.sandbox.serve import serve
+    from sandbox.serve import serve
 
     bucket = None
     if discord_bucket is not None:
@@ -478,8 +513,15 @@ def sandbox(
         except ValueError:
             errors.print("--discord-bucket: use N/SECONDS, e.g. 25/1")
             raise typer.Exit(2) from None
-    serve(orders=orders, shop_port=shop_port, forum_port=forum_port, rate_limit=rate_limit, forum_users=forum_users,
-          latency=latency, discord_bucket=bucket)
+    serve(
+        orders=orders,
+        shop_port=shop_port,
+        forum_port=forum_port,
+        rate_limit=rate_limit,
+        forum_users=forum_users,
+        latency=latency,
+        discord_bucket=bucket,
+    )
 
 
 def main() -> None:

@@ -17,22 +17,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
-from starlette.applications import Starlette
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from starlette.applications import Starlette
 
-from connector.config import load_config
-from connector.link_page import LinkPages
-from connector.linking import LinkService
-from connector.progress import progress_bar
-from connector.sandbox.discord import API as DISCORD_API, DiscordSandbox
-from connector.sandbox.discourse import DiscourseSandbox
-from connector.sandbox.world import seed_shop
-from connector.sandbox.server import SandboxServer
-from connector.sandbox.shop import WooCommerceSandbox
-from connector.sync import Connector, PassReport
+from connector.cli.progress import progress_bar
+from connector.core.config import load_config
+from connector.flow.pass_ import Connector, PassReport
+from connector.server.link_page import LinkPages
+from connector.server.linking import LinkService
+from sandbox.discord import API as DISCORD_API
+from sandbox.discord import DiscordSandbox
+from sandbox.discourse import DiscourseSandbox
+from sandbox.server import SandboxServer
+from sandbox.shop import WooCommerceSandbox
+from sandbox.world import seed_shop
 
 DEMO_CONFIG = """\
 # Written by `cardbridge demo`: the same shape as config.example.toml, pointed at the loopback sandboxes.
@@ -113,8 +113,11 @@ def _reviews_table(forum: DiscourseSandbox) -> Table:
         for post in posts:
             lines = [_as_read(line) for line in post["raw"].splitlines()]
             quote = next((line[2:] for line in lines if line.startswith("> ")), "")
-            table.add_row(escape(topic["title"]), escape(f"{lines[0]}\n{quote[:70]}"),
-                          "yes" if "Verified purchase" in post["raw"] else "no")
+            table.add_row(
+                escape(topic["title"]),
+                escape(f"{lines[0]}\n{quote[:70]}"),
+                "yes" if "Verified purchase" in post["raw"] else "no",
+            )
     return table
 
 
@@ -133,8 +136,9 @@ def _points_table(forum: DiscourseSandbox) -> Table:
             continue
         events = forum.score_events(forum.user(member["username"])["id"])
         if events:
-            table.add_row(member["username"], " ".join(f"{e['points']:+d}" for e in events),
-                          str(sum(e["points"] for e in events)))
+            table.add_row(
+                member["username"], " ".join(f"{e['points']:+d}" for e in events), str(sum(e["points"] for e in events))
+            )
     return table
 
 
@@ -157,8 +161,9 @@ def _discord_table(discord: DiscordSandbox, title: str) -> Table:
             continue
         connection = discord.role_connection(user_id) or {}
         metadata = ", ".join(f"{k}={v}" for k, v in (connection.get("metadata") or {}).items())
-        table.add_row(user["username"], ", ".join(sorted(names[r] for r in discord.roles_of(user_id))) or "—",
-                      metadata or "—")
+        table.add_row(
+            user["username"], ", ".join(sorted(names[r] for r in discord.roles_of(user_id))) or "—", metadata or "—"
+        )
     return table
 
 
@@ -176,7 +181,9 @@ def _link_in_browser(link_url: str, order_id: int, email: str) -> str:
         browser.get(consent_url)  # the consent page
         query = {k: v[0] for k, v in parse_qs(urlsplit(consent_url).query).items()}
         consent = urlsplit(consent_url)
-        back = browser.post(f"{consent.scheme}://{consent.netloc}{consent.path}", data={**query, "decision": "authorize"})
+        back = browser.post(
+            f"{consent.scheme}://{consent.netloc}{consent.path}", data={**query, "decision": "authorize"}
+        )
         done = browser.get(back.headers["location"])
     title = re.search(r"<h1[^>]*>(.*?)</h1>", done.text)
     return html.unescape(title.group(1)) if title else f"HTTP {done.status_code}"
@@ -187,14 +194,20 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
     shop = WooCommerceSandbox()
     forum = DiscourseSandbox()
     discord = DiscordSandbox()
-    roles = {"buyer_role": discord.add_role("Verified Buyer", 2), "regular_role": discord.add_role("Regular (40 points)", 3),
-             "patron_role": discord.add_role("Patron (140 points)", 4)}
+    roles = {
+        "buyer_role": discord.add_role("Verified Buyer", 2),
+        "regular_role": discord.add_role("Regular (40 points)", 3),
+        "patron_role": discord.add_role("Patron (140 points)", 4),
+    }
     review_forum = discord.add_forum("shop-reviews", tags=("Shop reviews",))
     link_port = _free_port()
     link_url = f"http://127.0.0.1:{link_port}"
     discord.redirect_uris.add(f"{link_url}/link/callback")
-    with SandboxServer(shop.app) as shop_server, SandboxServer(forum.app) as forum_server, \
-            SandboxServer(discord.app) as discord_server:
+    with (
+        SandboxServer(shop.app) as shop_server,
+        SandboxServer(forum.app) as forum_server,
+        SandboxServer(discord.app) as discord_server,
+    ):
         info = seed_shop(shop)
         # Most buyers have a forum account under the email they bought with; a few do not (yet).
         paid = [b for b in info.buyers if b.paid]
@@ -235,8 +248,9 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
         )
         config = load_config(config_path)
         connector = Connector(config)
-        link_app = Starlette(routes=LinkPages(LinkService(config, connector.store, connector.communities["discord"]))
-                             .routes())
+        link_app = Starlette(
+            routes=LinkPages(LinkService(config, connector.store, connector.communities["discord"])).routes()
+        )
         link_server = SandboxServer(link_app, port=link_port).start()
         try:
             bar, progress = progress_bar(console)
@@ -251,24 +265,32 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             refunded = info.refundable_order
             by_name = {b.username: b for b in info.buyers}
             # The buyer whose order is refunded below, and the buyer with the most points (a tier role shows).
-            points = {b.username: connector.content.reviews.point_total(
-                f"c:{b.customer_id}" if b.customer_id else f"e:{b.email}") for b in paid}
+            points = {
+                b.username: connector.features.reviews.reviews.point_total(
+                    f"c:{b.customer_id}" if b.customer_id else f"e:{b.email}"
+                )
+                for b in paid
+            }
             linkers = [refunded.username, max((u for u in points if u != refunded.username), key=points.__getitem__)]
             for username in linkers:
                 buyer = by_name[username]
                 discord.browser_user = discord.add_user(f"{username}_gg")
-                order_id = next(o for o in info.orders if shop.order(o)["billing"]["email"] == buyer.email
-                                and shop.order(o)["status"] in ("processing", "completed"))
+                order_id = next(
+                    o
+                    for o in info.orders
+                    if shop.order(o)["billing"]["email"] == buyer.email
+                    and shop.order(o)["status"] in ("processing", "completed")
+                )
                 page = _link_in_browser(link_url, order_id, buyer.email)
-                console.print(f"{username} links a Discord account on {link_url}/link with order #{order_id}: "
-                              f"“{page}”")
+                console.print(f"{username} links a Discord account on {link_url}/link with order #{order_id}: “{page}”")
             linked = connector.run_pass()
             console.print("sync: " + _report_line(linked))
             console.print(_discord_table(discord, "What Discord members see (roles, Linked Roles)"))
             threads = discord.threads_of(review_forum)
             messages = sum(1 for m in discord.messages.values() if any(m["channel_id"] == t["id"] for t in threads))
-            console.print(f"Review threads in #shop-reviews: {len(threads)} ({messages} messages), "
-                          f"{len(discord.pings)} pings.")
+            console.print(
+                f"Review threads in #shop-reviews: {len(threads)} ({messages} messages), {len(discord.pings)} pings."
+            )
 
             shop.set_status(refunded.order_id, "refunded")
             console.print(f"\nThe shop refunds order #{refunded.order_id} ({refunded.username}'s only paid order) …")
@@ -281,10 +303,12 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             forum.reset_log()
             discord.reset_log()
             third = connector.run_pass()
-            console.print(f"\nA third pass with nothing new: {len(forum.writes())} write requests to the forum, "
-                          f"{len(discord.writes())} to Discord.\n")
+            console.print(
+                f"\nA third pass with nothing new: {len(forum.writes())} write requests to the forum, "
+                f"{len(discord.writes())} to Discord.\n"
+            )
 
-            from connector.cli import _print_status, status_data
+            from connector.cli.commands import _print_status, status_data
 
             _print_status(status_data(connector.store))
         finally:

@@ -35,11 +35,12 @@ import time
 import traceback
 import unicodedata
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
@@ -47,13 +48,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connector.sandbox.faults import FaultInjector, Knobs
+from sandbox.faults import FaultInjector, Knobs
 
 # ---- strings (config/locales/server.en.yml) ---------------------------------------------------------------------------
 
 MSG_NOT_FOUND = "The requested URL or resource could not be found."
 MSG_INVALID_ACCESS = "You are not permitted to view the requested resource."
-MSG_INVALID_API_CREDENTIALS = "You are not permitted to view the requested resource. The API username or key is invalid."
+MSG_INVALID_API_CREDENTIALS = (
+    "You are not permitted to view the requested resource. The API username or key is invalid."
+)
 MSG_INVALID_PARAMS = "You supplied invalid parameters to the request: {}"
 MSG_PARAM_MISSING = "param is missing or the value is empty: {}"
 MSG_EDIT_CONFLICT = "That post was edited by another user and your changes can no longer be saved."
@@ -132,7 +135,7 @@ GROUP_INTEGERS = {"visibility_level", "members_visibility_level", "mentionable_l
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _blank(value: Any) -> bool:
@@ -336,7 +339,9 @@ def _require(params: dict[str, Any], key: str) -> Any:
     return value
 
 
-def _fetch_int(params: dict[str, Any], key: str, default: int, minimum: int | None = 0, maximum: int | None = None) -> int:
+def _fetch_int(
+    params: dict[str, Any], key: str, default: int, minimum: int | None = 0, maximum: int | None = None
+) -> int:
     """``ApplicationController#fetch_int_from_params``: a present value must be an integer within bounds."""
     if key not in params:
         return default
@@ -483,7 +488,9 @@ class DiscourseSandbox:
             self._make_user(self._take_user_id(), self.api_username, f"{self.api_username}@sandbox.invalid",
                             name=self.api_username, admin=True, trust_level=1)  # fmt: skip
         for group_id, name in AUTOMATIC_GROUPS.items():
-            self._groups[group_id] = self._new_group(group_id, name, automatic=True, visibility_level=1 if group_id else 0)
+            self._groups[group_id] = self._new_group(
+                group_id, name, automatic=True, visibility_level=1 if group_id else 0
+            )
         for badge_id, name, type_id in [(1, "Basic User", 3), (2, "Member", 2), (3, "Regular", 2), (4, "Leader", 1)]:
             self._badges[badge_id] = self._new_badge(badge_id, name, type_id, badge_grouping_id=4, allow_title=type_id < 3,
                                                      system=True)  # fmt: skip
@@ -705,7 +712,9 @@ class DiscourseSandbox:
             badge = self._badge_by_name(name)
             return dict(badge) if badge else None
 
-    def add_user_field(self, name: str, field_type: str = "text", *, editable: bool = True, required: bool = False) -> int:
+    def add_user_field(
+        self, name: str, field_type: str = "text", *, editable: bool = True, required: bool = False
+    ) -> int:
         """Define an admin user field (``UserField``); ``PUT /u/{username}`` ignores ids that are not defined."""
         with self._lock:
             field_id = self._next_user_field_id
@@ -729,7 +738,9 @@ class DiscourseSandbox:
             badge = self._badge_by_name(badge_name)
             if user is None or badge is None:
                 return 0
-            grants = [ub for ub in self._user_badges.values() if ub["user_id"] == user["id"] and ub["badge_id"] == badge["id"]]
+            grants = [
+                ub for ub in self._user_badges.values() if ub["user_id"] == user["id"] and ub["badge_id"] == badge["id"]
+            ]
             for grant in grants:
                 self._revoke(grant)
             return len(grants)
@@ -767,7 +778,9 @@ class DiscourseSandbox:
             self._destroy_group(group)
             return True
 
-    def edit_post_by_hand(self, post_id: int, raw: str, editor: str = "moderator", edit_reason: str | None = None) -> dict:
+    def edit_post_by_hand(
+        self, post_id: int, raw: str, editor: str = "moderator", edit_reason: str | None = None
+    ) -> dict:
         """A moderator edited the post: another user, so ``PostRevisor`` always makes a new version."""
         with self._lock:
             post = self._posts[post_id]
@@ -851,7 +864,9 @@ class DiscourseSandbox:
         return exact or next((b for b in self._badges.values() if b["name"].lower() == str(name).lower()), None)
 
     def _badge_names_of(self, user: dict[str, Any]) -> list[str]:
-        grants = sorted((ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"])
+        grants = sorted(
+            (ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"]
+        )
         return [self._badges[ub["badge_id"]]["name"] for ub in grants if ub["badge_id"] in self._badges]
 
     def _is_staff(self, user: dict[str, Any]) -> bool:
@@ -876,7 +891,11 @@ class DiscourseSandbox:
         if group["automatic"]:
             if group["id"] == 0:
                 return []
-            return [u["id"] for u in sorted(self._users.values(), key=lambda u: u["id"]) if self._auto_member(group["id"], u)]
+            return [
+                u["id"]
+                for u in sorted(self._users.values(), key=lambda u: u["id"])
+                if self._auto_member(group["id"], u)
+            ]
         return sorted(group["_members"], key=lambda uid: group["_members"][uid]["_seq"])
 
     def _is_member(self, group: dict[str, Any], user: dict[str, Any]) -> bool:
@@ -922,7 +941,9 @@ class DiscourseSandbox:
         titled.sort(key=lambda g: (g["id"] != user["primary_group_id"], not g["primary_group"], g["id"]))
         if titled:
             return titled[0]["title"]
-        grants = sorted((ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"])
+        grants = sorted(
+            (ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"]
+        )
         for grant in grants:
             badge = self._badges.get(grant["badge_id"])
             if badge and badge["allow_title"]:
@@ -952,7 +973,9 @@ class DiscourseSandbox:
 
     # ==== badges (BadgeGranter) ============================================================================================
 
-    def _grant(self, badge: dict[str, Any], user: dict[str, Any], granted_by: dict[str, Any], post_id: int | None) -> dict:
+    def _grant(
+        self, badge: dict[str, Any], user: dict[str, Any], granted_by: dict[str, Any], post_id: int | None
+    ) -> dict:
         existing = None
         for grant in sorted(self._user_badges.values(), key=lambda ub: ub["id"]):
             if grant["badge_id"] == badge["id"] and grant["user_id"] == user["id"]:
@@ -963,7 +986,11 @@ class DiscourseSandbox:
             return existing
         seq = 0
         if badge["multiple_grant"]:
-            seqs = [ub["seq"] for ub in self._user_badges.values() if ub["badge_id"] == badge["id"] and ub["user_id"] == user["id"]]
+            seqs = [
+                ub["seq"]
+                for ub in self._user_badges.values()
+                if ub["badge_id"] == badge["id"] and ub["user_id"] == user["id"]
+            ]
             seq = max(seqs, default=-1) + 1
         grant = {
             "id": self._next_user_badge_id,
@@ -1025,7 +1052,9 @@ class DiscourseSandbox:
         if not changed:
             return False
         now = self.clock()
-        new_version = post["last_editor_id"] != editor["id"] or now - post["_last_version_clock"] > self.editing_grace_period
+        new_version = (
+            post["last_editor_id"] != editor["id"] or now - post["_last_version_clock"] > self.editing_grace_period
+        )
         if not new_version and "raw" in fields:
             max_diff = (
                 self.editing_grace_period_max_diff_high_trust
@@ -1033,7 +1062,10 @@ class DiscourseSandbox:
                 else self.editing_grace_period_max_diff
             )
             original = post["_version_raw"]
-            if abs(len(original) - len(fields["raw"])) > max_diff or self._diff_size(original, fields["raw"]) > max_diff:
+            if (
+                abs(len(original) - len(fields["raw"])) > max_diff
+                or self._diff_size(original, fields["raw"]) > max_diff
+            ):
                 new_version = True
         if "raw" in fields:
             post["raw"] = fields["raw"]
@@ -1228,7 +1260,12 @@ class DiscourseSandbox:
         return f"/letter_avatar_proxy/v4/letter/{quote(letter)}/8e7dd6/{{size}}.png"
 
     def _basic_user(self, user: dict[str, Any]) -> dict[str, Any]:
-        return {"id": user["id"], "username": user["username"], "name": user["name"], "avatar_template": self._avatar(user)}
+        return {
+            "id": user["id"],
+            "username": user["username"],
+            "name": user["name"],
+            "avatar_template": self._avatar(user),
+        }
 
     def _flair_fields(self, user: dict[str, Any]) -> dict[str, Any]:
         primary = self._groups.get(user["primary_group_id"]) if user["primary_group_id"] is not None else None
@@ -1313,7 +1350,9 @@ class DiscourseSandbox:
             "can_edit_email": self._is_staff(viewer),
             "can_edit_name": True,
             "post_count": self._post_count(user),
-            "topic_count": sum(1 for t in self._topics.values() if t["user_id"] == user["id"] and t["deleted_at"] is None),
+            "topic_count": sum(
+                1 for t in self._topics.values() if t["user_id"] == user["id"] and t["deleted_at"] is None
+            ),
             "groups": [self._basic_group(g, viewer) for g in self._groups_of(user, automatic=True)],
         }
         return data
@@ -1608,7 +1647,11 @@ class DiscourseSandbox:
         for term in (t.lower() for t in terms):
             if term in user["username"].lower() or term in user["email"]:
                 return True
-            if len(terms) > 1 and re.fullmatch(r".+@.+", term) and (term == user["email"] or term in user["secondary_emails"]):
+            if (
+                len(terms) > 1
+                and re.fullmatch(r".+@.+", term)
+                and (term == user["email"] or term in user["secondary_emails"])
+            ):
                 return True
             if len(terms) == 1 and re.fullmatch(r".+@.+", term) and term in user["secondary_emails"]:
                 return True
@@ -1664,13 +1707,17 @@ class DiscourseSandbox:
         user = self._user_from_params(ctx)
         if not self._is_staff(ctx.actor) and ctx.actor["id"] != user["id"]:
             raise _forbidden()
-        self.staff_actions.append({"action": "check_email", "acting_user": ctx.actor["username"], "user_ids": [user["id"]]})
+        self.staff_actions.append(
+            {"action": "check_email", "acting_user": ctx.actor["username"], "user_ids": [user["id"]]}
+        )
         return {"email": user["email"], "secondary_emails": list(user["secondary_emails"]), "unconfirmed_emails": [],
                 "associated_accounts": []}  # fmt: skip
 
     def _user_show(self, ctx: _Ctx) -> Any:
         user = self._user_from_params(ctx)
-        grants = sorted((ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"])
+        grants = sorted(
+            (ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"]
+        )
         result: dict[str, Any] = {"user_badges": [self._detailed_user_badge(ub, ctx.actor) for ub in grants[:3]]}
         if grants:
             badges = [self._badges[ub["badge_id"]] for ub in grants[:3]]
@@ -1714,7 +1761,11 @@ class DiscourseSandbox:
                 user["flair_group_id"] = None
             else:
                 group = self._groups.get(_ruby_int(p["flair_group_id"]))
-                if group is not None and self._is_member(group, user) and (group["flair_icon"] or group["flair_upload_id"]):
+                if (
+                    group is not None
+                    and self._is_member(group, user)
+                    and (group["flair_icon"] or group["flair_upload_id"])
+                ):
                     user["flair_group_id"] = group["id"]
         external = p.get("external_ids")
         if isinstance(external, dict) and actor["admin"]:
@@ -1729,7 +1780,10 @@ class DiscourseSandbox:
 
     def _badges_index(self, ctx: _Ctx) -> Any:
         position = {g["id"]: g["position"] for g in BADGE_GROUPINGS}
-        badges = sorted(self._badges.values(), key=lambda b: (position.get(b["badge_grouping_id"], 99), b["badge_type_id"], b["name"]))
+        badges = sorted(
+            self._badges.values(),
+            key=lambda b: (position.get(b["badge_grouping_id"], 99), b["badge_type_id"], b["name"]),
+        )
         return {
             "badges": [self._badge_json(b) for b in badges],
             "badge_types": [dict(t) for t in BADGE_TYPES],
@@ -1778,7 +1832,9 @@ class DiscourseSandbox:
         badge["id"] = self._next_badge_id
         self._next_badge_id += 1
         self._badges[badge["id"]] = badge
-        self.staff_actions.append({"action": "create_badge", "acting_user": ctx.actor["username"], "badge_id": badge["id"]})
+        self.staff_actions.append(
+            {"action": "create_badge", "acting_user": ctx.actor["username"], "badge_id": badge["id"]}
+        )
         return {"badge_types": self._badge_types_for([badge]), "badge": self._badge_json(badge)}
 
     def _badges_update(self, ctx: _Ctx) -> Any:
@@ -1823,7 +1879,9 @@ class DiscourseSandbox:
         topic_match = re.fullmatch(r"/t/(?:[^/]+/)?(\d+)(?:/(\d+))?(?:\.json)?/?", path)
         if topic_match:
             topic_id, number = int(topic_match.group(1)), int(topic_match.group(2) or 1)
-            post = next((p for p in self._posts.values() if p["topic_id"] == topic_id and p["post_number"] == number), None)
+            post = next(
+                (p for p in self._posts.values() if p["topic_id"] == topic_id and p["post_number"] == number), None
+            )
             return post["id"] if post else None
         if re.fullmatch(r"/(?:p|posts)/\d+(?:\.json)?/?", path):
             return None  # a posts route is a valid reason but does not set post_id
@@ -1854,12 +1912,16 @@ class DiscourseSandbox:
         if not self._is_staff(ctx.actor):
             raise _Answer(403, {"failed": "FAILED"})
         self._revoke(grant)
-        self.staff_actions.append({"action": "revoke_badge", "acting_user": ctx.actor["username"], "user_badge_id": grant["id"]})
+        self.staff_actions.append(
+            {"action": "revoke_badge", "acting_user": ctx.actor["username"], "user_badge_id": grant["id"]}
+        )
         return {"success": "OK"}
 
     def _user_badges_username(self, ctx: _Ctx) -> Any:
         user = self._user_from_params(ctx)
-        grants = sorted((ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"])
+        grants = sorted(
+            (ub for ub in self._user_badges.values() if ub["user_id"] == user["id"]), key=lambda ub: ub["id"]
+        )
         if ctx.params.get("grouped") not in (None, "", False, "false"):
             firsts: dict[int, dict[str, Any]] = {}
             counts: dict[int, int] = {}
@@ -1897,9 +1959,17 @@ class DiscourseSandbox:
                 raise _not_found()
             ids = [badge["id"]]
         if ids is not None:
-            grants = [ub for ub in self._user_badges.values() if ub["badge_id"] in ids and self._badges[ub["badge_id"]]["enabled"]]
+            grants = [
+                ub
+                for ub in self._user_badges.values()
+                if ub["badge_id"] in ids and self._badges[ub["badge_id"]]["enabled"]
+            ]
         else:
-            grants = [ub for ub in self._user_badges.values() if self._badges[ub["badge_id"]]["enabled"] and self._badges[ub["badge_id"]]["listable"]]
+            grants = [
+                ub
+                for ub in self._user_badges.values()
+                if self._badges[ub["badge_id"]]["enabled"] and self._badges[ub["badge_id"]]["listable"]
+            ]
         if not _blank(p.get("badge_type_id")):
             type_id = _fetch_int(p, "badge_type_id", 0, minimum=1)
             grants = [ub for ub in grants if self._badges[ub["badge_id"]]["badge_type_id"] == type_id]
@@ -2022,13 +2092,19 @@ class DiscourseSandbox:
         group = self._group_by_name(ctx.path_params["name"])
         if group is None:
             raise _not_found()
-        return {"group": self._group_show_json(group, ctx.actor), "extras": {"visible_group_names": self._visible_group_names(ctx.actor)}}
+        return {
+            "group": self._group_show_json(group, ctx.actor),
+            "extras": {"visible_group_names": self._visible_group_names(ctx.actor)},
+        }
 
     def _groups_show_by_id(self, ctx: _Ctx) -> Any:
         group = self._groups.get(int(ctx.path_params["id"]))
         if group is None:
             raise _not_found()
-        return {"group": self._group_show_json(group, ctx.actor), "extras": {"visible_group_names": self._visible_group_names(ctx.actor)}}
+        return {
+            "group": self._group_show_json(group, ctx.actor),
+            "extras": {"visible_group_names": self._visible_group_names(ctx.actor)},
+        }
 
     def _group_by_id_param(self, ctx: _Ctx) -> dict[str, Any]:
         group_id = _strict_int(ctx.path_params["id"])
@@ -2183,7 +2259,9 @@ class DiscourseSandbox:
             "meta": {"total": total, "limit": limit, "offset": offset},
         }
 
-    def _filter_by_username_or_email(self, users: list[dict[str, Any]], filter_: str, admin: bool) -> list[dict[str, Any]]:
+    def _filter_by_username_or_email(
+        self, users: list[dict[str, Any]], filter_: str, admin: bool
+    ) -> list[dict[str, Any]]:
         terms = [t.strip().lower() for t in filter_.split(",")] if "," in filter_ else None
         if terms is None:
             term = filter_.lower()
@@ -2192,7 +2270,9 @@ class DiscourseSandbox:
                 if exact:
                     return exact
             return [u for u in users if term in u["username"].lower() or (admin and term in u["email"])]
-        return [u for u in users if any(t and (t in u["username"].lower() or (admin and t in u["email"])) for t in terms)]
+        return [
+            u for u in users if any(t and (t in u["username"].lower() or (admin and t in u["email"])) for t in terms)
+        ]
 
     # ==== categories =======================================================================================================
 
@@ -2213,7 +2293,9 @@ class DiscourseSandbox:
         name = str(_require(p, "name")).strip()
         parent = _cast_int(p.get("parent_category_id"))
         errors = []
-        if any(c["name"].lower() == name.lower() and c["parent_category_id"] == parent for c in self._categories.values()):
+        if any(
+            c["name"].lower() == name.lower() and c["parent_category_id"] == parent for c in self._categories.values()
+        ):
             errors.append("Category Name has already been taken")
         slug = str(p.get("slug") or "").strip() or _slug(name, "")
         if slug and any(c["slug"] == slug and c["parent_category_id"] == parent for c in self._categories.values()):
@@ -2248,7 +2330,11 @@ class DiscourseSandbox:
             return [f"Title is too long (maximum is {self.max_topic_title_length} characters)"]
         if not self.allow_duplicate_topic_titles:
             for topic in self._topics.values():
-                if topic["id"] != exclude_topic_id and topic["deleted_at"] is None and topic["title"].lower() == title.lower():
+                if (
+                    topic["id"] != exclude_topic_id
+                    and topic["deleted_at"] is None
+                    and topic["title"].lower() == title.lower()
+                ):
                     return ["Title has already been used"]
         return []
 
@@ -2307,7 +2393,11 @@ class DiscourseSandbox:
             external_id = p.get("external_id")
             if external_id is not None:
                 external_id = str(external_id)
-                if any((t["external_id"] or "").lower() == external_id.lower() for t in self._topics.values() if t["external_id"]):
+                if any(
+                    (t["external_id"] or "").lower() == external_id.lower()
+                    for t in self._topics.values()
+                    if t["external_id"]
+                ):
                     errors.append("External has already been taken")  # Rails humanizes external_id as "External"
                 if len(external_id) > EXTERNAL_ID_MAX_LENGTH:
                     errors.append(f"External is too long (maximum is {EXTERNAL_ID_MAX_LENGTH} characters)")
@@ -2349,10 +2439,14 @@ class DiscourseSandbox:
                 errors = self._raw_errors(raw, self.min_post_length)
                 if errors:
                     return failed(errors)
-        post = self._add_post(topic, actor, str(raw or ""), _cast_int(p.get("reply_to_post_number")), p.get("created_at"))
+        post = self._add_post(
+            topic, actor, str(raw or ""), _cast_int(p.get("reply_to_post_number")), p.get("created_at")
+        )
         return 200, self._post_json(post, actor, add_raw=True)
 
-    def _add_post(self, topic: dict[str, Any], author: dict[str, Any], raw: str, reply_to: int | None, created_at: Any) -> dict:
+    def _add_post(
+        self, topic: dict[str, Any], author: dict[str, Any], raw: str, reply_to: int | None, created_at: Any
+    ) -> dict:
         topic["highest_post_number"] += 1
         post_id = self._next_post_id
         self._next_post_id += 1
@@ -2425,7 +2519,9 @@ class DiscourseSandbox:
             topic["category_id"] = category["id"]
         raw = post_params.get("raw")
         if raw is not None:
-            errors = self._raw_errors(raw, self.min_first_post_length if post["post_number"] == 1 else self.min_post_length)
+            errors = self._raw_errors(
+                raw, self.min_first_post_length if post["post_number"] == 1 else self.min_post_length
+            )
             if errors:
                 raise _json_error(errors)
         self._revise_post(post, ctx.actor, {"raw": raw, "edit_reason": post_params.get("edit_reason")})
@@ -2470,7 +2566,10 @@ class DiscourseSandbox:
         not_found_extras = {"title": "Page Not Found", "html": '<div class="page-not-found"></div>', "group": None}
         topic_id = _strict_int(ctx.path_params["id"])
         if topic_id is None:  # a slug instead of an id: redirect when it names a topic
-            topic = next((t for t in self._topics.values() if t["slug"] == ctx.path_params["id"] and t["deleted_at"] is None), None)
+            topic = next(
+                (t for t in self._topics.values() if t["slug"] == ctx.path_params["id"] and t["deleted_at"] is None),
+                None,
+            )
             if topic is None:
                 raise _not_found(not_found_extras)
             return self._redirect(ctx, topic)
@@ -2481,7 +2580,9 @@ class DiscourseSandbox:
         if slug is not None and slug != topic["slug"]:
             return self._redirect(ctx, topic)
         show_deleted = self._is_staff(ctx.actor) and str(ctx.params.get("show_deleted")).lower() == "true"
-        every = sorted((p for p in self._posts.values() if p["topic_id"] == topic["id"]), key=lambda p: p["post_number"])
+        every = sorted(
+            (p for p in self._posts.values() if p["topic_id"] == topic["id"]), key=lambda p: p["post_number"]
+        )
         visible = [p for p in every if show_deleted or p["deleted_at"] is None]
         live = [p for p in every if p["deleted_at"] is None]
         author = self._users.get(topic["user_id"]) or self._users[-1]
@@ -2530,7 +2631,9 @@ class DiscourseSandbox:
             "pinned": False,
             "current_post_number": 1,
             "highest_post_number": topic["highest_post_number"],
-            "deleted_by": self._basic_user(self._users[topic["deleted_by_id"]]) if topic["deleted_by_id"] in self._users else None,
+            "deleted_by": self._basic_user(self._users[topic["deleted_by_id"]])
+            if topic["deleted_by_id"] in self._users
+            else None,
             "has_deleted": any(p["deleted_at"] for p in every),
             "actions_summary": [],
             "chunk_size": TOPIC_CHUNK_SIZE,
@@ -2547,10 +2650,16 @@ class DiscourseSandbox:
                 "notification_level": 1,
                 "can_create_post": topic["deleted_at"] is None,
                 "participants": [
-                    {**self._basic_user(self._users[uid]), "post_count": n, **self._flair_fields(self._users[uid]),
-                     "admin": self._users[uid]["admin"], "moderator": self._users[uid]["moderator"],
-                     "trust_level": self._users[uid]["trust_level"]}
-                    for uid, n in participants.items() if uid in self._users
+                    {
+                        **self._basic_user(self._users[uid]),
+                        "post_count": n,
+                        **self._flair_fields(self._users[uid]),
+                        "admin": self._users[uid]["admin"],
+                        "moderator": self._users[uid]["moderator"],
+                        "trust_level": self._users[uid]["trust_level"],
+                    }
+                    for uid, n in participants.items()
+                    if uid in self._users
                 ],  # fmt: skip
                 "created_by": self._basic_user(author),
                 "last_poster": self._basic_user(last or author),

@@ -1,0 +1,5 @@
+"""``python -m connector.cli``: the ``cardbridge`` command."""
+
+from connector.cli.commands import main
+
+main()
