@@ -309,7 +309,7 @@ def conflicts_resolve(
         raise typer.BadParameter("--keep takes shop or forum")
     with _connector() as connector:
         try:
-            message = connector.features.reviews.resolve(conflict_id, keep)
+            message = connector.content.resolve(conflict_id, keep)
         except KeyError:
             errors.print(f"No open conflict with id {conflict_id}.")
             raise typer.Exit(1) from None
@@ -363,7 +363,7 @@ def points_show(customer: str = typer.Argument(..., help="Shop customer id (26 o
 
 
 def _community_of(connector: Connector, kind: str, name: str | None) -> str:
-    names = [n for n, c in connector.core.config.communities.items() if c.kind == kind]
+    names = [n for n, c in connector.config.communities.items() if c.kind == kind]
     if name:
         if name not in names:
             errors.print(f"No {kind} community named {name!r} (known: {', '.join(names) or 'none'}).")
@@ -417,7 +417,7 @@ def link_url(
 ) -> None:
     """Print a signed link to the member link page for this customer (for the shop's order email; see [link])."""
     with _connector() as connector:
-        if connector.core.config.link is None:
+        if connector.config.link is None:
             errors.print("No [link] section in the config: the link page is off (see config.example.toml).")
             raise typer.Exit(2)
         keys = connector.store.find_customers(customer)
@@ -427,13 +427,13 @@ def link_url(
         from connector.server.linking import LinkService
 
         service = LinkService(
-            connector.core.config, connector.store, connector.communities[connector.core.config.link.community]
+            connector.config, connector.store, connector.communities[connector.config.link.community]
         )
         url = service.link_url(keys[0])
     # Printed bare, so a shop's mail template can take it from stdout.
     print(url)
     errors.print(
-        f"Valid for {connector.core.config.link.link_ttl_hours} hours, for {describe_customer(keys[0], None)}."
+        f"Valid for {connector.config.link.link_ttl_hours} hours, for {describe_customer(keys[0], None)}."
     )
 
 

@@ -266,7 +266,7 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             by_name = {b.username: b for b in info.buyers}
             # The buyer whose order is refunded below, and the buyer with the most points (a tier role shows).
             points = {
-                b.username: connector.features.reviews.reviews.point_total(
+                b.username: connector.content.reviews.point_total(
                     f"c:{b.customer_id}" if b.customer_id else f"e:{b.email}"
                 )
                 for b in paid

@@ -53,7 +53,7 @@ def metadata_hash(values: dict[str, str]) -> str:
 class LinkedRolesStage:
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
-        link = connector.core.config.link
+        link = connector.config.link
         self.community = link.community if link and link.linked_roles else None
         self.tokens = TokenStore(connector.store.engine, link.token_key) if link and link.token_key else None
 
@@ -97,13 +97,13 @@ class LinkedRolesStage:
             access = self._renew(row, token.refresh_token)
             if access is None:
                 return {"error": self._revoked_reason}
-        reviews = self.connector.features.reviews.reviews
+        reviews = self.connector.content.reviews
         if row.op == "clear":
             values = metadata(0, 0)
         else:
             paid = sum(1 for _, is_paid, _ in reviews.customer_orders(row.customer_key) if is_paid)
             values = metadata(paid, reviews.point_total(row.customer_key))
-        link = self.connector.core.config.link
+        link = self.connector.config.link
         return {
             "access_token": access,
             "metadata": values,

@@ -41,7 +41,7 @@ SHOP = "shop"
 class ContentStage:
     def __init__(self, connector: Connector) -> None:
         self.connector = connector
-        self.config = connector.core.config
+        self.config = connector.config
         self.reviews = ReviewStore(connector.store.engine)
 
     @property

@@ -74,7 +74,7 @@ def discourse_signature(secret: str, body: bytes) -> str:
 class Daemon:
     def __init__(self, connector: Connector, clock: Callable[[], datetime] = utcnow) -> None:
         self.connector = connector
-        self.config = connector.core.config
+        self.config = connector.config
         self.clock = clock
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -418,7 +418,7 @@ class Daemon:
 def serve(connector: Connector) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     daemon = Daemon(connector)
-    server_config = connector.core.config.server
+    server_config = connector.config.server
     server = uvicorn.Server(
         uvicorn.Config(
             daemon.app(),
