@@ -1,0 +1,64 @@
+"""Discourse's outgoing webhooks (Admin > API > Webhooks; ``specs/discourse/ERRORS_RATE_LIMITS_WEBHOOKS.md`` §5).
+
+``X-Discourse-Event-Signature`` is ``sha256=`` + hex HMAC-SHA256 over the raw body; ``X-Discourse-Event`` names the
+event and ``X-Discourse-Event-Id`` the delivery. The body is ``{"<event type>": {...}}``; a ping is
+``{"ping": "OK"}``. Two kinds are read: ``user_created`` (a buyer waiting for a forum account, by email) and
+``post_edited`` / ``post_destroyed`` (a post CardBridge wrote may have been changed by a moderator, by post id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent
+
+_KINDS: Mapping[str, EventKind] = {"user_created": "user", "post_edited": "post", "post_destroyed": "post"}
+
+
+def _field(payload: dict[str, Any], section: str, name: str) -> str:
+    """``payload[section][name]`` as text ("" when absent); a section that is not an object is malformed."""
+    part = payload.get(section) or {}
+    if not isinstance(part, dict):
+        raise MalformedWebhook(f"expected {section!r} to be an object")
+    return str(part.get(name) or "")
+
+
+class DiscourseWebhook:
+    source = "discourse"
+
+    def sign(self, secret: str, body: bytes) -> str:
+        return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def signature(self, headers: Mapping[str, str]) -> str | None:
+        return headers.get("x-discourse-event-signature")
+
+    def unsigned_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
+        return False  # Discourse signs its pings like any other event
+
+    def parse(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | Ignored:
+        event = headers.get("x-discourse-event", "")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise MalformedWebhook("expected JSON") from None
+        if event == "ping" or not isinstance(payload, dict):
+            return Ignored(ping=True)
+        kind = self.kind_of(event)
+        if kind == "user":
+            resource = _field(payload, "user", "email").strip().lower()
+        elif kind == "post":
+            resource = _field(payload, "post", "id")
+        else:
+            return Ignored(echo={"event": event})
+        delivery = headers.get("x-discourse-event-id") or hashlib.sha256(body).hexdigest()
+        return WebhookEvent(self.source, delivery, kind, event, resource)
+
+    def kind_of(self, topic: str) -> EventKind | None:
+        return _KINDS.get(topic)
+
+
+DISCOURSE = DiscourseWebhook()
