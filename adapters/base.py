@@ -1,7 +1,15 @@
-"""The two seams third parties plug into: a shop adapter and a community adapter.
+"""The two seams third parties plug into: a shop adapter and a community adapter, and the optional capabilities.
 
-Both are small Protocols. An adapter is found by ``kind`` through the entry points ``cardbridge.shops`` and
-``cardbridge.communities`` (see :mod:`adapters.registry`), so a separate package can ship one.
+Both seams are small Protocols. An adapter is found by ``kind`` through the entry points ``cardbridge.shops`` and
+``cardbridge.communities`` (see :mod:`connector.core.plugins`), so a separate package can ship one. Its class declares
+its settings as a class attribute, ``settings = MySettings``: a model subclassing
+:class:`~connector.core.settings.ShopSettings` or :class:`~connector.core.settings.CommunitySettings` with the keys it
+takes; the adapter is built with the validated instance (a shop: ``cls(settings)``; a community:
+``cls(name, settings, rules=..., cache=...)``). Without the attribute, the table may hold only the base's keys.
+
+What only some adapters can do is a capability: a runtime-checkable Protocol the caller tests with ``isinstance``
+(:class:`OrderLookup`, :class:`HolderListing`, :class:`MemberCheck`, :class:`PostReader`, :class:`ThreadCheck`,
+:class:`UserLookup`, :class:`MemberAuthorization`). Nothing outside an adapter reaches into its clients.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from connector.core.models import Customer, Order, Product, Quarantined, Review
+from connector.core.payloads import Payload, Skip, Unsendable
 
 
 class MalformedRecord(ValueError):
@@ -76,6 +85,13 @@ class ReviewSource(Protocol):
     def products(self, ids: Sequence[str]) -> list[Product]: ...
 
 
+@runtime_checkable
+class OrderLookup(Protocol):
+    """Optional: a shop adapter that re-reads given orders (a webhook named them) without moving the cursor."""
+
+    def orders_by_id(self, ids: Sequence[str]) -> OrderPage: ...
+
+
 @dataclass(frozen=True)
 class Action:
     """One outbox action as the community adapter sees it."""
@@ -87,9 +103,9 @@ class Action:
     username: str
     #: What undoing needs (Discourse: the UserBadge id recorded when the badge was granted).
     remote_ref: str | None = None
-    #: What the action writes (a rendered post, points), built from the state store when the action is sent. A
-    #: ``role_connection`` payload also carries ``renew``: a callable giving a fresh member token (or None).
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    #: What the action writes (a rendered post, points), built from the state store when the action is sent; None
+    #: for grants. See :mod:`connector.core.payloads`.
+    payload: Payload = None
 
 
 @dataclass(frozen=True)
@@ -147,3 +163,170 @@ class CommunityAdapter(Protocol):
     def stats(self) -> CommunityStats: ...
 
     def close(self) -> None: ...
+
+
+def settled_payload(action: Action) -> Outcome | None:
+    """The outcome every adapter gives the payloads that write nothing: :class:`Skip` succeeds without a call (the
+    next plan decides), :class:`Unsendable` fails for good with its reason. None for any other payload."""
+    if isinstance(action.payload, Skip):
+        return Outcome(action.id, True, data={"skipped": True})
+    if isinstance(action.payload, Unsendable):
+        return Outcome(action.id, False, error=action.payload.reason, permanent=True)
+    return None
+
+
+def wrong_payload(action: Action, expected: type) -> Outcome:
+    """A payload the adapter cannot write for this kind of action: a permanent failure naming both."""
+    got = type(action.payload).__name__ if action.payload is not None else "no payload"
+    return Outcome(
+        action.id, False, permanent=True, error=f"a {action.kind!r} action needs a {expected.__name__}, got {got}"
+    )
+
+
+# ---- remote ids ------------------------------------------------------------------------------------------------------
+
+
+class IdCache(Protocol):
+    """Where remote object ids (a badge's, a product's thread) are remembered between passes; the core backs it with
+    the state store, so a crash after a remote object was created cannot make a twin."""
+
+    def get(self, kind: str, name: str) -> str | None: ...
+
+    def set(self, kind: str, name: str, remote_id: str | None) -> None: ...
+
+
+class MemoryCache:
+    """An :class:`IdCache` for one process (tests, tools)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def get(self, kind: str, name: str) -> str | None:
+        return self._ids.get((kind, name))
+
+    def set(self, kind: str, name: str, remote_id: str | None) -> None:
+        if remote_id is None:
+            self._ids.pop((kind, name), None)
+        else:
+            self._ids[(kind, name)] = remote_id
+
+
+# ---- community capabilities ------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class HolderListing(Protocol):
+    """A community that lists who holds a grant (Discourse: badge holders, group members), for the reconcile."""
+
+    def holders(self, kind: str, target: str) -> set[str]:
+        """Lower-cased usernames that hold the ``kind`` (badge, group) named ``target`` now."""
+        ...
+
+
+@runtime_checkable
+class MemberCheck(Protocol):
+    """A community that cannot list holders but can read the members CardBridge granted to (Discord roles)."""
+
+    def who_holds(
+        self, granted: Mapping[tuple[str, str], Sequence[str]]
+    ) -> dict[tuple[str, str], tuple[set[str], set[str]]]:
+        """For each granted (kind, target): (members who hold it now, members no longer in the community). A
+        (kind, target) the community cannot tell about is left out of the answer."""
+        ...
+
+
+@dataclass(frozen=True)
+class RemotePost:
+    """A post as the community has it now, read back to tell a moderator's edit or deletion from our own write."""
+
+    post_id: str
+    raw: str
+    version: int | None
+    deleted: bool
+    last_editor: str | None
+
+
+@runtime_checkable
+class PostReader(Protocol):
+    """A community whose posts CardBridge can read back (Discourse)."""
+
+    def read_post(self, post_id: str) -> RemotePost | None:
+        """The post, or None when it is gone for good (a deleted post that can still be read says ``deleted``)."""
+        ...
+
+
+@runtime_checkable
+class ThreadCheck(Protocol):
+    """A community whose review threads CardBridge can look for (Discord forum threads)."""
+
+    def thread_exists(self, thread_id: str) -> bool: ...
+
+
+@runtime_checkable
+class UserLookup(Protocol):
+    """A community that finds an account by the name an admin types (``cardbridge link --forum-user``)."""
+
+    def find_user(self, username: str) -> Match | None: ...
+
+
+# ---- members who authorise the community's application ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A member's OAuth2 tokens, as the token endpoint answers them."""
+
+    access_token: str
+    refresh_token: str
+    expires_at: float
+    scopes: frozenset[str]
+
+
+class OAuthError(Exception):
+    """The token endpoint refused (``invalid_grant``: the code was used or expired, or the member revoked the app)."""
+
+    def __init__(self, error: str, description: str = "") -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.error = error
+
+
+class MemberOAuth(Protocol):
+    """One application's OAuth2 authorization-code flow, and the calls made with a member's own token."""
+
+    @property
+    def oauth_base(self) -> str:
+        """The site whose authorize page members are sent to (the link page allows it as a form target)."""
+        ...
+
+    def authorize_url(self, redirect_uri: str, scopes: Sequence[str], state: str) -> str: ...
+
+    def exchange(self, code: str, redirect_uri: str) -> Tokens:
+        """Tokens for an authorization code; :class:`OAuthError` when the code is refused."""
+        ...
+
+    def refresh(self, refresh_token: str) -> Tokens:
+        """New tokens (the refresh token rotates: store both at once); :class:`OAuthError` when the grant is gone."""
+        ...
+
+    def me(self, access_token: str) -> Mapping[str, Any]:
+        """The member's own account (``id``, ``username``, ``global_name``)."""
+        ...
+
+    def set_role_connection(self, access_token: str, connection: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Write the member's Linked Roles connection (``platform_name``, ``metadata``)."""
+        ...
+
+
+@runtime_checkable
+class MemberAuthorization(Protocol):
+    """A community whose members authorise its application themselves (Discord: the link page, Linked Roles)."""
+
+    @property
+    def oauth(self) -> MemberOAuth | None:
+        """The application's OAuth2 side; None when the community is not configured for it."""
+        ...
+
+    def add_member(self, user_id: str, access_token: str) -> bool:
+        """Add a member who authorised joining (``guilds.join``) to the community: True if added, False if they were
+        in it already."""
+        ...

@@ -1,9 +1,10 @@
 """Discord community adapter (``kind = "discord"``): verified-buyer roles on a guild, review threads in a forum
-channel, and members' Linked Roles metadata.
+channel (:mod:`adapters.communities.discord_reviews`), and members' Linked Roles metadata.
 
 Only the roles the rules name are ever touched (``PUT``/``DELETE /guilds/{g}/members/{u}/roles/{r}``, both
-idempotent, each with an ``X-Audit-Log-Reason``). Discord has no email look-up: a customer gets roles once an admin
-links them (``cardbridge link --customer ID --discord-user ID``).
+idempotent, each with an ``X-Audit-Log-Reason``). Discord has no email look-up: a customer gets roles once they link
+on the link page (:class:`~adapters.base.MemberAuthorization`) or an admin links them
+(``cardbridge link --customer ID --discord-user ID``).
 
 - 401: the token is wrong; the community stops at once (Discord bans IPs that keep making invalid requests).
 - 403 ``50013``: the role is above the bot's highest role; the action is parked as dead with that reason, reported once
@@ -13,32 +14,59 @@ links them (``cardbridge link --customer ID --discord-user ID``).
 The reconcile reads each member CardBridge granted a role to (``GET /guilds/{g}/members/{u}``; listing every member
 would need the privileged GUILD_MEMBERS intent): a managed role removed by hand is drift, and a member who left the
 server gets the role again when they come back.
-
-Reviews (``[reviews] <name> = { forum_channel = "<id>" }``): per product, one thread whose starter message introduces
-the product and one message per review in it; per review, one thread whose starter message (same id as the thread)
-is the review. Edits patch the message, unarchiving the thread first when Discord says it is archived (and archiving
-it again after). Only the author may edit a message, so moderators cannot change what CardBridge wrote; a message or
-thread a moderator deleted becomes a conflict. Every message is sent with ``allowed_mentions: {"parse": []}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
-from adapters.base import Action, CommunityStats, CommunityStopped, Match, Outcome
-from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth
-from connector.core.config import CommunityConfig, Rule
+from adapters.base import (
+    Action,
+    CommunityStats,
+    CommunityStopped,
+    IdCache,
+    Match,
+    MemberOAuth,
+    Outcome,
+    settled_payload,
+    wrong_payload,
+)
+from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth, error_code
+from adapters.communities.discord_constants import RECORDS
+from adapters.communities.discord_reviews import ReviewThreads
+from connector.core.config import Rule
 from connector.core.http import RemoteError, describe_body
 from connector.core.logs import log
-from connector.features.linked_roles import RECORDS
-from mappings.discord_posts import NO_PINGS, SUPPRESS_EMBEDS
+from connector.core.payloads import DiscordPost, RoleConnection
+from connector.core.settings import CommunitySettings, HttpUrl, RequiredStr
 
 
-def _code(error: RemoteError) -> int | None:
-    return error.body.get("code") if isinstance(error.body, dict) else None
+class DiscordSettings(CommunitySettings):
+    """``[communities.<name>]`` with ``kind = "discord"``."""
+
+    #: The bot's token (Developer Portal > Bot), the guild (server) id, and the API root.
+    bot_token: RequiredStr
+    guild_id: RequiredStr
+    api_base: HttpUrl = API
+    #: For the member link page and Linked Roles: the application's id (= OAuth2 client id), its OAuth2 client secret,
+    #: and the site that serves the OAuth2 authorize page.
+    application_id: str = ""
+    client_secret: str = ""
+    oauth_base: HttpUrl = "https://discord.com"
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+    def missing_for(self, section: str) -> list[str]:
+        if section == "link":
+            return [
+                key
+                for key, value in (("application_id", self.application_id), ("client_secret", self.client_secret))
+                if not value
+            ]
+        return []
 
 
 _HINTS = {
@@ -49,44 +77,43 @@ _HINTS = {
 }
 
 
-class _Refused(Exception):
-    """A review action that cannot work with this configuration (reported, parked as dead)."""
-
-
 class DiscordCommunity:
+    """Roles, review threads and Linked Roles on one guild. Capabilities: :class:`~adapters.base.MemberCheck`,
+    :class:`~adapters.base.ThreadCheck`, :class:`~adapters.base.UserLookup`,
+    :class:`~adapters.base.MemberAuthorization`."""
+
     kind = "discord"
+    settings = DiscordSettings
 
     def __init__(
         self,
         name: str,
-        config: CommunityConfig,
+        config: DiscordSettings,
         rules: Sequence[Rule] = (),
-        cache: Any = None,
+        cache: IdCache | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Any = None,
     ) -> None:
         self.name = name
         self.config = config
-        self.guild = str(config.guild_id)
-        #: Remembers a product's thread the moment it exists, so a failure before the pass records it makes no twin.
-        self.cache = cache
-        self.client = DiscordClient(
-            config.bot_token, config.api_base or API, transport=transport, timeout=config.timeout_seconds, sleep=sleep
+        self.guild = config.guild_id
+        self._client = DiscordClient(
+            config.bot_token, config.api_base, transport=transport, timeout=config.timeout_seconds, sleep=sleep
         )
-        #: The application's OAuth2 side (link page, Linked Roles), when application_id and client_secret are set.
-        self.oauth = (
+        # The application's OAuth2 side (link page, Linked Roles), when application_id is set.
+        self._oauth = (
             DiscordOAuth(
                 config.application_id,
                 config.client_secret,
-                config.api_base or API,
-                config.oauth_base or "https://discord.com",
+                config.api_base,
+                config.oauth_base,
                 transport=transport,
                 timeout=config.timeout_seconds,
             )
             if config.application_id
             else None
         )
-        self._tags: dict[str, dict[str, str]] = {}
+        self._reviews = ReviewThreads(self._client, self.guild, cache)
         self._records_checked = False
         self.role_names = {
             grant.role: rule.name
@@ -110,17 +137,17 @@ class DiscordCommunity:
                 outcomes.append(self._role(action))
         return outcomes
 
-    def _guarded(self, action: Action, apply: Any) -> Outcome:
+    def _guarded(self, action: Action, apply: Callable[[Action], Outcome]) -> Outcome:
         """Errors shared by every bot call: a refused token stops the community, an outage stops the pass."""
         try:
-            return apply(action)  # type: ignore[no-any-return]
+            return apply(action)
         except RemoteError as error:
             if error.status == 401:
                 raise CommunityStopped(f"{self.name}: the bot token was refused (401); fix bot_token") from error
             if error.status >= 500 or error.status == 429:
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
             permanent = error.status in (400, 403, 404)
-            hint = _HINTS.get(_code(error) or 0, "")
+            hint = _HINTS.get(error_code(error) or 0, "")
             return Outcome(
                 action.id, False, error=f"{describe_body(error.body)} (HTTP {error.status}){hint}", permanent=permanent
             )
@@ -129,137 +156,13 @@ class DiscordCommunity:
                 f"{self.name}: unreachable after retries ({type(error).__name__}: {error})"
             ) from error
 
-    # ---- reviews -------------------------------------------------------------------------------------------------
-
-    def _message(self, content: str) -> dict[str, Any]:
-        return {"content": content, "allowed_mentions": NO_PINGS, "flags": SUPPRESS_EMBEDS}
-
-    def _tag_ids(self, forum_id: str, names: Sequence[str]) -> list[str]:
-        """Tag names (config) → ids from the forum's ``available_tags``, read once per forum and process."""
-        if not names:
-            return []
-        tags = self._tags.get(forum_id, {})
-        if forum_id not in self._tags or any(name not in tags for name in names):
-            # Read again when a name is missing: an admin may have added the tag since.
-            forum = self.client.channel(forum_id)
-            tags = self._tags[forum_id] = {
-                str(t.get("name")): str(t.get("id")) for t in forum.get("available_tags") or []
-            }
-        missing = [name for name in names if name not in tags]
-        if missing:
-            raise _Refused(
-                f"tag {', '.join(map(repr, missing))} is not one of the forum's tags "
-                f"({', '.join(sorted(tags)) or 'it has none'}); fix [reviews] tags"
-            )
-        return [tags[name] for name in names]
-
     def _review(self, action: Action) -> Outcome:
-        p = action.payload
-        if p.get("skip"):
-            return Outcome(action.id, True, data={"skipped": True})
-        if not p.get("forum_channel"):
-            return Outcome(action.id, False, permanent=True, error="no [reviews] forum_channel for this community")
-        try:
-            if action.op == "create":
-                return self._create_review(action)
-            if action.op == "edit":
-                return self._edit_review(action)
-            return self._delete_review(action)
-        except _Refused as refused:
-            return Outcome(action.id, False, permanent=True, error=str(refused))
-
-    def _reason(self, action: Action) -> str:
-        return f"CardBridge: shop review {action.target}"
-
-    def _create_review(self, action: Action) -> Outcome:
-        p = action.payload
-        forum = str(p["forum_channel"])
-        if p.get("thread_per") == "review":
-            tags = list(p.get("tags") or []) + (
-                [p["verified_tag"]] if p.get("verified_tag") and p.get("verified") else []
-            )
-            thread = self.client.start_thread(
-                forum,
-                str(p["thread_name"]),
-                self._message(str(p["raw"])),
-                self._tag_ids(forum, tags),
-                self._reason(action),
-            )
-            return Outcome(
-                action.id,
-                True,
-                ref=str(thread["id"]),
-                data={
-                    "post_id": str(thread["id"]),
-                    "thread_id": str(thread["id"]),
-                    "content_hash": p["hash"],
-                    "state": "posted",
-                },
-            )
-        data: dict[str, Any] = {}
-        thread_id = p.get("topic_id") or (self.cache.get("thread", str(p["product_id"])) if self.cache else None)
-        if thread_id is None:
-            thread = self.client.start_thread(
-                forum,
-                str(p["topic_title"]),
-                self._message(str(p["topic_intro"])),
-                self._tag_ids(forum, list(p.get("tags") or [])),
-                f"CardBridge: reviews of product {p['product_id']}",
-            )
-            thread_id = str(thread["id"])
-            if self.cache is not None:
-                self.cache.set("thread", str(p["product_id"]), thread_id)
-        data["topic_id"] = str(thread_id)
-        try:
-            message = self._unarchived(
-                str(thread_id), lambda: self.client.send_message(str(thread_id), self._message(str(p["raw"])))
-            )
-        except RemoteError as error:
-            if error.status == 404 and _code(error) == 10003:
-                return Outcome(
-                    action.id, True, data=data, conflict="the product's review thread was deleted on Discord"
-                )
-            raise
-        data.update(post_id=str(message["id"]), thread_id=str(thread_id), content_hash=p["hash"], state="posted")
-        return Outcome(action.id, True, ref=str(message["id"]), data=data)
-
-    def _edit_review(self, action: Action) -> Outcome:
-        p = action.payload
-        thread, message = str(p["thread_id"]), str(p["post_id"])
-        try:
-            self._unarchived(thread, lambda: self.client.edit_message(thread, message, self._message(str(p["raw"]))))
-        except RemoteError as error:
-            if error.status == 404 and _code(error) in (10003, 10008):
-                return Outcome(action.id, True, conflict="the review's message was deleted on Discord by a moderator")
-            raise
-        return Outcome(action.id, True, data={"content_hash": p["hash"], "state": "posted"})
-
-    def _delete_review(self, action: Action) -> Outcome:
-        p = action.payload
-        thread, message = str(p["thread_id"]), str(p["post_id"])
-        try:
-            if p.get("thread_per") == "review":
-                # The review is the thread; deleting a thread needs Manage Threads in the forum.
-                self.client.delete_channel(thread, self._reason(action))
-            else:
-                self.client.delete_message(thread, message)  # its own message: no extra permission needed
-        except RemoteError as error:
-            if error.status != 404:
-                raise
-        return Outcome(action.id, True, data={"state": "deleted"})
-
-    def _unarchived(self, thread_id: str, call: Any) -> dict[str, Any]:
-        """Run ``call``; if Discord says the thread is archived (50083), unarchive it, retry, and archive it again."""
-        try:
-            return call()  # type: ignore[no-any-return]
-        except RemoteError as error:
-            if _code(error) != 50083:
-                raise
-        self.client.edit_thread(thread_id, {"archived": False}, "CardBridge: update a shop review")
-        try:
-            return call()  # type: ignore[no-any-return]
-        finally:
-            self.client.edit_thread(thread_id, {"archived": True}, "CardBridge: leave the thread as it was")
+        settled = settled_payload(action)
+        if settled is not None:
+            return settled
+        if not isinstance(action.payload, DiscordPost):
+            return wrong_payload(action, DiscordPost)
+        return self._reviews.apply(action, action.payload)
 
     # ---- Linked Roles --------------------------------------------------------------------------------------------
 
@@ -267,35 +170,68 @@ class DiscordCommunity:
         """Register the metadata records once per process; no write when Discord already has them."""
         if self._records_checked:
             return
-        current = self.client.role_metadata(self.config.application_id)
+        current = self._client.role_metadata(self.config.application_id)
         strip = [{k: r.get(k) for k in ("type", "key", "name", "description")} for r in current]
         if strip != RECORDS:
-            self.client.set_role_metadata(self.config.application_id, RECORDS)
+            self._client.set_role_metadata(self.config.application_id, RECORDS)
         self._records_checked = True
 
     def _role_connection(self, action: Action) -> Outcome:
+        settled = settled_payload(action)
+        if settled is not None:
+            return settled
         p = action.payload
-        if p.get("error"):
-            return Outcome(action.id, False, permanent=True, error=str(p["error"]))
-        if self.oauth is None:
+        if not isinstance(p, RoleConnection):
+            return wrong_payload(action, RoleConnection)
+        if self._oauth is None:
             return Outcome(action.id, False, permanent=True, error="application_id is not configured")
         self._ensure_records()
-        connection = {"platform_name": p["platform_name"], "metadata": dict(p["metadata"])}
+        connection = {"platform_name": p.platform_name, "metadata": dict(p.metadata)}
+        # The member's token, not the bot's: a refusal means they removed the app or the scope.
+        revoked = "the member's Discord authorisation was withdrawn; they must link again"
         try:
+            token = p.access_token or p.renew()
+            if token is None:
+                return Outcome(action.id, False, permanent=True, error=revoked, data={"revoked": revoked})
             try:
-                self.oauth.set_role_connection(str(p["access_token"]), connection)
+                self._oauth.set_role_connection(token, connection)
             except RemoteError as error:
-                renewed = p["renew"]() if error.status == 401 and callable(p.get("renew")) else None
+                renewed = p.renew() if error.status == 401 else None
                 if renewed is None:
                     raise
-                self.oauth.set_role_connection(renewed, connection)
+                self._oauth.set_role_connection(renewed, connection)
         except RemoteError as error:
             if error.status in (401, 403):
-                # The member's token, not the bot's: they removed the app or the scope. Not this community's fault.
-                reason = "the member's Discord authorisation was withdrawn; they must link again"
-                return Outcome(action.id, False, permanent=True, error=reason, data={"revoked": reason})
+                return Outcome(action.id, False, permanent=True, error=revoked, data={"revoked": revoked})
             raise
-        return Outcome(action.id, True, data={"hash": p["hash"]})
+        return Outcome(action.id, True, data={"hash": p.hash})
+
+    # ---- MemberAuthorization: the link page and Linked Roles -----------------------------------------------------
+
+    @property
+    def oauth(self) -> MemberOAuth | None:
+        """The application's OAuth2 flow; None without ``application_id``."""
+        return self._oauth
+
+    def add_member(self, user_id: str, access_token: str) -> bool:
+        """Add a member who authorised ``guilds.join`` to the guild (the bot must be in it with Create Instant
+        Invite). True if added, False if already a member."""
+        return self._client.add_member(self.guild, user_id, access_token)
+
+    # ---- UserLookup, ThreadCheck -----------------------------------------------------------------------------------
+
+    def find_user(self, username: str) -> Match | None:
+        """Discord members are named by their user id (a snowflake); roles are granted by it. No remote call."""
+        return Match(username, username) if username.isdigit() else None
+
+    def thread_exists(self, thread_id: str) -> bool:
+        try:
+            self._client.channel(thread_id)
+        except RemoteError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     # ---- roles ---------------------------------------------------------------------------------------------------
 
@@ -308,12 +244,12 @@ class DiscordCommunity:
         )
         try:
             if action.op == "grant":
-                self.client.add_role(self.guild, action.username, action.target, reason)
+                self._client.add_role(self.guild, action.username, action.target, reason)
             else:
-                self.client.remove_role(self.guild, action.username, action.target, reason)
+                self._client.remove_role(self.guild, action.username, action.target, reason)
             return Outcome(action.id, True)
         except RemoteError as error:
-            code = _code(error)
+            code = error_code(error)
             if error.status == 401:
                 raise CommunityStopped(f"{self.name}: the bot token was refused (401); fix bot_token") from error
             if error.status == 404 and code == 10007:
@@ -345,11 +281,12 @@ class DiscordCommunity:
 
     def verify(self, action: Action) -> Outcome | None:
         if action.kind == "review":
-            return self._verify_review(action)
+            post = action.payload
+            return self._reviews.verify(action, post) if isinstance(post, DiscordPost) else None
         if action.kind == "role_connection":
             return None  # a PUT of the same values: sending it again is harmless
         try:
-            roles = set(self.client.member(self.guild, action.username).get("roles", []))
+            roles = set(self._client.member(self.guild, action.username).get("roles", []))
         except RemoteError as error:
             if error.status == 404:
                 return Outcome(action.id, True) if action.op == "revoke" else None
@@ -365,7 +302,7 @@ class DiscordCommunity:
         roles_of: dict[str, set[str] | None] = {}
         for user in {user for (kind, _), users in granted.items() if kind == "role" for user in users}:
             try:
-                roles_of[user] = set(self.client.member(self.guild, user).get("roles", []))
+                roles_of[user] = set(self._client.member(self.guild, user).get("roles", []))
             except RemoteError as error:
                 if error.status != 404:
                     raise
@@ -380,51 +317,8 @@ class DiscordCommunity:
             )
         return answers
 
-    def _verify_review(self, action: Action) -> Outcome | None:
-        """After a crash: find the message by the marker line it ends with (messages have no external id)."""
-        p = action.payload
-        if action.op != "create" or p.get("skip"):
-            return None  # edits and deletes are idempotent: sending them again is harmless
-        marker = str(p.get("marker") or "")
-        if p.get("thread_per") == "review":
-            # The thread's name ends with the review id; a fresh thread is active (not archived) for days.
-            suffix = " · " + str(p.get("thread_name", "")).rsplit(" · ", 1)[-1]  # " · #12", not matching "#112"
-            for thread in self.client.active_threads(self.guild):
-                if thread.get("parent_id") == str(p["forum_channel"]) and str(thread.get("name", "")).endswith(suffix):
-                    thread_id = str(thread["id"])
-                    return Outcome(
-                        action.id,
-                        True,
-                        ref=thread_id,
-                        data={
-                            "post_id": thread_id,
-                            "thread_id": thread_id,
-                            "content_hash": p["hash"],
-                            "state": "posted",
-                        },
-                    )
-            return None
-        thread_id = p.get("topic_id") or (self.cache.get("thread", str(p["product_id"])) if self.cache else None)
-        if thread_id:
-            # Newest first: a message sent just before the crash is among the latest 100.
-            for message in self.client.messages(str(thread_id)):
-                if marker and str(message.get("content", "")).endswith(marker):
-                    return Outcome(
-                        action.id,
-                        True,
-                        ref=str(message["id"]),
-                        data={
-                            "topic_id": str(thread_id),
-                            "post_id": str(message["id"]),
-                            "thread_id": str(thread_id),
-                            "content_hash": p["hash"],
-                            "state": "posted",
-                        },
-                    )
-        return None
-
     def stats(self) -> CommunityStats:
-        parts = [self.client.http.stats] + ([self.oauth.http.stats] if self.oauth else [])
+        parts = [self._client.http.stats] + ([self._oauth.http.stats] if self._oauth else [])
         return CommunityStats(
             requests=sum(s.requests for s in parts),
             writes=sum(s.writes for s in parts),
@@ -433,6 +327,6 @@ class DiscordCommunity:
         )
 
     def close(self) -> None:
-        self.client.close()
-        if self.oauth is not None:
-            self.oauth.close()
+        self._client.close()
+        if self._oauth is not None:
+            self._oauth.close()

@@ -17,15 +17,19 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 
+from adapters.base import OAuthError, Tokens
 from connector import __version__
 from connector.core.http import RemoteClient, RemoteError
+
+#: ``Tokens`` and ``OAuthError`` live in :mod:`adapters.base` (the OAuth2 side of :class:`MemberAuthorization`);
+#: imported here for the clients that raise and return them.
+__all__ = ["API", "DiscordClient", "DiscordLimits", "DiscordOAuth", "OAuthError", "Tokens", "error_code", "route_key"]
 
 API = "https://discord.com/api/v10"
 _MAJOR = re.compile(r"^/(guilds|channels|webhooks)/(\d+)")
@@ -111,6 +115,12 @@ class DiscordLimits:
             )
             if is_global:
                 self._global_until = self.clock() + seconds
+
+
+def error_code(error: RemoteError) -> int | None:
+    """Discord's JSON error code (``10007`` Unknown Member, ``50013`` Missing Permissions, …), if the body has one."""
+    code = error.body.get("code") if isinstance(error.body, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _audit(reason: str) -> dict[str, str]:
@@ -218,24 +228,6 @@ class DiscordClient:
         self.http.close()
 
 
-@dataclass(frozen=True)
-class Tokens:
-    """A member's OAuth2 tokens, as Discord's token endpoint answers them."""
-
-    access_token: str
-    refresh_token: str
-    expires_at: float
-    scopes: frozenset[str]
-
-
-class OAuthError(Exception):
-    """The token endpoint refused (``invalid_grant``: the code was used or expired, or the member revoked the app)."""
-
-    def __init__(self, error: str, description: str = "") -> None:
-        super().__init__(f"{error}: {description}" if description else error)
-        self.error = error
-
-
 class DiscordOAuth:
     """The OAuth2 authorization-code flow of one Discord application, and the calls made with a member's token.
 
@@ -268,7 +260,7 @@ class DiscordOAuth:
             budget=self.limits,
         )
 
-    def authorize_url(self, redirect_uri: str, scopes: list[str], state: str) -> str:
+    def authorize_url(self, redirect_uri: str, scopes: Sequence[str], state: str) -> str:
         query = urlencode(
             {
                 "response_type": "code",
@@ -313,12 +305,12 @@ class DiscordOAuth:
     def me(self, access_token: str) -> dict[str, Any]:
         return dict(self.http.request("GET", "/users/@me", headers={"Authorization": f"Bearer {access_token}"}).json())
 
-    def set_role_connection(self, access_token: str, connection: dict[str, Any]) -> dict[str, Any]:
+    def set_role_connection(self, access_token: str, connection: Mapping[str, Any]) -> dict[str, Any]:
         return dict(
             self.http.request(
                 "PUT",
                 f"/users/@me/applications/{self.client_id}/role-connection",
-                json=connection,
+                json=dict(connection),
                 headers={"Authorization": f"Bearer {access_token}"},
             ).json()
         )

@@ -4,44 +4,57 @@
   ``email=`` look-up each when few do. Buyer emails are never sent as ``emails=`` (that sends invitations).
 - Badges are granted one user per call (the API has no batch grant); groups take up to 1000 usernames per call.
 - The badge and group are created on first use; their ids are cached in the state store.
+- Reviews and points: :mod:`adapters.communities.discourse_posts`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
-from adapters.base import Action, CommunityStats, CommunityStopped, Match, Outcome
+from adapters.base import (
+    Action,
+    CommunityStats,
+    CommunityStopped,
+    IdCache,
+    Match,
+    MemoryCache,
+    Outcome,
+    RemotePost,
+)
 from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
-from connector.core.config import CommunityConfig, Rule
+from adapters.communities.discourse_posts import ForumContent
+from connector.core.config import Rule
 from connector.core.http import RemoteError, describe_body
 from connector.core.logs import log
+from connector.core.settings import CommunitySettings, HttpUrl
 
 
-class IdCache(Protocol):
-    """Where remote object ids are remembered between passes (the state store's ``remote_objects``)."""
+class DiscourseSettings(CommunitySettings):
+    """``[communities.<name>]`` with ``kind = "discourse"``."""
 
-    def get(self, kind: str, name: str) -> str | None: ...
-
-    def set(self, kind: str, name: str, remote_id: str | None) -> None: ...
-
-
-class MemoryCache:
-    def __init__(self) -> None:
-        self._ids: dict[tuple[str, str], str] = {}
-
-    def get(self, kind: str, name: str) -> str | None:
-        return self._ids.get((kind, name))
-
-    def set(self, kind: str, name: str, remote_id: str | None) -> None:
-        if remote_id is None:
-            self._ids.pop((kind, name), None)
-        else:
-            self._ids[(kind, name)] = remote_id
+    #: The forum's root URL.
+    base_url: HttpUrl
+    #: An admin API key (Admin > API; badge grants and group creation need one), and the user it acts as.
+    api_key: str = ""
+    api_username: str = "system"
+    #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
+    requests_per_minute: Annotated[int, Field(ge=1)] = 60
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    #: Use the bulk user list (one page of 100 users a call) instead of per-email look-ups when more than this many
+    #: customers are waiting for a match.
+    bulk_lookup_threshold: Annotated[int, Field(ge=0)] = 20
+    #: Shown on the badge and group the connector creates on first use.
+    badge_description: str = "Bought from the shop: a verified purchase."
+    group_flair_icon: str = "check-circle"
+    group_flair_bg_color: str = "2E7D32"
+    group_flair_color: str = "FFFFFF"
+    #: Make the group the members' primary group, so its title and flair show next to their posts.
+    group_primary: bool = True
 
 
 def _stops_everything(error: RemoteError) -> bool:
@@ -61,12 +74,16 @@ def _unreachable(name: str, error: Exception) -> CommunityStopped:
 
 
 class DiscourseCommunity:
+    """Badges, groups, review posts and points on one forum. Capabilities: :class:`~adapters.base.HolderListing`,
+    :class:`~adapters.base.PostReader`, :class:`~adapters.base.UserLookup`."""
+
     kind = "discourse"
+    settings = DiscourseSettings
 
     def __init__(
         self,
         name: str,
-        config: CommunityConfig,
+        config: DiscourseSettings,
         rules: Sequence[Rule] = (),
         cache: IdCache | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -75,7 +92,7 @@ class DiscourseCommunity:
         self.name = name
         self.config = config
         self.cache: IdCache = cache or MemoryCache()
-        self.client = DiscourseClient(
+        self._client = DiscourseClient(
             config.base_url,
             config.api_key,
             config.api_username,
@@ -84,6 +101,7 @@ class DiscourseCommunity:
             transport=transport,
             sleep=sleep,
         )
+        self._content = ForumContent(self._client, self.cache, config.api_username)
         self._group_titles: dict[str, str] = {}
         for rule in rules:
             grant = rule.grant.get(name)
@@ -98,7 +116,7 @@ class DiscourseCommunity:
             wanted[email.lower()].append(key)
         found: dict[str, Match] = {}
         if len(wanted) > self.config.bulk_lookup_threshold:
-            for page in self.client.users_with_emails():
+            for page in self._client.users_with_emails():
                 for user in page:
                     if user.email and user.email.lower() in wanted:
                         for key in wanted.pop(user.email.lower()):
@@ -107,10 +125,10 @@ class DiscourseCommunity:
                     break  # everyone pending is found: no need to read the rest of the forum
         else:
             for email, keys in wanted.items():
-                user = self.client.user_by_email(email)
-                if user is not None:
+                one = self._client.user_by_email(email)
+                if one is not None:
                     for key in keys:
-                        found[key] = Match(str(user.id), user.username)
+                        found[key] = Match(str(one.id), one.username)
         return found
 
     # ---- remote objects ------------------------------------------------------------------------------------------
@@ -119,8 +137,8 @@ class DiscourseCommunity:
         cached = self.cache.get("badge", name)
         if cached:
             return int(cached)
-        existing = next((b for b in self.client.badges() if str(b.get("name", "")).lower() == name.lower()), None)
-        badge_id = int(existing["id"]) if existing else self.client.create_badge(name, self.config.badge_description)
+        existing = next((b for b in self._client.badges() if str(b.get("name", "")).lower() == name.lower()), None)
+        badge_id = int(existing["id"]) if existing else self._client.create_badge(name, self.config.badge_description)
         if not existing:
             log.info("badge created", community=self.name, badge=name, badge_id=badge_id)
         self.cache.set("badge", name, str(badge_id))
@@ -130,12 +148,12 @@ class DiscourseCommunity:
         cached = self.cache.get("group", name)
         if cached:
             return int(cached)
-        existing = self.client.group(name)
+        existing = self._client.group(name)
         if existing:
             group_id = int(existing["id"])
         else:
             title = self._group_titles.get(name, _titled(name))
-            group_id = self.client.create_group(
+            group_id = self._client.create_group(
                 name,
                 title=title,
                 full_name=title,
@@ -164,7 +182,7 @@ class DiscourseCommunity:
             elif action.kind == "badge":
                 outcomes.append(self._badge(action))
             elif action.kind in ("review", "points", "points_total"):
-                outcomes.append(self._content(action))
+                outcomes.append(self._write(action))
             else:
                 outcomes.append(Outcome(action.id, False, error=f"unknown action kind {action.kind!r}"))
         for (group, op), members in groups.items():
@@ -176,11 +194,11 @@ class DiscourseCommunity:
         try:
             badge_id = self.badge_id(action.target)
             if action.op == "grant":
-                return Outcome(action.id, True, ref=str(self.client.grant_badge(action.username, badge_id)))
-            ref = int(action.remote_ref) if action.remote_ref else self.client.user_badge_id(action.username, badge_id)
+                return Outcome(action.id, True, ref=str(self._client.grant_badge(action.username, badge_id)))
+            ref = int(action.remote_ref) if action.remote_ref else self._client.user_badge_id(action.username, badge_id)
             if ref is not None:
                 try:
-                    self.client.revoke_badge(ref)
+                    self._client.revoke_badge(ref)
                 except RemoteError as error:
                     if error.status != 404:  # already gone (revoked by hand): the goal holds
                         raise
@@ -198,9 +216,9 @@ class DiscourseCommunity:
         try:
             group_id = self.group_id(group)
             if op == "grant":
-                self.client.add_members(group_id, usernames)
+                self._client.add_members(group_id, usernames)
             else:
-                self.client.remove_members(group_id, usernames)
+                self._client.remove_members(group_id, usernames)
             return [Outcome(a.id, True) for a in actions]
         except RemoteError as error:
             self._forget_on_404("group", group, error)
@@ -215,21 +233,9 @@ class DiscourseCommunity:
 
     # ---- reviews and points --------------------------------------------------------------------------------------
 
-    def _content(self, action: Action) -> Outcome:
+    def _write(self, action: Action) -> Outcome:
         try:
-            if action.payload.get("skip"):
-                return Outcome(action.id, True, data={"skipped": True})
-            if action.kind == "review":
-                return {"create": self._create_review, "edit": self._edit_review, "delete": self._delete_review}[
-                    action.op
-                ](action)
-            if action.kind == "points":
-                p = action.payload
-                event_id = self.client.add_score_event(int(p["user_id"]), p["date"], int(p["points"]), p["description"])
-                return Outcome(action.id, True, ref=str(event_id))
-            p = action.payload
-            self.client.set_user_field(action.username, int(p["field_id"]), str(p["total"]))
-            return Outcome(action.id, True, ref=str(p["total"]))
+            return self._content.apply(action)
         except RemoteError as error:
             if _stops_everything(error):
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
@@ -237,149 +243,46 @@ class DiscourseCommunity:
         except httpx.HTTPError as error:
             raise _unreachable(self.name, error) from error
 
-    def category_id(self, name: str, color: str, text_color: str) -> int:
-        cached = self.cache.get("category", name)
-        if cached:
-            return int(cached)
-        category_id = self.client.category_id(name) or self.client.create_category(name, color, text_color)
-        self.cache.set("category", name, str(category_id))
-        return category_id
-
-    def _topic_id(self, p: Any) -> int:
-        if p.get("topic_id"):
-            return int(p["topic_id"])
-        found = self.client.topic_by_external_id(p["external_id"])
-        if found is not None:
-            return int(found["id"])
-        category = self.category_id(p["category"], p["category_color"], p["category_text_color"])
-        created = self.client.create_topic(p["topic_title"], p["topic_intro"], category, p["external_id"])
-        return int(created["topic_id"])
-
-    def _create_review(self, action: Action) -> Outcome:
-        p = action.payload
-        topic_id = self._topic_id(p)
-        post = self.client.create_post(topic_id, p["raw"])
-        return Outcome(
-            action.id,
-            True,
-            ref=str(post["id"]),
-            data={
-                "topic_id": str(topic_id),
-                "post_id": str(post["id"]),
-                "version": int(post.get("version") or 1),
-                "content_hash": p["hash"],
-                "state": "posted",
-            },
-        )
-
-    def _edit_review(self, action: Action) -> Outcome:
-        p = action.payload
-        current = self.client.post(int(p["post_id"]))
-        changed_by = _changed_by_someone(current, p)
-        if changed_by:
-            return Outcome(action.id, True, conflict=changed_by)
-        post = self.client.edit_post(int(p["post_id"]), p["raw"], "Updated in the shop")
-        return Outcome(
-            action.id,
-            True,
-            ref=str(post["id"]),
-            data={"version": int(post.get("version") or 0), "content_hash": p["hash"], "state": "posted"},
-        )
-
-    def _delete_review(self, action: Action) -> Outcome:
-        p = action.payload
-        try:
-            self.client.delete_post(int(p["post_id"]))
-        except RemoteError as error:
-            if error.status not in (403, 404):  # already deleted (a moderator did it): the goal holds
-                raise
-        return Outcome(action.id, True, data={"state": "deleted"})
-
-    def _verify_content(self, action: Action) -> Outcome | None:
-        p = action.payload
-        if action.kind == "review" and action.op == "create":
-            found = self.client.topic_by_external_id(p["external_id"])
-            if found is None:
-                return None
-            for post_id in reversed(found.get("post_stream", {}).get("stream", [])[-20:]):
-                post = self.client.post(int(post_id))
-                if post and post.get("username") == self.config.api_username and p["marker"] in (post.get("raw") or ""):
-                    return Outcome(
-                        action.id,
-                        True,
-                        ref=str(post_id),
-                        data={
-                            "topic_id": str(found["id"]),
-                            "post_id": str(post_id),
-                            "version": int(post.get("version") or 1),
-                            "content_hash": p["hash"],
-                            "state": "posted",
-                        },
-                    )
-            return None
-        if action.kind == "review":
-            post = self.client.post(int(p["post_id"]))
-            if action.op == "delete" and (post is None or post.get("deleted_at")):
-                return Outcome(action.id, True, data={"state": "deleted"})
-            if action.op == "edit" and post and _hash(post.get("raw") or "") == p["hash"]:
-                return Outcome(
-                    action.id,
-                    True,
-                    data={"version": int(post.get("version") or 0), "content_hash": p["hash"], "state": "posted"},
-                )
-            return None
-        if action.kind == "points":
-            tag = p["description"]
-            for event in self.client.score_events(int(p["user_id"])):
-                if event.get("description") == tag:
-                    return Outcome(action.id, True, ref=str(event["id"]))
-            return None
-        return None  # points_total: setting a field twice is harmless
-
     def verify(self, action: Action) -> Outcome | None:
         """Read the forum to see whether an action interrupted by a crash took effect."""
         if action.kind in ("review", "points", "points_total"):
-            return self._verify_content(action)
+            return self._content.verify(action)
         if action.kind == "badge":
-            ref = self.client.user_badge_id(action.username, self.badge_id(action.target))
+            ref = self._client.user_badge_id(action.username, self.badge_id(action.target))
             if action.op == "grant" and ref is not None:
                 return Outcome(action.id, True, ref=str(ref))
             if action.op == "revoke" and ref is None:
                 return Outcome(action.id, True)
             return None
         if action.kind == "group":
-            member = self.client.is_member(action.target, action.username)
+            member = self._client.is_member(action.target, action.username)
             return Outcome(action.id, True) if member == (action.op == "grant") else None
         return None
 
     def holders(self, kind: str, target: str) -> set[str]:
         """Lower-cased usernames that hold a badge or belong to a group on the forum now (for the reconcile)."""
         if kind == "badge":
-            return self.client.badge_holders(self.badge_id(target))
+            return self._client.badge_holders(self.badge_id(target))
         if kind == "group":
-            return self.client.group_members(target)
+            return self._client.group_members(target)
         return set()
 
+    # ---- PostReader, UserLookup ------------------------------------------------------------------------------------
+
+    def read_post(self, post_id: str) -> RemotePost | None:
+        return self._content.read_post(post_id)
+
+    def find_user(self, username: str) -> Match | None:
+        """The account with this username (``GET /u/{username}.json``), or None."""
+        user = self._client.user(username)
+        return Match(str(user["id"]), str(user["username"])) if user else None
+
     def stats(self) -> CommunityStats:
-        s = self.client.http.stats
+        s = self._client.http.stats
         return CommunityStats(requests=s.requests, writes=s.writes, rate_limited=s.rate_limited, retries=s.retries)
 
     def close(self) -> None:
-        self.client.close()
-
-
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
-
-
-def _changed_by_someone(post: dict[str, Any] | None, payload: Any) -> str | None:
-    """Why the forum's copy is no longer what the connector wrote (a moderator edited or deleted it), or None."""
-    if post is None or post.get("deleted_at"):
-        return "the post was deleted on the forum"
-    if _hash(post.get("raw") or "") != payload.get("post_hash"):
-        editor = post.get("last_editor_username") or "someone"
-        return f"the post was edited on the forum by {editor} (version {post.get('version')})"
-    return None
+        self._client.close()
 
 
 def _titled(group: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -79,6 +80,17 @@ class DiscourseClient:
             if user.email and user.email.lower() == email.lower():
                 return user
         return None
+
+    def user(self, username: str) -> dict[str, Any] | None:
+        """A user by username (``GET /u/{username}.json``), or None when there is none."""
+        try:
+            body = self.http.request("GET", f"/u/{quote(username, safe='')}.json").json()
+        except RemoteError as error:
+            if error.status == 404:
+                return None
+            raise
+        user = body.get("user") if isinstance(body, dict) else None
+        return dict(user) if isinstance(user, dict) else None
 
     def users_with_emails(self) -> Iterator[list[DiscourseUser]]:
         """Every active user with their primary email, a page (100 users) per request."""

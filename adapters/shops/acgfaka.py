@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
-from adapters.shops.sql import MalformedRow, SqlShop
+from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
@@ -59,12 +59,17 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LOOKBACK_IDS = 200
 
 
-class AcgFakaShop(SqlShop):
-    kind = "acgfaka"
+class AcgFakaSettings(DatabaseShopSettings):
+    """``[shop]`` with ``kind = "acgfaka"``: the database shop keys; acg-faka prefixes its tables ``acg_``."""
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.prefix = config.table_prefix or "acg_"
+    table_prefix: str = "acg_"
+
+
+class AcgFakaShop(SqlShop):
+    """Reads orders and members from an acg-faka database. Capability: :class:`~adapters.base.OrderLookup`."""
+
+    kind = "acgfaka"
+    settings = AcgFakaSettings
 
     def parse(self, row: Any, emails: dict[int, str]) -> Order:
         status = {1: OrderStatus.PAID, 0: OrderStatus.UNPAID}.get(int(row.status) if row.status is not None else -9)
@@ -115,7 +120,7 @@ class AcgFakaShop(SqlShop):
     def order_pages(self, cursor: str | None, since: Any = None) -> Iterator[OrderPage]:
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
         started = utcnow()
-        mark = json.loads(cursor) if cursor else {"id": 0}
+        mark: dict[str, Any] = json.loads(cursor) if cursor else {"id": 0}
         watermark = int(mark["id"])
         # 1. the lookback: orders paid since the last pass (less the lookback window), whatever their id; a payment
         #    is the only status change acg-faka records a time for

@@ -64,7 +64,8 @@ ORDER_COLUMNS = (
 
 
 class DujiaokaShop(SqlShop):
-    """Reads orders and goods from a dujiaoka database."""
+    """Reads orders and goods from a dujiaoka database (settings: :class:`~adapters.shops.sql.DatabaseShopSettings`).
+    Capability: :class:`~adapters.base.OrderLookup`."""
 
     kind = "dujiaoka"
 

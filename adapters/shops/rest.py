@@ -17,15 +17,14 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from adapters.base import CustomerPage, OrderPage
 from connector.core.clock import iso, parse_iso
-from connector.core.config import ConfigError, ShopConfig
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
     Customer,
@@ -36,6 +35,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
+from connector.core.settings import HttpUrl, KeyedError, ShopSettings, StrictModel, TimeZone
 
 #: Field names that may hold card secrets, passwords or payment credentials: never mapped, whatever the config says.
 DENY = re.compile(
@@ -44,11 +44,7 @@ DENY = re.compile(
 )
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Auth(_Model):
+class Auth(StrictModel):
     type: Literal["none", "bearer", "basic", "header", "md5_sign"] = "none"
     token: str = ""
     username: str = ""
@@ -65,7 +61,7 @@ class Auth(_Model):
     sign_format: str = "{query}&key={secret}"
 
 
-class Pagination(_Model):
+class Pagination(StrictModel):
     type: Literal["page", "offset", "cursor", "link", "next_url"] = "page"
     page_param: str = "page"
     size_param: str = "limit"
@@ -78,7 +74,7 @@ class Pagination(_Model):
     total_pages_header: str = ""
 
 
-class Incremental(_Model):
+class Incremental(StrictModel):
     type: Literal["date_param", "id_watermark", "client_filter", "none"] = "none"
     param: str = ""
     #: The record field the cursor follows (a mapped field name: modified_at or id).
@@ -87,7 +83,7 @@ class Incremental(_Model):
     format: str = "unix"
 
 
-class OrderFields(_Model):
+class OrderFields(StrictModel):
     """Record field (dotted path) for each canonical field; ``""`` = not provided."""
 
     id: str
@@ -103,7 +99,7 @@ class OrderFields(_Model):
     customer_id: str = ""
 
 
-class Resource(_Model):
+class Resource(StrictModel):
     path: str
     records: str = ""
     #: APIs that answer errors with HTTP 200 and an envelope: the answer is good only when ``ok_path`` equals
@@ -111,12 +107,14 @@ class Resource(_Model):
     ok_path: str = ""
     ok_value: str = ""
     message_path: str = ""
-    params: dict[str, str] = {}
+    params: dict[str, str] = Field(default_factory=dict)
     pagination: Pagination = Pagination()
     incremental: Incremental = Incremental()
 
 
-class RestSettings(_Model):
+class RestApi(StrictModel):
+    """``[shop.rest]``: where the orders are, how pages and increments go, the auth, and the field mapping."""
+
     auth: Auth = Auth()
     orders: Resource
     fields: OrderFields
@@ -125,15 +123,15 @@ class RestSettings(_Model):
     #: Timestamps: unix (seconds), iso, or a strftime pattern read in ``[shop] timezone``.
     time_format: str = "unix"
     #: Extra names to refuse on top of the built-in deny-list.
-    deny: list[str] = []
+    deny: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _no_secrets(self) -> RestSettings:
+    def _no_secrets(self) -> RestApi:
         extra = [re.compile(re.escape(word), re.I) for word in self.deny]
         for name, path in self.fields.model_dump().items():
             for part in path.split("."):
                 if part and (DENY.search(part) or any(p.search(part) for p in extra)):
-                    raise ValueError(f"fields.{name} = {path!r} looks like a secret field (deny-list): not mapped")
+                    raise KeyedError(f"fields.{name}", f"{path!r} looks like a secret field (deny-list): not mapped")
         return self
 
     @field_validator("status_map", mode="before")
@@ -155,22 +153,29 @@ def dig(record: Any, path: str) -> Any:
     return record
 
 
+class RestShopSettings(ShopSettings):
+    """``[shop]`` with ``kind = "rest"``."""
+
+    #: The API's root; ``[shop.rest]`` paths are relative to it.
+    base_url: HttpUrl
+    #: The declarative description of the API (see config.example.toml).
+    rest: RestApi
+    #: The zone strftime-formatted times are read (and date parameters written) in.
+    timezone: TimeZone = "Asia/Shanghai"
+    #: Re-read orders modified this many seconds before the cursor (date increments).
+    lookback_seconds: Annotated[int, Field(ge=0)] = 300
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
 class RestShop:
     kind = "rest"
+    settings = RestShopSettings
 
-    def __init__(self, config: ShopConfig, transport: httpx.BaseTransport | None = None) -> None:
-        if config.rest is None:
-            raise ConfigError('shop.rest: kind = "rest" needs a [shop.rest] table (see config.example.toml)')
+    def __init__(self, config: RestShopSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
-        try:
-            self.settings = RestSettings.model_validate(config.rest)
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            message = first["msg"].removeprefix("Value error, ")
-            raise ConfigError(f"shop.rest.{where}: {message}" if where else f"shop.rest.{message}") from None
+        self.api = config.rest
         self.zone = ZoneInfo(config.timezone)
-        auth = self.settings.auth
+        auth = self.api.auth
         headers: dict[str, str] = {}
         basic = None
         if auth.type == "bearer":
@@ -181,7 +186,7 @@ class RestShop:
             basic = (auth.username, auth.password)
         self.client = RemoteClient(
             "rest-shop",
-            str(config.base_url),
+            config.base_url,
             headers=headers,
             auth=basic,
             timeout=config.timeout_seconds,
@@ -192,7 +197,7 @@ class RestShop:
 
     def sign(self, params: dict[str, Any]) -> dict[str, Any]:
         """发卡 reseller signature: md5 over the sorted ``k=v`` pairs plus the secret, lower-case hex."""
-        auth = self.settings.auth
+        auth = self.api.auth
         signed = {**params, auth.key_param: auth.key, auth.timestamp_param: str(int(time.time()))}
         query = "&".join(f"{k}={signed[k]}" for k in sorted(signed) if k != auth.sign_param and signed[k] != "")
         signed[auth.sign_param] = hashlib.md5(
@@ -201,7 +206,7 @@ class RestShop:
         return signed
 
     def _get(self, url: str, params: dict[str, Any] | None) -> httpx.Response:
-        if self.settings.auth.type == "md5_sign":
+        if self.api.auth.type == "md5_sign":
             params = self.sign(dict(params or {}))
         return self.client.request("GET", url, params=params)
 
@@ -260,7 +265,7 @@ class RestShop:
     # ---- mapping -------------------------------------------------------------------------------------------------
 
     def time(self, value: Any) -> datetime:
-        fmt = self.settings.time_format
+        fmt = self.api.time_format
         if value in (None, ""):
             raise ValueError("time missing")
         if fmt == "unix":
@@ -270,17 +275,17 @@ class RestShop:
         return datetime.strptime(str(value), fmt).replace(tzinfo=self.zone).astimezone(UTC)
 
     def parse(self, record: Any) -> Order:
-        f = self.settings.fields
+        f = self.api.fields
         order_id = dig(record, f.id)
         if order_id in (None, ""):
             raise ValueError("id missing")
-        status = self.settings.status_map.get(str(dig(record, f.status)))
+        status = self.api.status_map.get(str(dig(record, f.status)))
         if status is None:
             raise ValueError(f"unknown order status {str(dig(record, f.status))[:40]!r} (add it to status_map)")
         email = dig(record, f.email)
-        customer_id = dig(record, f.customer_id) if f.customer_id else None
+        customer_id = str(dig(record, f.customer_id) or "") if f.customer_id else ""
         key = customer_key_for(
-            int(customer_id) if str(customer_id or "").isdigit() and int(customer_id) else None,
+            int(customer_id) if customer_id.isdigit() and int(customer_id) else None,
             email if isinstance(email, str) else None,
         )
         if key is None:
@@ -305,7 +310,7 @@ class RestShop:
         )
 
     def _param_value(self, moment: datetime) -> str:
-        fmt = self.settings.orders.incremental.format
+        fmt = self.api.orders.incremental.format
         if fmt == "unix":
             return str(int(moment.timestamp()))
         if fmt == "iso":
@@ -315,7 +320,7 @@ class RestShop:
     # ---- the adapter protocol ------------------------------------------------------------------------------------
 
     def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
-        inc = self.settings.orders.incremental
+        inc = self.api.orders.incremental
         params: dict[str, Any] = {}
         bound: Any = None
         if inc.type == "id_watermark":
@@ -331,13 +336,13 @@ class RestShop:
         newest: Any = (
             (int(cursor) if cursor else 0) if inc.type == "id_watermark" else (parse_iso(cursor) if cursor else None)
         )
-        for records in self._pages(self.settings.orders, params):
+        for records in self._pages(self.api.orders, params):
             orders, quarantined = [], []
             for record in records:
                 try:
                     order = self.parse(record)
                 except (ValueError, TypeError) as error:
-                    record_id = str(dig(record, self.settings.fields.id) or "?")
+                    record_id = str(dig(record, self.api.fields.id) or "?")
                     quarantined.append(Quarantined(stream="rest.orders", record_id=record_id, reason=str(error)[:500]))
                     continue
                 if inc.type == "id_watermark":

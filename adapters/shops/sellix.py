@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
 from connector.core.clock import iso, parse_iso
-from connector.core.config import ShopConfig
 from connector.core.http import RemoteClient, RemoteError, RequestBudget
 from connector.core.models import (
     Customer,
@@ -37,6 +37,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
+from connector.core.settings import HttpUrl, RequiredStr, ShopSettings
 
 DEFAULT_API = "https://dev.sellix.io/v1"
 ORDERS = "sellix.orders"
@@ -103,8 +104,8 @@ def parse_feedback(record: dict[str, Any]) -> Review:
     score = record.get("score")
     if not isinstance(score, int) or not 0 <= score <= 5:
         raise MalformedRecord(f"score {str(score)[:10]!r} is not 0..5")
-    invoice = record.get("invoice") if isinstance(record.get("invoice"), dict) else {}
-    email = invoice.get("customer_email")
+    invoice = record.get("invoice")
+    email = invoice.get("customer_email") if isinstance(invoice, dict) else None
     return Review(
         id=str(record["uniqid"]),
         product_id=str(record.get("product_id") or ""),
@@ -117,17 +118,34 @@ def parse_feedback(record: dict[str, Any]) -> Review:
     )
 
 
-class SellixShop:
-    kind = "sellix"
+class SellixSettings(ShopSettings):
+    """``[shop]`` with ``kind = "sellix"``."""
 
-    def __init__(self, config: ShopConfig, transport: httpx.BaseTransport | None = None) -> None:
+    #: The API key (Settings > Security), and the shop name for ``X-Sellix-Merchant`` when the account has several.
+    api_key: RequiredStr
+    merchant: str = ""
+    #: The API root.
+    base_url: HttpUrl = DEFAULT_API
+    #: Orders updated this many seconds before the cursor are read again (the cursor is client-side).
+    lookback_seconds: Annotated[int, Field(ge=0)] = 300
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
+class SellixShop:
+    """Reads orders and feedback from Sellix. Capabilities: :class:`~adapters.base.OrderLookup`,
+    :class:`~adapters.base.ReviewSource`."""
+
+    kind = "sellix"
+    settings = SellixSettings
+
+    def __init__(self, config: SellixSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
         headers = {"Authorization": f"Bearer {config.api_key}"}
         if config.merchant:
             headers["X-Sellix-Merchant"] = config.merchant
         self.client = RemoteClient(
             "sellix",
-            config.base_url or DEFAULT_API,
+            config.base_url,
             headers=headers,
             timeout=config.timeout_seconds,
             transport=transport,

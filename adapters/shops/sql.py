@@ -1,29 +1,55 @@
-"""What the database-reading shop adapters share: a read-only engine and the shop's local time."""
+"""What the database-reading shop adapters share: their settings, a read-only engine and the shop's local time."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from pydantic import Field, field_validator
 from sqlalchemy import Engine, create_engine, event
 
 from adapters.base import MalformedRecord
-from connector.core.config import ShopConfig
+from connector.core.settings import RequiredStr, ShopSettings, TimeZone
 
 #: A row that cannot be read (the quarantine reason is the message).
 MalformedRow = MalformedRecord
 
 
+class DatabaseShopSettings(ShopSettings):
+    """``[shop]`` of a shop read from its database (``kind = "dujiaoka"``, ``"acgfaka"``)."""
+
+    #: A read-only SQLAlchemy URL, e.g. ``mysql+pymysql://reader:pw@127.0.0.1/dujiaoka`` (a SELECT-only user).
+    database_url: RequiredStr
+    #: Table name prefix (dujiaoka: none by default).
+    table_prefix: str = ""
+    #: The zone the shop writes its ``Y-m-d H:i:s`` timestamps in (stored here as UTC).
+    timezone: TimeZone = "Asia/Shanghai"
+    #: Orders per query.
+    page_size: Annotated[int, Field(ge=1, le=100)] = 100
+    #: Re-read orders updated (or paid) this many seconds before the cursor (late commits).
+    lookback_seconds: Annotated[int, Field(ge=0)] = 300
+
+    @field_validator("table_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"\w{0,20}", value):
+            raise ValueError("use letters, digits and '_' only")
+        return value
+
+
 class SqlShop:
     """Base for shops read straight from their MySQL/MariaDB database (发卡 systems without an order API)."""
 
-    def __init__(self, config: ShopConfig) -> None:
+    settings: type[DatabaseShopSettings] = DatabaseShopSettings
+
+    def __init__(self, config: DatabaseShopSettings) -> None:
         self.config = config
         self.zone = ZoneInfo(config.timezone)
         self.prefix = config.table_prefix
-        self.engine: Engine = create_engine(str(config.database_url), pool_pre_ping=True, pool_recycle=3600)
+        self.engine: Engine = create_engine(config.database_url, pool_pre_ping=True, pool_recycle=3600)
         if self.engine.dialect.name in ("mysql", "mariadb"):
             event.listen(self.engine, "connect", _read_only)
 
@@ -43,7 +69,7 @@ class SqlShop:
     def in_list(values: Sequence[Any], prefix: str = "v") -> tuple[str, dict[str, Any]]:
         """``:v0, :v1, …`` and their bindings, for ``IN (…)``."""
         names = [f"{prefix}{n}" for n in range(len(values))]
-        return ", ".join(f":{n}" for n in names), dict(zip(names, values))
+        return ", ".join(f":{n}" for n in names), dict(zip(names, values, strict=True))
 
     def close(self) -> None:
         self.engine.dispose()

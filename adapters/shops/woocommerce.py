@@ -18,13 +18,13 @@ import html
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
 from connector.core.clock import iso, parse_iso
-from connector.core.config import ShopConfig
 from connector.core.http import RemoteClient
 from connector.core.models import (
     Customer,
@@ -37,6 +37,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
+from connector.core.settings import HttpUrl, ShopSettings
 
 API = "/wp-json/wc/v3"
 ORDERS = "woocommerce.orders"
@@ -148,12 +149,29 @@ def parse_review(record: dict[str, Any]) -> Review:
     )
 
 
+class WooCommerceSettings(ShopSettings):
+    """``[shop]`` with ``kind = "woocommerce"``."""
+
+    #: The site root; the REST API lives under ``/wp-json/wc/v3``.
+    base_url: HttpUrl
+    #: WooCommerce > Settings > Advanced > REST API: a key with Read permission is enough.
+    consumer_key: str = ""
+    consumer_secret: str = ""
+    #: Orders per page (WooCommerce allows at most 100).
+    page_size: Annotated[int, Field(ge=1, le=100)] = 100
+    #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
+    lookback_seconds: Annotated[int, Field(ge=0)] = 300
+    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+
 class WooCommerceShop:
-    """Reads orders and customers from a WooCommerce store."""
+    """Reads orders, customers and reviews from a WooCommerce store. Capabilities: :class:`~adapters.base.OrderLookup`,
+    :class:`~adapters.base.ReviewSource`."""
 
     kind = "woocommerce"
+    settings = WooCommerceSettings
 
-    def __init__(self, config: ShopConfig, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, config: WooCommerceSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
         self.client = RemoteClient(
             "woocommerce",

@@ -2,6 +2,15 @@
 
 Errors are turned into :class:`ConfigError`, whose message names the offending key (``communities.forum.api_key``),
 so the CLI can print one clear line and exit 2.
+
+The core knows only ``kind`` of ``[shop]`` and ``[communities.<name>]`` (and the few keys the bases in
+:mod:`connector.core.settings` declare): the adapter that ``kind`` names is looked up through its entry point and
+validates the rest of the table with its own settings model, so ``config.shop`` is an instance of that model. An
+installed third-party adapter takes its own keys the same way.
+
+One module for the whole file, past the house's ~400 lines: the sections are small models that are read and
+cross-checked together (``Config._cross_checks``), and the key names every error refers to are easier to keep
+consistent in one place.
 """
 
 from __future__ import annotations
@@ -9,122 +18,80 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
+
+from connector.core import plugins
+from connector.core.settings import (
+    CommunitySettings,
+    ConfigError,
+    HttpUrl,
+    KeyedError,
+    RequiredStr,
+    ShopSettings,
+    StrictModel,
+    TimeZone,
+    format_errors,
+    validate_table,
+)
+
+__all__ = [
+    "CommunitySettings",
+    "Config",
+    "ConfigError",
+    "HttpUrl",
+    "KeyedError",
+    "RequiredStr",
+    "ShopSettings",
+    "StrictModel",
+    "TimeZone",
+    "load_config",
+    "parse_config",
+    "validate_table",
+]
 
 ENV_VAR = "CARDBRIDGE_CONFIG"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+S = TypeVar("S", ShopSettings, CommunitySettings)
 
 
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the key and says why."""
+def _settings(group: str, base: type[S]) -> Callable[[Any], Any]:
+    """A before-validator that validates a table with the settings model of the adapter its ``kind`` names."""
+
+    def validate(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value  # not a table: the base model says so
+        kind = value.get("kind")
+        if not isinstance(kind, str) or not kind:
+            known = ", ".join(sorted(plugins.available(group))) or "none installed"
+            raise KeyedError("kind", f"is required (the adapter: {known})")
+        try:
+            adapter = plugins.adapter_class(group, kind)
+        except plugins.AdapterNotFound as error:
+            raise KeyedError("kind", str(error)) from None
+        model = getattr(adapter, "settings", base)  # an adapter that declares no settings takes the base keys only
+        if not (isinstance(model, type) and issubclass(model, base)):
+            raise KeyedError("kind", f"the adapter for kind {kind!r} declares settings that are not a {base.__name__}")
+        # A ValidationError raised here is merged into the config's, each error under this table's key.
+        return model.model_validate(value)
+
+    return validate
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: ``[shop]``, validated with the settings model of the shop adapter ``kind`` names.
+ShopTable = Annotated[ShopSettings, BeforeValidator(_settings(plugins.SHOPS, ShopSettings))]
+#: ``[communities.<name>]``, validated with the settings model of the community adapter ``kind`` names.
+CommunityTable = Annotated[CommunitySettings, BeforeValidator(_settings(plugins.COMMUNITIES, CommunitySettings))]
 
 
-def _http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
-
-
-#: A site root such as ``https://shop.example.com`` (a trailing slash is dropped).
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-
-
-class StateConfig(_Strict):
+class StateConfig(StrictModel):
     url: str = "sqlite:///cardbridge.db"
 
 
-class ShopConfig(_Strict):
-    kind: str
-    #: REST shops (woocommerce): the site root.
-    base_url: HttpUrl | None = None
-    consumer_key: str = ""
-    consumer_secret: str = ""
-    #: API-key shops (sellix): the key, and the shop name for ``X-Sellix-Merchant`` when the account has several.
-    api_key: str = ""
-    merchant: str = ""
-    #: Database shops (dujiaoka): a read-only SQLAlchemy URL, e.g. ``mysql+pymysql://reader:pw@127.0.0.1/dujiaoka``.
-    database_url: str | None = None
-    #: Database shops: table name prefix (dujiaoka: none by default).
-    table_prefix: str = ""
-    #: Database shops: the zone their ``Y-m-d H:i:s`` timestamps are written in (stored here as UTC).
-    timezone: str = "Asia/Shanghai"
-    #: ``kind = "rest"``: the declarative description of the shop's API (validated by the adapter).
-    rest: dict[str, Any] | None = None
-    #: Orders per page (WooCommerce allows at most 100).
-    page_size: Annotated[int, Field(ge=1, le=100)] = 100
-    #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
-    lookback_seconds: Annotated[int, Field(ge=0)] = 300
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
-
-    @model_validator(mode="after")
-    def _source(self) -> ShopConfig:
-        if self.kind == "woocommerce" and self.base_url is None:
-            raise _KeyedError("shop.base_url", 'is required for kind = "woocommerce"')
-        if self.kind == "rest" and (self.base_url is None or not self.rest):
-            raise _KeyedError("shop.rest", 'kind = "rest" needs base_url and a [shop.rest] table')
-        if self.kind == "sellix" and not self.api_key:
-            raise _KeyedError("shop.api_key", 'is required for kind = "sellix"')
-        if self.kind in ("dujiaoka", "acgfaka") and not self.database_url:
-            raise _KeyedError("shop.database_url", f'is required for kind = "{self.kind}"')
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise _KeyedError("shop.timezone", f"unknown time zone {self.timezone!r}") from None
-        if not re.fullmatch(r"\w{0,20}", self.table_prefix):
-            raise _KeyedError("shop.table_prefix", "use letters, digits and '_' only")
-        return self
-
-
-class CommunityConfig(_Strict):
-    kind: str
-    #: Discourse: the forum's root URL.
-    base_url: HttpUrl | None = None
-    #: Discord: the bot's token, the guild (server) id, and the API root (default https://discord.com/api/v10).
-    bot_token: str = ""
-    guild_id: str = ""
-    api_base: HttpUrl | None = None
-    #: Discord, for the member link page and Linked Roles: the application's id (= OAuth2 client id), its OAuth2
-    #: client secret, and the site that serves the OAuth2 authorize page (default https://discord.com).
-    application_id: str = ""
-    client_secret: str = ""
-    oauth_base: HttpUrl | None = None
-    api_key: str = ""
-    api_username: str = "system"
-    #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
-    requests_per_minute: Annotated[int, Field(ge=1)] = 60
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
-    #: Use the bulk user list (one page of 100 users a call) instead of per-email look-ups when more than this many
-    #: customers are waiting for a match.
-    bulk_lookup_threshold: Annotated[int, Field(ge=0)] = 20
-    #: Shown on the badge and group the connector creates on first use.
-    badge_description: str = "Bought from the shop: a verified purchase."
-    group_flair_icon: str = "check-circle"
-    group_flair_bg_color: str = "2E7D32"
-    group_flair_color: str = "FFFFFF"
-    #: Make the group the members' primary group, so its title and flair show next to their posts.
-    group_primary: bool = True
-    #: Seconds before a customer with no forum account is looked up again.
-    unmatched_retry_seconds: Annotated[int, Field(ge=0)] = 900
-
-
-def _check_community(name: str, community: CommunityConfig) -> None:
-    if community.kind == "discourse" and community.base_url is None:
-        raise _KeyedError(f"communities.{name}.base_url", 'is required for kind = "discourse"')
-    if community.kind == "discord":
-        for key in ("bot_token", "guild_id"):
-            if not getattr(community, key):
-                raise _KeyedError(f"communities.{name}.{key}", 'is required for kind = "discord"')
-
-
-class Grant(_Strict):
+class Grant(StrictModel):
     """What a rule gives on one community. Discourse: a badge and/or a group (whose title becomes the member's tag);
     Discord: a role (its id)."""
 
@@ -144,7 +111,7 @@ class Grant(_Strict):
         return self
 
 
-class Rule(_Strict):
+class Rule(StrictModel):
     name: str
     #: ``"*"`` (any product) or a list of shop product ids.
     products: Literal["*"] | list[str] = "*"
@@ -174,7 +141,7 @@ def _split_communities(data: Any, model: type[BaseModel]) -> Any:
     return data
 
 
-class ReviewTarget(_Strict):
+class ReviewTarget(StrictModel):
     """Where a community shows reviews. Discourse: a category (created if missing). Discord: a forum channel, with one
     thread per product (each review a message in it) or one thread per review."""
 
@@ -184,7 +151,7 @@ class ReviewTarget(_Strict):
     forum_channel: str | None = None
     thread_per: Literal["product", "review"] = "product"
     #: Names of the forum's tags (its ``available_tags``) applied to every thread CardBridge starts.
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
     #: ``thread_per = "review"``: a tag applied to threads of verified purchases only.
     verified_tag: str | None = None
 
@@ -202,18 +169,18 @@ class ReviewTarget(_Strict):
         return self
 
 
-class ReviewsConfig(_Strict):
+class ReviewsConfig(StrictModel):
     """``[reviews]``: moderation keys, plus one entry per community that shows reviews (``forum = {…}``)."""
 
     #: Reviews rated below this are not posted.
     min_rating: Annotated[int, Field(ge=0, le=5)] = 0
     #: Reviews containing any of these words (case-insensitive) are not posted.
-    blocklist: list[str] = []
+    blocklist: list[str] = Field(default_factory=list)
     #: Queue every review until an admin runs ``cardbridge reviews approve ID``.
     hold: bool = False
     #: Prefix of topic external ids: ``<prefix>-product-<id>`` (``[\w-]``, the whole id at most 50 characters).
     topic_prefix: str = "shop"
-    communities: dict[str, ReviewTarget] = {}
+    communities: dict[str, ReviewTarget] = Field(default_factory=dict)
 
     _split = model_validator(mode="before")(lambda data: _split_communities(data, ReviewsConfig))
 
@@ -225,13 +192,13 @@ class ReviewsConfig(_Strict):
         return value
 
 
-class PointsTarget(_Strict):
+class PointsTarget(StrictModel):
     """How a community holds points. Discourse: the gamification plugin's score events, or a user field. Discord: tier
     roles (``tiers = { "100" = "<role id>" }``; a member holds the role of the highest tier reached)."""
 
     mode: Literal["gamification", "user_field", "tiers"] = "gamification"
     user_field_id: int | None = None
-    tiers: dict[str, str] = {}
+    tiers: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -258,26 +225,26 @@ class PointsTarget(_Strict):
         return sorted((int(threshold), role) for threshold, role in self.tiers.items())
 
 
-class PointsConfig(_Strict):
+class PointsConfig(StrictModel):
     """``[points]``: how many points a paid order and a published review earn; one entry per community."""
 
     per_order: Annotated[int, Field(ge=0)] = 0
     #: Points per whole currency unit of the order total (fractions are rounded down).
     per_currency_unit: Annotated[float, Field(ge=0)] = 0.0
     per_review: Annotated[int, Field(ge=0)] = 0
-    communities: dict[str, PointsTarget] = {}
+    communities: dict[str, PointsTarget] = Field(default_factory=dict)
 
     _split = model_validator(mode="before")(lambda data: _split_communities(data, PointsConfig))
 
 
-class DeliveryConfig(_Strict):
+class DeliveryConfig(StrictModel):
     #: Attempts per outbox action before it is parked as dead (listed by ``status``, never dropped).
     max_attempts: Annotated[int, Field(ge=1)] = 5
     #: Seconds before a failed action is tried again (doubles per attempt).
     retry_base_seconds: Annotated[float, Field(ge=0)] = 30.0
 
 
-class ScheduleConfig(_Strict):
+class ScheduleConfig(StrictModel):
     """``cardbridge run``: how often each job runs (seconds)."""
 
     sync_every: Annotated[int, Field(ge=1)] = 300
@@ -287,7 +254,7 @@ class ScheduleConfig(_Strict):
     misfire_grace_seconds: Annotated[int, Field(ge=1)] = 60
 
 
-class ServerConfig(_Strict):
+class ServerConfig(StrictModel):
     """The daemon's HTTP server: webhooks, health, metrics, the status page."""
 
     listen: str = "127.0.0.1:8080"
@@ -318,7 +285,7 @@ class ServerConfig(_Strict):
         return int(self.listen.rpartition(":")[2])
 
 
-class LinkConfig(_Strict):
+class LinkConfig(StrictModel):
     """``[link]``: the member link page (``/link`` on the daemon's server) and signed links (``cardbridge link-url``).
 
     A buyer proves an order (number + email) or opens a signed link, then signs in with Discord (OAuth2 authorization
@@ -364,26 +331,26 @@ class LinkConfig(_Strict):
     def _key(self) -> LinkConfig:
         if self.linked_roles:
             if not self.token_key:
-                raise _KeyedError("link.token_key", "is required with linked_roles = true (a Fernet key)")
+                raise KeyedError("token_key", "is required with linked_roles = true (a Fernet key)")
             try:
                 from cryptography.fernet import Fernet
 
                 Fernet(self.token_key.encode())
             except ValueError:
-                raise _KeyedError("link.token_key", "is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+                raise KeyedError("token_key", "is not a Fernet key (32 url-safe base64-encoded bytes)") from None
         return self
 
 
-class PolicyConfig(_Strict):
+class PolicyConfig(StrictModel):
     #: A grant a moderator removed by hand is recorded as an override and not granted again (false: grant again).
     respect_manual_removal: bool = True
 
 
-class Config(_Strict):
+class Config(StrictModel):
     state: StateConfig = StateConfig()
-    shop: ShopConfig
-    communities: dict[str, CommunityConfig]
-    rules: list[Rule] = []
+    shop: ShopTable
+    communities: dict[str, CommunityTable]
+    rules: list[Rule] = Field(default_factory=list)
     delivery: DeliveryConfig = DeliveryConfig()
     reviews: ReviewsConfig | None = None
     points: PointsConfig | None = None
@@ -396,7 +363,7 @@ class Config(_Strict):
 
     @field_validator("communities")
     @classmethod
-    def _names(cls, value: dict[str, CommunityConfig]) -> dict[str, CommunityConfig]:
+    def _names(cls, value: dict[str, CommunitySettings]) -> dict[str, CommunitySettings]:
         if not value:
             raise ValueError("configure at least one community, e.g. [communities.forum]")
         for name in value:
@@ -405,13 +372,11 @@ class Config(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _rules_target_known_communities(self) -> Config:
-        for name, community in self.communities.items():
-            _check_community(name, community)
+    def _cross_checks(self) -> Config:
         for index, rule in enumerate(self.rules):
             for community in rule.grant:
                 if community not in self.communities:
-                    raise _KeyedError(
+                    raise KeyedError(
                         f"rules.{index}.grant.{community}",
                         f"no community named {community!r} (known: {', '.join(sorted(self.communities))})",
                     )
@@ -419,23 +384,23 @@ class Config(_Strict):
             block = getattr(self, section)
             for community in block.communities if block else {}:
                 if community not in self.communities:
-                    raise _KeyedError(
+                    raise KeyedError(
                         f"{section}.{community}",
                         f"no community named {community!r} (known: {', '.join(sorted(self.communities))})",
                     )
         if self.reviews:
-            for community, target in self.reviews.communities.items():
-                if self.communities[community].kind == "discord" and target.forum_channel is None:
-                    raise _KeyedError(f"reviews.{community}.forum_channel", "is required for a Discord community")
-                if self.communities[community].kind != "discord" and target.forum_channel is not None:
-                    raise _KeyedError(
+            for community, review_target in self.reviews.communities.items():
+                if self.communities[community].kind == "discord" and review_target.forum_channel is None:
+                    raise KeyedError(f"reviews.{community}.forum_channel", "is required for a Discord community")
+                if self.communities[community].kind != "discord" and review_target.forum_channel is not None:
+                    raise KeyedError(
                         f"reviews.{community}.forum_channel", "is for Discord communities (Discourse uses category)"
                     )
         if self.points:
-            for community, target in self.points.communities.items():
+            for community, points_target in self.points.communities.items():
                 is_discord = self.communities[community].kind == "discord"
-                if is_discord != (target.mode == "tiers"):
-                    raise _KeyedError(
+                if is_discord != (points_target.mode == "tiers"):
+                    raise KeyedError(
                         f"points.{community}",
                         "Discord holds points as tier roles (tiers = {...}); tiers are for Discord only"
                         if is_discord
@@ -444,14 +409,14 @@ class Config(_Strict):
         if self.link:
             linked = self.communities.get(self.link.community)
             if linked is None or linked.kind != "discord":
-                raise _KeyedError("link.community", f"{self.link.community!r} is not a Discord community here")
-            for key in ("application_id", "client_secret"):
-                if not getattr(linked, key):
-                    raise _KeyedError(f"communities.{self.link.community}.{key}", "is required by [link]")
+                raise KeyedError("link.community", f"{self.link.community!r} is not a Discord community here")
+            missing = linked.missing_for("link")
+            if missing:
+                raise KeyedError(f"communities.{self.link.community}.{missing[0]}", "is required by [link]")
         names = [rule.name for rule in self.rules]
         for name in names:
             if names.count(name) > 1:
-                raise _KeyedError("rules", f"rule name {name!r} is used twice")
+                raise KeyedError("rules", f"rule name {name!r} is used twice")
         return self
 
     @property
@@ -462,12 +427,6 @@ class Config(_Strict):
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
             return prefix + str((self.base_dir / url[len(prefix) :]).resolve())
         return url
-
-
-class _KeyedError(ValueError):
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 def _interpolate(value: Any, path: str) -> Any:
@@ -488,31 +447,13 @@ def _interpolate(value: Any, path: str) -> Any:
     return value
 
 
-def _format_validation_error(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        ctx_error = (item.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, _KeyedError):
-            key = ctx_error.key
-            message = str(ctx_error)
-        elif item["type"] == "extra_forbidden":
-            message = "unknown key (see config.example.toml for the keys there are)"
-        elif item["type"] == "missing":
-            message = "is required"
-        else:
-            message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{key}: {message}")
-    return "; ".join(lines)
-
-
 def parse_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Config:
     """Validate an already-parsed TOML document."""
     data = _interpolate(data, "")
     try:
         return Config.model_validate({**data, "base_dir": base_dir})
     except ValidationError as error:
-        raise ConfigError(_format_validation_error(error)) from None
+        raise ConfigError(format_errors(error, data)) from None
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -4,8 +4,8 @@ import httpx
 import pytest
 import respx
 
-from adapters.shops.rest import RestShop
-from connector.core.config import ConfigError, ShopConfig
+from adapters.shops.rest import RestShop, RestShopSettings
+from connector.core.config import ConfigError, validate_table
 
 BASE = "https://shop.example.com"
 FIELDS = {"id": "id", "email": "email", "status": "status", "product_id": "sku", "modified_at": "updated"}
@@ -16,9 +16,14 @@ def shop(**orders):
         "status_map": {"ok": "paid", "no": "unpaid"},
         "fields": FIELDS,
         "time_format": "iso",
-        "orders": {"path": "/orders", **orders},
+        "orders": {"path": "/orders"} | orders,
     }
-    return RestShop(ShopConfig(kind="rest", base_url=BASE, rest=rest, lookback_seconds=0))
+    return RestShop(settings(rest, lookback_seconds=0))
+
+
+def settings(rest, **keys):
+    """The ``[shop]`` table validated as the config validates it (errors name the key)."""
+    return validate_table(RestShopSettings, {"kind": "rest", "base_url": BASE, "rest": rest, **keys}, "shop")
 
 
 def rec(i, updated="2026-11-01T10:00:00Z"):
@@ -62,8 +67,7 @@ def test_link_header_and_next_url_pagination():
     respx.get(f"{BASE}/o").mock(
         return_value=httpx.Response(200, json={"data": [rec(4)], "next_page_url": f"{BASE}/orders3"})
     )
-    s = shop(records="data", pagination={"type": "next_url", "next_path": "next_page_url"})
-    s.settings = s.settings.model_copy(update={"orders": s.settings.orders.model_copy(update={"path": "/o"})})
+    s = shop(path="/o", records="data", pagination={"type": "next_url", "next_path": "next_page_url"})
     assert [o.id for p in s.order_pages(None) for o in p.orders] == ["4", "3"]
 
 
@@ -96,10 +100,10 @@ def test_bearer_and_header_auth():
         "orders": {"path": "/orders"},
         "auth": {"type": "bearer", "token": "t0k"},
     }
-    list(RestShop(ShopConfig(kind="rest", base_url=BASE, rest=rest)).order_pages(None))
+    list(RestShop(settings(rest)).order_pages(None))
     assert route.calls.last.request.headers["Authorization"] == "Bearer t0k"
     rest["auth"] = {"type": "header", "name": "X-Api-Key", "value": "k3y"}
-    list(RestShop(ShopConfig(kind="rest", base_url=BASE, rest=rest)).order_pages(None))
+    list(RestShop(settings(rest)).order_pages(None))
     assert route.calls.last.request.headers["X-Api-Key"] == "k3y"
 
 
@@ -110,7 +114,7 @@ def test_md5_signature_is_over_sorted_parameters():
         "orders": {"path": "/orders"},
         "auth": {"type": "md5_sign", "key": "app", "secret": "s"},
     }
-    signed = RestShop(ShopConfig(kind="rest", base_url=BASE, rest=rest)).sign({"page": 2, "limit": 10})
+    signed = RestShop(settings(rest)).sign({"page": 2, "limit": 10})
     import hashlib
 
     query = f"app_id=app&limit=10&page=2&timestamp={signed['timestamp']}"
@@ -118,19 +122,9 @@ def test_md5_signature_is_over_sorted_parameters():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"shop.rest.fields.email = 'card_password' looks like a secret field"):
-        RestShop(
-            ShopConfig(
-                kind="rest",
-                base_url=BASE,
-                rest={"status_map": {}, "orders": {"path": "/o"}, "fields": {**FIELDS, "email": "card_password"}},
-            )
-        )
-    with pytest.raises(ConfigError, match=r"shop.rest.status_map"):
-        RestShop(
-            ShopConfig(
-                kind="rest",
-                base_url=BASE,
-                rest={"status_map": {"1": "shipped"}, "orders": {"path": "/o"}, "fields": FIELDS},
-            )
-        )
+    with pytest.raises(ConfigError, match=r"shop.rest.fields.email: 'card_password' looks like a secret field"):
+        settings({"status_map": {}, "orders": {"path": "/o"}, "fields": {**FIELDS, "email": "card_password"}})
+    with pytest.raises(ConfigError, match=r"shop.rest.status_map.1: Input should be 'paid'"):
+        settings({"status_map": {"1": "shipped"}, "orders": {"path": "/o"}, "fields": FIELDS})
+    with pytest.raises(ConfigError, match=r'shop.rest: is required for kind = "rest"'):
+        validate_table(RestShopSettings, {"kind": "rest", "base_url": BASE}, "shop")

@@ -8,8 +8,7 @@ import httpx
 import pytest
 import respx
 
-from adapters.shops.woocommerce import MalformedRecord, WooCommerceShop, parse_order
-from connector.core.config import ShopConfig
+from adapters.shops.woocommerce import MalformedRecord, WooCommerceSettings, WooCommerceShop, parse_order
 from connector.core.http import RemoteError
 from connector.core.models import OrderStatus
 
@@ -25,7 +24,7 @@ def sample(name):
 @pytest.fixture
 def shop():
     return WooCommerceShop(
-        ShopConfig(kind="woocommerce", base_url=BASE, consumer_key="ck_x", consumer_secret="cs_y", page_size=2)
+        WooCommerceSettings(kind="woocommerce", base_url=BASE, consumer_key="ck_x", consumer_secret="cs_y", page_size=2)
     )
 
 

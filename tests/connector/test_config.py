@@ -46,6 +46,9 @@ def write(tmp_path, text):
 
 def test_issue_shape_loads_and_resolves_relative_sqlite(tmp_path, env):
     config = load_config(write(tmp_path, MINIMAL))
+    # each table is an instance of its adapter's own settings model
+    assert type(config.shop).__name__ == "WooCommerceSettings"
+    assert type(config.communities["forum"]).__name__ == "DiscourseSettings"
     assert config.shop.consumer_key == "ck_test"
     assert config.communities["forum"].api_key == "dk"
     assert config.rules[0].grant["forum"].badge == "Verified Buyer"
@@ -59,9 +62,10 @@ def test_example_config_documents_a_valid_config(env):
 
 
 def test_example_config_documents_every_key():
-    """Every key the config models accept appears in config.example.toml (so the example stays the reference)."""
+    """Every key the config models accept, the built-in adapters' settings included, appears in config.example.toml
+    (so the example stays the reference)."""
+    from connector.core import plugins
     from connector.core.config import (
-        CommunityConfig,
         DeliveryConfig,
         LinkConfig,
         PointsConfig,
@@ -71,15 +75,18 @@ def test_example_config_documents_every_key():
         ReviewTarget,
         ScheduleConfig,
         ServerConfig,
-        ShopConfig,
         StateConfig,
     )
 
+    adapters = [
+        plugins.adapter_class(group, kind).settings
+        for group in (plugins.SHOPS, plugins.COMMUNITIES)
+        for kind in plugins.available(group)
+    ]
     text = (ROOT / "config.example.toml").read_text()
     for model in (
         StateConfig,
-        ShopConfig,
-        CommunityConfig,
+        *adapters,
         DeliveryConfig,
         ReviewsConfig,
         ReviewTarget,
@@ -182,3 +189,66 @@ def test_link_section_names_the_missing_or_bad_key(tmp_path, env):
     no_secret = DISCORD.replace('client_secret = "s"\n', "")
     with pytest.raises(ConfigError, match=r"communities.discord.client_secret: is required by \[link\]"):
         load_config(write(tmp_path, no_secret + link % good))
+
+
+def test_unknown_kind_names_the_key_and_the_kinds_there_are(tmp_path, env):
+    with pytest.raises(ConfigError, match=r"shop.kind: unknown kind 'magento' \(known: .*woocommerce"):
+        load_config(write(tmp_path, MINIMAL.replace('kind = "woocommerce"', 'kind = "magento"')))
+    with pytest.raises(ConfigError, match=r"communities.forum.kind: unknown kind 'slack' \(known: discord, discourse"):
+        load_config(write(tmp_path, MINIMAL.replace('kind = "discourse"', 'kind = "slack"')))
+    with pytest.raises(ConfigError, match=r"shop.kind: is required \(the adapter: .*woocommerce"):
+        load_config(write(tmp_path, MINIMAL.replace('kind = "woocommerce"\n', "")))
+
+
+def test_each_adapter_takes_only_its_own_keys(tmp_path, env):
+    # a Discourse key on a Discord community is a typo there, not a setting
+    with pytest.raises(ConfigError, match=r"communities.discord.api_username: unknown key"):
+        load_config(write(tmp_path, DISCORD + 'api_username = "system"\n'))
+    with pytest.raises(ConfigError, match=r"shop.bot_token: unknown key"):
+        load_config(write(tmp_path, MINIMAL.replace("[communities.forum]", 'bot_token = "x"\n[communities.forum]')))
+
+
+def test_keys_an_adapter_requires_are_named_with_the_kind(tmp_path, env):
+    with pytest.raises(ConfigError, match=r'shop.base_url: is required for kind = "woocommerce"'):
+        load_config(write(tmp_path, MINIMAL.replace('base_url = "https://shop.example.com"\n', "")))
+    with pytest.raises(ConfigError, match=r'communities.forum.base_url: is required for kind = "discourse"'):
+        load_config(write(tmp_path, MINIMAL.replace('base_url = "https://forum.example.com"\n', "")))
+    # an empty token (an environment variable set to "") counts as missing
+    with pytest.raises(ConfigError, match=r'communities.discord.bot_token: is required for kind = "discord"'):
+        load_config(write(tmp_path, DISCORD.replace('bot_token = "t"', 'bot_token = ""')))
+    with pytest.raises(ConfigError, match=r'communities.discord.guild_id: is required for kind = "discord"'):
+        load_config(write(tmp_path, DISCORD.replace('guild_id = "1"\n', "")))
+
+
+AFTER_SHOP = MINIMAL.split("[communities.forum]")[1]
+
+
+def shop_config(tmp_path, shop):
+    return load_config(
+        write(tmp_path, MINIMAL.split("[shop]")[0] + "[shop]\n" + shop + "[communities.forum]" + AFTER_SHOP)
+    )
+
+
+def test_database_and_api_shops_check_their_own_keys(tmp_path, env):
+    config = shop_config(tmp_path, 'kind = "acgfaka"\ndatabase_url = "mysql+pymysql://r@127.0.0.1/acg"\n')
+    assert config.shop.table_prefix == "acg_" and config.shop.timezone == "Asia/Shanghai"
+    with pytest.raises(ConfigError, match=r'shop.database_url: is required for kind = "dujiaoka"'):
+        shop_config(tmp_path, 'kind = "dujiaoka"\n')
+    with pytest.raises(ConfigError, match=r"shop.timezone: unknown time zone 'Mars/Olympus'"):
+        shop_config(tmp_path, 'kind = "dujiaoka"\ndatabase_url = "sqlite://"\ntimezone = "Mars/Olympus"\n')
+    with pytest.raises(ConfigError, match=r"shop.table_prefix: use letters, digits and '_' only"):
+        shop_config(tmp_path, 'kind = "dujiaoka"\ndatabase_url = "sqlite://"\ntable_prefix = "x; DROP"\n')
+    with pytest.raises(ConfigError, match=r'shop.api_key: is required for kind = "sellix"'):
+        shop_config(tmp_path, 'kind = "sellix"\n')
+    assert shop_config(tmp_path, 'kind = "sellix"\napi_key = "k"\n').shop.base_url == "https://dev.sellix.io/v1"
+    with pytest.raises(ConfigError, match=r'shop.rest: is required for kind = "rest"'):
+        shop_config(tmp_path, 'kind = "rest"\nbase_url = "https://api.example.com"\n')
+    rest = (
+        'kind = "rest"\nbase_url = "https://api.example.com"\n[shop.rest]\norders = { path = "/o" }\n'
+        'status_map = { "1" = "paid" }\n'
+        'fields = { id = "no", email = "card_password", status = "s", product_id = "g", modified_at = "t" }\n'
+    )
+    with pytest.raises(ConfigError, match=r"shop.rest.fields.email: 'card_password' looks like a secret field"):
+        shop_config(tmp_path, rest)
+    with pytest.raises(ConfigError, match=r"shop.rest.orders.pagination.size: Input should be less than or equal to"):
+        shop_config(tmp_path, rest.replace('path = "/o"', 'path = "/o", pagination = { size = 5000 }'))

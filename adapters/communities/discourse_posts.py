@@ -1,0 +1,180 @@
+"""Shop reviews as Discourse posts, and points as gamification score events or a user field.
+
+One topic per product, found again by its ``external_id`` (created in the configured category on first use); one
+post per review, written by the API user. A post a moderator edited or deleted is not overwritten: the edit returns a
+conflict (the forum's raw text no longer hashes to what CardBridge last wrote). After a crash, a created post is found
+by the marker line it carries, a score event by its description.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from adapters.base import Action, IdCache, Outcome, RemotePost, settled_payload, wrong_payload
+from adapters.communities.discourse_client import DiscourseClient
+from connector.core.http import RemoteError
+from connector.core.payloads import DiscoursePost, PointsTotal, ScoreEvent
+
+
+class ForumContent:
+    """Writes review, points and points-total payloads; remote errors are left to the adapter to judge."""
+
+    def __init__(self, client: DiscourseClient, cache: IdCache, api_username: str) -> None:
+        self.client = client
+        self.cache = cache
+        self.api_username = api_username
+
+    def apply(self, action: Action) -> Outcome:
+        settled = settled_payload(action)
+        if settled is not None:
+            return settled
+        p = action.payload
+        if action.kind == "review":
+            if not isinstance(p, DiscoursePost):
+                return wrong_payload(action, DiscoursePost)
+            if action.op == "create":
+                return self._create_review(action, p)
+            if action.op == "edit":
+                return self._edit_review(action, p)
+            return self._delete_review(action, p)
+        if action.kind == "points":
+            if not isinstance(p, ScoreEvent):
+                return wrong_payload(action, ScoreEvent)
+            if p.user_id is None:
+                return Outcome(action.id, False, permanent=True, error="the member's forum user id is not known")
+            event_id = self.client.add_score_event(int(p.user_id), p.date, p.points, p.description)
+            return Outcome(action.id, True, ref=str(event_id))
+        if not isinstance(p, PointsTotal):
+            return wrong_payload(action, PointsTotal)
+        if p.field_id is None:
+            return Outcome(action.id, False, permanent=True, error="no user_field_id for this community's points")
+        self.client.set_user_field(action.username, p.field_id, str(p.total))
+        return Outcome(action.id, True, ref=str(p.total))
+
+    # ---- reviews -------------------------------------------------------------------------------------------------
+
+    def category_id(self, name: str, color: str, text_color: str) -> int:
+        cached = self.cache.get("category", name)
+        if cached:
+            return int(cached)
+        category_id = self.client.category_id(name) or self.client.create_category(name, color, text_color)
+        self.cache.set("category", name, str(category_id))
+        return category_id
+
+    def _topic_id(self, p: DiscoursePost) -> int:
+        if p.topic_id:
+            return int(p.topic_id)
+        found = self.client.topic_by_external_id(p.external_id)
+        if found is not None:
+            return int(found["id"])
+        category = self.category_id(p.category, p.category_color, p.category_text_color)
+        created = self.client.create_topic(p.topic_title, p.topic_intro, category, p.external_id)
+        return int(created["topic_id"])
+
+    def _create_review(self, action: Action, p: DiscoursePost) -> Outcome:
+        topic_id = self._topic_id(p)
+        post = self.client.create_post(topic_id, p.raw)
+        return Outcome(
+            action.id,
+            True,
+            ref=str(post["id"]),
+            data={
+                "topic_id": str(topic_id),
+                "post_id": str(post["id"]),
+                "version": int(post.get("version") or 1),
+                "content_hash": p.hash,
+                "state": "posted",
+            },
+        )
+
+    def _edit_review(self, action: Action, p: DiscoursePost) -> Outcome:
+        changed_by = _changed_by_someone(self.read_post(str(p.post_id)), p)
+        if changed_by:
+            return Outcome(action.id, True, conflict=changed_by)
+        post = self.client.edit_post(int(str(p.post_id)), p.raw, "Updated in the shop")
+        return Outcome(
+            action.id,
+            True,
+            ref=str(post["id"]),
+            data={"version": int(post.get("version") or 0), "content_hash": p.hash, "state": "posted"},
+        )
+
+    def _delete_review(self, action: Action, p: DiscoursePost) -> Outcome:
+        try:
+            self.client.delete_post(int(str(p.post_id)))
+        except RemoteError as error:
+            if error.status not in (403, 404):  # already deleted (a moderator did it): the goal holds
+                raise
+        return Outcome(action.id, True, data={"state": "deleted"})
+
+    def read_post(self, post_id: str) -> RemotePost | None:
+        """The post as the forum has it (a deleted post can still be read by an admin: ``deleted``); None if gone."""
+        if not post_id.isdigit():
+            return None  # not a Discourse post id: there is no such post
+        post = self.client.post(int(post_id))
+        if post is None:
+            return None
+        version = post.get("version")
+        return RemotePost(
+            post_id=post_id,
+            raw=str(post.get("raw") or ""),
+            version=int(version) if version is not None else None,
+            deleted=bool(post.get("deleted_at")),
+            last_editor=str(post.get("last_editor_username") or "") or None,
+        )
+
+    # ---- after a crash -------------------------------------------------------------------------------------------
+
+    def verify(self, action: Action) -> Outcome | None:
+        p = action.payload
+        if isinstance(p, DiscoursePost) and action.kind == "review":
+            return self._verify_create(action, p) if action.op == "create" else self._verify_change(action, p)
+        if isinstance(p, ScoreEvent) and action.kind == "points" and p.user_id is not None:
+            for event in self.client.score_events(int(p.user_id)):
+                if event.get("description") == p.description:
+                    return Outcome(action.id, True, ref=str(event["id"]))
+        return None  # points_total: setting a field twice is harmless; other payloads write nothing
+
+    def _verify_create(self, action: Action, p: DiscoursePost) -> Outcome | None:
+        found = self.client.topic_by_external_id(p.external_id)
+        if found is None:
+            return None
+        for post_id in reversed(found.get("post_stream", {}).get("stream", [])[-20:]):
+            post = self.client.post(int(post_id))
+            if post and post.get("username") == self.api_username and p.marker in (post.get("raw") or ""):
+                return Outcome(
+                    action.id,
+                    True,
+                    ref=str(post_id),
+                    data={
+                        "topic_id": str(found["id"]),
+                        "post_id": str(post_id),
+                        "version": int(post.get("version") or 1),
+                        "content_hash": p.hash,
+                        "state": "posted",
+                    },
+                )
+        return None
+
+    def _verify_change(self, action: Action, p: DiscoursePost) -> Outcome | None:
+        post = self.read_post(str(p.post_id))
+        if action.op == "delete" and (post is None or post.deleted):
+            return Outcome(action.id, True, data={"state": "deleted"})
+        if action.op == "edit" and post and content_hash(post.raw) == p.hash:
+            return Outcome(
+                action.id, True, data={"version": post.version or 0, "content_hash": p.hash, "state": "posted"}
+            )
+        return None
+
+
+def content_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def _changed_by_someone(post: RemotePost | None, payload: DiscoursePost) -> str | None:
+    """Why the forum's copy is no longer what the connector wrote (a moderator edited or deleted it), or None."""
+    if post is None or post.deleted:
+        return "the post was deleted on the forum"
+    if content_hash(post.raw) != payload.post_hash:
+        return f"the post was edited on the forum by {post.last_editor or 'someone'} (version {post.version})"
+    return None
