@@ -8,23 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
-from mappings.grants import GrantKey
-
-Op = Literal["grant", "revoke"]
-
-#: Outbox statuses that still stand for an intention (``dead`` included: a parked action is not re-planned on its own,
-#: an admin retries it).
-OPEN_STATUSES = ("pending", "sending", "failed", "dead")
-
-
-@dataclass(frozen=True)
-class OpenAction:
-    id: int
-    key: GrantKey
-    op: Op
-    status: str
+from connector.core.grants import GrantKey, Op, OpenAction
 
 
 @dataclass(frozen=True)

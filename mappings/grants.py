@@ -6,17 +6,9 @@ No I/O here; the planner feeds it one customer at a time, so memory stays flat h
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from connector.core.config import Rule
-
-
-@dataclass(frozen=True, order=True)
-class GrantKey:
-    """One thing a community can hold for a member: ``("badge", "Verified Buyer")``, ``("group", "verified-buyers")``."""
-
-    kind: str
-    target: str
+from connector.core.grants import GrantKey
 
 
 def rule_matches(rule: Rule, product_ids: frozenset[str]) -> bool:

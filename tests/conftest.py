@@ -8,8 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from connector.state import State
 from connector.state.db import open_engine
-from connector.state.store import StateStore
 
 PG_ADMIN_URL = os.environ.get("CARDBRIDGE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -34,12 +34,12 @@ def _postgres_database():
 def store(request, tmp_path):
     if request.param == "sqlite":
         engine = open_engine(f"sqlite:///{tmp_path / 'state.db'}")
-        yield StateStore(engine)
+        yield State(engine)
         engine.dispose()
         return
     admin, name = _postgres_database()
     engine = open_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
-    yield StateStore(engine)
+    yield State(engine)
     engine.dispose()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

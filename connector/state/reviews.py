@@ -9,7 +9,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from connector.core.clock import utcnow
 from connector.core.models import OrderStatus, Product, Quarantined, Review
-from connector.state.store import _chunks, customers_t, identities_t, orders_t, quarantine_t
+from connector.state.sql import chunks, customers_t, identities_t, orders_t, save_quarantined, table_of
 from connector.state.tables import (
     ConflictRow,
     PointEventRow,
@@ -19,12 +19,12 @@ from connector.state.tables import (
     TopicRow,
 )
 
-reviews_t = ReviewRow.__table__  # type: ignore[attr-defined]
-products_t = ProductRow.__table__  # type: ignore[attr-defined]
-posts_t = PostRow.__table__  # type: ignore[attr-defined]
-topics_t = TopicRow.__table__  # type: ignore[attr-defined]
-conflicts_t = ConflictRow.__table__  # type: ignore[attr-defined]
-points_t = PointEventRow.__table__  # type: ignore[attr-defined]
+reviews_t = table_of(ReviewRow)
+products_t = table_of(ProductRow)
+posts_t = table_of(PostRow)
+topics_t = table_of(TopicRow)
+conflicts_t = table_of(ConflictRow)
+points_t = table_of(PointEventRow)
 
 _CONTENT = ("product_id", "email", "reviewer", "rating", "text", "status")
 
@@ -56,7 +56,7 @@ class ReviewStore:
             ids = [r.id for r in reviews]
             known = {
                 row.id: row
-                for chunk in _chunks(ids)
+                for chunk in chunks(ids)
                 for row in conn.execute(select(reviews_t).where(reviews_t.c.id.in_(chunk)))
             }
             for review in reviews:
@@ -79,17 +79,7 @@ class ReviewStore:
                         update(reviews_t).where(reviews_t.c.id == review.id).values(present=True, dirty=True, **values)
                     )
                     changed += 1
-            for record in quarantined:
-                conn.execute(
-                    delete(quarantine_t).where(
-                        and_(quarantine_t.c.stream == record.stream, quarantine_t.c.record_id == record.record_id)
-                    )
-                )
-                conn.execute(
-                    insert(quarantine_t).values(
-                        stream=record.stream, record_id=record.record_id, reason=record.reason, seen_at=now
-                    )
-                )
+            save_quarantined(conn, quarantined, now)
         return changed
 
     def mark_missing_reviews(self, seen: set[str]) -> int:
@@ -97,7 +87,7 @@ class ReviewStore:
         with self.engine.begin() as conn:
             present = list(conn.execute(select(reviews_t.c.id).where(reviews_t.c.present.is_(True))).scalars())
             gone = [review_id for review_id in present if review_id not in seen]
-            for chunk in _chunks(gone):
+            for chunk in chunks(gone):
                 conn.execute(update(reviews_t).where(reviews_t.c.id.in_(chunk)).values(present=False, dirty=True))
         return len(gone)
 
@@ -184,7 +174,7 @@ class ReviewStore:
                     ).scalar_one()
                     > 0
                 )
-                usernames = {}
+                usernames: dict[str, str] = {}
                 if keys:
                     for identity in conn.execute(
                         select(identities_t).where(
@@ -222,18 +212,18 @@ class ReviewStore:
 
     def clean(self, ids: Sequence[str]) -> None:
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(ids)):
+            for chunk in chunks(list(ids)):
                 conn.execute(update(reviews_t).where(reviews_t.c.id.in_(chunk)).values(dirty=False))
 
     def mark_dirty(self, ids: Sequence[str]) -> None:
         with self.engine.begin() as conn:
-            for chunk in _chunks(list(ids)):
+            for chunk in chunks(list(ids)):
                 conn.execute(update(reviews_t).where(reviews_t.c.id.in_(chunk)).values(dirty=True))
 
     def reviews_by_email(self, emails: Sequence[str]) -> dict[str, list[ReviewRow]]:
         found: dict[str, list[ReviewRow]] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks([e for e in emails if e]):
+            for chunk in chunks([e for e in emails if e]):
                 for row in conn.execute(select(reviews_t).where(reviews_t.c.email.in_(chunk))):
                     found.setdefault(row.email, []).append(ReviewRow.model_validate(dict(row._mapping)))
         return found
@@ -311,13 +301,13 @@ class ReviewStore:
             ).scalar_one_or_none()
             if existing is not None:
                 return int(existing)
-            return int(
-                conn.execute(
-                    insert(conflicts_t).values(
-                        community=community, kind=kind, target=target, reason=reason, status="open", created_at=utcnow()
-                    )
-                ).inserted_primary_key[0]
-            )
+            created = conn.execute(
+                insert(conflicts_t).values(
+                    community=community, kind=kind, target=target, reason=reason, status="open", created_at=utcnow()
+                )
+            ).inserted_primary_key
+            assert created is not None  # an INSERT always reports the key it created
+            return int(created[0])
 
     def conflicts(self, open_only: bool = True) -> list[ConflictRow]:
         with self.engine.connect() as conn:

@@ -10,9 +10,10 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, and_, delete, select, update
 
 from connector.core.clock import utcnow
+from connector.state.sql import table_of
 from connector.state.tables import MemberTokenRow
 
-tokens_t = MemberTokenRow.__table__  # type: ignore[attr-defined]
+tokens_t = table_of(MemberTokenRow)
 
 
 @dataclass(frozen=True)

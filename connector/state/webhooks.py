@@ -6,9 +6,10 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from connector.core.clock import utcnow
+from connector.state.sql import table_of
 from connector.state.tables import WebhookEventRow
 
-events_t = WebhookEventRow.__table__  # type: ignore[attr-defined]
+events_t = table_of(WebhookEventRow)
 
 
 class WebhookStore:

@@ -3,9 +3,9 @@
 from datetime import UTC, datetime, timedelta
 
 from connector.core.clock import utcnow
+from connector.core.grants import GrantKey
 from connector.core.models import Order, OrderLine, OrderStatus, Quarantined
-from connector.state.store import NewAction
-from mappings.grants import GrantKey
+from connector.state import NewAction
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 BADGE = GrantKey("badge", "Verified Buyer")
@@ -26,105 +26,136 @@ def order(id, key="e:a@x.org", status=OrderStatus.PAID, products=(1,), modified=
 
 
 def test_page_and_cursor_commit_together_and_rereads_are_clean(store):
-    result = store.save_orders_page("orders", [order(1), order(2, "c:7")], [], "2026-11-01T12:00:00Z")
+    result = store.records.save_orders_page("orders", [order(1), order(2, "c:7")], [], "2026-11-01T12:00:00Z")
     assert (result.inserted, result.updated) == (2, 0)
-    assert store.get_cursor("orders") == "2026-11-01T12:00:00Z"
-    assert store.dirty_customer_keys() == ["c:7", "e:a@x.org"]
-    store.apply_plan(["c:7", "e:a@x.org"], [], [], [])
-    again = store.save_orders_page("orders", [order(1), order(2, "c:7")], [], "2026-11-01T12:00:00Z")
+    assert store.records.get_cursor("orders") == "2026-11-01T12:00:00Z"
+    assert store.plans.dirty_customer_keys() == ["c:7", "e:a@x.org"]
+    store.plans.apply_plan(["c:7", "e:a@x.org"], [], [], [])
+    again = store.records.save_orders_page("orders", [order(1), order(2, "c:7")], [], "2026-11-01T12:00:00Z")
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
-    assert store.dirty_customer_keys() == []  # a re-read page costs no planning
+    assert store.plans.dirty_customer_keys() == []  # a re-read page costs no planning
 
 
 def test_status_change_marks_customer_dirty(store):
-    store.save_orders_page("orders", [order(1)], [], None)
-    store.apply_plan(["e:a@x.org"], [], [], [])
-    store.save_orders_page(
+    store.records.save_orders_page("orders", [order(1)], [], None)
+    store.plans.apply_plan(["e:a@x.org"], [], [], [])
+    store.records.save_orders_page(
         "orders", [order(1, status=OrderStatus.REFUNDED, modified=T0 + timedelta(hours=1))], [], None
     )
-    assert store.dirty_customer_keys() == ["e:a@x.org"]
-    [inputs] = store.plan_inputs(["e:a@x.org"])
+    assert store.plans.dirty_customer_keys() == ["e:a@x.org"]
+    [inputs] = store.plans.plan_inputs(["e:a@x.org"])
     assert inputs.paid_orders == ()
 
 
 def test_quarantine_is_kept_with_reason_and_cleared_when_fixed(store):
-    store.save_orders_page(
+    store.records.save_orders_page(
         "orders", [], [Quarantined(stream="orders", record_id="9", reason="unknown order status")], None
     )
-    total, rows = store.quarantined()
+    total, rows = store.status.quarantined()
     assert total == 1 and rows[0].reason == "unknown order status"
-    store.save_orders_page("orders", [order(9)], [], None)
-    assert store.quarantined()[0] == 0
+    store.records.save_orders_page("orders", [order(9)], [], None)
+    assert store.status.quarantined()[0] == 0
 
 
 def test_outbox_lifecycle_and_ledger(store):
-    store.save_orders_page("orders", [order(1)], [], None)
-    store.apply_plan(["e:a@x.org"], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
-    [due] = store.due("forum", utcnow())
-    [row] = store.claim([due])
+    store.records.save_orders_page("orders", [order(1)], [], None)
+    store.plans.apply_plan(["e:a@x.org"], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    [due] = store.outbox.due("forum", utcnow())
+    [row] = store.outbox.claim([due])
     assert row.status == "sending" and row.key == "forum/e:a@x.org/badge/Verified Buyer/grant/1"
-    assert store.claim([due]) == []  # a claimed row is not handed out twice
-    assert store.due("forum", utcnow()) == []
-    store.complete([row], {row.id: "77"})
-    assert store.ledger_ref("forum", "e:a@x.org", "badge", "Verified Buyer") == "77"
-    assert store.outbox_counts()["done"] == 1
+    assert store.outbox.claim([due]) == []  # a claimed row is not handed out twice
+    assert store.outbox.due("forum", utcnow()) == []
+    store.outbox.complete([row], {row.id: "77"})
+    assert store.ledger.ledger_ref("forum", "e:a@x.org", "badge", "Verified Buyer") == "77"
+    assert store.status.outbox_counts()["done"] == 1
 
 
 def test_failed_actions_retry_then_park_as_dead(store):
-    store.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
-    for attempt in range(3):
-        [row] = store.claim(store.due("forum", utcnow() + timedelta(days=1)))
-        died = store.fail([row], "HTTP 422: nope", max_attempts=3, retry_base=0)
+    store.plans.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    for _ in range(3):
+        [row] = store.outbox.claim(store.outbox.due("forum", utcnow() + timedelta(days=1)))
+        died = store.outbox.fail([row], "HTTP 422: nope", max_attempts=3, retry_base=0)
     assert died == 1
-    counts = store.outbox_counts()
+    counts = store.status.outbox_counts()
     assert counts["dead"] == 1 and counts["failed"] == 0
-    [problem] = store.problem_actions()
+    [problem] = store.status.problem_actions()
     assert problem.last_error == "HTTP 422: nope" and problem.attempts == 3
-    assert store.retry_dead() == 1
-    assert store.outbox_counts()["pending"] == 1
+    assert store.outbox.retry_dead() == 1
+    assert store.status.outbox_counts()["pending"] == 1
 
 
 def test_rows_left_sending_by_a_dead_process_are_found(store):
-    store.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
-    [row] = store.claim(store.due("forum", utcnow()))
+    store.plans.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    [row] = store.outbox.claim(store.outbox.due("forum", utcnow()))
     from sqlalchemy import update
 
-    from connector.state.store import outbox_t
+    from connector.state.sql import outbox_t
 
     with store.engine.begin() as conn:  # as if a process that has exited had claimed it
         conn.execute(update(outbox_t).values(claimed_by="nohost-at-all:1"))
-    assert store.orphaned("forum") == []  # another host's claim is not ours to judge
+    assert store.outbox.orphaned("forum") == []  # another host's claim is not ours to judge
     import socket
 
     with store.engine.begin() as conn:
         conn.execute(update(outbox_t).values(claimed_by=f"{socket.gethostname()}:999999999"))
-    [orphan] = store.orphaned("forum")
+    [orphan] = store.outbox.orphaned("forum")
     assert orphan.id == row.id
 
 
 def test_identity_matching_marks_customer_dirty(store):
-    store.save_orders_page("orders", [order(1)], [], None)
-    store.apply_plan(["e:a@x.org"], [], [], [("forum", "e:a@x.org")])
-    assert store.identities_due("forum", utcnow()) == [("e:a@x.org", "a@x.org")]
-    assert store.unmatched_counts() == {"forum": 1}
-    store.record_matches("forum", {"e:a@x.org": ("5", "alice")}, [], timedelta(minutes=15))
-    assert store.unmatched_counts() == {}
-    assert store.dirty_customer_keys() == ["e:a@x.org"]
+    store.records.save_orders_page("orders", [order(1)], [], None)
+    store.plans.apply_plan(["e:a@x.org"], [], [], [("forum", "e:a@x.org")])
+    assert store.identities.identities_due("forum", utcnow()) == [("e:a@x.org", "a@x.org")]
+    assert store.identities.unmatched_counts() == {"forum": 1}
+    store.identities.record_matches("forum", {"e:a@x.org": ("5", "alice")}, [], timedelta(minutes=15))
+    assert store.identities.unmatched_counts() == {}
+    assert store.plans.dirty_customer_keys() == ["e:a@x.org"]
 
 
 def test_order_numbers_are_found_by_keyed_hash_and_never_stored(tmp_path):
+    from connector.state import State
     from connector.state.db import open_engine
-    from connector.state.store import StateStore
 
     engine = open_engine(f"sqlite:///{tmp_path / 'numbers.db'}")
-    store = StateStore(engine, order_number_key=b"k" * 40)
+    store = State(engine, order_number_key=b"k" * 40)
     numbered = order(5, "e:buyer@x.org").model_copy(update={"number": "ZWF3H2KQ1Y0ABCDE"})
-    store.save_orders_page("orders", [numbered, order(6, "c:9")], [], None)
-    assert store.order_owner(" zwf3h2kq1y0abcde ") == ("e:buyer@x.org", "buyer@x.org")  # as a buyer might type it
-    assert store.order_owner("5") is None  # the internal id is not what buyers know when the shop has a number
-    assert store.order_owner("6") == ("c:9", None)  # no separate number: the id is the number
-    assert store.order_owner("ZWF3H2KQ1Y0ABCDX") is None
+    store.records.save_orders_page("orders", [numbered, order(6, "c:9")], [], None)
+    owner = store.identities.order_owner
+    assert owner(" zwf3h2kq1y0abcde ") == ("e:buyer@x.org", "buyer@x.org")  # as a buyer might type it
+    assert owner("5") is None  # the internal id is not what buyers know when the shop has a number
+    assert owner("6") == ("c:9", None)  # no separate number: the id is the number
+    assert owner("ZWF3H2KQ1Y0ABCDX") is None
     engine.dispose()
     assert b"ZWF3H2KQ1Y0ABCDE" not in (tmp_path / "numbers.db").read_bytes()
-    legacy = StateStore(open_engine(f"sqlite:///{tmp_path / 'numbers.db'}"))  # before [link]: ids only
-    assert legacy.order_owner("5") == ("e:buyer@x.org", "buyer@x.org")
+    legacy = State(open_engine(f"sqlite:///{tmp_path / 'numbers.db'}"))  # before [link]: ids only
+    assert legacy.identities.order_owner("5") == ("e:buyer@x.org", "buyer@x.org")
+
+
+def test_relinking_a_customer_queues_revokes_for_the_old_account(store):
+    store.records.save_orders_page("orders", [order(1)], [], None)
+    store.identities.link("forum", "e:a@x.org", "5", "alice")
+    store.plans.apply_plan(["e:a@x.org"], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    store.outbox.complete(store.outbox.claim(store.outbox.due("forum", utcnow())))
+    assert store.ledger.granted("forum") == {("badge", "Verified Buyer"): [("e:a@x.org", "alice")]}
+    assert store.identities.link("forum", "e:a@x.org", "6", "bob") == "alice"
+    [revoke] = store.outbox.due("forum", utcnow())
+    assert (revoke.op, revoke.remote_username, revoke.customer_key) == ("revoke", "alice", "e:a@x.org#was:alice")
+    assert store.ledger.granted("forum") == {}  # so the planner grants the badge again, to bob
+    assert store.plans.dirty_customer_keys() == ["e:a@x.org"]
+    assert store.identities.identity("forum", "e:a@x.org").remote_username == "bob"
+
+
+def test_member_tokens_need_a_key_and_are_encrypted_at_rest(tmp_path):
+    from cryptography.fernet import Fernet
+
+    from connector.state import State
+
+    url = f"sqlite:///{tmp_path / 'tokens.db'}"
+    assert State.open(url).tokens is None  # no [link] token_key: nothing can be stored
+    state = State.open(url, token_key=Fernet.generate_key().decode())
+    assert state.tokens is not None
+    state.tokens.save("discord", "c:1", "42", ["identify"], "access-secret", "refresh-secret", 2_000_000_000)
+    token = state.tokens.get("discord", "c:1")
+    assert token is not None and (token.user_id, token.access_token) == ("42", "access-secret")
+    state.close()
+    assert b"access-secret" not in (tmp_path / "tokens.db").read_bytes()

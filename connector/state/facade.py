@@ -1,0 +1,64 @@
+"""``State``: the one object the rest of the connector holds to reach the state store, one attribute per section.
+
+Each section is a small class over the same engine, and each of its public methods is one transaction, except two
+that were never one: ``identities.link`` (the link commits, then the replaced account's revokes) and
+``outbox.orphaned`` (a read, then a conditional claim). Sections share no private names: what they share is in
+``connector.state.sql``; ``identities`` is handed ``ledger`` and ``plans`` for ``link``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from connector.state.db import open_engine
+from connector.state.identities import Identities
+from connector.state.ledger import Ledger
+from connector.state.outbox import Outbox
+from connector.state.planning import Plans
+from connector.state.records import Records
+from connector.state.remote_ids import RemoteIds
+from connector.state.reviews import ReviewStore
+from connector.state.status import Status
+from connector.state.tokens import TokenStore
+from connector.state.webhooks import WebhookStore
+
+
+class State:
+    """The state store behind one engine (SQLite or PostgreSQL).
+
+    ``order_number_key`` (``[link] secret``): orders' buyer-visible numbers are kept as keyed hashes for the link page.
+    ``token_key`` (``[link] token_key``, a Fernet key): members' OAuth2 tokens can be stored; without it ``tokens`` is
+    None.
+    """
+
+    def __init__(self, engine: Engine, order_number_key: bytes | None = None, token_key: str | None = None) -> None:
+        self.engine = engine
+        #: Orders and customers as pulled from the shop, and each stream's cursor.
+        self.records = Records(engine, order_number_key)
+        #: What the connector has applied on each community.
+        self.ledger = Ledger(engine)
+        #: Dirty customers, what the planner reads, and writing its decisions.
+        self.plans = Plans(engine)
+        #: Which community account each customer is; finding customers by order number, id or email.
+        self.identities = Identities(engine, self.ledger, self.plans, order_number_key)
+        #: Actions to apply on the communities, from pending to done or dead.
+        self.outbox = Outbox(engine)
+        #: Ids of badges, groups and threads on the communities.
+        self.remote_ids = RemoteIds(engine)
+        #: Read-only figures for ``status``, the status page and metrics.
+        self.status = Status(engine)
+        #: Reviews, their topics and posts, conflicts and points.
+        self.reviews = ReviewStore(engine)
+        #: Webhook deliveries, stored before they are answered.
+        self.webhooks = WebhookStore(engine)
+        #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.
+        self.tokens: TokenStore | None = TokenStore(engine, token_key) if token_key else None
+
+    @classmethod
+    def open(cls, url: str, order_number_key: bytes | None = None, token_key: str | None = None) -> State:
+        """Open the store at ``url`` (``sqlite:///path`` or ``postgresql://…``), migrated to the newest schema."""
+        return cls(open_engine(url), order_number_key, token_key)
+
+    def close(self) -> None:
+        """Close the engine's pooled connections."""
+        self.engine.dispose()

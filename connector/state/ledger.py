@@ -1,0 +1,79 @@
+"""The ledger: what the connector has applied on each community (the ``applied`` in desired − applied).
+
+Completed outbox actions move it (``Outbox.complete``, in the same transaction); a reconcile records what a moderator
+changed by hand as an ``override``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, and_, select, update
+
+from connector.core.clock import utcnow
+from connector.state.sql import ledger_t, mark_customers_dirty
+
+
+class Ledger:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def granted(self, community: str) -> dict[tuple[str, str], list[tuple[str, str]]]:
+        """What the ledger says holds on ``community``: (kind, target) → [(customer key, username)]."""
+        found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        with self.engine.connect() as conn:
+            for row in conn.execute(
+                select(ledger_t).where(and_(ledger_t.c.community == community, ledger_t.c.state == "granted"))
+            ):
+                found[(row.kind, row.target)].append((row.customer_key, row.remote_username or ""))
+        return dict(found)
+
+    def set_ledger_state(self, community: str, rows: Sequence[tuple[str, str, str]], state: str) -> None:
+        """Move ledger rows (customer key, kind, target) to ``state`` (``override`` or ``revoked``) after a reconcile."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for customer_key, kind, target in rows:
+                conn.execute(
+                    update(ledger_t)
+                    .where(
+                        and_(
+                            ledger_t.c.community == community,
+                            ledger_t.c.customer_key == customer_key,
+                            ledger_t.c.kind == kind,
+                            ledger_t.c.target == target,
+                        )
+                    )
+                    .values(state=state, updated_at=now)
+                )
+                mark_customers_dirty(conn, [customer_key])
+
+    def overrides(self) -> list[dict[str, str]]:
+        """Grants a moderator removed by hand (never re-granted), oldest first."""
+        with self.engine.connect() as conn:
+            return [
+                {
+                    "community": r.community,
+                    "customer": r.customer_key,
+                    "what": f"{r.kind} {r.target}",
+                    "user": r.remote_username or "",
+                    "since": r.updated_at.isoformat()[:19],
+                }
+                for r in conn.execute(
+                    select(ledger_t).where(ledger_t.c.state == "override").order_by(ledger_t.c.updated_at)
+                )
+            ]
+
+    def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
+        """The remote id needed to undo a grant (Discourse: the UserBadge id), if one was recorded."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(ledger_t.c.remote_ref).where(
+                    and_(
+                        ledger_t.c.community == community,
+                        ledger_t.c.customer_key == customer_key,
+                        ledger_t.c.kind == kind,
+                        ledger_t.c.target == target,
+                    )
+                )
+            ).scalar_one_or_none()

@@ -1,0 +1,72 @@
+"""Read-only figures for ``cardbridge status``, the status page and metrics."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, select
+
+from connector.core.models import OrderStatus
+from connector.state.sql import customers_t, ledger_t, orders_t, outbox_t, quarantine_t
+from connector.state.tables import OutboxRow, QuarantineRow
+
+
+class Status:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def outbox_counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "sending": 0, "failed": 0, "dead": 0, "done": 0, "superseded": 0}
+        with self.engine.connect() as conn:
+            for status, count in conn.execute(select(outbox_t.c.status, func.count()).group_by(outbox_t.c.status)):
+                counts[status] = count
+        return counts
+
+    def problem_actions(self, limit: int = 20) -> list[OutboxRow]:
+        """Failed and dead actions, newest first, for `status` and the failure summary."""
+        with self.engine.connect() as conn:
+            return [
+                OutboxRow.model_validate(dict(row._mapping))
+                for row in conn.execute(
+                    select(outbox_t)
+                    .where(outbox_t.c.status.in_(("failed", "dead")))
+                    .order_by(outbox_t.c.updated_at.desc(), outbox_t.c.id.desc())
+                    .limit(limit)
+                )
+            ]
+
+    def actions_per_hour(self, now: datetime, hours: int = 24) -> list[int]:
+        """Done outbox actions per hour over the last ``hours`` hours, oldest first (for the status page chart)."""
+        start = now - timedelta(hours=hours)
+        buckets = [0] * hours
+        with self.engine.connect() as conn:
+            for (stamp,) in conn.execute(
+                select(outbox_t.c.updated_at).where(and_(outbox_t.c.status == "done", outbox_t.c.updated_at >= start))
+            ):
+                index = int((stamp - start).total_seconds() // 3600)
+                if 0 <= index < hours:
+                    buckets[index] += 1
+        return buckets
+
+    def quarantined(self, limit: int = 50) -> tuple[int, list[QuarantineRow]]:
+        """How many shop records are quarantined, and the newest ``limit`` of them."""
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(quarantine_t)).scalar_one()
+            rows = [
+                QuarantineRow.model_validate(dict(row._mapping))
+                for row in conn.execute(select(quarantine_t).order_by(quarantine_t.c.seen_at.desc()).limit(limit))
+            ]
+        return total, rows
+
+    def totals(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                "orders": conn.execute(select(func.count()).select_from(orders_t)).scalar_one(),
+                "paid_orders": conn.execute(
+                    select(func.count()).select_from(orders_t).where(orders_t.c.status == OrderStatus.PAID.value)
+                ).scalar_one(),
+                "customers": conn.execute(select(func.count()).select_from(customers_t)).scalar_one(),
+                "granted": conn.execute(
+                    select(func.count()).select_from(ledger_t).where(ledger_t.c.state == "granted")
+                ).scalar_one(),
+            }
