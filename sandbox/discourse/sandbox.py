@@ -1,0 +1,320 @@
+"""``DiscourseSandbox``: one forum (state, controllers, HTTP app) and the in-process helpers tests, the demo and the
+benchmarks use to set it up and inspect it — as a moderator would through the admin UI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, Generic, TypeVar, overload
+
+from sandbox.discourse.app import ForumApp, RequestLog
+from sandbox.discourse.badges import destroy_badge
+from sandbox.discourse.membership import add_member, destroy_group, remove_member
+from sandbox.discourse.post_revisor import post_record, revise_post, trash_post
+from sandbox.discourse.rails import slug
+from sandbox.discourse.rate_limit import RateLimiter
+from sandbox.discourse.state import ForumState, new_category
+from sandbox.discourse.user_badges import revoke
+from sandbox.faults import FaultInjector, Knobs
+
+T = TypeVar("T")
+
+
+class _Forwarded(Generic[T]):
+    """An attribute of the sandbox kept on one of its parts (``"state"``, ``"state.settings"``, ``"limiter"``):
+    reading and assigning it reads and assigns the part's attribute, so ``forum.min_post_length = 5`` takes effect."""
+
+    def __init__(self, part: str, name: str | None = None) -> None:
+        self.part = attrgetter(part)
+        self.name = name or ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = self.name or name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Forwarded[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> T: ...
+    def __get__(self, obj: object | None, owner: type) -> _Forwarded[T] | T:
+        if obj is None:
+            return self
+        value: T = getattr(self.part(obj), self.name)
+        return value
+
+    def __set__(self, obj: object, value: T) -> None:
+        setattr(self.part(obj), self.name, value)
+
+
+class DiscourseSandbox:
+    """An in-memory Discourse forum behind a Starlette app (``.app``, wrapped in the shared fault injector)."""
+
+    api_key = _Forwarded[str]("state")
+    api_username = _Forwarded[str]("state")
+    clock = _Forwarded[Callable[[], float]]("state")
+    #: Side channels a test may inspect: invitations sent by ``emails=``, staff action log entries.
+    invites = _Forwarded[list[dict[str, Any]]]("state")
+    staff_actions = _Forwarded[list[dict[str, Any]]]("state")
+    #: The admin-API limiter (``None``: unlimited); ``plain_text_429`` answers the per-IP middleware's text/plain 429
+    #: instead of the admin-API JSON one; ``rate_limited_count`` counts the 429s.
+    rate_limit_per_minute = _Forwarded[int | None]("limiter", "per_minute")
+    plain_text_429 = _Forwarded[bool]("limiter")
+    rate_limited_count = _Forwarded[int]("limiter", "rejected")
+    #: Site settings that change answers.
+    allow_uncategorized_topics = _Forwarded[bool]("state.settings")
+    allow_duplicate_topic_titles = _Forwarded[bool]("state.settings")
+    gamification_enabled = _Forwarded[bool]("state.settings")
+    editing_grace_period = _Forwarded[int]("state.settings")
+    editing_grace_period_max_diff = _Forwarded[int]("state.settings")
+    editing_grace_period_max_diff_high_trust = _Forwarded[int]("state.settings")
+    min_topic_title_length = _Forwarded[int]("state.settings")
+    max_topic_title_length = _Forwarded[int]("state.settings")
+    min_post_length = _Forwarded[int]("state.settings")
+    min_first_post_length = _Forwarded[int]("state.settings")
+    max_post_length = _Forwarded[int]("state.settings")
+
+    def __init__(
+        self,
+        api_key: str = "sandbox-key",
+        api_username: str = "system",
+        knobs: Knobs | None = None,
+        rate_limit_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state = ForumState(api_key=api_key, api_username=api_username, clock=clock)
+        self.limiter = RateLimiter(per_minute=rate_limit_per_minute)
+        self.knobs = knobs or Knobs()
+        self.requests = RequestLog()
+        self._lock = self.state.lock
+        self._app = ForumApp(self.state, self.limiter, self.requests)
+        self.app = FaultInjector(self._app.starlette, self.knobs)
+
+    # ==== in-process helpers (tests, demo) =================================================================================
+
+    def add_user(
+        self,
+        username: str,
+        email: str,
+        name: str | None = None,
+        secondary_emails: tuple[str, ...] | list[str] = (),
+        active: bool = True,
+        *,
+        trust_level: int = 0,
+        admin: bool = False,
+        moderator: bool = False,
+        suspended: bool = False,
+        silenced: bool = False,
+        staged: bool = False,
+        approved: bool = True,
+        last_seen_at: str | None = None,
+    ) -> int:
+        """Create a forum account; returns its id. Emails are stored stripped and lower-cased, as ``UserEmail`` does."""
+        forum = self.state
+        with forum.lock:
+            if forum.find_user(username) is not None:
+                raise ValueError(f"username {username!r} is taken")
+            for address in (email, *secondary_emails):
+                if forum.user_by_any_email(address) is not None:
+                    raise ValueError(f"email {address!r} is taken")
+            user = forum.make_user(
+                forum.take_id("user"),
+                username,
+                email,
+                name=name,
+                secondary_emails=tuple(secondary_emails),
+                active=active,
+                trust_level=trust_level,
+                admin=admin,
+                moderator=moderator,
+                suspended=suspended,
+                silenced=silenced,
+                staged=staged,
+                approved=approved,
+                last_seen_at=last_seen_at,
+            )
+            return int(user["id"])
+
+    def user(self, username: str) -> dict[str, Any]:
+        """The stored user plus what a member sees: group/badge names, primary and flair group names."""
+        forum = self.state
+        with forum.lock:
+            user = forum.find_user(username)
+            if user is None:
+                raise KeyError(username)
+            data = {k: v for k, v in user.items() if not k.startswith("_")}
+            data["secondary_emails"] = list(user["secondary_emails"])
+            data["user_fields"] = dict(user["user_fields"])
+            data["groups"] = [g["name"] for g in forum.groups_of(user)]
+            data["badges"] = forum.badge_names_of(user)
+            primary = forum.group_of(user["primary_group_id"])
+            flair = forum.group_of(user["flair_group_id"])
+            data["primary_group_name"] = primary["name"] if primary else None
+            data["flair_group_name"] = flair["name"] if flair else None
+            return data
+
+    def badges_of(self, username: str) -> list[str]:
+        """Badge names, one entry per grant (a multiple-grant badge can appear more than once)."""
+        with self.state.lock:
+            user = self.state.find_user(username)
+            return self.state.badge_names_of(user) if user else []
+
+    def user_badge_count(self, badge_name: str) -> int:
+        """How many grants (UserBadge rows) of that badge exist, all users together."""
+        with self.state.lock:
+            badge = self.state.badge_by_name(badge_name)
+            if badge is None:
+                return 0
+            return sum(1 for ub in self.state.user_badges.values() if ub["badge_id"] == badge["id"])
+
+    def groups_of(self, username: str, automatic: bool = False) -> list[str]:
+        """Names of the custom groups the user belongs to (automatic ones like ``trust_level_0`` only if asked)."""
+        with self.state.lock:
+            user = self.state.find_user(username)
+            if user is None:
+                return []
+            return [g["name"] for g in self.state.groups_of(user, automatic=automatic)]
+
+    def group(self, name: str) -> dict[str, Any] | None:
+        forum = self.state
+        with forum.lock:
+            group = forum.group_by_name(name)
+            if group is None:
+                return None
+            data = {k: v for k, v in group.items() if not k.startswith("_")}
+            members = forum.member_ids(group)
+            data["user_count"] = len(members)
+            data["members"] = [forum.users[uid]["username"] for uid in members if uid in forum.users]
+            return data
+
+    def badge(self, name: str) -> dict[str, Any] | None:
+        with self.state.lock:
+            badge = self.state.badge_by_name(name)
+            return dict(badge) if badge else None
+
+    def add_user_field(
+        self, name: str, field_type: str = "text", *, editable: bool = True, required: bool = False
+    ) -> int:
+        """Define an admin user field (``UserField``); ``PUT /u/{username}`` ignores ids that are not defined."""
+        with self.state.lock:
+            field_id = self.state.take_id("user_field")
+            self.state.user_fields[field_id] = {"id": field_id, "name": name, "field_type": field_type,
+                                                "editable": editable, "required": required}  # fmt: skip
+            return field_id
+
+    def add_category(self, name: str, color: str = "0088CC", text_color: str = "FFFFFF") -> int:
+        with self.state.lock:
+            category_id = self.state.take_id("category")
+            self.state.categories[category_id] = new_category(category_id, name, slug(name, f"{category_id}-category"),
+                                                              color, text_color)  # fmt: skip
+            return category_id
+
+    def revoke_by_hand(self, username: str, badge_name: str) -> int:
+        """A moderator removed the grant(s) in the admin UI. Returns how many grants were removed."""
+        forum = self.state
+        with forum.lock:
+            user = forum.find_user(username)
+            badge = forum.badge_by_name(badge_name)
+            if user is None or badge is None:
+                return 0
+            grants = [
+                ub for ub in forum.user_badges.values() if ub["user_id"] == user["id"] and ub["badge_id"] == badge["id"]
+            ]
+            for grant in grants:
+                revoke(forum, grant)
+            return len(grants)
+
+    def remove_from_group_by_hand(self, username: str, group: str) -> bool:
+        with self.state.lock:
+            user = self.state.find_user(username)
+            found = self.state.group_by_name(group)
+            if user is None or found is None or found["automatic"]:
+                return False
+            return remove_member(self.state, found, user)
+
+    def add_to_group_by_hand(self, username: str, group: str) -> bool:
+        with self.state.lock:
+            user = self.state.find_user(username)
+            found = self.state.group_by_name(group)
+            if user is None or found is None or found["automatic"]:
+                return False
+            return add_member(self.state, found, user)
+
+    def delete_badge_by_hand(self, badge_name: str) -> bool:
+        """An admin deleted the badge: its grants go too, and titles equal to its name are cleared."""
+        with self.state.lock:
+            badge = self.state.badge_by_name(badge_name)
+            if badge is None:
+                return False
+            destroy_badge(self.state, badge)
+            return True
+
+    def delete_group_by_hand(self, name: str) -> bool:
+        with self.state.lock:
+            group = self.state.group_by_name(name)
+            if group is None or group["automatic"]:
+                return False
+            destroy_group(self.state, group)
+            return True
+
+    def edit_post_by_hand(
+        self, post_id: int, raw: str, editor: str = "moderator", edit_reason: str | None = None
+    ) -> dict[str, Any]:
+        """A moderator edited the post: another user, so ``PostRevisor`` always makes a new version."""
+        forum = self.state
+        with forum.lock:
+            post = forum.posts[post_id]
+            user = forum.find_user(editor)
+            if user is None:
+                user = forum.make_user(forum.take_id("user"), editor, f"{editor}@sandbox.invalid", name=editor,
+                                       moderator=True, trust_level=4)  # fmt: skip
+            revise_post(forum, post, user, {"raw": raw, "edit_reason": edit_reason})
+            return post_record(forum, post)
+
+    def delete_post_by_hand(self, post_id: int) -> None:
+        with self.state.lock:
+            trash_post(self.state, self.state.posts[post_id], self.state.find_user("system"))
+
+    def topics(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return [dict(t, tags=list(t["tags"])) for t in sorted(self.state.topics.values(), key=lambda t: t["id"])]
+
+    def posts_of_topic(self, topic_id: int) -> list[dict[str, Any]]:
+        """Every post of the topic, deleted ones included, with ``last_editor_username``."""
+        with self.state.lock:
+            posts = [p for p in self.state.posts.values() if p["topic_id"] == topic_id]
+            return [post_record(self.state, p) for p in sorted(posts, key=lambda p: p["post_number"])]
+
+    def score_events(self, user_id: int | None = None) -> list[dict[str, Any]]:
+        with self.state.lock:
+            events = sorted(self.state.score_events.values(), key=lambda e: e["id"])
+            return [dict(e) for e in events if user_id is None or e["user_id"] == user_id]
+
+    def member_view(self) -> list[dict[str, Any]]:
+        """What a forum member sees next to each name: badges, groups, title, flair and primary group."""
+        forum = self.state
+        with forum.lock:
+            rows = []
+            for user in sorted(forum.users.values(), key=lambda u: u["id"]):
+                flair = forum.group_of(user["flair_group_id"])
+                primary = forum.group_of(user["primary_group_id"])
+                rows.append(
+                    {
+                        "username": user["username"],
+                        "badges": sorted(set(forum.badge_names_of(user))),
+                        "groups": [g["name"] for g in forum.groups_of(user)],
+                        "title": user["title"],
+                        "flair_group": flair["name"] if flair else None,
+                        "flair_icon": (flair["flair_icon"] if flair else None),
+                        "primary_group": primary["name"] if primary else None,
+                    }
+                )
+            return rows
+
+    def writes(self) -> list[dict[str, Any]]:
+        return self.requests.writes()
+
+    def count(self, method: str, path_regex: str) -> int:
+        return self.requests.count(method, path_regex)
+
+    def reset_log(self) -> None:
+        self.requests.reset()

@@ -1,0 +1,171 @@
+"""Topics: ``TopicsController`` (``show`` with 20 posts per ``post_stream`` chunk, 301 to the canonical slug,
+``show_by_external_id``) and the ``Topic`` title validations topic creation and first-post edits share."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from sandbox.discourse import serializers as ser
+from sandbox.discourse.errors import Answer, not_found
+from sandbox.discourse.rails import blank, strict_int
+from sandbox.discourse.routing import Ctx, Endpoint, J, route
+from sandbox.discourse.state import ForumState, Row, is_staff
+
+#: ``TopicView#chunk_size``
+TOPIC_CHUNK_SIZE = 20
+
+
+def title_errors(forum: ForumState, title: Any, exclude_topic_id: int | None) -> list[str]:
+    settings = forum.settings
+    if blank(title):
+        return ["Title can't be blank"]
+    title = str(title).strip()
+    if len(title) < settings.min_topic_title_length:
+        return [f"Title is too short (minimum is {settings.min_topic_title_length} characters)"]
+    if len(title) > settings.max_topic_title_length:
+        return [f"Title is too long (maximum is {settings.max_topic_title_length} characters)"]
+    if not settings.allow_duplicate_topic_titles:
+        for topic in forum.topics.values():
+            if (
+                topic["id"] != exclude_topic_id
+                and topic["deleted_at"] is None
+                and topic["title"].lower() == title.lower()
+            ):
+                return ["Title has already been used"]
+    return []
+
+
+class Topics:
+    def __init__(self, forum: ForumState) -> None:
+        self.forum = forum
+
+    def routes(self) -> list[Endpoint]:
+        return [
+            route("GET", rf"/t/external_id/(?P<external_id>[\w-]+){J}", self.show_by_external_id),
+            route("GET", rf"/t/(?P<slug>[^/]+)/(?P<id>\d+){J}", self.show),
+            route("GET", rf"/t/(?P<id>[^/]+?){J}", self.show),
+        ]
+
+    def _redirect(self, ctx: Ctx, topic: Row) -> Answer:
+        location = f"{ctx.base_url}/t/{topic['slug']}/{topic['id']}" + (".json" if ctx.wants_json else "")
+        body = f'<html><body>You are being <a href="{html.escape(location)}">redirected</a>.</body></html>'
+        return Answer(301, body, {"Location": location}, media_type="text/html; charset=utf-8")
+
+    def show_by_external_id(self, ctx: Ctx) -> Any:
+        """``TopicsController#show_by_external_id``: exact match among undeleted topics, then a 301."""
+        wanted = ctx.path_params["external_id"]
+        topics = self.forum.topics.values()
+        topic = next((t for t in topics if t["external_id"] == wanted and t["deleted_at"] is None), None)
+        if topic is None:
+            raise not_found()
+        return self._redirect(ctx, topic)
+
+    def show(self, ctx: Ctx) -> Any:
+        forum = self.forum
+        not_found_extras = {"title": "Page Not Found", "html": '<div class="page-not-found"></div>', "group": None}
+        topic_id = strict_int(ctx.path_params["id"])
+        if topic_id is None:  # a slug instead of an id: redirect when it names a topic
+            topic = next(
+                (t for t in forum.topics.values() if t["slug"] == ctx.path_params["id"] and t["deleted_at"] is None),
+                None,
+            )
+            if topic is None:
+                raise not_found(not_found_extras)
+            return self._redirect(ctx, topic)
+        found = forum.topics.get(topic_id)
+        if found is None or (found["deleted_at"] is not None and not is_staff(ctx.actor)):
+            raise not_found(not_found_extras)
+        topic = found
+        slug = ctx.path_params.get("slug")
+        if slug is not None and slug != topic["slug"]:
+            return self._redirect(ctx, topic)
+        show_deleted = is_staff(ctx.actor) and str(ctx.params.get("show_deleted")).lower() == "true"
+        every = sorted(
+            (p for p in forum.posts.values() if p["topic_id"] == topic["id"]), key=lambda p: p["post_number"]
+        )
+        visible = [p for p in every if show_deleted or p["deleted_at"] is None]
+        live = [p for p in every if p["deleted_at"] is None]
+        author = forum.users.get(topic["user_id"]) or forum.users[-1]
+        last = forum.users.get(live[-1]["user_id"]) if live else author
+        participants: dict[int, int] = {}
+        for post in live:
+            participants[post["user_id"]] = participants.get(post["user_id"], 0) + 1
+        data: dict[str, Any] = {
+            "post_stream": {
+                "posts": [ser.post_json(forum, p, ctx.actor) for p in visible[:TOPIC_CHUNK_SIZE]],
+                "stream": [p["id"] for p in visible],
+            },
+            "timeline_lookup": [],
+            "suggested_topics": [],
+            "tags": list(topic["tags"]),
+            "tags_descriptions": {},
+            "id": topic["id"],
+            "title": topic["title"],
+            "fancy_title": html.escape(topic["title"]),
+            "posts_count": len(live),
+            "created_at": topic["created_at"],
+            "views": 0,
+            "reply_count": max(0, len(live) - 1),
+            "like_count": 0,
+            "last_posted_at": live[-1]["created_at"] if live else None,
+            "visible": topic["visible"],
+            "closed": topic["closed"],
+            "archived": topic["archived"],
+            "has_summary": False,
+            "archetype": topic["archetype"],
+            "slug": topic["slug"],
+            "category_id": topic["category_id"],
+            "word_count": sum(len(p["raw"].split()) for p in live),
+            "deleted_at": topic["deleted_at"],
+            "user_id": topic["user_id"],
+            "featured_link": None,
+            "pinned_globally": False,
+            "pinned_at": None,
+            "pinned_until": None,
+            "image_url": None,
+            "slow_mode_seconds": 0,
+            "draft": None,
+            "draft_key": f"topic_{topic['id']}",
+            "draft_sequence": 0,
+            "unpinned": None,
+            "pinned": False,
+            "current_post_number": 1,
+            "highest_post_number": topic["highest_post_number"],
+            "deleted_by": ser.basic_user(forum.users[topic["deleted_by_id"]])
+            if topic["deleted_by_id"] in forum.users
+            else None,
+            "has_deleted": any(p["deleted_at"] for p in every),
+            "actions_summary": [],
+            "chunk_size": TOPIC_CHUNK_SIZE,
+            "bookmarked": False,
+            "bookmarks": [],
+            "topic_timer": None,
+            "message_bus_last_id": 0,
+            "participant_count": len(participants),
+            "show_read_indicator": False,
+            "thumbnails": None,
+            "slow_mode_enabled_until": None,
+            "details": {
+                "can_edit": is_staff(ctx.actor),
+                "notification_level": 1,
+                "can_create_post": topic["deleted_at"] is None,
+                "participants": [
+                    {
+                        **ser.basic_user(forum.users[uid]),
+                        "post_count": n,
+                        **ser.flair_fields(forum, forum.users[uid]),
+                        "admin": forum.users[uid]["admin"],
+                        "moderator": forum.users[uid]["moderator"],
+                        "trust_level": forum.users[uid]["trust_level"],
+                    }
+                    for uid, n in participants.items()
+                    if uid in forum.users
+                ],
+                "created_by": ser.basic_user(author),
+                "last_poster": ser.basic_user(last or author),
+            },
+        }
+        if topic["external_id"]:
+            data["external_id"] = topic["external_id"]
+        return data
