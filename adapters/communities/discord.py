@@ -60,13 +60,10 @@ class DiscordSettings(CommunitySettings):
     timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
     def missing_for(self, section: str) -> list[str]:
-        if section == "link":
-            return [
-                key
-                for key, value in (("application_id", self.application_id), ("client_secret", self.client_secret))
-                if not value
-            ]
-        return []
+        if section != "link":
+            return []
+        needed = {"application_id": self.application_id, "client_secret": self.client_secret}
+        return [key for key, value in needed.items() if not value]
 
 
 _HINTS = {
