@@ -16,18 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from adapters.communities.discord_client import DiscordOAuth, OAuthError
-from connector.core.config import Config, LinkConfig
+from adapters.base import CommunityAdapter, MemberAuthorization, MemberOAuth, OAuthError
+from connector.core.config import Config, ConfigError, LinkConfig
 from connector.core.http import RemoteError
 from connector.core.logs import log
 from connector.features.linked_roles import metadata
-from connector.state.store import StateStore
-from connector.state.tokens import TokenStore
+from connector.state import State
 
 #: Minutes a member has between leaving for Discord and coming back.
 STATE_MINUTES = 15
@@ -82,16 +80,22 @@ class Attempts:
 
 
 class LinkService:
-    def __init__(self, config: Config, store: StateStore, discord: Any) -> None:
-        """``discord``: the linked community's adapter (its bot client and its OAuth2 client)."""
+    def __init__(self, config: Config, state: State, community: CommunityAdapter) -> None:
+        """``community``: the ``[link]`` community's adapter, whose members authorise its application themselves.
+
+        Members' tokens are kept in ``state.tokens`` (a state opened with ``[link] token_key``); without it, no
+        Linked Roles.
+        """
         assert config.link is not None
         self.link: LinkConfig = config.link
         self.community = config.link.community
-        self.guild = config.communities[self.community].guild_id
-        self.store = store
-        self.oauth: DiscordOAuth = discord.oauth
-        self.bot = discord.client
-        self.tokens = TokenStore(store.engine, self.link.token_key) if self.link.token_key else None
+        oauth = community.oauth if isinstance(community, MemberAuthorization) else None
+        if not isinstance(community, MemberAuthorization) or oauth is None:
+            raise ConfigError(f"link.community: {self.community!r} cannot authorise members (it needs Discord OAuth2)")
+        self.members: MemberAuthorization = community
+        self.oauth: MemberOAuth = oauth
+        self.store = state
+        self.tokens = state.tokens
         self.links = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-link")
         self.states = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-oauth-state")
         self.attempts = Attempts(self.link.attempts_per_hour)
@@ -130,7 +134,7 @@ class LinkService:
         wait = self.attempts.blocked_for(*keys)
         if wait > 0:
             raise TooManyAttempts(wait)
-        owner = self.store.order_owner(order_id) if order_id else None
+        owner = self.store.identities.order_owner(order_id) if order_id else None
         known = (owner[1] or (owner[0][2:] if owner[0].startswith("e:") else "")).lower() if owner else ""
         # Compared in constant time, and the same answer whichever part was wrong: the page tells no one which
         # order numbers exist.
@@ -171,7 +175,7 @@ class LinkService:
             raise LinkError("Discord could not be reached. Try again in a few minutes.") from None
         user_id, username = str(me["id"]), str(me.get("global_name") or me.get("username") or me["id"])
         # Discord roles are granted by user id: the id is what identifies the member, as `cardbridge link` does.
-        replaced = self.store.link(self.community, customer_key, user_id, user_id)
+        replaced = self.store.identities.link(self.community, customer_key, user_id, user_id)
         joined = False
         if "guilds.join" in tokens.scopes:
             joined = self._join(user_id, tokens.access_token)
@@ -210,9 +214,10 @@ class LinkService:
     def _join(self, user_id: str, access_token: str) -> bool:
         """Add the member to the server if they are not in it (the bot must be there with Create Instant Invite)."""
         try:
-            return bool(self.bot.add_member(self.guild, user_id, access_token))
+            return self.members.add_member(user_id, access_token)
         except (RemoteError, httpx.HTTPError) as error:
-            log.warning("guild join failed", status=error.status, error=str(error)[:200])
+            status = error.status if isinstance(error, RemoteError) else None
+            log.warning("guild join failed", status=status, error=str(error)[:200])
             return False
 
 

@@ -1,14 +1,61 @@
-"""The operator's status page (``GET /``): server-rendered HTML with an inline SVG chart; no front-end build."""
+"""The operator's status page (``GET /``): server-rendered HTML with an inline SVG chart; no front-end build.
+
+The page renders a :class:`StatusView`, plain values the daemon gathers; it knows nothing of the daemon itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from connector.core.logs import mask_email
 
-if TYPE_CHECKING:
-    from connector.server.daemon import Daemon
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    cursor: str
+    lag_seconds: float
+
+
+@dataclass(frozen=True)
+class Conflict:
+    id: int
+    community: str
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A failed or dead action; ``error`` is already masked (no email reaches the page)."""
+
+    id: int
+    status: str
+    community: str
+    action: str
+    user: str
+    attempts: int
+    error: str
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """Everything the page shows, as plain values (built by the daemon from the state store and its own facts)."""
+
+    healthy: bool
+    streams: Sequence[Stream]
+    outbox: Mapping[str, int]
+    unmatched: Mapping[str, int]
+    #: community → when it started failing (ISO 8601).
+    failing_since: Mapping[str, str]
+    conflicts: Sequence[Conflict]
+    #: What the last reconcile found removed by hand.
+    drift: Sequence[str]
+    problems: Sequence[Problem]
+    #: Actions settled per hour over the last day, oldest first.
+    actions_per_hour: Sequence[int]
+
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b;background:#fafafa}
@@ -48,53 +95,38 @@ def _table(headers: list[str], rows: list[list[Any]], empty: str) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_status_page(daemon: Daemon) -> str:
-    store = daemon.connector.store
-    status, health = daemon.health()
-    counts = store.outbox_counts()
-    problems = store.problem_actions(20)
-    conflicts = daemon.reviews.conflicts()
-    unmatched = store.unmatched_counts()
-    per_hour = store.actions_per_hour(daemon.clock())
-    state = '<span class="ok">healthy</span>' if status == 200 else '<span class="bad">failing</span>'
-    streams = [[name, s["cursor"], f"{s['lag_seconds']:.0f} s"] for name, s in health["streams"].items()]
-    failing = [[name, since] for name, since in health["failing_since"].items()]
+def render_status_page(view: StatusView) -> str:
+    state = '<span class="ok">healthy</span>' if view.healthy else '<span class="bad">failing</span>'
+    per_hour = list(view.actions_per_hour)
     sections = [
         f"<h1>CardBridge — {state}</h1>",
         '<div class="grid"><div>',
         "<h2>Streams</h2>",
-        _table(["stream", "cursor", "lag"], streams, "No pass has run yet."),
+        _table(
+            ["stream", "cursor", "lag"],
+            [[s.name, s.cursor, f"{s.lag_seconds:.0f} s"] for s in view.streams],
+            "No pass has run yet.",
+        ),
         "<h2>Outbox</h2>",
-        _table(["status", "actions"], [[k, v] for k, v in counts.items()], ""),
+        _table(["status", "actions"], [[k, v] for k, v in view.outbox.items()], ""),
         "<h2>Unmatched customers</h2>",
-        _table(["community", "customers"], [[k, v] for k, v in unmatched.items()], "Every buyer is matched."),
+        _table(["community", "customers"], [[k, v] for k, v in view.unmatched.items()], "Every buyer is matched."),
         "</div><div>",
         "<h2>Communities failing</h2>",
-        _table(["community", "since"], failing, "None."),
+        _table(["community", "since"], [[k, v] for k, v in view.failing_since.items()], "None."),
         "<h2>Open conflicts</h2>",
         _table(
             ["id", "community", "what", "reason"],
-            [[c.id, c.community, f"{c.kind} #{c.target}", c.reason] for c in conflicts],
+            [[c.id, c.community, c.what, c.reason] for c in view.conflicts],
             "None.",
         ),
         "<h2>Manual removals found by the last reconcile</h2>",
-        _table(["drift"], [[d] for d in daemon.drift], "None."),
+        _table(["drift"], [[d] for d in view.drift], "None."),
         "</div></div>",
         "<h2>Recent failures and dead actions</h2>",
         _table(
             ["id", "status", "community", "action", "user", "attempts", "error"],
-            [
-                [
-                    p.id,
-                    p.status,
-                    p.community,
-                    f"{p.op} {p.kind} {p.target}",
-                    p.remote_username,
-                    p.attempts,
-                    mask_email(p.last_error or "")[:160],
-                ]
-                for p in problems
-            ],
+            [[p.id, p.status, p.community, p.action, p.user, p.attempts, p.error[:160]] for p in view.problems],
             "None.",
         ),
         f"<h2>Actions per hour, last 24 hours ({sum(per_hour)} in all)</h2>",

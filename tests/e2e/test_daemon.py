@@ -14,7 +14,8 @@ import time
 import httpx
 import pytest
 
-from connector.server.daemon import discourse_signature, wc_signature
+from adapters.communities.discourse_webhook import DISCOURSE
+from adapters.shops.woocommerce_webhook import WOOCOMMERCE
 
 SECRET = "wc-hook-secret"
 DSECRET = "discourse-hook-secret"
@@ -74,7 +75,7 @@ def order_hook(world, order_id, delivery="1", secret=SECRET):
         world.base + "/webhooks/woocommerce",
         content=body,
         headers={
-            "X-WC-Webhook-Signature": wc_signature(secret, body),
+            "X-WC-Webhook-Signature": WOOCOMMERCE.sign(secret, body),
             "X-WC-Webhook-Topic": "order.updated",
             "X-WC-Webhook-Delivery-ID": delivery,
             "Content-Type": "application/json",
@@ -146,7 +147,7 @@ def test_discourse_user_created_grants_a_waiting_buyer_at_once(daemon_world):
             "X-Discourse-Event": "user_created",
             "X-Discourse-Event-Type": "user",
             "X-Discourse-Event-Id": "5",
-            "X-Discourse-Event-Signature": discourse_signature(DSECRET, body),
+            "X-Discourse-Event-Signature": DISCOURSE.sign(DSECRET, body),
             "Content-Type": "application/json",
         },
     )
@@ -268,7 +269,7 @@ unhealthy_after_seconds = 1
     )
     world.processes.append(process)
     assert wait_for(lambda: _health(world)[0] == 503, 15), _health(world)
-    status, body = _health(world)
+    _, body = _health(world)
     assert body["status"] == "failing" and "forum" in body["failing_since"]
 
 
@@ -305,7 +306,7 @@ discourse_webhook_secret = "{DSECRET}"
             "X-Discourse-Event": "post_edited",
             "X-Discourse-Event-Type": "post",
             "X-Discourse-Event-Id": "77",
-            "X-Discourse-Event-Signature": discourse_signature(DSECRET, body),
+            "X-Discourse-Event-Signature": DISCOURSE.sign(DSECRET, body),
             "Content-Type": "application/json",
         },
     )

@@ -1,0 +1,129 @@
+"""The daemon's HTTP app: which routes it serves, and the read-only ones (health, metrics, the status page).
+
+| route | module |
+|---|---|
+| ``POST /webhooks/<source>`` | :mod:`connector.server.webhooks`, one per configured webhook format |
+| ``GET /healthz`` | :mod:`connector.server.health` |
+| ``GET /metrics`` | :mod:`connector.server.metrics` |
+| ``GET /`` | :mod:`connector.server.status_page`, fed a :class:`StatusView` built here |
+| ``/link`` … | :mod:`connector.server.link_page`, with ``[link]`` |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.webhooks import WebhookFormat
+from connector.core.logs import mask_email
+from connector.flow import Connector
+from connector.server.health import Health, HealthReport
+from connector.server.link_page import LinkPages
+from connector.server.linking import LinkService
+from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from connector.server.status_page import Conflict, Problem, StatusView, Stream, render_status_page
+from connector.server.webhooks import webhook_routes
+from connector.state.webhooks import WebhookStore
+
+
+class ReadOnlyPages:
+    """``/healthz``, ``/metrics`` and ``/``: what the operator and the monitoring read."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        health: Health,
+        metrics: Metrics,
+        drift: Callable[[], Sequence[str]],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = connector.store
+        self.health = health
+        self.metrics = metrics
+        self.drift = drift
+        self.clock = clock
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
+            Route("/", self.status_page, methods=["GET"]),
+        ]
+
+    def check(self) -> HealthReport:
+        """The health answer; refreshes the lag gauges on the way."""
+        report = self.health.check(self.store.records.cursors())
+        self.metrics.lags(report.lags)
+        return report
+
+    def status_view(self) -> StatusView:
+        health = self.check()
+        return StatusView(
+            healthy=health.healthy,
+            streams=[Stream(name, s["cursor"], s["lag_seconds"]) for name, s in health.body["streams"].items()],
+            outbox=self.store.status.outbox_counts(),
+            unmatched=self.store.identities.unmatched_counts(),
+            failing_since=health.body["failing_since"],
+            conflicts=[
+                Conflict(c.id or 0, c.community, f"{c.kind} #{c.target}", c.reason)
+                for c in self.store.reviews.conflicts()
+            ],
+            drift=list(self.drift()),
+            problems=[
+                Problem(
+                    p.id or 0,
+                    p.status,
+                    p.community,
+                    f"{p.op} {p.kind} {p.target}",
+                    str(p.remote_username),
+                    p.attempts,
+                    mask_email(p.last_error or ""),
+                )
+                for p in self.store.status.problem_actions(20)
+            ],
+            actions_per_hour=self.store.status.actions_per_hour(self.clock()),
+        )
+
+    async def healthz(self, request: Request) -> Response:
+        report = await run_in_threadpool(self.check)
+        return JSONResponse(report.body, status_code=report.status)
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        await run_in_threadpool(self.check)  # refreshes the lag gauges
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    async def status_page(self, request: Request) -> Response:
+        view = await run_in_threadpool(self.status_view)
+        return HTMLResponse(render_status_page(view))
+
+
+def link_routes(connector: Connector, on_linked: Callable[[], None]) -> list[Route]:
+    """The member link page, when ``[link]`` is configured."""
+    link = connector.config.link
+    if link is None:
+        return []
+    service = LinkService(connector.config, connector.store, connector.communities[link.community])
+    return LinkPages(service, on_linked).routes()
+
+
+def create_app(
+    connector: Connector,
+    pages: ReadOnlyPages,
+    formats: Mapping[str, WebhookFormat],
+    webhooks: WebhookStore,
+    on_event: Callable[[], None],
+    on_linked: Callable[[], None],
+) -> Starlette:
+    """The app ``cardbridge run`` serves: link page, webhook receivers, health, metrics, status page."""
+    routes: list[BaseRoute] = [
+        *link_routes(connector, on_linked),
+        *webhook_routes(connector.config, formats, webhooks, pages.metrics, on_event),
+        *pages.routes(),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,51 @@
+"""``GET /metrics``: the ``cardbridge_*`` Prometheus counters and gauges, in a registry of their own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+from connector.flow import PassReport
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records = Counter("cardbridge_records_pulled", "Shop records read", registry=r)
+        self.actions = Counter("cardbridge_actions", "Outbox actions settled by a pass", ["status"], registry=r)
+        self.rate_limited = Counter("cardbridge_rate_limited", "429 answers from communities", registry=r)
+        self.retries = Counter("cardbridge_retries", "Retried remote requests", registry=r)
+        self.webhooks = Counter("cardbridge_webhook_events", "Webhook deliveries", ["source", "result"], registry=r)
+        self.passes = Counter("cardbridge_passes", "Passes run", ["job", "result"], registry=r)
+        self.lag = Gauge(
+            "cardbridge_lag_seconds", "Seconds since a stream was last read successfully", ["stream"], registry=r
+        )
+        self.outbox = Gauge("cardbridge_outbox", "Outbox rows by status", ["status"], registry=r)
+
+    def observe(self, job: str, report: PassReport, outbox: Mapping[str, int]) -> None:
+        """Count a finished pass, and set the outbox gauges from the counts read after it."""
+        self.records.inc(report.orders_read)
+        self.actions.labels("done").inc(report.delivered)
+        self.actions.labels("failed").inc(report.failed)
+        self.actions.labels("dead").inc(report.died)
+        for counts in report.requests.values():
+            self.rate_limited.inc(counts["rate_limited"])
+            self.retries.inc(counts["retries"])
+        self.passes.labels(job, "ok" if report.ok else "problems").inc()
+        for status, count in outbox.items():
+            self.outbox.labels(status).set(count)
+
+    def lags(self, seconds: Mapping[str, float]) -> None:
+        for stream, lag in seconds.items():
+            self.lag.labels(stream).set(lag)
+
+    def webhook(self, source: str, result: str) -> None:
+        self.webhooks.labels(source, result).inc()
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format (served as ``CONTENT_TYPE_LATEST``)."""
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,124 @@
+"""``POST /webhooks/<source>``: the receivers, one per webhook format of the configured shop and communities.
+
+What every receiver does, whatever the format (:mod:`adapters.webhooks`): the body is limited while it is read
+(400), the signature is compared with the secret's in constant time (401, nothing stored), the body is parsed (400
+when malformed), and the event is stored before the 200, deduplicated by its delivery id; then the worker is woken.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from adapters.webhooks import Ignored, MalformedWebhook, WebhookFormat, webhook_format
+from connector.core.config import Config
+from connector.server.metrics import Metrics
+from connector.state.webhooks import WebhookStore
+
+
+def configured_formats(config: Config) -> dict[str, WebhookFormat]:
+    """source → format, for the configured shop's and communities' kinds that send webhooks."""
+    kinds = [config.shop.kind, *(c.kind for c in config.communities.values())]
+    found = [f for f in map(webhook_format, kinds) if f is not None]
+    return {f.source: f for f in found}
+
+
+def webhook_secret(config: Config, source: str) -> str:
+    """The secret set on the sender's webhook (``[server] <source>_webhook_secret``); "" refuses every delivery."""
+    server = config.server
+    secrets = {
+        "woocommerce": server.woocommerce_webhook_secret,
+        "sellix": server.sellix_webhook_secret,
+        "discourse": server.discourse_webhook_secret,
+    }
+    return secrets.get(source, "")
+
+
+class Receiver:
+    """One ``POST /webhooks/<source>`` endpoint."""
+
+    def __init__(
+        self,
+        form: WebhookFormat,
+        secret: str,
+        max_body_bytes: int,
+        store: WebhookStore,
+        metrics: Metrics,
+        on_accepted: Callable[[], None],
+    ) -> None:
+        self.form = form
+        self.source = form.source
+        self.secret = secret
+        self.limit = max_body_bytes
+        self.store = store
+        self.metrics = metrics
+        self.on_accepted = on_accepted
+
+    def route(self) -> Route:
+        return Route(f"/webhooks/{self.source}", self.receive, methods=["POST"])
+
+    def _refuse(self, result: str, status: int, message: str) -> Response:
+        self.metrics.webhook(self.source, result)
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def _body(self, request: Request) -> bytes | None:
+        """The raw body, or None when it is larger than the limit (by its declared length, or as read)."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.limit:
+            return None
+        body = await request.body()
+        return body if len(body) <= self.limit else None
+
+    def _signed(self, request: Request, body: bytes) -> bool:
+        """The signature is the HMAC the secret gives (compared in constant time); no secret, no delivery."""
+        presented = self.form.signature(request.headers)
+        return (
+            bool(self.secret)
+            and presented is not None
+            and hmac.compare_digest(presented.encode(), self.form.sign(self.secret, body).encode())
+        )
+
+    async def receive(self, request: Request) -> Response:
+        body = await self._body(request)
+        if body is None:
+            return self._refuse("too_large", 400, f"body larger than {self.limit} bytes")
+        if self.form.unsigned_ping(request.headers, body):
+            self.metrics.webhook(self.source, "ping")
+            return JSONResponse({"ok": "ping"})
+        if not self._signed(request, body):
+            return self._refuse("bad_signature", 401, "invalid signature")
+        try:
+            event = self.form.parse(request.headers, body)
+        except MalformedWebhook as error:
+            return self._refuse("malformed", 400, str(error))
+        if isinstance(event, Ignored):
+            self.metrics.webhook(self.source, "ping" if event.ping else "ignored")
+            return JSONResponse({"ok": "ping"} if event.ping else {"ok": "ignored", **event.echo})
+        # Stored before the 200: an event answered 200 is never lost. A delivery id seen before is a duplicate.
+        accepted = await run_in_threadpool(
+            self.store.accept, event.source, event.delivery_id, event.topic, event.resource
+        )
+        self.metrics.webhook(self.source, "accepted" if accepted else "duplicate")
+        if accepted:
+            self.on_accepted()
+        return JSONResponse({"ok": "accepted" if accepted else "duplicate"})
+
+
+def webhook_routes(
+    config: Config,
+    formats: Mapping[str, WebhookFormat],
+    store: WebhookStore,
+    metrics: Metrics,
+    on_accepted: Callable[[], None],
+) -> list[Route]:
+    """A receiver per format, each with its secret from ``[server]``."""
+    limit = config.server.max_body_bytes
+    return [
+        Receiver(form, webhook_secret(config, source), limit, store, metrics, on_accepted).route()
+        for source, form in formats.items()
+    ]
