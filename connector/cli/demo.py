@@ -23,8 +23,9 @@ from rich.table import Table
 from starlette.applications import Starlette
 
 from connector.cli.progress import progress_bar
+from connector.cli.status import print_status, status_data
 from connector.core.config import load_config
-from connector.flow.pass_ import Connector, PassReport
+from connector.flow import Connector, PassReport
 from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from sandbox.discord import API as DISCORD_API
@@ -263,12 +264,11 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
 
             # Two buyers link their Discord accounts on the link page (order number + email, then Discord's consent).
             refunded = info.refundable_order
+            assert refunded is not None, "the seeded shop always has one order to refund"
             by_name = {b.username: b for b in info.buyers}
             # The buyer whose order is refunded below, and the buyer with the most points (a tier role shows).
             points = {
-                b.username: connector.content.reviews.point_total(
-                    f"c:{b.customer_id}" if b.customer_id else f"e:{b.email}"
-                )
+                b.username: connector.points_total(f"c:{b.customer_id}" if b.customer_id else f"e:{b.email}")
                 for b in paid
             }
             linkers = [refunded.username, max((u for u in points if u != refunded.username), key=points.__getitem__)]
@@ -308,9 +308,7 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
                 f"{len(discord.writes())} to Discord.\n"
             )
 
-            from connector.cli.commands import _print_status, status_data
-
-            _print_status(status_data(connector.store))
+            print_status(console, status_data(connector.store))
         finally:
             link_server.stop()
             connector.close()

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from connector.flow.pass_ import Progress as ProgressCallback
+from connector.flow import Progress as ProgressCallback
 
 LABELS = {"pull": "reading shop orders", "plan": "planning", "deliver": "delivering to the community"}
 
@@ -21,7 +29,7 @@ def progress_bar(console: Console, transient: bool = False) -> tuple[Progress, P
         console=console,
         transient=transient,
     )
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def progress(stage: str, done: int, total: int | None) -> None:
         if stage not in tasks:

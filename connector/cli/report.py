@@ -1,0 +1,55 @@
+"""How a pass is shown: the one-screen summary after ``sync``, ``backfill``, ``reconcile`` and ``link``, and the plan
+of a dry run."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from connector.flow import PassReport, describe_customer
+
+
+def print_summary(console: Console, report: PassReport, title: str) -> None:
+    table = Table(title=title, show_header=False, box=None)
+    table.add_row("orders read", str(report.orders_read))
+    table.add_row("orders new or changed", str(report.orders_changed))
+    table.add_row("actions planned", str(report.actions_planned))
+    table.add_row("actions delivered", str(report.delivered))
+    if report.recovered:
+        table.add_row("interrupted actions found applied", str(report.recovered))
+    table.add_row("customers matched / still unmatched", f"{report.matched} / {report.unmatched}")
+    if report.quarantined:
+        table.add_row("[yellow]records quarantined[/]", str(report.quarantined))
+    if report.failed or report.died:
+        table.add_row("[red]actions failed (will retry)[/]", str(report.failed))
+        table.add_row("[red]actions parked as dead[/]", str(report.died))
+    for name, counts in report.requests.items():
+        table.add_row(
+            f"requests to {name}",
+            f"{counts['requests']} ({counts['writes']} writes, {counts['rate_limited']} rate-limited)",
+        )
+    console.print(table)
+    if report.errors or report.failures:
+        console.print("[bold red]Problems:[/]")
+        for line in report.errors:
+            console.print(f"  • {line}", highlight=False)
+        for line in report.failures[:10]:
+            console.print(f"  • {line}", highlight=False)
+        if len(report.failures) > 10:
+            console.print(f"  … and {len(report.failures) - 10} more (see `cardbridge status`)")
+
+
+def print_plan(console: Console, report: PassReport) -> None:
+    table = Table(title=f"Plan: {len(report.plan)} actions (nothing was sent)")
+    for column in ("community", "customer", "action", "what"):
+        table.add_column(column)
+    for action in report.plan[:200]:
+        table.add_row(
+            action.community,
+            describe_customer(action.customer_key, action.email),
+            action.op,
+            f"{action.kind} {action.target}",
+        )
+    console.print(table)
+    if len(report.plan) > 200:
+        console.print(f"… and {len(report.plan) - 200} more")

@@ -1,0 +1,85 @@
+"""What ``cardbridge status`` shows, read from the state store alone, and how it is printed (also by the demo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from connector.core.logs import mask_email
+from connector.state import State
+
+
+def status_data(store: State) -> dict[str, Any]:
+    """Everything ``status`` shows, as plain data (the JSON form is this, verbatim)."""
+    counts = store.status.outbox_counts()
+    unmatched = store.identities.unmatched_counts()
+    quarantine_total, quarantined = store.status.quarantined()
+    problems = store.status.problem_actions()
+    return {
+        "cursors": store.records.cursors(),
+        "outbox": {k: counts[k] for k in ("pending", "sending", "failed", "dead", "done")},
+        "unmatched_customers": sum(unmatched.values()),
+        "unmatched_by_community": unmatched,
+        "quarantined": {
+            "count": quarantine_total,
+            "records": [{"stream": q.stream, "record_id": q.record_id, "reason": q.reason} for q in quarantined],
+        },
+        "problems": [
+            {
+                "id": row.id,
+                "status": row.status,
+                "community": row.community,
+                "action": f"{row.op} {row.kind} {row.target}",
+                "user": row.remote_username,
+                "attempts": row.attempts,
+                "error": mask_email(row.last_error or ""),
+            }
+            for row in problems
+        ],
+        "totals": store.status.totals(),
+        "open_conflicts": len(store.reviews.conflicts()),
+        "overrides": store.ledger.overrides(),
+    }
+
+
+def print_status(console: Console, data: dict[str, Any]) -> None:
+    table = Table(title="CardBridge status", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    for stream, cursor in data["cursors"].items():
+        table.add_row(f"cursor {stream}", f"{cursor['value']}  (saved {cursor['updated_at'][:19]})")
+    if not data["cursors"]:
+        table.add_row("cursors", "none yet: run `cardbridge sync` or `cardbridge backfill`")
+    outbox = data["outbox"]
+    table.add_row("outbox", ", ".join(f"{k} {v}" for k, v in outbox.items()))
+    table.add_row("unmatched customers", str(data["unmatched_customers"]))
+    table.add_row("quarantined records", str(data["quarantined"]["count"]))
+    totals = data["totals"]
+    table.add_row("orders (paid)", f"{totals['orders']} ({totals['paid_orders']})")
+    table.add_row("grants in effect", str(totals["granted"]))
+    table.add_row("open conflicts", str(data["open_conflicts"]))
+    console.print(table)
+    if data["quarantined"]["records"]:
+        q = Table(title="Quarantined shop records")
+        for column in ("stream", "record", "reason"):
+            q.add_column(column)
+        for record in data["quarantined"]["records"]:
+            q.add_row(record["stream"], record["record_id"], record["reason"])
+        console.print(q)
+    if data["problems"]:
+        p = Table(title="Failed and dead actions")
+        for column in ("id", "status", "community", "action", "user", "attempts", "error"):
+            p.add_column(column)
+        for row in data["problems"]:
+            p.add_row(
+                str(row["id"]),
+                row["status"],
+                row["community"],
+                row["action"],
+                str(row["user"]),
+                str(row["attempts"]),
+                row["error"][:120],
+            )
+        console.print(p)

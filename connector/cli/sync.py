@@ -1,0 +1,71 @@
+"""Commands that run passes: ``sync``, ``backfill``, ``reconcile``, and ``run`` (the daemon)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+
+from connector.cli.app import app, console, errors, open_connector
+from connector.cli.progress import progress_bar
+from connector.cli.report import print_plan, print_summary
+from connector.flow import PassReport
+
+
+@app.command()
+def sync() -> None:
+    """Run one pass: read what changed in the shop, then grant and revoke on the communities."""
+    with open_connector() as connector:
+        report = connector.run_pass()
+    print_summary(console, report, "sync")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _parse_date(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("use YYYY-MM-DD or an ISO-8601 timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def backfill(
+    since: str | None = typer.Option(None, "--since", help="Only orders modified on or after this date (YYYY-MM-DD)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; make no write request to any community."),
+) -> None:
+    """Re-read the whole shop (ignoring cursors) and bring every community in step."""
+    start = _parse_date(since) if since else None
+    with open_connector() as connector:
+        bar, progress = progress_bar(errors, transient=not errors.is_terminal)
+        with bar:
+            report = connector.run_pass(full=True, since=start, dry_run=dry_run, progress=progress)
+    if dry_run:
+        print_plan(console, report)
+    print_summary(console, report, "backfill (dry run)" if dry_run else "backfill")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def reconcile() -> None:
+    """Read who really holds each badge, group and Discord role, record hand removals per [policy], then run a pass."""
+    with open_connector() as connector:
+        report = PassReport()
+        drift = connector.reconcile(report)
+        after = connector.run_pass()
+    for line in drift:
+        console.print(f"  • {line}", highlight=False)
+    left = report.members_left
+    console.print(f"{len(drift) - left} manual removal(s) found." + (f" {left} member(s) left." if left else ""))
+    after.errors[:0] = report.errors
+    print_summary(console, after, "reconcile")
+    raise typer.Exit(0 if after.ok else 1)
+
+
+@app.command()
+def run() -> None:
+    """Run as a daemon: scheduled passes, webhooks, /healthz, /metrics and a status page ([schedule], [server])."""
+    from connector.server.daemon import serve  # the web stack loads only for the daemon
+
+    with open_connector() as connector:
+        serve(connector)
