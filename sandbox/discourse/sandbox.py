@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from operator import attrgetter
-from typing import Any, Generic, TypeVar, overload
+from typing import Any
 
 from sandbox.discourse.app import ForumApp, RequestLog
 from sandbox.discourse.badges import destroy_badge
@@ -17,61 +16,35 @@ from sandbox.discourse.rate_limit import RateLimiter
 from sandbox.discourse.state import ForumState, new_category
 from sandbox.discourse.user_badges import revoke
 from sandbox.faults import FaultInjector, Knobs
-
-T = TypeVar("T")
-
-
-class _Forwarded(Generic[T]):
-    """An attribute of the sandbox kept on one of its parts (``"state"``, ``"state.settings"``, ``"limiter"``):
-    reading and assigning it reads and assigns the part's attribute, so ``forum.min_post_length = 5`` takes effect."""
-
-    def __init__(self, part: str, name: str | None = None) -> None:
-        self.part = attrgetter(part)
-        self.name = name or ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = self.name or name
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> _Forwarded[T]: ...
-    @overload
-    def __get__(self, obj: object, owner: type) -> T: ...
-    def __get__(self, obj: object | None, owner: type) -> _Forwarded[T] | T:
-        if obj is None:
-            return self
-        value: T = getattr(self.part(obj), self.name)
-        return value
-
-    def __set__(self, obj: object, value: T) -> None:
-        setattr(self.part(obj), self.name, value)
+from sandbox.forward import Forwarded
 
 
 class DiscourseSandbox:
     """An in-memory Discourse forum behind a Starlette app (``.app``, wrapped in the shared fault injector)."""
 
-    api_key = _Forwarded[str]("state")
-    api_username = _Forwarded[str]("state")
-    clock = _Forwarded[Callable[[], float]]("state")
+    api_key = Forwarded[str]("state")
+    api_username = Forwarded[str]("state")
+    clock = Forwarded[Callable[[], float]]("state")
     #: Side channels a test may inspect: invitations sent by ``emails=``, staff action log entries.
-    invites = _Forwarded[list[dict[str, Any]]]("state")
-    staff_actions = _Forwarded[list[dict[str, Any]]]("state")
+    invites = Forwarded[list[dict[str, Any]]]("state")
+    staff_actions = Forwarded[list[dict[str, Any]]]("state")
     #: The admin-API limiter (``None``: unlimited); ``plain_text_429`` answers the per-IP middleware's text/plain 429
     #: instead of the admin-API JSON one; ``rate_limited_count`` counts the 429s.
-    rate_limit_per_minute = _Forwarded[int | None]("limiter", "per_minute")
-    plain_text_429 = _Forwarded[bool]("limiter")
-    rate_limited_count = _Forwarded[int]("limiter", "rejected")
+    rate_limit_per_minute = Forwarded[int | None]("limiter", "per_minute")
+    plain_text_429 = Forwarded[bool]("limiter")
+    rate_limited_count = Forwarded[int]("limiter", "rejected")
     #: Site settings that change answers.
-    allow_uncategorized_topics = _Forwarded[bool]("state.settings")
-    allow_duplicate_topic_titles = _Forwarded[bool]("state.settings")
-    gamification_enabled = _Forwarded[bool]("state.settings")
-    editing_grace_period = _Forwarded[int]("state.settings")
-    editing_grace_period_max_diff = _Forwarded[int]("state.settings")
-    editing_grace_period_max_diff_high_trust = _Forwarded[int]("state.settings")
-    min_topic_title_length = _Forwarded[int]("state.settings")
-    max_topic_title_length = _Forwarded[int]("state.settings")
-    min_post_length = _Forwarded[int]("state.settings")
-    min_first_post_length = _Forwarded[int]("state.settings")
-    max_post_length = _Forwarded[int]("state.settings")
+    allow_uncategorized_topics = Forwarded[bool]("state.settings")
+    allow_duplicate_topic_titles = Forwarded[bool]("state.settings")
+    gamification_enabled = Forwarded[bool]("state.settings")
+    editing_grace_period = Forwarded[int]("state.settings")
+    editing_grace_period_max_diff = Forwarded[int]("state.settings")
+    editing_grace_period_max_diff_high_trust = Forwarded[int]("state.settings")
+    min_topic_title_length = Forwarded[int]("state.settings")
+    max_topic_title_length = Forwarded[int]("state.settings")
+    min_post_length = Forwarded[int]("state.settings")
+    min_first_post_length = Forwarded[int]("state.settings")
+    max_post_length = Forwarded[int]("state.settings")
 
     def __init__(
         self,
