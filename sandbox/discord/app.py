@@ -1,0 +1,108 @@
+"""The Discord sandbox's front door: logs every request (before answering, so a client that has its answer always
+finds its request in the log), authenticates ``Authorization: Bot <token>`` (401 ``{"message": "401: Unauthorized",
+"code": 0}``) or a Bearer token on the Bearer routes, applies the rate limits, adds the ``X-RateLimit-*`` headers to
+the answer and counts the 401/403/429 answers Discord's invalid-request limit is built on. The OAuth2 consent page
+and token endpoints authenticate the client themselves."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from sandbox.discord.channels import Channels
+from sandbox.discord.common import API, AUTHORIZE_PATH, BEARER_ROUTE, REVOKE_PATHS, TOKEN_PATHS, error, parse_json
+from sandbox.discord.guild import Guild
+from sandbox.discord.oauth2 import OAuth2, bearer_token
+from sandbox.discord.rate_limit import RateLimiter, bucket_of
+from sandbox.discord.role_connections import RoleConnections
+from sandbox.discord.state import DiscordState
+
+CONTROLLERS = (Guild, Channels, RoleConnections, OAuth2)
+
+
+class DiscordApp:
+    """The ASGI app: the front door above a Starlette app holding every controller's routes."""
+
+    def __init__(self, discord: DiscordState, limiter: RateLimiter) -> None:
+        self.discord = discord
+        self.limiter = limiter
+        self.starlette = Starlette(routes=[r for controller in CONTROLLERS for r in controller(discord).routes()])
+
+        async def unknown(request: Request, exc: Exception) -> Response:
+            return error(404, 0, "404: Not Found")
+
+        self.starlette.add_exception_handler(404, unknown)
+        self.starlette.add_exception_handler(405, unknown)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        discord, app = self.discord, self.starlette
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        raw = await request.body()
+        path = request.url.path
+        record = {
+            "method": request.method,
+            "path": path,
+            "body": parse_json(raw),
+            "status": 0,
+            "time": time.time(),
+            "user_agent": request.headers.get("user-agent", ""),
+            "audit_reason": request.headers.get("x-audit-log-reason"),
+        }
+        state: dict[str, Any] = {"body": record["body"], "raw": raw}
+        bucket, major = bucket_of(request.method, path)
+        auth = request.headers.get("authorization") or ""
+        is_bot = auth == f"Bot {discord.bot_token}"
+        response: Response | None = None
+        headers: dict[str, str] = {}
+        with discord.lock:
+            # logged before answering, so a client that has its answer always finds its request in the log
+            discord.requests.append(record)
+            if path.rstrip("/") in (AUTHORIZE_PATH, *TOKEN_PATHS, *REVOKE_PATHS):
+                pass  # the consent page and the token endpoint authenticate the client themselves
+            elif BEARER_ROUTE.match(path) and not (is_bot and path.rstrip("/") == f"{API}/users/@me"):
+                token = bearer_token(discord, auth)
+                if token is None:
+                    response = error(401, 0, "401: Unauthorized")
+                else:
+                    state["token"] = token
+                    response, headers = self.limiter.limit(
+                        bucket, f"bearer:{token['access_token']}", discord.clock(), gate=f"bearer:{token['user']}"
+                    )
+            elif not is_bot:
+                response = error(401, 0, "401: Unauthorized")
+            else:
+                response, headers = self.limiter.limit(bucket, major, discord.clock())
+        if response is None:
+
+            async def replay() -> Message:
+                return {"type": "http.request", "body": raw, "more_body": False}
+
+            async def capture(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    record["status"] = message["status"]
+                    message = {
+                        **message,
+                        "headers": list(message.get("headers", []))
+                        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+                    }
+                    if message["status"] in (401, 403, 429):
+                        with discord.lock:
+                            discord.invalid_requests += 1
+                await send(message)
+
+            scope["state"] = state
+            await app(scope, replay, capture)
+        else:
+            record["status"] = response.status_code
+            with discord.lock:
+                if response.status_code in (401, 403, 429):
+                    discord.invalid_requests += 1
+            await response(scope, receive, send)

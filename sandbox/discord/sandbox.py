@@ -1,0 +1,166 @@
+"""``DiscordSandbox``: one guild and one OAuth2 application (state, controllers, HTTP app) and the in-process helpers
+tests and the demo use to set them up and look at them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.discord.app import DiscordApp
+from sandbox.discord.channels import REQUIRE_TAG
+from sandbox.discord.rate_limit import RateLimiter
+from sandbox.discord.state import DiscordState
+from sandbox.faults import FaultInjector, Knobs
+from sandbox.forward import Forwarded
+
+
+class DiscordSandbox:
+    """One guild, its roles and members, its forum channels, and one OAuth2 application with its Discord accounts."""
+
+    bot_token = Forwarded[str]("state")
+    guild_id = Forwarded[str]("state")
+    client_id = Forwarded[str]("state")
+    client_secret = Forwarded[str]("state")
+    clock = Forwarded[Callable[[], float]]("state")
+    bot_role = Forwarded[str]("state")
+    roles = Forwarded[dict[str, dict[str, Any]]]("state")
+    members = Forwarded[dict[str, set[str]]]("state")
+    channels = Forwarded[dict[str, dict[str, Any]]]("state")
+    messages = Forwarded[dict[str, dict[str, Any]]]("state")
+    #: Every request (``method``, ``path``, ``body``, ``status``, ``time``, ``user_agent``, ``audit_reason``), every
+    #: message that would have pinged someone, and how many answers were 401/403/429.
+    requests = Forwarded[list[dict[str, Any]]]("state")
+    pings = Forwarded[list[dict[str, Any]]]("state")
+    invalid_requests = Forwarded[int]("state")
+    # ---- OAuth2 application state
+    redirect_uris = Forwarded[set[str]]("state")
+    users = Forwarded[dict[str, dict[str, Any]]]("state")
+    #: The Discord account signed in in "the browser" that opens the consent page (``None``: nobody, a login page).
+    browser_user = Forwarded["str | None"]("state")
+    metadata_records = Forwarded[list[dict[str, Any]]]("state")
+    token_requests = Forwarded[int]("state")
+    # ---- rate limits
+    route_limit = Forwarded[int]("limiter")
+    route_window = Forwarded[float]("limiter")
+    global_per_second = Forwarded[int]("limiter")
+
+    def __init__(
+        self,
+        bot_token: str = "sandbox-bot-token",
+        guild_id: str = "800000000000000001",
+        knobs: Knobs | None = None,
+        route_limit: int = 10,
+        route_window: float = 10.0,
+        global_per_second: int = 50,
+        clock: Callable[[], float] = time.time,
+        client_id: str = "700000000000000001",
+        client_secret: str = "sandbox-client-secret",
+    ) -> None:
+        self.state = DiscordState(
+            bot_token=bot_token, guild_id=guild_id, client_id=client_id, client_secret=client_secret, clock=clock
+        )
+        self.limiter = RateLimiter(route_limit, route_window, global_per_second)
+        self.knobs = knobs or Knobs()
+        self._lock = self.state.lock
+        self.app = FaultInjector(DiscordApp(self.state, self.limiter), self.knobs)
+
+    # ---- in-process helpers --------------------------------------------------------------------------------------
+
+    def add_role(self, name: str, position: int = 1, managed: bool = False) -> str:
+        with self._lock:
+            return self.state.add_role(name, position, managed)
+
+    def add_member(self, user_id: str | None = None) -> str:
+        with self._lock:
+            user_id = user_id or self.state.new_id()
+            self.state.members[user_id] = set()
+            return user_id
+
+    def remove_member(self, user_id: str) -> None:
+        with self._lock:
+            self.state.members.pop(user_id, None)
+
+    def roles_of(self, user_id: str) -> set[str]:
+        with self._lock:
+            return set(self.state.members.get(user_id, set()))
+
+    def add_forum(self, name: str = "reviews", tags: tuple[str, ...] = (), require_tag: bool = False) -> str:
+        with self._lock:
+            new_id = self.state.new_id
+            channel_id = new_id()
+            self.state.channels[channel_id] = {
+                "id": channel_id,
+                "type": 15,
+                "guild_id": self.state.guild_id,
+                "name": name,
+                "flags": REQUIRE_TAG if require_tag else 0,
+                "available_tags": [
+                    {"id": new_id(), "name": tag, "moderated": False, "emoji_id": None, "emoji_name": None}
+                    for tag in tags
+                ],
+            }
+            return channel_id
+
+    def add_text_channel(self, name: str = "general") -> str:
+        with self._lock:
+            channel_id = self.state.new_id()
+            self.state.channels[channel_id] = {
+                "id": channel_id,
+                "type": 0,
+                "guild_id": self.state.guild_id,
+                "name": name,
+                "flags": 0,
+                "last_message_id": None,
+            }
+            return channel_id
+
+    def archive(self, thread_id: str, locked: bool = False) -> None:
+        with self._lock:
+            self.state.channels[thread_id]["thread_metadata"]["archived"] = True
+            if locked:
+                self.state.channels[thread_id]["thread_metadata"]["locked"] = True
+
+    def threads_of(self, forum_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(c) for c in self.state.channels.values() if c.get("parent_id") == forum_id]
+
+    def writes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.state.requests if r["method"] != "GET"]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.state.requests.clear()
+
+    def add_user(self, username: str, user_id: str | None = None, email: str | None = None) -> str:
+        """A Discord account (not necessarily a guild member: ``add_member`` is guild membership)."""
+        with self._lock:
+            user_id = user_id or self.state.new_id()
+            self.state.users[user_id] = {
+                "id": user_id,
+                "username": username,
+                "global_name": username,
+                "discriminator": "0",
+                "avatar": None,
+                "email": email or f"{username}@users.discord.invalid",
+            }
+            return user_id
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far is now expired (refresh tokens keep working)."""
+        with self._lock:
+            now = self.state.clock()
+            for token in self.state.access.values():
+                token["expires_at"] = min(token["expires_at"], now)
+
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token handed out so far, including expired, rotated and revoked ones."""
+        with self._lock:
+            return list(self.state.issued)
+
+    def role_connection(self, user_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            stored = self.state.role_connections.get(user_id)
+            return None if stored is None else json.loads(json.dumps(stored))
