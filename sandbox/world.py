@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from sandbox.shop import WooCommerceSandbox, _Order
+from sandbox.shop import Order, WooCommerceSandbox
 
 CATALOGUE = [
     ("王者荣耀 点券 60元", "60.00", "游戏点卡"),
@@ -143,15 +143,16 @@ def bulk_orders(shop: WooCommerceSandbox, n: int, seed: int = 1, buyers: int | N
     count = buyers or max(1, n // 10)
     products = [shop.add_product(name, price, category) for name, price, category in CATALOGUE]
     people = [(f"buyer{i:06d}", f"buyer{i:06d}@example.{'cn' if i % 2 else 'com'}") for i in range(count)]
-    start = shop._stamp() - n  # one order a second, ending now
+    state = shop.state
+    start = state.stamp() - n  # one order a second, ending now
     statuses = ["completed"] * 12 + ["processing"] * 5 + ["pending", "refunded", "cancelled"]
-    with shop._lock:
+    with state.lock:
         for index in range(n):
             username, email = people[index % count]
-            order_id = shop._id("order")
+            order_id = state.take_id("order")
             stamp = start + index
             items = [(rng.choice(products), 1)]
-            shop.orders[order_id] = _Order(
+            state.orders[order_id] = Order(
                 id=order_id,
                 customer_id=0,
                 email=email,
@@ -169,6 +170,6 @@ def bulk_orders(shop: WooCommerceSandbox, n: int, seed: int = 1, buyers: int | N
                 payment=("alipay", "支付宝"),
                 secrets=[f"KM-{rng.getrandbits(64):016X}", f"KM-{rng.getrandbits(64):016X}"],
             )
-            shop._by_modified.append((stamp, order_id))
-        shop._by_modified.sort()
+            state.by_modified.append((stamp, order_id))
+        state.by_modified.sort()
     return people[: min(count, n)]

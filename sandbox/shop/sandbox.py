@@ -1,0 +1,227 @@
+"""``WooCommerceSandbox``: the shop's state, its HTTP app (``.app``) and the mutation API tests, the demo and the
+benchmarks use to stock it: products, customers, orders (each delivering card secrets), status changes, reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from sandbox.faults import FaultInjector, Knobs
+from sandbox.forward import Forwarded
+from sandbox.shop.catalogue import Catalogue
+from sandbox.shop.orders import Orders
+from sandbox.shop.render import render_order
+from sandbox.shop.rest import auth_error, err
+from sandbox.shop.state import Order, ShopState
+
+
+class WooCommerceSandbox:
+    """The shop's state and its HTTP app (``.app``)."""
+
+    tz = Forwarded[ZoneInfo]("state")
+    products = Forwarded[dict[int, dict[str, Any]]]("state")
+    customers = Forwarded[dict[int, dict[str, Any]]]("state")
+    orders = Forwarded[dict[int, Order]]("state")
+    reviews = Forwarded[dict[int, dict[str, Any]]]("state")
+
+    def __init__(
+        self,
+        consumer_key: str = "ck_sandbox",
+        consumer_secret: str = "cs_sandbox",
+        knobs: Knobs | None = None,
+        timezone_name: str = "Asia/Shanghai",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.consumer_key = consumer_key
+        self.consumer_secret = consumer_secret
+        self.knobs = knobs or Knobs()
+        self.state = ShopState(tz=ZoneInfo(timezone_name), clock=clock or (lambda: datetime.now(UTC)))
+        self._lock = self.state.lock
+        #: Every request: ``{"method", "path", "query"}``.
+        self.requests: list[dict[str, Any]] = []
+        self.app = FaultInjector(self._build_app(), self.knobs)
+
+    # ---- mutation API --------------------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.state.now()
+
+    def add_product(self, name: str, price: str = "10.00", category: str = "游戏点卡") -> int:
+        with self._lock:
+            product_id = self.state.take_id("product")
+            slug = f"product-{product_id}"
+            self.state.products[product_id] = {
+                "id": product_id,
+                "name": name,
+                "slug": slug,
+                "price": price,
+                "permalink": f"https://shop.example.com/product/{slug}/",
+                "categories": [{"id": 15, "name": category, "slug": "cat"}],
+                "type": "simple",
+                "status": "publish",
+            }
+            return product_id
+
+    def add_customer(self, email: str, first_name: str = "", last_name: str = "", username: str | None = None) -> int:
+        with self._lock:
+            customer_id = self.state.take_id("customer")
+            stamp = self.state.stamp()
+            self.state.customers[customer_id] = {
+                "id": customer_id,
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "username": username or email.split("@")[0],
+                "created": stamp,
+                "modified": stamp,
+            }
+            return customer_id
+
+    def add_order(
+        self,
+        customer_id: int = 0,
+        email: str | None = None,
+        items: Iterable[tuple[int, int]] = (),
+        status: str = "processing",
+        modified: datetime | None = None,
+        first_name: str = "张",
+        last_name: str = "伟",
+    ) -> int:
+        with self._lock:
+            if email is None:
+                email = self.state.customers[customer_id]["email"]
+            order_id = self.state.take_id("order")
+            stamp = int(modified.timestamp()) if modified else self.state.stamp()
+            rng = self.state.rng
+            items = list(items)
+            secrets = [f"KM-{rng.getrandbits(64):016X}" for _ in range(len(items) + 1)]
+            self.state.add_order(
+                Order(
+                    id=order_id,
+                    customer_id=customer_id,
+                    email=email,
+                    first_name=first_name,
+                    last_name=last_name,
+                    status=status,
+                    items=items,
+                    created=stamp,
+                    modified=stamp,
+                    phone=f"138{rng.randrange(10**8):08d}",
+                    address=f"朝阳区建国路{rng.randrange(1, 999)}号",
+                    city="北京",
+                    ip=f"10.{rng.randrange(255)}.{rng.randrange(255)}.{rng.randrange(255)}",
+                    transaction_id=f"4200{rng.getrandbits(60):018d}"[:28],
+                    payment=rng.choice(
+                        [("alipay", "支付宝"), ("wxpay", "微信支付"), ("stripe", "Credit Card (Stripe)")]
+                    ),
+                    secrets=secrets,
+                )
+            )
+            return order_id
+
+    def set_status(self, order_id: int, status: str) -> None:
+        """Change an order's status as wp-admin does (a refund, a completion): ``date_modified`` moves to now."""
+        with self._lock:
+            self.state.set_status(order_id, status)
+
+    def corrupt_order(self, order_id: int, status: str) -> None:
+        """Make an order answer a status no adapter knows (a plugin's custom status), for quarantine tests."""
+        with self._lock:
+            order = self.state.orders[order_id]
+            order.raw_status = status
+            self.state.touch(order)
+
+    def add_review(
+        self,
+        product_id: int,
+        reviewer: str,
+        reviewer_email: str,
+        rating: int,
+        text: str,
+        verified: bool | None = None,
+        status: str = "approved",
+    ) -> int:
+        with self._lock:
+            review_id = self.state.take_id("review")
+            stamp = self.state.stamp()
+            if verified is None:
+                verified = any(
+                    o.email.strip().lower() == reviewer_email.strip().lower()
+                    and o.status in ("processing", "completed")
+                    and any(p == product_id for p, _ in o.items)
+                    for o in self.state.orders.values()
+                )
+            self.state.reviews[review_id] = {
+                "id": review_id,
+                "product_id": product_id,
+                "reviewer": reviewer,
+                "reviewer_email": reviewer_email,
+                "rating": rating,
+                "review": text,
+                "verified": verified,
+                "status": status,
+                "created": stamp,
+            }
+            return review_id
+
+    def edit_review(
+        self, review_id: int, text: str | None = None, status: str | None = None, rating: int | None = None
+    ) -> None:
+        with self._lock:
+            review = self.state.reviews[review_id]
+            if text is not None:
+                review["review"] = text
+            if status is not None:
+                review["status"] = status
+            if rating is not None:
+                review["rating"] = rating
+
+    def delete_review(self, review_id: int) -> None:
+        with self._lock:
+            self.state.reviews.pop(review_id, None)
+
+    def order(self, order_id: int) -> dict[str, Any]:
+        with self._lock:
+            return render_order(self.state, self.state.orders[order_id])
+
+    def secrets(self) -> list[str]:
+        """Every card secret (卡密) the shop has delivered: none may ever appear in the connector's state or logs."""
+        with self._lock:
+            return [s for o in self.state.orders.values() for s in o.secrets]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # ---- HTTP ----------------------------------------------------------------------------------------------------
+
+    def _build_app(self) -> Callable[[Scope, Receive, Send], Any]:
+        app = Starlette(routes=[*Orders(self.state).routes(), *Catalogue(self.state).routes()])
+
+        async def no_route(request: Request, exc: Exception) -> Response:
+            return err(404, "rest_no_route", "No route was found matching the URL and request method.")
+
+        app.add_exception_handler(404, no_route)
+        app.add_exception_handler(405, no_route)
+
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                request = Request(scope)
+                with self._lock:
+                    self.requests.append(
+                        {"method": request.method, "path": request.url.path, "query": dict(request.query_params)}
+                    )
+                denied = auth_error(request, self.consumer_key, self.consumer_secret)
+                if denied is not None:
+                    await denied(scope, receive, send)
+                    return
+            await app(scope, receive, send)
+
+        return guarded
