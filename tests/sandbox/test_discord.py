@@ -240,7 +240,7 @@ def test_code_is_single_use_short_lived_and_bound_to_its_redirect_uri(discord):
 
 
 def test_client_authentication_and_grant_types(discord):
-    user, _ = login(discord)
+    _user, _ = login(discord)
     bad = exchange(discord, auth=(discord.client_id, "wrong"), grant_type="refresh_token", refresh_token="x")
     assert bad.status_code == 401 and bad.json() == {"error": "invalid_client"}
     assert bad.headers["www-authenticate"].startswith("Basic")
@@ -343,7 +343,7 @@ def test_add_guild_member_201_then_204_without_roles(discord):
     discord.tick(10)
     again = c.put(path, json={"access_token": token["access_token"], "roles": [vip]})
     assert again.status_code == 204 and again.content == b"" and discord.roles_of(ann) == {buyer}  # roles NOT applied
-    bob, bobs = login(discord, scope="identify guilds.join", username="bob")
+    _bob, bobs = login(discord, scope="identify guilds.join", username="bob")
     discord.tick(10)
     wrong_user = c.put(path, json={"access_token": bobs["access_token"]})
     assert wrong_user.status_code == 403 and wrong_user.json() == {
