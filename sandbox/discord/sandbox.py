@@ -38,7 +38,7 @@ class DiscordSandbox:
     redirect_uris = Forwarded[set[str]]("state")
     users = Forwarded[dict[str, dict[str, Any]]]("state")
     #: The Discord account signed in in "the browser" that opens the consent page (``None``: nobody, a login page).
-    browser_user = Forwarded["str | None"]("state")
+    browser_user = Forwarded[str | None]("state")
     metadata_records = Forwarded[list[dict[str, Any]]]("state")
     token_requests = Forwarded[int]("state")
     # ---- rate limits
