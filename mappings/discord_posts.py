@@ -17,10 +17,6 @@ from mappings.reviews import ReviewView, marker
 MAX_CONTENT = 2000
 #: Discord's limit for a thread's name.
 MAX_THREAD_NAME = 100
-#: Message flag SUPPRESS_EMBEDS (1 << 2): links in member text do not unfurl into previews.
-SUPPRESS_EMBEDS = 1 << 2
-#: What every message CardBridge sends allows to ping: nothing.
-NO_PINGS: dict[str, list[str]] = {"parse": []}
 
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)

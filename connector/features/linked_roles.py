@@ -11,34 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
 
-from adapters.base import Outcome
-from adapters.communities.discord_client import OAuthError
+from adapters.base import CommunityAdapter, MemberAuthorization, OAuthError, Outcome
 from connector.core.clock import utcnow
+from connector.core.config import Config
+from connector.core.grants import GrantKey
 from connector.core.logs import log
-from connector.state.store import NewAction
+from connector.core.payloads import Payload, RoleConnection, Unsendable
+from connector.features.base import PlanBatch, Run
+from connector.state import State
+from connector.state.planning import NewAction
 from connector.state.tables import OutboxRow
-from connector.state.tokens import TokenStore
-from mappings.grants import GrantKey
-
-if TYPE_CHECKING:
-    from connector.flow.pass_ import Connector
 
 KIND = "role_connection"
 
-#: The application's metadata records (type 7 BOOLEAN_EQUAL, type 2 INTEGER_GREATER_THAN_OR_EQUAL); booleans are sent
-#: as 1/0 and every value is sent explicitly (an empty metadata object is accepted but not registered).
-RECORDS = [
-    {"type": 7, "key": "verified_buyer", "name": "Verified buyer", "description": "Has a paid order in the shop"},
-    {"type": 2, "key": "order_count", "name": "Paid orders", "description": "Paid orders in the shop, at least"},
-    {"type": 2, "key": "points", "name": "Points", "description": "Shop points, at least"},
-]
-
 
 def metadata(paid_orders: int, points: int) -> dict[str, str]:
+    """The values of the application's metadata records (registered by the Discord adapter); booleans as 1/0."""
     return {
         "verified_buyer": "1" if paid_orders else "0",
         "order_count": str(paid_orders),
@@ -46,74 +37,79 @@ def metadata(paid_orders: int, points: int) -> dict[str, str]:
     }
 
 
-def metadata_hash(values: dict[str, str]) -> str:
+def metadata_hash(values: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
-class LinkedRolesStage:
-    def __init__(self, connector: Connector) -> None:
-        self.connector = connector
-        link = connector.config.link
+class LinkedRolesFeature:
+    kinds = frozenset({KIND})
+    _revoked_reason = "the member's Discord authorisation no longer works; they must link again"
+
+    def __init__(self, state: State, config: Config, communities: Mapping[str, CommunityAdapter]) -> None:
+        self.state, self.config, self.communities = state, config, communities
+        link = config.link
         self.community = link.community if link and link.linked_roles else None
-        self.tokens = TokenStore(connector.store.engine, link.token_key) if link and link.token_key else None
+        self.tokens = state.tokens
 
     @property
     def enabled(self) -> bool:
-        return self.community is not None and self.tokens is not None and self.community in self.connector.communities
+        return self.community is not None and self.tokens is not None and self.community in self.communities
 
-    def plan(self, chunk: Sequence[str], inputs: dict[str, tuple[int, int, str | None]]) -> list[NewAction]:
-        """``inputs``: customer → (paid orders, points total, Discord user id if linked). One action per member whose
-        metadata differs from what was last written."""
+    def prepare(self, run: Run) -> None:
+        return None
+
+    def plan(self, run: Run, batch: PlanBatch) -> None:
+        """One action per linked member whose metadata (paid orders, points) differs from what was last written."""
         if not self.enabled or self.tokens is None or self.community is None:
-            return []
-        states = self.tokens.for_customers(chunk)
-        new: list[NewAction] = []
-        for key in chunk:
-            state = states.get((self.community, key))
+            return
+        community = self.community
+        states = self.tokens.for_customers(batch.keys)
+        for customer in batch.customers:
+            key = customer.key
+            state = states.get((community, key))
             if state is None or state[2] is not None:
                 continue
             token_user, written, _ = state
-            paid, total, user = inputs.get(key, (0, 0, None))
-            if self.connector.store.open_actions(self.community, key, KIND, key):
+            identity = customer.identities.get(community)
+            user = identity.remote_user_id if identity and identity.status == "matched" else None
+            if self.state.outbox.open_actions(community, key, KIND, key):
                 continue
             if user != token_user:
                 # Unlinked, or relinked to another account by an admin: the old account's connection is cleared
                 # with its own token, which is then forgotten.
-                new.append(NewAction(self.community, key, GrantKey(KIND, key), "clear", token_user))
-            elif written != metadata_hash(metadata(paid, total)):
-                new.append(NewAction(self.community, key, GrantKey(KIND, key), "set", user))
-        return new
+                batch.new.append(NewAction(community, key, GrantKey(KIND, key), "clear", token_user))
+            elif written != metadata_hash(metadata(len(customer.paid_orders), batch.points.get(key, 0))):
+                batch.new.append(NewAction(community, key, GrantKey(KIND, key), "set", user))
 
-    def payload(self, row: OutboxRow) -> dict[str, Any]:
+    def payload(self, row: OutboxRow) -> Payload:
         """The member's access token (refreshed when it is about to expire) and the values to write now."""
-        assert self.tokens is not None
+        if self.tokens is None:
+            return Unsendable("[link] token_key is not configured")
         token = self.tokens.get(row.community, row.customer_key)
         if token is None:
-            return {"error": "the member's link was removed"}
+            return Unsendable("the member's link was removed")
         if token.revoked:
-            return {"error": token.revoked}
+            return Unsendable(token.revoked)
         access: str | None = token.access_token
         if token.expires_at <= utcnow() + timedelta(minutes=5):
             access = self._renew(row, token.refresh_token)
             if access is None:
-                return {"error": self._revoked_reason}
-        reviews = self.connector.content.reviews
+                return Unsendable(self._revoked_reason)
+        reviews = self.state.reviews
         if row.op == "clear":
             values = metadata(0, 0)
         else:
             paid = sum(1 for _, is_paid, _ in reviews.customer_orders(row.customer_key) if is_paid)
             values = metadata(paid, reviews.point_total(row.customer_key))
-        link = self.connector.config.link
-        return {
-            "access_token": access,
-            "metadata": values,
-            "hash": metadata_hash(values),
-            "platform_name": link.platform_name if link else "Shop",
+        link = self.config.link
+        return RoleConnection(
+            access_token=access,
+            metadata=values,
+            hash=metadata_hash(values),
+            platform_name=link.platform_name if link else "Shop",
             # A token Discord refuses before its expiry (revoked early, or a clock that is off) gets one renewal.
-            "renew": lambda: self._renew(row, None),
-        }
-
-    _revoked_reason = "the member's Discord authorisation no longer works; they must link again"
+            renew=lambda: self._renew(row, None),
+        )
 
     def _renew(self, row: OutboxRow, refresh_token: str | None) -> str | None:
         """A fresh access token, stored at once (Discord rotates refresh tokens); None when the grant is gone."""
@@ -123,11 +119,11 @@ class LinkedRolesStage:
             if token is None or token.revoked:
                 return None
             refresh_token = token.refresh_token
-        oauth = getattr(self.connector.communities.get(row.community), "oauth", None)
-        if oauth is None:
+        adapter = self.communities.get(row.community)
+        if not isinstance(adapter, MemberAuthorization) or adapter.oauth is None:
             return None
         try:
-            fresh = oauth.refresh(refresh_token)
+            fresh = adapter.oauth.refresh(refresh_token)
         except OAuthError as error:
             self.tokens.revoke(row.community, row.customer_key, f"{self._revoked_reason} ({error.error})")
             return None
@@ -136,12 +132,12 @@ class LinkedRolesStage:
         )
         return fresh.access_token
 
-    def record(self, rows: Sequence[OutboxRow], outcomes: dict[int, Outcome]) -> None:
+    def record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
         if self.tokens is None:
             return
         for row in rows:
             outcome = outcomes.get(row.id or 0)
-            if row.kind != KIND or outcome is None:
+            if outcome is None:
                 continue
             if outcome.ok and row.op == "clear":
                 self.tokens.forget(row.community, row.customer_key)

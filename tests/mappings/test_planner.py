@@ -1,8 +1,9 @@
 """The planner is pure: orders + rules → desired grants; desired − applied − in flight → actions."""
 
 from connector.core.config import Grant, Rule
-from mappings.diff import OpenAction, decide
-from mappings.grants import GrantKey, desired_grants
+from connector.core.grants import GrantKey, OpenAction
+from mappings.diff import decide
+from mappings.grants import desired_grants
 
 BADGE = GrantKey("badge", "Verified Buyer")
 GROUP = GrantKey("group", "verified-buyers")

@@ -1,0 +1,118 @@
+"""The connector: the configured shop, communities, state store and features, assembled once; the CLI and the daemon
+run passes on it.
+
+Adapters are found by ``kind`` through entry points; the capabilities a configuration relies on are checked here, at
+load time, so a missing one is a clear error before any pass runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+
+from adapters.base import CommunityAdapter, MemberAuthorization, ReviewSource, ShopAdapter
+from adapters.registry import open_community, open_shop
+from connector.core.clock import utcnow
+from connector.core.config import Config, ConfigError
+from connector.core.logs import log
+from connector.features.base import Feature, PassOptions, PassReport, Progress, Run, quiet
+from connector.features.grants import GrantsFeature
+from connector.features.linked_roles import LinkedRolesFeature
+from connector.features.points import PointsFeature
+from connector.features.reviews import ReviewsFeature
+from connector.flow.deliver import DeliverStage
+from connector.flow.reconcile import ReconcileStage
+from connector.flow.run import run_pass, stages
+from connector.state import State
+
+
+class Connector:
+    def __init__(
+        self,
+        config: Config,
+        state: State | None = None,
+        shop: ShopAdapter | None = None,
+        communities: dict[str, CommunityAdapter] | None = None,
+    ) -> None:
+        self.config = config
+        self.store = state or State.open(
+            config.state_url,
+            order_number_key=config.link.secret.encode() if config.link else None,
+            token_key=config.link.token_key if config.link and config.link.token_key else None,
+        )
+        self.shop = shop or open_shop(config)
+        self.communities = (
+            communities
+            if communities is not None
+            else {name: open_community(name, config, self.store.remote_ids) for name in config.communities}
+        )
+        self._check_capabilities()
+        self.reviews = ReviewsFeature(self.store, config, self.communities)
+        #: The plug-ins of a pass, in the order they plan: points decide tier roles before grants diff them, and
+        #: Linked Roles shows the points total. A new feature is a module and one line here.
+        self.features: list[Feature] = [
+            self.reviews,
+            PointsFeature(self.store, config),
+            GrantsFeature(),
+            LinkedRolesFeature(self.store, config, self.communities),
+        ]
+        #: Set by the daemon on SIGTERM: the pass stops between pages and between remote calls.
+        self.stop_requested = threading.Event()
+
+    def _check_capabilities(self) -> None:
+        link = self.config.link
+        if link and not isinstance(self.communities.get(link.community), MemberAuthorization):
+            raise ConfigError(f"link.community: {link.community!r} cannot authorise members (it needs Discord OAuth2)")
+        wants_reviews = bool(self.config.reviews) or bool(self.config.points and self.config.points.per_review)
+        if wants_reviews and not isinstance(self.shop, ReviewSource):
+            log.warning("shop has no reviews", kind=self.shop.kind)
+
+    def _run(self, report: PassReport, options: PassOptions, started: datetime | None = None) -> Run:
+        return Run(
+            state=self.store,
+            config=self.config,
+            shop=self.shop,
+            communities=self.communities,
+            options=options,
+            report=report,
+            started=started or utcnow(),
+            stop=self.stop_requested,
+        )
+
+    def run_pass(
+        self,
+        *,
+        full: bool = False,
+        since: datetime | None = None,
+        dry_run: bool = False,
+        progress: Progress = quiet,
+        order_ids: Sequence[str] | None = None,
+    ) -> PassReport:
+        """One pass (``cardbridge sync``/``backfill``, the daemon's jobs); see :class:`PassOptions`."""
+        options = PassOptions(full=full, since=since, dry_run=dry_run, order_ids=order_ids, progress=progress)
+        run = self._run(PassReport(), options)
+        return run_pass(run, stages(self.features, self.communities))
+
+    def reconcile(self, report: PassReport) -> list[str]:
+        """Read who really holds each grant; returns one line per drift found (see ``connector.flow.reconcile``)."""
+        stage = ReconcileStage()
+        stage.run(self._run(report, PassOptions()))
+        return stage.found
+
+    def deliver(self, report: PassReport, started: datetime) -> None:
+        """Send what is due in the outbox (the daemon's retry job), leaving rows planned after ``started``."""
+        DeliverStage(self.features).run(self._run(report, PassOptions(), started))
+
+    def resolve_conflict(self, conflict_id: int, keep: str) -> str:
+        """``cardbridge conflicts resolve``: see :meth:`ReviewsFeature.resolve`."""
+        return self.reviews.resolve(conflict_id, keep)
+
+    def points_total(self, customer_key: str) -> int:
+        return self.store.reviews.point_total(customer_key)
+
+    def close(self) -> None:
+        self.shop.close()
+        for community in self.communities.values():
+            community.close()
+        self.store.engine.dispose()

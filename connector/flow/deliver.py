@@ -1,0 +1,154 @@
+"""Deliver: outbox rows due on each community are claimed, sent in the batches the community can apply, and settled.
+
+Rows a crashed process left in ``sending`` are verified against the community before anything is sent again (read
+before retry). A community that cannot be used this pass (a refused key, an outage after the retries) stops with one
+error; its rows go back to pending with no attempt counted, so an outage never parks good actions as dead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import httpx
+
+from adapters.base import Action, CommunityAdapter, CommunityStopped, Outcome
+from connector.core.clock import utcnow
+from connector.core.http import RemoteError
+from connector.core.logs import log
+from connector.core.payloads import Payload
+from connector.features.base import Feature, Run
+from connector.state.tables import OutboxRow
+
+#: Rows claimed per round: one full Discourse group call.
+GROUP_BATCH = 1000
+
+
+class DeliverStage:
+    name = "deliver"
+
+    def __init__(self, features: Sequence[Feature]) -> None:
+        self.owners: dict[str, Feature] = {kind: feature for feature in features for kind in feature.kinds}
+
+    def run(self, run: Run) -> None:
+        if run.dry_run:
+            return
+        outbox = run.state.outbox
+        for name, community in run.communities.items():
+            try:
+                self._recover(run, name, community)
+                total = run.state.status.outbox_counts()["pending"]
+                done = 0
+                while rows := outbox.due(name, utcnow(), limit=GROUP_BATCH, not_since=run.started):
+                    for batch in batches(rows):
+                        if run.stop.is_set():
+                            return  # the action in flight has finished; the rest waits in the outbox
+                        claimed = outbox.claim(batch)
+                        if claimed:
+                            self._send(run, community, claimed)
+                        done += len(batch)
+                        run.options.progress("deliver", done, max(total, done))
+            except CommunityStopped as error:
+                run.report.errors.append(str(error))
+                log.error("community stopped", community=name, reason=str(error))
+            except (RemoteError, httpx.HTTPError) as error:
+                run.report.errors.append(f"{name}: {error}")
+                log.error("delivery failed", community=name, error=str(error))
+
+    def actions(self, run: Run, rows: Sequence[OutboxRow]) -> list[Action]:
+        """The rows as the community adapter sees them, each with its payload built now."""
+        return [
+            Action(
+                id=row.id or 0,
+                kind=row.kind,
+                target=row.target,
+                op=row.op,
+                username=row.remote_username or "",
+                remote_ref=run.state.ledger.ledger_ref(row.community, row.customer_key, row.kind, row.target)
+                if row.op == "revoke"
+                else None,
+                payload=self._payload(row),
+            )
+            for row in rows
+        ]
+
+    def _payload(self, row: OutboxRow) -> Payload:
+        owner = self.owners.get(row.kind)
+        return owner.payload(row) if owner is not None else None
+
+    def _record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
+        """Each feature remembers what the community answered for its own rows."""
+        by_owner: dict[int, list[OutboxRow]] = {}
+        owners: dict[int, Feature] = {}
+        for row in rows:
+            owner = self.owners.get(row.kind)
+            if owner is not None:
+                by_owner.setdefault(id(owner), []).append(row)
+                owners[id(owner)] = owner
+        for key, owned in by_owner.items():
+            owners[key].record(run, owned, outcomes)
+
+    def _send(self, run: Run, community: CommunityAdapter, rows: Sequence[OutboxRow]) -> None:
+        outbox, report = run.state.outbox, run.report
+        try:
+            outcomes = {o.action_id: o for o in community.apply(self.actions(run, rows))}
+        except CommunityStopped:
+            # Not these actions' fault (a bad key, a forum that is down): they go back to pending, no attempt counted.
+            outbox.release(rows)
+            raise
+        succeeded = [row for row in rows if (o := outcomes.get(row.id or 0)) is not None and o.ok]
+        outbox.complete(succeeded, {row.id or 0: outcomes[row.id or 0].ref for row in succeeded})
+        self._record(run, rows, outcomes)
+        report.delivered += len(succeeded)
+        for row in rows:
+            outcome = outcomes.get(row.id or 0)
+            if outcome is not None and outcome.wait:
+                outbox.release([row])
+                report.waiting += 1
+            elif outcome is None or not outcome.ok:
+                reason = outcome.error if outcome and outcome.error else "no outcome reported"
+                self._failed(run, row, reason, permanent=bool(outcome and outcome.permanent))
+
+    def _failed(self, run: Run, row: OutboxRow, reason: str, permanent: bool) -> None:
+        delivery, report = run.config.delivery, run.report
+        attempts = 1 if permanent else delivery.max_attempts
+        died = run.state.outbox.fail([row], reason, attempts, delivery.retry_base_seconds)
+        report.failed += 1 - died
+        report.died += died
+        report.failures.append(
+            f"{row.community}: {row.op} {row.kind} {row.target!r} for {row.remote_username}: {reason}"
+        )
+        log.warning(
+            "action failed", community=row.community, op=row.op, kind=row.kind, target=row.target, reason=reason
+        )
+
+    def _recover(self, run: Run, name: str, community: CommunityAdapter) -> None:
+        """Rows a crashed process left in ``sending``: verified against the community before anything is re-sent."""
+        orphans = run.state.outbox.orphaned(name)
+        if not orphans:
+            return
+        resend: list[OutboxRow] = []
+        for row, action in zip(orphans, self.actions(run, orphans), strict=True):
+            outcome = community.verify(action)
+            if outcome is not None and outcome.ok:
+                run.state.outbox.complete([row], {row.id or 0: outcome.ref})
+                self._record(run, [row], {row.id or 0: outcome})
+                run.report.recovered += 1
+                log.info(
+                    "interrupted action found applied", community=name, op=row.op, kind=row.kind, target=row.target
+                )
+            else:
+                resend.append(row)
+        for batch in batches(resend):
+            self._send(run, community, batch)
+
+
+def batches(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
+    """Group rows the community can apply in one call (same kind, target and op), keeping badge grants single."""
+    grouped: dict[tuple[str, str, str], list[OutboxRow]] = {}
+    singles: list[list[OutboxRow]] = []
+    for row in rows:
+        if row.kind == "group":
+            grouped.setdefault((row.kind, row.target, row.op), []).append(row)
+        else:
+            singles.append([row])
+    return singles + list(grouped.values())

@@ -1,0 +1,75 @@
+"""Reconcile: read who really holds each badge, group and role, and compare it with the ledger.
+
+A grant removed by hand is recorded per ``[policy]`` (an override that is never granted again, or granted again);
+a member who left the community is not a moderator's doing: the grant is forgotten and made again when they return.
+Communities that can list holders (Discourse) are asked per badge and group; those that cannot (Discord) are asked
+about the members CardBridge granted to.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from adapters.base import HolderListing, MemberCheck
+from connector.core.http import RemoteError
+from connector.core.logs import log
+from connector.features.base import Run
+
+
+class ReconcileStage:
+    name = "reconcile"
+
+    def __init__(self) -> None:
+        #: One line per drift found (also logged), so the operator sees every manual removal.
+        self.found: list[str] = []
+
+    def run(self, run: Run) -> None:
+        for name, community in run.communities.items():
+            if not isinstance(community, HolderListing | MemberCheck):
+                continue
+            try:
+                self._community(run, name, community)
+            except (RemoteError, httpx.HTTPError) as error:
+                run.report.errors.append(f"{name}: reconcile failed: {error}")
+
+    def _community(self, run: Run, name: str, community: HolderListing | MemberCheck) -> None:
+        ledger, plans, report = run.state.ledger, run.state.plans, run.report
+        respect = run.config.policy.respect_manual_removal
+        granted = ledger.granted(name)
+        if isinstance(community, MemberCheck):
+            answers = community.who_holds({t: [user for _, user in rows] for t, rows in granted.items()})
+        for (kind, target), rows in granted.items():
+            if isinstance(community, MemberCheck):
+                if (kind, target) not in answers:
+                    continue  # the community cannot tell: no drift claimed
+                holders, absent = answers[(kind, target)]
+            else:
+                holders, absent = community.holders(kind, target), set()
+            left = [(key, user) for key, user in rows if user in absent]
+            if left:
+                # Not a moderator's doing: the member left. Forget the grant, so it is made again (and waits until
+                # they are back).
+                ledger.set_ledger_state(name, [(key, kind, target) for key, _ in left], "revoked")
+                plans.mark_dirty([key for key, _ in left])
+                report.members_left += len(left)
+                for _key, user in left:
+                    self.found.append(f"{name}: {user} left; {kind} {target!r} is granted again when they return")
+            missing = [(key, user) for key, user in rows if user.lower() not in holders and user not in absent]
+            if not missing:
+                continue
+            ledger.set_ledger_state(
+                name, [(key, kind, target) for key, _ in missing], "override" if respect else "revoked"
+            )
+            for _key, user in missing:
+                self.found.append(
+                    f"{name}: {kind} {target!r} was removed from {user} by hand; "
+                    + ("recorded as an override, not granted again" if respect else "granting it again")
+                )
+                log.warning(
+                    "manual removal",
+                    community=name,
+                    kind=kind,
+                    target=target,
+                    user=user,
+                    policy="respect" if respect else "re-grant",
+                )
