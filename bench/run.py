@@ -285,8 +285,8 @@ def bench_discord(buyers: int, per_window: int, window: float) -> list[Figure]:
     """Role grants for ``buyers`` linked members against Discord buckets of ``per_window`` requests per ``window`` s:
     how much of the bucket the connector uses, whether any request bounced (429), and what a no-op re-run writes."""
     sys.path.insert(0, str(ROOT))
+    from connector.state import State
     from connector.state.db import open_engine
-    from connector.state.store import StateStore
 
     with (
         Sandbox(buyers * 10, forum_users=False, discord_bucket=f"{per_window}/{window}") as sandbox,
@@ -297,10 +297,11 @@ def bench_discord(buyers: int, per_window: int, window: float) -> list[Figure]:
         if run_cardbridge(folder, "sync").code != 0:  # stores every buyer; nobody is linked yet
             raise RuntimeError("the first Discord sync failed")
         engine = open_engine(f"sqlite:///{folder / 'state.db'}")
-        store = StateStore(engine)
+        store = State(engine)
         for index, email in enumerate(sandbox.info["buyer_emails"]):
             member = str(sandbox.info["member_base"] + index)
-            store.link("discord", f"e:{email}", member, member)  # what `cardbridge link` or the link page records
+            # What `cardbridge link` or the link page records.
+            store.identities.link("discord", f"e:{email}", member, member)
         engine.dispose()
         sandbox.discord_reset()
         timed = run_cardbridge(folder, "sync")
@@ -346,7 +347,7 @@ def bench_latency(samples: int) -> Figure:
     """Shop webhook → badge on the forum, through a running daemon (``cardbridge run``), no rate-limit wait."""
     import socket
 
-    from connector.server.daemon import wc_signature
+    from adapters.shops.woocommerce_webhook import WOOCOMMERCE
     from sandbox.discourse import DiscourseSandbox
     from sandbox.server import SandboxServer
     from sandbox.shop import WooCommerceSandbox
@@ -401,7 +402,7 @@ def bench_latency(samples: int) -> Figure:
                     base + "/webhooks/woocommerce",
                     content=body,
                     headers={
-                        "X-WC-Webhook-Signature": wc_signature("bench", body),
+                        "X-WC-Webhook-Signature": WOOCOMMERCE.sign("bench", body),
                         "X-WC-Webhook-Topic": "order.created",
                         "X-WC-Webhook-Delivery-ID": str(index),
                         "Content-Type": "application/json",
@@ -417,7 +418,7 @@ def bench_latency(samples: int) -> Figure:
             daemon.wait(30)
     latencies.sort()
     p50 = statistics.median(latencies)
-    p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)]
+    p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
     return Figure(
         "webhook → badge latency (p50, p95)",
         f"{p50 * 1000:.0f} ms, {p95 * 1000:.0f} ms",

@@ -90,6 +90,14 @@ class World:
             encoding="utf-8",
         )
 
+    def set_shop(self, table: str) -> None:
+        """Replace the whole ``[shop]`` table (each shop adapter accepts only its own keys)."""
+        text = self.config_path.read_text()
+        start, end = text.index("[shop]\n"), text.index("[communities.forum]")
+        self.config_path.write_text(
+            text[:start] + "[shop]\n" + table.rstrip("\n") + "\n" + text[end:], encoding="utf-8"
+        )
+
     @property
     def db_path(self) -> Path:
         return self.dir / "state.db"

@@ -76,12 +76,7 @@ def acg_world(world, shop_db):  # noqa: F811
                 "VALUES ('T1', 5, 1, 0, 'key not working', 1)"
             )
         )
-    world.config_path.write_text(
-        world.config_path.read_text().replace(
-            f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"', f'kind = "acgfaka"\ndatabase_url = "{url}"'
-        ),
-        encoding="utf-8",
-    )
+    world.set_shop(f'kind = "acgfaka"\ndatabase_url = "{url}"')
     world.engine = engine
     now = datetime.now().replace(microsecond=0)
     world.member = add_order(engine, 5, "", 1, "KM-ACG-AAAA", now - timedelta(hours=2), paid=now - timedelta(hours=2))

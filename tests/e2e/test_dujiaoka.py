@@ -77,13 +77,7 @@ def dj_world(world, shop_db):
             text("INSERT INTO goods (id, gd_name, actual_price, type) VALUES (1, '王者荣耀 点券 60元', 60, 1)")
         )
         conn.execute(text("INSERT INTO carmis (goods_id, status, is_loop, carmi) VALUES (1, 1, 0, 'KM-STOCK-0001')"))
-    world.config_path.write_text(
-        world.config_path.read_text().replace(
-            f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
-            f'kind = "dujiaoka"\ndatabase_url = "{url}"\nlookback_seconds = 0',
-        ),
-        encoding="utf-8",
-    )
+    world.set_shop(f'kind = "dujiaoka"\ndatabase_url = "{url}"\nlookback_seconds = 0')
     world.engine = engine
     now = datetime.now().replace(microsecond=0)
     world.paid = add_order(engine, "Buyer@Example.com", 4, "KM-SECRET-AAAA", now - timedelta(minutes=5))
@@ -130,7 +124,7 @@ def test_paid_statuses_grant_failures_revoke_and_secrets_stay_in_the_shop(dj_wor
 
 def test_keyset_walk_reads_every_row_sharing_a_second_once(shop_db):
     from adapters.shops.dujiaoka import DujiaokaShop
-    from connector.core.config import ShopConfig
+    from adapters.shops.sql import DatabaseShopSettings
     from connector.core.models import OrderStatus
 
     engine, url = shop_db
@@ -138,7 +132,7 @@ def test_keyset_walk_reads_every_row_sharing_a_second_once(shop_db):
     ids = [add_order(engine, f"t{i}@example.com", 4, f"KM-{i}", same) for i in range(5)]
     with engine.connect() as conn:
         conn.execute(text("UPDATE orders SET deleted_at = :t WHERE id = :id"), {"t": same, "id": ids[-1]})
-    shop = DujiaokaShop(ShopConfig(kind="dujiaoka", database_url=url, page_size=2, lookback_seconds=0))
+    shop = DujiaokaShop(DatabaseShopSettings(kind="dujiaoka", database_url=url, page_size=2, lookback_seconds=0))
     pages = list(shop.order_pages(None))
     seen = [o.id for p in pages for o in p.orders]
     assert seen == [str(i) for i in ids]

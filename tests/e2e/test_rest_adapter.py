@@ -85,12 +85,9 @@ fields = {{ id = "order_no", email = "contact", status = "state", product_id = "
 def rest_world(world):
     world.api = FakaApi()
     world.api_server = SandboxServer(world.api.app).start()
-    text = world.config_path.read_text().replace(
-        f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
-        f'kind = "rest"\nbase_url = "{world.api_server.url}"\nlookback_seconds = 0\ntimezone = "Asia/Shanghai"',
+    world.set_shop(
+        f'kind = "rest"\nbase_url = "{world.api_server.url}"\nlookback_seconds = 0\ntimezone = "Asia/Shanghai"\n' + REST
     )
-    shop_end = text.index("[communities.forum]")
-    world.config_path.write_text(text[:shop_end] + REST + text[shop_end:], encoding="utf-8")
     yield world
     world.api_server.stop()
 

@@ -13,15 +13,11 @@ from sandbox.server import SandboxServer
 def sellix_world(world):
     world.sellix = SellixSandbox()
     world.sellix_server = SandboxServer(world.sellix.app).start()
-    world.config_path.write_text(
-        world.config_path.read_text().replace(
-            f'kind = "woocommerce"\nbase_url = "{world.shop_server.url}"',
-            f'kind = "sellix"\nbase_url = "{world.sellix_server.url}/v1"\napi_key = "${{SELLIX_API_KEY}}"\n'
-            "lookback_seconds = 0",
-        )
-        + '\n[reviews]\nforum = { category = "Reviews" }\n',
-        encoding="utf-8",
+    world.set_shop(
+        f'kind = "sellix"\nbase_url = "{world.sellix_server.url}/v1"\napi_key = "${{SELLIX_API_KEY}}"\nlookback_seconds = 0'
     )
+    with world.config_path.open("a", encoding="utf-8") as config:
+        config.write('\n[reviews]\nforum = { category = "Reviews" }\n')
     key = world.sellix.add_product("Elden Ring Steam Key", 29.99)
     world.paid = world.sellix.add_order("Paid@Example.com", key, "COMPLETED")
     world.waiting = world.sellix.add_order("wait@example.com", key, "WAITING_FOR_CONFIRMATIONS")
@@ -51,7 +47,7 @@ def test_sellix_grant_refund_feedback_and_no_secrets(sellix_world):
     order_pages = [r for r in world.sellix.requests if r["path"] == "/v1/orders"]
     assert len(order_pages) == 1  # the newest page already reaches the cursor: early stop
     stored = b"".join(p.read_bytes() for p in world.dir.glob("state.db*"))
-    for secret in world.sellix.secrets() + ["203.0.113.7"]:
+    for secret in [*world.sellix.secrets(), "203.0.113.7"]:
         assert secret.encode() not in stored and secret not in run.output + again.output
 
 
@@ -67,7 +63,7 @@ def test_signed_sellix_webhook_through_the_daemon(sellix_world):
 
     import httpx
 
-    from connector.server.daemon import sellix_signature
+    from adapters.shops.sellix_webhook import SELLIX
     from tests.e2e.test_daemon import free_port, wait_for
 
     world = sellix_world
@@ -105,7 +101,7 @@ sellix_webhook_secret = "sx-secret"
         good = httpx.post(
             f"http://127.0.0.1:{port}/webhooks/sellix",
             content=body,
-            headers={"X-Sellix-Signature": sellix_signature("sx-secret", body), "X-Sellix-Event": "order:paid"},
+            headers={"X-Sellix-Signature": SELLIX.sign("sx-secret", body), "X-Sellix-Event": "order:paid"},
         )
         assert good.json() == {"ok": "accepted"}
         assert wait_for(lambda: world.forum.badges_of("wait") == ["Verified Buyer"], 10)
