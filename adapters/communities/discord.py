@@ -19,10 +19,9 @@ server gets the role again when they come back.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from pydantic import Field
 
 from adapters.base import (
     Action,
@@ -42,7 +41,7 @@ from connector.core.config import Rule
 from connector.core.http import RemoteError, describe_body
 from connector.core.logs import log
 from connector.core.payloads import DiscordPost, RoleConnection
-from connector.core.settings import CommunitySettings, HttpUrl, RequiredStr
+from connector.core.settings import CommunitySettings, HttpUrl, RequiredStr, Timeout
 
 
 class DiscordSettings(CommunitySettings):
@@ -57,7 +56,7 @@ class DiscordSettings(CommunitySettings):
     application_id: str = ""
     client_secret: str = ""
     oauth_base: HttpUrl = "https://discord.com"
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    timeout_seconds: Timeout = 30.0
 
     def missing_for(self, section: str) -> list[str]:
         if section != "link":

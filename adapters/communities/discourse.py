@@ -31,7 +31,7 @@ from adapters.communities.discourse_posts import ForumContent
 from connector.core.config import Rule
 from connector.core.http import RemoteError, describe_body
 from connector.core.logs import log
-from connector.core.settings import CommunitySettings, HttpUrl
+from connector.core.settings import CommunitySettings, HttpUrl, Timeout
 
 
 class DiscourseSettings(CommunitySettings):
@@ -44,7 +44,7 @@ class DiscourseSettings(CommunitySettings):
     api_username: str = "system"
     #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
     requests_per_minute: Annotated[int, Field(ge=1)] = 60
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    timeout_seconds: Timeout = 30.0
     #: Use the bulk user list (one page of 100 users a call) instead of per-email look-ups when more than this many
     #: customers are waiting for a match.
     bulk_lookup_threshold: Annotated[int, Field(ge=0)] = 20

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -35,7 +35,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
-from connector.core.settings import HttpUrl, KeyedError, ShopSettings, StrictModel, TimeZone
+from connector.core.settings import HttpUrl, KeyedError, Seconds, ShopSettings, StrictModel, Timeout, TimeZone
 
 #: Field names that may hold card secrets, passwords or payment credentials: never mapped, whatever the config says.
 DENY = re.compile(
@@ -163,8 +163,8 @@ class RestShopSettings(ShopSettings):
     #: The zone strftime-formatted times are read (and date parameters written) in.
     timezone: TimeZone = "Asia/Shanghai"
     #: Re-read orders modified this many seconds before the cursor (date increments).
-    lookback_seconds: Annotated[int, Field(ge=0)] = 300
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    lookback_seconds: Seconds = 300
+    timeout_seconds: Timeout = 30.0
 
 
 class RestShop:

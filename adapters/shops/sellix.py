@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
 from connector.core.clock import iso, parse_iso
@@ -37,7 +36,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
-from connector.core.settings import HttpUrl, RequiredStr, ShopSettings
+from connector.core.settings import HttpUrl, RequiredStr, Seconds, ShopSettings, Timeout
 
 DEFAULT_API = "https://dev.sellix.io/v1"
 ORDERS = "sellix.orders"
@@ -127,8 +126,8 @@ class SellixSettings(ShopSettings):
     #: The API root.
     base_url: HttpUrl = DEFAULT_API
     #: Orders updated this many seconds before the cursor are read again (the cursor is client-side).
-    lookback_seconds: Annotated[int, Field(ge=0)] = 300
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    lookback_seconds: Seconds = 300
+    timeout_seconds: Timeout = 30.0
 
 
 class SellixShop:

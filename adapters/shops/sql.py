@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 from sqlalchemy import Engine, create_engine, event
 
 from adapters.base import MalformedRecord
-from connector.core.settings import RequiredStr, ShopSettings, TimeZone
+from connector.core.settings import PageSize, RequiredStr, Seconds, ShopSettings, TimeZone
 
 #: A row that cannot be read (the quarantine reason is the message).
 MalformedRow = MalformedRecord
@@ -28,9 +28,9 @@ class DatabaseShopSettings(ShopSettings):
     #: The zone the shop writes its ``Y-m-d H:i:s`` timestamps in (stored here as UTC).
     timezone: TimeZone = "Asia/Shanghai"
     #: Orders per query.
-    page_size: Annotated[int, Field(ge=1, le=100)] = 100
+    page_size: PageSize = 100
     #: Re-read orders updated (or paid) this many seconds before the cursor (late commits).
-    lookback_seconds: Annotated[int, Field(ge=0)] = 300
+    lookback_seconds: Seconds = 300
 
     @field_validator("table_prefix")
     @classmethod

@@ -18,10 +18,9 @@ import html
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
 from connector.core.clock import iso, parse_iso
@@ -37,7 +36,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
-from connector.core.settings import HttpUrl, ShopSettings
+from connector.core.settings import HttpUrl, PageSize, Seconds, ShopSettings, Timeout
 
 API = "/wp-json/wc/v3"
 ORDERS = "woocommerce.orders"
@@ -158,10 +157,10 @@ class WooCommerceSettings(ShopSettings):
     consumer_key: str = ""
     consumer_secret: str = ""
     #: Orders per page (WooCommerce allows at most 100).
-    page_size: Annotated[int, Field(ge=1, le=100)] = 100
+    page_size: PageSize = 100
     #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
-    lookback_seconds: Annotated[int, Field(ge=0)] = 300
-    timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    lookback_seconds: Seconds = 300
+    timeout_seconds: Timeout = 30.0
 
 
 class WooCommerceShop:

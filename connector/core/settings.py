@@ -65,6 +65,12 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 RequiredStr = Annotated[str, AfterValidator(_filled)]
 #: An IANA time zone name (``Asia/Shanghai``).
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
+#: Seconds, zero or more (a look-back before a cursor).
+Seconds = Annotated[int, Field(ge=0)]
+#: A per-request timeout in seconds, more than zero.
+Timeout = Annotated[float, Field(gt=0)]
+#: Records per request; 100 is the most WooCommerce (and most shops) allow.
+PageSize = Annotated[int, Field(ge=1, le=100)]
 
 
 class ShopSettings(StrictModel):
