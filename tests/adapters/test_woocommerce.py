@@ -12,7 +12,7 @@ from adapters.shops.woocommerce import MalformedRecord, WooCommerceSettings, Woo
 from connector.core.http import RemoteError
 from connector.core.models import OrderStatus
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "specs" / "shops" / "woocommerce" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "woocommerce"
 BASE = "https://shop.example.com"
 ORDERS = f"{BASE}/wp-json/wc/v3/orders"
 
