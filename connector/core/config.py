@@ -264,17 +264,62 @@ class ServerConfig(StrictModel):
     discourse_webhook_secret: str = ""
     #: The Sellix webhook secret (Settings > Security; X-Sellix-Signature).
     sellix_webhook_secret: str = ""
+    #: Webhook bodies larger than this are refused (413) as soon as the bytes read pass it, chunked or not.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
-    #: /healthz answers 503 when a community has been failing for longer than this.
+    #: A request's head must arrive within this many seconds of the connection (or of the previous answer), and its
+    #: body within this many seconds of its head; a slower sender is answered 408 or disconnected.
+    read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+    #: Open connections served at once; past it, new requests are answered 503 at once.
+    max_connections: Annotated[int, Field(ge=4)] = 100
+    #: /healthz answers 503 when a community has been failing for longer than this, or the shop could not be read
+    #: for longer than this.
     unhealthy_after_seconds: Annotated[int, Field(ge=1)] = 900
+    #: /healthz answers 503 once a job's passes (sync, reconcile, webhook, …) failed this many times in a row.
+    unhealthy_after_failed_passes: Annotated[int, Field(ge=1)] = 3
+    #: The operator's pages (``/``, ``/metrics``) need ``Authorization: Bearer <token>`` (or HTTP Basic with the
+    #: token as password, for a browser) when set; at least 24 characters, from the environment.
+    operator_token: str = ""
+    #: A second listener (host:port) for the operator's pages; when set, ``/`` and ``/metrics`` are served only there.
+    operator_listen: str = ""
+    #: Tries of a stored webhook event before it is parked as dead (listed on the status page).
+    webhook_max_attempts: Annotated[int, Field(ge=1)] = 8
+    #: Seconds before a failed webhook event is tried again (doubles per attempt, at most an hour).
+    webhook_retry_seconds: Annotated[float, Field(ge=0)] = 30.0
+    #: A delivery whose topic and body equal one received this many seconds before is a duplicate (fresh delivery
+    #: id or not): the order is not re-read again.
+    webhook_dedup_seconds: Annotated[int, Field(ge=0)] = 86_400
+    #: Handled (and dead) webhook events are deleted this many days after they were handled.
+    webhook_retention_days: Annotated[int, Field(ge=1)] = 14
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
+        return cls._host_port(value)
+
+    @field_validator("operator_listen")
+    @classmethod
+    def _operator_listen(cls, value: str) -> str:
+        return cls._host_port(value) if value else value
+
+    @staticmethod
+    def _host_port(value: str) -> str:
         host, _, port = value.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError("use host:port, e.g. 127.0.0.1:8080")
         return value
+
+    @field_validator("operator_token")
+    @classmethod
+    def _operator_token(cls, value: str) -> str:
+        if value and (len(value) < 24 or not value.isascii() or not value.isprintable() or " " in value):
+            raise ValueError("use at least 24 printable ASCII characters without spaces (openssl rand -hex 24)")
+        return value
+
+    @model_validator(mode="after")
+    def _listeners(self) -> ServerConfig:
+        if self.operator_listen and self.operator_listen.rpartition(":")[2] == self.listen.rpartition(":")[2]:
+            raise ValueError("operator_listen must use another port than listen")
+        return self
 
     @property
     def host(self) -> str:

@@ -4,9 +4,12 @@
 |---|---|
 | ``POST /webhooks/<source>`` | :mod:`connector.server.webhooks`, one per configured webhook format |
 | ``GET /healthz`` | :mod:`connector.server.health` |
-| ``GET /metrics`` | :mod:`connector.server.metrics` |
-| ``GET /`` | :mod:`connector.server.status_page`, fed a :class:`StatusView` built here |
+| ``GET /metrics`` | :mod:`connector.server.metrics`, behind :mod:`connector.server.operator` |
+| ``GET /`` | :mod:`connector.server.status_page`, fed a :class:`StatusView` built here, behind the same gate |
 | ``/link`` … | :mod:`connector.server.link_page`, with ``[link]`` |
+
+With ``[server] operator_listen``, ``/`` and ``/metrics`` are served only on that listener
+(:func:`create_operator_app`), and ``/healthz`` on both.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from connector.server.health import Health, HealthReport
 from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from connector.server.operator import OperatorGate
 from connector.server.status_page import Conflict, Problem, StatusView, Stream, render_status_page
 from connector.server.webhooks import webhook_routes
 from connector.state.webhooks import WebhookStore
@@ -49,11 +53,15 @@ class ReadOnlyPages:
         self.drift = drift
         self.clock = clock
 
-    def routes(self) -> list[Route]:
+    def health_routes(self) -> list[Route]:
+        """``/healthz``: on every listener, without a token (load balancers and monitors ask it)."""
+        return [Route("/healthz", self.healthz, methods=["GET"])]
+
+    def operator_routes(self, gate: OperatorGate) -> list[Route]:
+        """``/metrics`` and ``/``, behind the operator token when one is set."""
         return [
-            Route("/healthz", self.healthz, methods=["GET"]),
-            Route("/metrics", self.metrics_endpoint, methods=["GET"]),
-            Route("/", self.status_page, methods=["GET"]),
+            Route("/metrics", gate.guard(self.metrics_endpoint), methods=["GET"]),
+            Route("/", gate.guard(self.status_page), methods=["GET"]),
         ]
 
     def check(self) -> HealthReport:
@@ -120,10 +128,20 @@ def create_app(
     on_event: Callable[[], None],
     on_linked: Callable[[], None],
 ) -> Starlette:
-    """The app ``cardbridge run`` serves: link page, webhook receivers, health, metrics, status page."""
+    """The app of ``[server] listen``: link page, webhook receivers, health; metrics and the status page too unless
+    ``operator_listen`` gives them a listener of their own."""
+    server = connector.config.server
     routes: list[BaseRoute] = [
         *link_routes(connector, on_linked),
         *webhook_routes(connector.config, formats, webhooks, pages.metrics, on_event),
-        *pages.routes(),
+        *pages.health_routes(),
     ]
+    if not server.operator_listen:
+        routes += pages.operator_routes(OperatorGate(server.operator_token))
     return Starlette(routes=routes)
+
+
+def create_operator_app(connector: Connector, pages: ReadOnlyPages) -> Starlette:
+    """The app of ``[server] operator_listen``: the status page, metrics and health."""
+    gate = OperatorGate(connector.config.server.operator_token)
+    return Starlette(routes=[*pages.health_routes(), *pages.operator_routes(gate)])

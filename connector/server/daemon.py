@@ -11,20 +11,23 @@ exits 0. A webhook answered 200 was stored first, so the next start processes it
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from connector.core.clock import utcnow
 from connector.core.logs import log
 from connector.flow import Connector
-from connector.server.app import ReadOnlyPages, create_app
+from connector.server.app import ReadOnlyPages, create_app, create_operator_app
 from connector.server.events import EventWorker
 from connector.server.health import Health
 from connector.server.jobs import Jobs
+from connector.server.listeners import KEEP_ALIVE_SECONDS, ByListener, bind, h11_with_head_timeout
 from connector.server.metrics import Metrics
 from connector.server.webhooks import configured_formats
 
@@ -52,6 +55,9 @@ class Daemon:
             on_linked=self.worker.member_linked,
         )
 
+    def operator_app(self) -> Starlette:
+        return create_operator_app(self.connector, self.pages)
+
     def start(self) -> None:
         self.jobs.start()
         self.worker.start()
@@ -63,15 +69,44 @@ class Daemon:
         self.worker.join()
 
 
+def warn_if_operator_pages_are_open(connector: Connector) -> None:
+    """The status page and metrics on the public listener without a token: said once at start."""
+    server = connector.config.server
+    if server.operator_listen or server.operator_token:
+        return
+    public = connector.config.link is not None or not _loopback(server.host)
+    if public:
+        log.warning(
+            "the status page and /metrics are served without a token on the public listener: "
+            "set [server] operator_token or operator_listen",
+            listen=server.listen,
+        )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def serve(connector: Connector) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     daemon = Daemon(connector)
     server_config = connector.config.server
+    sockets = [bind(server_config.host, server_config.port)]
+    by_port: dict[int, ASGIApp] = {}
+    if server_config.operator_listen:
+        host, _, port = server_config.operator_listen.rpartition(":")
+        sockets.append(bind(host.strip("[]"), int(port)))
+        by_port[sockets[1].getsockname()[1]] = daemon.operator_app()
+    warn_if_operator_pages_are_open(connector)
     server = uvicorn.Server(
         uvicorn.Config(
-            daemon.app(),
-            host=server_config.host,
-            port=server_config.port,
+            ByListener(daemon.app(), by_port),
+            http=h11_with_head_timeout(server_config.read_timeout_seconds),
+            limit_concurrency=server_config.max_connections,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -82,9 +117,9 @@ def serve(connector: Connector) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: connector.stop_requested.set())
     daemon.start()
-    log.warning("cardbridge running", listen=server_config.listen)
+    log.warning("cardbridge running", listen=server_config.listen, operator_listen=server_config.operator_listen)
     try:
-        server.run()  # handles SIGTERM/SIGINT: stops accepting, finishes requests in flight
+        server.run(sockets=sockets)  # handles SIGTERM/SIGINT: stops accepting, finishes requests in flight
     finally:
         daemon.stop()
         log.warning("cardbridge stopped")

@@ -1,8 +1,10 @@
 """``POST /webhooks/<source>``: the receivers, one per webhook format of the configured shop and communities.
 
 What every receiver does, whatever the format (:mod:`adapters.webhooks`): the body is limited while it is read
-(400), the signature is compared with the secret's in constant time (401, nothing stored), the body is parsed (400
-when malformed), and the event is stored before the 200, deduplicated by its delivery id; then the worker is woken.
+(:mod:`connector.server.bodies`: 413 past ``max_body_bytes``, chunked or not, 408 past ``read_timeout_seconds``; the
+connection is closed after either), the signature is compared with the secret's in constant time (401, nothing
+stored), the body is parsed (400 when malformed), and the event is stored before the 200, deduplicated by its
+delivery id; then the worker is woken.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from starlette.routing import Route
 
 from adapters.webhooks import Ignored, MalformedWebhook, WebhookFormat, webhook_format
 from connector.core.config import Config
+from connector.server.bodies import BodyError, read_body
 from connector.server.metrics import Metrics
 from connector.state.webhooks import WebhookStore
+
+#: The metrics result of a body refused while it was read, by status.
+REFUSALS = {413: "too_large", 408: "too_slow"}
 
 
 def configured_formats(config: Config) -> dict[str, WebhookFormat]:
@@ -47,6 +53,7 @@ class Receiver:
         form: WebhookFormat,
         secret: str,
         max_body_bytes: int,
+        read_timeout: float,
         store: WebhookStore,
         metrics: Metrics,
         on_accepted: Callable[[], None],
@@ -55,6 +62,7 @@ class Receiver:
         self.source = form.source
         self.secret = secret
         self.limit = max_body_bytes
+        self.read_timeout = read_timeout
         self.store = store
         self.metrics = metrics
         self.on_accepted = on_accepted
@@ -66,14 +74,6 @@ class Receiver:
         self.metrics.webhook(self.source, result)
         return JSONResponse({"error": message}, status_code=status)
 
-    async def _body(self, request: Request) -> bytes | None:
-        """The raw body, or None when it is larger than the limit (by its declared length, or as read)."""
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.limit:
-            return None
-        body = await request.body()
-        return body if len(body) <= self.limit else None
-
     def _signed(self, request: Request, body: bytes) -> bool:
         """The signature is the HMAC the secret gives (compared in constant time); no secret, no delivery."""
         presented = self.form.signature(request.headers)
@@ -84,9 +84,12 @@ class Receiver:
         )
 
     async def receive(self, request: Request) -> Response:
-        body = await self._body(request)
-        if body is None:
-            return self._refuse("too_large", 400, f"body larger than {self.limit} bytes")
+        try:
+            body = await read_body(request, self.limit, self.read_timeout)
+        except BodyError as error:
+            # The rest of the body is left unread: the connection is closed after the answer.
+            self.metrics.webhook(self.source, REFUSALS.get(error.status, "bad_body"))
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers={"Connection": "close"})
         if self.form.unsigned_ping(request.headers, body):
             self.metrics.webhook(self.source, "ping")
             return JSONResponse({"ok": "ping"})
@@ -117,8 +120,16 @@ def webhook_routes(
     on_accepted: Callable[[], None],
 ) -> list[Route]:
     """A receiver per format, each with its secret from ``[server]``."""
-    limit = config.server.max_body_bytes
+    server = config.server
     return [
-        Receiver(form, webhook_secret(config, source), limit, store, metrics, on_accepted).route()
+        Receiver(
+            form,
+            webhook_secret(config, source),
+            server.max_body_bytes,
+            server.read_timeout_seconds,
+            store,
+            metrics,
+            on_accepted,
+        ).route()
         for source, form in formats.items()
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -127,7 +128,7 @@ def test_bad_signature_is_401_and_changes_nothing(daemon_world):
     )
     assert ping.status_code == 200
     too_big = httpx.post(world.base + "/webhooks/woocommerce", content=b"x" * 2_000_000)
-    assert too_big.status_code == 400
+    assert too_big.status_code == 413  # refused by its declared length, before reading it
     time.sleep(1)
     assert world.forum.badges_of("alice") == []
     with sqlite3.connect(world.db_path) as db:
@@ -329,3 +330,147 @@ def test_a_webhook_accepted_while_the_shop_is_down_is_handled_when_it_is_back(da
         assert db.execute("select count(*) from webhook_events where processed_at is null").fetchone()[0] == 1
     world.shop.knobs.clear_faults()
     assert wait_for(lambda: BADGE in world.forum.badges_of("alice"), 60)
+
+
+# --- Hardening (issue 12): bodies, slow senders, health after failing passes, events, operator pages, replays ---
+
+MiB = 1024 * 1024
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of a process, in kB, from /proc."""
+    found = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0])
+    return found
+
+
+def stream_chunked(port: int, path: str, total: int, chunk: int = 64 * 1024) -> tuple[int, bytes]:
+    """POST a chunked body of ``total`` bytes over a raw socket, stopping as soon as the server answers or hangs up.
+
+    Returns the body bytes sent and what the server answered (b"" when it only closed the connection).
+    """
+    frame = f"{chunk:x}\r\n".encode() + b"x" * chunk + b"\r\n"
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        try:
+            while sent < total:
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable:
+                    break
+                sock.sendall(frame)
+                sent += chunk
+            else:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:  # the server hung up on the rest of the body
+            pass
+        return sent, _read_answer(sock)
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except OSError:
+        pass
+    return answer
+
+
+def test_a_chunked_body_far_over_the_limit_is_refused_early_with_memory_bounded(daemon_world):
+    world = daemon_world
+    start(world)
+    pid = world.processes[-1].pid
+    before = memory_kb(pid)
+    sent, answer = stream_chunked(world.port, "/webhooks/woocommerce", total=100 * MiB)
+    after = memory_kb(pid)
+    print(f"RSS before {before['VmRSS']} kB, after {after['VmRSS']} kB, peak {after['VmHWM']} kB; sent {sent} B")
+    assert sent < 32 * MiB, f"the server read {sent} bytes of a body limited to 1 MiB"
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert after["VmHWM"] - before["VmRSS"] < 40 * 1024, (before, after)  # kB: the 100 MiB were never held
+    assert httpx.get(world.base + "/healthz").status_code == 200  # and the daemon still serves
+    metrics = httpx.get(world.base + "/metrics").text
+    assert 'cardbridge_webhook_events_total{result="too_large",source="woocommerce"} 1.0' in metrics
+
+
+def test_slow_senders_are_cut_off(daemon_world):
+    world = daemon_world
+    world.config_path.write_text(
+        world.config_path.read_text().replace("[server]\n", "[server]\nread_timeout_seconds = 1\n"), encoding="utf-8"
+    )
+    start(world)
+    # A body that never ends: 408 once the read timeout has passed, and the connection is closed.
+    with socket.create_connection(("127.0.0.1", world.port), timeout=10) as sock:
+        sock.sendall(b'POST /webhooks/woocommerce HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"id":')
+        began = time.monotonic()
+        answer = _read_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert time.monotonic() - began < 5
+    # A head that never ends: the connection is closed.
+    with socket.create_connection(("127.0.0.1", world.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        began = time.monotonic()
+        assert _read_answer(sock) == b""
+        assert time.monotonic() - began < 5
+    # A connection that says nothing at all: closed too.
+    with socket.create_connection(("127.0.0.1", world.port), timeout=10) as sock:
+        began = time.monotonic()
+        assert _read_answer(sock) == b""
+        assert time.monotonic() - began < 5
+    assert httpx.get(world.base + "/healthz").status_code == 200
+
+
+OPERATOR_TOKEN = "op-" + "7" * 40
+
+
+def test_the_operator_pages_need_the_token(daemon_world):
+    world = daemon_world
+    world.config_path.write_text(
+        world.config_path.read_text().replace("[server]\n", f'[server]\noperator_token = "{OPERATOR_TOKEN}"\n'),
+        encoding="utf-8",
+    )
+    start(world)
+    for path in ("/", "/metrics"):
+        refused = httpx.get(world.base + path)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+        assert "cardbridge" not in refused.text.lower() or "token" in refused.text
+        for wrong in ("Bearer nope", "Bearer " + OPERATOR_TOKEN[:-1], "Basic !!!", "Basic " + "é" * 3, "Digest x"):
+            assert httpx.get(world.base + path, headers={"Authorization": wrong.encode("latin-1")}).status_code == 401
+        assert httpx.get(world.base + path, params={"token": OPERATOR_TOKEN}).status_code == 401  # not in URLs
+        bearer = httpx.get(world.base + path, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+        assert bearer.status_code == 200
+        basic = httpx.get(world.base + path, auth=("operator", OPERATOR_TOKEN))  # what a browser sends
+        assert basic.status_code == 200
+    assert "cardbridge_passes_total" in httpx.get(world.base + "/metrics", auth=("", OPERATOR_TOKEN)).text
+    assert httpx.get(world.base + "/healthz").status_code == 200  # monitors need no token
+
+
+def test_the_operator_pages_on_a_listener_of_their_own(daemon_world):
+    world = daemon_world
+    operator_port = free_port()
+    world.config_path.write_text(
+        world.config_path.read_text().replace(
+            "[server]\n", f'[server]\noperator_listen = "127.0.0.1:{operator_port}"\n'
+        ),
+        encoding="utf-8",
+    )
+    start(world)
+    operator = f"http://127.0.0.1:{operator_port}"
+    assert httpx.get(world.base + "/").status_code == 404
+    assert httpx.get(world.base + "/metrics").status_code == 404
+    assert httpx.get(world.base + "/healthz").status_code == 200
+    assert "CardBridge" in httpx.get(operator + "/").text
+    assert "cardbridge_passes_total" in httpx.get(operator + "/metrics").text
+    assert httpx.get(operator + "/healthz").status_code == 200
+    assert httpx.post(operator + "/webhooks/woocommerce", content=b"{}").status_code == 404
+    world.forum.add_user("alice", "alice@example.com")
+    order = world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    assert order_hook(world, order).json() == {"ok": "accepted"}  # webhooks stay on the public listener
+    assert wait_for(lambda: BADGE in world.forum.badges_of("alice"), 10)
