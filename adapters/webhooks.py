@@ -10,10 +10,11 @@ event before the 200. A format only says where the signature is, how it is compu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 #: What a webhook event tells the daemon to do: re-read an order, match a new user, check a post we wrote.
 EventKind = Literal["order", "user", "post"]
@@ -43,6 +44,41 @@ class Ignored:
 
 class MalformedWebhook(ValueError):
     """A signed body that does not say what the format promises; the message says what was expected (the 400)."""
+
+
+#: The largest id a stored event names (a signed 64-bit integer, as shops and forums keep them).
+MAX_ID = 2**63 - 1
+
+
+def read_json(body: bytes) -> Any:
+    """The body as JSON; anything else (bad UTF-8, bad JSON, nesting too deep to parse) is malformed."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise MalformedWebhook("expected JSON") from None
+
+
+def positive_id(value: object, what: str) -> str:
+    """An id as the sender writes it (a JSON integer, or a string of digits) → its decimal text.
+
+    ``true``, ``12.5``, ``1e400``, ``NaN``, negative or past 64 bits: malformed.
+    """
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise MalformedWebhook(f"expected {what} to be a positive integer")
+    return str(value)
+
+
+def short_text(value: object, what: str, limit: int) -> str:
+    """A text field of at most ``limit`` characters that can be stored (valid UTF-8, no control characters)."""
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise MalformedWebhook(f"expected {what} to be a text of at most {limit} characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise MalformedWebhook(f"expected {what} to be valid text") from None
+    return value
 
 
 @runtime_checkable

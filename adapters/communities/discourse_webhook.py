@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent
+from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent, positive_id, read_json, short_text
+
+#: The longest email address there can be (RFC 5321: 254 octets in a path).
+EMAIL_MAX = 254
 
 _KINDS: Mapping[str, EventKind] = {"user_created": "user", "post_edited": "post", "post_destroyed": "post"}
 
 
-def _field(payload: dict[str, Any], section: str, name: str) -> str:
-    """``payload[section][name]`` as text ("" when absent); a section that is not an object is malformed."""
+def _field(payload: dict[str, Any], section: str, name: str) -> object:
+    """``payload[section][name]`` (None when absent); a section that is not an object is malformed."""
     part = payload.get(section) or {}
     if not isinstance(part, dict):
         raise MalformedWebhook(f"expected {section!r} to be an object")
-    return str(part.get(name) or "")
+    return part.get(name)
 
 
 class DiscourseWebhook:
@@ -41,17 +43,14 @@ class DiscourseWebhook:
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | Ignored:
         event = headers.get("x-discourse-event", "")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            raise MalformedWebhook("expected JSON") from None
+        payload = read_json(body)
         if event == "ping" or not isinstance(payload, dict):
             return Ignored(ping=True)
         kind = self.kind_of(event)
         if kind == "user":
-            resource = _field(payload, "user", "email").strip().lower()
+            resource = short_text(_field(payload, "user", "email") or "", "user.email", EMAIL_MAX).strip().lower()
         elif kind == "post":
-            resource = _field(payload, "post", "id")
+            resource = positive_id(_field(payload, "post", "id"), "post.id")
         else:
             return Ignored(echo={"event": event})
         delivery = headers.get("x-discourse-event-id") or hashlib.sha256(body).hexdigest()

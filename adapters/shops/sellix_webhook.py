@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 
-from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent
+from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent, read_json, short_text
 
 
 class SellixWebhook:
@@ -29,11 +28,13 @@ class SellixWebhook:
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | Ignored:
         try:
-            payload = json.loads(body)
-            uniqid = str(payload["data"]["uniqid"])
-        except (ValueError, KeyError, TypeError):
+            payload = read_json(body)
+            uniqid = short_text(payload["data"]["uniqid"], "data.uniqid", 64)
+            event = str(headers.get("x-sellix-event") or short_text(payload.get("event") or "", "event", 64))
+        except (MalformedWebhook, KeyError, TypeError, AttributeError):
             raise MalformedWebhook('expected {"event": …, "data": {"uniqid": …}}') from None
-        event = str(headers.get("x-sellix-event") or payload.get("event") or "")
+        if not uniqid:
+            raise MalformedWebhook("expected data.uniqid to name the order")
         if self.kind_of(event) is None:
             return Ignored(echo={"event": event})
         return WebhookEvent(self.source, hashlib.sha256(body).hexdigest(), "order", event, uniqid)

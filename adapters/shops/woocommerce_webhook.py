@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 
-from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent
+from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent, positive_id, read_json
 
 
 class WooCommerceWebhook:
@@ -31,14 +30,15 @@ class WooCommerceWebhook:
 
     def parse(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent | Ignored:
         try:
-            order_id = int(json.loads(body)["id"])
-        except (ValueError, KeyError, TypeError):
+            payload = read_json(body)
+            order_id = positive_id(payload["id"] if isinstance(payload, dict) else None, "id")
+        except (MalformedWebhook, KeyError):
             raise MalformedWebhook("expected a JSON object with an integer id") from None
         topic = headers.get("x-wc-webhook-topic", "order.updated")
         if self.kind_of(topic) is None:
             return Ignored(echo={"topic": topic})
         delivery = headers.get("x-wc-webhook-delivery-id") or hashlib.sha256(body).hexdigest()
-        return WebhookEvent(self.source, delivery, "order", topic, str(order_id))
+        return WebhookEvent(self.source, delivery, "order", topic, order_id)
 
     def kind_of(self, topic: str) -> EventKind | None:
         return "order" if topic.startswith("order.") else None

@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.webhooks import Ignored, MalformedWebhook, WebhookFormat, webhook_format
+from adapters.webhooks import Ignored, MalformedWebhook, WebhookEvent, WebhookFormat, webhook_format
 from connector.core.config import Config
+from connector.core.logs import log
 from connector.server.bodies import BodyError, read_body
 from connector.server.metrics import Metrics
 from connector.state.webhooks import WebhookStore
@@ -43,6 +44,13 @@ def webhook_secret(config: Config, source: str) -> str:
         "discourse": server.discourse_webhook_secret,
     }
     return secrets.get(source, "")
+
+
+def check_stored_fields(event: WebhookEvent) -> None:
+    """What is stored fits its column whole (a delivery id cut short could pass for another's)."""
+    for what, value, limit in (("delivery id", event.delivery_id, 128), ("resource", event.resource, 320)):
+        if len(value) > limit or not value.isprintable():
+            raise MalformedWebhook(f"{what} longer than {limit} characters or not printable")
 
 
 class Receiver:
@@ -97,8 +105,13 @@ class Receiver:
             return self._refuse("bad_signature", 401, "invalid signature")
         try:
             event = self.form.parse(request.headers, body)
-        except MalformedWebhook as error:
-            return self._refuse("malformed", 400, str(error))
+            if isinstance(event, WebhookEvent):
+                check_stored_fields(event)
+        except (MalformedWebhook, ValueError, TypeError, KeyError, RecursionError, OverflowError) as error:
+            # Signed but not what the format promises: the sender is told, the log gets one line, no traceback.
+            message = str(error) if isinstance(error, MalformedWebhook) else "malformed body"
+            log.warning("webhook refused", source=self.source, reason=message, error=type(error).__name__)
+            return self._refuse("malformed", 400, message)
         if isinstance(event, Ignored):
             self.metrics.webhook(self.source, "ping" if event.ping else "ignored")
             return JSONResponse({"ok": "ping"} if event.ping else {"ok": "ignored", **event.echo})

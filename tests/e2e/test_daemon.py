@@ -474,3 +474,67 @@ def test_the_operator_pages_on_a_listener_of_their_own(daemon_world):
     order = world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
     assert order_hook(world, order).json() == {"ok": "accepted"}  # webhooks stay on the public listener
     assert wait_for(lambda: BADGE in world.forum.badges_of("alice"), 10)
+
+
+def signed_post(world, source, body, headers=None, secret=None):
+    form = {"woocommerce": WOOCOMMERCE, "discourse": DISCOURSE}[source]
+    secret = secret or {"woocommerce": SECRET, "discourse": DSECRET}[source]
+    header = {"woocommerce": "X-WC-Webhook-Signature", "discourse": "X-Discourse-Event-Signature"}[source]
+    return httpx.post(
+        world.base + f"/webhooks/{source}",
+        content=body,
+        headers={header: form.sign(secret, body), "Content-Type": "application/json", **(headers or {})},
+    )
+
+
+def stop(world, process):
+    """SIGTERM the daemon and return what it logged."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    return process.stderr.read()
+
+
+def test_hostile_webhooks_and_headers_are_refused_without_a_traceback(daemon_world):
+    world = daemon_world
+    process = start(world)
+    latin = "é".encode("latin-1")
+    # Signatures and cookies that are not ASCII: 401 (or the page), never a 500.
+    for source, header in (("woocommerce", b"X-WC-Webhook-Signature"), ("discourse", b"X-Discourse-Event-Signature")):
+        answer = httpx.post(
+            world.base + f"/webhooks/{source}", content=b'{"id": 1}', headers={header: b"sha256=" + latin * 40}
+        )
+        assert answer.status_code == 401, answer.text
+    for path in ("/", "/healthz", "/metrics"):
+        assert httpx.get(world.base + path, headers={b"Cookie": b"session=" + latin + b"\xff"}).status_code == 200
+    cookie = {b"Cookie": b"a=\xff\xfe; b=" + latin}
+    assert signed_post(world, "woocommerce", b'{"id": 1}', headers=cookie).status_code == 200
+    # Signed bodies that are not what the format promises: 400.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    hostile = [
+        ("woocommerce", deep, {}),
+        ("woocommerce", b'{"id": 1e400}', {}),
+        ("woocommerce", b'{"id": -1e400}', {}),
+        ("woocommerce", b'{"id": NaN}', {}),
+        ("woocommerce", b'{"id": true}', {}),
+        ("woocommerce", b'{"id": 12.5}', {}),
+        ("woocommerce", b'{"id": "12; drop"}', {}),
+        ("woocommerce", b'{"id": 99999999999999999999999999999}', {}),
+        ("woocommerce", b'{"id": [1]}', {}),
+        ("woocommerce", b'"id"', {}),
+        ("woocommerce", b"\xff\xfe", {}),
+        ("woocommerce", b'{"id": "\\ud800"}', {}),
+        ("discourse", deep, {"X-Discourse-Event": "post_edited"}),
+        ("discourse", b'{"post": {"id": 1e400}}', {"X-Discourse-Event": "post_edited"}),
+        ("discourse", b'{"post": {"id": {"a": 1}}}', {"X-Discourse-Event": "post_edited"}),
+        ("discourse", b'{"user": {"email": ["a@example.com"]}}', {"X-Discourse-Event": "user_created"}),
+        ("discourse", b'{"user": {"email": "' + b"a" * 400 + b'@example.com"}}', {"X-Discourse-Event": "user_created"}),
+        ("discourse", b'{"post": {"id": 5}}', {"X-Discourse-Event": "post_edited", "X-Discourse-Event-Id": "x" * 500}),
+    ]
+    for source, body, headers in hostile:
+        answer = signed_post(world, source, body, headers=headers)
+        assert answer.status_code == 400, (body[:60], headers, answer.status_code, answer.text[:200])
+    assert httpx.get(world.base + "/healthz").status_code == 200
+    logged = stop(world, process)
+    assert "Traceback" not in logged and "Exception in ASGI application" not in logged, logged[-3000:]
+    with sqlite3.connect(world.db_path) as db:
+        assert db.execute("select count(*) from webhook_events").fetchone()[0] == 1  # only the good {"id": 1}
