@@ -9,6 +9,7 @@ not ping anyone, and with embeds suppressed, so a link in a review does not unfu
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from mappings.reviews import ReviewView, marker
@@ -63,6 +64,20 @@ def thread_name(product_name: str, view: ReviewView | None = None) -> str:
     suffix = f" · #{view.review_id}"
     stars = "★" * view.rating + "☆" * (5 - view.rating)
     return f"{stars} {product_name}"[: MAX_THREAD_NAME - len(suffix)] + suffix
+
+
+def product_marker(product_id: str) -> str:
+    """The end of a product thread's name, " · #p<product id>": found again by it after a crash (threads have no
+    external id). A long or unprintable id is replaced by a short hash of it, so the marker always fits the name."""
+    if len(product_id) > 40 or not product_id.isprintable():
+        product_id = "h" + hashlib.sha256(product_id.encode()).hexdigest()[:16]
+    return f" · #p{product_id}"
+
+
+def product_thread_name(title: str, product_id: str) -> str:
+    """A product thread's name as created: its title, cut to fit 100 characters, then the product's marker."""
+    marker = product_marker(product_id)
+    return title[: MAX_THREAD_NAME - len(marker)] + marker
 
 
 def product_intro(product_name: str, permalink: str | None) -> str:

@@ -202,7 +202,18 @@ class DiscordClient:
         return list(self.http.request("GET", f"/channels/{channel_id}/messages", params={"limit": limit}).json())
 
     def active_threads(self, guild_id: str) -> list[dict[str, Any]]:
+        """Every active thread of the guild, in one answer (no paging)."""
         return list(self.http.request("GET", f"/guilds/{guild_id}/threads/active").json().get("threads", []))
+
+    def archived_threads(self, channel_id: str, before: str | None = None, limit: int = 100) -> dict[str, Any]:
+        """One page of a channel's archived public threads, newest archived first: ``{"threads", "has_more"}``;
+        ``before`` is the ``archive_timestamp`` (ISO8601) the page ends before; ``limit`` is 2..100."""
+        params: dict[str, Any] = {"limit": limit} | ({"before": before} if before else {})
+        return dict(self.http.request("GET", f"/channels/{channel_id}/threads/archived/public", params=params).json())
+
+    def current_user(self) -> dict[str, Any]:
+        """The bot's own user (``GET /users/@me`` with the bot token)."""
+        return dict(self.http.request("GET", "/users/@me").json())
 
     def edit_message(self, channel_id: str, message_id: str, message: dict[str, Any]) -> dict[str, Any]:
         return dict(self.http.request("PATCH", f"/channels/{channel_id}/messages/{message_id}", json=message).json())

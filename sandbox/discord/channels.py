@@ -1,13 +1,18 @@
-"""Channel routes (bot token): channels and forum threads, messages, the guild's active threads.
+"""Channel routes (bot token): channels and forum threads, messages, the guild's active threads and a channel's
+archived public threads.
 
 A forum takes posts only (40058); ``REQUIRE_TAG`` forums need a tag (40067); editing in an archived thread is 50083;
 sending in an archived thread unarchives it unless it is locked. Messages that would ping (``@everyone``, user or
-role mentions without ``allowed_mentions: {"parse": []}``) are recorded in ``pings``."""
+role mentions without ``allowed_mentions: {"parse": []}``) are recorded in ``pings``. A thread's ``owner_id`` is its
+creator (the bot) and its ``archive_timestamp`` moves when it is created, archived or unarchived (discord-api-docs
+``developers/topics/threads.mdx`` §Thread Fields, "archive_timestamp is changed when creating, archiving, or unarchiving a
+thread"), which is the order archived threads are listed in."""
 
 from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -38,6 +43,7 @@ class Channels:
             Route(f"{API}/channels/{{channel}}/messages", self.create_message, methods=["POST"]),
             Route(f"{API}/channels/{{channel}}/messages", self.list_messages, methods=["GET"]),
             Route(f"{API}/guilds/{{guild}}/threads/active", self.active_threads, methods=["GET"]),
+            Route(f"{API}/channels/{{channel}}/threads/archived/public", self.archived_threads, methods=["GET"]),
             Route(f"{API}/channels/{{channel}}/messages/{{message}}", self.message, methods=["GET", "PATCH", "DELETE"]),
         ]
 
@@ -56,6 +62,8 @@ class Channels:
             meta = channel.get("thread_metadata")
             if meta is None:
                 return error(400, 50024, "Cannot execute action on this channel type")
+            if "archived" in body and bool(body["archived"]) != meta.get("archived"):
+                meta["archive_timestamp"] = iso(discord.clock())
             for key in ("archived", "locked"):
                 if key in body:
                     meta[key] = bool(body[key])
@@ -139,8 +147,14 @@ class Channels:
                 "name": name,
                 "applied_tags": tags,
                 "message_count": 1,
-                "owner_id": "bot",
-                "thread_metadata": {"archived": False, "locked": False, "auto_archive_duration": 10080},
+                "owner_id": discord.bot_user()["id"],  # channel.mdx: "id of the creator of the group DM or thread"
+                "thread_metadata": {
+                    "archived": False,
+                    "locked": False,
+                    "auto_archive_duration": 10080,
+                    "archive_timestamp": iso(discord.clock()),
+                    "create_timestamp": iso(discord.clock()),
+                },
             }
             discord.channels[thread_id] = thread
             discord.messages[thread_id] = self._new_message(thread_id, thread_id, message)
@@ -166,6 +180,8 @@ class Channels:
             if invalid is not None:
                 return invalid
             if meta is not None:
+                if meta.get("archived"):
+                    meta["archive_timestamp"] = iso(discord.clock())
                 meta["archived"] = False
                 channel["message_count"] = channel.get("message_count", 0) + 1
             message = self._new_message(discord.new_id(), channel["id"], body)
@@ -202,6 +218,39 @@ class Channels:
                 if c.get("thread_metadata") is not None and not c["thread_metadata"].get("archived")
             ]
             return JSONResponse({"threads": threads, "members": []})
+
+    async def archived_threads(self, request: Request) -> Response:
+        """List Public Archived Threads (discord-api-docs ``developers/resources/channel.mdx`` §List Public Archived
+        Threads): the channel's archived threads "ordered by archive_timestamp, in descending order", ``before`` an
+        ISO8601 timestamp ("threads archived before this timestamp"), ``limit`` 2..100 (the OpenAPI spec's bounds;
+        the docs give no default, 50 here), ``{"threads", "members", "has_more"}``."""
+        discord = self.discord
+        with discord.lock:
+            channel = discord.channels.get(request.path_params["channel"])
+            if channel is None:
+                return error(404, 10003, "Unknown Channel")
+            if channel.get("thread_metadata") is not None:
+                return error(400, 50024, "Cannot execute action on this channel type")
+            try:
+                limit = int(request.query_params.get("limit", "50"))
+                raw_before = request.query_params.get("before")
+                before = datetime.fromisoformat(raw_before) if raw_before else None
+            except ValueError:
+                return error(400, 50035, "Invalid Form Body")
+            if not 2 <= limit <= 100:
+                return error(400, 50035, "Invalid Form Body")
+            archived = [
+                (datetime.fromisoformat(c["thread_metadata"]["archive_timestamp"]), c)
+                for c in discord.channels.values()
+                if c.get("parent_id") == channel["id"]
+                and c.get("thread_metadata", {}).get("archived")
+                and c.get("type") == 11
+            ]
+            found = sorted(
+                ((at, c) for at, c in archived if before is None or at < before), key=lambda t: t[0], reverse=True
+            )
+            threads = [dict(c) for _, c in found[:limit]]
+            return JSONResponse({"threads": threads, "members": [], "has_more": len(found) > limit})
 
     async def message(self, request: Request) -> Response:
         discord = self.discord

@@ -10,6 +10,7 @@ from typing import Any
 
 from sandbox.discord.app import DiscordApp
 from sandbox.discord.channels import REQUIRE_TAG
+from sandbox.discord.common import iso
 from sandbox.discord.rate_limit import RateLimiter
 from sandbox.discord.state import DiscordState
 from sandbox.faults import FaultInjector, Knobs
@@ -117,8 +118,12 @@ class DiscordSandbox:
             return channel_id
 
     def archive(self, thread_id: str, locked: bool = False) -> None:
+        """Discord archives the thread (inactivity, or the guild nearing its active-thread cap)."""
         with self._lock:
-            self.state.channels[thread_id]["thread_metadata"]["archived"] = True
+            meta = self.state.channels[thread_id]["thread_metadata"]
+            if not meta["archived"]:
+                meta["archive_timestamp"] = iso(self.state.clock())
+            meta["archived"] = True
             if locked:
                 self.state.channels[thread_id]["thread_metadata"]["locked"] = True
 

@@ -162,3 +162,130 @@ def test_thread_check_user_lookup_and_member_authorization(discord):
     assert discord.oauth.authorize_url("https://b.example/cb", ("identify",), "st").startswith(
         "https://discord.com/oauth2/authorize?"
     )
+
+
+def _thread(thread_id, name, owner=APP, parent="300", archived_at=None):
+    meta = {"archived": archived_at is not None, "archive_timestamp": archived_at or "2026-01-01T00:00:00+00:00"}
+    return {"id": thread_id, "parent_id": parent, "name": name, "owner_id": owner, "thread_metadata": meta}
+
+
+@respx.mock
+def test_a_product_thread_is_remembered_before_it_is_created():
+    """The time is stored before the POST and cleared once the id is stored; the name carries the marker."""
+    cache = MemoryCache()
+    discord = DiscordCommunity("chat", settings(), cache=cache, sleep=lambda s: None)
+    seen = []
+
+    def start(request):
+        seen.append((cache.get("thread_creating", "3"), json.loads(request.content)["name"]))
+        return httpx.Response(201, json={"id": "500"})
+
+    respx.post(f"{API}/channels/300/threads").mock(side_effect=start)
+    respx.post(f"{API}/channels/500/messages").mock(return_value=httpx.Response(200, json={"id": "901"}))
+    [outcome] = discord.apply([Action(1, "review", "7", "create", "u", payload=review(topic_id=None))])
+    assert outcome.ok and outcome.data["topic_id"] == "500"
+    [(creating, name)] = seen
+    assert creating is not None and name == "Game Key · #p3"
+    assert cache.get("thread", "3") == "500" and cache.get("thread_creating", "3") is None
+
+
+@respx.mock
+def test_after_a_lost_answer_the_bots_thread_is_found_not_a_members_and_not_created_again():
+    cache = MemoryCache()
+    cache.set("thread_creating", "3", "1767225600")  # 2026-01-01T00:00:00Z: a creation began and was never recorded
+    discord = DiscordCommunity("chat", settings(), cache=cache, sleep=lambda s: None)
+    respx.get(f"{API}/users/@me").mock(return_value=httpx.Response(200, json={"id": APP, "bot": True}))
+    respx.get(f"{API}/guilds/{GUILD}/threads/active").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "threads": [
+                    _thread("600", "Game Key · #p3", owner="555"),  # a member's post named like ours
+                    _thread("601", "Game Key · #p33"),  # another product
+                    _thread("602", "Game Key · #p3", parent="301"),  # another forum
+                ],
+                "members": [],
+            },
+        )
+    )
+    archived = respx.get(f"{API}/channels/300/threads/archived/public").mock(
+        side_effect=[
+            httpx.Response(
+                200,
+                json={
+                    "threads": [_thread("700", "Other", archived_at="2026-01-02T00:00:00+00:00")],
+                    "members": [],
+                    "has_more": True,
+                },
+            ),
+            httpx.Response(
+                200,
+                json={
+                    "threads": [_thread("701", "Game Key · #p3", archived_at="2026-01-01T00:00:05+00:00")],
+                    "members": [],
+                    "has_more": True,
+                },
+            ),
+        ]
+    )
+    create = respx.post(f"{API}/channels/300/threads").mock(return_value=httpx.Response(201, json={"id": "999"}))
+    send = respx.post(f"{API}/channels/701/messages").mock(return_value=httpx.Response(200, json={"id": "902"}))
+    [outcome] = discord.apply([Action(1, "review", "7", "create", "u", payload=review(topic_id=None))])
+    assert outcome.ok and outcome.data["topic_id"] == "701" and send.called and not create.called
+    assert [c.request.url.params.get("before") for c in archived.calls] == [None, "2026-01-02T00:00:00+00:00"]
+    assert archived.calls[0].request.url.params["limit"] == "100"
+    assert cache.get("thread", "3") == "701" and cache.get("thread_creating", "3") is None
+
+
+@respx.mock
+def test_the_archived_look_up_stops_at_the_remembered_time():
+    """Threads archived more than an hour (clock skew) before the creation began cannot be it: no more pages."""
+    cache = MemoryCache()
+    cache.set("thread_creating", "3", "1767225600")
+    discord = DiscordCommunity("chat", settings(), cache=cache, sleep=lambda s: None)
+    respx.get(f"{API}/users/@me").mock(return_value=httpx.Response(200, json={"id": APP}))
+    respx.get(f"{API}/guilds/{GUILD}/threads/active").mock(
+        return_value=httpx.Response(200, json={"threads": [], "members": []})
+    )
+    archived = respx.get(f"{API}/channels/300/threads/archived/public").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "threads": [_thread("700", "Old", archived_at="2025-12-31T22:00:00+00:00")],
+                "members": [],
+                "has_more": True,
+            },
+        )
+    )
+    respx.post(f"{API}/channels/300/threads").mock(return_value=httpx.Response(201, json={"id": "501"}))
+    respx.post(f"{API}/channels/501/messages").mock(return_value=httpx.Response(200, json={"id": "903"}))
+    [outcome] = discord.apply([Action(1, "review", "7", "create", "u", payload=review(topic_id=None))])
+    assert outcome.ok and outcome.data["topic_id"] == "501"  # nothing found: created once
+    assert archived.call_count == 1
+
+
+@respx.mock
+def test_the_archived_look_up_reads_a_bounded_number_of_pages():
+    from adapters.communities.discord_reviews import ARCHIVED_PAGES
+
+    cache = MemoryCache()
+    cache.set("thread_creating", "3", "1767225600")
+    discord = DiscordCommunity("chat", settings(), cache=cache, sleep=lambda s: None)
+    respx.get(f"{API}/users/@me").mock(return_value=httpx.Response(200, json={"id": APP}))
+    respx.get(f"{API}/guilds/{GUILD}/threads/active").mock(
+        return_value=httpx.Response(200, json={"threads": [], "members": []})
+    )
+    pages = iter(range(10_000))
+
+    def page(request):  # a busy forum: every page newer than the remembered time, and always more
+        n = next(pages)
+        stamp = f"2026-01-0{2 + n // 1000}T00:{n % 1000 // 60:02d}:{n % 60:02d}+00:00"
+        return httpx.Response(
+            200, json={"threads": [_thread(str(800 + n), "Other", archived_at=stamp)], "members": [], "has_more": True}
+        )
+
+    archived = respx.get(f"{API}/channels/300/threads/archived/public").mock(side_effect=page)
+    respx.post(f"{API}/channels/300/threads").mock(return_value=httpx.Response(201, json={"id": "502"}))
+    respx.post(f"{API}/channels/502/messages").mock(return_value=httpx.Response(200, json={"id": "904"}))
+    [outcome] = discord.apply([Action(1, "review", "7", "create", "u", payload=review(topic_id=None))])
+    assert outcome.ok and archived.call_count == ARCHIVED_PAGES

@@ -91,7 +91,7 @@ def test_review_thread_per_product_escaped_no_pings_edit_archived_delete(forum_w
     run = world.cli("sync")
     assert run.code == 0, run.output
     [thread] = d.threads_of(world.forum_id)
-    assert thread["name"] == "Reviews: Elden Ring Steam Key"
+    assert thread["name"] == f"Reviews: Elden Ring Steam Key · #p{world.product}"  # the marker finds it after a crash
     assert [t["name"] for t in d.channels[world.forum_id]["available_tags"] if t["id"] in thread["applied_tags"]] == [
         "Reviews"
     ]
@@ -218,3 +218,51 @@ def test_a_crash_after_discord_posted_the_review_does_not_post_it_twice(forum_wo
     d.reset_log()
     assert world.cli("sync").code == 0
     assert d.writes() == []  # recorded as posted: nothing to do
+
+
+@pytest.mark.parametrize("archived", [False, True], ids=["active", "archived"])
+def test_a_crash_after_discord_created_the_product_thread_leaves_one_thread(forum_world, archived):
+    """Kill the CLI while Discord holds the answer to the product thread's POST (the thread exists, its id was never
+    stored): the next pass finds the thread by its name marker, among the guild's active threads or, when Discord
+    archived it meanwhile, the forum's archived ones, and posts every review in it once."""
+    import signal
+
+    world = forum_world
+    world.setup("product")
+    d = world.discord
+    reviews = [
+        world.shop.add_review(world.product, "Di", "di@example.com", 5, "Fast key"),
+        world.shop.add_review(world.product, "Ed", "ed@example.com", 4, "Works"),
+    ]
+    d.knobs.add_fault(rf"/channels/{world.forum_id}/threads$", kind="hang_after", method="POST", seconds=60)
+    process = world.spawn("sync")
+    assert d.knobs.hung.wait(30), "the thread's POST never reached Discord"
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    d.knobs.clear_faults()
+    [orphan] = d.threads_of(world.forum_id)  # Discord made it; CardBridge never heard its id
+    assert orphan["name"] == f"Reviews: Elden Ring Steam Key · #p{world.product}"
+    if archived:
+        d.archive(orphan["id"])  # the process stayed down longer than the thread's auto-archive time
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    [thread] = d.threads_of(world.forum_id)
+    assert thread["id"] == orphan["id"]
+    posted = [m["content"] for m in messages(d, thread["id"])]
+    assert len(posted) == 3  # the intro and each review, once
+    for review in reviews:
+        assert sum(content.endswith(f"cardbridge review {review}") for content in posted) == 1
+    d.reset_log()
+    assert world.cli("sync").code == 0
+    assert d.writes() == []
+
+
+def test_a_pass_without_a_crash_does_not_look_for_product_threads(forum_world):
+    """Finding a thread again costs reads; a pass that created its threads normally makes none of them."""
+    world = forum_world
+    world.setup("product")
+    d = world.discord
+    world.shop.add_review(world.product, "Fy", "fy@example.com", 5, "Good")
+    assert world.cli("sync").code == 0
+    assert len(d.threads_of(world.forum_id)) == 1
+    assert not [r for r in d.requests if "/threads/active" in r["path"] or "/threads/archived" in r["path"]]

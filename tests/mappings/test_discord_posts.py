@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from mappings.discord_posts import MAX_CONTENT, escape_discord, render_review, thread_name
+from mappings.discord_posts import (
+    MAX_CONTENT,
+    escape_discord,
+    product_marker,
+    product_thread_name,
+    render_review,
+    thread_name,
+)
 from mappings.points import tier_role
 from mappings.reviews import ReviewView
 
@@ -42,6 +49,18 @@ def test_thread_names_fit_discord():
     assert thread_name("x" * 300) == ("Reviews: " + "x" * 300)[:100]
     name = thread_name("y" * 300, view("ok", rating=3))
     assert len(name) == 100 and name.startswith("★★★☆☆ ") and name.endswith("· #42")
+
+
+def test_a_product_thread_name_ends_with_its_product_marker_and_fits():
+    assert product_thread_name("Reviews: Game Key", "12") == "Reviews: Game Key · #p12"
+    name = product_thread_name(thread_name("z" * 300), "12")
+    assert len(name) == 100 and name.endswith(" · #p12")
+    assert not product_thread_name("x", "112").endswith(product_marker("12"))  # "#p112" is not "#p12"
+    long_id = "k" * 300
+    name = product_thread_name("Reviews: Game Key", long_id)
+    assert (
+        len(name) <= 100 and name.endswith(product_marker(long_id)) and product_marker(long_id) != product_marker("k")
+    )
 
 
 def test_tier_role_is_the_highest_tier_reached():
