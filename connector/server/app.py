@@ -31,7 +31,7 @@ from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from connector.server.operator import OperatorGate
-from connector.server.status_page import Conflict, Problem, StatusView, Stream, render_status_page
+from connector.server.status_page import Conflict, DeadEvent, Problem, StatusView, Stream, render_status_page
 from connector.server.webhooks import webhook_routes
 from connector.state.webhooks import WebhookStore
 
@@ -70,6 +70,11 @@ class ReadOnlyPages:
         self.metrics.lags(report.lags)
         return report
 
+    def refresh_gauges(self) -> None:
+        """The lag and webhook backlog gauges, before ``/metrics`` answers."""
+        self.check()
+        self.metrics.webhook_backlog(self.store.webhooks.counts())
+
     def status_view(self) -> StatusView:
         health = self.check()
         return StatusView(
@@ -96,6 +101,11 @@ class ReadOnlyPages:
                 for p in self.store.status.problem_actions(20)
             ],
             actions_per_hour=self.store.status.actions_per_hour(self.clock()),
+            webhook_events=self.store.webhooks.counts(),
+            dead_events=[
+                DeadEvent(e.id or 0, e.source, e.topic, e.resource, e.attempts, mask_email(e.last_error or ""))
+                for e in self.store.webhooks.dead_events(20)
+            ],
         )
 
     async def healthz(self, request: Request) -> Response:
@@ -103,7 +113,7 @@ class ReadOnlyPages:
         return JSONResponse(report.body, status_code=report.status)
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        await run_in_threadpool(self.check)  # refreshes the lag gauges
+        await run_in_threadpool(self.refresh_gauges)
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def status_page(self, request: Request) -> Response:

@@ -25,6 +25,9 @@ class Metrics:
             "cardbridge_lag_seconds", "Seconds since a stream was last read successfully", ["stream"], registry=r
         )
         self.outbox = Gauge("cardbridge_outbox", "Outbox rows by status", ["status"], registry=r)
+        self.backlog = Gauge(
+            "cardbridge_webhook_backlog", "Stored webhook events: pending, retrying, dead", ["state"], registry=r
+        )
 
     def observe(self, job: str, report: PassReport, outbox: Mapping[str, int]) -> None:
         """Count a finished pass, and set the outbox gauges from the counts read after it."""
@@ -42,6 +45,10 @@ class Metrics:
     def lags(self, seconds: Mapping[str, float]) -> None:
         for stream, lag in seconds.items():
             self.lag.labels(stream).set(lag)
+
+    def webhook_backlog(self, counts: Mapping[str, int]) -> None:
+        for state, count in counts.items():
+            self.backlog.labels(state).set(count)
 
     def webhook(self, source: str, result: str) -> None:
         self.webhooks.labels(source, result).inc()

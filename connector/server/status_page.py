@@ -6,7 +6,7 @@ The page renders a :class:`StatusView`, plain values the daemon gathers; it know
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -40,6 +40,18 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class DeadEvent:
+    """A webhook event given up after its last try; ``error`` is already masked."""
+
+    id: int
+    source: str
+    topic: str
+    resource: str
+    attempts: int
+    error: str
+
+
+@dataclass(frozen=True)
 class StatusView:
     """Everything the page shows, as plain values (built by the daemon from the state store and its own facts)."""
 
@@ -55,6 +67,9 @@ class StatusView:
     problems: Sequence[Problem]
     #: Actions settled per hour over the last day, oldest first.
     actions_per_hour: Sequence[int]
+    #: Webhook events: ``pending`` (not handled yet), ``retrying`` (of which a try failed), ``dead``.
+    webhook_events: Mapping[str, int] = field(default_factory=dict)
+    dead_events: Sequence[DeadEvent] = ()
 
 
 STYLE = """
@@ -128,6 +143,13 @@ def render_status_page(view: StatusView) -> str:
             ["id", "status", "community", "action", "user", "attempts", "error"],
             [[p.id, p.status, p.community, p.action, p.user, p.attempts, p.error[:160]] for p in view.problems],
             "None.",
+        ),
+        "<h2>Webhook events</h2>",
+        _table(["state", "events"], [[k, v] for k, v in view.webhook_events.items()], ""),
+        _table(
+            ["id", "source", "topic", "names", "tries", "last error"],
+            [[e.id, e.source, e.topic, e.resource, e.attempts, e.error[:160]] for e in view.dead_events],
+            "No event given up.",
         ),
         f"<h2>Actions per hour, last 24 hours ({sum(per_hour)} in all)</h2>",
         chart(per_hour),

@@ -4,13 +4,16 @@ What every receiver does, whatever the format (:mod:`adapters.webhooks`): the bo
 (:mod:`connector.server.bodies`: 413 past ``max_body_bytes``, chunked or not, 408 past ``read_timeout_seconds``; the
 connection is closed after either), the signature is compared with the secret's in constant time (401, nothing
 stored), the body is parsed (400 when malformed), and the event is stored before the 200, deduplicated by its
-delivery id; then the worker is woken.
+delivery id and, within ``webhook_dedup_seconds``, by its content (a replay under a fresh delivery id re-reads
+nothing); then the worker is woken.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -62,6 +65,7 @@ class Receiver:
         secret: str,
         max_body_bytes: int,
         read_timeout: float,
+        dedup_window: timedelta | None,
         store: WebhookStore,
         metrics: Metrics,
         on_accepted: Callable[[], None],
@@ -71,6 +75,7 @@ class Receiver:
         self.secret = secret
         self.limit = max_body_bytes
         self.read_timeout = read_timeout
+        self.dedup_window = dedup_window
         self.store = store
         self.metrics = metrics
         self.on_accepted = on_accepted
@@ -116,8 +121,10 @@ class Receiver:
             self.metrics.webhook(self.source, "ping" if event.ping else "ignored")
             return JSONResponse({"ok": "ping"} if event.ping else {"ok": "ignored", **event.echo})
         # Stored before the 200: an event answered 200 is never lost. A delivery id seen before is a duplicate.
+        # The same content under a fresh delivery id within the window is a replay: a duplicate too.
+        digest = hashlib.sha256(b"\0".join([event.source.encode(), event.topic.encode(), body])).hexdigest()
         accepted = await run_in_threadpool(
-            self.store.accept, event.source, event.delivery_id, event.topic, event.resource
+            self.store.accept, event.source, event.delivery_id, event.topic, event.resource, digest, self.dedup_window
         )
         self.metrics.webhook(self.source, "accepted" if accepted else "duplicate")
         if accepted:
@@ -134,12 +141,14 @@ def webhook_routes(
 ) -> list[Route]:
     """A receiver per format, each with its secret from ``[server]``."""
     server = config.server
+    window = timedelta(seconds=server.webhook_dedup_seconds) if server.webhook_dedup_seconds else None
     return [
         Receiver(
             form,
             webhook_secret(config, source),
             server.max_body_bytes,
             server.read_timeout_seconds,
+            window,
             store,
             metrics,
             on_accepted,

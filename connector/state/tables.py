@@ -216,12 +216,18 @@ class PointEventRow(SQLModel, table=True):
 
 
 class WebhookEventRow(SQLModel, table=True):
-    """A webhook delivery, stored before it is answered 200 (so an accepted event is never lost) and deduplicated."""
+    """A webhook delivery, stored before it is answered 200 (so an accepted event is never lost) and deduplicated.
+
+    Each event is handled on its own: a failed try sets ``next_attempt_at`` (backing off); after
+    ``[server] webhook_max_attempts`` tries it is parked, ``result = "dead"``. Handled and dead events are deleted
+    ``webhook_retention_days`` after ``processed_at``.
+    """
 
     __tablename__ = "webhook_events"
     __table_args__ = (
         UniqueConstraint("source", "delivery_id", name="uq_webhook_delivery"),
         Index("ix_webhook_events_pending", "processed_at"),
+        Index("ix_webhook_events_content", "source", "content_hash"),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=32)
@@ -231,7 +237,16 @@ class WebhookEventRow(SQLModel, table=True):
     resource: str = Field(max_length=320)
     received_at: datetime
     processed_at: datetime | None = None
+    #: ``processed``, ``processed with problems``, ``ignored``, or ``dead`` (tried too many times).
     result: str | None = Field(default=None, max_length=255)
+    #: Tries that failed so far.
+    attempts: int = 0
+    #: Not tried again before this (None: at once).
+    next_attempt_at: datetime | None = None
+    #: Why the last try failed (no email: masked).
+    last_error: str | None = Field(default=None, max_length=255)
+    #: SHA-256 of source, topic and body: the same content again within ``webhook_dedup_seconds`` is a duplicate.
+    content_hash: str | None = Field(default=None, max_length=64)
 
 
 class MemberTokenRow(SQLModel, table=True):

@@ -1,8 +1,17 @@
-"""Webhook events: stored before the sender gets its 200, deduplicated by delivery id, processed once."""
+"""Webhook events: stored before the sender gets its 200, deduplicated, each handled on its own with backoff.
+
+Deduplicated twice: by the sender's delivery id (a retry by the sender), and by content (source, topic and body
+hashed) within a window, so a replay under a fresh delivery id does not re-read the order again. A failed try backs
+off on that event alone; after the last try the event is parked as ``dead``. Handled and dead events are pruned
+after the retention period; an event not yet handled is never pruned.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, insert, select, update
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Select, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from connector.core.clock import utcnow
@@ -11,38 +20,81 @@ from connector.state.tables import WebhookEventRow
 
 events_t = table_of(WebhookEventRow)
 
+#: ``result`` of an event tried too many times.
+DEAD = "dead"
+
 
 class WebhookStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def accept(self, source: str, delivery_id: str, topic: str, resource: str) -> bool:
-        """Store an event; False when this delivery id was seen before (a replay or a retry by the sender)."""
+    def accept(
+        self,
+        source: str,
+        delivery_id: str,
+        topic: str,
+        resource: str,
+        content_hash: str | None = None,
+        dedup_window: timedelta | None = None,
+    ) -> bool:
+        """Store an event; False when it is a duplicate: its delivery id was seen before (a retry by the sender), or
+        the same content arrived within ``dedup_window`` (a replay) and was not given up as dead."""
+        now = utcnow()
         try:
             with self.engine.begin() as conn:
+                if content_hash and dedup_window:
+                    seen = conn.execute(
+                        select(events_t.c.id)
+                        .where(
+                            events_t.c.source == source,
+                            events_t.c.content_hash == content_hash,
+                            events_t.c.received_at >= now - dedup_window,
+                            or_(events_t.c.result.is_(None), events_t.c.result != DEAD),
+                        )
+                        .limit(1)
+                    ).first()
+                    if seen is not None:
+                        return False
                 conn.execute(
                     insert(events_t).values(
                         source=source,
                         delivery_id=delivery_id[:128],
                         topic=topic[:64],
                         resource=resource[:320],
-                        received_at=utcnow(),
+                        received_at=now,
+                        attempts=0,
+                        content_hash=content_hash,
                     )
                 )
         except IntegrityError:
             return False
         return True
 
-    def pending(self, limit: int = 500) -> list[WebhookEventRow]:
+    def _rows(self, query: Select[Any]) -> list[WebhookEventRow]:
         with self.engine.connect() as conn:
-            return [
-                WebhookEventRow.model_validate(dict(r._mapping))
-                for r in conn.execute(
-                    select(events_t).where(events_t.c.processed_at.is_(None)).order_by(events_t.c.id).limit(limit)
-                )
-            ]
+            return [WebhookEventRow.model_validate(dict(r._mapping)) for r in conn.execute(query)]
+
+    def pending(self, limit: int = 500) -> list[WebhookEventRow]:
+        """Events not handled yet, due or not."""
+        return self._rows(
+            select(events_t).where(events_t.c.processed_at.is_(None)).order_by(events_t.c.id).limit(limit)
+        )
+
+    def due(self, now: datetime, limit: int = 500) -> list[WebhookEventRow]:
+        """Events not handled yet whose next try is due, oldest first."""
+        return self._rows(
+            select(events_t)
+            .where(
+                events_t.c.processed_at.is_(None),
+                or_(events_t.c.next_attempt_at.is_(None), events_t.c.next_attempt_at <= now),
+            )
+            .order_by(events_t.c.id)
+            .limit(limit)
+        )
 
     def done(self, ids: list[int], result: str) -> None:
+        if not ids:
+            return
         with self.engine.begin() as conn:
             # The resource may be an email: it is not kept once the event is handled.
             conn.execute(
@@ -50,3 +102,60 @@ class WebhookStore:
                 .where(events_t.c.id.in_(ids))
                 .values(processed_at=utcnow(), result=result[:255], resource="")
             )
+
+    def failed(self, event_id: int, error: str, retry_at: datetime) -> None:
+        """A try failed: one more attempt counted, the next one not before ``retry_at``."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(events_t)
+                .where(events_t.c.id == event_id, events_t.c.processed_at.is_(None))
+                .values(attempts=events_t.c.attempts + 1, next_attempt_at=retry_at, last_error=error[:255])
+            )
+
+    def deferred(self, event_id: int, error: str, retry_at: datetime) -> None:
+        """Not tried through no fault of its own (the shop could not be read): no attempt counted."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(events_t)
+                .where(events_t.c.id == event_id, events_t.c.processed_at.is_(None))
+                .values(next_attempt_at=retry_at, last_error=error[:255])
+            )
+
+    def dead(self, event_id: int, error: str, keep_resource: bool) -> None:
+        """The last try failed: parked as dead, listed until pruned (``keep_resource`` False: it may be an email)."""
+        values: dict[str, object] = {
+            "attempts": events_t.c.attempts + 1,
+            "processed_at": utcnow(),
+            "result": DEAD,
+            "last_error": error[:255],
+            "next_attempt_at": None,
+        }
+        if not keep_resource:
+            values["resource"] = ""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(events_t).where(events_t.c.id == event_id, events_t.c.processed_at.is_(None)).values(**values)
+            )
+
+    def dead_events(self, limit: int = 20) -> list[WebhookEventRow]:
+        """The events given up on, newest first."""
+        return self._rows(select(events_t).where(events_t.c.result == DEAD).order_by(events_t.c.id.desc()).limit(limit))
+
+    def counts(self) -> dict[str, int]:
+        """``{"pending": …, "retrying": …, "dead": …}``: not handled yet, of which tried and failed, and given up."""
+        with self.engine.connect() as conn:
+            pending, retrying = conn.execute(
+                select(func.count(), func.count().filter(events_t.c.attempts > 0)).where(
+                    events_t.c.processed_at.is_(None)
+                )
+            ).one()
+            dead = conn.execute(select(func.count()).where(events_t.c.result == DEAD)).scalar_one()
+        return {"pending": pending, "retrying": retrying, "dead": dead}
+
+    def prune(self, handled_before: datetime) -> int:
+        """Delete the events handled (or parked as dead) before ``handled_before``; never one still to handle."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                delete(events_t).where(events_t.c.processed_at.is_not(None), events_t.c.processed_at < handled_before)
+            )
+        return int(result.rowcount or 0)

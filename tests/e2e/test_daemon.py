@@ -538,3 +538,106 @@ def test_hostile_webhooks_and_headers_are_refused_without_a_traceback(daemon_wor
     assert "Traceback" not in logged and "Exception in ASGI application" not in logged, logged[-3000:]
     with sqlite3.connect(world.db_path) as db:
         assert db.execute("select count(*) from webhook_events").fetchone()[0] == 1  # only the good {"id": 1}
+
+
+def post_hook(world, post, delivery, event="post_edited"):
+    body = json.dumps({"post": post}).encode()
+    return signed_post(world, "discourse", body, headers={"X-Discourse-Event": event, "X-Discourse-Event-Id": delivery})
+
+
+def test_a_post_event_that_cannot_be_read_holds_no_other_event_and_is_given_up(daemon_world):
+    world = daemon_world
+    world.write_config(
+        extra=f"""
+[schedule]
+sync_every = 3600
+reconcile_every = 3600
+retry_every = 3600
+[reviews]
+forum = {{ category = "Reviews" }}
+[server]
+listen = "127.0.0.1:{world.port}"
+woocommerce_webhook_secret = "{SECRET}"
+discourse_webhook_secret = "{DSECRET}"
+webhook_max_attempts = 3
+webhook_retry_seconds = 1
+"""
+    )
+    world.shop.add_review(world.card, "Ann", "ann@example.com", 5, "Fast delivery, the key worked at once.")
+    process = start(world)
+    assert wait_for(lambda: any(len(world.forum.posts_of_topic(t["id"])) == 2 for t in world.forum.topics()), 10)
+    [topic] = world.forum.topics()
+    post = world.forum.posts_of_topic(topic["id"])[-1]
+    # The forum refuses to show that post (a permission change, a plugin): reading it back fails every time.
+    world.forum.knobs.add_fault(rf"^/posts/{post['id']}\.json$", kind="status", status=403, method="GET", times=-1)
+    assert post_hook(world, post, "p1").json() == {"ok": "accepted"}
+    time.sleep(0.5)
+    world.forum.add_user("alice", "alice@example.com")
+    order = world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    assert order_hook(world, order).json() == {"ok": "accepted"}
+    assert wait_for(lambda: BADGE in world.forum.badges_of("alice"), 10), "the order waited behind the post event"
+
+    def state():
+        with sqlite3.connect(world.db_path) as db:
+            return db.execute(
+                "select result, attempts, resource, last_error from webhook_events where delivery_id = 'p1'"
+            ).fetchone()
+
+    assert wait_for(lambda: state()[0] == "dead", 15), state()
+    _, attempts, resource, error = state()
+    assert attempts == 3 and resource == str(post["id"]) and "403" in error
+    page = httpx.get(world.base + "/").text
+    assert "Webhook events" in page and "post_edited" in page and "No event given up" not in page
+    metrics = httpx.get(world.base + "/metrics").text
+    assert 'cardbridge_webhook_backlog{state="dead"} 1.0' in metrics
+    time.sleep(2)  # given up: not tried again
+    logged = stop(world, process)
+    assert state()[1] == 3
+    assert logged.count("webhook event failed") == 2 and logged.count("webhook event given up") == 1, logged[-3000:]
+    assert "Traceback" not in logged
+
+
+def test_replays_under_fresh_delivery_ids_re_read_nothing_and_old_events_are_pruned(daemon_world):
+    world = daemon_world
+    world.config_path.write_text(
+        world.config_path.read_text().replace("[server]\n", "[server]\nwebhook_retention_days = 14\n"),
+        encoding="utf-8",
+    )
+    world.forum.add_user("alice", "alice@example.com")
+    order = world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    # Events handled long ago (and one never handled) are in the store before the daemon starts.
+    assert world.cli("status").code == 0  # creates the state store
+    old = "2020-01-01 00:00:00.000000"
+    with sqlite3.connect(world.db_path) as db:
+        db.executemany(
+            "insert into webhook_events (source, delivery_id, topic, resource, received_at, processed_at, result) "
+            "values ('woocommerce', ?, 'order.updated', '', ?, ?, ?)",
+            [("old-done", old, old, "processed"), ("old-dead", old, old, "dead"), ("old-pending", old, None, None)],
+        )
+    start(world)
+    assert wait_for(lambda: BADGE in world.forum.badges_of("alice"), 10)
+
+    def order_reads():
+        return sum(1 for r in world.shop.requests if r["method"] == "GET" and "/orders" in r["path"])
+
+    assert order_hook(world, order, delivery="r1").json() == {"ok": "accepted"}
+    assert wait_for(lambda: _events(world, "processed_at is null") == 0, 10)
+    reads = order_reads()
+    for delivery in ("r2", "r3", "r4", "r5"):  # the same signed body, fresh delivery ids
+        assert order_hook(world, order, delivery=delivery).json() == {"ok": "duplicate"}
+    time.sleep(1.5)
+    assert order_reads() == reads, "a replay re-read the order"
+    # The order changes: its new body is a new event.
+    world.shop.set_status(order, "completed")
+    assert order_hook(world, order, delivery="r6").json() == {"ok": "accepted"}
+    assert wait_for(lambda: order_reads() > reads, 10)
+    # Pruned: the events handled (or given up) years ago; kept: the recent ones and the one never handled.
+    with sqlite3.connect(world.db_path) as db:
+        left = {row[0] for row in db.execute("select delivery_id from webhook_events")}
+    assert "old-done" not in left and "old-dead" not in left
+    assert {"old-pending", "r1", "r6"} <= left and not {"r2", "r3", "r4", "r5"} & left
+
+
+def _events(world, where):
+    with sqlite3.connect(world.db_path) as db:
+        return db.execute(f"select count(*) from webhook_events where {where}").fetchone()[0]
