@@ -79,6 +79,7 @@ class ReadOnlyPages:
         health = self.check()
         return StatusView(
             healthy=health.healthy,
+            health_problems=health.problems,
             streams=[Stream(name, s["cursor"], s["lag_seconds"]) for name, s in health.body["streams"].items()],
             outbox=self.store.status.outbox_counts(),
             unmatched=self.store.identities.unmatched_counts(),

@@ -39,7 +39,13 @@ class Daemon:
         config = connector.config
         self.connector = connector
         self.metrics = Metrics()
-        self.health = Health(connector.communities, timedelta(seconds=config.server.unhealthy_after_seconds), clock)
+        self.health = Health(
+            connector.communities,
+            timedelta(seconds=config.server.unhealthy_after_seconds),
+            clock,
+            failed_passes=config.server.unhealthy_after_failed_passes,
+            sync_every=timedelta(seconds=config.schedule.sync_every),
+        )
         self.jobs = Jobs(connector, self.metrics, self.health)
         self.formats = configured_formats(config)
         self.worker = EventWorker(connector, self.jobs, self.formats, clock)

@@ -67,6 +67,8 @@ class StatusView:
     problems: Sequence[Problem]
     #: Actions settled per hour over the last day, oldest first.
     actions_per_hour: Sequence[int]
+    #: Why ``/healthz`` answers 503 (empty when healthy).
+    health_problems: Sequence[str] = ()
     #: Webhook events: ``pending`` (not handled yet), ``retrying`` (of which a try failed), ``dead``.
     webhook_events: Mapping[str, int] = field(default_factory=dict)
     dead_events: Sequence[DeadEvent] = ()
@@ -115,6 +117,7 @@ def render_status_page(view: StatusView) -> str:
     per_hour = list(view.actions_per_hour)
     sections = [
         f"<h1>CardBridge — {state}</h1>",
+        "".join(f'<p class="bad">{escape(problem)}</p>' for problem in view.health_problems),
         '<div class="grid"><div>',
         "<h2>Streams</h2>",
         _table(

@@ -641,3 +641,44 @@ def test_replays_under_fresh_delivery_ids_re_read_nothing_and_old_events_are_pru
 def _events(world, where):
     with sqlite3.connect(world.db_path) as db:
         return db.execute(f"select count(*) from webhook_events where {where}").fetchone()[0]
+
+
+def test_healthz_turns_503_when_passes_keep_failing_and_recovers(daemon_world):
+    world = daemon_world
+    world.config_path.write_text(
+        world.config_path.read_text()
+        .replace("sync_every = 3600", "sync_every = 1")
+        .replace("[server]\n", "[server]\nunhealthy_after_failed_passes = 3\n"),
+        encoding="utf-8",
+    )
+    world.forum.add_user("alice", "alice@example.com")
+    world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    start(world)
+    assert _health(world)[0] == 200
+    # The shop stops answering its order list (a revoked key, a broken plugin): every pass fails.
+    world.shop.knobs.add_fault(r"/orders$", kind="status", status=401, times=-1)
+    assert wait_for(lambda: _health(world)[0] == 503, 15), _health(world)
+    _, body = _health(world)
+    assert body["status"] == "failing" and body["failed_passes_in_a_row"]["sync"] >= 3
+    assert any(p.startswith("sync: ") and "in a row" in p for p in body["problems"]), body
+    assert "consumer" not in json.dumps(body)  # no error text (URLs, keys) on the public answer
+    page = httpx.get(world.base + "/").text
+    assert "failing" in page and "passes failed in a row" in page
+    world.shop.knobs.clear_faults()
+    assert wait_for(lambda: _health(world)[0] == 200, 15), _health(world)
+    assert _health(world)[1]["problems"] == []
+
+
+def test_healthz_turns_503_when_the_shop_is_not_read_for_too_long(daemon_world):
+    world = daemon_world
+    world.config_path.write_text(
+        world.config_path.read_text()
+        .replace("sync_every = 3600", "sync_every = 1")
+        .replace("[server]\n", "[server]\nunhealthy_after_seconds = 2\nunhealthy_after_failed_passes = 1000\n"),
+        encoding="utf-8",
+    )
+    start(world)
+    world.shop.knobs.add_fault(r"/orders$", kind="status", status=401, times=-1)
+    assert wait_for(lambda: _health(world)[0] == 503, 15), _health(world)
+    _, body = _health(world)
+    assert any(p.startswith("shop: not read successfully since") for p in body["problems"]), body
