@@ -1,0 +1,75 @@
+"""What /healthz concludes from the passes (issue 12, item 5): failed passes in a row, a shop left unread."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from connector.flow import PassReport
+from connector.server.health import Health
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def health(clock, failed_passes=3):
+    return Health(["forum"], timedelta(minutes=15), clock, failed_passes, sync_every=timedelta(minutes=5))
+
+
+def test_three_crashed_passes_in_a_row_are_unhealthy_and_one_good_pass_heals():
+    clock = Clock()
+    h = health(clock)
+    for _ in range(2):
+        h.observe("sync", PassReport(errors=["sync: ValueError: bad record"]))
+    assert h.check({}).healthy
+    h.observe("sync", PassReport(errors=["sync: ValueError: bad record"]))
+    report = h.check({})
+    assert report.status == 503 and report.problems == ["sync: 3 passes failed in a row"]
+    assert "bad record" not in str(report.body)  # no error text on the public answer
+    h.observe("sync", PassReport(orders_read=3))
+    assert h.check({}).healthy
+
+
+def test_a_pass_whose_every_record_was_quarantined_failed():
+    clock = Clock()
+    h = health(clock, failed_passes=1)
+    h.observe("sync", PassReport(orders_read=4, quarantined=4))
+    assert not h.check({}).healthy
+    h.observe("sync", PassReport(orders_read=4, quarantined=1))
+    assert h.check({}).healthy
+
+
+def test_a_shop_unread_for_longer_than_allowed_is_unhealthy():
+    clock = Clock()
+    h = health(clock, failed_passes=1000)
+    h.observe("sync", PassReport())
+    clock.now += timedelta(minutes=1)
+    h.observe("webhook", PassReport(errors=["shop: HTTP 503"]))
+    clock.now += timedelta(minutes=15, seconds=1)
+    assert h.check({}).problems == [f"shop: not read successfully since {(T0 + timedelta(minutes=1)).isoformat()}"]
+
+
+def test_passes_that_never_finish_leave_the_shop_unread():
+    clock = Clock()
+    h = health(clock)
+    clock.now += timedelta(minutes=20, seconds=1)
+    assert h.check({}).problems == [f"shop: no pass has read it since {T0.isoformat()}"]
+
+
+def test_webhook_and_link_passes_do_not_count_in_a_row_and_a_community_rule_is_kept():
+    clock = Clock()
+    h = health(clock, failed_passes=1)
+    h.observe("sync", PassReport())
+    h.observe("link", PassReport(errors=["link: RuntimeError: x"]))
+    h.observe("webhook", PassReport(errors=["webhook: RuntimeError: x"]))
+    assert h.check({}).healthy
+    h.observe("sync", PassReport(errors=["forum: HTTP 401"]))
+    clock.now += timedelta(minutes=16)
+    h.observe("sync", PassReport(errors=["forum: HTTP 401"]))
+    assert h.check({}).problems == [f"forum: failing since {T0.isoformat()}"]
