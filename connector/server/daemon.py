@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import socket
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -96,15 +97,24 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _listen(address: str) -> socket.socket:
+    """A socket bound to ``host:port``; one that cannot be bound ends the process with one line, as uvicorn does."""
+    host, _, port = address.rpartition(":")
+    try:
+        return bind(host.strip("[]"), int(port))
+    except OSError as error:
+        log.error("cannot listen", listen=address, error=str(error))
+        raise SystemExit(1) from None
+
+
 def serve(connector: Connector) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     daemon = Daemon(connector)
     server_config = connector.config.server
-    sockets = [bind(server_config.host, server_config.port)]
+    sockets = [_listen(server_config.listen)]
     by_port: dict[int, ASGIApp] = {}
     if server_config.operator_listen:
-        host, _, port = server_config.operator_listen.rpartition(":")
-        sockets.append(bind(host.strip("[]"), int(port)))
+        sockets.append(_listen(server_config.operator_listen))
         by_port[sockets[1].getsockname()[1]] = daemon.operator_app()
     warn_if_operator_pages_are_open(connector)
     server = uvicorn.Server(

@@ -682,3 +682,12 @@ def test_healthz_turns_503_when_the_shop_is_not_read_for_too_long(daemon_world):
     assert wait_for(lambda: _health(world)[0] == 503, 15), _health(world)
     _, body = _health(world)
     assert any(p.startswith("shop: not read successfully since") for p in body["problems"]), body
+
+
+def test_a_listener_that_cannot_be_bound_ends_the_daemon_with_one_line(daemon_world):
+    world = daemon_world
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", world.port))
+        taken.listen()
+        run = world.cli("run")
+    assert run.code == 1 and "cannot listen" in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
