@@ -5,6 +5,14 @@ links, block quotes, lists, subtext) arrives as typed, and mentions cannot resol
 zero-width space after the ``@`` (Discord keeps it, unlike Discourse) and ``<@id>``-style tokens lose their ``<``.
 The messages are sent with ``allowed_mentions: {"parse": []}`` as well, so even a mention that slipped through would
 not ping anyone, and with embeds suppressed, so a link in a review does not unfurl.
+
+Links are made inert as on Discourse, and more: ``SUPPRESS_EMBEDS`` only drops the message's ``embeds`` ("do not
+include any embeds when serializing this message", discord-api-docs ``developers/resources/message.mdx`` §Message
+Flags); the link stays clickable and a client still draws an invite card for ``discord.gg/…`` found in the text. So a
+URL of any scheme, an invite, a bare domain (``example.com/path``, ``例子.cn``, an email address) or an IPv4 address
+goes into a code span (nothing inside one is linked) with a zero-width space after each dot and after the scheme's
+colon, so that no pattern over the raw text (an invite or link detector) finds it either. Plain sentences, version
+numbers and decimals are left as typed.
 """
 
 from __future__ import annotations
@@ -19,20 +27,60 @@ MAX_CONTENT = 2000
 #: Discord's limit for a thread's name.
 MAX_THREAD_NAME = 100
 
+#: A product name longer than this is cut in a review's first line (the shop's names are not bounded).
+MAX_PRODUCT_NAME = 200
+
 _MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()<:])")
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
+#: Full stops a browser or a link detector may read as the dot of a host name.
+_DOT = "[.\u3002\uff0e\uff61]"
+#: The rest of a link after its start: anything but whitespace or a backtick, not ending in closing punctuation.
+_REST = r"(?:[^\s`]*[^\s`.,;:!?'\")\]}>*_~|\u3002\uff0e\uff61])?"
+#: What could become a link or an invite: a URL of any scheme; a host name (labels, dots and a top-level domain of
+#: letters or punycode, optionally after "user@") or an IPv4 address, each with an optional port, path or query. It
+#: starts only where a word starts, so the scan stays linear on long runs of word characters.
+_LINK = re.compile(
+    rf"""(?<![\w.+\-@])(?:
+        [a-z][a-z0-9+.\-]*:/+{_REST}
+      | (?:[\w.+\-]+@)?(?:[^\W_](?:[\w\-]*[^\W_])?{_DOT})+(?:[^\W\d_]{{2,}}|xn--[a-z0-9\-]+)(?![\w\-])
+        (?:[/:?\#]{_REST})?
+      | \d{{1,3}}(?:{_DOT}\d{{1,3}}){{3}}(?![\w\-])(?:[/:?\#]{_REST})?
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+#: Where a zero-width space breaks a link for any detector: after each dot, and after the colon of "scheme:/".
+_BREAK = re.compile(rf"{_DOT}|:(?=/)")
 
 
-def escape_discord(text: str) -> str:
-    """Escape one line of member text for Discord markdown, with mentions made inert."""
+def _escape_markdown(text: str) -> str:
     text = _MARKDOWN.sub(r"\\\1", text)
     # After the backslashes: "<@123>" is now "\<@123>", which Discord shows literally; mass mentions need more.
     return _MASS_MENTION.sub("@\u200b\\1", text)
 
 
+def _inert_link(link: str) -> str:
+    """A link as a code span (never linked, markdown inside shown as typed) with zero-width breaks."""
+    link = _MASS_MENTION.sub("@\u200b\\1", link)
+    return "`" + _BREAK.sub("\\g<0>\u200b", link) + "`"
+
+
+def escape_discord(text: str) -> str:
+    """Escape one line of member text for Discord markdown, with mentions and links made inert."""
+    parts: list[str] = []
+    position = 0
+    for match in _LINK.finditer(text):
+        parts.append(_escape_markdown(text[position : match.start()]))
+        parts.append(_inert_link(match.group(0)))
+        position = match.end()
+    parts.append(_escape_markdown(text[position:]))
+    return "".join(parts)
+
+
 def _render(view: ReviewView, text: str) -> str:
     stars = "★" * view.rating + "☆" * (5 - view.rating)
-    lines = [f"**{stars}** {view.rating}/5 · {escape_discord(view.product_name)}", ""]
+    name = view.product_name
+    name = name if len(name) <= MAX_PRODUCT_NAME else name[: MAX_PRODUCT_NAME - 1] + "…"
+    lines = [f"**{stars}** {view.rating}/5 · {escape_discord(name)}", ""]
     body = [line.rstrip() for line in text.splitlines()] or [""]
     lines += [f"> {escape_discord(line)}" if line else "> \u200b" for line in body]
     lines.append("")
@@ -48,13 +96,23 @@ def _render(view: ReviewView, text: str) -> str:
 
 def render_review(view: ReviewView) -> str:
     """The review as one Discord message, shortened (with "…") to fit 2000 characters after escaping."""
-    text = view.text
-    content = _render(view, text)
-    while len(content) > MAX_CONTENT and text:
-        # Escaping can double a character, so cut the raw text by at least the excess and measure again.
-        text = text[: max(0, len(text) - (len(content) - MAX_CONTENT) - 1)].rstrip()
-        content = _render(view, text + "…")
-    return content
+    content = _render(view, view.text)
+    if len(content) <= MAX_CONTENT:
+        return content
+
+    def cut(keep: int) -> str:
+        return _render(view, view.text[:keep].rstrip() + "…")
+
+    # Escaping grows text unevenly (a backslash per markdown character, backticks and zero-width spaces per link, and
+    # a cut can end a link early), so find the longest raw prefix that fits by bisection: about 12 renders, bounded.
+    fits, too_long = 0, len(view.text)
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if len(cut(middle)) <= MAX_CONTENT:
+            fits = middle
+        else:
+            too_long = middle
+    return cut(fits)
 
 
 def thread_name(product_name: str, view: ReviewView | None = None) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-#: Message flag SUPPRESS_EMBEDS (1 << 2): links in member text do not unfurl into previews.
+#: Message flag SUPPRESS_EMBEDS (1 << 2): links in member text do not unfurl into previews. It does not make a link
+#: unclickable or stop a client's invite card; :mod:`mappings.discord_posts` makes links inert in the text itself.
 SUPPRESS_EMBEDS = 1 << 2
 #: What every message CardBridge sends allows to ping: nothing.
 NO_PINGS: dict[str, list[str]] = {"parse": []}

@@ -24,6 +24,15 @@ from sandbox.discord.state import DiscordState, Row
 
 MENTION = re.compile(r"@everyone|@here|<@&?!?\d+>")
 REQUIRE_TAG = 1 << 4  # channel flag on forum/media channels
+#: The message flags kept from a request: SUPPRESS_EMBEDS (1 << 2) and SUPPRESS_NOTIFICATIONS (1 << 12), the two a
+#: forum post's message may set (discord-api-docs ``developers/resources/channel.mdx`` §Start Thread in Forum or
+#: Media Channel; ``developers/resources/message.mdx`` §Create Message also allows voice and components-v2 flags,
+#: which the sandbox does not model).
+SETTABLE_FLAGS = (1 << 2) | (1 << 12)
+
+
+def _flags(value: Any) -> int:
+    return value & SETTABLE_FLAGS if isinstance(value, int) else 0
 
 
 def _pings_everyone(body: dict[str, Any]) -> bool:
@@ -109,7 +118,7 @@ class Channels:
             "mention_everyone": _pings_everyone(body),
             "pinned": False,
             "tts": False,
-            "flags": 0,
+            "flags": _flags(body.get("flags")),
             "components": [],
             "timestamp": iso(self.discord.clock()),
             "edited_timestamp": None,
@@ -277,5 +286,7 @@ class Channels:
             for key in ("content", "embeds"):
                 if key in body:
                     message[key] = body[key]
+            if "flags" in body:  # message.mdx §Edit Message: SUPPRESS_EMBEDS "can be both set and unset"
+                message["flags"] = (message["flags"] & ~(1 << 2)) | (_flags(body["flags"]) & (1 << 2))
             message["edited_timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
             return JSONResponse(message)

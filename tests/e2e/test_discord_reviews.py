@@ -8,8 +8,10 @@ import re
 
 import pytest
 
+from adapters.communities.discord_constants import SUPPRESS_EMBEDS
 from sandbox.discord import API, DiscordSandbox
 from sandbox.server import SandboxServer
+from tests.mappings.test_discord_posts import clickable
 
 CONFIG = """
 [state]
@@ -73,7 +75,10 @@ def forum_world(world):
         world.discord_server.stop()
 
 
-HOSTILE = "@everyone FREE KEYS <@123456789012345678> <@&800000000000000001> **bold** ||spoiler|| # heading [x](https://evil.example) :)"
+HOSTILE = (
+    "@everyone FREE KEYS <@123456789012345678> <@&800000000000000001> **bold** ||spoiler|| # heading "
+    "[x](https://evil.example) :) join discord.gg/freekeys or discord.com/invite/abc, see keys.example/cheap 例子.cn"
+)
 
 
 def messages(d, thread_id):
@@ -102,7 +107,12 @@ def test_review_thread_per_product_escaped_no_pings_edit_archived_delete(forum_w
     assert sends and all(r["body"].get("message", r["body"])["allowed_mentions"] == {"parse": []} for r in sends)
     text = next(m["content"] for m in posted if f"cardbridge review {review}" in m["content"])
     assert "@\u200beveryone" in text and "\\<@123456789012345678\\>" in text and "\\*\\*bold\\*\\*" in text
-    assert "\\|\\|spoiler\\|\\|" in text and "\\[x\\]\\(https\\:" in text
+    assert "\\|\\|spoiler\\|\\|" in text and "\\[x\\]\\(`https:\u200b//evil.\u200bexample`" in text
+    # No link, no invite: URLs, invites and bare domains are code spans broken by zero-width spaces, embeds suppressed.
+    reviews = [m for m in posted if "cardbridge review" in m["content"]]  # the intro links the shop's own page
+    assert len(reviews) == 2 and all(clickable(m["content"]) == [] for m in reviews)
+    assert "`discord.\u200bgg/freekeys`" in text and "`例子.\u200bcn`" in text
+    assert all(m["flags"] == SUPPRESS_EMBEDS for m in posted)
     assert "✅ Verified purchase" in text
     long_text = next(m["content"] for m in posted if f"cardbridge review {other}" in m["content"])
     assert len(long_text) <= 2000 and "…" in long_text and "no paid order" in long_text
