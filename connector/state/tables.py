@@ -63,6 +63,9 @@ class IdentityRow(SQLModel, table=True):
     status: str = Field(max_length=16)
     remote_user_id: str | None = Field(default=None, max_length=64)
     remote_username: str | None = Field(default=None, max_length=255)
+    #: How a ``matched`` link was proven (``connector.state.identities.Proof``): ``order-number``, ``forum-email``,
+    #: ``verified-email``, ``signed-link`` or ``admin``. None on links made before proofs were recorded (weakest).
+    proof: str | None = Field(default=None, max_length=16)
     attempts: int = 0
     next_attempt_at: datetime | None = None
     updated_at: datetime
@@ -270,3 +273,14 @@ class MemberTokenRow(SQLModel, table=True):
     #: Why the tokens stopped working (the member removed the app), or None while they work.
     revoked: str | None = Field(default=None, max_length=255)
     updated_at: datetime
+
+
+class SpentTokenRow(SQLModel, table=True):
+    """A single-use token that was used (a signed link, an OAuth2 ``state`` nonce), kept until it would have expired
+    anyway so it cannot be used again, across restarts and replicas. Only a hash of the token is kept."""
+
+    __tablename__ = "spent_tokens"
+    __table_args__ = (Index("ix_spent_tokens_expires", "expires_at"),)
+    #: ``<kind>:<sha256 of the token>``.
+    key: str = Field(primary_key=True, max_length=96)
+    expires_at: datetime
