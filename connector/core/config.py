@@ -357,6 +357,20 @@ class LinkConfig(StrictModel):
     platform_name: str = "Shop"
     #: Failed order-number attempts allowed per client address per hour (and per order number), against guessing.
     attempts_per_hour: Annotated[int, Field(ge=1)] = 10
+    #: Addresses of the reverse proxies in front of the daemon (``["127.0.0.1/32", "10.0.0.0/8"]``). Only a peer in
+    #: these networks is believed about the client's address (the right-most ``X-Forwarded-For`` entry that is not
+    #: one of them); by default none: the peer's own address is the client.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        try:
+            return tuple(str(ipaddress.ip_network(v.strip(), strict=False)) for v in value)
+        except ValueError as error:
+            raise ValueError(f"use addresses or networks, e.g. 127.0.0.1/32 ({error})") from None
 
     @field_validator("secret")
     @classmethod

@@ -2,6 +2,9 @@
 
 Server-rendered HTML, no JavaScript, no third-party assets. Everything a member typed or Discord returned is escaped
 before it reaches the page; the pages forbid framing and send no referrer (a signed link in the address stays here).
+
+The brute-force brake counts against the client's address: the peer's, or with ``[link] trusted_proxies`` the
+right-most ``X-Forwarded-For`` address that is not a trusted proxy.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from connector.server.linking import Linked, LinkError, LinkService, TooManyAttempts
+from connector.server.linking import Linked, LinkError, LinkService, TooManyAttempts, client_address
 
 COOKIE = "cardbridge_link"
 
@@ -111,7 +114,8 @@ class LinkPages:
         raw = (await request.body())[:4096]
         fields = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         order, email = fields.get("order", ""), fields.get("email", "")
-        client = request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else None
+        client = client_address(peer, request.headers.getlist("x-forwarded-for"), self.service.trusted_proxies)
         try:
             customer = await run_in_threadpool(self.service.prove, order, email, client)
         except TooManyAttempts as error:

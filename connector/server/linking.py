@@ -10,11 +10,12 @@ The Discord account is linked like ``cardbridge link`` links it: roles follow on
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -45,38 +46,117 @@ class Linked:
     replaced: str | None
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from an ``X-Forwarded-For`` entry (``1.2.3.4``, ``1.2.3.4:5678``, ``[::1]:80``, ``::1``)."""
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def client_address(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
+    """The address the brute-force brake counts a request against.
+
+    The peer's own address, unless the peer is one of the ``trusted`` proxies: then the right-most
+    ``X-Forwarded-For`` entry that is not a trusted proxy (what the proxy nearest to us saw; entries to its left were
+    written by the client and prove nothing). A trusted proxy that sends no ``X-Forwarded-For`` leaves its own address.
+    """
+    peer_address = _address(peer or "")
+    if peer_address is None or not any(peer_address in network for network in trusted):
+        return peer or "unknown"
+    entries = [e.strip() for header in forwarded_for for e in header.split(",") if e.strip()]
+    if not entries:
+        _warn_no_forwarded_for(peer or "unknown")
+        return peer or "unknown"
+    for entry in reversed(entries):
+        address = _address(entry)
+        if address is None:
+            return entry[:64]  # a trusted proxy wrote something that is not an address: count it as it is
+        if not any(address in network for network in trusted):
+            return str(address)
+    return str(_address(entries[0]))  # every hop is a trusted proxy: the farthest one is the client
+
+
+_warned: set[str] = set()
+
+
+def _warn_no_forwarded_for(peer: str) -> None:
+    if peer not in _warned and len(_warned) < 100:
+        _warned.add(peer)
+        log.warning("trusted proxy sent no X-Forwarded-For: its clients share one brake", proxy=peer)
+
+
 class Attempts:
-    """Failed proofs per key (client address, order number) in a sliding hour: a brute-force brake."""
+    """Failed proofs per key (client address, order number) in a sliding hour: a brute-force brake.
+
+    Memory is bounded by time and by size: keys whose failures all left the window are swept (every minute, and
+    whenever there are more than :attr:`MAX_KEYS`), and past :attr:`MAX_KEYS` the keys that failed longest ago go.
+    Asking whether a key is blocked never stores it.
+    """
+
+    #: Seconds a failure counts.
+    WINDOW = 3600.0
+    #: Keys kept at most (a flood of distinct order numbers or addresses cannot grow memory without bound).
+    MAX_KEYS = 50_000
+    #: Seconds between sweeps of expired keys.
+    SWEEP_EVERY = 60.0
 
     def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_hour, self.clock = per_hour, clock
-        self._failures: dict[str, deque[float]] = {}
+        #: Keys in the order of their latest failure (oldest first), each with its failure times.
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
+        self._swept = clock()
 
-    def _recent(self, key: str) -> deque[float]:
-        now = self.clock()
-        failures = self._failures.setdefault(key, deque())
-        while failures and now - failures[0] >= 3600:
+    def _recent(self, key: str, now: float) -> deque[float] | None:
+        failures = self._failures.get(key)
+        if failures is None:
+            return None
+        while failures and now - failures[0] >= self.WINDOW:
             failures.popleft()
+        if not failures:
+            del self._failures[key]
+            return None
         return failures
 
     def blocked_for(self, *keys: str) -> float:
         """Seconds until a new attempt is allowed for every key (0: allowed now)."""
         with self._lock:
-            waits = [3600 - (self.clock() - f[0]) for f in map(self._recent, keys) if len(f) >= self.per_hour]
+            now = self.clock()
+            recent = [f for f in (self._recent(key, now) for key in keys) if f is not None]
+            waits = [self.WINDOW - (now - f[0]) for f in recent if len(f) >= self.per_hour]
             return max(waits, default=0.0)
 
     def failed(self, *keys: str) -> None:
         with self._lock:
+            now = self.clock()
             for key in keys:
-                self._recent(key).append(self.clock())
-            if len(self._failures) > self.MAX_KEYS:
-                # Many distinct guesses: forget the keys whose failures are all older than the window.
-                for key in [k for k in self._failures if not self._recent(k)]:
-                    del self._failures[key]
+                failures = self._recent(key, now)
+                if failures is None:
+                    failures = self._failures[key] = deque()
+                failures.append(now)
+                self._failures.move_to_end(key)
+            if now - self._swept >= self.SWEEP_EVERY or len(self._failures) > self.MAX_KEYS:
+                self._sweep(now)
+            while len(self._failures) > self.MAX_KEYS:
+                self._failures.popitem(last=False)
 
-    #: Keys kept before old ones are swept (bounded memory under a flood of distinct order numbers).
-    MAX_KEYS = 50_000
+    def _sweep(self, now: float) -> None:
+        """Forget the keys whose failures all left the window (the least recently failed come first)."""
+        self._swept = now
+        for key in list(self._failures):
+            failures = self._failures[key]
+            if failures and now - failures[-1] < self.WINDOW:
+                break  # ordered by latest failure: every key after this one is recent too
+            del self._failures[key]
 
 
 class LinkService:
@@ -99,6 +179,7 @@ class LinkService:
         self.links = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-link")
         self.states = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-oauth-state")
         self.attempts = Attempts(self.link.attempts_per_hour)
+        self.trusted_proxies: list[Network] = [ipaddress.ip_network(n) for n in self.link.trusted_proxies]
 
     @property
     def redirect_uri(self) -> str:
@@ -128,13 +209,17 @@ class LinkService:
         return str(data["c"])
 
     def prove(self, order_id: str, email: str, client: str) -> str:
-        """The customer an order number + email belong to. Failures count against the client and the order."""
-        order_id, email = order_id.strip()[:64], email.strip().lower()
-        keys = (f"ip:{client}", f"order:{order_id}")
+        """The customer an order number + email belong to. Failures count against the client and the order.
+
+        The number is normalised once (spaces around it dropped, upper case, as its stored hash is made), before
+        both the brake and the look-up: spelling it in another case is the same guess.
+        """
+        number, email = order_id.strip().upper()[:64], email.strip().lower()
+        keys = (f"ip:{client}", f"order:{number}")
         wait = self.attempts.blocked_for(*keys)
         if wait > 0:
             raise TooManyAttempts(wait)
-        owner = self.store.identities.order_owner(order_id) if order_id else None
+        owner = self.store.identities.order_owner(number) if number else None
         known = (owner[1] or (owner[0][2:] if owner[0].startswith("e:") else "")).lower() if owner else ""
         # Compared in constant time, and the same answer whichever part was wrong: the page tells no one which
         # order numbers exist.
