@@ -10,6 +10,7 @@ from connector.cli.app import app, console, errors, fail, open_connector
 from connector.cli.report import print_summary
 from connector.flow import Connector, describe_customer
 from connector.server.linking import LinkService
+from connector.state.identities import Proof
 
 
 def _community_of(connector: Connector, kind: str, name: str | None) -> str:
@@ -37,7 +38,11 @@ def link(
     forum_user: str | None = typer.Option(None, "--forum-user", help="Discourse username."),
     community: str | None = typer.Option(None, "--community", help="Which community, when there are several."),
 ) -> None:
-    """Link a shop customer to a Discord or Discourse account; a previous account loses the managed grants."""
+    """Link a shop customer to a Discord or Discourse account; a previous account loses the managed grants.
+
+    The admin's link is the strongest proof: it moves any link, and only it moves a link made by a signed link or a
+    verified email.
+    """
     if bool(discord_user) == bool(forum_user):
         raise fail("Give exactly one of --discord-user or --forum-user.", 2)
     with open_connector() as connector:
@@ -53,7 +58,7 @@ def link(
             if found is None:
                 raise fail(f"No user named {forum_user!r} on {name}.", 1)
             user_id, username = found.user_id, found.username
-        previous = connector.store.identities.link(name, key, user_id, username)
+        previous = connector.store.identities.link(name, key, user_id, username, proof=Proof.ADMIN)
         report = connector.run_pass()
     console.print(
         f"{describe_customer(key, None)} linked to {username} on {name}"
@@ -68,7 +73,11 @@ def link(
 def link_url(
     customer: str = typer.Option(..., "--customer", help="Shop customer id (26 or c:26) or email."),
 ) -> None:
-    """Print a signed link to the member link page for this customer (for the shop's order email; see [link])."""
+    """Print a signed link to the member link page for this customer (for the shop's order email; see [link]).
+
+    The link works once, within link_ttl_hours; it moves a link made with an order number (not one made by a verified
+    email or another signed link: that takes `cardbridge link`).
+    """
     with open_connector() as connector:
         link = connector.config.link
         if link is None:

@@ -361,6 +361,9 @@ class LinkConfig(StrictModel):
     #: these networks is believed about the client's address (the right-most ``X-Forwarded-For`` entry that is not
     #: one of them); by default none: the peer's own address is the client.
     trusted_proxies: tuple[str, ...] = ()
+    #: Also ask for Discord's ``email`` scope: a member whose Discord email is verified and equal to the shop email
+    #: may move a link made with an order number to their account (it is compared, never stored).
+    verified_email: bool = True
 
     @field_validator("trusted_proxies")
     @classmethod

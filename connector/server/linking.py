@@ -1,22 +1,30 @@
 """Members link their Discord account to their shop purchases: proof of an order, then Discord OAuth2.
 
-The proof is either an order number with its email (how 卡盟 shops identify guest buyers) or a signed, expiring link
-(``cardbridge link-url --customer ID``, for the shop's order email). Then the member signs in with Discord
-(authorization code grant; ``identify``, optionally ``guilds.join`` and ``role_connections.write``); the ``state``
-parameter is signed, expires, and is bound to the browser by a cookie, so a callback cannot be replayed or forged.
-The Discord account is linked like ``cardbridge link`` links it: roles follow on the next pass.
+The proof is either a *paid* order's number with its email (how 卡盟 shops identify guest buyers) or a signed,
+expiring, single-use link (``cardbridge link-url --customer ID``, for the shop's order email). Then the member signs in
+with Discord (authorization code grant; ``identify``, optionally ``email``, ``guilds.join`` and
+``role_connections.write``); the ``state`` parameter is signed, expires, is bound to the browser by a cookie and is
+spent on its first use, so a callback cannot be replayed or forged.
+
+What the link proves decides what it may do (:class:`connector.state.identities.Proof`): an order number links a
+customer that is linked to nobody; a customer linked to another Discord account moves only for a stronger proof (the
+Discord account's verified email equal to the shop email, a signed link, the admin CLI). A refused move changes
+nothing and tells the previous account's holder nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -24,9 +32,11 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from adapters.base import CommunityAdapter, MemberAuthorization, MemberOAuth, OAuthError
 from connector.core.config import Config, ConfigError, LinkConfig
 from connector.core.http import RemoteError
-from connector.core.logs import log
+from connector.core.logs import log, mask_email
 from connector.features.linked_roles import metadata
+from connector.flow import describe_customer
 from connector.state import State
+from connector.state.identities import LinkRefused, Proof, contact_email
 
 #: Minutes a member has between leaving for Discord and coming back.
 STATE_MINUTES = 15
@@ -36,14 +46,30 @@ class LinkError(Exception):
     """Something the member can act on; the message is shown on the page."""
 
 
+class LinkMoveRefused(LinkError):
+    """The customer is linked to another Discord account by a proof at least as strong as this one: nothing moved."""
+
+
 @dataclass(frozen=True)
 class Linked:
     customer_key: str
+    #: What was linked, as the member may see it: ``customer #26 (m***@example.com)`` or ``m***@example.com``.
+    customer: str
     user_id: str
     username: str
     joined: bool
     linked_roles: bool
     replaced: str | None
+    proof: Proof
+
+
+@dataclass(frozen=True)
+class SignedLink:
+    """A valid, unused signed link: its customer, and the token's id and expiry (to spend it once)."""
+
+    customer_key: str
+    token_id: str
+    expires_at: float
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -92,6 +118,11 @@ def _warn_no_forwarded_for(peer: str) -> None:
     if peer not in _warned and len(_warned) < 100:
         _warned.add(peer)
         log.warning("trusted proxy sent no X-Forwarded-For: its clients share one brake", proxy=peer)
+
+
+def link_token_id(token: str) -> str:
+    """The id a signed link is spent under (its hash: the token itself is never stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Attempts:
@@ -189,6 +220,7 @@ class LinkService:
     def scopes(self) -> list[str]:
         return (
             ["identify"]
+            + (["email"] if self.link.verified_email else [])
             + (["guilds.join"] if self.link.join_guild else [])
             + (["role_connections.write"] if self.link.linked_roles else [])
         )
@@ -196,20 +228,25 @@ class LinkService:
     # ---- proof ---------------------------------------------------------------------------------------------------
 
     def link_url(self, customer_key: str) -> str:
-        """A link for the shop's email to the buyer; valid ``link_ttl_hours``."""
+        """A link for the shop's email to the buyer; valid ``link_ttl_hours``, once."""
         return f"{self.link.public_url}/link?t={self.links.dumps({'c': customer_key})}"
 
-    def from_link(self, token: str) -> str:
+    def from_link(self, token: str) -> SignedLink:
+        """The customer a signed link is for, unless it is forged, expired or used already."""
+        max_age = self.link.link_ttl_hours * 3600
         try:
-            data = self.links.loads(token, max_age=self.link.link_ttl_hours * 3600)
+            data, signed_at = self.links.loads(token, max_age=max_age, return_timestamp=True)
         except SignatureExpired:
             raise LinkError("This link has expired. Ask the shop for a new one, or use your order number.") from None
         except BadSignature:
             raise LinkError("This link is not valid. Use your order number and email instead.") from None
-        return str(data["c"])
+        token_id = link_token_id(token)
+        if self.store.identities.token_spent("link", token_id):
+            raise LinkError("This link was used already. Ask the shop for a new one, or use your order number.")
+        return SignedLink(str(data["c"]), token_id, signed_at.timestamp() + max_age)
 
     def prove(self, order_id: str, email: str, client: str) -> str:
-        """The customer an order number + email belong to. Failures count against the client and the order.
+        """The customer a paid order's number + email belong to. Failures count against the client and the order.
 
         The number is normalised once (spaces around it dropped, upper case, as its stored hash is made), before
         both the brake and the look-up: spelling it in another case is the same guess.
@@ -219,27 +256,38 @@ class LinkService:
         wait = self.attempts.blocked_for(*keys)
         if wait > 0:
             raise TooManyAttempts(wait)
-        owner = self.store.identities.order_owner(number) if number else None
-        known = (owner[1] or (owner[0][2:] if owner[0].startswith("e:") else "")).lower() if owner else ""
+        found = self.store.identities.order_proof(number) if number else None
+        known = (found.email or "").lower() if found else ""
         # Compared in constant time, and the same answer whichever part was wrong: the page tells no one which
         # order numbers exist.
-        if owner is None or not email or not hmac.compare_digest(known.encode(), email.encode()):
+        if found is None or not email or not hmac.compare_digest(known.encode(), email.encode()):
             self.attempts.failed(*keys)
             log.warning("link proof refused", client=client)
             raise LinkError("No order with that number and email was found. Check both and try again.")
-        return owner[0]
+        if not found.paid:
+            # Only a paid order proves a purchase (an unpaid one costs nothing to place, with any email).
+            self.attempts.failed(*keys)
+            log.warning("link proof refused: order not paid", client=client)
+            raise LinkError(
+                "This order is not paid (yet): only a paid order links an account. Try again once it is paid."
+            )
+        return found.customer_key
 
     # ---- OAuth2 --------------------------------------------------------------------------------------------------
 
-    def start(self, customer_key: str) -> tuple[str, str]:
-        """(the Discord authorize URL, the nonce to set as the browser cookie)."""
+    def start(self, customer_key: str, proof: Proof, link: SignedLink | None = None) -> tuple[str, str]:
+        """(the Discord authorize URL, the nonce to set as the browser cookie). ``proof``: how the customer was
+        proven (an order number or a signed link, whose id is carried to be spent when the sign-in finishes)."""
         nonce = secrets.token_urlsafe(16)
-        state = self.states.dumps({"c": customer_key, "n": nonce})
+        data: dict[str, object] = {"c": customer_key, "n": nonce, "p": proof.value}
+        if link is not None:
+            data.update(l=link.token_id, le=int(link.expires_at) + 1)
+        state = self.states.dumps(data)
         return self.oauth.authorize_url(self.redirect_uri, self.scopes, state), nonce
 
     def finish(self, code: str, state: str, nonce: str | None) -> Linked:
         try:
-            data = self.states.loads(state, max_age=STATE_MINUTES * 60)
+            data, signed_at = self.states.loads(state, max_age=STATE_MINUTES * 60, return_timestamp=True)
         except SignatureExpired:
             raise LinkError("That took too long. Start again from the link page.") from None
         except BadSignature:
@@ -247,6 +295,13 @@ class LinkService:
         if not nonce or not hmac.compare_digest(str(data.get("n", "")), nonce):
             raise LinkError("This sign-in was started in another browser. Start again from the link page.")
         customer_key = str(data["c"])
+        proof = Proof.of(str(data.get("p", ""))) or Proof.ORDER_NUMBER
+        if proof not in (Proof.ORDER_NUMBER, Proof.SIGNED_LINK):
+            raise LinkError("This sign-in did not start here. Start again from the link page.")
+        # Spent before Discord is asked: the same state (and cookie) never links twice, here or on another replica.
+        expires = signed_at + timedelta(minutes=STATE_MINUTES)
+        if not self.store.identities.spend_token("state", str(data["n"]), expires):
+            raise LinkError("This sign-in was used already. Start again from the link page.")
         try:
             tokens = self.oauth.exchange(code, self.redirect_uri)
             me = self.oauth.me(tokens.access_token)
@@ -259,8 +314,20 @@ class LinkService:
             log.error("oauth failed", error=str(error)[:200])
             raise LinkError("Discord could not be reached. Try again in a few minutes.") from None
         user_id, username = str(me["id"]), str(me.get("global_name") or me.get("username") or me["id"])
+        email = contact_email(customer_key, self.store.identities.customer_email(customer_key))
+        if "email" in tokens.scopes and _verified_email_matches(me, email):
+            proof = Proof.VERIFIED_EMAIL if proof is Proof.ORDER_NUMBER else proof
+        if "l" in data:
+            link_expires = datetime.fromtimestamp(int(data.get("le", 0)), UTC)
+            if not self.store.identities.spend_token("link", str(data["l"]), link_expires):
+                raise LinkError("This link was used already. Ask the shop for a new one, or use your order number.")
+        customer = _describe(customer_key, email)
         # Discord roles are granted by user id: the id is what identifies the member, as `cardbridge link` does.
-        replaced = self.store.identities.link(self.community, customer_key, user_id, user_id)
+        try:
+            replaced = self.store.identities.link(self.community, customer_key, user_id, user_id, proof=proof)
+        except LinkRefused:
+            log.warning("link move refused", community=self.community, customer=customer_key, proof=proof.value)
+            raise LinkMoveRefused(self._refusal(customer, proof)) from None
         joined = False
         if "guilds.join" in tokens.scopes:
             joined = self._join(user_id, tokens.access_token)
@@ -279,8 +346,26 @@ class LinkService:
                 )
             else:
                 self.tokens.forget(self.community, customer_key)
-        log.info("member linked", community=self.community, customer=customer_key, linked_roles=linked_roles)
-        return Linked(customer_key, user_id, username, joined, linked_roles, replaced)
+        log.info(
+            "member linked",
+            community=self.community,
+            customer=customer_key,
+            proof=proof.value,
+            linked_roles=linked_roles,
+        )
+        return Linked(customer_key, customer, user_id, username, joined, linked_roles, replaced, proof)
+
+    def _refusal(self, customer: str, proof: Proof) -> str:
+        """What a member whose proof cannot move the link is told (nothing about the other account)."""
+        how = (
+            "sign in with a Discord account whose verified email is the order's email, or ask the shop to move it"
+            if self.link.verified_email and proof.strength < Proof.VERIFIED_EMAIL.strength
+            else "ask the shop to move it"
+        )
+        return (
+            f"The shop customer {customer} is already linked to another Discord account, so nothing was changed. "
+            f"If that account is not yours any more, {how}."
+        )
 
     def _clear_previous(self, customer_key: str, user_id: str) -> None:
         """The customer linked another Discord account before: clear that account's Linked Roles connection (best
@@ -304,6 +389,22 @@ class LinkService:
             status = error.status if isinstance(error, RemoteError) else None
             log.warning("guild join failed", status=status, error=str(error)[:200])
             return False
+
+
+def _verified_email_matches(me: Mapping[str, Any], email: str | None) -> bool:
+    """The Discord account's email is verified by Discord and is the shop customer's email."""
+    given = me.get("email")
+    if me.get("verified") is not True or not isinstance(given, str) or not given.strip() or not email:
+        return False
+    return hmac.compare_digest(given.strip().lower().encode(), email.strip().lower().encode())
+
+
+def _describe(customer_key: str, email: str | None) -> str:
+    """The customer as the member may see it: the shop id and the masked email, never the email itself."""
+    described = describe_customer(customer_key, email)
+    if customer_key.startswith("c:") and email:
+        described += f" ({mask_email(email)})"
+    return described
 
 
 class TooManyAttempts(LinkError):

@@ -3,7 +3,9 @@ OAuth2 endpoints: order number + email → Discord consent → confirmation, rol
 server, Linked Roles metadata written with the member's token (stored encrypted) and kept current; signed links from
 `cardbridge link-url`; guessing order numbers is rate limited; a forged or replayed callback links nobody.
 
-The brake holds whatever the letter case of the number and whatever `X-Forwarded-For` says (issue 12, items 4, 12).
+The attacks of issue 12, run over HTTP against the daemon as an attacker would: a guest order placed with a victim's
+email (unpaid, then paid) cannot take the victim's link; the brake holds whatever the letter case of the number and
+whatever `X-Forwarded-For` says; another site's form, a replayed sign-in and a second use of a signed link do nothing.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ def test_member_links_in_a_real_browser_and_gets_roles_and_linked_roles(link_wor
         heading = page.locator("#linked")
         assert heading.is_visible() and heading.inner_text() == "Your Discord account is linked"
         assert "mei_plays" in page.content() and "added to the shop's Discord server" in page.content()
+        assert page.locator("#customer").inner_text() == "m***@example.com"  # what was linked, masked
         page.screenshot(path=str(shot), full_page=True)
         box = heading.bounding_box()
         browser.close()
@@ -226,6 +229,14 @@ class Member:
         return self.sign_in(self.submit(order=str(order), email=email), discord_user)
 
 
+def linked_user(world, customer: str) -> tuple[str, str] | None:
+    with sqlite3.connect(world.dir / "state.db") as db:
+        row = db.execute(
+            "select remote_user_id, proof from identities where customer_key = ? and status = 'matched'", (customer,)
+        ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
 def test_signed_link_wrong_guesses_and_forged_callbacks(link_world):
     world = link_world
     order = world.shop.add_order(email="kai@example.com", items=[(world.card, 1)], status="completed")
@@ -235,39 +246,106 @@ def test_signed_link_wrong_guesses_and_forged_callbacks(link_world):
     url = printed.stdout.strip()
     assert url.startswith(world.base + "/link?t=") and "kai" not in url  # signed, and no email in it
     start(world, **world.secrets)
-    client = httpx.Client(follow_redirects=False)
+    member = Member(world)
 
-    page = client.get(url)
+    page = member.page(url)
     assert page.status_code == 200 and "Continue with Discord" in page.text
-    tampered = client.get(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB"))
+    tampered = member.page(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB"))
     assert tampered.status_code == 400 and "not valid" in tampered.text
 
     # Wrong guesses: the same answer whichever part was wrong, then the brake (3 per hour here) even for the truth.
     wrong = [
-        client.post(world.base + "/link", data={"order": str(order), "email": "x@example.com"}),
-        client.post(world.base + "/link", data={"order": "999999", "email": "kai@example.com"}),
-        client.post(world.base + "/link", data={"order": "999998", "email": "kai@example.com"}),
+        member.submit(order=str(order), email="x@example.com"),
+        member.submit(order="999999", email="kai@example.com"),
+        member.submit(order="999998", email="kai@example.com"),
     ]
     assert [r.status_code for r in wrong] == [400, 400, 400]
     assert len({r.text.split("role=alert>")[1].split("<")[0] for r in wrong}) == 1
-    blocked = client.post(world.base + "/link", data={"order": str(order), "email": "kai@example.com"})
+    blocked = member.submit(order=str(order), email="kai@example.com")
     assert blocked.status_code == 429 and "Too many attempts" in blocked.text and blocked.headers["retry-after"]
 
     # A callback with a forged state, or without the browser's cookie, links nobody.
-    start_link = client.get(world.base + "/link/start?" + url.split("?", 1)[1])
-    assert start_link.status_code == 303
-    location = httpx.URL(start_link.headers["location"])
+    to_discord = member.submit(page)  # the signed link's form: its token is in the page
+    assert to_discord.status_code == 303
+    location = httpx.URL(to_discord.headers["location"])
     assert location.params["redirect_uri"] == world.base + "/link/callback"
-    assert set(location.params["scope"].split()) == {"identify", "guilds.join", "role_connections.write"}
+    assert set(location.params["scope"].split()) == {"identify", "email", "guilds.join", "role_connections.write"}
     state = location.params["state"]
-    forged = client.get(world.base + "/link/callback", params={"code": "x", "state": state[:-2] + "xx"})
+    forged = member.http.get(world.base + "/link/callback", params={"code": "x", "state": state[:-2] + "xx"})
     assert forged.status_code == 400 and "did not start here" in forged.text
     other_browser = httpx.get(world.base + "/link/callback", params={"code": "x", "state": state})
     assert other_browser.status_code == 400 and "another browser" in other_browser.text
-    cancelled = client.get(world.base + "/link/callback", params={"error": "access_denied", "state": state})
+    cancelled = member.http.get(world.base + "/link/callback", params={"error": "access_denied", "state": state})
     assert cancelled.status_code == 400 and "cancelled" in cancelled.text
     with sqlite3.connect(world.dir / "state.db") as db:
         assert db.execute("select count(*) from identities where status = 'matched'").fetchone() == (0,)
+
+
+def test_a_guest_order_with_the_victims_email_cannot_take_the_victims_link(link_world):
+    """Issue 12, item 1: the hijack as run, then the proofs that may move a link (verified email, signed link, admin)."""
+    world, d = link_world, link_world.discord
+    mei_order = world.shop.add_order(email="mei@example.com", items=[(world.card, 1)], status="completed")
+    start(world, **world.secrets)
+    mei, mallory = d.add_user("mei_plays"), d.add_user("mallory")
+    linked = Member(world).link_with_order(mei_order, "Mei@Example.com", mei)
+    assert linked.status_code == 200 and "m***@example.com" in linked.text, linked.text
+    assert wait_for(lambda: d.roles_of(mei) == {world.buyer_role}, 10), d.roles_of(mei)
+    assert linked_user(world, "e:mei@example.com") == (mei, "order-number")
+
+    # Mallory places a guest order with Mei's email and does not pay: it proves nothing.
+    unpaid = world.shop.add_order(email="mei@example.com", items=[(world.card, 1)], status="pending")
+    assert world.cli("sync", **world.secrets).code == 0
+    attacker = Member(world)
+    refused = attacker.submit(order=str(unpaid), email="mei@example.com")
+    assert refused.status_code == 400 and "not paid" in refused.text
+
+    # She pays for the cheapest card: a paid order proves a purchase, but not who owns the email, so it cannot move
+    # the link Mei made. The page says so, and how the real owner would move it.
+    cheap = world.shop.add_product("QQ 币 1 元", "1.00")
+    paid = world.shop.add_order(email="mei@example.com", items=[(cheap, 1)], status="processing")
+    assert world.cli("sync", **world.secrets).code == 0
+    answer = attacker.link_with_order(paid, "mei@example.com", mallory)
+    assert answer.status_code == 409, answer.text
+    assert "already linked to another Discord account" in answer.text and "verified email" in answer.text
+    assert "mei_plays" not in answer.text and mei not in answer.text  # nothing about the other account
+    assert world.cli("sync", **world.secrets).code == 0
+    assert linked_user(world, "e:mei@example.com") == (mei, "order-number")
+    assert d.roles_of(mei) == {world.buyer_role} and d.roles_of(mallory) == set()
+
+    # Mei's new Discord account, whose verified email is the shop email, is a stronger proof: the link moves.
+    mei_new = d.add_user("mei_new", email="MEI@example.com")
+    moved = Member(world).link_with_order(mei_order, "mei@example.com", mei_new)
+    assert moved.status_code == 200, moved.text
+    assert "no longer holds the buyer roles" in moved.text
+    assert wait_for(lambda: d.roles_of(mei_new) == {world.buyer_role} and d.roles_of(mei) == set(), 10)
+    assert linked_user(world, "e:mei@example.com") == (mei_new, "verified-email")
+
+    # Now an order number moves nothing even for an account Mei may have used, and neither does a second proof of
+    # the same strength (a signed link): only the admin CLI moves it now.
+    assert attacker.link_with_order(paid, "mei@example.com", mallory).status_code == 409
+    url = world.cli("link-url", "--customer", "mei@example.com", **world.secrets).stdout.strip()
+    via_link = Member(world)
+    refused = via_link.sign_in(via_link.submit(via_link.page(url)), mei)
+    assert refused.status_code == 409 and "ask the shop" in refused.text
+    assert linked_user(world, "e:mei@example.com") == (mei_new, "verified-email")
+    run = world.cli("link", "--customer", "mei@example.com", "--discord-user", mei, **world.secrets)
+    assert run.code == 0, run.output
+    assert linked_user(world, "e:mei@example.com") == (mei, "admin")
+    assert d.roles_of(mei) == {world.buyer_role} and d.roles_of(mei_new) == set() and d.roles_of(mallory) == set()
+
+
+def test_a_signed_link_moves_a_link_made_with_an_order_number(link_world):
+    world, d = link_world, link_world.discord
+    order = world.shop.add_order(email="kai@example.com", items=[(world.card, 1)], status="completed")
+    start(world, **world.secrets)
+    old, new = d.add_user("kai_old"), d.add_user("kai_new")
+    assert Member(world).link_with_order(order, "kai@example.com", old).status_code == 200
+    url = world.cli("link-url", "--customer", "kai@example.com", **world.secrets).stdout.strip()
+    member = Member(world)
+    moved = member.sign_in(member.submit(member.page(url)), new)
+    assert moved.status_code == 200 and "k***@example.com" in moved.text, moved.text
+    assert linked_user(world, "e:kai@example.com") == (new, "signed-link")
+    assert wait_for(lambda: d.roles_of(new) == {world.buyer_role} and d.roles_of(old) == set(), 10)
 
 
 def test_the_brake_counts_an_order_number_once_whatever_its_letter_case(link_world, monkeypatch):
@@ -336,3 +414,52 @@ def test_trusted_proxies_name_the_client_by_the_right_most_untrusted_address(lin
         wrong = direct.submit(order=f"77770{i}", email="x@example.com", headers={"X-Forwarded-For": f"192.0.2.{i}"})
         assert wrong.status_code == 400
     assert direct.submit(order="777709", email="x@example.com").status_code == 429
+
+
+def test_another_sites_form_a_replayed_sign_in_and_a_reused_signed_link_do_nothing(link_world):
+    """Issue 12, item 13: CSRF token and Origin on POST /link; the OAuth2 state and signed links are single use."""
+    world, d = link_world, link_world.discord
+    order = world.shop.add_order(email="kai@example.com", items=[(world.card, 1)], status="completed")
+    assert world.cli("sync", **world.secrets).code == 0
+    url = world.cli("link-url", "--customer", "kai@example.com", **world.secrets).stdout.strip()
+    start(world, **world.secrets)
+    kai, mallory = d.add_user("kai_plays"), d.add_user("mallory")
+
+    # Another site's form: it cannot read the token, and its Origin is not ours; nothing is checked or counted.
+    member = Member(world)
+    proof = {"order": str(order), "email": "kai@example.com"}
+    forged = member.http.post(world.base + "/link", data=proof, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403
+    no_token = member.http.post(world.base + "/link", data=proof, headers={"Origin": world.base})
+    assert no_token.status_code == 403
+    for origin in ("https://evil.example", "null"):
+        assert member.submit(headers={"Origin": origin}, **proof).status_code == 403
+    page = member.page()
+    headless = member.http.post(
+        world.base + "/link", data={**proof, "csrf": re.search(r'name=csrf value="(\w+)"', page.text).group(1)}
+    )
+    assert headless.status_code == 403  # neither Origin nor Referer
+    other_browser = Member(world)
+    stolen_token = other_browser.submit(page, **proof)  # a token from another browser's page does not fit its cookie
+    assert stolen_token.status_code == 403
+    referred = Member(world, origin="")
+    assert referred.submit(headers={"Referer": world.base + "/link"}, **proof).status_code == 303
+
+    # One sign-in started; Discord is asked twice with its state (two codes): the first links; the second, with the
+    # browser's cookie sent again (the confirmation deletes it), links nothing.
+    member = Member(world)
+    to_discord = member.submit(**proof)
+    cookie = f"cardbridge_link={member.http.cookies['cardbridge_link']}"
+    first, second = member.authorize(to_discord, kai), member.authorize(to_discord, mallory)
+    assert member.http.get(first).status_code == 200
+    replayed = member.http.get(second, headers={"Cookie": cookie})
+    assert replayed.status_code == 400 and "used already" in replayed.text
+    assert linked_user(world, "e:kai@example.com") == (kai, "order-number")
+
+    # A signed link links once: the second use, even in the same browser, is refused before Discord.
+    member = Member(world)
+    assert member.sign_in(member.submit(member.page(url)), kai).status_code == 200
+    again = member.page(url)
+    assert again.status_code == 400 and "used already" in again.text
+    assert member.submit(again, t=url.split("t=", 1)[1]).status_code == 400
+    assert linked_user(world, "e:kai@example.com") == (kai, "signed-link")
