@@ -177,7 +177,13 @@ def _free_port() -> int:
 def _link_in_browser(link_url: str, order_id: int, email: str) -> str:
     """What a buyer does on the link page, as plain HTTP: the form, Discord's consent page, the confirmation."""
     with httpx.Client(follow_redirects=False, timeout=30) as browser:
-        to_discord = browser.post(f"{link_url}/link", data={"order": str(order_id), "email": email})
+        form = browser.get(f"{link_url}/link")  # sets the CSRF cookie; the form carries its token
+        csrf = re.search(r'name=csrf value="([0-9a-f]+)"', form.text)
+        to_discord = browser.post(
+            f"{link_url}/link",
+            data={"order": str(order_id), "email": email, "csrf": csrf.group(1) if csrf else ""},
+            headers={"Origin": link_url},
+        )
         consent_url = to_discord.headers["location"]
         browser.get(consent_url)  # the consent page
         query = {k: v[0] for k, v in parse_qs(urlsplit(consent_url).query).items()}

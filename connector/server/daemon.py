@@ -126,6 +126,9 @@ def serve(connector: Connector) -> None:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            # The client address is decided by [link] trusted_proxies (connector/server/linking.py), never by
+            # uvicorn's own X-Forwarded-For handling (which believes any loopback peer by default).
+            proxy_headers=False,
         )
     )
     # uvicorn re-raises the signal it caught once it has shut down; with these handlers in place that re-raise is

@@ -373,11 +373,6 @@ def test_the_brake_counts_an_order_number_once_whatever_its_letter_case(link_wor
     assert owner.status_code == 429 and "Too many attempts" in owner.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs uvicorn.Config(proxy_headers=False) in connector/server/daemon.py: uvicorn itself rewrites the "
-    "client from X-Forwarded-For when the peer is 127.0.0.1 (its forwarded_allow_ips default)",
-)
 def test_forwarded_for_is_not_believed_from_a_peer_that_is_not_a_trusted_proxy(link_world):
     """Issue 12, item 12: with no [link] trusted_proxies, X-Forwarded-For from a loopback peer changes nothing: its
     guesses all count against the peer."""
