@@ -17,13 +17,14 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import Field, field_validator, model_validator
 
 from adapters.base import CustomerPage, OrderPage
+from adapters.shops.paging import MAX_PAGES, PageGuard, cursor_value, json_body, shown_url
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
@@ -36,6 +37,8 @@ from connector.core.models import (
     normalise_email,
 )
 from connector.core.settings import HttpUrl, KeyedError, Seconds, ShopSettings, StrictModel, Timeout, TimeZone
+
+REMOTE = "rest-shop"
 
 #: Field names that may hold card secrets, passwords or payment credentials: never mapped, whatever the config says.
 DENY = re.compile(
@@ -165,6 +168,9 @@ class RestShopSettings(ShopSettings):
     #: Re-read orders modified this many seconds before the cursor (date increments).
     lookback_seconds: Seconds = 300
     timeout_seconds: Timeout = 30.0
+    #: Pages one pass reads at most: a shop whose pages never end (or loop in a way no repeat shows) stops here with an
+    #: error; the pages read are kept and the next pass goes on from the cursor.
+    max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
 
 
 class RestShop:
@@ -185,7 +191,7 @@ class RestShop:
         elif auth.type == "basic":
             basic = (auth.username, auth.password)
         self.client = RemoteClient(
-            "rest-shop",
+            REMOTE,
             config.base_url,
             headers=headers,
             auth=basic,
@@ -211,11 +217,17 @@ class RestShop:
         return self.client.request("GET", url, params=params)
 
     def _pages(self, resource: Resource, params: dict[str, Any]) -> Iterator[list[Any]]:
+        """The record lists of ``resource``, page by page, through a :class:`~adapters.shops.paging.PageGuard`: links
+        are followed on the configured origin only, a page or cursor seen before stops the walk, and so does
+        ``max_pages``."""
         paging = resource.pagination
+        guard = PageGuard(REMOTE, self.config.base_url, resource.path, self.config.max_pages)
         params = {**resource.params, **params}
         url: str | None = resource.path
         page, offset, cursor = 1, 0, None
+        page_id, label = f"page {page}", f"page {page}"
         while url is not None:
+            guard.visit(page_id, label)
             query = dict(params) if paging.type != "next_url" or url == resource.path else None
             if query is not None:
                 query[paging.size_param] = paging.size
@@ -226,11 +238,11 @@ class RestShop:
                 elif paging.type == "cursor" and cursor:
                     query[paging.cursor_param] = cursor
             response = self._get(url, query)
-            body = response.json()
+            body = json_body(REMOTE, resource.path, response)
             if resource.ok_path and str(dig(body, resource.ok_path)) != resource.ok_value:
                 reason = dig(body, resource.message_path) if resource.message_path else None
                 raise RemoteError(
-                    "rest-shop",
+                    REMOTE,
                     "GET",
                     resource.path,
                     response.status_code,
@@ -239,7 +251,7 @@ class RestShop:
             records = dig(body, resource.records) if resource.records else body
             if not isinstance(records, list):
                 raise RemoteError(
-                    "rest-shop",
+                    REMOTE,
                     "GET",
                     resource.path,
                     response.status_code,
@@ -248,19 +260,33 @@ class RestShop:
             yield records
             if paging.type == "page":
                 total = response.headers.get(paging.total_pages_header) if paging.total_pages_header else None
-                done = (page >= int(total)) if total and total.isdigit() else len(records) < paging.size
+                known = total is not None and total.isascii() and total.isdigit()
+                done = (page >= int(total)) if known and total else len(records) < paging.size
                 page += 1
-                url = None if done else resource.path
+                url, page_id, label = (None if done else resource.path), f"page {page}", f"page {page}"
             elif paging.type == "offset":
                 offset += len(records)
                 url = None if len(records) < paging.size else resource.path
+                page_id = label = f"offset {offset}"
             elif paging.type == "cursor":
-                cursor = dig(body, paging.next_path)
+                try:
+                    cursor = cursor_value(dig(body, paging.next_path))
+                except ValueError as error:
+                    raise guard.error(f"the next cursor at {paging.next_path!r}: {error}") from None
                 url = resource.path if cursor and records else None
-            elif paging.type == "link":
-                url = response.links.get("next", {}).get("url")
+                page_id, label = f"cursor {cursor}", f"the cursor {cursor[:80]!r}" if cursor else ""
             else:
-                url = dig(body, paging.next_path) or None
+                if paging.type == "link":
+                    try:
+                        link = response.links.get("next", {}).get("url")
+                    except Exception:  # a Link header too broken to read: no next page is named
+                        link = None
+                else:
+                    link = dig(body, paging.next_path)
+                following = guard.follow(response.url, link) if link else None
+                url = str(following) if following is not None else None
+                page_id = url or ""
+                label = f"the page {shown_url(following)}" if following is not None else ""
 
     # ---- mapping -------------------------------------------------------------------------------------------------
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
+from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError, RequestBudget
 from connector.core.models import (
@@ -39,6 +41,7 @@ from connector.core.models import (
 from connector.core.settings import HttpUrl, RequiredStr, Seconds, ShopSettings, Timeout
 
 DEFAULT_API = "https://dev.sellix.io/v1"
+REMOTE = "sellix"
 ORDERS = "sellix.orders"
 FEEDBACK = "sellix.feedback"
 
@@ -117,6 +120,10 @@ def parse_feedback(record: dict[str, Any]) -> Review:
     )
 
 
+def _uniqid(record: Any) -> object:
+    return record.get("uniqid") if isinstance(record, dict) else None
+
+
 class SellixSettings(ShopSettings):
     """``[shop]`` with ``kind = "sellix"``."""
 
@@ -128,6 +135,8 @@ class SellixSettings(ShopSettings):
     #: Orders updated this many seconds before the cursor are read again (the cursor is client-side).
     lookback_seconds: Seconds = 300
     timeout_seconds: Timeout = 30.0
+    #: Pages one walk reads at most (a shop that ignores ``page`` would answer the same page for ever).
+    max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
 
 
 class SellixShop:
@@ -143,7 +152,7 @@ class SellixShop:
         if config.merchant:
             headers["X-Sellix-Merchant"] = config.merchant
         self.client = RemoteClient(
-            "sellix",
+            REMOTE,
             config.base_url,
             headers=headers,
             timeout=config.timeout_seconds,
@@ -152,20 +161,33 @@ class SellixShop:
         )
 
     def _data(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = self.client.request("GET", path, params=params).json()
+        response = self.client.request("GET", path, params=params)
+        body = json_body(REMOTE, path, response)
         if not isinstance(body, dict) or body.get("status") != 200:
             status = body.get("status", 0) if isinstance(body, dict) else 0
             message = (body.get("error") or body.get("message")) if isinstance(body, dict) else body
-            raise RemoteError("sellix", "GET", path, int(status or 0), {"message": message or "error envelope"})
-        return body.get("data") or {}
+            code = status if isinstance(status, int) and not isinstance(status, bool) else 0
+            raise RemoteError(REMOTE, "GET", path, code, {"message": message or "error envelope"})
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise RemoteError(REMOTE, "GET", path, response.status_code, {"message": "data is not an object"})
+        return data
 
-    def _pages(self, path: str, key: str) -> Iterator[list[dict[str, Any]]]:
-        page = 1
+    def _pages(self, path: str, key: str) -> Iterator[list[Any]]:
+        guard = PageGuard(REMOTE, self.config.base_url, path, self.config.max_pages)
+        page, previous = 1, None
         while True:
+            guard.visit(str(page), f"page {page}")
             data = self._data(path, {"page": page})
             records = data.get(key) if key in data else data.get(key + "s", [])
             if not records:
                 return
+            if not isinstance(records, list):
+                raise guard.error(f"{key!r} is not a list")
+            ids = [_uniqid(record) for record in records]
+            if ids == previous:
+                raise guard.error(f"page {page} answered the records of page {page - 1}: the shop ignores paging")
+            previous = ids
             yield records
             page += 1
 

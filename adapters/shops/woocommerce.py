@@ -18,13 +18,15 @@ import html
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
+from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from connector.core.clock import iso, parse_iso
-from connector.core.http import RemoteClient
+from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
     Customer,
     Order,
@@ -39,10 +41,16 @@ from connector.core.models import (
 from connector.core.settings import HttpUrl, PageSize, Seconds, ShopSettings, Timeout
 
 API = "/wp-json/wc/v3"
+REMOTE = "woocommerce"
 ORDERS = "woocommerce.orders"
 CUSTOMERS = "woocommerce.customers"
 REVIEWS = "woocommerce.reviews"
 _TAG = re.compile(r"<[^>]+>")
+
+
+def _id(record: Any) -> object:
+    return record.get("id") if isinstance(record, dict) else None
+
 
 #: WooCommerce's core statuses → canonical. Paid = processing or completed (payment received).
 STATUS_MAP: dict[str, OrderStatus] = {
@@ -161,6 +169,9 @@ class WooCommerceSettings(ShopSettings):
     #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
     lookback_seconds: Seconds = 300
     timeout_seconds: Timeout = 30.0
+    #: Pages one walk reads at most (a shop that ignores ``page`` would answer full pages for ever); the pages read are
+    #: kept and the next pass goes on from the cursor.
+    max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
 
 
 class WooCommerceShop:
@@ -173,7 +184,7 @@ class WooCommerceShop:
     def __init__(self, config: WooCommerceSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
         self.client = RemoteClient(
-            "woocommerce",
+            REMOTE,
             config.base_url + API,
             auth=(config.consumer_key, config.consumer_secret),
             timeout=config.timeout_seconds,
@@ -182,9 +193,15 @@ class WooCommerceShop:
 
     def _list(self, path: str, params: dict[str, Any]) -> list[Any]:
         response = self.client.request("GET", path, params=params)
-        body = response.json()
+        body = json_body(REMOTE, path, response)
         if not isinstance(body, list):
-            raise MalformedRecord(f"{path}: expected a JSON list, got {type(body).__name__}")
+            raise RemoteError(
+                REMOTE,
+                "GET",
+                path,
+                response.status_code,
+                {"message": f"expected a JSON list, got {type(body).__name__}"},
+            )
         return body
 
     def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
@@ -196,6 +213,8 @@ class WooCommerceShop:
         newest = committed
         page = 1
         per_page = self.config.page_size
+        guard = PageGuard(REMOTE, self.config.base_url, "/orders", self.config.max_pages)
+        previous: list[Any] = []
         while True:
             params: dict[str, Any] = {
                 "per_page": per_page,
@@ -207,7 +226,12 @@ class WooCommerceShop:
             if bound is not None:
                 # `modified_after` is exclusive and WordPress keeps whole seconds: one second earlier = "at or after".
                 params["modified_after"] = (bound - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+            guard.visit(f"{params.get('modified_after')} {page}", f"page {page}")
             records = self._list("/orders", params)
+            ids = [_id(record) for record in records]
+            if page > 1 and records and ids == previous:
+                raise guard.error(f"page {page} answered the orders of page {page - 1}: the shop ignores paging")
+            previous = ids
             orders: list[Order] = []
             quarantined: list[Quarantined] = []
             page_newest: datetime | None = None
@@ -263,14 +287,26 @@ class WooCommerceShop:
         known = {c.key for c in found}
         return found, [key for key in keys if key not in known]
 
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
+        """A list read by page number (customers, reviews) until a short page, through a page guard."""
+        guard = PageGuard(REMOTE, self.config.base_url, path, self.config.max_pages)
+        page, previous = 1, None
+        while True:
+            guard.visit(str(page), f"page {page}")
+            records = self._list(path, {**params, "per_page": 100, "page": page})
+            ids = [_id(record) for record in records]
+            if records and ids == previous:
+                raise guard.error(f"page {page} answered the records of page {page - 1}: the shop ignores paging")
+            previous = ids
+            yield records
+            if len(records) < 100:
+                return
+            page += 1
+
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
         # Customers have no modified (or "id after") filter: a backfill scans them all by id, ascending; ``cursor``
         # cannot be honoured and is ignored.
-        page = 1
-        while True:
-            records = self._list(
-                "/customers", {"orderby": "id", "order": "asc", "per_page": 100, "page": page, "role": "all"}
-            )
+        for records in self._pages("/customers", {"orderby": "id", "order": "asc", "role": "all"}):
             customers, quarantined = [], []
             for record in records:
                 try:
@@ -281,16 +317,9 @@ class WooCommerceShop:
                     continue
                 customers.append(customer)
             yield CustomerPage(customers=customers, quarantined=quarantined)
-            if len(records) < 100:
-                return
-            page += 1
 
     def review_pages(self) -> Iterator[ReviewPage]:
-        page = 1
-        while True:
-            records = self._list(
-                "/products/reviews", {"status": "all", "orderby": "id", "order": "asc", "per_page": 100, "page": page}
-            )
+        for records in self._pages("/products/reviews", {"status": "all", "orderby": "id", "order": "asc"}):
             reviews, quarantined = [], []
             for record in records:
                 try:
@@ -299,9 +328,6 @@ class WooCommerceShop:
                     record_id = str(record.get("id")) if isinstance(record, dict) else "?"
                     quarantined.append(Quarantined(stream=REVIEWS, record_id=record_id, reason=str(error)[:500]))
             yield ReviewPage(reviews=reviews, quarantined=quarantined)
-            if len(records) < 100:
-                return
-            page += 1
 
     def products(self, ids: Sequence[str]) -> list[Product]:
         found: list[Product] = []

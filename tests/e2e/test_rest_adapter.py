@@ -134,3 +134,144 @@ def test_a_wrong_signature_secret_is_reported(rest_world):
     assert run.code == 1
     assert "code = 403: 签名错误" in run.stdout  # the shop's own reason, in the one-screen summary
     assert "Traceback" not in run.output
+
+
+# ---- pagination the shop's answer steers (issue 12, items 2 and 7) ---------------------------------------------------
+
+SECRETS = {
+    "bearer": ('{ type = "bearer", token = "tok-SECRET-b3ar" }', "tok-SECRET-b3ar"),
+    "header": ('{ type = "header", name = "X-Api-Key", value = "key-SECRET-h3ad" }', "key-SECRET-h3ad"),
+    "basic": ('{ type = "basic", username = "reseller", password = "pw-SECRET-b4sic" }', "pw-SECRET-b4sic"),
+    "md5_sign": ('{ type = "md5_sign", key = "10086", secret = "md5-SECRET-s1gn" }', "md5-SECRET-s1gn"),
+}
+
+
+class Recorder:
+    """Any HTTP server on loopback: keeps every request it receives (path, query, headers) and answers no orders."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.app = Starlette(routes=[Route("/{path:path}", self.record)])
+
+    async def record(self, request: Request):
+        self.requests.append(
+            {"path": request.url.path, "query": dict(request.query_params), "headers": dict(request.headers)}
+        )
+        return JSONResponse({"data": [], "next_page_url": None})
+
+
+class PagedApi(Recorder):
+    """A JSON shop API whose answer says where the next page is: ``next_page`` (request → next_page_url, a Link
+    header's target or the next cursor, None at the end) is the knob; every request is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.orders = [
+            {"id": 1, "email": "alice@example.com", "status": "paid", "sku": "X1", "updated": "2026-11-01T10:00:00Z"}
+        ]
+        self.next_page = lambda request: None
+        self.link_header = False
+
+    async def record(self, request: Request):
+        await super().record(request)
+        following = self.next_page(request)
+        if self.link_header:
+            headers = {"Link": f'<{following}>; rel="next"'} if following else {}
+            return JSONResponse({"data": self.orders}, headers=headers)
+        return JSONResponse({"data": self.orders, "next_page_url": following, "next_cursor": following})
+
+
+def paged_shop(world, auth: str, pagination: str, extra: str = "") -> None:
+    world.set_shop(
+        f'kind = "rest"\nbase_url = "{world.api_server.url}"\nlookback_seconds = 0\n{extra}\n'
+        "[shop.rest]\n"
+        'time_format = "iso"\n'
+        'status_map = { "paid" = "paid" }\n'
+        f"auth = {auth}\n"
+        f'orders = {{ path = "/api/orders", records = "data", pagination = {pagination} }}\n'
+        'fields = { id = "id", email = "email", status = "status", product_id = "sku", modified_at = "updated" }\n'
+    )
+
+
+@pytest.fixture
+def paged_world(world):
+    world.api = PagedApi()
+    world.api_server = SandboxServer(world.api.app).start()
+    world.elsewhere = Recorder()
+    world.elsewhere_server = SandboxServer(world.elsewhere.app).start()
+    world.forum.add_user("alice", "alice@example.com")
+    yield world
+    world.api_server.stop()
+    world.elsewhere_server.stop()
+
+
+@pytest.mark.parametrize(
+    ("auth", "pagination"),
+    [
+        ("bearer", "next_url"),
+        ("header", "next_url"),
+        ("basic", "next_url"),
+        ("md5_sign", "next_url"),
+        ("bearer", "link"),
+    ],
+)
+def test_a_next_page_on_another_host_is_never_requested(paged_world, auth, pagination):
+    world = paged_world
+    steal = f"{world.elsewhere_server.url}/steal"
+    world.api.next_page = lambda request: f"{steal}?page=2&sign=echoed"
+    world.api.link_header = pagination == "link"
+    table, secret = SECRETS[auth]
+    paged_shop(world, table, f'{{ type = "{pagination}", next_path = "next_page_url" }}')
+    run = world.cli("sync")
+    assert run.code == 1, run.output
+    assert world.elsewhere.requests == []  # the other host received nothing: no token, key, password or signature
+    assert len(world.api.requests) == 1
+    flat = " ".join(run.stdout.split())
+    assert f"the next page {steal}?… is not on the shop's origin {world.api_server.url}" in flat
+    assert secret not in run.output and "echoed" not in run.output
+    assert "Verified Buyer" in world.forum.badges_of("alice")  # the page read before is kept and acted on
+
+
+def test_a_next_page_on_the_same_origin_is_followed_with_the_credentials(paged_world):
+    world = paged_world
+    world.api.next_page = lambda request: "/api/orders/2" if request.url.path == "/api/orders" else None
+    paged_shop(world, SECRETS["bearer"][0], '{ type = "next_url", next_path = "next_page_url" }')
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert [r["path"] for r in world.api.requests] == ["/api/orders", "/api/orders/2"]
+    assert world.api.requests[1]["headers"]["authorization"] == "Bearer tok-SECRET-b3ar"
+
+
+@pytest.mark.parametrize("pagination", ["next_url", "link"])
+def test_a_next_page_pointing_to_itself_ends_the_pass_with_an_error(paged_world, pagination):
+    world = paged_world
+    world.api.next_page = lambda request: str(request.url)  # "the next page is this page", for ever
+    world.api.link_header = pagination == "link"
+    paged_shop(world, SECRETS["header"][0], f'{{ type = "{pagination}", next_path = "next_page_url" }}')
+    run = world.cli("sync")
+    assert run.code == 1, run.output
+    assert len(world.api.requests) <= 3  # (9,844 requests in 20 s before)
+    flat = " ".join(run.stdout.split())
+    assert f"the shop sent the page {world.api_server.url}/api/orders?… again: its pagination repeats" in flat
+    assert "Verified Buyer" in world.forum.badges_of("alice")
+
+
+def test_a_repeated_cursor_ends_the_pass_with_an_error_naming_it(paged_world):
+    world = paged_world
+    world.api.next_page = lambda request: "c-42"
+    paged_shop(world, SECRETS["bearer"][0], '{ type = "cursor", next_path = "next_cursor" }')
+    run = world.cli("sync")
+    assert run.code == 1, run.output
+    assert len(world.api.requests) == 2  # the first page, then cursor c-42 once
+    assert "the shop sent the cursor 'c-42' again" in " ".join(run.stdout.split())
+
+
+def test_pages_per_pass_are_bounded_by_max_pages(paged_world):
+    world = paged_world
+    second = {**world.api.orders[0], "id": 2, "email": "bob@example.com"}
+    world.api.orders = [world.api.orders[0], second]  # a full page (size 2) for any page number: no end
+    paged_shop(world, SECRETS["bearer"][0], '{ type = "page", size = 2 }', extra="max_pages = 5")
+    run = world.cli("sync")
+    assert run.code == 1, run.output
+    assert len(world.api.requests) == 5
+    assert "stopped after 5 pages (max_pages = 5)" in " ".join(run.stdout.split())
