@@ -1,7 +1,9 @@
 """Discourse community adapter (``kind = "discourse"``): verified-buyer badges and groups.
 
-- Identity: exact primary-email match; bulk (the admin user list, 100 users a call) when many customers wait, one
-  ``email=`` look-up each when few do. Buyer emails are never sent as ``emails=`` (that sends invitations).
+- Identity: exact primary-email match with *activated* accounts only (the owner confirmed the address; an account
+  anyone signed up with a buyer's email proves nothing until then, and is looked up again on a later pass); bulk (the
+  admin user list, 100 users a call) when many customers wait, one ``email=`` look-up each when few do. Buyer emails
+  are never sent as ``emails=`` (that sends invitations).
 - Badges are granted one user per call (the API has no batch grant); groups take up to 1000 usernames per call.
 - The badge and group are created on first use; their ids are cached in the state store.
 - Reviews and points: :mod:`adapters.communities.discourse_posts`.
@@ -111,6 +113,7 @@ class DiscourseCommunity:
     # ---- identities ----------------------------------------------------------------------------------------------
 
     def match_users(self, emails: Mapping[str, str]) -> dict[str, Match]:
+        """Activated accounts by primary email; the client drops accounts whose owner has not confirmed the email."""
         wanted: dict[str, list[str]] = defaultdict(list)
         for key, email in emails.items():
             wanted[email.lower()].append(key)
@@ -118,7 +121,7 @@ class DiscourseCommunity:
         if len(wanted) > self.config.bulk_lookup_threshold:
             for page in self._client.users_with_emails():
                 for user in page:
-                    if user.email and user.email.lower() in wanted:
+                    if user.active and user.email and user.email.lower() in wanted:
                         for key in wanted.pop(user.email.lower()):
                             found[key] = Match(str(user.id), user.username)
                 if not wanted:
@@ -126,7 +129,7 @@ class DiscourseCommunity:
         else:
             for email, keys in wanted.items():
                 one = self._client.user_by_email(email)
-                if one is not None:
+                if one is not None and one.active:
                     for key in keys:
                         found[key] = Match(str(one.id), one.username)
         return found

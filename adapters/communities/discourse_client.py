@@ -20,6 +20,10 @@ from connector.core.http import RemoteClient, RemoteError, RequestBudget
 GROUP_BATCH = 1000
 #: ``AdminUserIndexQuery`` answers 100 users a page.
 USERS_PAGE = 100
+#: Only accounts whose owner confirmed the email (or staff activated). The ``active`` in ``/admin/users/list/active``
+#: filters nothing: it orders by last seen (discourse/discourse lib/admin_user_index_query.rb:60-61); this parameter
+#: filters (``filter_by_activation``, :85-92 of the newest version; absent from older ones, which ignore it).
+ACTIVATED = {"activation": "activated"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class DiscourseUser:
     id: int
     username: str
     email: str | None
+    #: The owner confirmed the email (``EmailToken.confirm`` sets ``users.active``) or staff activated the account.
     active: bool
 
 
@@ -35,7 +40,9 @@ def _user(record: dict[str, Any]) -> DiscourseUser:
         id=int(record["id"]),
         username=str(record["username"]),
         email=(record.get("email") or None),
-        active=bool(record.get("active", True)),
+        # Every admin list row carries it (AdminUserListSerializer, app/serializers/admin_user_list_serializer.rb:6);
+        # a row without it is not taken for activated.
+        active=record.get("active") is True,
     )
 
 
@@ -71,13 +78,16 @@ class DiscourseClient:
     # ---- users ---------------------------------------------------------------------------------------------------
 
     def user_by_email(self, email: str) -> DiscourseUser | None:
-        """Exact, case-insensitive match on the user's *primary* email (``email=`` filter of the admin list)."""
+        """The *activated* account whose *primary* email is ``email`` (exact, case-insensitive: the admin list's
+        ``email=`` filter), or None. An account whose owner has not confirmed the address is not an answer: anyone
+        can sign up with a buyer's email; a forum that ignores ``activation=`` is filtered here by each row's
+        ``active``."""
         response = self.http.request(
-            "GET", "/admin/users/list/active.json", params={"email": email, "show_emails": "true"}
+            "GET", "/admin/users/list/active.json", params={"email": email, "show_emails": "true", **ACTIVATED}
         )
         users = [_user(u) for u in response.json()]
         for user in users:
-            if user.email and user.email.lower() == email.lower():
+            if user.active and user.email and user.email.lower() == email.lower():
                 return user
         return None
 
@@ -93,18 +103,20 @@ class DiscourseClient:
         return dict(user) if isinstance(user, dict) else None
 
     def users_with_emails(self) -> Iterator[list[DiscourseUser]]:
-        """Every active user with their primary email, a page (100 users) per request."""
+        """Every activated user with their primary email, a page (100 users) per request. Rows with ``active``
+        false are dropped (a forum that ignores ``activation=`` sends them); the page size is counted before that."""
         page = 1
         while True:
             response = self.http.request(
                 "GET",
                 "/admin/users/list/active.json",
-                params={"show_emails": "true", "page": page, "order": "created", "asc": "true"},
+                params={"show_emails": "true", "page": page, "order": "created", "asc": "true", **ACTIVATED},
             )
-            users = [_user(u) for u in response.json()]
+            records = list(response.json())
+            users = [user for user in map(_user, records) if user.active]
             if users:
                 yield users
-            if len(users) < USERS_PAGE:
+            if len(records) < USERS_PAGE:
                 return
             page += 1
 

@@ -33,6 +33,8 @@ class DiscourseSandbox:
     rate_limit_per_minute = Forwarded[int | None]("limiter", "per_minute")
     plain_text_429 = Forwarded[bool]("limiter")
     rate_limited_count = Forwarded[int]("limiter", "rejected")
+    #: ``False``: a forum from before ``activation=`` existed; its user list ignores the parameter (see ``ForumState``).
+    activation_filter = Forwarded[bool]("state")
     #: Site settings that change answers.
     allow_uncategorized_topics = Forwarded[bool]("state.settings")
     allow_duplicate_topic_titles = Forwarded[bool]("state.settings")
@@ -81,7 +83,10 @@ class DiscourseSandbox:
         approved: bool = True,
         last_seen_at: str | None = None,
     ) -> int:
-        """Create a forum account; returns its id. Emails are stored stripped and lower-cased, as ``UserEmail`` does."""
+        """Create a forum account; returns its id. Emails are stored stripped and lower-cased, as ``UserEmail`` does.
+
+        ``active=False``: signed up but the owner has not confirmed the email yet (anyone can type any address at
+        sign-up); :meth:`activate` confirms it later."""
         forum = self.state
         with forum.lock:
             if forum.find_user(username) is not None:
@@ -106,6 +111,15 @@ class DiscourseSandbox:
                 last_seen_at=last_seen_at,
             )
             return int(user["id"])
+
+    def activate(self, username: str) -> None:
+        """The owner clicks the confirmation link (``EmailToken.confirm`` sets ``user.active = true``,
+        app/models/email_token.rb:45 at 01357453), or staff activate the account by hand."""
+        with self.state.lock:
+            user = self.state.find_user(username)
+            if user is None:
+                raise KeyError(username)
+            user["active"] = True
 
     def user(self, username: str) -> dict[str, Any]:
         """The stored user plus what a member sees: group/badge names, primary and flair group names."""

@@ -49,6 +49,8 @@ def admin_list_user(forum: ForumState, user: Row, emails: bool) -> dict[str, Any
         data["secondary_emails"] = list(user["secondary_emails"])
     data.update(
         {
+            # always there, for every row (app/serializers/admin_user_list_serializer.rb:6 at 000ef5e5: no include_
+            # condition): whether the owner confirmed the email
             "active": user["active"],
             "admin": user["admin"],
             "moderator": user["moderator"],

@@ -83,6 +83,11 @@ class ForumState:
     #: The next id of each table.
     next_ids: dict[str, int] = field(default_factory=lambda: dict(FIRST_IDS))
     seq: int = 0
+    #: The admin user list honours ``activation=activated|not_activated`` (``AdminUserIndexQuery#filter_by_activation``,
+    #: lib/admin_user_index_query.rb:85-92 in the newest discourse/discourse the index holds). ``False``: a forum from
+    #: before that filter (lib/admin_user_index_query.rb at 000ef5e5 has none), which ignores the parameter and lists
+    #: accounts whose owner never confirmed the email along with the others.
+    activation_filter: bool = True
 
     def __post_init__(self) -> None:
         self._seed()
@@ -125,6 +130,8 @@ class ForumState:
             "name": attrs.get("name"),
             "email": email.strip().lower(),
             "secondary_emails": [e.strip().lower() for e in attrs.get("secondary_emails", ())],
+            # ``users.active``: false until the owner confirms the email (``EmailToken.confirm`` sets it,
+            # app/models/email_token.rb:45 at 01357453) or staff activate the account.
             "active": attrs.get("active", True),
             "approved": attrs.get("approved", True),
             "admin": attrs.get("admin", False),

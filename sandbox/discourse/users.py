@@ -35,7 +35,9 @@ class Users:
         ]
 
     def index(self, ctx: Ctx) -> Any:
-        """``Admin::UsersController#index`` + ``AdminUserIndexQuery``."""
+        """``Admin::UsersController#index`` + ``AdminUserIndexQuery`` (line numbers: lib/admin_user_index_query.rb,
+        the newest discourse/discourse version the source index holds, 7287 characters; the repository snapshot is
+        too large to fetch whole)."""
         p = ctx.params
         flag = ctx.path_params["flag"]
         users = list(self.forum.users.values())
@@ -53,14 +55,19 @@ class Users:
         classification = classifications.get(flag)
         if classification is not None:
             users = [u for u in users if classification(u)]
-        if p.get("activation") == "activated":
+        # The ``active`` in the path (``query`` = "active") filters nothing: it only orders by last seen
+        # (lib/admin_user_index_query.rb:60-61). Accounts whose owner never confirmed the email are listed unless
+        # ``activation=activated`` is sent (``filter_by_activation``, :85-92, appended in ``find_users_query``, :246;
+        # ``User.activated`` is ``where(active: true)``); older forums ignore the parameter (``activation_filter``).
+        if self.forum.activation_filter and p.get("activation") == "activated":
             users = [u for u in users if u["active"]]
-        elif p.get("activation") == "not_activated":
+        elif self.forum.activation_filter and p.get("activation") == "not_activated":
             users = [u for u in users if not u["active"]]
         if not blank(p.get("exclude")):
             users = [u for u in users if str(u["id"]) != str(p["exclude"])]
         if not blank(p.get("email")):
-            wanted = str(p["email"]).lower()  # exact, primary email only (user_emails.email = downcased param)
+            # exact, primary email only: user_emails.email = the downcased param (:114-115), on top of the filters above
+            wanted = str(p["email"]).lower()
             users = [u for u in users if u["email"] == wanted]
         elif not blank(p.get("filter")):
             terms = [t for t in re.split(r"[,\s]+", str(p["filter"])) if t]

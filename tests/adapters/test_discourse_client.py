@@ -37,7 +37,18 @@ def test_user_by_email_matches_primary_email_exactly(client):
     assert user is not None and user.username == "alice"
     params = route.calls.last.request.url.params
     assert params["email"] == "alice@example.com" and params["show_emails"] == "true"
+    assert params["activation"] == "activated"  # the list's "active" only orders; this filters
     assert "emails" not in params  # never the invite-sending parameter
+
+
+@respx.mock
+@pytest.mark.parametrize("row", [{"active": False}, {}, {"active": "true"}])
+def test_user_by_email_skips_an_account_not_activated_even_if_the_forum_sends_it(client, row):
+    """A forum from before ``activation=`` ignores it; a row whose ``active`` is not true is nobody's proof."""
+    respx.get(f"{BASE}/admin/users/list/active.json").mock(
+        return_value=httpx.Response(200, json=[{"id": 5, "username": "mallory", "email": "alice@example.com", **row}])
+    )
+    assert client.user_by_email("alice@example.com") is None
 
 
 @respx.mock
@@ -48,14 +59,31 @@ def test_user_by_email_none_when_list_empty(client):
 
 @respx.mock
 def test_bulk_user_scan_pages_until_a_short_page(client):
-    page1 = [{"id": i, "username": f"u{i}", "email": f"u{i}@x.org"} for i in range(100)]
-    page2 = [{"id": 100, "username": "u100", "email": "u100@x.org"}]
+    page1 = [{"id": i, "username": f"u{i}", "email": f"u{i}@x.org", "active": True} for i in range(100)]
+    page2 = [{"id": 100, "username": "u100", "email": "u100@x.org", "active": True}]
     route = respx.get(f"{BASE}/admin/users/list/active.json").mock(
         side_effect=[httpx.Response(200, json=page1), httpx.Response(200, json=page2)]
     )
     pages = list(client.users_with_emails())
     assert [len(p) for p in pages] == [100, 1]
     assert [c.request.url.params["page"] for c in route.calls] == ["1", "2"]
+    assert {c.request.url.params["activation"] for c in route.calls} == {"activated"}
+
+
+@respx.mock
+def test_bulk_user_scan_drops_rows_not_activated_but_pages_on_what_the_forum_sent(client):
+    """An older forum ignores ``activation=``: a full page of unconfirmed sign-ups is dropped, and still not the end."""
+    page1 = [{"id": i, "username": f"u{i}", "email": f"u{i}@x.org", "active": False} for i in range(100)]
+    page2 = [
+        {"id": 100, "username": "u100", "email": "u100@x.org", "active": True},
+        {"id": 101, "username": "u101", "email": "u101@x.org", "active": False},
+    ]
+    route = respx.get(f"{BASE}/admin/users/list/active.json").mock(
+        side_effect=[httpx.Response(200, json=page1), httpx.Response(200, json=page2)]
+    )
+    pages = list(client.users_with_emails())
+    assert [[u.username for u in p] for p in pages] == [["u100"]]
+    assert len(route.calls) == 2
 
 
 @respx.mock

@@ -164,6 +164,34 @@ def test_show_emails_pages_100_users_and_orders_as_asked(api, forum):
     assert first["username"] == "aaron" and first["active"] is False
 
 
+def test_accounts_not_activated_are_listed_unless_activation_activated_is_sent(api, forum):
+    """lib/admin_user_index_query.rb: ``query == "active"`` only orders (:60); ``filter_by_activation`` (:85-92)
+    filters; a forum from before it ignores the parameter."""
+    forum.add_user("alice", "alice@example.com")
+    forum.add_user("mallory", "bob@example.com", active=False)  # signed up with Bob's address, never confirmed it
+
+    def usernames(**params):
+        answer = api.get("/admin/users/list/active.json", params={"show_emails": "true", **params})
+        assert answer.status_code == 200
+        assert all(isinstance(u["active"], bool) for u in answer.json())  # every row says
+        return {u["username"]: u["active"] for u in answer.json() if u["id"] > 0}
+
+    assert usernames() == {"alice": True, "mallory": False}
+    assert usernames(email="bob@example.com") == {"mallory": False}
+    assert usernames(activation="activated") == {"alice": True}
+    assert usernames(activation="activated", email="bob@example.com") == {}
+    assert usernames(activation="not_activated") == {"mallory": False}
+    assert usernames(activation="anything else") == {"alice": True, "mallory": False}
+    assert usernames(activation="activated", filter="example.com") == {"alice": True}
+
+    forum.activate("mallory")  # the owner of the address clicked the confirmation link
+    assert usernames(activation="activated", email="bob@example.com") == {"mallory": True}
+
+    forum.add_user("eve", "eve@example.com", active=False)
+    forum.activation_filter = False  # an older forum: the parameter is ignored
+    assert usernames(activation="activated", email="eve@example.com") == {"eve": False}
+
+
 # ---- badges ----------------------------------------------------------------------------------------------------------------
 
 
