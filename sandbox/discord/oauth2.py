@@ -287,7 +287,12 @@ class OAuth2:
                 return error(401, 0, "401: Unauthorized")
             user = self.discord.public_user(token["user"])
             if "email" in token["scopes"]:
-                user.update(email=self.discord.users[token["user"]]["email"], verified=True)
+                # Only with the ``email`` scope: ``email`` ?string and ``verified`` boolean (discord-api-docs
+                # developers/resources/user.mdx:48-49 at 38540d49; UserPIIResponse in discord-api-spec
+                # specs/openapi.json at 74fda0fa, shared/specs/discord/openapi.json:41157-41166). Both as stored: an
+                # address Discord has not verified says so, and an account without one answers null.
+                stored = self.discord.users[token["user"]]
+                user.update(email=stored["email"], verified=stored["verified"])
             return JSONResponse(user)
 
     async def oauth_me(self, request: Request) -> Response:

@@ -3,6 +3,7 @@ tests and the demo use to set them up and look at them."""
 
 from __future__ import annotations
 
+import enum
 import json
 import time
 from collections.abc import Callable
@@ -15,6 +16,12 @@ from sandbox.discord.rate_limit import RateLimiter
 from sandbox.discord.state import DiscordState
 from sandbox.faults import FaultInjector, Knobs
 from sandbox.forward import Forwarded
+
+
+class _Default(enum.Enum):
+    """``add_user``'s email when none is given: ``<username>@users.discord.invalid`` (``None`` means no email)."""
+
+    EMAIL = "derived"
 
 
 class DiscordSandbox:
@@ -139,8 +146,20 @@ class DiscordSandbox:
         with self._lock:
             self.state.requests.clear()
 
-    def add_user(self, username: str, user_id: str | None = None, email: str | None = None) -> str:
-        """A Discord account (not necessarily a guild member: ``add_member`` is guild membership)."""
+    def add_user(
+        self,
+        username: str,
+        user_id: str | None = None,
+        email: str | _Default | None = _Default.EMAIL,
+        verified: bool | None = None,
+    ) -> str:
+        """A Discord account (not necessarily a guild member: ``add_member`` is guild membership).
+
+        ``email``: the account's address (default ``<username>@users.discord.invalid``); ``None``: the account has
+        none (a phone sign-up). ``verified``: whether Discord has verified that address (default: yes when there is
+        one); an account can carry an address its owner never confirmed. ``GET /users/@me`` with the ``email`` scope
+        answers both as stored."""
+        address = f"{username}@users.discord.invalid" if isinstance(email, _Default) else email
         with self._lock:
             user_id = user_id or self.state.new_id()
             self.state.users[user_id] = {
@@ -149,7 +168,8 @@ class DiscordSandbox:
                 "global_name": username,
                 "discriminator": "0",
                 "avatar": None,
-                "email": email or f"{username}@users.discord.invalid",
+                "email": address,
+                "verified": address is not None if verified is None else verified,
             }
             return user_id
 

@@ -458,3 +458,27 @@ def test_another_sites_form_a_replayed_sign_in_and_a_reused_signed_link_do_nothi
     assert again.status_code == 400 and "used already" in again.text
     assert member.submit(again, t=url.split("t=", 1)[1]).status_code == 400
     assert linked_user(world, "e:kai@example.com") == (kai, "signed-link")
+
+
+def test_an_unverified_discord_email_equal_to_the_shop_email_does_not_move_a_link(link_world):
+    """Issue 12, item 1: the ``email`` scope proves an address only when Discord says ``verified: true``. Mallory puts
+    Mei's address on her Discord account without confirming it (Discord answers it with ``verified: false``) and
+    proves a paid guest order she placed with that address: the link Mei made stays Mei's."""
+    world, d = link_world, link_world.discord
+    mei_order = world.shop.add_order(email="mei@example.com", items=[(world.card, 1)], status="completed")
+    start(world, **world.secrets)
+    mei = d.add_user("mei_plays")
+    assert Member(world).link_with_order(mei_order, "mei@example.com", mei).status_code == 200
+    assert wait_for(lambda: d.roles_of(mei) == {world.buyer_role}, 10), d.roles_of(mei)
+    assert linked_user(world, "e:mei@example.com") == (mei, "order-number")
+
+    mallory = d.add_user("mallory", email="Mei@Example.com", verified=False)
+    cheap = world.shop.add_product("QQ 币 1 元", "1.00")
+    paid = world.shop.add_order(email="mei@example.com", items=[(cheap, 1)], status="processing")
+    assert world.cli("sync", **world.secrets).code == 0
+    answer = Member(world).link_with_order(paid, "mei@example.com", mallory)
+    assert answer.status_code == 409, answer.text
+    assert "already linked to another Discord account" in answer.text and "mei_plays" not in answer.text
+    assert world.cli("sync", **world.secrets).code == 0
+    assert linked_user(world, "e:mei@example.com") == (mei, "order-number")
+    assert d.roles_of(mei) == {world.buyer_role} and d.roles_of(mallory) == set()

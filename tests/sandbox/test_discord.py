@@ -402,3 +402,33 @@ def test_forum_with_require_tag(discord):
     discord.tick(10)
     assert c.post(f"/channels/{forum}/threads", json={**post, "applied_tags": ["999"]}).json()["code"] == 40067
     assert c.post(f"/channels/{forum}/threads", json={**post, "applied_tags": [tag]}).status_code == 201
+
+
+def test_users_me_answers_email_and_verified_as_stored_and_only_with_the_email_scope(discord):
+    """discord-api-docs user.mdx (User Structure): ``verified?`` boolean and ``email?`` ?string, scope ``email``."""
+    discord.redirect_uris.add(REDIRECT)
+    accounts = {
+        "ann": discord.add_user("ann", email="Ann@Example.com"),
+        "bea": discord.add_user("bea", email="bea@example.com", verified=False),
+        "cy": discord.add_user("cy", email=None),
+        "dee": discord.add_user("dee"),
+    }
+
+    def me(user, scope):
+        discord.browser_user = user
+        code = query(consent(discord, scope=scope))["code"]
+        token = exchange(discord, grant_type="authorization_code", code=code, redirect_uri=REDIRECT).json()
+        answer = bearer(discord, token["access_token"]).get("/users/@me")
+        assert answer.status_code == 200, answer.text
+        discord.tick(10)  # the sandbox's per-route limit is 2 per 5 s
+        return answer.json()
+
+    seen = {name: me(user, "identify email") for name, user in accounts.items()}
+    assert {name: (u["email"], u["verified"]) for name, u in seen.items()} == {
+        "ann": ("Ann@Example.com", True),
+        "bea": ("bea@example.com", False),
+        "cy": (None, False),
+        "dee": ("dee@users.discord.invalid", True),
+    }
+    without = me(accounts["bea"], "identify")
+    assert "email" not in without and "verified" not in without
