@@ -14,22 +14,35 @@ What only some adapters can do is a capability: a runtime-checkable Protocol the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from connector.core.models import Customer, Order, Product, Quarantined, Review
 from connector.core.payloads import Payload, Skip, Unsendable
 
 
 class MalformedRecord(ValueError):
-    """A shop record an adapter cannot read; the message is the quarantine reason (never the record itself)."""
+    """A shop record an adapter cannot read; the message is the quarantine reason (never the record itself).
+
+    Adapters read records through :func:`adapters.shops.quarantine.read_records`, which quarantines a record whatever
+    it raises; this exception is how a parse function says why in words."""
+
+
+T = TypeVar("T")
+
+
+def one_per_id(items: Sequence[T], key: Callable[[T], str]) -> Sequence[T]:
+    """The last of the items sharing a key (a shop may list a record twice on one page, e.g. an order once per line):
+    a page is stored in one transaction, and a twin would fail it."""
+    last = {key(item): item for item in items}
+    return items if len(last) == len(items) else tuple(last.values())
 
 
 @dataclass(frozen=True)
 class OrderPage:
-    """One page of a shop's order stream.
+    """One page of a shop's order stream: one order per id (the last, if the shop listed one twice).
 
     ``cursor`` is opaque to the core: the adapter's own bookmark, committed with the page's records in one
     transaction and handed back on the next pass. ``None`` means "do not move the cursor for this page".
@@ -39,6 +52,9 @@ class OrderPage:
     quarantined: Sequence[Quarantined] = ()
     cursor: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "orders", one_per_id(self.orders, lambda order: order.id))
+
 
 @dataclass(frozen=True)
 class CustomerPage:
@@ -46,11 +62,17 @@ class CustomerPage:
     quarantined: Sequence[Quarantined] = ()
     cursor: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "customers", one_per_id(self.customers, lambda customer: customer.key))
+
 
 @dataclass(frozen=True)
 class ReviewPage:
     reviews: Sequence[Review]
     quarantined: Sequence[Quarantined] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reviews", one_per_id(self.reviews, lambda review: review.id))
 
 
 @runtime_checkable

@@ -27,7 +27,8 @@ from typing import Any
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
-from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop
+from adapters.shops.quarantine import read_records, row_id, shown
+from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop, unset
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
@@ -41,6 +42,9 @@ from connector.core.models import (
 )
 
 ORDERS = "acgfaka.orders"
+MEMBERS = "acgfaka.members"
+PRODUCTS = "acgfaka.commodities"
+STATUS_MAP = {1: OrderStatus.PAID, 0: OrderStatus.UNPAID}
 #: ``trade_no`` (订单号) is read for the member link page and kept only as a keyed hash.
 ORDER_COLUMNS = (
     "id",
@@ -72,11 +76,16 @@ class AcgFakaShop(SqlShop):
     settings = AcgFakaSettings
 
     def parse(self, row: Any, emails: dict[int, str]) -> Order:
-        status = {1: OrderStatus.PAID, 0: OrderStatus.UNPAID}.get(int(row.status) if row.status is not None else -9)
+        """One ``order`` row as an :class:`Order` (``emails``: the members' emails by uid); anything it raises
+        quarantines the row."""
+        code = self.integer(row.status)
+        status = STATUS_MAP.get(code) if code is not None else None
         if status is None:
-            raise MalformedRow(f"unknown order status {row.status!r}")
-        owner = int(row.owner or 0)
-        contact = (row.contact or "").strip()
+            raise MalformedRow(f"unknown order status {shown(row.status)}")
+        owner = self.integer(row.owner or 0)
+        if owner is None:
+            raise MalformedRow("owner is not a member id")
+        contact = row.contact.strip() if isinstance(row.contact, str) else ""
         if owner:
             email = emails.get(owner)
             key = customer_key_for(owner, None)
@@ -85,14 +94,14 @@ class AcgFakaShop(SqlShop):
         else:
             raise MalformedRow("guest order whose contact is not an email (a phone or QQ number cannot be matched)")
         created = self.utc(row.create_time, "create_time")
-        paid = self.utc(row.pay_time, "pay_time") if row.pay_time else None
+        paid = None if unset(row.pay_time) else self.utc(row.pay_time, "pay_time")
         assert key is not None
         return Order(
             id=str(row.id),
             customer_key=key,
             email=email,
             status=status,
-            total=str(row.amount or "0"),
+            total=row.amount or "0",
             currency="CNY",
             created_at=created,
             modified_at=max(created, paid) if paid else created,
@@ -105,17 +114,11 @@ class AcgFakaShop(SqlShop):
             return {}
         marks, values = self.in_list(sorted(owners))
         rows = conn.execute(text(f"SELECT `id`, `email` FROM {self.table('user')} WHERE `id` IN ({marks})"), values)
-        return {int(r.id): normalise_email(r.email) for r in rows if r.email}
+        return {int(r.id): normalise_email(r.email) for r in rows if isinstance(r.email, str) and r.email}
 
     def _page(self, rows: Sequence[Any], conn: Any) -> tuple[list[Order], list[Quarantined]]:
-        emails = self._emails(conn, {int(r.owner) for r in rows if r.owner})
-        orders, quarantined = [], []
-        for row in rows:
-            try:
-                orders.append(self.parse(row, emails))
-            except (MalformedRow, ValueError) as error:
-                quarantined.append(Quarantined(stream=ORDERS, record_id=str(row.id), reason=str(error)[:500]))
-        return orders, quarantined
+        emails = self._emails(conn, {owner for r in rows if (owner := self.integer(r.owner))})
+        return read_records(ORDERS, rows, lambda row: self.parse(row, emails), row_id("id"))
 
     def order_pages(self, cursor: str | None, since: Any = None) -> Iterator[OrderPage]:
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
@@ -181,10 +184,7 @@ class AcgFakaShop(SqlShop):
             rows = conn.execute(
                 text(f"SELECT `id`, `username`, `email` FROM {self.table('user')} WHERE `id` IN ({marks})"), values
             ).all()
-        found = [
-            Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None, username=r.username)
-            for r in rows
-        ]
+        found = read_records(MEMBERS, rows, parse_member, row_id("id"))[0]  # an unreadable member stays missing
         known = {c.key for c in found}
         return found, [k for k in keys if k not in known]
 
@@ -199,13 +199,10 @@ class AcgFakaShop(SqlShop):
                     ),
                     {"l": last},
                 ).all()
-            customers = [
-                Customer(key=f"c:{r.id}", email=normalise_email(r.email) if r.email else None, username=r.username)
-                for r in rows
-            ]
+            customers, quarantined = read_records(MEMBERS, rows, parse_member, row_id("id"))
             if rows:
                 last = int(rows[-1].id)
-            yield CustomerPage(customers=customers, cursor=str(last))
+            yield CustomerPage(customers=customers, quarantined=quarantined, cursor=str(last))
             if len(rows) < 500:
                 return
 
@@ -249,4 +246,19 @@ class AcgFakaShop(SqlShop):
             rows = conn.execute(
                 text(f"SELECT `id`, `name` FROM {self.table('commodity')} WHERE `id` IN ({marks})"), values
             ).all()
-        return [Product(id=str(r.id), name=str(r.name)[:200]) for r in rows]
+        return read_records(PRODUCTS, rows, parse_commodity, row_id("id"))[0]  # an unreadable product is left out
+
+
+def parse_member(row: Any) -> Customer:
+    """A ``user`` row (id, username, email) as a :class:`Customer`."""
+    email, username = row.email, row.username
+    return Customer(
+        key=f"c:{row.id}",
+        email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
+        username=str(username) if username else None,
+    )
+
+
+def parse_commodity(row: Any) -> Product:
+    """A ``commodity`` row (id, name) as a :class:`Product`."""
+    return Product(id=str(row.id), name=str(row.name or f"#{row.id}")[:200])

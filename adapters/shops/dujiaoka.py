@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
-from adapters.shops.sql import MalformedRow, SqlShop
+from adapters.shops.quarantine import read_records, row_id, shown
+from adapters.shops.sql import MalformedRow, SqlShop, unset
 from connector.core.clock import iso, parse_iso
 from connector.core.models import (
     Customer,
@@ -34,6 +35,7 @@ from connector.core.models import (
 )
 
 ORDERS = "dujiaoka.orders"
+PRODUCTS = "dujiaoka.goods"
 
 STATUS_MAP: dict[int, OrderStatus] = {
     1: OrderStatus.UNPAID,
@@ -70,13 +72,15 @@ class DujiaokaShop(SqlShop):
     kind = "dujiaoka"
 
     def parse(self, row: Any) -> Order:
+        """One ``orders`` row as an :class:`Order`; anything it raises quarantines the row."""
         email = row.email.strip() if isinstance(row.email, str) else ""
         if not email:
             raise MalformedRow("order without an email")
-        status = STATUS_MAP.get(int(row.status)) if row.status is not None else None
+        code = self.integer(row.status)
+        status = STATUS_MAP.get(code) if code is not None else None
         if status is None:
-            raise MalformedRow(f"unknown order status {row.status!r}")
-        if row.deleted_at is not None:
+            raise MalformedRow(f"unknown order status {shown(row.status)}")
+        if not unset(row.deleted_at):
             status = OrderStatus.CANCELLED
         key = customer_key_for(None, email)
         assert key is not None
@@ -85,7 +89,7 @@ class DujiaokaShop(SqlShop):
             customer_key=key,
             email=normalise_email(email),
             status=status,
-            total=str(row.actual_price if row.actual_price is not None else "0"),
+            total=row.actual_price if row.actual_price is not None else "0",
             currency="CNY",
             created_at=self.utc(row.created_at, "created_at"),
             modified_at=self.utc(row.updated_at, "updated_at"),
@@ -113,39 +117,38 @@ class DujiaokaShop(SqlShop):
             "ORDER BY `updated_at`, `id` LIMIT :limit"
         )
         newest = json.loads(cursor) if cursor else None
+        # The walk goes on from the last row as the database has it (even a row whose date is no date); the cursor
+        # only ever holds a plausible date.
+        walk_at: Any = self.local(at)
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(query, {"at": self.local(at), "id": last_id, "limit": self.config.page_size}).all()
-            orders: list[Order] = []
-            quarantined: list[Quarantined] = []
-            for row in rows:
-                try:
-                    orders.append(self.parse(row))
-                except (MalformedRow, ValueError) as error:
-                    quarantined.append(Quarantined(stream=ORDERS, record_id=str(row.id), reason=str(error)[:500]))
+                rows = conn.execute(query, {"at": walk_at, "id": last_id, "limit": self.config.page_size}).all()
+            orders, quarantined = read_records(ORDERS, rows, self.parse, row_id("id"))
             if rows:
-                last = rows[-1]
-                at, last_id = self.utc(last.updated_at, "updated_at"), int(last.id)
-                if newest is None or (iso(at), last_id) > (newest["at"], newest["id"]):
-                    newest = {"at": iso(at), "id": last_id}
+                walk_at, last_id = rows[-1].updated_at, int(rows[-1].id)
+                for row in reversed(rows):
+                    moment = self.position(row.updated_at)
+                    if moment is not None:
+                        if newest is None or (iso(moment), int(row.id)) > (newest["at"], newest["id"]):
+                            newest = {"at": iso(moment), "id": int(row.id)}
+                        break
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=json.dumps(newest) if newest else None)
             if len(rows) < self.config.page_size:
                 return
 
     def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
-        orders, quarantined = [], []
+        orders: list[Order] = []
+        quarantined: list[Quarantined] = []
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 marks, values = self.in_list([int(i) for i in ids[start : start + 500]])
                 rows = conn.execute(
                     text(f"SELECT {columns} FROM {self.table('orders')} WHERE `id` IN ({marks})"), values
                 ).all()
-                for row in rows:
-                    try:
-                        orders.append(self.parse(row))
-                    except (MalformedRow, ValueError) as error:
-                        quarantined.append(Quarantined(stream=ORDERS, record_id=str(row.id), reason=str(error)[:500]))
+                read, bad = read_records(ORDERS, rows, self.parse, row_id("id"))
+                orders += read
+                quarantined += bad
         return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
@@ -162,4 +165,9 @@ class DujiaokaShop(SqlShop):
             rows = conn.execute(
                 text(f"SELECT `id`, `gd_name` FROM {self.table('goods')} WHERE `id` IN ({marks})"), values
             ).all()
-        return [Product(id=str(r.id), name=str(r.gd_name)[:200]) for r in rows]
+        return read_records(PRODUCTS, rows, parse_goods, row_id("id"))[0]  # an unreadable product is left out
+
+
+def parse_goods(row: Any) -> Product:
+    """A ``goods`` row (id, gd_name) as a :class:`Product`."""
+    return Product(id=str(row.id), name=str(row.gd_name or f"#{row.id}")[:200])

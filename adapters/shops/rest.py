@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from adapters.base import CustomerPage, OrderPage
+from adapters.base import CustomerPage, MalformedRecord, OrderPage
 from adapters.shops.paging import MAX_PAGES, PageGuard, cursor_value, json_body, shown_url
+from adapters.shops.quarantine import read_records, shown
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
@@ -32,13 +33,13 @@ from connector.core.models import (
     Order,
     OrderLine,
     OrderStatus,
-    Quarantined,
     customer_key_for,
     normalise_email,
 )
 from connector.core.settings import HttpUrl, KeyedError, Seconds, ShopSettings, StrictModel, Timeout, TimeZone
 
 REMOTE = "rest-shop"
+ORDERS = "rest.orders"
 
 #: Field names that may hold card secrets, passwords or payment credentials: never mapped, whatever the config says.
 DENY = re.compile(
@@ -293,7 +294,9 @@ class RestShop:
     def time(self, value: Any) -> datetime:
         fmt = self.api.time_format
         if value in (None, ""):
-            raise ValueError("time missing")
+            raise MalformedRecord("time missing")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise MalformedRecord(f"a time is text or a number, not a {type(value).__name__}")
         if fmt == "unix":
             return datetime.fromtimestamp(float(value), UTC)
         if fmt == "iso":
@@ -301,28 +304,32 @@ class RestShop:
         return datetime.strptime(str(value), fmt).replace(tzinfo=self.zone).astimezone(UTC)
 
     def parse(self, record: Any) -> Order:
+        """One record as an :class:`Order`; anything it raises quarantines the record (see ``order_pages``)."""
         f = self.api.fields
         order_id = dig(record, f.id)
-        if order_id in (None, ""):
-            raise ValueError("id missing")
-        status = self.api.status_map.get(str(dig(record, f.status)))
+        if order_id in (None, "") or isinstance(order_id, bool) or not isinstance(order_id, (str, int)):
+            raise MalformedRecord("id missing (or not text or a number)")
+        raw_status = dig(record, f.status)
+        status = self.api.status_map.get(str(raw_status)) if isinstance(raw_status, (str, int, float)) else None
         if status is None:
-            raise ValueError(f"unknown order status {str(dig(record, f.status))[:40]!r} (add it to status_map)")
+            raise MalformedRecord(f"unknown order status {shown(raw_status)} (add it to status_map)")
         email = dig(record, f.email)
         customer_id = str(dig(record, f.customer_id) or "") if f.customer_id else ""
+        registered = customer_id.isascii() and customer_id.isdigit() and int(customer_id) > 0
         key = customer_key_for(
-            int(customer_id) if customer_id.isdigit() and int(customer_id) else None,
+            int(customer_id) if registered else None,
             email if isinstance(email, str) else None,
         )
         if key is None:
-            raise ValueError("order without an email or customer id")
+            raise MalformedRecord("order without an email or customer id")
         modified = self.time(dig(record, f.modified_at))
+        quantity = dig(record, f.quantity) if f.quantity else None
         return Order(
             id=str(order_id),
             customer_key=key,
             email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
             status=status,
-            total=str(dig(record, f.total) or "0") if f.total else "0",
+            total=(dig(record, f.total) or "0") if f.total else "0",
             currency=str(dig(record, f.currency) or "")[:8] if f.currency else "",
             created_at=self.time(dig(record, f.created_at)) if f.created_at else modified,
             modified_at=modified,
@@ -330,7 +337,7 @@ class RestShop:
                 OrderLine(
                     product_id=str(dig(record, f.product_id) or ""),
                     name=str(dig(record, f.product_name) or "")[:200] if f.product_name else "",
-                    quantity=int(dig(record, f.quantity) or 1) if f.quantity else 1,
+                    quantity=int(quantity or 1),
                 ),
             ),
         )
@@ -363,16 +370,11 @@ class RestShop:
             (int(cursor) if cursor else 0) if inc.type == "id_watermark" else (parse_iso(cursor) if cursor else None)
         )
         for records in self._pages(self.api.orders, params):
-            orders, quarantined = [], []
-            for record in records:
-                try:
-                    order = self.parse(record)
-                except (ValueError, TypeError) as error:
-                    record_id = str(dig(record, self.api.fields.id) or "?")
-                    quarantined.append(Quarantined(stream="rest.orders", record_id=record_id, reason=str(error)[:500]))
-                    continue
+            read, quarantined = read_records(ORDERS, records, self.parse, lambda r: dig(r, self.api.fields.id))
+            orders = []
+            for order in read:
                 if inc.type == "id_watermark":
-                    if not str(order.id).isdigit() or int(order.id) <= (bound or 0):
+                    if not (order.id.isascii() and order.id.isdigit()) or int(order.id) <= (bound or 0):
                         continue
                     newest = max(newest, int(order.id))
                 else:

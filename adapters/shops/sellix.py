@@ -23,8 +23,9 @@ from typing import Annotated, Any
 import httpx
 from pydantic import Field
 
-from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
+from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
+from adapters.shops.quarantine import known_id, read_records, shown
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError, RequestBudget
 from connector.core.models import (
@@ -44,6 +45,9 @@ DEFAULT_API = "https://dev.sellix.io/v1"
 REMOTE = "sellix"
 ORDERS = "sellix.orders"
 FEEDBACK = "sellix.feedback"
+PRODUCTS = "sellix.products"
+#: 9999-12-31T23:59:59Z: a unix time beyond it is no date (the canonical model bounds it much closer).
+_LAST_UNIX_TIME = 253_402_300_800
 
 #: 2020 documentation: integers; the current API: strings.
 STATUS_MAP: dict[Any, OrderStatus] = {
@@ -65,17 +69,24 @@ STATUS_MAP: dict[Any, OrderStatus] = {
 
 
 def _time(value: Any, field: str) -> datetime:
-    if not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _LAST_UNIX_TIME:
         raise MalformedRecord(f"{field} is not a unix time")
     return datetime.fromtimestamp(value, UTC)
 
 
-def parse_order(record: dict[str, Any]) -> Order:
-    if not isinstance(record, dict) or not record.get("uniqid"):
+def _uniqid(record: Any) -> str:
+    uniqid = record.get("uniqid") if isinstance(record, dict) else None
+    if not isinstance(uniqid, (str, int)) or isinstance(uniqid, bool) or uniqid in ("", 0):
         raise MalformedRecord("uniqid missing")
-    status = STATUS_MAP.get(record.get("status"))
+    return str(uniqid)
+
+
+def parse_order(record: dict[str, Any]) -> Order:
+    uniqid = _uniqid(record)
+    raw_status = record.get("status")
+    status = STATUS_MAP.get(raw_status) if isinstance(raw_status, (str, int)) else None
     if status is None:
-        raise MalformedRecord(f"unknown order status {str(record.get('status'))[:40]!r}")
+        raise MalformedRecord(f"unknown order status {shown(raw_status)}")
     email = record.get("customer_email")
     if not isinstance(email, str) or not email.strip():
         raise MalformedRecord("order without a customer_email")
@@ -84,11 +95,11 @@ def parse_order(record: dict[str, Any]) -> Order:
     key = customer_key_for(None, email)
     assert key is not None
     return Order(
-        id=str(record["uniqid"]),
+        id=uniqid,
         customer_key=key,
         email=normalise_email(email),
         status=status,
-        total=str(record.get("total") or "0"),
+        total=record.get("total") or "0",
         currency=str(record.get("currency") or "")[:8],
         created_at=created,
         modified_at=_time(updated, "updated_at"),
@@ -101,15 +112,14 @@ def parse_order(record: dict[str, Any]) -> Order:
 
 
 def parse_feedback(record: dict[str, Any]) -> Review:
-    if not isinstance(record, dict) or not record.get("uniqid"):
-        raise MalformedRecord("uniqid missing")
+    uniqid = _uniqid(record)
     score = record.get("score")
-    if not isinstance(score, int) or not 0 <= score <= 5:
-        raise MalformedRecord(f"score {str(score)[:10]!r} is not 0..5")
+    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 5:
+        raise MalformedRecord(f"score {shown(score, 10)} is not 0..5")
     invoice = record.get("invoice")
     email = invoice.get("customer_email") if isinstance(invoice, dict) else None
     return Review(
-        id=str(record["uniqid"]),
+        id=uniqid,
         product_id=str(record.get("product_id") or ""),
         email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
         reviewer="",
@@ -120,8 +130,16 @@ def parse_feedback(record: dict[str, Any]) -> Review:
     )
 
 
-def _uniqid(record: Any) -> object:
-    return record.get("uniqid") if isinstance(record, dict) else None
+def parse_product(record: dict[str, Any]) -> Product:
+    uniqid = _uniqid(record)
+    return Product(id=uniqid, name=str(record.get("title") or uniqid)[:200])
+
+
+def _uniqid_or_none(record: Any) -> str | None:
+    try:
+        return _uniqid(record)
+    except MalformedRecord:
+        return None
 
 
 class SellixSettings(ShopSettings):
@@ -184,7 +202,7 @@ class SellixShop:
                 return
             if not isinstance(records, list):
                 raise guard.error(f"{key!r} is not a list")
-            ids = [_uniqid(record) for record in records]
+            ids = [_uniqid_or_none(record) for record in records]
             if ids == previous:
                 raise guard.error(f"page {page} answered the records of page {page - 1}: the shop ignores paging")
             previous = ids
@@ -196,14 +214,9 @@ class SellixShop:
         stop = (committed - timedelta(seconds=self.config.lookback_seconds)) if committed else since
         newest = committed
         for records in self._pages("/orders", "orders"):
-            orders, quarantined, older = [], [], 0
-            for record in records:
-                try:
-                    order = parse_order(record)
-                except (MalformedRecord, ValueError) as error:
-                    record_id = str(record.get("uniqid")) if isinstance(record, dict) else "?"
-                    quarantined.append(Quarantined(stream=ORDERS, record_id=record_id, reason=str(error)[:500]))
-                    continue
+            read, quarantined = read_records(ORDERS, records, parse_order, _uniqid)
+            orders, older = [], 0
+            for order in read:
                 if stop is not None and order.modified_at < stop:
                     older += 1
                     continue
@@ -215,35 +228,27 @@ class SellixShop:
         yield OrderPage(orders=(), cursor=iso(newest) if newest else None)
 
     def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
-        orders, quarantined = [], []
+        orders: list[Order] = []
+        quarantined: list[Quarantined] = []
         for uniqid in ids:
-            try:
-                orders.append(parse_order(self._data(f"/orders/{uniqid}").get("order") or {}))
-            except (MalformedRecord, ValueError) as error:
-                quarantined.append(Quarantined(stream=ORDERS, record_id=str(uniqid), reason=str(error)[:500]))
+            record = self._data(f"/orders/{uniqid}").get("order") or {}
+            read, bad = read_records(ORDERS, [record], parse_order, known_id(uniqid))
+            orders += read
+            quarantined += bad
         return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
 
     def review_pages(self) -> Iterator[ReviewPage]:
         for records in self._pages("/feedback", "feedback"):
-            reviews, quarantined = [], []
-            for record in records:
-                try:
-                    reviews.append(parse_feedback(record))
-                except (MalformedRecord, ValueError) as error:
-                    record_id = str(record.get("uniqid")) if isinstance(record, dict) else "?"
-                    quarantined.append(Quarantined(stream=FEEDBACK, record_id=record_id, reason=str(error)[:500]))
+            reviews, quarantined = read_records(FEEDBACK, records, parse_feedback, _uniqid)
             yield ReviewPage(reviews=reviews, quarantined=quarantined)
 
     def products(self, ids: Sequence[str]) -> list[Product]:
         wanted = set(ids)
-        found = []
+        found: list[Product] = []
         for records in self._pages("/products", "products"):
-            found += [
-                Product(id=str(r["uniqid"]), name=str(r.get("title") or r["uniqid"])[:200])
-                for r in records
-                if isinstance(r, dict) and r.get("uniqid") in wanted
-            ]
-        return found
+            chosen = [r for r in records if isinstance(r, dict) and r.get("uniqid") in wanted]
+            found += read_records(PRODUCTS, chosen, parse_product, _uniqid)[0]  # an unreadable product is left out
+        return list(one_per_id(found, lambda product: product.id))
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         return [], list(keys)  # buyers are known by their order email

@@ -12,10 +12,18 @@ from pydantic import field_validator
 from sqlalchemy import Engine, create_engine, event
 
 from adapters.base import MalformedRecord
+from connector.core.models import bounded_time
 from connector.core.settings import PageSize, RequiredStr, Seconds, ShopSettings, TimeZone
 
 #: A row that cannot be read (the quarantine reason is the message).
 MalformedRow = MalformedRecord
+#: MySQL's zero dates, which it keeps where no date was set (the driver hands them over as text).
+ZERO_DATES = ("0000-00-00 00:00:00", "0000-00-00")
+
+
+def unset(value: Any) -> bool:
+    """An optional date column with no date: NULL, empty or a zero date (a zero ``deleted_at`` is no deletion)."""
+    return value is None or (isinstance(value, str) and (not value.strip() or value.strip() in ZERO_DATES))
 
 
 class DatabaseShopSettings(ShopSettings):
@@ -56,14 +64,37 @@ class SqlShop:
     def table(self, name: str) -> str:
         return f"`{self.prefix}{name}`"
 
-    def utc(self, value: datetime | None, column: str) -> datetime:
-        """A naive ``Y-m-d H:i:s`` in the shop's zone (how PHP shops write them) as aware UTC."""
+    def utc(self, value: Any, column: str) -> datetime:
+        """A naive ``Y-m-d H:i:s`` in the shop's zone (how PHP shops write them) as aware UTC. A zero date
+        (``0000-00-00 00:00:00``, which MySQL keeps and its driver hands over as text) is no date."""
         if value is None:
             raise MalformedRow(f"{column} is empty")
-        return value.replace(tzinfo=self.zone).astimezone(UTC) if value.tzinfo is None else value
+        if not isinstance(value, datetime):
+            raise MalformedRow(f"{column} is not a date (a zero date such as 0000-00-00 reads as text)")
+        try:
+            return (value.replace(tzinfo=self.zone) if value.tzinfo is None else value).astimezone(UTC)
+        except OverflowError:  # 9999-12-31 in a zone west of UTC
+            raise MalformedRow(f"{column} is out of the calendar's range") from None
+
+    def position(self, value: Any) -> datetime | None:
+        """A row's time as a cursor may keep it: a plausible date (see :func:`~connector.core.models.bounded_time`)
+        or None. A row dated 9999 is read (and quarantined) but never carries the cursor past the orders to come."""
+        try:
+            return bounded_time(self.utc(value, "time"))
+        except ValueError:
+            return None
 
     def local(self, value: datetime) -> datetime:
         return value.astimezone(self.zone).replace(tzinfo=None)
+
+    @staticmethod
+    def integer(value: Any) -> int | None:
+        """A status or count column as an int (a driver may hand a TINYINT over as text); None when it is not one."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
+            return int(value.strip()) if len(value) < 20 else None
+        return None
 
     @staticmethod
     def in_list(values: Sequence[Any], prefix: str = "v") -> tuple[str, dict[str, Any]]:

@@ -23,8 +23,9 @@ from typing import Annotated, Any
 import httpx
 from pydantic import Field
 
-from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage
+from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
+from adapters.shops.quarantine import json_id, read_records, shown
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
@@ -35,6 +36,7 @@ from connector.core.models import (
     Product,
     Quarantined,
     Review,
+    bounded_time,
     customer_key_for,
     normalise_email,
 )
@@ -45,12 +47,10 @@ REMOTE = "woocommerce"
 ORDERS = "woocommerce.orders"
 CUSTOMERS = "woocommerce.customers"
 REVIEWS = "woocommerce.reviews"
+PRODUCTS = "woocommerce.products"
 _TAG = re.compile(r"<[^>]+>")
-
-
-def _id(record: Any) -> object:
-    return record.get("id") if isinstance(record, dict) else None
-
+#: A WooCommerce record's id (every object has an integer ``id``).
+_id = json_id("id")
 
 #: WooCommerce's core statuses → canonical. Paid = processing or completed (payment received).
 STATUS_MAP: dict[str, OrderStatus] = {
@@ -73,7 +73,18 @@ def _gmt(record: dict[str, Any], field: str) -> datetime:
     try:
         return parse_iso(value)  # *_gmt fields carry no offset and are UTC
     except ValueError:
-        raise MalformedRecord(f"{field} is not an ISO-8601 date: {value[:40]!r}") from None
+        raise MalformedRecord(f"{field} is not an ISO-8601 date") from None
+    except OverflowError:  # 9999-12-31T23:59:59-05:00: no date in UTC
+        raise MalformedRecord(f"{field} is out of the calendar's range") from None
+
+
+def walk_stamp(record: Any) -> datetime | None:
+    """A quarantined order's ``date_modified_gmt`` when it is a plausible date (it still moves the walk forward);
+    None otherwise: a year-9999 date must not carry the cursor past every order still to come."""
+    try:
+        return bounded_time(_gmt(record, "date_modified_gmt"))
+    except Exception:  # the record is broken already; its date helps or it does not
+        return None
 
 
 def parse_order(record: dict[str, Any]) -> Order:
@@ -81,8 +92,8 @@ def parse_order(record: dict[str, Any]) -> Order:
     if not isinstance(record, dict) or not isinstance(record.get("id"), int):
         raise MalformedRecord("id missing or not an integer")
     status = record.get("status")
-    if status not in STATUS_MAP:
-        raise MalformedRecord(f"unknown order status {str(status)[:40]!r}")
+    if not isinstance(status, str) or status not in STATUS_MAP:
+        raise MalformedRecord(f"unknown order status {shown(status)}")
     billing = record.get("billing") or {}
     email = billing.get("email") if isinstance(billing, dict) else None
     email = normalise_email(email) if isinstance(email, str) and email.strip() else None
@@ -110,7 +121,7 @@ def parse_order(record: dict[str, Any]) -> Order:
         customer_key=key,
         email=email,
         status=STATUS_MAP[status],
-        total=str(record.get("total") or "0"),
+        total=record.get("total") or "0",
         currency=str(record.get("currency") or "")[:8],
         created_at=_gmt(record, "date_created_gmt"),
         modified_at=_gmt(record, "date_modified_gmt"),
@@ -122,10 +133,22 @@ def parse_customer(record: dict[str, Any]) -> Customer:
     if not isinstance(record, dict) or not isinstance(record.get("id"), int):
         raise MalformedRecord("id missing or not an integer")
     email = record.get("email")
+    username = record.get("username")
     return Customer(
         key=f"c:{record['id']}",
         email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
-        username=record.get("username") or None,
+        username=username if isinstance(username, str) and username else None,
+    )
+
+
+def parse_product(record: dict[str, Any]) -> Product:
+    if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+        raise MalformedRecord("id missing or not an integer")
+    permalink = record.get("permalink")
+    return Product(
+        id=record["id"],
+        name=str(record.get("name") or f"#{record['id']}")[:200],
+        permalink=permalink if isinstance(permalink, str) and permalink else None,
     )
 
 
@@ -142,7 +165,7 @@ def parse_review(record: dict[str, Any]) -> Review:
         raise MalformedRecord("product_id missing")
     rating = record.get("rating")
     if not isinstance(rating, int) or not 0 <= rating <= 5:
-        raise MalformedRecord(f"rating {str(rating)[:10]!r} is not 0..5")
+        raise MalformedRecord(f"rating {shown(rating, 10)} is not 0..5")
     email = record.get("reviewer_email")
     return Review(
         id=str(record["id"]),
@@ -151,7 +174,7 @@ def parse_review(record: dict[str, Any]) -> Review:
         reviewer=str(record.get("reviewer") or "")[:100],
         rating=rating,
         text=html_to_text(str(record.get("review") or ""))[:20000],
-        status=str(record.get("status") or "approved"),
+        status=str(record.get("status") or "approved")[:16],
         created_at=_gmt(record, "date_created_gmt"),
     )
 
@@ -232,23 +255,11 @@ class WooCommerceShop:
             if page > 1 and records and ids == previous:
                 raise guard.error(f"page {page} answered the orders of page {page - 1}: the shop ignores paging")
             previous = ids
-            orders: list[Order] = []
-            quarantined: list[Quarantined] = []
-            page_newest: datetime | None = None
-            for record in records:
-                try:
-                    order = parse_order(record)
-                except (MalformedRecord, ValueError) as error:
-                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
-                    quarantined.append(Quarantined(stream=ORDERS, record_id=record_id, reason=str(error)[:500]))
-                    try:  # a record with a broken status but a good date still moves the walk forward
-                        stamp = _gmt(record, "date_modified_gmt")
-                        page_newest = max(page_newest, stamp) if page_newest else stamp
-                    except (MalformedRecord, AttributeError):
-                        pass
-                    continue
-                orders.append(order)
-                page_newest = max(page_newest, order.modified_at) if page_newest else order.modified_at
+            orders, quarantined = read_records(ORDERS, records, parse_order, _id)
+            page_newest = max((order.modified_at for order in orders), default=None)
+            if quarantined:  # a record with a broken status but a good date still moves the walk forward
+                stamps = [stamp for record in records if (stamp := walk_stamp(record)) is not None]
+                page_newest = max([*stamps, *([page_newest] if page_newest else [])], default=None)
             if page_newest is not None:
                 newest = max(newest, page_newest) if newest else page_newest
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=iso(newest) if newest else None)
@@ -265,12 +276,10 @@ class WooCommerceShop:
         quarantined: list[Quarantined] = []
         for start in range(0, len(ids), 100):
             chunk = list(ids[start : start + 100])
-            for record in self._list("/orders", {"include": ",".join(map(str, chunk)), "per_page": 100}):
-                try:
-                    orders.append(parse_order(record))
-                except (MalformedRecord, ValueError) as error:
-                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
-                    quarantined.append(Quarantined(stream=ORDERS, record_id=record_id, reason=str(error)[:500]))
+            records = self._list("/orders", {"include": ",".join(map(str, chunk)), "per_page": 100})
+            read, bad = read_records(ORDERS, records, parse_order, _id)
+            orders += read
+            quarantined += bad
         return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
@@ -279,11 +288,8 @@ class WooCommerceShop:
         for start in range(0, len(ids), 100):
             chunk = ids[start : start + 100]
             records = self._list("/customers", {"include": ",".join(map(str, chunk)), "per_page": 100, "role": "all"})
-            for record in records:
-                try:
-                    found.append(parse_customer(record))
-                except MalformedRecord:
-                    continue
+            found += read_records(CUSTOMERS, records, parse_customer, _id)[0]  # an unreadable profile stays missing
+        found = list(one_per_id(found, lambda customer: customer.key))
         known = {c.key for c in found}
         return found, [key for key in keys if key not in known]
 
@@ -307,42 +313,21 @@ class WooCommerceShop:
         # Customers have no modified (or "id after") filter: a backfill scans them all by id, ascending; ``cursor``
         # cannot be honoured and is ignored.
         for records in self._pages("/customers", {"orderby": "id", "order": "asc", "role": "all"}):
-            customers, quarantined = [], []
-            for record in records:
-                try:
-                    customer = parse_customer(record)
-                except MalformedRecord as error:
-                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
-                    quarantined.append(Quarantined(stream=CUSTOMERS, record_id=record_id, reason=str(error)))
-                    continue
-                customers.append(customer)
+            customers, quarantined = read_records(CUSTOMERS, records, parse_customer, _id)
             yield CustomerPage(customers=customers, quarantined=quarantined)
 
     def review_pages(self) -> Iterator[ReviewPage]:
         for records in self._pages("/products/reviews", {"status": "all", "orderby": "id", "order": "asc"}):
-            reviews, quarantined = [], []
-            for record in records:
-                try:
-                    reviews.append(parse_review(record))
-                except (MalformedRecord, ValueError) as error:
-                    record_id = str(record.get("id")) if isinstance(record, dict) else "?"
-                    quarantined.append(Quarantined(stream=REVIEWS, record_id=record_id, reason=str(error)[:500]))
+            reviews, quarantined = read_records(REVIEWS, records, parse_review, _id)
             yield ReviewPage(reviews=reviews, quarantined=quarantined)
 
     def products(self, ids: Sequence[str]) -> list[Product]:
         found: list[Product] = []
         for start in range(0, len(ids), 100):
             chunk = list(ids[start : start + 100])
-            for record in self._list("/products", {"include": ",".join(map(str, chunk)), "per_page": 100}):
-                if isinstance(record, dict) and isinstance(record.get("id"), int):
-                    found.append(
-                        Product(
-                            id=record["id"],
-                            name=str(record.get("name") or f"#{record['id']}")[:200],
-                            permalink=record.get("permalink") or None,
-                        )
-                    )
-        return found
+            records = self._list("/products", {"include": ",".join(map(str, chunk)), "per_page": 100})
+            found += read_records(PRODUCTS, records, parse_product, _id)[0]  # an unreadable product is left out
+        return list(one_per_id(found, lambda product: product.id))
 
     def close(self) -> None:
         self.client.close()

@@ -5,6 +5,7 @@ import httpx
 import pytest
 import respx
 
+from adapters.base import OrderPage
 from adapters.shops.paging import PageGuard, PagingError, cursor_value
 from adapters.shops.rest import RestShop, RestShopSettings
 from adapters.shops.sellix import SellixSettings, SellixShop
@@ -140,3 +141,26 @@ def test_sellix_that_ignores_paging_is_stopped():
     with pytest.raises(PagingError, match="page 2 answered the records of page 1"):
         list(shop.order_pages(None))
     assert route.call_count == 2
+
+
+def test_a_page_keeps_one_record_per_id():
+    from datetime import UTC, datetime
+
+    from connector.core.models import Order, OrderStatus
+
+    def order(total):
+        moment = datetime(2026, 11, 1, tzinfo=UTC)
+        return Order(
+            id="7",
+            customer_key="e:a@example.com",
+            email="a@example.com",
+            status=OrderStatus.PAID,
+            total=total,
+            currency="CNY",
+            created_at=moment,
+            modified_at=moment,
+            lines=(),
+        )
+
+    page = OrderPage(orders=[order("1.00"), order("2.00")])  # a shop listing an order once per line item
+    assert [o.total for o in page.orders] == ["2.00"]

@@ -138,3 +138,27 @@ def test_tickets_are_offered_as_metadata_only(acg_world, monkeypatch):
     [tickets] = list(shop.ticket_pages())
     assert tickets[0]["ticket_no"] == "T1" and tickets[0]["user_id"] == 5 and "title" not in tickets[0]
     shop.close()
+
+
+def test_an_order_with_a_zero_date_is_quarantined_alone(acg_world):
+    """Issue 12, item 5: a zero ``create_time`` or a ``pay_time`` in 9999 stopped the pass; now each is quarantined
+    alone and the member is granted."""
+    world = acg_world
+    zero = add_order(world.engine, 0, "zero@example.com", 1, "KM-ACG-ZERO", datetime.now(), paid=datetime.now())
+    ahead = add_order(
+        world.engine, 0, "ahead@example.com", 1, "KM-ACG-9999", datetime.now(), paid=datetime(9999, 12, 31)
+    )
+    with world.engine.connect() as conn:
+        conn.execute(text("UPDATE acg_order SET create_time = '0000-00-00 00:00:00' WHERE id = :id"), {"id": zero})
+        # a zero pay_time on an unpaid order is no payment time, not a broken record
+        conn.execute(text("UPDATE acg_order SET pay_time = '0000-00-00 00:00:00' WHERE id = :id"), {"id": world.guest})
+    world.forum.add_user("zero", "zero@example.com")
+    world.forum.add_user("ahead", "ahead@example.com")
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert world.forum.badges_of("vip5") == ["Verified Buyer"]
+    assert world.forum.badges_of("zero") == [] and world.forum.badges_of("ahead") == []
+    reasons = {q["record_id"]: q["reason"] for q in world.cli("status", "--json").json()["quarantined"]["records"]}
+    assert reasons[str(zero)] == "create_time is not a date (a zero date such as 0000-00-00 reads as text)"
+    assert reasons[str(ahead)] == "modified_at: Value error, timestamp is more than a day in the future"
+    assert str(world.guest) not in reasons

@@ -141,3 +141,32 @@ def test_keyset_walk_reads_every_row_sharing_a_second_once(shop_db):
     again = list(shop.order_pages(pages[-1].cursor))
     assert [o.id for p in again for o in p.orders] == []  # resumes after the last (updated_at, id)
     shop.close()
+
+
+def test_rows_with_zero_or_far_future_dates_are_quarantined_alone(dj_world):
+    """Issue 12, item 5: a zero date (which MySQL keeps and hands over as text) and a date years ahead stopped the
+    pass, or would have carried the cursor past every order still to come."""
+    world = dj_world
+    now = datetime.now().replace(microsecond=0)
+    zero = add_order(world.engine, "zero@example.com", 4, "KM-SECRET-ZERO", now - timedelta(minutes=1))
+    ahead = add_order(world.engine, "ahead@example.com", 4, "KM-SECRET-AHEAD", datetime(2037, 12, 31, 23, 59, 59))
+    with world.engine.connect() as conn:
+        conn.execute(text("UPDATE orders SET created_at = '0000-00-00 00:00:00' WHERE id = :id"), {"id": zero})
+        # a zero deleted_at is no deletion: the buyer's order stands
+        conn.execute(text("UPDATE orders SET deleted_at = '0000-00-00 00:00:00' WHERE id = :id"), {"id": world.paid})
+    for username in ("zero", "ahead", "later"):
+        world.forum.add_user(username, f"{username}@example.com")
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    holders = {u for u in ("buyer", "manual", "zero", "ahead") if "Verified Buyer" in world.forum.badges_of(u)}
+    assert holders == {"buyer", "manual"}
+    reasons = {q["record_id"]: q["reason"] for q in world.cli("status", "--json").json()["quarantined"]["records"]}
+    assert reasons == {
+        str(zero): "created_at is not a date (a zero date such as 0000-00-00 reads as text)",
+        str(ahead): "created_at: Value error, timestamp is more than a day in the future; "
+        "modified_at: Value error, timestamp is more than a day in the future",
+    }
+    add_order(world.engine, "later@example.com", 4, "KM-SECRET-LATER", datetime.now().replace(microsecond=0))
+    again = world.cli("sync")
+    assert again.code == 0, again.output
+    assert "Verified Buyer" in world.forum.badges_of("later")  # the cursor did not jump to 2037

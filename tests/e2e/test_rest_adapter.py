@@ -136,6 +136,32 @@ def test_a_wrong_signature_secret_is_reported(rest_world):
     assert "Traceback" not in run.output
 
 
+def test_absurd_totals_are_quarantined_and_points_go_on(rest_world):
+    """Issue 12, item 5: a total of NaN or 1e30 with points on stopped the pass (the points could not be computed or
+    stored); now those orders are quarantined alone and the good buyer earns points."""
+    world = rest_world
+    env = {"FAKA_SECRET": SECRET}
+    with world.config_path.open("a", encoding="utf-8") as config:
+        config.write('[points]\nper_order = 10\nper_currency_unit = 1\nforum = { mode = "gamification" }\n')
+    good = world.api.add("member@example.com", 1, "KAMI-0001-XYZ")
+    nan = world.api.add("nan@example.com", 1, "KAMI-0002-XYZ")
+    huge = world.api.add("huge@example.com", 1, "KAMI-0003-XYZ")
+    world.api.orders[nan]["money"] = "NaN"
+    world.api.orders[huge]["money"] = "1e30"
+    for name in ("member", "nan", "huge"):
+        world.forum.add_user(name, f"{name}@example.com")
+    run = world.cli("sync", **env)
+    assert run.code == 0, run.output
+    assert {u for u in ("member", "nan", "huge") if world.forum.badges_of(u)} == {"member"}
+    assert [e["points"] for e in world.forum.score_events(world.forum.user("member")["id"])] == [25]  # 10 + 15.00
+    status = world.cli("status", "--json", **env).json()
+    assert {q["record_id"]: q["reason"] for q in status["quarantined"]["records"]} == {
+        str(nan): "total: Value error, the amount is not a finite number",
+        str(huge): "total: Value error, the amount is absurdly large (10^12 or more)",
+    }
+    assert str(good) not in {q["record_id"] for q in status["quarantined"]["records"]}
+
+
 # ---- pagination the shop's answer steers (issue 12, items 2 and 7) ---------------------------------------------------
 
 SECRETS = {
@@ -275,3 +301,14 @@ def test_pages_per_pass_are_bounded_by_max_pages(paged_world):
     assert run.code == 1, run.output
     assert len(world.api.requests) == 5
     assert "stopped after 5 pages (max_pages = 5)" in " ".join(run.stdout.split())
+
+
+def test_an_order_listed_twice_on_one_page_is_stored_once(paged_world):
+    """A shop that lists an order once per line item: the twin failed the page's transaction (a traceback, nothing
+    stored); the page keeps the last of them."""
+    world = paged_world
+    world.api.orders = world.api.orders * 2
+    paged_shop(world, SECRETS["bearer"][0], '{ type = "page", size = 10 }')
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert "Verified Buyer" in world.forum.badges_of("alice")

@@ -51,6 +51,40 @@ def test_sellix_grant_refund_feedback_and_no_secrets(sellix_world):
         assert secret.encode() not in stored and secret not in run.output + again.output
 
 
+def test_malformed_orders_are_quarantined_alone(sellix_world):
+    """Issue 12, item 5: a status that is a list, a total of 1e30 with points on, an update time in 9999 (which
+    would have carried the client-side cursor past every order to come): each is quarantined alone."""
+    world = sellix_world
+    env = {"SELLIX_API_KEY": world.sellix.api_key}
+    with world.config_path.open("a", encoding="utf-8") as config:
+        config.write('[points]\nper_order = 10\nper_currency_unit = 1\nforum = { mode = "gamification" }\n')
+    product = world.sellix.orders[world.paid]["product_id"]
+    bad = {
+        name: world.sellix.add_order(f"{name}@example.com", product, "COMPLETED") for name in ("listy", "huge", "ahead")
+    }
+    world.sellix.orders[bad["listy"]]["status"] = ["COMPLETED"]
+    world.sellix.orders[bad["huge"]]["total"] = "1e30"
+    world.sellix.orders[bad["ahead"]]["updated_at"] = 253_402_300_000  # 9999-12-31
+    for name in ("listy", "huge", "ahead", "later"):
+        world.forum.add_user(name, f"{name}@example.com")
+    run = world.cli("sync", **env)
+    assert run.code == 0, run.output
+    assert world.forum.badges_of("paid") == ["Verified Buyer"]
+    assert [e["points"] for e in world.forum.score_events(world.forum.user("paid")["id"])] == [19]  # 10 + 9.99
+    assert all(world.forum.badges_of(name) == [] for name in bad)
+    status = world.cli("status", "--json", **env).json()
+    reasons = {q["record_id"]: q["reason"] for q in status["quarantined"]["records"]}
+    assert reasons == {
+        bad["listy"]: "unknown order status a list",
+        bad["huge"]: "total: Value error, the amount is absurdly large (10^12 or more)",
+        bad["ahead"]: "modified_at: Value error, timestamp is more than a day in the future",
+    }
+    world.sellix.add_order("later@example.com", product, "COMPLETED")
+    again = world.cli("sync", **env)
+    assert again.code == 0, again.output
+    assert world.forum.badges_of("later") == ["Verified Buyer"]  # the cursor is not in 9999
+
+
 def test_sellix_error_envelope_is_reported(sellix_world):
     world = sellix_world
     run = world.cli("sync", SELLIX_API_KEY="wrong")
