@@ -230,7 +230,7 @@ class PointsConfig(StrictModel):
 
     per_order: Annotated[int, Field(ge=0)] = 0
     #: Points per whole currency unit of the order total (fractions are rounded down).
-    per_currency_unit: Annotated[float, Field(ge=0)] = 0.0
+    per_currency_unit: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     per_review: Annotated[int, Field(ge=0)] = 0
     communities: dict[str, PointsTarget] = Field(default_factory=dict)
 

@@ -59,6 +59,16 @@ def describe_body(body: Any) -> str:
     return text[:300] if text else "(empty body)"
 
 
+def describe_error(error: BaseException) -> str:
+    """One line for a failed remote read. HTTP errors say what the remote answered; anything else (a database driver,
+    a third-party adapter) gives its type and first line only, so no SQL statement or parameter (an email) shows."""
+    if isinstance(error, RemoteError | httpx.HTTPError):
+        return str(error)
+    text = str(error).strip()
+    first = text.splitlines()[0][:300] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
 def parse_body(response: httpx.Response) -> Any:
     """JSON when the remote says so and it parses; the text otherwise (a 429 may be plain text)."""
     if "json" in response.headers.get("content-type", ""):

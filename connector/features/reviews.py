@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from adapters.base import CommunityAdapter, Outcome, PostReader, ReviewSource, ThreadCheck
 from connector.core.config import Config, ReviewsConfig
 from connector.core.grants import GrantKey
-from connector.core.http import RemoteError
+from connector.core.http import describe_error
 from connector.core.logs import log
 from connector.core.payloads import DiscordPost, DiscoursePost, Payload, Skip
 from connector.features.base import PlanBatch, Run
@@ -78,9 +76,10 @@ class ReviewsFeature:
         if run.options.order_ids is None and not shop_failed:
             try:
                 self._pull(run)
-            except (RemoteError, httpx.HTTPError) as error:
-                run.report.errors.append(f"shop: {error}")
-                log.error("pull failed", error=str(error))
+            except Exception as error:  # as the order pull: one line, the pass goes on
+                reason = describe_error(error)
+                run.report.errors.append(f"shop: {reason}")
+                log.error("pull failed", error=reason)
         reviewers = self._plan_posts(run)
         if reviewers and self.config.points and not run.dry_run:
             self.state.plans.mark_dirty(reviewers)  # a review published or withdrawn changes its author's points

@@ -6,10 +6,8 @@ Each page is stored with its cursor in one transaction; the next page is read wh
 
 from __future__ import annotations
 
-import httpx
-
 from adapters.base import OrderLookup
-from connector.core.http import RemoteError
+from connector.core.http import describe_error
 from connector.core.logs import log
 from connector.core.prefetch import read_ahead
 from connector.features.base import Run
@@ -28,9 +26,10 @@ class PullStage:
                 self._orders_by_id(run)
             else:
                 self._orders(run)
-        except (RemoteError, httpx.HTTPError) as error:
-            run.report.errors.append(f"shop: {error}")
-            log.error("pull failed", error=str(error))
+        except Exception as error:  # any adapter, any driver: the pass goes on to deliver what is stored
+            reason = describe_error(error)
+            run.report.errors.append(f"shop: {reason}")
+            log.error("pull failed", error=reason)
 
     def _orders_by_id(self, run: Run) -> None:
         shop = run.shop

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 
 from connector.core.clock import utcnow
 from connector.core.models import Customer, Order, Quarantined
@@ -149,14 +149,11 @@ class Records:
                 conn.execute(insert(orders_t), new_rows)
             _ensure_customers(conn, {o.customer_key: o.email for o in orders}, dirty, now)
             save_quarantined(conn, quarantined, now)
-            # A record that now reads cleanly leaves quarantine.
-            clean = [o.id for o in orders]
-            for chunk in chunks(clean):
-                conn.execute(
-                    delete(quarantine_t).where(
-                        and_(quarantine_t.c.stream == stream, quarantine_t.c.record_id.in_(chunk))
-                    )
-                )
+            # A record that now reads cleanly leaves quarantine, under the pull's stream name or the adapter's own
+            # (``woocommerce.orders``).
+            same_stream = or_(quarantine_t.c.stream == stream, quarantine_t.c.stream.like(f"%.{stream}"))
+            for chunk in chunks([o.id for o in orders]):
+                conn.execute(delete(quarantine_t).where(and_(same_stream, quarantine_t.c.record_id.in_(chunk))))
             if cursor is not None:
                 _set_cursor(conn, stream, cursor)
         return PageResult(inserted, updated, unchanged)

@@ -252,3 +252,9 @@ def test_database_and_api_shops_check_their_own_keys(tmp_path, env):
         shop_config(tmp_path, rest)
     with pytest.raises(ConfigError, match=r"shop.rest.orders.pagination.size: Input should be less than or equal to"):
         shop_config(tmp_path, rest.replace('path = "/o"', 'path = "/o", pagination = { size = 5000 }'))
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+def test_points_per_currency_unit_must_be_a_finite_number(tmp_path, env, value):
+    with pytest.raises(ConfigError, match=r"points.per_currency_unit: "):
+        load_config(write(tmp_path, MINIMAL + f"[points]\nper_currency_unit = {value}\n"))

@@ -57,6 +57,15 @@ def test_quarantine_is_kept_with_reason_and_cleared_when_fixed(store):
     assert store.status.quarantined()[0] == 0
 
 
+def test_a_shops_own_stream_name_leaves_quarantine_when_the_record_reads_cleanly(store):
+    """Adapters name their streams (``woocommerce.orders``); the pull stores pages under ``orders``."""
+    bad = Quarantined(stream="woocommerce.orders", record_id="9", reason="created_at: not a date")
+    store.records.save_orders_page("orders", [], [bad], None)
+    assert store.status.quarantined()[0] == 1
+    store.records.save_orders_page("orders", [order(9)], [], None)
+    assert store.status.quarantined()[0] == 0
+
+
 def test_outbox_lifecycle_and_ledger(store):
     store.records.save_orders_page("orders", [order(1)], [], None)
     store.plans.apply_plan(["e:a@x.org"], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])

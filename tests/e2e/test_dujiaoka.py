@@ -170,3 +170,14 @@ def test_rows_with_zero_or_far_future_dates_are_quarantined_alone(dj_world):
     again = world.cli("sync")
     assert again.code == 0, again.output
     assert "Verified Buyer" in world.forum.badges_of("later")  # the cursor did not jump to 2037
+
+
+def test_a_shop_database_that_cannot_be_read_is_one_clear_error_not_a_traceback(world):
+    """A database shop whose database is gone (or a driver error of any kind) ends the pass with one line naming the
+    shop and exit 1, like an HTTP shop that is down; no SQL, no parameters, no traceback."""
+    missing = f"cardbridge_missing_{uuid.uuid4().hex[:8]}"
+    world.set_shop(f'kind = "dujiaoka"\ndatabase_url = "{MARIADB}/{missing}"')
+    run = world.cli("sync")
+    assert run.code == 1, run.output
+    assert "shop: OperationalError" in run.output and missing in run.output
+    assert "Traceback" not in run.output and "[SQL:" not in run.output
