@@ -28,7 +28,6 @@ from connector.state.sql import (
     chunks,
     customers_t,
     identities_t,
-    ledger_t,
     mark_customers_dirty,
     order_number_hash,
     orders_t,
@@ -264,7 +263,6 @@ class Identities:
     def _revoke_previous(
         self, community: str, customer_key: str, previous: str | None, new_username: str | None
     ) -> str | None:
-        now = utcnow()
         if previous is None or previous == new_username:
             return None
         grants = [
@@ -281,20 +279,10 @@ class Identities:
                 [],
                 [],
             )
-            with self.engine.begin() as conn:
-                for kind, target in grants:
-                    conn.execute(
-                        update(ledger_t)
-                        .where(
-                            and_(
-                                ledger_t.c.community == community,
-                                ledger_t.c.customer_key == customer_key,
-                                ledger_t.c.kind == kind,
-                                ledger_t.c.target == target,
-                            )
-                        )
-                        .values(state="revoked", updated_at=now)
-                    )
+            # The ledger forgets them, so the planner grants them again to the new account.
+            self.ledger.set_ledger_state(
+                community, [(customer_key, kind, target) for kind, target in grants], "revoked"
+            )
         return previous
 
     def retry_identities_now(self, emails: Sequence[str]) -> int:
