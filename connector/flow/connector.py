@@ -49,6 +49,8 @@ class Connector:
         )
         self._check_capabilities()
         self.reviews = ReviewsFeature(self.store, config, self.communities)
+        if self.reviews.wanted and not isinstance(self.shop, ReviewSource):
+            log.warning("shop has no reviews", kind=self.shop.kind)  # said once here, not on every pass
         #: The plug-ins of a pass, in the order they plan: points decide tier roles before grants diff them, and
         #: Linked Roles shows the points total. A new feature is a module and one line here.
         self.features: list[Feature] = [
@@ -64,9 +66,6 @@ class Connector:
         link = self.config.link
         if link and not isinstance(self.communities.get(link.community), MemberAuthorization):
             raise ConfigError(f"link.community: {link.community!r} cannot authorise members (it needs Discord OAuth2)")
-        wants_reviews = bool(self.config.reviews) or bool(self.config.points and self.config.points.per_review)
-        if wants_reviews and not isinstance(self.shop, ReviewSource):
-            log.warning("shop has no reviews", kind=self.shop.kind)
 
     def _run(self, report: PassReport, options: PassOptions, started: datetime | None = None) -> Run:
         return Run(
