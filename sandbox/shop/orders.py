@@ -1,6 +1,24 @@
 """``/orders``: the list (``status``, ``customer``, ``include``/``exclude``, ``after``/``before``,
 ``modified_after``/``modified_before``, ``orderby`` including ``modified``; the common incremental read, by
-``modified`` with no other filter, pages straight off the sorted index) and one order (GET, PUT ``status``)."""
+``modified`` with no other filter, pages straight off the sorted index) and one order (GET, PUT ``status``, DELETE).
+
+The trash, as WooCommerce has it:
+
+- ``status`` defaults to ``any``, and ``any`` never lists a trashed order, with ``include=`` too:
+  woocommerce/woocommerce plugins/woocommerce/includes/rest-api/Controllers/Version3/class-wc-rest-orders-controller.php
+  ``prepare_objects_query()`` passes ``any`` on as ``post_status => 'any'`` (WP_Query leaves out statuses registered
+  ``exclude_from_search``, which ``trash`` is), and with HPOS
+  plugins/woocommerce/src/Internal/DataStores/Orders/OrdersTableQuery.php ``sanitize_status()`` turns ``any`` into
+  ``array_keys( wc_get_order_statuses() )``, which has no ``trash``. ``status=trash`` lists them
+  (``get_collection_params()``: the enum is ``any``, ``trash`` and the order statuses).
+- ``GET /orders/{id}`` still answers a trashed order, with ``status: "trash"`` (``get_object()`` is ``wc_get_order()``,
+  which loads trashed orders); an order deleted for good is ``404 woocommerce_rest_shop_order_invalid_id``.
+- ``DELETE /orders/{id}`` (``WC_REST_CRUD_Controller::delete_item()``): ``force=false`` (the default) moves the order to
+  the trash (``410 woocommerce_rest_already_trashed`` when it is there already), ``force=true`` deletes it; both
+  answer the order as it was before.
+- Trashing and restoring move ``date_modified`` (``OrdersTableDataStore::trash_order()`` sets ``date_updated_gmt``;
+  ``untrash_order()`` saves the order), so ``status=trash&modified_after=`` finds what was trashed since a time.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +45,7 @@ class Orders:
     def routes(self) -> list[BaseRoute]:
         return [
             Route(f"{API}/orders", self.index, methods=["GET"]),
-            Route(f"{API}/orders/{{id:int}}", self.order, methods=["GET", "PUT"]),
+            Route(f"{API}/orders/{{id:int}}", self.order, methods=["GET", "PUT", "DELETE"]),
         ]
 
     async def index(self, request: Request) -> Response:
@@ -60,9 +78,11 @@ class Orders:
                 lo = bisect.bisect_right(index, (bounds["modified_after"], float("inf")))
             if bounds["modified_before"] is not None:
                 hi = bisect.bisect_left(index, (bounds["modified_before"], -1))
+            any_status = statuses in ([], ["any"]) or "any" in statuses
             simple = (
                 orderby == "modified"
-                and statuses in ([], ["any"])
+                and any_status
+                and not shop.trashed
                 and not customer
                 and not include
                 and not exclude
@@ -79,7 +99,9 @@ class Orders:
                 selected = [shop.orders[order_id] for _, order_id in window]
             else:
                 candidates = [shop.orders[order_id] for _, order_id in index[lo:hi]]
-                if statuses not in ([], ["any"]):
+                if any_status:  # "any" short-circuits the list of statuses, and never includes the trash
+                    candidates = [o for o in candidates if o.status != "trash"]
+                else:
                     candidates = [o for o in candidates if (o.raw_status or o.status) in statuses]
                 if customer:
                     candidates = [o for o in candidates if o.customer_id == int(customer)]
@@ -107,6 +129,15 @@ class Orders:
         order_id = request.path_params["id"]
         if order_id not in shop.orders:
             return err(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        if request.method == "DELETE":
+            force = request.query_params.get("force", "false").lower() in ("true", "1")
+            with shop.lock:
+                before = render_order(shop, shop.orders[order_id])
+                if force:
+                    shop.delete(order_id)
+                elif not shop.trash(order_id):
+                    return err(410, "woocommerce_rest_already_trashed", "The order has already been deleted.")
+            return JSONResponse(before)
         if request.method == "PUT":
             body = await request.json()
             if "status" in body:

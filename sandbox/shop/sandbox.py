@@ -1,5 +1,6 @@
 """``WooCommerceSandbox``: the shop's state, its HTTP app (``.app``) and the mutation API tests, the demo and the
-benchmarks use to stock it: products, customers, orders (each delivering card secrets), status changes, reviews."""
+benchmarks use to stock it: products, customers, orders (each delivering card secrets), status changes, the trash and
+deletion, reviews."""
 
 from __future__ import annotations
 
@@ -130,6 +131,21 @@ class WooCommerceSandbox:
         """Change an order's status as wp-admin does (a refund, a completion): ``date_modified`` moves to now."""
         with self._lock:
             self.state.set_status(order_id, status)
+
+    def trash_order(self, order_id: int) -> None:
+        """Move an order to the trash (wp-admin "Trash", or ``DELETE /orders/{id}``): lists stop showing it."""
+        with self._lock:
+            self.state.trash(order_id)
+
+    def untrash_order(self, order_id: int) -> None:
+        """Restore a trashed order (wp-admin "Restore") to the status it had before."""
+        with self._lock:
+            self.state.untrash(order_id)
+
+    def delete_order(self, order_id: int) -> None:
+        """Delete an order for good (emptying the trash, or ``DELETE /orders/{id}?force=true``)."""
+        with self._lock:
+            self.state.delete(order_id)
 
     def corrupt_order(self, order_id: int, status: str) -> None:
         """Make an order answer a status no adapter knows (a plugin's custom status), for quarantine tests."""

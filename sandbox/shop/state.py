@@ -33,6 +33,8 @@ class Order:
     payment: tuple[str, str]
     secrets: list[str] = field(default_factory=list)
     raw_status: str | None = None  # set by corrupt_order: answered verbatim
+    #: The status before the order went to the trash (WooCommerce keeps it as ``_wp_trash_meta_status``).
+    trashed_from: str | None = None
 
 
 @dataclass(eq=False)
@@ -47,6 +49,8 @@ class ShopState:
     reviews: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: ``(modified, order id)``, sorted: the index the order list pages through.
     by_modified: list[tuple[int, int]] = field(default_factory=list)
+    #: Ids of the orders in the trash (lists leave them out unless asked for ``status=trash``).
+    trashed: set[int] = field(default_factory=set)
     next_ids: dict[str, int] = field(
         default_factory=lambda: {"product": 10, "customer": 100, "order": 1000, "review": 500}
     )
@@ -63,6 +67,8 @@ class ShopState:
 
     def add_order(self, order: Order) -> None:
         self.orders[order.id] = order
+        if order.status == "trash":
+            self.trashed.add(order.id)
         bisect.insort(self.by_modified, (order.modified, order.id))
 
     def touch(self, order: Order, stamp: int | None = None) -> None:
@@ -74,9 +80,44 @@ class ShopState:
     def set_status(self, order_id: int, status: str) -> None:
         """Change an order's status as wp-admin does (a refund, a completion): ``date_modified`` moves to now."""
         order = self.orders[order_id]
+        if status == "trash":
+            self.trash(order_id)
+            return
         order.status = status
-        order.raw_status = None
+        order.raw_status = order.trashed_from = None
+        self.trashed.discard(order_id)
         self.touch(order)
+
+    def trash(self, order_id: int) -> bool:
+        """Move an order to the trash as WooCommerce does; False when it is there already.
+
+        woocommerce/woocommerce plugins/woocommerce/src/Internal/DataStores/Orders/OrdersTableDataStore.php
+        ``trash_order()``: the previous status is kept as ``_wp_trash_meta_status``, the status becomes ``trash`` and
+        ``date_updated_gmt`` (the REST ``date_modified``) moves to now (the posts table does the same through
+        ``wp_trash_post()`` → ``wp_update_post()``).
+        """
+        order = self.orders[order_id]
+        if order.status == "trash":
+            return False
+        order.trashed_from = order.raw_status or order.status
+        order.status, order.raw_status = "trash", None
+        self.trashed.add(order_id)
+        self.touch(order)
+        return True
+
+    def untrash(self, order_id: int) -> None:
+        """Restore a trashed order to the status it had (``untrash_order()`` saves it: ``date_modified`` moves)."""
+        order = self.orders[order_id]
+        if order.status == "trash":
+            order.status, order.trashed_from = order.trashed_from or "pending", None
+            self.trashed.discard(order_id)
+            self.touch(order)
+
+    def delete(self, order_id: int) -> None:
+        """Delete an order for good (``delete( true )``): it is in no list and ``GET /orders/{id}`` answers 404."""
+        order = self.orders.pop(order_id)
+        self.trashed.discard(order_id)
+        self.by_modified.remove((order.modified, order.id))
 
     def dates(self, stamp: int) -> tuple[str, str]:
         """Site-local and GMT renderings of a unix time, as WooCommerce answers ``date_*`` and ``date_*_gmt``."""

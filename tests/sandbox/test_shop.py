@@ -95,3 +95,28 @@ def test_fault_knob_answers_once(shop):
     shop.knobs.add_fault(r"/orders$", kind="status", status=503)
     assert client(shop).get("/orders").status_code == 503
     assert client(shop).get("/orders").status_code == 200
+
+
+def test_the_trash_is_hidden_from_lists_and_deleted_orders_are_gone(shop):
+    product = shop.add_product("Xbox Game Pass 3 个月", "99.00")
+    kept, trashed, deleted = (shop.add_order(email=f"{n}@example.com", items=[(product, 1)]) for n in "abc")
+    c = client(shop)
+    shop.advance(60)
+    gone = c.delete(f"/orders/{trashed}")  # force=false: to the trash, answered as it was
+    assert gone.status_code == 200 and gone.json()["status"] == "processing"
+    assert c.delete(f"/orders/{trashed}").json()["code"] == "woocommerce_rest_already_trashed"
+    assert c.delete(f"/orders/{deleted}", params={"force": "true"}).status_code == 200
+    ids = ",".join(map(str, (kept, trashed, deleted)))
+    for params in ({}, {"orderby": "modified", "order": "asc"}, {"include": ids}, {"status": "any", "include": ids}):
+        assert [o["id"] for o in c.get("/orders", params=params).json()] == [kept], params
+    trash = c.get(
+        "/orders", params={"status": "trash", "modified_after": "2026-11-01T08:00:30", "dates_are_gmt": "true"}
+    )
+    assert [(o["id"], o["status"]) for o in trash.json()] == [(trashed, "trash")]
+    assert trash.json()[0]["date_modified_gmt"] == "2026-11-01T08:01:00"  # trashing moved date_modified
+    assert c.get(f"/orders/{trashed}").json()["status"] == "trash"
+    assert c.get(f"/orders/{deleted}").json()["code"] == "woocommerce_rest_shop_order_invalid_id"
+    shop.advance(60)
+    shop.untrash_order(trashed)
+    back = c.get("/orders", params={"orderby": "modified", "order": "asc"}).json()
+    assert [(o["id"], o["status"]) for o in back] == [(kept, "processing"), (trashed, "processing")]
