@@ -1,10 +1,18 @@
-"""The forum's error answers: the English strings (``config/locales/server.en.yml``), the ``rescue_from`` shapes
-(``{"errors": [...], "error_type": ...}``) and the ``ApplicationController`` parameter helpers that raise them."""
+"""The forum's error answers: the strings (``config/locales/server.en.yml``; every answer is rendered in the forum's
+locale, see :mod:`sandbox.discourse.locales`), the ``rescue_from`` shapes (``{"errors": [...], "error_type": ...}``)
+and the ``ApplicationController`` parameter helpers that raise them.
+
+Shapes (discourse/discourse app/controllers/application_controller.rb): ``rescue_discourse_actions`` renders
+``render_json_error(I18n.t(type), type: type, status:)`` for ``Discourse::NotFound`` (404, ``not_found``) and
+``Discourse::InvalidAccess`` (403, ``invalid_access``); ``Discourse::InvalidParameters`` is 400 ``invalid_parameters``
+with ``I18n.t("invalid_params", message: e.message)``; a bare ``render_json_error(message)`` is 422 with no
+``error_type`` (``create_errors_json`` adds ``error_type`` only when a ``type`` is given)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sandbox.discourse.locales import localise, t
 from sandbox.discourse.rails import blank, strict_int
 
 # ---- strings (config/locales/server.en.yml) ---------------------------------------------------------------------------
@@ -49,7 +57,8 @@ class Answer(Exception):
 def error_body(
     errors: list[str], error_type: str | None = None, extras: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"errors": errors}
+    # Handlers that hold an English ``MSG_*`` constant answer in the forum's locale too.
+    body: dict[str, Any] = {"errors": [localise(e) if isinstance(e, str) else e for e in errors]}
     if error_type:
         body["error_type"] = error_type
     if extras is not None:
@@ -58,15 +67,17 @@ def error_body(
 
 
 def not_found(extras: dict[str, Any] | None = None) -> Answer:
-    return Answer(404, error_body([MSG_NOT_FOUND], "not_found", extras))
+    return Answer(404, error_body([t("not_found")], "not_found", extras))
 
 
-def forbidden(message: str = MSG_INVALID_ACCESS) -> Answer:
-    return Answer(403, error_body([message], "invalid_access"))
+def forbidden(message: str | None = None) -> Answer:
+    return Answer(403, error_body([message or t("invalid_access")], "invalid_access"))
 
 
 def invalid_params(message: str) -> Answer:
-    return Answer(400, error_body([MSG_INVALID_PARAMS.format(message)], "invalid_parameters"))
+    """``Discourse::InvalidParameters.new(message)``: the parameter's name (or an already translated sentence)
+    inside the translated ``invalid_params``."""
+    return Answer(400, error_body([t("invalid_params", message=message)], "invalid_parameters"))
 
 
 def json_error(errors: list[str] | str, status: int = 422, error_type: str | None = None) -> Answer:

@@ -1,9 +1,15 @@
 """Groups: ``Admin::GroupsController`` (create, destroy) and ``GroupsController`` (show, update, members,
 ``add_members``, ``remove_member``).
 
-``add_members`` answers 422 ``member_already_exist`` only when *every* user already belongs, caps at 1000 users and
-turns unknown ``emails`` into invitations; ``remove_member`` reports ``skipped_usernames``; group edits propagate
-through ``Group#update_title``/``update_primary_group`` (membership side effects are in ``membership``)."""
+``add_members`` (discourse/discourse app/controllers/groups_controller.rb ``add_members`` → app/services/
+group_member_adder.rb ``GroupMemberAdder#add``) answers 422 ``groups.errors.member_already_exist`` (a bare
+``render_json_error``: no ``error_type``, text in the forum's locale) only when *every* resolved user already belongs,
+caps at 1000 users and turns unknown ``emails`` into invitations. Users are picked by ``usernames``, ``user_id``,
+``user_ids`` or ``user_emails`` (``GroupMutations.resolve_users``, app/services/group_mutations.rb): names or ids that
+resolve to nobody are dropped without a word (a renamed user's old name included) and the answer lists only who
+resolved; only when *none* resolves is it 400 ``invalid_parameters``. ``remove_member`` (``GroupMemberRemover``) reports
+``skipped_usernames``; group edits propagate through ``Group#update_title``/``update_primary_group`` (membership side
+effects are in ``membership``)."""
 
 from __future__ import annotations
 
@@ -12,11 +18,8 @@ from typing import Any
 
 from sandbox.discourse import serializers as ser
 from sandbox.discourse.errors import (
-    MSG_CANT_ALLOW_REQUESTS,
-    MSG_CANT_MODIFY_AUTOMATIC,
     MSG_PARAM_MISSING,
     MSG_REMOVE_NEEDS_USERS,
-    MSG_USERNAMES_OR_EMAILS,
     Answer,
     fetch_int,
     forbidden,
@@ -25,6 +28,7 @@ from sandbox.discourse.errors import (
     not_found,
     require,
 )
+from sandbox.discourse.locales import t
 from sandbox.discourse.membership import add_member, destroy_group, remove_member
 from sandbox.discourse.rails import blank, cast_bool, cast_int, ruby_int, strict_int
 from sandbox.discourse.routing import Ctx, Endpoint, J, route
@@ -105,7 +109,7 @@ class Groups:
         found = [forum.find_user(n) for n in str(raw.get("owner_usernames") or "").split(",") if n.strip()]
         owners = [o for o in found if o is not None]
         if values.get("allow_membership_requests") and not owners:
-            raise Answer(422, {"failed": "FAILED", "errors": [MSG_CANT_ALLOW_REQUESTS]})
+            raise Answer(422, {"failed": "FAILED", "errors": [t("groups.errors.cant_allow_membership_requests")]})
         group = new_group(forum.take_id("group"), values.pop("name"))
         group.update({k: v for k, v in values.items() if v is not None or k in {"title", "full_name"}})
         forum.groups[group["id"]] = group
@@ -122,7 +126,7 @@ class Groups:
         if group is None:
             raise not_found()
         if group["automatic"]:
-            raise json_error(MSG_CANT_MODIFY_AUTOMATIC)
+            raise json_error(t("groups.errors.can_not_modify_automatic"))
         destroy_group(self.forum, group)
         return {"success": "OK"}
 
@@ -189,22 +193,23 @@ class Groups:
         return {"success": "OK"}
 
     def _users_from_params(self, p: dict[str, Any]) -> list[Row]:
-        """``GroupsController#users_from_params``: unknown names are dropped; none resolving is 400."""
+        """``GroupMutations.resolve_users`` (app/services/group_mutations.rb): the first selector present wins;
+        values that resolve to nobody are dropped; none resolving is 400 ``InvalidParameters.new(<selector>)``."""
 
-        def split(value: Any) -> list[str]:
-            items = value if isinstance(value, list) else str(value).split(",")
-            return [str(item).strip() for item in items if str(item).strip()]
+        def split(value: Any) -> list[str]:  # GroupMutations.split_values
+            items = value if isinstance(value, list) else [] if value is None else [value]
+            return [v.strip() for item in items for v in str(item).split(",") if v.strip()]
 
         ordered = sorted(self.forum.users.values(), key=lambda u: u["id"])
-        if not blank(p.get("usernames")):
+        if split(p.get("usernames")):
             wanted = {n.lower() for n in split(p["usernames"])}
             users = [u for u in ordered if u["username"].lower() in wanted]
             key = "usernames"
         elif not blank(p.get("user_id")):
             users = [u for u in ordered if u["id"] == ruby_int(p["user_id"])]
             key = "user_id"
-        elif not blank(p.get("user_ids")):
-            wanted_ids = {ruby_int(i) for i in split(p["user_ids"])}
+        elif split(p.get("user_ids")):
+            wanted_ids = {strict_int(i) for i in split(p["user_ids"])}
             users = [u for u in ordered if u["id"] in wanted_ids]
             key = "user_ids"
         elif not blank(p.get("user_emails")):
@@ -233,17 +238,14 @@ class Groups:
                 elif email.strip():
                     emails.append(email.strip())
         if not users and not emails:
-            raise invalid_params(MSG_USERNAMES_OR_EMAILS)
+            raise invalid_params(t("groups.errors.usernames_or_emails_required"))
         if len(users) > ADD_MEMBERS_LIMIT:
-            raise json_error(f"Maximum {ADD_MEMBERS_LIMIT} users can be added at once")
+            raise json_error(t("groups.errors.adding_too_many_users", count=ADD_MEMBERS_LIMIT))
         already = sorted({u["username"] for u in users if forum.is_member(group, u)})
         distinct = list({u["id"]: u for u in users}.values())
         if already and len(already) == len(users) and not emails:
-            if len(already) == 1:
-                message = f"'{already[0]}' is already a member of this group."
-            else:
-                message = "The following users are already members of this group: " + ", ".join(already)
-            raise json_error(message)
+            # GroupMemberAdder::AlreadyMembers → render_json_error(error.message): 422, no error_type, translated
+            raise json_error(t("groups.errors.member_already_exist", username=", ".join(already), count=len(already)))
         for user in distinct:
             add_member(forum, group, user)
         for email in emails:  # Invite.generate: a real forum emails an invitation

@@ -15,6 +15,7 @@ from sandbox.discourse.rails import slug
 from sandbox.discourse.rate_limit import RateLimiter
 from sandbox.discourse.state import ForumState, new_category
 from sandbox.discourse.user_badges import revoke
+from sandbox.discourse.users import rename_user
 from sandbox.faults import FaultInjector, Knobs
 from sandbox.forward import Forwarded
 
@@ -35,6 +36,8 @@ class DiscourseSandbox:
     rate_limited_count = Forwarded[int]("limiter", "rejected")
     #: ``False``: a forum from before ``activation=`` existed; its user list ignores the parameter (see ``ForumState``).
     activation_filter = Forwarded[bool]("state")
+    #: The site's ``default_locale`` (``en``, ``zh_CN``): every error the forum answers is in it (``sandbox.discourse.locales``).
+    locale = Forwarded[str]("state")
     #: Site settings that change answers.
     allow_uncategorized_topics = Forwarded[bool]("state.settings")
     allow_duplicate_topic_titles = Forwarded[bool]("state.settings")
@@ -120,6 +123,17 @@ class DiscourseSandbox:
             if user is None:
                 raise KeyError(username)
             user["active"] = True
+
+    def rename_user(self, username: str, new_username: str) -> None:
+        """The member (or an admin) changed the username, as ``PUT /u/{username}/preferences/username`` does: the old
+        name now finds nobody; grants and memberships stay with the account."""
+        with self.state.lock:
+            user = self.state.find_user(username)
+            if user is None:
+                raise KeyError(username)
+            errors = rename_user(self.state, user, new_username)
+            if errors:
+                raise ValueError(", ".join(errors))
 
     def user(self, username: str) -> dict[str, Any]:
         """The stored user plus what a member sees: group/badge names, primary and flair group names."""

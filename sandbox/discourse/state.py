@@ -5,11 +5,11 @@ tests); callers hold it, nothing here takes it."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.discourse.locales import LocaleLock
 from sandbox.discourse.rails import now_iso
 
 Row = dict[str, Any]
@@ -67,7 +67,10 @@ class ForumState:
     api_username: str
     clock: Callable[[], float]
     settings: SiteSettings = field(default_factory=SiteSettings)
-    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    #: The site's ``default_locale``: the language of every error the forum answers (``en``, ``zh_CN``; see
+    #: :mod:`sandbox.discourse.locales`). Holding ``lock`` makes it the current locale.
+    locale: str = "en"
+    lock: LocaleLock = field(init=False, repr=False)
     #: Side channels a test may inspect: invitations sent by ``emails=``, staff action log entries.
     invites: list[Row] = field(default_factory=list)
     staff_actions: list[Row] = field(default_factory=list)
@@ -90,6 +93,7 @@ class ForumState:
     activation_filter: bool = True
 
     def __post_init__(self) -> None:
+        self.lock = LocaleLock(lambda: self.locale)
         self._seed()
 
     # ==== seeding ==========================================================================================================

@@ -1,5 +1,9 @@
 """Users: ``Admin::UsersController`` (the list with ``AdminUserIndexQuery``, one user) and ``UsersController``
-(``/u/{username}``: show, emails, update through ``UserUpdater``)."""
+(``/u/{username}``: show, emails, update through ``UserUpdater``, rename through ``UsernameChanger``).
+
+A renamed user is found by the new name only: every ``/u/{username}``, ``/user-badges/{username}`` and
+``POST /user_badges`` with the old name is 404 (``fetch_user_from_params`` → ``User.find_by_username``), group adds by
+the old name drop it; ``GET /admin/users/{id}.json`` finds the account by its id whatever its name."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.discourse import serializers as ser
-from sandbox.discourse.errors import MSG_MISSING_USER_FIELD, forbidden, invalid_params, json_error, not_found
+from sandbox.discourse.errors import MSG_MISSING_USER_FIELD, forbidden, invalid_params, json_error, not_found, require
 from sandbox.discourse.membership import set_primary_group
 from sandbox.discourse.rails import blank, ruby_int
 from sandbox.discourse.routing import Ctx, Endpoint, J, route, user_from_params
@@ -30,6 +34,7 @@ class Users:
             route("GET", rf"/admin/users/list/(?P<flag>[^/.]+){J}", self.index, admin_only=True),
             route("GET", rf"/admin/users/(?P<id>-?\d+){J}", self.admin_show, admin_only=True),
             route("GET", rf"/u/(?P<username>[^/]+?)/emails{J}", self.emails),
+            route("PUT", rf"/u/(?P<username>[^/]+?)/preferences/username{J}", self.rename),
             route("GET", rf"/u/(?P<username>[^/]+?){J}", self.show),
             route("PUT", rf"/u/(?P<username>[^/]+?){J}", self.update),
         ]
@@ -112,6 +117,8 @@ class Users:
         return sorted(by_name, key=lambda u: u["_created"], reverse=True)  # users.created_at DESC, users.username
 
     def admin_show(self, ctx: Ctx) -> Any:
+        """``Admin::UsersController#show``: the account by id (``fetch_user``: 404 when there is none), serialized
+        by ``AdminDetailedUserSerializer`` (``id``, ``username``, … and ``groups``)."""
         forum = self.forum
         user = forum.users.get(int(ctx.path_params["id"]))
         if user is None:
@@ -129,6 +136,18 @@ class Users:
             }
         )
         return data
+
+    def rename(self, ctx: Ctx) -> Any:
+        """``UsersController#username``: ``params.require(:new_username)``, then ``UsernameChanger.change``; answers
+        ``{"id", "username"}``, or 422 with the validation messages (``render_json_error``, no ``error_type``)."""
+        new_username = require(ctx.params, "new_username")
+        user = user_from_params(self.forum, ctx)
+        if not is_staff(ctx.actor) and ctx.actor["id"] != user["id"]:
+            raise forbidden()  # guardian.ensure_can_edit_username!
+        errors = rename_user(self.forum, user, str(new_username))
+        if errors:
+            raise json_error(",".join(errors))
+        return {"id": user["id"], "username": user["username"]}
 
     def emails(self, ctx: Ctx) -> Any:
         user = user_from_params(self.forum, ctx)
@@ -217,3 +236,25 @@ def _matches_filter(user: Row, terms: list[str]) -> bool:
         if len(terms) == 1 and re.fullmatch(r".+@.+", term) and term in user["secondary_emails"]:
             return True
     return False
+
+
+def rename_user(forum: ForumState, user: Row, new_username: str) -> list[str]:
+    """``UsernameChanger.change``: the ``UsernameValidator`` rules and case-insensitive uniqueness against users and
+    groups (``User.username_available?``); returns the validation messages (wording abridged from server.en.yml
+    ``user.username.*``), empty when the name changed. Grants and
+    memberships stay with the account (they are keyed by user id)."""
+    name = new_username.strip()
+    if name.lower() == user["username"].lower():
+        user["username"] = name
+        return []
+    errors = []
+    if not 3 <= len(name) <= 20:
+        errors.append("Username must be between 3 and 20 characters")
+    if re.search(r"[^\w.-]", name) or not re.match(r"\w", name) or not re.search(r"[^\W_]\Z", name):
+        errors.append("Username must only include numbers, letters, dashes, dots, and underscores")
+    taken = forum.find_user(name) is not None or forum.group_by_name(name) is not None
+    if taken:
+        errors.append("Username has already been taken")
+    if not errors:
+        user["username"] = name
+    return errors

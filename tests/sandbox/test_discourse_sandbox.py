@@ -471,3 +471,58 @@ def test_knob_fault_answers_injected_status_then_recovers(api, forum):
     assert first.status_code == 503 and first.json()["error_type"] == "sandbox_fault"
     assert api.get("/admin/badges.json").status_code == 200
     assert forum.count("GET", r"^/admin/badges") == 1  # the faulted request never reached the forum
+
+
+# ---- locale and renamed users (issue 13, items 1 and 2) ------------------------------------------------------------------
+
+
+def test_a_zh_cn_forum_answers_its_errors_in_chinese_with_the_same_shapes(server, api, forum):
+    forum.locale = "zh_CN"
+    forum.add_user("alice", "alice@example.com")
+    group = make_group(api)
+    assert api.put(f"/groups/{group['id']}/members.json", json={"usernames": "alice"}).status_code == 200
+
+    again = api.put(f"/groups/{group['id']}/members.json", json={"usernames": "alice"})
+    # GroupMemberAdder::AlreadyMembers → render_json_error: 422, no error_type, zh_CN has only the "other" form
+    assert again.status_code == 422 and again.json() == {"errors": ["以下用户已是此群组的成员：alice"]}
+    nobody = api.put(f"/groups/{group['id']}/members.json", json={"usernames": "nobody"})
+    assert nobody.status_code == 400
+    assert nobody.json() == {"errors": ["您为请求提供了无效参数：usernames"], "error_type": "invalid_parameters"}
+    missing = api.post("/user_badges.json", json={"username": "nobody", "badge_id": 1})
+    assert missing.status_code == 404
+    assert missing.json() == {"errors": ["找不到请求的 URL 或资源。"], "error_type": "not_found"}
+    refused = httpx.get(server.url + "/admin/badges.json", headers={"Api-Key": "wrong", "Api-Username": "system"})
+    assert refused.status_code == 403 and refused.json() == {
+        "errors": ["您没有权限查看请求的资源。API 用户名或者密钥无效。"],
+        "error_type": "invalid_access",
+    }
+
+    forum.locale = "en"
+    english = api.put(f"/groups/{group['id']}/members.json", json={"usernames": "alice"})
+    assert english.json() == {"errors": ["'alice' is already a member of this group."]}
+
+
+def test_a_renamed_user_is_found_by_id_only_and_old_names_are_dropped_silently(api, forum):
+    bob = forum.add_user("bob", "bob@example.com")
+    forum.add_user("alice", "alice@example.com")
+    group = make_group(api)
+    badge = make_badge(api)
+    renamed = api.put("/u/bob/preferences/username.json", json={"new_username": "bobby"})
+    assert renamed.status_code == 200 and renamed.json() == {"id": bob, "username": "bobby"}
+
+    # the old name resolves to nobody: dropped from a batch without a word, 400 when it is the only one
+    mixed = api.put(f"/groups/{group['id']}/members.json", json={"usernames": "bob,alice"})
+    assert mixed.status_code == 200 and mixed.json()["usernames"] == ["alice"]
+    assert forum.groups_of("bobby") == []
+    alone = api.put(f"/groups/{group['id']}/members.json", json={"usernames": "bob"})
+    assert alone.status_code == 400 and alone.json()["error_type"] == "invalid_parameters"
+    assert api.post("/user_badges.json", json={"username": "bob", "badge_id": badge}).status_code == 404
+    assert api.get("/user-badges/bob.json").status_code == 404
+
+    # by id the account is found whatever its name
+    by_id = api.put(f"/groups/{group['id']}/members.json", json={"user_ids": f"{bob},99999"})
+    assert by_id.status_code == 200 and by_id.json()["usernames"] == ["bobby"]
+    assert api.get(f"/admin/users/{bob}.json").json()["username"] == "bobby"
+    assert api.get("/admin/users/99999.json").status_code == 404
+    taken = api.put("/u/bobby/preferences/username.json", json={"new_username": "alice"})
+    assert taken.status_code == 422 and "error_type" not in taken.json()
