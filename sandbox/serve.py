@@ -90,9 +90,11 @@ def serve(
     forum_users: bool = True,
     latency: float = 0.0,
     discord_bucket: tuple[int, float] | None = None,
+    base_path: str = "",
 ) -> None:
+    """``base_path``: serve the forum as a subfolder install (``/forum``); ``forum_url`` then carries it."""
     shop = WooCommerceSandbox()
-    forum = DiscourseSandbox(rate_limit_per_minute=rate_limit)
+    forum = DiscourseSandbox(rate_limit_per_minute=rate_limit, base_path=base_path)
     shop.knobs.latency = forum.knobs.latency = latency
     if orders:
         buyers = bulk_orders(shop, orders)
@@ -130,7 +132,7 @@ def serve(
                     "shop_url": shop_server.url,
                     "consumer_key": shop.consumer_key,
                     "consumer_secret": shop.consumer_secret,
-                    "forum_url": forum_server.url,
+                    "forum_url": forum_server.url + forum.base_path,
                     "api_key": forum.api_key,
                     "api_username": "system",
                     "orders": orders,

@@ -81,10 +81,13 @@ class RequestLog:
 class ForumApp:
     """The Starlette app (``.starlette``) answering for one forum state."""
 
-    def __init__(self, forum: ForumState, limiter: RateLimiter, log: RequestLog) -> None:
+    def __init__(self, forum: ForumState, limiter: RateLimiter, log: RequestLog, base_path: str = "") -> None:
         self.forum = forum
         self.limiter = limiter
         self.log = log
+        #: A subfolder install (``DISCOURSE_RELATIVE_URL_ROOT``, ``Discourse.base_path``), e.g. ``/forum``; "" at
+        #: the root.
+        self.base_path = normal_base_path(base_path)
         self.routes: list[Endpoint] = [
             endpoint for controller in CONTROLLERS for endpoint in controller(forum).routes()
         ]
@@ -102,6 +105,7 @@ class ForumApp:
         record: dict[str, Any] = {"method": method, "path": path, "query": query, "body": {}, "status": 0,
                                   "time": arrived, "api_username": request.headers.get("api-username")}  # fmt: skip
         try:
+            path = self._inside_base_path(path)
             try:
                 body = parse_body(content_type, raw)
             except (ValueError, UnicodeDecodeError):
@@ -149,7 +153,7 @@ class ForumApp:
             params={**query, **body, **path_params},
             path_params=path_params,
             actor=actor,
-            base_url=str(request.base_url).rstrip("/"),
+            base_url=str(request.base_url).rstrip("/") + self.base_path,
             wants_json=path.endswith(".json") or "json" in accept,
             headers={k.lower(): v for k, v in request.headers.items()},
         )
@@ -157,6 +161,16 @@ class ForumApp:
         if isinstance(result, Answer):
             return result
         return Answer(200, result)
+
+    def _inside_base_path(self, path: str) -> str:
+        """The path the Rails app sees. A subfolder install runs the app under ``map relative_url_root do … end``
+        (discourse/discourse config.ru:8-10 at 4aa037a1): ``Rack::URLMap`` strips the subfolder, and a path outside
+        it never reaches Rails but gets Rack's own plain-text 404 (rack lib/rack/urlmap.rb, ``call``)."""
+        if not self.base_path:
+            return path
+        if path == self.base_path or path.startswith(self.base_path + "/"):
+            return path[len(self.base_path) :] or "/"
+        raise Answer(404, f"Not Found: {path}", {"X-Cascade": "pass"}, media_type="text/plain")
 
     def authenticate(self, request: Request) -> Row:
         key = request.headers.get("api-key")
@@ -172,3 +186,9 @@ class ForumApp:
         if user is None or not user["active"] or user["suspended"]:
             raise forbidden(MSG_INVALID_API_CREDENTIALS)
         return user
+
+
+def normal_base_path(base_path: str) -> str:
+    """``/forum`` from ``forum``, ``/forum/`` or ``/forum``; "" for the root."""
+    cleaned = "/".join(part for part in base_path.split("/") if part)
+    return f"/{cleaned}" if cleaned else ""

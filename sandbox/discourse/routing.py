@@ -22,6 +22,7 @@ class Ctx:
     params: dict[str, Any]
     path_params: dict[str, str]
     actor: Row
+    #: ``Discourse.base_url``: scheme, host, port and the subfolder (``Discourse.base_path``) of a subfolder install.
     base_url: str
     wants_json: bool
     headers: dict[str, str] = field(default_factory=dict)

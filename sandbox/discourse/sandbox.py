@@ -47,6 +47,9 @@ class DiscourseSandbox:
     editing_grace_period_max_diff_high_trust = Forwarded[int]("state.settings")
     min_topic_title_length = Forwarded[int]("state.settings")
     max_topic_title_length = Forwarded[int]("state.settings")
+    title_min_entropy = Forwarded[int]("state.settings")
+    title_max_word_length = Forwarded[int]("state.settings")
+    allow_uppercase_posts = Forwarded[bool]("state.settings")
     min_post_length = Forwarded[int]("state.settings")
     min_first_post_length = Forwarded[int]("state.settings")
     max_post_length = Forwarded[int]("state.settings")
@@ -58,13 +61,15 @@ class DiscourseSandbox:
         knobs: Knobs | None = None,
         rate_limit_per_minute: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        base_path: str = "",
     ) -> None:
+        """``base_path``: serve as a subfolder install (``/forum``): every route and redirect under it."""
         self.state = ForumState(api_key=api_key, api_username=api_username, clock=clock)
         self.limiter = RateLimiter(per_minute=rate_limit_per_minute)
         self.knobs = knobs or Knobs()
         self.requests = RequestLog()
         self._lock = self.state.lock
-        self._app = ForumApp(self.state, self.limiter, self.requests)
+        self._app = ForumApp(self.state, self.limiter, self.requests, base_path)
         self.app = FaultInjector(self._app.starlette, self.knobs)
 
     # ==== in-process helpers (tests, demo) =================================================================================
@@ -270,6 +275,17 @@ class DiscourseSandbox:
                                        moderator=True, trust_level=4)  # fmt: skip
             revise_post(forum, post, user, {"raw": raw, "edit_reason": edit_reason})
             return post_record(forum, post)
+
+    @property
+    def base_path(self) -> str:
+        """The subfolder the forum is served under ("" at the root)."""
+        return self._app.base_path
+
+    def delete_topic_by_hand(self, topic_id: int) -> None:
+        """A moderator deleted the topic: ``PostDestroyer`` on its first post trashes the topic (soft delete)."""
+        with self.state.lock:
+            first = next(p for p in self.state.posts.values() if p["topic_id"] == topic_id and p["post_number"] == 1)
+            trash_post(self.state, first, self.state.find_user("system"))
 
     def delete_post_by_hand(self, post_id: int) -> None:
         with self.state.lock:

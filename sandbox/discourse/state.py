@@ -54,6 +54,10 @@ class SiteSettings:
     editing_grace_period_max_diff_high_trust: int = 400
     min_topic_title_length: int = 15
     max_topic_title_length: int = 255
+    #: ``TextSentinel.title_sentinel`` (lib/text_sentinel.rb), defaults from config/site_settings.yml.
+    title_min_entropy: int = 10
+    title_max_word_length: int = 30
+    allow_uppercase_posts: bool = False
     min_post_length: int = 20
     min_first_post_length: int = 20
     max_post_length: int = 32000
