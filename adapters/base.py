@@ -8,8 +8,9 @@ takes; the adapter is built with the validated instance (a shop: ``cls(settings)
 ``cls(name, settings, rules=..., cache=...)``). Without the attribute, the table may hold only the base's keys.
 
 What only some adapters can do is a capability: a runtime-checkable Protocol the caller tests with ``isinstance``
-(:class:`OrderLookup`, :class:`HolderListing`, :class:`MemberCheck`, :class:`PostReader`, :class:`ThreadCheck`,
-:class:`UserLookup`, :class:`MemberAuthorization`). Nothing outside an adapter reaches into its clients.
+(:class:`OrderLookup`, :class:`OrderPresence`, :class:`HolderListing`, :class:`MemberCheck`, :class:`PostReader`,
+:class:`ThreadCheck`, :class:`UserLookup`, :class:`MemberAuthorization`). Nothing outside an adapter reaches into its
+clients.
 """
 
 from __future__ import annotations
@@ -112,6 +113,26 @@ class OrderLookup(Protocol):
     """Optional: a shop adapter that re-reads given orders (a webhook named them) without moving the cursor."""
 
     def orders_by_id(self, ids: Sequence[str]) -> OrderPage: ...
+
+
+#: Ids one :meth:`OrderPresence.orders_present` call is given at most (callers chunk; adapters may chunk further).
+PRESENCE_CHUNK = 500
+
+
+@runtime_checkable
+class OrderPresence(Protocol):
+    """Optional: a shop whose answer for given order ids is complete, so an id it leaves out is gone from the shop.
+
+    The reconcile and the backfill ask it about the orders the state store holds as paid (at most
+    :data:`PRESENCE_CHUNK` ids a call) and store a left-out id as ``deleted``: acg-faka takes a sale back only by
+    deleting its row, dujiaoka's rows can be deleted by hand, WooCommerce deletes orders for good. An order the shop
+    still has but hides (WooCommerce's trash) is answered with status ``deleted``. Implement it only when absence is
+    proof: a shop whose by-id read can miss an order that exists must not claim this capability.
+    """
+
+    def orders_present(self, ids: Sequence[str]) -> OrderPage:
+        """The orders among ``ids`` the shop still has, as they are now (an unreadable one quarantined)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,12 @@ number: each request asks for orders modified at or after the newest timestamp s
 seconds, so orders sharing the bound's second are read again (harmless upserts); only when a whole page shares one
 second does it step to page 2 of the same bound.
 
+The trash: WooCommerce lists no trashed order under ``status=any`` (the default) or ``include=`` (citations in
+``sandbox/shop/orders.py``); trashing moves ``date_modified``. So each walk first reads ``status=trash`` since the same
+bound (a trashed order is stored as ``deleted``), and a by-id read asks ``status=trash`` for the ids ``include=`` left
+out; an id neither answers is deleted for good (:class:`~adapters.base.OrderPresence`). A restored order moves
+``date_modified`` again and the walk reads it with its old status.
+
 Allow-list: from an order only id, customer id, the billing *email*, status, total, currency, dates and line items'
 product id / name / quantity are read. Billing and shipping addresses, phone, payment method, transaction id, IP and
 every ``meta_data`` entry (where card-key plugins put the delivered codes, 卡密) are never copied.
@@ -62,7 +68,7 @@ STATUS_MAP: dict[str, OrderStatus] = {
     "checkout-draft": OrderStatus.UNPAID,
     "refunded": OrderStatus.REFUNDED,
     "cancelled": OrderStatus.CANCELLED,
-    "trash": OrderStatus.CANCELLED,
+    "trash": OrderStatus.DELETED,
 }
 
 
@@ -199,7 +205,7 @@ class WooCommerceSettings(ShopSettings):
 
 class WooCommerceShop:
     """Reads orders, customers and reviews from a WooCommerce store. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.ReviewSource`."""
+    :class:`~adapters.base.OrderPresence`, :class:`~adapters.base.ReviewSource`."""
 
     kind = "woocommerce"
     settings = WooCommerceSettings
@@ -233,6 +239,9 @@ class WooCommerceShop:
             bound: datetime | None = committed - timedelta(seconds=self.config.lookback_seconds)
         else:
             bound = since.astimezone(UTC) if since else None
+        # The trash first: its pages keep the cursor where it is, so a walk that fails later starts from the same bound
+        # and reads the trash again.
+        yield from self._trash_pages(bound)
         newest = committed
         page = 1
         per_page = self.config.page_size
@@ -270,17 +279,38 @@ class WooCommerceShop:
             else:
                 page += 1  # a whole page shares the bound's second: step through that second by page number
 
+    def _trash_pages(self, bound: datetime | None) -> Iterator[OrderPage]:
+        """Orders moved to the trash since ``bound`` (all of them without one), by page number: trashing moves an order
+        to the end of ``modified`` ascending, so one trashed during the walk is not skipped."""
+        params: dict[str, Any] = {"status": "trash", "orderby": "modified", "order": "asc", "dates_are_gmt": "true"}
+        if bound is not None:
+            params["modified_after"] = (bound - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+        for records in self._pages("/orders", params, self.config.page_size):
+            orders, quarantined = read_records(ORDERS, records, parse_order, _id)
+            yield OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
     def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
-        """Re-read specific orders (a webhook said they changed); the cursor is not moved."""
+        """Re-read specific orders (a webhook said they changed); the cursor is not moved. ``include=`` leaves trashed
+        orders out, so the ids it did not answer are asked for again with ``status=trash``; an id neither read answers
+        is deleted for good."""
         orders: list[Order] = []
         quarantined: list[Quarantined] = []
         for start in range(0, len(ids), 100):
-            chunk = list(ids[start : start + 100])
-            records = self._list("/orders", {"include": ",".join(map(str, chunk)), "per_page": 100})
-            read, bad = read_records(ORDERS, records, parse_order, _id)
-            orders += read
-            quarantined += bad
+            chunk = [str(i) for i in ids[start : start + 100]]
+            for status in ("any", "trash"):
+                records = self._list("/orders", {"include": ",".join(chunk), "per_page": 100, "status": status})
+                read, bad = read_records(ORDERS, records, parse_order, _id)
+                orders += read
+                quarantined += bad
+                answered = {order.id for order in read} | {record.record_id for record in bad}
+                chunk = [i for i in chunk if i not in answered]
+                if not chunk:
+                    break
         return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
+    def orders_present(self, ids: Sequence[str]) -> OrderPage:
+        """:class:`~adapters.base.OrderPresence`: :meth:`orders_by_id` answers every order the shop still has."""
+        return self.orders_by_id(ids)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         ids = [int(key[2:]) for key in keys if key.startswith("c:")]
@@ -293,19 +323,19 @@ class WooCommerceShop:
         known = {c.key for c in found}
         return found, [key for key in keys if key not in known]
 
-    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[Any]]:
-        """A list read by page number (customers, reviews) until a short page, through a page guard."""
+    def _pages(self, path: str, params: dict[str, Any], per_page: int = 100) -> Iterator[list[Any]]:
+        """A list read by page number (customers, reviews, the trash) until a short page, through a page guard."""
         guard = PageGuard(REMOTE, self.config.base_url, path, self.config.max_pages)
         page, previous = 1, None
         while True:
             guard.visit(str(page), f"page {page}")
-            records = self._list(path, {**params, "per_page": 100, "page": page})
+            records = self._list(path, {**params, "per_page": per_page, "page": page})
             ids = [_id(record) for record in records]
             if records and ids == previous:
                 raise guard.error(f"page {page} answered the records of page {page - 1}: the shop ignores paging")
             previous = ids
             yield records
-            if len(records) < 100:
+            if len(records) < per_page:
                 return
             page += 1
 

@@ -55,8 +55,10 @@ def reconcile() -> None:
         after = connector.run_pass()
     for line in drift:
         console.print(f"  • {line}", highlight=False)
-    left = report.members_left
-    console.print(f"{len(drift) - left} manual removal(s) found." + (f" {left} member(s) left." if left else ""))
+    left, shop_lines = report.members_left, 1 if connector.orders_vanished else 0
+    console.print(
+        f"{len(drift) - left - shop_lines} manual removal(s) found." + (f" {left} member(s) left." if left else "")
+    )
     after.errors[:0] = report.errors
     print_summary(console, after, "reconcile")
     raise typer.Exit(0 if after.ok else 1)

@@ -36,6 +36,9 @@ class OrderStatus(str, enum.Enum):
     REFUNDED = "refunded"
     CANCELLED = "cancelled"
     DISPUTED = "disputed"
+    #: The shop no longer has the order: in the trash (WooCommerce), soft-deleted (dujiaoka ``deleted_at``) or its row
+    #: deleted (acg-faka has no other way to take a sale back). Restored, it reads as its own status again.
+    DELETED = "deleted"
 
 
 #: The earliest timestamp a shop record may carry; before it is a placeholder for "no date" (0000-00-00, 0001-01-01).

@@ -22,7 +22,7 @@ from connector.features.linked_roles import LinkedRolesFeature
 from connector.features.points import PointsFeature
 from connector.features.reviews import ReviewsFeature
 from connector.flow.deliver import DeliverStage
-from connector.flow.reconcile import ReconcileStage
+from connector.flow.reconcile import ReconcileStage, VanishedOrdersStage
 from connector.flow.run import run_pass, stages
 from connector.state import State
 
@@ -61,6 +61,8 @@ class Connector:
         ]
         #: Set by the daemon on SIGTERM: the pass stops between pages and between remote calls.
         self.stop_requested = threading.Event()
+        #: Paid orders the last :meth:`reconcile` found gone from the shop.
+        self.orders_vanished = 0
 
     def _check_capabilities(self) -> None:
         link = self.config.link
@@ -94,10 +96,14 @@ class Connector:
         return run_pass(run, stages(self.features, self.communities))
 
     def reconcile(self, report: PassReport) -> list[str]:
-        """Read who really holds each grant; returns one line per drift found (see ``connector.flow.reconcile``)."""
-        stage = ReconcileStage()
-        stage.run(self._run(report, PassOptions()))
-        return stage.found
+        """Ask the shop which paid orders it still has, then read who really holds each grant; returns one line per
+        drift found (see ``connector.flow.reconcile``). ``orders_vanished`` keeps how many orders were gone."""
+        vanished, stage = VanishedOrdersStage(), ReconcileStage()
+        run = self._run(report, PassOptions())
+        vanished.run(run)
+        stage.run(run)
+        self.orders_vanished = vanished.count
+        return vanished.found + stage.found
 
     def deliver(self, report: PassReport, started: datetime) -> None:
         """Send what is due in the outbox (the daemon's retry job), leaving rows planned after ``started``."""

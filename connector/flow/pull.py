@@ -2,11 +2,18 @@
 
 Each page is stored with its cursor in one transaction; the next page is read while this one is written
 (``read_ahead``). A record the adapter cannot read arrives quarantined with its reason and never stops the page.
+
+Orders can also vanish: a shop that deletes (acg-faka's only way to take a sale back, a dujiaoka row deleted by hand,
+a WooCommerce order deleted for good) leaves nothing a changed-since read can find. :func:`revoke_vanished` asks a
+shop with :class:`~adapters.base.OrderPresence` about every stored paid order, a chunk of ids at a time; the backfill,
+the reconcile and a webhook's re-read use it.
 """
 
 from __future__ import annotations
 
-from adapters.base import OrderLookup
+from collections.abc import Callable, Sequence
+
+from adapters.base import PRESENCE_CHUNK, OrderLookup, OrderPage, OrderPresence
 from connector.core.http import describe_error
 from connector.core.logs import log
 from connector.core.prefetch import read_ahead
@@ -15,6 +22,39 @@ from connector.features.base import Run
 ORDERS_STREAM = "orders"
 #: Customer profiles asked for per call.
 PROFILES_PER_CALL = 100
+#: A shop that answers none of at least this many paid orders at once is not believed (a wrong database, a key that
+#: sees another shop): nothing is revoked and the pass reports an error instead.
+IMPLAUSIBLE_ALL_GONE = 20
+
+
+class ShopAnswerImplausible(Exception):
+    """The shop's answer to a presence check cannot be right; revoking on it would take every grant away."""
+
+
+def revoke_vanished(run: Run) -> int:
+    """Store the paid orders the shop no longer has as ``deleted`` (their customers are planned again); the number of
+    such orders. Orders the shop answers are stored as they are now (a trashed one is ``deleted`` too)."""
+    shop, records = run.shop, run.state.records
+    if not isinstance(shop, OrderPresence):
+        return 0
+    vanished, after = 0, None
+    while ids := records.paid_order_ids(after, PRESENCE_CHUNK):
+        if run.stop.is_set():
+            break
+        after = ids[-1]
+        page = shop.orders_present(ids)
+        answered = {order.id for order in page.orders} | {record.record_id for record in page.quarantined}
+        gone = [order_id for order_id in ids if order_id not in answered]
+        if len(gone) == len(ids) >= IMPLAUSIBLE_ALL_GONE:
+            raise ShopAnswerImplausible(
+                f"the shop has none of {len(ids)} paid orders the state store holds (is it the right shop?); "
+                "nothing was revoked"
+            )
+        records.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, None)
+        vanished += records.mark_orders_deleted(gone)
+    if vanished:
+        log.warning("orders gone from the shop", count=vanished)
+    return vanished
 
 
 class PullStage:
@@ -34,13 +74,25 @@ class PullStage:
     def _orders_by_id(self, run: Run) -> None:
         shop = run.shop
         wanted = list(run.options.order_ids or ())
-        if not isinstance(shop, OrderLookup) or not wanted:
+        if not wanted or not isinstance(shop, OrderLookup | OrderPresence):
             return
-        page = shop.orders_by_id(wanted)
-        result = run.state.records.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, None)
+        if isinstance(shop, OrderPresence):  # a webhook for a deleted order: absence is the news
+            for start in range(0, len(wanted), PRESENCE_CHUNK):
+                self._named(run, wanted[start : start + PRESENCE_CHUNK], shop.orders_present, gone_too=True)
+        else:
+            self._named(run, wanted, shop.orders_by_id, gone_too=False)
+        self._profiles(run)
+
+    @staticmethod
+    def _named(run: Run, ids: Sequence[str], read: Callable[[Sequence[str]], OrderPage], gone_too: bool) -> None:
+        records = run.state.records
+        page = read(ids)
+        result = records.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, None)
         run.report.orders_read += len(page.orders)
         run.report.orders_changed += result.inserted + result.updated
-        self._profiles(run)
+        if gone_too:
+            answered = {order.id for order in page.orders} | {record.record_id for record in page.quarantined}
+            run.report.orders_changed += records.mark_orders_deleted([i for i in ids if i not in answered])
 
     def _orders(self, run: Run) -> None:
         records, report = run.state.records, run.report
@@ -58,6 +110,7 @@ class PullStage:
                 )
             run.options.progress("pull", report.orders_read, None)
         if run.options.full:
+            report.orders_changed += revoke_vanished(run)
             for customer_page in run.shop.customer_pages():
                 records.save_customer_profiles(customer_page.customers)
         self._profiles(run)

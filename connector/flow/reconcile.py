@@ -4,6 +4,9 @@ A grant removed by hand is recorded per ``[policy]`` (an override that is never 
 a member who left the community is not a moderator's doing: the grant is forgotten and made again when they return.
 Communities that can list holders (Discourse) are asked per badge and group; those that cannot (Discord) are asked
 about the members CardBridge granted to.
+
+The shop side drifts too: :class:`VanishedOrdersStage` asks the shop which stored paid orders it still has (see
+:func:`connector.flow.pull.revoke_vanished`), so a deleted order stops granting on the pass that follows.
 """
 
 from __future__ import annotations
@@ -11,9 +14,35 @@ from __future__ import annotations
 import httpx
 
 from adapters.base import HolderListing, MemberCheck
-from connector.core.http import RemoteError
+from connector.core.http import RemoteError, describe_error
 from connector.core.logs import log
 from connector.features.base import Run
+from connector.flow.pull import revoke_vanished
+
+
+class VanishedOrdersStage:
+    """Paid orders the shop no longer has (deleted, in the trash) are stored as ``deleted``."""
+
+    name = "vanished"
+
+    def __init__(self) -> None:
+        #: One line when orders vanished, for the operator.
+        self.found: list[str] = []
+        self.count = 0
+
+    def run(self, run: Run) -> None:
+        try:
+            self.count = revoke_vanished(run)
+        except Exception as error:  # any adapter, any driver: the community reconcile still runs
+            reason = describe_error(error)
+            run.report.errors.append(f"shop: {reason}")
+            log.error("presence check failed", error=reason)
+            return
+        if self.count:
+            self.found.append(
+                f"shop: {self.count} paid order(s) are gone from the shop (deleted or in the trash); "
+                "what they alone granted is revoked"
+            )
 
 
 class ReconcileStage:

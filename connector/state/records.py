@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
 
 from connector.core.clock import utcnow
-from connector.core.models import Customer, Order, Quarantined
+from connector.core.models import Customer, Order, OrderStatus, Quarantined
 from connector.state.sql import (
     chunks,
     cursors_t,
@@ -157,6 +157,27 @@ class Records:
             if cursor is not None:
                 _set_cursor(conn, stream, cursor)
         return PageResult(inserted, updated, unchanged)
+
+    def paid_order_ids(self, after: str | None = None, limit: int = 500) -> list[str]:
+        """Ids of stored paid orders after ``after``, in id order, ``limit`` at a time (a keyset walk: memory stays
+        bounded however many orders the store holds)."""
+        query = select(orders_t.c.id).where(orders_t.c.status == OrderStatus.PAID.value)
+        if after is not None:
+            query = query.where(orders_t.c.id > after)
+        with self.engine.connect() as conn:
+            return list(conn.execute(query.order_by(orders_t.c.id).limit(limit)).scalars())
+
+    def mark_orders_deleted(self, ids: Sequence[str]) -> int:
+        """The shop no longer has these orders: store them as ``deleted`` (not paid, so what they alone supported is
+        revoked on the next plan) and have their customers planned again. Returns how many changed."""
+        changed = 0
+        with self.engine.begin() as conn:
+            for chunk in chunks(list(ids)):
+                live = and_(orders_t.c.id.in_(chunk), orders_t.c.status != OrderStatus.DELETED.value)
+                keys = list(conn.execute(select(orders_t.c.customer_key).where(live)).scalars())
+                changed += conn.execute(update(orders_t).where(live).values(status=OrderStatus.DELETED.value)).rowcount
+                mark_customers_dirty(conn, set(keys))
+        return changed
 
     # ---- customers -----------------------------------------------------------------------------------------------
 

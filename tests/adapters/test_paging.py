@@ -111,6 +111,9 @@ def test_rest_answer_that_is_not_json_is_a_remote_error():
 def test_woocommerce_that_ignores_paging_is_stopped():
     order = sample("order_retrieve_727_processing.json")
     same = [{**order, "id": 1}, {**order, "id": 2}]  # one second, a full page, whatever page is asked for
+    respx.get(f"{BASE}/wp-json/wc/v3/orders", params={"status": "trash"}).mock(
+        return_value=httpx.Response(200, json=[])
+    )
     route = respx.get(f"{BASE}/wp-json/wc/v3/orders").mock(return_value=httpx.Response(200, json=same))
     shop = WooCommerceShop(WooCommerceSettings(kind="woocommerce", base_url=BASE, page_size=2))
     with pytest.raises(PagingError, match="page 2 answered the orders of page 1: the shop ignores paging"):
@@ -122,13 +125,16 @@ def test_woocommerce_that_ignores_paging_is_stopped():
 def test_woocommerce_max_pages():
     order = sample("order_retrieve_727_processing.json")
     pages = [[{**order, "id": 2 * n}, {**order, "id": 2 * n + 1}] for n in range(10)]
+    respx.get(f"{BASE}/wp-json/wc/v3/orders", params={"status": "trash"}).mock(
+        return_value=httpx.Response(200, json=[])
+    )
     respx.get(f"{BASE}/wp-json/wc/v3/orders").mock(side_effect=[httpx.Response(200, json=p) for p in pages])
     shop = WooCommerceShop(WooCommerceSettings(kind="woocommerce", base_url=BASE, page_size=2, max_pages=4))
     read = []
     with pytest.raises(PagingError, match=r"stopped after 4 pages \(max_pages = 4\)"):
         for page in shop.order_pages(None):
             read.append(page)
-    assert len(read) == 4
+    assert len(read) == 5  # the (empty) trash page, then 4 pages of the walk
 
 
 @respx.mock

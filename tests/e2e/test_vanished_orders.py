@@ -1,0 +1,80 @@
+"""Issue 13, items 7 and 8: a paid WooCommerce order moved to the trash or deleted for good loses what it granted.
+
+WooCommerce never lists a trashed order under ``status=any`` (the default) nor under ``include=``, and a deleted one
+is simply gone (see ``sandbox/shop/orders.py`` for the upstream citations). ``sync`` finds what was trashed since its
+cursor (``status=trash``), ``reconcile`` finds what was deleted (ids missing from an ``include=`` read), and an order
+restored from the trash grants again.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+BADGE = "Verified Buyer"
+
+
+@pytest.fixture
+def woo(world):
+    """Ann and Ben each paid one order; Cat paid twice (one order is enough for her badge)."""
+    shop, forum = world.shop, world.forum
+    card = shop.add_product("PlayStation Plus 12 个月", "399.00")
+    ann = shop.add_customer("ann@example.com", "Ann", "Wu")
+    world.ann = shop.add_order(customer_id=ann, items=[(card, 1)], status="completed")
+    world.ben = shop.add_order(email="ben@example.com", items=[(card, 1)], status="processing")
+    world.cat_first = shop.add_order(email="cat@example.com", items=[(card, 1)], status="completed")
+    world.cat_second = shop.add_order(email="cat@example.com", items=[(card, 1)], status="completed")
+    for name in ("ann", "ben", "cat"):
+        forum.add_user(name, f"{name}@example.com")
+    first = world.cli("sync")
+    assert first.code == 0, first.output
+    assert badged(world) == {"ann", "ben", "cat"}
+    return world
+
+
+def badged(world):
+    return {u for u in ("ann", "ben", "cat") if BADGE in world.forum.badges_of(u)}
+
+
+def test_a_trashed_order_is_revoked_by_the_next_sync_and_a_restored_one_grants_again(woo):
+    woo.shop.trash_order(woo.ann)
+    woo.shop.trash_order(woo.cat_first)  # Cat still has another paid order
+    run = woo.cli("sync")
+    assert run.code == 0, run.output
+    assert badged(woo) == {"ben", "cat"}
+    woo.shop.untrash_order(woo.ann)
+    again = woo.cli("sync")
+    assert again.code == 0, again.output
+    assert badged(woo) == {"ann", "ben", "cat"}
+    status = woo.cli("status", "--json").json()
+    assert status["outbox"]["dead"] == 0 and status["outbox"]["failed"] == 0
+
+
+def test_an_order_deleted_for_good_is_revoked_by_reconcile(woo):
+    woo.shop.delete_order(woo.ben)
+    woo.shop.delete_order(woo.cat_second)
+    run = woo.cli("reconcile")
+    assert run.code == 0, run.output
+    assert badged(woo) == {"ann", "cat"}
+    assert "2 paid order(s) are gone from the shop" in run.stdout
+    status = woo.cli("status", "--json").json()
+    assert status["totals"]["paid_orders"] == 2
+    assert status["outbox"]["dead"] == 0 and status["outbox"]["failed"] == 0
+
+
+def test_an_order_trashed_then_deleted_before_a_sync_is_revoked_by_that_sync_or_reconcile(woo):
+    woo.shop.trash_order(woo.ben)  # in the trash, then the trash is emptied before any sync saw it
+    woo.shop.delete_order(woo.ben)
+    woo.shop.trash_order(woo.ann)
+    run = woo.cli("sync")
+    assert run.code == 0, run.output
+    assert badged(woo) == {"ben", "cat"}  # Ann's trash is seen; Ben's order left no trace a sync can read
+    later = woo.cli("reconcile")
+    assert later.code == 0, later.output
+    assert badged(woo) == {"cat"}
+
+
+def test_a_backfill_revokes_orders_that_vanished_as_well(woo):
+    woo.shop.delete_order(woo.ann)
+    run = woo.cli("backfill")
+    assert run.code == 0, run.output
+    assert badged(woo) == {"ben", "cat"}
