@@ -172,7 +172,11 @@ class TopicRow(SQLModel, table=True):
     community: str = Field(primary_key=True, max_length=40)
     product_id: str = Field(primary_key=True, max_length=64)
     external_id: str = Field(max_length=50)
+    #: "" while the product's next topic is still to be opened (after an admin kept the shop's side of a deleted one).
     topic_id: str = Field(max_length=64)
+    #: Which topic of the product this is: a moderator's deletion keeps a Discourse topic's external id taken for good,
+    #: so each new topic gets the next generation, and an external id of its own.
+    generation: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
 
 
 class PostRow(SQLModel, table=True):
