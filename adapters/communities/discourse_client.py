@@ -311,11 +311,16 @@ class DiscourseClient:
 
     # ---- points --------------------------------------------------------------------------------------------------
 
-    def score_events(self, user_id: int) -> list[dict[str, Any]]:
+    def score_events(self, user_id: int, date: str) -> list[dict[str, Any]]:
+        """A member's score events of one day: at most 100, in no promised order (the plugin lists ``limit(100)``
+        without ``order`` or offset: discourse-gamification
+        app/controllers/discourse_gamification/admin_gamification_score_event_controller.rb:6-17)."""
         response = self.http.request(
-            "GET", "/admin/plugins/gamification/score_events.json", params={"user_id": user_id}
+            "GET", "/admin/plugins/gamification/score_events.json", params={"user_id": user_id, "date": date}
         )
-        return list(response.json().get("events", []))
+        body = response.json()
+        events = body.get("events") if isinstance(body, dict) else None
+        return [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
 
     def add_score_event(self, user_id: int, date: str, points: int, description: str) -> int:
         response = self.http.request(
@@ -324,6 +329,12 @@ class DiscourseClient:
             json={"user_id": user_id, "date": date, "points": points, "description": description},
         )
         return int(response.json()["id"])
+
+    def set_score_event_points(self, event_id: int, points: int) -> None:
+        """``PUT`` by id (the description is kept): admin_gamification_score_event_controller.rb:38-52."""
+        self.http.request(
+            "PUT", "/admin/plugins/gamification/score_events.json", json={"id": event_id, "points": points}
+        )
 
     def set_user_field(self, username: str, field_id: int, value: str) -> None:
         self.http.request("PUT", f"/u/{username}.json", json={"user_fields": {str(field_id): value}})

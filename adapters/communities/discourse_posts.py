@@ -3,7 +3,7 @@
 One topic per product, found again by its ``external_id`` (created in the configured category on first use); one
 post per review, written by the API user. A post a moderator edited or deleted is not overwritten: the edit returns a
 conflict (the forum's raw text no longer hashes to what CardBridge last wrote). After a crash, a created post is found
-by the marker line it carries, a score event by its description.
+by the marker line it carries; score events are found by :mod:`adapters.communities.discourse_points`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import hashlib
 
 from adapters.base import Action, IdCache, Outcome, RemotePost, settled_payload, wrong_payload
 from adapters.communities.discourse_client import DiscourseClient
+from adapters.communities.discourse_points import ForumPoints
 from connector.core.http import RemoteError
 from connector.core.payloads import DiscoursePost, PointsTotal, ScoreEvent
 
@@ -23,6 +24,7 @@ class ForumContent:
         self.client = client
         self.cache = cache
         self.api_username = api_username
+        self.points = ForumPoints(client)
 
     def apply(self, action: Action) -> Outcome:
         settled = settled_payload(action)
@@ -40,10 +42,7 @@ class ForumContent:
         if action.kind == "points":
             if not isinstance(p, ScoreEvent):
                 return wrong_payload(action, ScoreEvent)
-            if p.user_id is None:
-                return Outcome(action.id, False, permanent=True, error="the member's forum user id is not known")
-            event_id = self.client.add_score_event(int(p.user_id), p.date, p.points, p.description)
-            return Outcome(action.id, True, ref=str(event_id))
+            return self.points.award(action, p)
         if not isinstance(p, PointsTotal):
             return wrong_payload(action, PointsTotal)
         if p.field_id is None:
@@ -129,10 +128,8 @@ class ForumContent:
         p = action.payload
         if isinstance(p, DiscoursePost) and action.kind == "review":
             return self._verify_create(action, p) if action.op == "create" else self._verify_change(action, p)
-        if isinstance(p, ScoreEvent) and action.kind == "points" and p.user_id is not None:
-            for event in self.client.score_events(int(p.user_id)):
-                if event.get("description") == p.description:
-                    return Outcome(action.id, True, ref=str(event["id"]))
+        if isinstance(p, ScoreEvent) and action.kind == "points":
+            return self.points.verify(action, p)
         return None  # points_total: setting a field twice is harmless; other payloads write nothing
 
     def _verify_create(self, action: Action, p: DiscoursePost) -> Outcome | None:

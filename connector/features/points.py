@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
 from adapters.base import Outcome
 from connector.core.config import Config
 from connector.core.grants import GrantKey
@@ -18,7 +20,8 @@ from connector.features.base import PlanBatch, Run
 from connector.features.reviews import published
 from connector.state import State
 from connector.state.planning import CustomerPlanInput, NewAction
-from connector.state.tables import OutboxRow
+from connector.state.sql import orders_t, table_of
+from connector.state.tables import OutboxRow, ReviewRow
 from mappings.points import due_events, tier_role
 
 
@@ -84,9 +87,9 @@ class PointsFeature:
             return ScoreEvent(
                 user_id=identity.remote_user_id if identity else None,
                 points=events.get(row.target, 0),
-                date=datetime.now(UTC).date().isoformat(),
-                # The key in the description is how an interrupted award is found again (score events have no id
-                # of ours and no delete).
+                date=self.home_date(row.target),
+                # The key in the description is how an award is found again, after a crash or by another state
+                # store (score events have no id of ours and no delete).
                 description=f"{row.target} [cardbridge]",
             )
         if row.kind == "points_total":
@@ -99,3 +102,26 @@ class PointsFeature:
 
     def record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
         return None
+
+    def home_date(self, event_key: str) -> str:
+        """The day a score event is dated: the order's or review's own creation date (UTC), its reversal's too.
+
+        Any state store, a new one included, derives the same date from the shop's records, so the forum can be asked
+        for the award by member and date (the plugin's only filters) instead of trusting a local record. Today when
+        the record is unknown (a third-party event key). The plugin re-adds score events into leaderboard scores only
+        for the last 10 days (discourse-gamification jobs/scheduled/update_scores_for_ten_days.rb:8): an award for an
+        older order counts on leaderboards after an admin's "recalculate scores"."""
+        kind, _, rest = event_key.partition(":")
+        record_id = rest.removesuffix(":reversal")
+        table = {"order": orders_t, "review": _reviews_t}.get(kind)
+        created = None
+        if table is not None and record_id:
+            with self.state.engine.connect() as conn:
+                created = conn.execute(select(table.c.created_at).where(table.c.id == record_id)).scalar()
+        when = created if isinstance(created, datetime) else datetime.now(UTC)
+        if when.tzinfo is not None:
+            when = when.astimezone(UTC)
+        return when.date().isoformat()
+
+
+_reviews_t = table_of(ReviewRow)

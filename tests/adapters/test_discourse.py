@@ -119,6 +119,9 @@ def test_review_post_points_and_total_are_written_from_the_dataclasses(forum):
     events = respx.post(f"{BASE}/admin/plugins/gamification/score_events.json").mock(
         return_value=httpx.Response(200, json={"id": 9})
     )
+    day = respx.get(f"{BASE}/admin/plugins/gamification/score_events.json").mock(
+        return_value=httpx.Response(200, json={"events": []})
+    )
     field = respx.put(f"{BASE}/u/alice.json").mock(return_value=httpx.Response(200, json={"success": "OK"}))
     review, points, total = forum.apply(
         [
@@ -130,6 +133,7 @@ def test_review_post_points_and_total_are_written_from_the_dataclasses(forum):
     assert review.ok and review.data["post_id"] == "501" and review.data["topic_id"] == "40"
     assert json.loads(posts.calls.last.request.content) == {"topic_id": 40, "raw": post_payload().raw}
     assert points.ok and points.ref == "9"
+    assert dict(day.calls.last.request.url.params) == {"user_id": "12", "date": "2026-11-01"}  # looked for first
     assert json.loads(events.calls.last.request.content) == {
         "user_id": 12,
         "date": "2026-11-01",
@@ -177,6 +181,7 @@ def test_verify_finds_a_score_event_by_its_description(forum):
     respx.get(f"{BASE}/admin/plugins/gamification/score_events.json").mock(
         return_value=httpx.Response(200, json={"events": [{"id": 4, "description": "order:1"}]})
     )
-    found = forum.verify(Action(1, "points", "order:1", "grant", "alice", payload=ScoreEvent("12", 10, "d", "order:1")))
+    event = ScoreEvent("12", 10, "2026-11-01", "order:1")
+    found = forum.verify(Action(1, "points", "order:1", "grant", "alice", payload=event))
     assert found is not None and found.ref == "4"
     assert forum.verify(Action(2, "review", "7", "create", "alice", payload=Skip())) is None

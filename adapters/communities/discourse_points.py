@@ -1,0 +1,107 @@
+"""Points on Discourse: gamification score events, each awarded once however many state stores write them.
+
+The plugin has no idempotency key, no delete and no complete list: ``GET /admin/plugins/gamification/score_events``
+answers at most 100 rows in no order, narrowed only by ``id``, ``user_id`` and ``date`` (discourse-gamification
+app/controllers/discourse_gamification/admin_gamification_score_event_controller.rb:6-17). A state store that is lost,
+or a second one, re-plans every award, so the check must be at the forum and must be complete:
+
+- every award has a **home date** that any state store derives alike (the order's or review's own date, see
+  ``connector.features.points``) and a description that carries its deterministic key;
+- an award is written on the first day, walking back from its home date, that holds fewer than :data:`ROOM` rows for
+  the member; a day's listing of up to :data:`FULL` rows is therefore complete, and a day that is full stays full
+  (score events are never deleted), so a walk that meets a day with room has seen every place the award can be;
+- a day that answers :data:`LIMIT` rows may be cut short (someone else filled it): the award is neither assumed nor
+  written, and the action fails with the reason, so nothing is doubled;
+- two rows with the same key (two state stores racing, or an old CardBridge) are found on the way and all but the
+  first set to 0 points with the update route (``PUT`` by ``id``; controller lines 38-52).
+
+Reads: one ``GET`` per award (the home day), plus one per full day walked past (each read once per process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from adapters.base import Action, Outcome
+from adapters.communities.discourse_client import DiscourseClient
+from connector.core.payloads import ScoreEvent
+
+#: ``GamificationScoreEvent.limit(100)``: a listing of this many rows may be missing some.
+LIMIT = 100
+#: A day with this many rows takes no more awards, so its listing (at most FULL rows) is always complete.
+FULL = LIMIT - 1
+#: How many days back from the home date an award may be written before the walk gives up (bounds the reads).
+MAX_DAYS = 120
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an award is: ``event_id`` when found; else ``day`` it may be written on, or ``problem`` why not."""
+
+    event_id: int | None = None
+    day: str | None = None
+    problem: str | None = None
+
+
+class ForumPoints:
+    """Award, verify and de-duplicate score events (see the module docstring for why this finds every award)."""
+
+    def __init__(self, client: DiscourseClient) -> None:
+        self.client = client
+        # Full days never change (nothing is deleted, nothing more of ours is written there): read each once.
+        self._full: dict[tuple[int, str], list[dict[str, Any]]] = {}
+
+    def award(self, action: Action, p: ScoreEvent) -> Outcome:
+        if p.user_id is None:
+            return Outcome(action.id, False, permanent=True, error="the member's forum user id is not known")
+        place = self.find(int(p.user_id), p)
+        if place.event_id is not None:
+            return Outcome(action.id, True, ref=str(place.event_id))  # already on the forum (another store, a crash)
+        if place.day is None:
+            return Outcome(action.id, False, error=place.problem or "no day to write the score event on")
+        event_id = self.client.add_score_event(int(p.user_id), place.day, p.points, p.description)
+        return Outcome(action.id, True, ref=str(event_id))
+
+    def verify(self, action: Action, p: ScoreEvent) -> Outcome | None:
+        """After a crash: the award as the forum has it, or None when it was not written (send it again)."""
+        if p.user_id is None:
+            return None
+        place = self.find(int(p.user_id), p)
+        return Outcome(action.id, True, ref=str(place.event_id)) if place.event_id is not None else None
+
+    def find(self, user_id: int, p: ScoreEvent) -> Place:
+        """Walk back from the home date: the award's row, or the first day with room for it."""
+        try:
+            home = date.fromisoformat(p.date)
+        except ValueError:
+            return Place(problem=f"the score event's date {p.date!r} is not a date")
+        for back in range(MAX_DAYS):
+            day = (home - timedelta(days=back)).isoformat()
+            rows = self._full.get((user_id, day))
+            if rows is None:
+                rows = self.client.score_events(user_id, day)
+                mine = self._dedupe([r for r in rows if r.get("description") == p.description])
+                if mine is not None:
+                    return Place(event_id=mine)
+                if len(rows) >= LIMIT:
+                    # The listing may be cut: the award could be among the rows not shown. Never guess.
+                    return Place(problem=f"{LIMIT} or more score events on {day} for user {user_id}: cannot check")
+                if len(rows) < FULL:
+                    return Place(day=day)
+                self._full[(user_id, day)] = rows
+            elif (mine := self._dedupe([r for r in rows if r.get("description") == p.description])) is not None:
+                return Place(event_id=mine)
+        return Place(problem=f"no day with room for a score event within {MAX_DAYS} days of {p.date}")
+
+    def _dedupe(self, mine: list[dict[str, Any]]) -> int | None:
+        """The first of the rows carrying this award's key; any later one (a duplicate) is set to 0 points."""
+        if not mine:
+            return None
+        mine.sort(key=lambda r: int(r.get("id") or 0))
+        for extra in mine[1:]:
+            if extra.get("points"):
+                self.client.set_score_event_points(int(extra["id"]), 0)
+                extra["points"] = 0  # the cached listing of a full day says so too
+        return int(mine[0]["id"])
