@@ -51,7 +51,10 @@ def lose_state(world) -> None:
 
 def test_a_lost_state_store_awards_nothing_twice(points_world):
     world = points_world
+    world.forum.reset_log()
     assert world.cli("sync").code == 0
+    # one read per award (its home day), then the write: 4 awards
+    assert (world.forum.count("GET", r"score_events"), world.forum.count("POST", r"score_events")) == (4, 4)
     # 199.00 → 10 + 19 = 29; 60.00 → 10 + 6 = 16; review → 5; bob: 16
     assert points_of(world, "alice") == [5, 16, 29] and points_of(world, "bob") == [16]
     world.shop.set_status(world.alice_card, "refunded")
@@ -116,3 +119,21 @@ def test_a_crash_mid_award_for_a_member_with_more_than_100_events_leaves_no_dupl
     lose_state(world)
     assert world.cli("sync").code == 0
     assert points_of(world, "reseller") == [11] * 111  # and a lost state store finds all 111 again
+
+
+def test_a_points_total_field_is_right_after_a_lost_state_store(points_world):
+    world = points_world
+    field_id = world.forum.add_user_field("Shop points")
+    world.write_config(
+        extra=POINTS.replace(
+            'forum = { mode = "gamification" }', f'forum = {{ mode = "user_field", user_field_id = {field_id} }}'
+        )
+    )
+    assert world.cli("sync").code == 0
+    world.shop.set_status(world.alice_card, "refunded")
+    assert world.cli("sync").code == 0
+    assert str(world.forum.user("alice")["user_fields"][str(field_id)]) == "34"
+    lose_state(world)
+    assert world.cli("sync").code == 0  # the total is set again, not added to: setting it twice is harmless
+    assert str(world.forum.user("alice")["user_fields"][str(field_id)]) == "34"
+    assert str(world.forum.user("bob")["user_fields"][str(field_id)]) == "16"
