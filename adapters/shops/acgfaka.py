@@ -7,9 +7,27 @@ prefixed ``acg_`` by default. acg-faka has no order API token and its orders car
 - a **lookback** re-read of the last ``lookback_ids`` ids and of every order paid in the last ``lookback_seconds``
   (``pay_time``), so an order that was paid after it was first read is seen.
 
-Status: 1 已支付 = paid, 0 未支付 = unpaid. Members (``owner`` > 0) are keyed by uid and their email comes from the
-``user`` table; guests by the ``contact`` they typed when it is an email (other contacts, a phone or a QQ number,
-cannot be matched to a forum account: such an order is quarantined with that reason, and the contact is not kept).
+Status: 1 已支付 = paid, 0 未支付 = unpaid. acg-faka has no refund: the admin takes a sale back only by deleting the
+row (app/Controller/Admin/Api/Order.php:429-437 ``clear()`` deletes unpaid orders older than 30 minutes, :568-611
+``export()`` with ``export_status = 1`` deletes the exported orders, paid ones too; deleting a commodity deletes its
+orders, app/Controller/Admin/Api/Commodity.php:139-173). A deleted row leaves nothing to walk, so
+:meth:`AcgFakaShop.orders_present` (by primary key, in chunks) tells the reconcile and the backfill which stored orders
+are gone.
+
+Members (``owner`` > 0) are keyed by uid and their email comes from the ``user`` table. A member may have none: the
+registration form asks for a user name only, a user name and a phone, or a user name and an email
+(app/Controller/User/Api/Authentication.php:74-103, ``registered_type`` 0/1/2), so such a buyer is stored with no email
+(``cardbridge status`` counts them apart from the unmatched). Guests are keyed by the ``contact`` they typed when it is
+an email (other contacts, a phone or a QQ number, cannot be matched to a forum account: such an order is quarantined
+with that reason, and the contact is not kept).
+
+What counts as an email: acg-faka checks a guest's contact only with ``/.*(.{2}@.*)$/i`` when the commodity asks for an
+email (app/Service/Bind/Order.php:709-727), so ``ab@qq`` or ``QQ: ab@qq.com`` pass, and a member's email with the
+unanchored ``Validation::email()`` (app/Util/Validation.php:25-31). CardBridge takes an address only when it is one
+``local@domain.tld`` with no blanks (:data:`_EMAIL`): anything else can reach no forum account (Discourse's own check
+wants a dotted domain) and must never be matched on a guess, so such a guest order is set aside with its reason and
+such a member has no email. The table prefix may be empty (the installer takes any prefix, app/Controller/Install.php:
+89-132, and kernel/Util/SQL.php:19 puts it before every table name).
 
 Allow-list by construction: the SELECTs name their columns. ``order.secret`` and ``card.secret`` (卡密), ``password``,
 ``create_ip``, ``pay_url`` and every ``user`` column but id, username and email are never selected. Support tickets
@@ -58,7 +76,8 @@ ORDER_COLUMNS = (
     "status",
     "contact",
 )
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: One address, ``local@domain.tld``, nothing around it.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 #: How many of the newest ids are read again on every pass.
 LOOKBACK_IDS = 200
 
@@ -70,7 +89,8 @@ class AcgFakaSettings(DatabaseShopSettings):
 
 
 class AcgFakaShop(SqlShop):
-    """Reads orders and members from an acg-faka database. Capability: :class:`~adapters.base.OrderLookup`."""
+    """Reads orders and members from an acg-faka database. Capabilities: :class:`~adapters.base.OrderLookup`,
+    :class:`~adapters.base.OrderPresence`."""
 
     kind = "acgfaka"
     settings = AcgFakaSettings
@@ -114,7 +134,7 @@ class AcgFakaShop(SqlShop):
             return {}
         marks, values = self.in_list(sorted(owners))
         rows = conn.execute(text(f"SELECT `id`, `email` FROM {self.table('user')} WHERE `id` IN ({marks})"), values)
-        return {int(r.id): normalise_email(r.email) for r in rows if isinstance(r.email, str) and r.email}
+        return {int(r.id): email for r in rows if (email := member_email(r.email))}
 
     def _page(self, rows: Sequence[Any], conn: Any) -> tuple[list[Order], list[Quarantined]]:
         emails = self._emails(conn, {owner for r in rows if (owner := self.integer(r.owner))})
@@ -166,14 +186,24 @@ class AcgFakaShop(SqlShop):
                 return
 
     def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
+        """The ``order`` rows with these ids, by primary key, :data:`~adapters.shops.sql.ID_CHUNK` at a time."""
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
-        marks, values = self.in_list([int(i) for i in ids])
+        orders: list[Order] = []
+        quarantined: list[Quarantined] = []
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` IN ({marks})"), values
-            ).all()
-            orders, quarantined = self._page(rows, conn)
+            for chunk in self.id_chunks(ids):
+                marks, values = self.in_list(chunk)
+                rows = conn.execute(
+                    text(f"SELECT {columns} FROM {self.table('order')} WHERE `id` IN ({marks})"), values
+                ).all()
+                read, bad = self._page(rows, conn)
+                orders += read
+                quarantined += bad
         return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
+    def orders_present(self, ids: Sequence[str]) -> OrderPage:
+        """:class:`~adapters.base.OrderPresence`: a row :meth:`orders_by_id` does not answer was deleted."""
+        return self.orders_by_id(ids)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         ids = [int(k[2:]) for k in keys if k.startswith("c:")]
@@ -249,14 +279,17 @@ class AcgFakaShop(SqlShop):
         return read_records(PRODUCTS, rows, parse_commodity, row_id("id"))[0]  # an unreadable product is left out
 
 
+def member_email(value: Any) -> str | None:
+    """A member's email when it is one address (see the module's docstring); None for none, or for what acg-faka let
+    through that is not one."""
+    email = value.strip() if isinstance(value, str) else ""
+    return normalise_email(email) if _EMAIL.match(email) else None
+
+
 def parse_member(row: Any) -> Customer:
-    """A ``user`` row (id, username, email) as a :class:`Customer`."""
-    email, username = row.email, row.username
-    return Customer(
-        key=f"c:{row.id}",
-        email=normalise_email(email) if isinstance(email, str) and email.strip() else None,
-        username=str(username) if username else None,
-    )
+    """A ``user`` row (id, username, email) as a :class:`Customer` (no email for a member who registered without)."""
+    username = row.username
+    return Customer(key=f"c:{row.id}", email=member_email(row.email), username=str(username) if username else None)
 
 
 def parse_commodity(row: Any) -> Product:

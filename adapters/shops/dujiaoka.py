@@ -2,9 +2,20 @@
 
 Schema: ``shared/specs/shops/chinese/SCHEMAS.md`` (dujiaoka @ 9f5467a, database/sql/install.sql). Orders are read by
 ``updated_at`` with a keyset walk on (updated_at, id), so rows sharing a second are neither skipped nor re-read
-forever. Buyers are guests keyed by the order email. Statuses: 1 待支付 unpaid; 2 待处理, 3 处理中, 4 已完成 paid (the
-payment arrived; 2 and 3 are manual delivery in progress); 5 处理失败 and -1 过期 unpaid; 6 异常 disputed. A
-soft-deleted order (``deleted_at``) counts as cancelled.
+forever. Buyers are guests keyed by the order email.
+
+Statuses (assimon/dujiaoka app/Models/Order.php:16-48): 1 待支付 unpaid; 2 待处理, 3 处理中, 4 已完成 paid (the
+payment arrived; 2 and 3 are manual delivery in progress); 5 处理失败 and -1 过期 unpaid; 6 异常 **paid**: it is set
+only after the payment was accepted, when automatic delivery finds fewer cards in stock than were bought
+(app/Service/OrderProcessService.php:385-411 ``completedOrder()`` → ``processAuto()`` :489-499), so the buyer paid and
+waits for the shop to deliver by hand. ``[shop] status_map`` overrides any of these.
+
+Deletion: the admin's delete is Laravel's soft delete (``Order`` uses ``SoftDeletes``, app/Models/Order.php:9-11; the
+grid offers Restore, app/Admin/Controllers/OrderController.php:73-84). ``runSoftDelete()`` sets ``deleted_at`` *and*
+``updated_at`` (illuminate/database Eloquent/SoftDeletes.php, e.g. as vendored in lizhipay/acg-faka
+vendor/illuminate/database/Eloquent/SoftDeletes.php:78-97) and ``restore()`` saves the row (:104-125), so the walk sees
+both: a soft-deleted order is ``deleted``, a restored one its status again. A row deleted in the database itself leaves
+nothing to walk; :meth:`DujiaokaShop.orders_present` (by primary key, in chunks) finds it gone.
 
 Allow-list by construction: the SELECT names its columns. ``orders.info`` (the delivered card secrets, 卡密),
 ``carmis`` (the card stock), ``search_pwd``, ``buy_ip`` and ``trade_no`` are never selected.
@@ -17,11 +28,12 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import Field
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
 from adapters.shops.quarantine import read_records, row_id, shown
-from adapters.shops.sql import MalformedRow, SqlShop, unset
+from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop, unset
 from connector.core.clock import iso, parse_iso
 from connector.core.models import (
     Customer,
@@ -43,7 +55,7 @@ STATUS_MAP: dict[int, OrderStatus] = {
     3: OrderStatus.PAID,
     4: OrderStatus.PAID,
     5: OrderStatus.UNPAID,
-    6: OrderStatus.DISPUTED,
+    6: OrderStatus.PAID,  # 异常: paid, the automatic delivery ran out of stock (see the module's docstring)
     -1: OrderStatus.UNPAID,
 }
 
@@ -65,11 +77,25 @@ ORDER_COLUMNS = (
 )
 
 
+class DujiaokaSettings(DatabaseShopSettings):
+    """``[shop]`` with ``kind = "dujiaoka"``: the database shop keys and ``status_map``."""
+
+    #: Order status code → canonical status, over the built-in map (e.g. ``{ "6" = "disputed" }`` to hold 异常 orders
+    #: back until they are delivered by hand).
+    status_map: dict[int, OrderStatus] = Field(default_factory=dict)
+
+
 class DujiaokaShop(SqlShop):
-    """Reads orders and goods from a dujiaoka database (settings: :class:`~adapters.shops.sql.DatabaseShopSettings`).
-    Capability: :class:`~adapters.base.OrderLookup`."""
+    """Reads orders and goods from a dujiaoka database. Capabilities: :class:`~adapters.base.OrderLookup`,
+    :class:`~adapters.base.OrderPresence`."""
 
     kind = "dujiaoka"
+    settings = DujiaokaSettings
+
+    def __init__(self, config: DatabaseShopSettings) -> None:
+        super().__init__(config)
+        overrides = config.status_map if isinstance(config, DujiaokaSettings) else {}
+        self.statuses = {**STATUS_MAP, **overrides}
 
     def parse(self, row: Any) -> Order:
         """One ``orders`` row as an :class:`Order`; anything it raises quarantines the row."""
@@ -77,11 +103,11 @@ class DujiaokaShop(SqlShop):
         if not email:
             raise MalformedRow("order without an email")
         code = self.integer(row.status)
-        status = STATUS_MAP.get(code) if code is not None else None
+        status = self.statuses.get(code) if code is not None else None
         if status is None:
-            raise MalformedRow(f"unknown order status {shown(row.status)}")
+            raise MalformedRow(f"unknown order status {shown(row.status)} (add it to status_map)")
         if not unset(row.deleted_at):
-            status = OrderStatus.CANCELLED
+            status = OrderStatus.DELETED
         key = customer_key_for(None, email)
         assert key is not None
         return Order(
@@ -141,8 +167,8 @@ class DujiaokaShop(SqlShop):
         orders: list[Order] = []
         quarantined: list[Quarantined] = []
         with self.engine.connect() as conn:
-            for start in range(0, len(ids), 500):
-                marks, values = self.in_list([int(i) for i in ids[start : start + 500]])
+            for chunk in self.id_chunks(ids):
+                marks, values = self.in_list(chunk)
                 rows = conn.execute(
                     text(f"SELECT {columns} FROM {self.table('orders')} WHERE `id` IN ({marks})"), values
                 ).all()
@@ -150,6 +176,11 @@ class DujiaokaShop(SqlShop):
                 orders += read
                 quarantined += bad
         return OrderPage(orders=orders, quarantined=quarantined, cursor=None)
+
+    def orders_present(self, ids: Sequence[str]) -> OrderPage:
+        """:class:`~adapters.base.OrderPresence`: :meth:`orders_by_id` reads by primary key, so a row it does not
+        answer was deleted (a soft-deleted one is answered as ``deleted``)."""
+        return self.orders_by_id(ids)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         return [], list(keys)  # dujiaoka has no accounts: every buyer is a guest known by email

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +17,8 @@ from connector.core.settings import PageSize, RequiredStr, Seconds, ShopSettings
 
 #: A row that cannot be read (the quarantine reason is the message).
 MalformedRow = MalformedRecord
+#: Ids one ``IN (…)`` read by primary key holds at most (bounded query size and memory).
+ID_CHUNK = 500
 #: MySQL's zero dates, which it keeps where no date was set (the driver hands them over as text).
 ZERO_DATES = ("0000-00-00 00:00:00", "0000-00-00")
 
@@ -95,6 +97,15 @@ class SqlShop:
         if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
             return int(value.strip()) if len(value) < 20 else None
         return None
+
+    @staticmethod
+    def id_chunks(ids: Sequence[str], size: int = ID_CHUNK) -> Iterator[list[int]]:
+        """Order ids as the integers these tables key orders by, ``size`` at a time. An id that is no integer (a
+        webhook's garbage, a store filled from another shop) cannot be a row here: it is left out, so it reads as
+        absent instead of failing the whole read."""
+        numbers = [int(i) for i in map(str, ids) if i.isascii() and i.isdigit() and len(i) < 19]
+        for start in range(0, len(numbers), size):
+            yield numbers[start : start + size]
 
     @staticmethod
     def in_list(values: Sequence[Any], prefix: str = "v") -> tuple[str, dict[str, Any]]:

@@ -14,7 +14,8 @@ from connector.state import State
 def status_data(store: State) -> dict[str, Any]:
     """Everything ``status`` shows, as plain data (the JSON form is this, verbatim)."""
     counts = store.status.outbox_counts()
-    unmatched = store.identities.unmatched_counts()
+    # A buyer with no email is no "unmatched" one: no look-up can find them (counted apart, below).
+    unmatched = store.status.unmatched_with_email()
     quarantine_total, quarantined = store.status.quarantined()
     problems = store.status.problem_actions()
     return {
@@ -22,6 +23,7 @@ def status_data(store: State) -> dict[str, Any]:
         "outbox": {k: counts[k] for k in ("pending", "sending", "failed", "dead", "done")},
         "unmatched_customers": sum(unmatched.values()),
         "unmatched_by_community": unmatched,
+        "buyers_without_email": store.status.buyers_without_email(),
         "quarantined": {
             "count": quarantine_total,
             "records": [{"stream": q.stream, "record_id": q.record_id, "reason": q.reason} for q in quarantined],
@@ -55,6 +57,10 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
     outbox = data["outbox"]
     table.add_row("outbox", ", ".join(f"{k} {v}" for k, v in outbox.items()))
     table.add_row("unmatched customers", str(data["unmatched_customers"]))
+    if data["buyers_without_email"]:
+        table.add_row(
+            "buyers with no email", f"{data['buyers_without_email']} (link them: link page or `cardbridge link`)"
+        )
     table.add_row("quarantined records", str(data["quarantined"]["count"]))
     totals = data["totals"]
     table.add_row("orders (paid)", f"{totals['orders']} ({totals['paid_orders']})")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Engine, and_, exists, func, select
 
 from connector.core.models import OrderStatus
-from connector.state.sql import customers_t, ledger_t, orders_t, outbox_t, quarantine_t
+from connector.state.sql import customers_t, identities_t, ledger_t, orders_t, outbox_t, quarantine_t
 from connector.state.tables import OutboxRow, QuarantineRow
 
 
@@ -70,3 +70,26 @@ class Status:
                     select(func.count()).select_from(ledger_t).where(ledger_t.c.state == "granted")
                 ).scalar_one(),
             }
+
+    def buyers_without_email(self) -> int:
+        """Customers with a paid order and no email to match them by (an acg-faka member who registered with a user
+        name or a phone): no community look-up can find them; only the link page or an admin can link them."""
+        paid = exists().where(
+            and_(orders_t.c.customer_key == customers_t.c.key, orders_t.c.status == OrderStatus.PAID.value)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(customers_t).where(and_(customers_t.c.email.is_(None), paid))
+            ).scalar_one()
+
+    def unmatched_with_email(self) -> dict[str, int]:
+        """Customers with an email still waiting for a community account, per community (those with no email are
+        counted by :meth:`buyers_without_email`, not here)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(identities_t.c.community, func.count())
+                .join(customers_t, customers_t.c.key == identities_t.c.customer_key)
+                .where(and_(identities_t.c.status == "unmatched", customers_t.c.email.is_not(None)))
+                .group_by(identities_t.c.community)
+            ).all()
+        return {row[0]: row[1] for row in rows}

@@ -136,7 +136,7 @@ def test_keyset_walk_reads_every_row_sharing_a_second_once(shop_db):
     pages = list(shop.order_pages(None))
     seen = [o.id for p in pages for o in p.orders]
     assert seen == [str(i) for i in ids]
-    assert pages[-1].orders[-1].status is OrderStatus.CANCELLED  # soft-deleted
+    assert pages[-1].orders[-1].status is OrderStatus.DELETED  # soft-deleted
     assert pages[0].orders[0].modified_at.isoformat() == "2026-11-01T12:00:00+00:00"
     again = list(shop.order_pages(pages[-1].cursor))
     assert [o.id for p in again for o in p.orders] == []  # resumes after the last (updated_at, id)
@@ -181,3 +181,54 @@ def test_a_shop_database_that_cannot_be_read_is_one_clear_error_not_a_traceback(
     assert run.code == 1, run.output
     assert "shop: OperationalError" in run.output and missing in run.output
     assert "Traceback" not in run.output and "[SQL:" not in run.output
+
+
+def test_status_6_is_paid_and_deleted_orders_stop_granting(dj_world):
+    """Issue 13, items 8 and 9. 6 异常 is set after the payment, when automatic delivery ran out of stock: a paid order.
+    An order soft-deleted in the admin (deleted_at and updated_at set) revokes on the next sync and grants again when
+    restored; a row deleted from the database is found gone by reconcile."""
+    world = dj_world
+    now = datetime.now().replace(microsecond=0)
+    world.stockout = add_order(world.engine, "stockout@example.com", 6, "KM-SECRET-EEEE", now - timedelta(minutes=1))
+    world.forum.add_user("stockout", "stockout@example.com")
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert "Verified Buyer" in world.forum.badges_of("stockout")
+    later = now + timedelta(seconds=2)
+    with world.engine.connect() as conn:  # the admin deletes the manual order: Laravel's soft delete
+        conn.execute(
+            text("UPDATE orders SET deleted_at = :t, updated_at = :t WHERE id = :id"),
+            {"t": later, "id": world.processing},
+        )
+        conn.execute(text("DELETE FROM orders WHERE id = :id"), {"id": world.paid})  # deleted by hand
+    soft = world.cli("sync")
+    assert soft.code == 0, soft.output
+    assert "Verified Buyer" not in world.forum.badges_of("manual")
+    assert "Verified Buyer" in world.forum.badges_of("buyer")  # a deleted row leaves nothing a sync can read
+    hard = world.cli("reconcile")
+    assert hard.code == 0, hard.output
+    assert "Verified Buyer" not in world.forum.badges_of("buyer")
+    assert "1 paid order(s) are gone from the shop" in hard.stdout
+    with world.engine.connect() as conn:  # restored from the trash: restore() saves the row
+        conn.execute(
+            text("UPDATE orders SET deleted_at = NULL, updated_at = :t WHERE id = :id"),
+            {"t": later + timedelta(seconds=1), "id": world.processing},
+        )
+    back = world.cli("sync")
+    assert back.code == 0, back.output
+    assert "Verified Buyer" in world.forum.badges_of("manual")
+    assert "Verified Buyer" in world.forum.badges_of("stockout")
+
+
+def test_the_status_map_can_hold_status_6_back(dj_world):
+    world = dj_world
+    text_ = world.config_path.read_text().replace(
+        "lookback_seconds = 0", 'lookback_seconds = 0\nstatus_map = { "6" = "disputed" }'
+    )
+    world.config_path.write_text(text_)
+    add_order(world.engine, "stockout@example.com", 6, "KM-SECRET-EEEE", datetime.now().replace(microsecond=0))
+    world.forum.add_user("stockout", "stockout@example.com")
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert "Verified Buyer" not in world.forum.badges_of("stockout")
+    assert "Verified Buyer" in world.forum.badges_of("buyer")
