@@ -16,16 +16,20 @@ or a second one, re-plans every award, so the check must be at the forum and mus
   first set to 0 points with the update route (``PUT`` by ``id``; controller lines 38-52).
 
 Reads: one ``GET`` per award (the home day), plus one per full day walked past (each read once per process).
+
+An award for an old order is dated in the past, where the plugin's daily job no longer looks: it shows on leaderboards
+after an admin's "Recalculate scores" (a warning says so once per run).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from adapters.base import Action, Outcome
 from adapters.communities.discourse_client import DiscourseClient
+from connector.core.logs import log
 from connector.core.payloads import ScoreEvent
 
 #: ``GamificationScoreEvent.limit(100)``: a listing of this many rows may be missing some.
@@ -34,6 +38,9 @@ LIMIT = 100
 FULL = LIMIT - 1
 #: How many days back from the home date an award may be written before the walk gives up (bounds the reads).
 MAX_DAYS = 120
+#: The plugin adds score events into leaderboard scores for this many past days only (daily job
+#: discourse-gamification jobs/scheduled/update_scores_for_ten_days.rb:8); older ones wait for "Recalculate scores".
+SCORED_DAYS = 10
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class ForumPoints:
         self.client = client
         # Full days never change (nothing is deleted, nothing more of ours is written there): read each once.
         self._full: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        self._told_old = False
 
     def award(self, action: Action, p: ScoreEvent) -> Outcome:
         if p.user_id is None:
@@ -62,6 +70,7 @@ class ForumPoints:
         if place.day is None:
             return Outcome(action.id, False, error=place.problem or "no day to write the score event on")
         event_id = self.client.add_score_event(int(p.user_id), place.day, p.points, p.description)
+        self._tell_if_unscored(place.day)
         return Outcome(action.id, True, ref=str(event_id))
 
     def verify(self, action: Action, p: ScoreEvent) -> Outcome | None:
@@ -94,6 +103,17 @@ class ForumPoints:
             elif (mine := self._dedupe([r for r in rows if r.get("description") == p.description])) is not None:
                 return Place(event_id=mine)
         return Place(problem=f"no day with room for a score event within {MAX_DAYS} days of {p.date}")
+
+    def _tell_if_unscored(self, day: str) -> None:
+        """Say once per run that awards went where the plugin's daily job does not add them into leaderboards."""
+        if self._told_old or date.fromisoformat(day) >= datetime.now(UTC).date() - timedelta(days=SCORED_DAYS):
+            return
+        self._told_old = True  # a backfill writes many: once is enough
+        log.warning(
+            "score events dated before the plugin's 10-day scoring window count on leaderboards only after an "
+            "admin's 'Recalculate scores' from the oldest such date",
+            first=day,
+        )
 
     def _dedupe(self, mine: list[dict[str, Any]]) -> int | None:
         """The first of the rows carrying this award's key; any later one (a duplicate) is set to 0 points."""
