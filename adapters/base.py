@@ -149,6 +149,14 @@ class Action:
     #: What the action writes (a rendered post, points), built from the state store when the action is sent; None
     #: for grants. See :mod:`connector.core.payloads`.
     payload: Payload = None
+    #: The community account's stable id when the identity store has it (``username`` may be out of date: members
+    #: rename themselves). An adapter that finds the account under another name reports it in the outcome's
+    #: ``data[CURRENT_USERNAME]``; the connector then stores the new name for later actions.
+    user_id: str | None = None
+
+
+#: The :attr:`Outcome.data` key under which an adapter reports the name an action's account has now.
+CURRENT_USERNAME = "current_username"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,10 @@
   anyone signed up with a buyer's email proves nothing until then, and is looked up again on a later pass); bulk (the
   admin user list, 100 users a call) when many customers wait, one ``email=`` look-up each when few do. Buyer emails
   are never sent as ``emails=`` (that sends invitations).
-- Badges are granted one user per call (the API has no batch grant); groups take up to 1000 usernames per call.
+- Badges are granted one user per call (the API has no batch grant); groups take up to 1000 users per call, by user
+  id where the identity store has it. Decisions rest on statuses, ``error_type`` and read-backs, never on an error's
+  words (a zh_CN forum answers in Chinese), and a member renamed on the forum is found by id:
+  :mod:`adapters.communities.discourse_grants`.
 - The badge and group are created on first use; their ids are cached in the state store.
 - Reviews and points: :mod:`adapters.communities.discourse_posts`.
 """
@@ -29,6 +32,7 @@ from adapters.base import (
     RemotePost,
 )
 from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
+from adapters.communities.discourse_grants import MemberGrants, renamed
 from adapters.communities.discourse_posts import ForumContent
 from connector.core.config import Rule
 from connector.core.http import RemoteError, describe_body
@@ -104,6 +108,7 @@ class DiscourseCommunity:
             sleep=sleep,
         )
         self._content = ForumContent(self._client, self.cache, config.api_username)
+        self._grants = MemberGrants(self._client, self.badge_id, self.group_id, self._forget)
         self._group_titles: dict[str, str] = {}
         for rule in rules:
             grant = rule.grant.get(name)
@@ -169,10 +174,9 @@ class DiscourseCommunity:
         self.cache.set("group", name, str(group_id))
         return group_id
 
-    def _forget_on_404(self, kind: str, name: str, error: RemoteError) -> None:
+    def _forget(self, kind: str, name: str) -> None:
         # An admin deleted the badge or group: forget the cached id so the next attempt finds or recreates it.
-        if error.status == 404:
-            self.cache.set(kind, name, None)
+        self.cache.set(kind, name, None)
 
     # ---- actions -------------------------------------------------------------------------------------------------
 
@@ -195,19 +199,8 @@ class DiscourseCommunity:
 
     def _badge(self, action: Action) -> Outcome:
         try:
-            badge_id = self.badge_id(action.target)
-            if action.op == "grant":
-                return Outcome(action.id, True, ref=str(self._client.grant_badge(action.username, badge_id)))
-            ref = int(action.remote_ref) if action.remote_ref else self._client.user_badge_id(action.username, badge_id)
-            if ref is not None:
-                try:
-                    self._client.revoke_badge(ref)
-                except RemoteError as error:
-                    if error.status != 404:  # already gone (revoked by hand): the goal holds
-                        raise
-            return Outcome(action.id, True)
+            return self._grants.badge(action)
         except RemoteError as error:
-            self._forget_on_404("badge", action.target, error)
             if _stops_everything(error):
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
             return Outcome(action.id, False, error=str(error))
@@ -215,21 +208,13 @@ class DiscourseCommunity:
             raise _unreachable(self.name, error) from error
 
     def _group(self, group: str, op: str, actions: Sequence[Action]) -> list[Outcome]:
-        usernames = [a.username for a in actions]
         try:
-            group_id = self.group_id(group)
-            if op == "grant":
-                self._client.add_members(group_id, usernames)
-            else:
-                self._client.remove_members(group_id, usernames)
-            return [Outcome(a.id, True) for a in actions]
+            return self._grants.group(group, op, actions)
         except RemoteError as error:
-            self._forget_on_404("group", group, error)
+            if error.status == 404:  # users never make a group call 404 (they are dropped): the group is gone
+                self._forget("group", group)
             if _stops_everything(error):
                 raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
-            if len(actions) > 1 and 400 <= error.status < 500:
-                # One bad user must not sink the batch: retry each alone so the failure lands on the right action.
-                return [outcome for a in actions for outcome in self._group(group, op, [a])]
             return [Outcome(a.id, False, error=str(error)) for a in actions]
         except httpx.HTTPError as error:
             raise _unreachable(self.name, error) from error
@@ -251,14 +236,15 @@ class DiscourseCommunity:
         if action.kind in ("review", "points", "points_total"):
             return self._content.verify(action)
         if action.kind == "badge":
-            ref = self._client.user_badge_id(action.username, self.badge_id(action.target))
+            ref, current = self._grants.user_badge(action)
+            data = renamed(action, current)
             if action.op == "grant" and ref is not None:
-                return Outcome(action.id, True, ref=str(ref))
+                return Outcome(action.id, True, ref=str(ref), data=data)
             if action.op == "revoke" and ref is None:
-                return Outcome(action.id, True)
+                return Outcome(action.id, True, data=data)
             return None
         if action.kind == "group":
-            member = self._client.is_member(action.target, action.username)
+            member = self._grants.is_member(action.target, action)
             return Outcome(action.id, True) if member == (action.op == "grant") else None
         return None
 

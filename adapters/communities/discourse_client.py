@@ -91,6 +91,19 @@ class DiscourseClient:
                 return user
         return None
 
+    def user_by_id(self, user_id: int | str) -> DiscourseUser | None:
+        """The account with this id whatever its name now (``GET /admin/users/{id}.json``,
+        ``Admin::UsersController#show``, ``AdminDetailedUserSerializer``), or None when there is none (404)."""
+        try:
+            body = self.http.request("GET", f"/admin/users/{quote(str(user_id), safe='')}.json").json()
+        except RemoteError as error:
+            if error.status == 404:
+                return None
+            raise
+        if not isinstance(body, dict) or "username" not in body or "id" not in body:
+            return None
+        return _user(body)
+
     def user(self, username: str) -> dict[str, Any] | None:
         """A user by username (``GET /u/{username}.json``), or None when there is none."""
         try:
@@ -215,20 +228,36 @@ class DiscourseClient:
         )
         return int(response.json()["basic_group"]["id"])
 
-    def add_members(self, group_id: int, usernames: Sequence[str]) -> None:
-        """Add up to 1000 users. Discourse answers 422 when *every* user is already a member: that is success."""
-        if len(usernames) > GROUP_BATCH:
-            raise ValueError(f"at most {GROUP_BATCH} usernames per call")
-        try:
-            self.http.request("PUT", f"/groups/{group_id}/members.json", json={"usernames": ",".join(usernames)})
-        except RemoteError as error:
-            if error.status == 422 and _already_members(error.body):
-                return
-            raise
+    def add_members(self, group_id: int, *, usernames: Sequence[str] = (), user_ids: Sequence[str] = ()) -> set[str]:
+        """Add up to 1000 users, by id (``user_ids``, which a rename does not change) or by name. Returns the
+        lower-cased names of every user the forum resolved (``GroupMemberAdder#add``: members already included);
+        anyone sent but not resolved was dropped without a word. Raises :class:`RemoteError` otherwise: 400
+        ``invalid_parameters`` when nobody resolved, 422 (its text in the forum's language) when every resolved
+        user was a member already, which only a read-back can tell apart from another 422."""
+        selector = _selector(usernames, user_ids)
+        body = self.http.request("PUT", f"/groups/{group_id}/members.json", json=selector).json()
+        return _names(body, "usernames")
 
-    def remove_members(self, group_id: int, usernames: Sequence[str]) -> None:
-        """Remove users; non-members come back as ``skipped_usernames``, which is fine."""
-        self.http.request("DELETE", f"/groups/{group_id}/members.json", json={"usernames": ",".join(usernames)})
+    def remove_members(self, group_id: int, *, usernames: Sequence[str] = (), user_ids: Sequence[str] = ()) -> set[str]:
+        """Remove users by id or name. Returns the lower-cased names the forum resolved: removed, or skipped because
+        they were not members (``GroupMemberRemover#remove``); 400 ``invalid_parameters`` when nobody resolved."""
+        selector = _selector(usernames, user_ids)
+        body = self.http.request("DELETE", f"/groups/{group_id}/members.json", json=selector).json()
+        return _names(body, "usernames") | _names(body, "skipped_usernames")
+
+    def group_member_ids(self, group_name: str) -> dict[int, str]:
+        """Every member of a group, user id → username, 1000 a request (``GroupsController::MEMBERS_MAX_PAGE_SIZE``)."""
+        members: dict[int, str] = {}
+        offset = 0
+        while True:
+            body = self.http.request(
+                "GET", f"/groups/{quote(group_name, safe='')}/members.json", params={"limit": 1000, "offset": offset}
+            ).json()
+            page = body.get("members") or [] if isinstance(body, dict) else []
+            members.update({int(m["id"]): str(m["username"]) for m in page if isinstance(m, dict) and "id" in m})
+            if len(page) < 1000:
+                return members
+            offset += len(page)
 
     def group_members(self, group_name: str) -> set[str]:
         members: set[str] = set()
@@ -343,11 +372,16 @@ class DiscourseClient:
         self.http.close()
 
 
-def _already_members(body: Any) -> bool:
-    """Discourse's ``member_already_exist`` 422 (text is localised; the only other 422 here is a validation error)."""
-    if isinstance(body, dict):
-        if body.get("error_type") == "record_invalid":
-            return False
-        errors = " ".join(str(e) for e in body.get("errors") or [])
-        return "already" in errors.lower() or "member" in errors.lower()
-    return False
+def _selector(usernames: Sequence[str], user_ids: Sequence[str]) -> dict[str, str]:
+    """``GroupMutations.resolve_users`` takes the first of ``usernames``/``user_ids`` present: one kind per call."""
+    if bool(usernames) == bool(user_ids):
+        raise ValueError("give either usernames or user_ids")
+    values = list(user_ids or usernames)
+    if len(values) > GROUP_BATCH:
+        raise ValueError(f"at most {GROUP_BATCH} users per call")
+    return {"user_ids": ",".join(values)} if user_ids else {"usernames": ",".join(values)}
+
+
+def _names(body: Any, key: str) -> set[str]:
+    names = body.get(key) if isinstance(body, dict) else None
+    return {str(n).lower() for n in names} if isinstance(names, list) else set()

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
-from adapters.base import Action, CommunityAdapter, CommunityStopped, Outcome
+from adapters.base import CURRENT_USERNAME, Action, CommunityAdapter, CommunityStopped, Outcome
 from connector.core.clock import utcnow
 from connector.core.http import RemoteError
 from connector.core.logs import log
@@ -28,6 +28,8 @@ class DeliverStage:
 
     def __init__(self, features: Sequence[Feature]) -> None:
         self.owners: dict[str, Feature] = {kind: feature for feature in features for kind in feature.kinds}
+        #: Rows sent under another name than the one they were read with (a rename found earlier in the pass).
+        self._sent_as: dict[int, str] = {}
 
     def run(self, run: Run) -> None:
         if run.dry_run:
@@ -55,21 +57,49 @@ class DeliverStage:
                 log.error("delivery failed", community=name, error=str(error))
 
     def actions(self, run: Run, rows: Sequence[OutboxRow]) -> list[Action]:
-        """The rows as the community adapter sees them, each with its payload built now."""
+        """The rows as the community adapter sees them, each with its payload built now, and the account's name and
+        user id read in one query for the batch (a rename found earlier in the pass has renamed open rows; a revoke
+        for an account the customer was linked to before carries no id and goes by that account's name)."""
+        accounts = run.state.identities.action_accounts([row.id or 0 for row in rows])
+        if len(self._sent_as) > 10 * GROUP_BATCH:  # entries are consumed when recorded; never let leftovers pile up
+            self._sent_as.clear()
+        for row in rows:
+            name = accounts.get(row.id or 0, ("", None))[0]
+            if row.id and name and name != row.remote_username:
+                self._sent_as[row.id] = name
         return [
             Action(
                 id=row.id or 0,
                 kind=row.kind,
                 target=row.target,
                 op=row.op,
-                username=row.remote_username or "",
+                username=accounts.get(row.id or 0, (row.remote_username or "", None))[0],
                 remote_ref=run.state.ledger.ledger_ref(row.community, row.customer_key, row.kind, row.target)
                 if row.op == "revoke"
                 else None,
                 payload=self._payload(row),
+                user_id=accounts.get(row.id or 0, ("", None))[1],
             )
             for row in rows
         ]
+
+    def _renamed(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
+        """Accounts the community found under a new name (their owner renamed them), and rows sent under a name
+        learnt earlier in the pass: stored, so later actions, the ledger and the reconcile use the name the community
+        knows (the row itself, read before the rename, gave the ledger its old name)."""
+        for row in rows:
+            outcome = outcomes.get(row.id or 0)
+            sent_as = self._sent_as.pop(row.id or 0, None)
+            current = outcome.data.get(CURRENT_USERNAME) if outcome is not None else None
+            current = current if isinstance(current, str) and current else sent_as
+            if outcome is None or not outcome.ok or not current or current == row.remote_username:
+                continue
+            accounts = run.state.identities.remote_accounts(row.community, [row.customer_key])
+            user, linked = accounts.get(row.customer_key, (None, ""))
+            if user is not None and linked in (row.remote_username, current):  # the account the customer is linked to
+                run.state.identities.renamed(row.community, user, row.remote_username or "", current)
+                if linked != current:
+                    log.info("community account renamed", community=row.community, user_id=user, username=current)
 
     def _payload(self, row: OutboxRow) -> Payload:
         owner = self.owners.get(row.kind)
@@ -77,6 +107,7 @@ class DeliverStage:
 
     def _record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
         """Each feature remembers what the community answered for its own rows."""
+        self._renamed(run, rows, outcomes)
         by_owner: dict[int, list[OutboxRow]] = {}
         owners: dict[int, Feature] = {}
         for row in rows:

@@ -98,25 +98,51 @@ def test_grant_badge_returns_user_badge_id(client):
 
 
 @respx.mock
-def test_add_members_treats_all_already_members_422_as_success(client):
-    respx.put(f"{BASE}/groups/9/members.json").mock(
-        return_value=httpx.Response(422, json={"errors": ["alice is already a member of this group."]})
+def test_add_members_by_id_returns_who_the_forum_resolved(client):
+    route = respx.put(f"{BASE}/groups/9/members.json").mock(
+        return_value=httpx.Response(200, json={"success": "OK", "usernames": ["Alice_Liu"], "emails": []})
     )
-    client.add_members(9, ["alice"])  # no exception
+    assert client.add_members(9, user_ids=["5", "6"]) == {"alice_liu"}  # id 6 resolved to nobody: dropped
+    assert json.loads(route.calls.last.request.content) == {"user_ids": "5,6"}
 
 
 @respx.mock
-def test_add_members_other_422_is_an_error(client):
+def test_add_members_422_is_raised_whatever_its_words_for_the_caller_to_read_back(client):
+    """A zh_CN forum's "already members" 422: the client does not read the text (the adapter reads the group)."""
     respx.put(f"{BASE}/groups/9/members.json").mock(
-        return_value=httpx.Response(422, json={"errors": ["Name is invalid"], "error_type": "record_invalid"})
+        return_value=httpx.Response(422, json={"errors": ["以下用户已是此群组的成员：alice"]})
     )
-    with pytest.raises(RemoteError):
-        client.add_members(9, ["alice"])
+    with pytest.raises(RemoteError) as raised:
+        client.add_members(9, usernames=["alice"])
+    assert raised.value.status == 422
 
 
-def test_add_members_refuses_more_than_1000(client):
+def test_add_members_refuses_more_than_1000_or_both_selectors(client):
     with pytest.raises(ValueError):
-        client.add_members(9, [f"u{i}" for i in range(1001)])
+        client.add_members(9, usernames=[f"u{i}" for i in range(1001)])
+    with pytest.raises(ValueError):
+        client.add_members(9, usernames=["a"], user_ids=["1"])
+
+
+@respx.mock
+def test_remove_members_counts_skipped_users_as_resolved(client):
+    respx.delete(f"{BASE}/groups/9/members.json").mock(
+        return_value=httpx.Response(200, json={"success": "OK", "usernames": ["bob"], "skipped_usernames": ["Eve"]})
+    )
+    assert client.remove_members(9, user_ids=["2", "3"]) == {"bob", "eve"}
+
+
+@respx.mock
+def test_user_by_id_finds_a_renamed_account_and_none_when_gone(client):
+    respx.get(f"{BASE}/admin/users/5.json").mock(
+        return_value=httpx.Response(200, json={"id": 5, "username": "alice_liu", "active": True})
+    )
+    respx.get(f"{BASE}/admin/users/6.json").mock(
+        return_value=httpx.Response(404, json={"errors": ["找不到请求的 URL 或资源。"], "error_type": "not_found"})
+    )
+    found = client.user_by_id("5")
+    assert found is not None and (found.id, found.username) == (5, "alice_liu")
+    assert client.user_by_id(6) is None
 
 
 @respx.mock
