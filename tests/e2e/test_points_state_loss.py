@@ -9,7 +9,10 @@ from __future__ import annotations
 import signal
 from datetime import UTC, datetime
 
+import httpx
 import pytest
+
+from tests.e2e.conftest import ENV
 
 POINTS = """
 [reviews]
@@ -137,3 +140,24 @@ def test_a_points_total_field_is_right_after_a_lost_state_store(points_world):
     assert world.cli("sync").code == 0  # the total is set again, not added to: setting it twice is harmless
     assert str(world.forum.user("alice")["user_fields"][str(field_id)]) == "34"
     assert str(world.forum.user("bob")["user_fields"][str(field_id)]) == "16"
+
+
+def test_a_duplicate_award_left_by_a_race_is_set_to_zero_when_its_day_is_read_again(points_world):
+    world = points_world
+    assert world.cli("sync").code == 0
+    alice_id = world.forum.user("alice")["id"]
+    [award] = [e for e in world.forum.score_events(alice_id) if e["points"] == 29]
+    # Two state stores that looked at the same moment both found nothing and both wrote (there is no unique index).
+    copy = {k: award[k] for k in ("user_id", "date", "points", "description")}
+    headers = {"Api-Key": ENV["DISCOURSE_API_KEY"], "Api-Username": "system"}
+    created = httpx.post(f"{world.forum_server.url}/admin/plugins/gamification/score_events.json", json=copy,
+                         headers=headers)  # fmt: skip
+    assert created.status_code == 200
+    assert points_of(world, "alice") == [5, 16, 29, 29]
+    lose_state(world)
+    assert world.cli("sync").code == 0
+    assert points_of(world, "alice") == [0, 5, 16, 29]  # the later copy is neutralised (score events have no delete)
+    kept = next(
+        e for e in world.forum.score_events(alice_id) if e["description"] == award["description"] and e["points"]
+    )
+    assert kept["id"] == award["id"]
