@@ -96,3 +96,14 @@ def test_badges_reach_a_renamed_account_and_a_badge_deleted_by_an_admin_is_made_
         forum.state.users.pop(gus)  # the account is deleted
     missing = community.apply([act(5, "badge", "grant", "gus", gus)])[0]
     assert not missing.ok and forum.badge(BADGE) is not None  # the user is gone, not the badge: it is kept
+
+
+def test_many_renamed_accounts_in_one_add_are_settled_by_one_read_of_the_group(forum, community):
+    ids = {f"user{i:02d}": forum.add_user(f"user{i:02d}", f"user{i:02d}@example.com") for i in range(15)}
+    for name in ids:
+        forum.rename_user(name, name + "_new")
+    forum.reset_log()
+    outcomes = community.apply([act(i, "group", "grant", name, uid) for i, (name, uid) in enumerate(ids.items(), 1)])
+    assert all(o.ok for o in outcomes)
+    assert {o.data[CURRENT_USERNAME] for o in outcomes} == {name + "_new" for name in ids}
+    assert forum.count("GET", r"^/admin/users/\d+") == 0 and forum.count("GET", r"/members") == 1
