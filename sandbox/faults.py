@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FaultKind = Literal["status", "delay", "drop", "hang_before", "hang_after"]
+FaultKind = Literal["status", "status_after", "delay", "drop", "hang_before", "hang_after"]
 
 
 @dataclass
@@ -24,6 +24,9 @@ class Fault:
 
     kind:
       - ``status``: answer ``status`` with a JSON error body, without processing the request;
+      - ``status_after``: process the request (the remote effect happens), then answer ``status`` instead of the
+        app's answer: a gateway or proxy that gives up on an upstream which had already committed (a 502/504 from
+        Cloudflare or nginx in front of Discord or Discourse);
       - ``delay``: sleep ``seconds`` and then process normally (longer than the client's timeout = a timeout);
       - ``drop``: process, send the response headers, then cut the connection (the client sees a protocol error);
       - ``hang_before``: never process; hold the connection for ``seconds`` (the client is expected to be killed);
@@ -96,15 +99,15 @@ class FaultInjector:
             await self.app(scope, receive, send)
             return
         if fault.kind == "status":
-            body = b'{"errors":["injected fault"],"error_type":"sandbox_fault"}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": fault.status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _error(send, fault.status)
+            return
+        if fault.kind == "status_after":
+
+            async def swallow(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
+            await _error(send, fault.status)
             return
         if fault.kind == "delay":
             await asyncio.sleep(fault.seconds)
@@ -140,3 +143,15 @@ class FaultInjector:
         await self.app(scope, receive, cut)
         if not started:  # pragma: no cover - every sandbox route answers
             raise ConnectionAbortedError("sandbox: connection dropped by fault injection")
+
+
+async def _error(send: Send, status: int) -> None:
+    body = b'{"errors":["injected fault"],"error_type":"sandbox_fault"}'
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

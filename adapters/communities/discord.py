@@ -10,6 +10,12 @@ on the link page (:class:`~adapters.base.MemberAuthorization`) or an admin links
 - 403 ``50013``: the role is above the bot's highest role; the action is parked as dead with that reason, reported once
   per role per pass, never retried in a loop.
 - 404 ``10007``: the member is not in the guild; the action waits and is granted when they join.
+- 429 asking for longer than ``max_retry_wait_seconds`` (a ``shared`` limit on a channel can say 1337 s): not slept;
+  :class:`~connector.core.http.Deferred` reaches the delivery stage, which defers that action to the time given and
+  goes on with the others (Discord limits are per bucket and top-level resource, so a thread that is limited says
+  nothing about roles or other threads; requests to the held bucket are refused locally, never sent).
+- A POST whose answer is a 5xx or never arrives is not re-sent blindly: the action is verified (its message or thread
+  looked for) before it is sent again.
 
 The reconcile reads each member CardBridge granted a role to (``GET /guilds/{g}/members/{u}``; listing every member
 would need the privileged GUILD_MEMBERS intent): a managed role removed by hand is drift, and a member who left the
@@ -38,7 +44,7 @@ from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth
 from adapters.communities.discord_constants import RECORDS
 from adapters.communities.discord_reviews import ReviewThreads
 from connector.core.config import Rule
-from connector.core.http import RemoteError, describe_body
+from connector.core.http import Deferred, RemoteError, describe_body
 from connector.core.logs import log
 from connector.core.payloads import DiscordPost, RoleConnection
 from connector.core.settings import CommunitySettings, HttpUrl, RequiredStr, Timeout
@@ -94,7 +100,12 @@ class DiscordCommunity:
         self.config = config
         self.guild = config.guild_id
         self._client = DiscordClient(
-            config.bot_token, config.api_base, transport=transport, timeout=config.timeout_seconds, sleep=sleep
+            config.bot_token,
+            config.api_base,
+            transport=transport,
+            timeout=config.timeout_seconds,
+            sleep=sleep,
+            max_wait=config.max_retry_wait_seconds,
         )
         # The application's OAuth2 side (link page, Linked Roles), when application_id is set.
         self._oauth = (
@@ -105,6 +116,7 @@ class DiscordCommunity:
                 config.oauth_base,
                 transport=transport,
                 timeout=config.timeout_seconds,
+                max_wait=config.max_retry_wait_seconds,
             )
             if config.application_id
             else None
@@ -137,6 +149,8 @@ class DiscordCommunity:
         """Errors shared by every bot call: a refused token stops the community, an outage stops the pass."""
         try:
             return apply(action)
+        except Deferred:
+            raise  # this action's limit only: the delivery stage defers it and goes on
         except RemoteError as error:
             if error.status == 401:
                 raise CommunityStopped(f"{self.name}: the bot token was refused (401); fix bot_token") from error
@@ -244,6 +258,8 @@ class DiscordCommunity:
             else:
                 self._client.remove_role(self.guild, action.username, action.target, reason)
             return Outcome(action.id, True)
+        except Deferred:
+            raise  # this action's limit only: the delivery stage defers it and goes on
         except RemoteError as error:
             code = error_code(error)
             if error.status == 401:

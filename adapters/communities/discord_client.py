@@ -8,7 +8,13 @@ Reference: ``shared/specs/discord`` (CONNECTOR-NOTES.md, docs-excerpts/rate-limi
 the headers, never hard-coded: each answer tells its bucket (``X-RateLimit-Bucket``), how many requests remain and
 when the bucket resets; the limit applies per bucket *and* per top-level resource (the guild). A request whose bucket
 is empty waits for the reset before it is sent, and every request passes a 50-per-second global gate. A 429 says how
-long to wait (``retry_after``, ``global``).
+long to wait (``retry_after``, ``global``) and what is limited (``X-RateLimit-Scope``: ``user``, ``global``, or
+``shared``, a limit on the resource itself whose ``Retry-After`` can be as long as 1337 s; discord/discord-api-docs
+developers/topics/rate-limits.mdx:45,49-118). Whatever the scope, the limiter holds that bucket on that top-level
+resource (or, for ``global``, everything) until the time the 429 gave, and a wait longer than the client's
+``max_wait`` is refused at once (:class:`~connector.core.http.WaitTooLong`) instead of slept: the action is deferred,
+and requests to other buckets and resources go on, since Discord counts its limits per bucket and top-level resource
+(rate-limits.mdx:14-16).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import httpx
 
 from adapters.base import OAuthError, Tokens
 from connector import __version__
-from connector.core.http import RemoteClient, RemoteError
+from connector.core.http import RemoteClient, RemoteError, WaitTooLong
 
 #: ``Tokens`` and ``OAuthError`` live in :mod:`adapters.base` (the OAuth2 side of :class:`MemberAuthorization`);
 #: imported here for the clients that raise and return them.
@@ -57,6 +63,9 @@ class DiscordLimits:
         self._lock = threading.Lock()
         self._route_bucket: dict[str, str] = {}
         self._buckets: dict[str, tuple[int, float]] = {}  # bucket → (remaining, resets at)
+        #: bucket (or ``route:<route key>`` before its bucket is known) → (held until, scope), from 429s: a
+        #: ``shared`` 429 leaves ``remaining`` above 0, so the headers alone would let the next request through.
+        self._held: dict[str, tuple[float, str]] = {}
         self._sent: deque[float] = deque()
         self._global_until = 0.0
         self.waited = 0.0
@@ -67,16 +76,22 @@ class DiscordLimits:
         major = _MAJOR.match(path)
         return f"{bucket}:{major.group(2) if major else ''}" if bucket else None
 
-    def acquire(self, method: str, path: str) -> None:
+    def acquire(self, method: str, path: str, max_wait: float | None = None) -> None:
         while True:
             with self._lock:
                 now = self.clock()
                 wait = max(0.0, self._global_until - now)
+                scope = "global" if wait else ""
                 bucket = self._bucket(method, path)
+                held = self._held.get(bucket or f"route:{route_key(method, path)}", (0.0, ""))
+                if held[0] - now > wait:
+                    wait, scope = held[0] - now, held[1]
                 if bucket and bucket in self._buckets:
                     remaining, reset_at = self._buckets[bucket]
-                    if remaining <= 0 and reset_at > now:
-                        wait = max(wait, reset_at - now)
+                    if remaining <= 0 and reset_at - now > wait:
+                        wait, scope = reset_at - now, "user"
+                if max_wait is not None and wait > max_wait:
+                    raise WaitTooLong(wait, scope)
                 while self._sent and now - self._sent[0] >= 1.0:
                     self._sent.popleft()
                 if len(self._sent) >= self.per_second:
@@ -104,8 +119,11 @@ class DiscordLimits:
             major = _MAJOR.match(path)
             self._buckets[f"{name}:{major.group(2) if major else ''}"] = (remaining, self.clock() + reset_after)
 
-    def penalise(self, seconds: float, response: httpx.Response | None = None) -> None:
+    def penalise(
+        self, seconds: float, response: httpx.Response | None = None, method: str = "", path: str = ""
+    ) -> None:
         with self._lock:
+            until = self.clock() + seconds
             is_global = response is not None and (
                 response.headers.get("x-ratelimit-global") == "true"
                 or (
@@ -114,7 +132,18 @@ class DiscordLimits:
                 )
             )
             if is_global:
-                self._global_until = self.clock() + seconds
+                self._global_until = max(self._global_until, until)
+                return
+            if not method:
+                return
+            scope = response.headers.get("x-ratelimit-scope", "user") if response is not None else "user"
+            # observe() has already mapped the route to the 429's bucket when the answer named one.
+            key = self._bucket(method, path) or f"route:{route_key(method, path)}"
+            if until > self._held.get(key, (0.0, ""))[0]:
+                self._held[key] = (until, scope)
+            if len(self._held) > 1000:  # bounded: forget the holds that have ended
+                now = self.clock()
+                self._held = {k: v for k, v in self._held.items() if v[0] > now}
 
 
 def error_code(error: RemoteError) -> int | None:
@@ -145,6 +174,7 @@ class DiscordClient:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
         sleep: Any = None,
+        max_wait: float = 60.0,
     ) -> None:
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
         self.limits = DiscordLimits(**kwargs)
@@ -159,6 +189,7 @@ class DiscordClient:
             budget=self.limits,
             timeout=timeout,
             transport=transport,
+            max_wait=max_wait,
             **kwargs,
         )
 
@@ -256,6 +287,7 @@ class DiscordOAuth:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
+        max_wait: float = 60.0,
     ) -> None:
         self.client_id, self.client_secret = client_id, client_secret
         self.oauth_base = oauth_base.rstrip("/")
@@ -269,6 +301,7 @@ class DiscordOAuth:
             timeout=timeout,
             transport=transport,
             budget=self.limits,
+            max_wait=max_wait,
         )
 
     def authorize_url(self, redirect_uri: str, scopes: Sequence[str], state: str) -> str:

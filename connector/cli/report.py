@@ -17,6 +17,9 @@ def print_summary(console: Console, report: PassReport, title: str) -> None:
     table.add_row("actions delivered", str(report.delivered))
     if report.recovered:
         table.add_row("interrupted actions found applied", str(report.recovered))
+    if report.deferred:
+        until = ", ".join(f"{name} until {when:%Y-%m-%d %H:%M:%S} UTC" for name, when in report.deferred_until.items())
+        table.add_row("[yellow]actions deferred by a rate limit[/]", f"{report.deferred} ({until})")
     table.add_row("customers matched / still unmatched", f"{report.matched} / {report.unmatched}")
     if report.quarantined:
         table.add_row("[yellow]records quarantined[/]", str(report.quarantined))

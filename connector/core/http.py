@@ -3,6 +3,16 @@
 Policy reads as a sentence (tenacity style): retry *transport errors, 5xx and 429*, waiting *what the server asked
 for, else exponential backoff with jitter*, stopping *after N attempts*. Everything else (4xx) is the caller's to
 handle and is raised at once as :class:`RemoteError` carrying the status and the parsed body.
+
+Two exceptions to "retry":
+
+- No single wait the server asks for is longer than ``max_wait`` (a Discord ``shared`` 429 can say ``Retry-After:
+  1337``). A longer one is not slept: :class:`Deferred` is raised at once with the time the request may go again, and
+  the budget remembers it, so later requests to the same limit are deferred without being sent.
+- A request that is not idempotent (POST, PATCH) is never sent twice by the client once it may have reached the
+  server: a 5xx answer, or a connection that failed after the request was written, raises an
+  :class:`OutcomeUnknown` error. Neither Discourse nor Discord takes idempotency keys, so only a read-back can tell
+  whether it took effect; the outbox marks the action to be verified before it is sent again.
 """
 
 from __future__ import annotations
@@ -45,6 +55,81 @@ class RateLimited(RemoteError):
     def __init__(self, remote: str, method: str, path: str, body: Any, retry_after: float) -> None:
         super().__init__(remote, method, path, 429, body)
         self.retry_after = retry_after
+
+
+class Deferred(RateLimited):
+    """The remote asked for (or its limit needs) a wait longer than the client's ``max_wait``: nothing was slept.
+
+    ``retry_after`` is the wait in seconds from when it was raised; ``scope`` what is limited (Discord's
+    ``X-RateLimit-Scope``: ``shared``, ``user``, ``global``; else ``""``). ``sent`` is False when the budget refused
+    the request locally (a limit already known to be exhausted) and nothing went out. It is a :class:`RateLimited`,
+    so code that knows nothing of it treats it as a 429 that outlasted the retries; the outbox defers the action to
+    the time it may go again instead.
+    """
+
+    def __init__(
+        self, remote: str, method: str, path: str, body: Any, retry_after: float, scope: str = "", sent: bool = True
+    ) -> None:
+        super().__init__(remote, method, path, body, retry_after)
+        self.scope, self.sent = scope, sent
+
+
+class WaitTooLong(Exception):
+    """Raised by a :class:`Budget`'s ``acquire`` when the wait a limit needs is longer than ``max_wait``."""
+
+    def __init__(self, seconds: float, scope: str = "") -> None:
+        super().__init__(f"the rate limit needs a wait of {seconds:.0f} s")
+        self.seconds, self.scope = seconds, scope
+
+
+class OutcomeUnknown(Exception):
+    """Mixin: a non-idempotent request may have been applied by the server, and its answer says nothing certain.
+
+    Raised as :class:`UnsureStatus` (a 5xx answer: still a :class:`RemoteError`) or :class:`UnsureTransport` (the
+    connection failed after the request was written: still an :class:`httpx.TransportError`), so existing error
+    handling is unchanged; the delivery stage looks for this mixin (also in ``__cause__``) to verify before resending.
+    """
+
+
+class UnsureStatus(RemoteError, OutcomeUnknown):
+    """A POST/PATCH answered 5xx: a gateway may have cut off an answer the application had already committed."""
+
+
+class UnsureTransport(httpx.TransportError, OutcomeUnknown):
+    """A POST/PATCH whose connection failed after the request was written (read timeout, dropped connection)."""
+
+
+def outcome_unknown(error: BaseException | None) -> bool:
+    """True if ``error`` or an error it was raised from is an :class:`OutcomeUnknown`."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, OutcomeUnknown):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def deferred_by(error: BaseException | None) -> Deferred | None:
+    """The :class:`Deferred` that ``error`` is, or was raised from; None otherwise."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, Deferred):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+#: Methods a client may send again after an unclear failure: repeating them leaves the same state (RFC 9110 9.2.2).
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Transport errors raised before the request left this machine: repeating the request is always safe.
+_NOT_SENT: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+)
 
 
 def describe_body(body: Any) -> str:
@@ -101,13 +186,20 @@ def retry_after_seconds(response: httpx.Response, body: Any, default: float = 10
 
 
 class Budget(Protocol):
-    """Pacing for one remote: asked before each request, told about each answer. See :class:`RequestBudget`."""
+    """Pacing for one remote: asked before each request, told about each answer. See :class:`RequestBudget`.
 
-    def acquire(self, method: str, path: str) -> None: ...
+    ``acquire`` blocks until the request may be sent, but raises :class:`WaitTooLong` instead of blocking longer than
+    ``max_wait`` for a limit the server set (``None``: no cap). ``penalise`` is told each 429's wait (with the method
+    and path that drew it), including waits longer than the cap, so the limit is remembered without a resend.
+    """
+
+    def acquire(self, method: str, path: str, max_wait: float | None = None) -> None: ...
 
     def observe(self, method: str, path: str, response: httpx.Response) -> None: ...
 
-    def penalise(self, seconds: float, response: httpx.Response | None = None) -> None: ...
+    def penalise(
+        self, seconds: float, response: httpx.Response | None = None, method: str = "", path: str = ""
+    ) -> None: ...
 
 
 class RequestBudget:
@@ -129,12 +221,17 @@ class RequestBudget:
         self._clock, self._sleep = clock, sleep
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
+        #: Until when the server said no request may go (after a 429); our own pacing waits are never capped.
+        self._blocked_until = 0.0
         self.waited = 0.0
 
-    def acquire(self, method: str = "", path: str = "") -> None:
+    def acquire(self, method: str = "", path: str = "", max_wait: float | None = None) -> None:
         while True:
             with self._lock:
                 now = self._clock()
+                blocked = self._blocked_until - now
+                if max_wait is not None and blocked > max_wait:
+                    raise WaitTooLong(blocked)
                 while self._sent and now - self._sent[0] >= self.window:
                     self._sent.popleft()
                 if len(self._sent) < self.per_minute:
@@ -147,9 +244,12 @@ class RequestBudget:
     def observe(self, method: str, path: str, response: httpx.Response) -> None:
         return None
 
-    def penalise(self, seconds: float, response: httpx.Response | None = None) -> None:
+    def penalise(
+        self, seconds: float, response: httpx.Response | None = None, method: str = "", path: str = ""
+    ) -> None:
         """After a 429, hold every caller back for ``seconds`` (the server's window is fuller than ours thought)."""
         with self._lock:
+            self._blocked_until = max(self._blocked_until, self._clock() + seconds)
             until = self._clock() + seconds - self.window
             # Fill the window with stamps that expire exactly when the server said we may go again.
             self._sent = deque([until] * self.per_minute)
@@ -163,10 +263,15 @@ class Stats:
     writes: int = 0
     rate_limited: int = 0
     retries: int = 0
+    #: Requests not retried because the wait asked for was longer than ``max_wait``, or whose outcome is unknown.
+    deferred: int = 0
+    unsure: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
 
 
 def _transient(error: BaseException) -> bool:
+    if isinstance(error, Deferred | OutcomeUnknown):
+        return False  # not slept, not resent: the caller decides (defer; verify before resending)
     if isinstance(error, RateLimited):
         return True
     if isinstance(error, RemoteError):
@@ -186,6 +291,13 @@ def _wait(fallback: Callable[[RetryCallState], float]) -> Callable[[RetryCallSta
     return wait
 
 
+def _request_of(error: httpx.TransportError) -> httpx.Request | None:
+    try:
+        return error.request
+    except RuntimeError:  # raised without one (a mocked transport)
+        return None
+
+
 class RemoteClient:
     """A thin, shared client for one remote (a shop or a community)."""
 
@@ -200,11 +312,15 @@ class RemoteClient:
         budget: Budget | None = None,
         attempts: int = 5,
         backoff_max: float = 30.0,
+        max_wait: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.name = name
         self.budget = budget
+        #: The longest single wait a remote may impose (a 429's ``Retry-After``, a known-exhausted limit): longer
+        #: ones raise :class:`Deferred` instead of blocking the pass.
+        self.max_wait = max_wait
         self.stats = Stats()
         self._client = httpx.Client(
             base_url=base_url,
@@ -243,9 +359,15 @@ class RemoteClient:
         json: Any = None,
         ok: tuple[int, ...] = (200, 201, 204),
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
-        """Send with budget and retries; statuses outside ``ok`` raise :class:`RemoteError` (4xx at once)."""
-        return self._retrying(self._send_once, method, path, params, data, json, ok, headers)
+        """Send with budget and retries; statuses outside ``ok`` raise :class:`RemoteError` (4xx at once).
+
+        ``idempotent``: whether sending the request twice leaves the same state (default: by method, see
+        :data:`IDEMPOTENT`). A request that is not is never resent once it may have reached the server.
+        """
+        again = method.upper() in IDEMPOTENT if idempotent is None else idempotent
+        return self._retrying(self._send_once, method, path, params, data, json, ok, headers, again)
 
     def _send_once(
         self,
@@ -256,13 +378,24 @@ class RemoteClient:
         json: Any,
         ok: tuple[int, ...],
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         if self.budget is not None:
-            self.budget.acquire(method, path)
+            try:
+                self.budget.acquire(method, path, self.max_wait)
+            except WaitTooLong as refused:
+                self.stats.deferred += 1
+                raise Deferred(self.name, method, path, None, refused.seconds, refused.scope, sent=False) from None
         self.stats.requests += 1
         if method != "GET":
             self.stats.writes += 1
-        response = self._client.request(method, path, params=params, data=data, json=json, headers=headers)
+        try:
+            response = self._client.request(method, path, params=params, data=data, json=json, headers=headers)
+        except httpx.TransportError as error:
+            if idempotent or isinstance(error, _NOT_SENT):
+                raise
+            self.stats.unsure += 1
+            raise UnsureTransport(f"{type(error).__name__}: {error}", request=_request_of(error)) from error
         if self.budget is not None:
             self.budget.observe(method, path, response)
         self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
@@ -273,8 +406,15 @@ class RemoteClient:
             self.stats.rate_limited += 1
             wait = retry_after_seconds(response, body)
             if self.budget is not None:
-                self.budget.penalise(wait, response)
+                self.budget.penalise(wait, response, method, path)
+            if wait > self.max_wait:
+                self.stats.deferred += 1
+                scope = response.headers.get("x-ratelimit-scope", "")
+                raise Deferred(self.name, method, path, body, wait, scope)
             raise RateLimited(self.name, method, path, body, wait)
+        if response.status_code >= 500 and not idempotent:
+            self.stats.unsure += 1
+            raise UnsureStatus(self.name, method, path, response.status_code, body)
         raise RemoteError(self.name, method, path, response.status_code, body)
 
     def close(self) -> None:

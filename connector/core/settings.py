@@ -85,6 +85,9 @@ class CommunitySettings(StrictModel):
     kind: str
     #: Seconds before a customer with no account on this community is looked up again.
     unmatched_retry_seconds: Annotated[int, Field(ge=0)] = 900
+    #: The longest single wait the community may impose (a 429's ``Retry-After``; Discord ``shared`` limits can ask
+    #: for 1337 s). A longer one is not slept: the action is deferred to the time given and the pass goes on.
+    max_retry_wait_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
     def missing_for(self, section: str) -> list[str]:
         """Keys (of this model) this community lacks to serve the config section ``section`` (e.g. ``"link"``).

@@ -67,6 +67,10 @@ class PassReport:
     reviews_changed: int = 0
     #: Actions that could not be applied yet through no fault of their own (a member not in the guild yet).
     waiting: int = 0
+    #: Actions a rate limit holds for longer than ``max_retry_wait_seconds``: pending, no attempt counted, and per
+    #: community the latest time one of them may go again.
+    deferred: int = 0
+    deferred_until: dict[str, datetime] = field(default_factory=dict)
     conflicts: int = 0
     #: Reconcile: members found gone from the community (their grants wait for their return).
     members_left: int = 0

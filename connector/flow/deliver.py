@@ -3,17 +3,26 @@
 Rows a crashed process left in ``sending`` are verified against the community before anything is sent again (read
 before retry). A community that cannot be used this pass (a refused key, an outage after the retries) stops with one
 error; its rows go back to pending with no attempt counted, so an outage never parks good actions as dead.
+
+Two answers are neither success nor failure. A rate limit that asks for longer than the community's
+``max_retry_wait_seconds`` defers the action (pending, no attempt counted, not before the time given) and delivery
+goes on with the next action: the adapter lets :class:`~connector.core.http.Deferred` through when the limit is the
+action's own (a Discord bucket on one channel), or stops the community when it covers everything (the Discourse
+site-wide admin limit). A non-idempotent request that may have been applied without an answer saying so (a POST
+answered 5xx, or timed out) leaves the action to be verified, like a crash's orphan, before it is sent again.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 
 import httpx
 
 from adapters.base import CURRENT_USERNAME, Action, CommunityAdapter, CommunityStopped, Outcome
 from connector.core.clock import utcnow
-from connector.core.http import RemoteError
+from connector.core.http import Deferred, RemoteError, deferred_by, describe_error, outcome_unknown
 from connector.core.logs import log
 from connector.core.payloads import Payload
 from connector.features.base import Feature, Run
@@ -122,9 +131,24 @@ class DeliverStage:
         outbox, report = run.state.outbox, run.report
         try:
             outcomes = {o.action_id: o for o in community.apply(self.actions(run, rows))}
-        except CommunityStopped:
-            # Not these actions' fault (a bad key, a forum that is down): they go back to pending, no attempt counted.
-            outbox.release(rows)
+        except Deferred as held:
+            # This action's own limit (one Discord bucket on one channel): it waits; the others go on.
+            self._defer(run, rows, held)
+            return
+        except (CommunityStopped, RemoteError, httpx.HTTPError) as error:
+            # Not these actions' fault (a bad key, a forum that is down): back to pending, no attempt counted;
+            # deferred to the time a rate limit gave; or, if a write may have landed, verified before any resend.
+            deferred = deferred_by(error)
+            if deferred is not None:
+                self._defer(run, rows, deferred)
+            elif outcome_unknown(error):
+                self._unsure(run, rows, error)
+            else:
+                outbox.release(rows)
+            raise
+        except BaseException as error:
+            # A bug or an interrupt mid-call: whatever was sent is checked before it is sent again.
+            self._unsure(run, rows, error)
             raise
         succeeded = [row for row in rows if (o := outcomes.get(row.id or 0)) is not None and o.ok]
         outbox.complete(succeeded, {row.id or 0: outcomes[row.id or 0].ref for row in succeeded})
@@ -138,6 +162,34 @@ class DeliverStage:
             elif outcome is None or not outcome.ok:
                 reason = outcome.error if outcome and outcome.error else "no outcome reported"
                 self._failed(run, row, reason, permanent=bool(outcome and outcome.permanent))
+
+    def _defer(self, run: Run, rows: Sequence[OutboxRow], deferred: Deferred) -> None:
+        """Rows a rate limit holds past ``max_retry_wait_seconds``: pending until the time it gave, no attempt."""
+        until = utcnow() + timedelta(seconds=math.ceil(deferred.retry_after))
+        scope = f" ({deferred.scope} scope)" if deferred.scope else ""
+        reason = (
+            f"deferred until {until:%Y-%m-%d %H:%M:%S} UTC: {deferred.remote} rate limit{scope} on "
+            f"{deferred.method} {deferred.path} asks for {deferred.retry_after:.0f} s"
+        )
+        run.state.outbox.defer(rows, until, reason)
+        run.report.deferred += len(rows)
+        for row in rows:
+            run.report.deferred_until[row.community] = max(until, run.report.deferred_until.get(row.community, until))
+        log.warning(
+            "actions deferred by a rate limit",
+            community=rows[0].community if rows else "",
+            actions=len(rows),
+            until=until.isoformat(),
+            wait=round(deferred.retry_after),
+            scope=deferred.scope,
+            sent=deferred.sent,
+        )
+
+    def _unsure(self, run: Run, rows: Sequence[OutboxRow], error: BaseException) -> None:
+        """Rows whose write may have landed with no answer saying so: verified on the next pass before any resend."""
+        reason = f"outcome unknown, verified before it is sent again: {describe_error(error)}"
+        run.state.outbox.unsure(rows, reason)
+        log.warning("outcome unknown", community=rows[0].community if rows else "", actions=len(rows), error=reason)
 
     def _failed(self, run: Run, row: OutboxRow, reason: str, permanent: bool) -> None:
         delivery, report = run.config.delivery, run.report
@@ -158,8 +210,15 @@ class DeliverStage:
         if not orphans:
             return
         resend: list[OutboxRow] = []
-        for row, action in zip(orphans, self.actions(run, orphans), strict=True):
-            outcome = community.verify(action)
+        for index, (row, action) in enumerate(zip(orphans, self.actions(run, orphans), strict=True)):
+            try:
+                outcome = community.verify(action)
+            except BaseException as error:
+                # Not verified: the rows stay orphans for the next pass (this process would skip its own claim).
+                run.state.outbox.unsure(
+                    [*orphans[index:], *resend], f"not verified yet: {describe_error(error)}", attempt=False
+                )
+                raise
             if outcome is not None and outcome.ok:
                 run.state.outbox.complete([row], {row.id or 0: outcome.ref})
                 self._record(run, [row], {row.id or 0: outcome})

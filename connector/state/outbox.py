@@ -2,6 +2,8 @@
 
 Lifecycle: pending → sending → done | failed (retried later) → … → dead (parked until an admin retries it). A row
 left in ``sending`` by a process that died is ``orphaned``: it is verified against the remote before it is sent again.
+So is a row whose request may have been applied without an answer saying so (:meth:`Outbox.unsure`: a POST answered
+5xx or timed out); a row the remote asked to wait longer than the client may sleep is :meth:`Outbox.defer`-red.
 """
 
 from __future__ import annotations
@@ -195,6 +197,44 @@ class Outbox:
                         claimed_by=None,
                         claimed_at=None,
                         next_attempt_at=now,
+                        updated_at=now,
+                    )
+                )
+
+    def defer(self, rows: Sequence[OutboxRow], until: datetime, reason: str) -> None:
+        """Give claimed rows back to wait until ``until`` (the remote's rate limit said so), no attempt counted: they
+        stay pending (or failed, if tried before), ``last_error`` says why, and no pass sends them before then."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(outbox_t)
+                    .where(and_(outbox_t.c.id == row.id, outbox_t.c.status == "sending"))
+                    .values(
+                        status="failed" if row.attempts else "pending",
+                        claimed_by=None,
+                        claimed_at=None,
+                        last_error=reason[:2000],
+                        next_attempt_at=until,
+                        updated_at=now,
+                    )
+                )
+
+    def unsure(self, rows: Sequence[OutboxRow], reason: str, attempt: bool = True) -> None:
+        """The request for these rows may have been applied (a POST answered 5xx, or its answer never came): leave them
+        in ``sending`` with no owner, so the next pass treats them as a crash's orphans (:meth:`orphaned`) and
+        verifies them against the remote before anything is sent again. ``attempt``: count one (a request went out)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(
+                    update(outbox_t)
+                    .where(and_(outbox_t.c.id == row.id, outbox_t.c.status == "sending"))
+                    .values(
+                        claimed_by=None,
+                        claimed_at=None,
+                        attempts=row.attempts + (1 if attempt else 0),
+                        last_error=reason[:2000],
                         updated_at=now,
                     )
                 )

@@ -4,7 +4,16 @@ import httpx
 import pytest
 import respx
 
-from connector.core.http import RateLimited, RemoteClient, RemoteError, RequestBudget
+from connector.core.http import (
+    Deferred,
+    RateLimited,
+    RemoteClient,
+    RemoteError,
+    RequestBudget,
+    UnsureStatus,
+    UnsureTransport,
+    outcome_unknown,
+)
 
 BASE = "https://forum.example.com"
 
@@ -110,3 +119,68 @@ def test_budget_never_exceeds_the_limit_in_any_window():
         assert len(in_window) <= 5, (i, in_window)
     # and it does not wait longer than needed: 23 requests at 5/min take a bit over 4 minutes
     assert 240 <= sent[-1] <= 242
+
+
+@respx.mock
+def test_a_wait_longer_than_max_wait_is_not_slept_and_later_requests_are_held_locally():
+    """A Discord ``shared`` 429 (rate-limits.mdx:84-102) asks for 1337 s: no sleep, a Deferred with the time."""
+    sleeps = []
+    route = respx.post(f"{BASE}/channels/1/messages").mock(
+        return_value=httpx.Response(
+            429,
+            headers={"Retry-After": "1337", "X-RateLimit-Scope": "shared"},
+            json={"message": "The resource is being rate limited.", "retry_after": 1336.57, "global": False},
+        )
+    )
+    c = client(sleeps, max_wait=60.0, budget=RequestBudget(60))
+    with pytest.raises(Deferred) as info:
+        c.request("POST", "/channels/1/messages", json={})
+    assert sleeps == [] and route.call_count == 1
+    assert info.value.retry_after == 1337.0 and info.value.scope == "shared" and info.value.sent
+    with pytest.raises(Deferred) as again:  # the budget remembers: not sent again
+        c.request("POST", "/channels/1/messages", json={})
+    assert route.call_count == 1 and not again.value.sent and 1330 < again.value.retry_after <= 1337
+
+
+@respx.mock
+def test_a_wait_within_max_wait_is_obeyed():
+    sleeps = []
+    respx.get(f"{BASE}/x.json").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "60"}, json={}), httpx.Response(200, json={})]
+    )
+    client(sleeps, max_wait=60.0).request("GET", "/x.json")
+    assert sleeps == [60.0]
+
+
+@respx.mock
+def test_a_post_answered_5xx_is_not_sent_again():
+    """The server may have applied it (a gateway's 502 after the app committed): only a read-back can tell."""
+    sleeps = []
+    route = respx.post(f"{BASE}/posts.json").mock(return_value=httpx.Response(502, json={}))
+    with pytest.raises(UnsureStatus) as info:
+        client(sleeps).request("POST", "/posts.json", json={})
+    assert route.call_count == 1 and sleeps == []
+    assert isinstance(info.value, RemoteError) and info.value.status == 502 and outcome_unknown(info.value)
+
+
+@respx.mock
+def test_a_post_whose_answer_timed_out_is_not_sent_again_but_one_never_sent_is():
+    sleeps = []
+    route = respx.patch(f"{BASE}/m/1").mock(side_effect=httpx.ReadTimeout("no answer"))
+    with pytest.raises(UnsureTransport) as info:
+        client(sleeps).request("PATCH", "/m/1", json={})
+    assert route.call_count == 1 and isinstance(info.value, httpx.TransportError)
+    refused = respx.post(f"{BASE}/n").mock(side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json={})])
+    client(sleeps).request("POST", "/n", json={})  # never reached the server: safe to send again
+    assert refused.call_count == 2
+
+
+@respx.mock
+def test_put_and_delete_are_still_retried_on_5xx():
+    sleeps = []
+    route = respx.put(f"{BASE}/r").mock(side_effect=[httpx.Response(503), httpx.Response(204)])
+    client(sleeps).request("PUT", "/r")
+    assert route.call_count == 2
+    forced = respx.post(f"{BASE}/search").mock(side_effect=[httpx.Response(503), httpx.Response(200, json={})])
+    client(sleeps).request("POST", "/search", idempotent=True)
+    assert forced.call_count == 2
