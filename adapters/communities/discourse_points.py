@@ -29,6 +29,7 @@ from typing import Any
 
 from adapters.base import Action, Outcome
 from adapters.communities.discourse_client import DiscourseClient
+from connector.core.http import RemoteError
 from connector.core.logs import log
 from connector.core.payloads import ScoreEvent
 
@@ -86,22 +87,21 @@ class ForumPoints:
             home = date.fromisoformat(p.date)
         except ValueError:
             return Place(problem=f"the score event's date {p.date!r} is not a date")
-        for back in range(MAX_DAYS):
+        for back in range(min(MAX_DAYS, home.toordinal())):  # (no day before 0001-01-01)
             day = (home - timedelta(days=back)).isoformat()
-            rows = self._full.get((user_id, day))
-            if rows is None:
-                rows = self.client.score_events(user_id, day)
-                mine = self._dedupe([r for r in rows if r.get("description") == p.description])
-                if mine is not None:
-                    return Place(event_id=mine)
-                if len(rows) >= LIMIT:
-                    # The listing may be cut: the award could be among the rows not shown. Never guess.
-                    return Place(problem=f"{LIMIT} or more score events on {day} for user {user_id}: cannot check")
-                if len(rows) < FULL:
-                    return Place(day=day)
-                self._full[(user_id, day)] = rows
-            elif (mine := self._dedupe([r for r in rows if r.get("description") == p.description])) is not None:
+            full = self._full.get((user_id, day))
+            rows = full if full is not None else self.client.score_events(user_id, day)
+            mine = self._dedupe([r for r in rows if r.get("description") == p.description])
+            if mine is not None:
                 return Place(event_id=mine)
+            if full is not None:
+                continue
+            if len(rows) >= LIMIT:
+                # The listing may be cut: the award could be among the rows not shown. Never guess.
+                return Place(problem=f"{LIMIT} or more score events on {day} for user {user_id}: cannot check")
+            if len(rows) < FULL:
+                return Place(day=day)
+            self._full[(user_id, day)] = rows
         return Place(problem=f"no day with room for a score event within {MAX_DAYS} days of {p.date}")
 
     def _tell_if_unscored(self, day: str) -> None:
@@ -117,11 +117,18 @@ class ForumPoints:
 
     def _dedupe(self, mine: list[dict[str, Any]]) -> int | None:
         """The first of the rows carrying this award's key; any later one (a duplicate) is set to 0 points."""
-        if not mine:
-            return None
-        mine.sort(key=lambda r: int(r.get("id") or 0))
-        for extra in mine[1:]:
+        ids = sorted(((i, row) for row in mine if (i := _row_id(row)) is not None), key=lambda pair: pair[0])
+        for event_id, extra in ids[1:]:
             if extra.get("points"):
-                self.client.set_score_event_points(int(extra["id"]), 0)
+                try:
+                    self.client.set_score_event_points(event_id, 0)
+                except RemoteError as error:
+                    if error.status != 404:  # gone (removed by hand): the duplicate no longer counts
+                        raise
                 extra["points"] = 0  # the cached listing of a full day says so too
-        return int(mine[0]["id"])
+        return ids[0][0] if ids else None
+
+
+def _row_id(row: dict[str, Any]) -> int | None:
+    value = row.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
