@@ -133,3 +133,17 @@ def test_customer_profiles_by_include(shop):
     assert missing == ["c:999"]
     assert route.calls.last.request.url.params["include"] == "26,25,999"
     assert all("Av. Brasil" not in c.model_dump_json() for c in found)
+
+
+@respx.mock
+def test_by_id_reads_ask_the_trash_for_what_include_left_out(shop):
+    order = sample("order_retrieve_727_processing.json")
+    live, trashed = {**order, "id": 1}, {**order, "id": 2, "status": "trash"}
+    trash = respx.get(ORDERS, params={"status": "trash"}).mock(return_value=httpx.Response(200, json=[trashed]))
+    listed = respx.get(ORDERS, params={"status": "any"}).mock(return_value=httpx.Response(200, json=[live]))
+    page = shop.orders_present(["1", "2", "3"])
+    assert {o.id: o.status for o in page.orders} == {"1": OrderStatus.PAID, "2": OrderStatus.DELETED}  # 3: gone
+    assert listed.calls[0].request.url.params["include"] == "1,2,3"
+    assert trash.calls[0].request.url.params["include"] == "2,3"  # only what include= did not answer
+    shop.orders_by_id(["1"])
+    assert trash.call_count == 1  # every id answered: no trash read

@@ -78,3 +78,26 @@ def test_a_backfill_revokes_orders_that_vanished_as_well(woo):
     run = woo.cli("backfill")
     assert run.code == 0, run.output
     assert badged(woo) == {"ben", "cat"}
+
+
+def test_a_shop_that_answers_none_of_many_paid_orders_is_not_believed(world):
+    """A key that reads another (empty) shop must not take every badge away: nothing is revoked, reconcile says why
+    and exits 1."""
+    from sandbox.server import SandboxServer
+    from sandbox.shop import WooCommerceSandbox
+    from tests.e2e.conftest import ENV
+
+    card = world.shop.add_product("Apple Gift Card ¥100", "100.00")
+    for n in range(25):
+        world.shop.add_order(email=f"buyer{n}@example.com", items=[(card, 1)], status="completed")
+    world.forum.add_user("buyer0", "buyer0@example.com")
+    assert world.cli("sync").code == 0
+    assert BADGE in world.forum.badges_of("buyer0")
+    other = WooCommerceSandbox(consumer_key=ENV["WC_CONSUMER_KEY"], consumer_secret=ENV["WC_CONSUMER_SECRET"])
+    with SandboxServer(other.app) as server:
+        world.config_path.write_text(world.config_path.read_text().replace(world.shop_server.url, server.url))
+        run = world.cli("reconcile")
+    assert run.code == 1, run.output
+    assert "the shop has none of 25 paid orders" in run.output
+    assert BADGE in world.forum.badges_of("buyer0")
+    assert world.cli("status", "--json").json()["totals"]["paid_orders"] == 25
