@@ -98,7 +98,7 @@ def test_two_state_stores_on_one_forum_award_once(points_world):
 
 def test_a_crash_mid_award_for_a_member_with_more_than_100_events_leaves_no_duplicate(world):
     shop, forum = world.shop, world.forum
-    # 300 admin requests: at the real 60 a minute this test would take five minutes (the limit has its own tests).
+    # Hundreds of admin requests: at the real 60 a minute this test would take minutes (the limit has its own tests).
     forum.rate_limit_per_minute = None
     world.write_config(extra=POINTS.replace("per_review = 5", "per_review = 0"))
     card = shop.add_product("Steam Wallet 10", "10.00")
