@@ -5,10 +5,10 @@ forum), and its members rename themselves. So:
 
 - Groups are changed by ``user_ids`` when the identity store has the account's id (a rename does not change it), by
   ``usernames`` otherwise. The answer lists every user the forum resolved; anyone sent but not listed was dropped
-  without a word (``GroupMutations.resolve_users``, discourse/discourse app/services/group_mutations.rb): the account
+  without a word (``GroupMutations.resolve_users``, discourse/discourse app/services/group_mutations.rb:24-75): the account
   is looked up by id to learn its name now, or reported missing. A 400 ``invalid_parameters`` means nobody resolved.
   A 422 on an add means every resolved user was a member already (``GroupMemberAdder::AlreadyMembers``,
-  app/services/group_member_adder.rb): the group is read back to see who is in.
+  app/services/group_member_adder.rb:18-31 and :63-66): the group is read back to see who is in.
 - ``POST /user_badges.json`` takes a ``username`` only and answers 404 for a name nobody has now, or for a badge
   that is gone (app/controllers/user_badges_controller.rb ``create``: ``fetch_user_from_params``,
   ``fetch_badge_from_params``). The account is read back by id (``GET /admin/users/{id}.json``): renamed, the grant

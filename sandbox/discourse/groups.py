@@ -2,14 +2,14 @@
 ``add_members``, ``remove_member``).
 
 ``add_members`` (discourse/discourse app/controllers/groups_controller.rb ``add_members`` → app/services/
-group_member_adder.rb ``GroupMemberAdder#add``) answers 422 ``groups.errors.member_already_exist`` (a bare
-``render_json_error``: no ``error_type``, text in the forum's locale) only when *every* resolved user already belongs,
-caps at 1000 users and turns unknown ``emails`` into invitations. Users are picked by ``usernames``, ``user_id``,
-``user_ids`` or ``user_emails`` (``GroupMutations.resolve_users``, app/services/group_mutations.rb): names or ids that
-resolve to nobody are dropped without a word (a renamed user's old name included) and the answer lists only who
-resolved; only when *none* resolves is it 400 ``invalid_parameters``. ``remove_member`` (``GroupMemberRemover``) reports
-``skipped_usernames``; group edits propagate through ``Group#update_title``/``update_primary_group`` (membership side
-effects are in ``membership``)."""
+group_member_adder.rb ``GroupMemberAdder#add``, :46-81; ``AlreadyMembers`` :18-31, raised at :63-66) answers 422
+``groups.errors.member_already_exist`` (a bare ``render_json_error``: no ``error_type``, text in the forum's locale)
+only when *every* resolved user already belongs, caps at 1000 users and turns unknown ``emails`` into invitations.
+Users are picked by ``usernames``, ``user_id``, ``user_ids`` or ``user_emails`` (``GroupMutations.resolve_users``,
+app/services/group_mutations.rb:24-61, ``found`` :67-75): names or ids that resolve to nobody are dropped without a
+word (a renamed user's old name included) and the answer lists only who resolved; only when *none* resolves is it 400
+``invalid_parameters``. ``remove_member`` (``GroupMemberRemover``) reports ``skipped_usernames``; group edits
+propagate through ``Group#update_title``/``update_primary_group`` (membership side effects are in ``membership``)."""
 
 from __future__ import annotations
 
