@@ -101,3 +101,67 @@ def test_a_shop_that_answers_none_of_many_paid_orders_is_not_believed(world):
     assert "the shop has none of 25 paid orders" in run.output
     assert BADGE in world.forum.badges_of("buyer0")
     assert world.cli("status", "--json").json()["totals"]["paid_orders"] == 25
+
+
+def test_an_order_deleted_webhook_revokes_at_once(world):
+    """WooCommerce's ``order.deleted`` webhook (sent on trash and on delete) carries only ``{"id": N}``
+    (plugins/woocommerce/includes/class-wc-webhook.php ``build_payload()``); the daemon re-reads that order, and one
+    the shop no longer has (in the trash or gone) stops granting without waiting for a reconcile."""
+    import json
+
+    import httpx
+
+    from adapters.shops.woocommerce_webhook import WOOCOMMERCE
+    from tests.e2e.test_daemon import SECRET, start, wait_for
+
+    world.port = _free_port()
+    world.write_config(
+        extra=f"""
+[schedule]
+sync_every = 3600
+reconcile_every = 3600
+retry_every = 3600
+[server]
+listen = "127.0.0.1:{world.port}"
+woocommerce_webhook_secret = "{SECRET}"
+discourse_webhook_secret = "unused-secret"
+"""
+    )
+    world.base = f"http://127.0.0.1:{world.port}"
+    world.processes = []
+    card = world.shop.add_product("Nintendo eShop ¥500", "500.00")
+    trashed = world.shop.add_order(email="dan@example.com", items=[(card, 1)], status="completed")
+    deleted = world.shop.add_order(email="eve@example.com", items=[(card, 1)], status="completed")
+    world.forum.add_user("dan", "dan@example.com")
+    world.forum.add_user("eve", "eve@example.com")
+    try:
+        start(world)
+        assert wait_for(lambda: BADGE in world.forum.badges_of("eve"), 10)
+        world.shop.trash_order(trashed)
+        world.shop.delete_order(deleted)
+        for delivery, order_id in (("7", trashed), ("8", deleted)):
+            body = json.dumps({"id": order_id}).encode()
+            answer = httpx.post(
+                world.base + "/webhooks/woocommerce",
+                content=body,
+                headers={
+                    "X-WC-Webhook-Signature": WOOCOMMERCE.sign(SECRET, body),
+                    "X-WC-Webhook-Topic": "order.deleted",
+                    "X-WC-Webhook-Delivery-ID": delivery,
+                    "Content-Type": "application/json",
+                },
+            )
+            assert answer.status_code == 200, answer.text
+        assert wait_for(lambda: not world.forum.badges_of("dan") and not world.forum.badges_of("eve"), 15)
+    finally:
+        for process in world.processes:
+            process.kill()
+            process.wait(10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
