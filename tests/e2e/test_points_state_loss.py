@@ -73,6 +73,7 @@ def test_a_lost_state_store_awards_nothing_twice(points_world):
     world.forum.reset_log()
     assert world.cli("sync").code == 0
     assert world.forum.count("POST", r"score_events") == 0  # found again, never written again
+    assert world.forum.count("GET", r"score_events") == 3  # one read for each award still due (29, 5; bob's 16)
     assert len(world.forum.score_events()) == 5
 
 
