@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -85,9 +86,62 @@ def render_post(view: ReviewView) -> str:
     return "\n".join(lines)
 
 
+#: ``SiteSetting.max_topic_title_length`` and ``title_max_word_length`` defaults (discourse/discourse
+#: config/site_settings.yml); a forum may raise them, rarely lowers them.
+TITLE_MAX_LENGTH = 255
+TITLE_MAX_WORD_LENGTH = 30
+#: ``Topic::EXTERNAL_ID_MAX_LENGTH`` (app/models/topic.rb), and the state store's ``topics.external_id`` column.
+EXTERNAL_ID_MAX_LENGTH = 50
+#: Product ids written as they are in an external id: lowercase ASCII letters, digits and "-" only. The format
+#: Discourse accepts is Ruby's ``/\A[\w-]+\z/`` (ASCII only) compared case-insensitively, so an uppercase letter
+#: could meet another product's id, and an underscore is kept for the hashed form and the generation suffix.
+_READABLE_PRODUCT_ID = re.compile(r"[a-z0-9-]+")
+_NOT_EXTERNAL_ID = re.compile(r"[^A-Za-z0-9_-]")
+#: Symbols (emoji among them), format and private-use characters: Discourse allows one emoji in a title
+#: (``max_emojis_in_title``) and some of these are invisible; a title needs none of them.
+_DROPPED_CATEGORIES = frozenset({"So", "Cc", "Cf", "Co", "Cn", "Cs"})
+
+
+def _break_long_words(text: str, limit: int = TITLE_MAX_WORD_LENGTH) -> str:
+    """A space after every ``limit`` letters or digits in a row: ``TextSentinel#seems_unpretentious?`` refuses a run
+    of more than ``title_max_word_length`` ``\\p{Alnum}`` characters (CJK letters too) on every forum whose locale
+    is not ja, ko, zh_CN or zh_TW, and CardBridge cannot know the forum's locale."""
+    out: list[str] = []
+    run = 0
+    for char in text:
+        if char.isalnum():
+            if run == limit:
+                out.append(" ")
+                run = 0
+            run += 1
+        else:
+            run = 0
+        out.append(char)
+    return "".join(out)
+
+
+def _clean_title_text(text: str) -> str:
+    kept = "".join(" " if unicodedata.category(c) in _DROPPED_CATEGORIES or c.isspace() else c for c in text)
+    return " ".join(kept.split())
+
+
 def topic_title(product_name: str) -> str:
-    """Discourse wants at least 15 characters and at most 255."""
-    return f"Verified reviews: {product_name}"[:250]
+    """The title of a product's review topic, made to pass ``Topic``'s title validations whatever the product is
+    called (app/models/topic.rb ``validates :title``; lib/text_sentinel.rb): the English prefix gives it enough
+    distinct bytes and a lowercase letter, long words are broken, emoji and invisible characters dropped, and it is
+    cut to the maximum length. Uniqueness is met by :func:`unique_topic_title` when the forum says it is taken."""
+    name = _break_long_words(_clean_title_text(product_name)) or "product"
+    return f"Verified reviews: {name}"[:TITLE_MAX_LENGTH].rstrip()
+
+
+def unique_topic_title(title: str, product_id: str) -> str:
+    """``title`` made unique with the product's id (two products of the same name, or a topic a person wrote):
+    ``allow_duplicate_topic_titles`` is false by default and compares titles case-insensitively."""
+    shown = _clean_title_text(product_id)
+    if not shown or len(shown) > TITLE_MAX_WORD_LENGTH:
+        shown = hashlib.sha256(product_id.encode("utf-8")).hexdigest()[:12]
+    tag = f" (#{_break_long_words(shown)})"
+    return title[: TITLE_MAX_LENGTH - len(tag)].rstrip() + tag
 
 
 def topic_intro(product_name: str, permalink: str | None) -> str:
@@ -98,9 +152,22 @@ def topic_intro(product_name: str, permalink: str | None) -> str:
     return text + (f"\n\n{permalink}" if permalink else "")
 
 
-def topic_external_id(prefix: str, product_id: str) -> str:
-    """Discourse external ids are ``[A-Za-z0-9_-]+``, at most 50 characters."""
-    return re.sub(r"[^\w-]", "-", f"{prefix}-product-{product_id}")[:50]
+def topic_external_id(prefix: str, product_id: str, generation: int = 1) -> str:
+    """The external id of a product's review topic: always valid for Discourse (``[A-Za-z0-9_-]``, at most 50
+    characters), the same for the same product on every run, and different for different products even compared
+    case-insensitively.
+
+    ``<prefix>-product-<id>`` while the id is lowercase ASCII letters, digits and "-" and the whole fits (the form
+    earlier versions wrote, so existing topics are found again); otherwise ``<prefix>_p_<sha256 of the id, 20 hex>``.
+    ``generation`` counts topics opened for the product after a moderator deleted one (whose id Discourse keeps taken
+    for good): ``_g<n>`` is appended from the second on."""
+    base = _NOT_EXTERNAL_ID.sub("-", prefix)[:20] or "shop"
+    suffix = f"_g{generation}" if generation > 1 else ""
+    readable = f"{base}-product-{product_id}{suffix}"
+    if _READABLE_PRODUCT_ID.fullmatch(product_id) and len(readable) <= EXTERNAL_ID_MAX_LENGTH:
+        return readable
+    digest = hashlib.sha256(product_id.encode("utf-8")).hexdigest()[:20]
+    return f"{base}_p_{digest}{suffix}"[:EXTERNAL_ID_MAX_LENGTH]
 
 
 def content_hash(raw: str) -> str:

@@ -7,6 +7,7 @@ in :class:`connector.core.http.RemoteClient`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,7 @@ class DiscourseClient:
         kwargs: dict[str, Any] = {}
         if sleep is not None:
             kwargs["sleep"] = sleep
+        self.base_url = base_url
         self.http = RemoteClient(
             "discourse",
             base_url,
@@ -291,7 +293,14 @@ class DiscourseClient:
         return int(response.json()["category"]["id"])
 
     def topic_by_external_id(self, external_id: str) -> dict[str, Any] | None:
-        """``GET /t/external_id/{id}.json`` answers 301 to the topic; follow it keeping ``.json``."""
+        """The live topic with this external id, or None (none, or trashed: ``Topic.find_by`` skips trashed topics,
+        discourse/discourse app/controllers/topics_controller.rb:48-53).
+
+        The lookup answers 301 to ``topic.relative_url``, which carries the subfolder of a subfolder install
+        (``/forum/t/slug/12.json``); the Location is resolved against the configured ``base_url`` and followed once,
+        and only on the forum's own origin: a redirect elsewhere would carry the Api-Key with it."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", external_id):
+            return None  # the route's constraint (``[\w-]+``, ASCII) would answer 404; no such topic can exist
         try:
             response = self.http.request("GET", f"/t/external_id/{external_id}.json", ok=(200, 301, 302))
         except RemoteError as error:
@@ -299,15 +308,43 @@ class DiscourseClient:
                 return None
             raise
         if response.status_code in (301, 302):
-            location = response.headers["location"]
-            path = httpx.URL(location).path
-            if not path.endswith(".json"):
-                path += ".json"
-            response = self.http.request("GET", path)
+            asked = f"/t/external_id/{external_id}.json"
+            target = self._on_forum(asked, response.status_code, response.headers.get("location", ""))
+            response = self.http.request("GET", target)
         return dict(response.json())
+
+    def _on_forum(self, asked: str, status: int, location: str) -> str:
+        """A redirect's Location as what to request next: resolved against the URL that answered it, kept on the
+        forum's origin (scheme, host, port), ``.json`` kept. A Location elsewhere is a :class:`RemoteError`."""
+        base = httpx.URL(self.base_url.rstrip("/") + "/")
+        target = base.join(asked.lstrip("/")).join(location)
+        if not location or self._origin(target) != self._origin(base):
+            shown = f"{target.scheme}://{target.host}" if location else "no Location"
+            raise RemoteError("discourse", "GET", asked, status, {"errors": [f"redirect refused: {shown}"]})
+        path = target.path if target.path.endswith(".json") else target.path + ".json"
+        # Under the configured base path: the part after it (the client puts the base back); else the whole URL.
+        prefix = base.path.rstrip("/")
+        if path.startswith(prefix + "/"):
+            return path[len(prefix) :]
+        return str(target.copy_with(path=path, query=None, fragment=None))
+
+    @staticmethod
+    def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+        """(scheme, host, port), the scheme's default port made explicit."""
+        return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
     def topic(self, topic_id: int) -> dict[str, Any]:
         return dict(self.http.request("GET", f"/t/{topic_id}.json").json())
+
+    def topic_gone(self, topic_id: int) -> bool:
+        """Whether the topic was deleted (an admin still reads a trashed topic, with ``deleted_at``) or is no more."""
+        try:
+            body = self.http.request("GET", f"/t/{topic_id}.json").json()
+        except RemoteError as error:
+            if error.status in (403, 404, 410):
+                return True
+            raise
+        return not isinstance(body, dict) or bool(body.get("deleted_at"))
 
     def create_topic(self, title: str, raw: str, category_id: int, external_id: str) -> dict[str, Any]:
         """A new topic with its first post; answers the post (``topic_id`` is the new topic)."""

@@ -2,7 +2,8 @@
 
 One topic per product, found again by its ``external_id`` (created in the configured category on first use); one
 post per review, written by the API user. A post a moderator edited or deleted is not overwritten: the edit returns a
-conflict (the forum's raw text no longer hashes to what CardBridge last wrote). After a crash, a created post is found
+conflict (the forum's raw text no longer hashes to what CardBridge last wrote); so does a topic a moderator deleted,
+for the whole product (``TOPIC_CONFLICT``). After a crash, a created post is found
 by the marker line it carries; score events are found by :mod:`adapters.communities.discourse_points`.
 """
 
@@ -13,8 +14,12 @@ import hashlib
 from adapters.base import Action, IdCache, Outcome, RemotePost, settled_payload, wrong_payload
 from adapters.communities.discourse_client import DiscourseClient
 from adapters.communities.discourse_points import ForumPoints
-from connector.core.http import RemoteError
+from connector.core.http import RemoteError, describe_body
 from connector.core.payloads import DiscoursePost, PointsTotal, ScoreEvent
+from mappings.reviews import unique_topic_title
+
+#: In a conflict's ``data``: the conflict is the product's whole topic (deleted, or refused), not one review's post.
+TOPIC_CONFLICT = "topic_conflict"
 
 
 class ForumContent:
@@ -61,18 +66,43 @@ class ForumContent:
         return category_id
 
     def _topic_id(self, p: DiscoursePost) -> int:
+        """The product's topic: the stored id, else the live topic with the external id, else a new topic.
+
+        A 422 on creation is retried once with the title made unique by the product id (another topic may hold the
+        same title: ``allow_duplicate_topic_titles`` is false); a second 422 is :class:`TopicRefused`. Its likely
+        cause is an external id still held by a topic a moderator deleted: Discourse's uniqueness check sees trashed
+        topics while the external-id lookup does not (app/models/topic.rb ``validates :external_id``)."""
         if p.topic_id:
             return int(p.topic_id)
         found = self.client.topic_by_external_id(p.external_id)
         if found is not None:
             return int(found["id"])
         category = self.category_id(p.category, p.category_color, p.category_text_color)
-        created = self.client.create_topic(p.topic_title, p.topic_intro, category, p.external_id)
-        return int(created["topic_id"])
+        refused: RemoteError | None = None
+        for title in (p.topic_title, unique_topic_title(p.topic_title, p.product_id)):
+            try:
+                created = self.client.create_topic(title, p.topic_intro, category, p.external_id)
+            except RemoteError as error:
+                if error.status != 422:
+                    raise
+                refused = error
+                continue
+            return int(created["topic_id"])
+        raise TopicRefused(p.product_id, p.external_id, refused)
 
     def _create_review(self, action: Action, p: DiscoursePost) -> Outcome:
-        topic_id = self._topic_id(p)
-        post = self.client.create_post(topic_id, p.raw)
+        try:
+            topic_id = self._topic_id(p)
+        except TopicRefused as refused:
+            return Outcome(action.id, True, conflict=str(refused), data={TOPIC_CONFLICT: True})
+        try:
+            post = self.client.create_post(topic_id, p.raw)
+        except RemoteError as error:
+            # A deleted topic takes no reply (PostCreator: ``topic_not_found``, 422); decided by reading it back.
+            if error.status in (403, 404, 422) and self.client.topic_gone(topic_id):
+                reason = f"the review topic of product {p.product_id} (topic {topic_id}) was deleted on the forum"
+                return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: True})
+            raise
         return Outcome(
             action.id,
             True,
@@ -162,6 +192,17 @@ class ForumContent:
                 action.id, True, data={"version": post.version or 0, "content_hash": p.hash, "state": "posted"}
             )
         return None
+
+
+class TopicRefused(Exception):
+    """The forum refused (422) to open a product's review topic, with both titles tried."""
+
+    def __init__(self, product_id: str, external_id: str, error: RemoteError | None) -> None:
+        said = describe_body(error.body)[:300] if error is not None else "422"
+        super().__init__(
+            f"the forum refused to open the review topic of product {product_id} (external id {external_id}): "
+            f"{said}; a deleted topic may hold that external id"
+        )
 
 
 def content_hash(raw: str) -> str:

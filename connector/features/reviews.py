@@ -2,8 +2,10 @@
 
 The shop owns reviews; the community owns what moderators do. A post a moderator changed is never overwritten: the
 planner meets it as a conflict, which an admin resolves (``cardbridge conflicts resolve ID --keep shop|forum``).
-Discourse: one topic per product (found by its ``external_id``), one post per review. Discord: a forum channel, one
-thread per product or per review.
+Discourse: one topic per product (found by its ``external_id``), one post per review; a topic a moderator deleted is
+one conflict for the product (kind ``topic``), and keeping the shop's side opens the product's next topic under a new
+external id (Discourse keeps a deleted topic's id taken). Discord: a forum channel, one thread per product or per
+review.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.base import CommunityAdapter, Outcome, PostReader, ReviewSource, ThreadCheck
+from adapters.communities.discourse_posts import TOPIC_CONFLICT
 from connector.core.config import Config, ReviewsConfig
 from connector.core.grants import GrantKey
 from connector.core.http import describe_error
@@ -195,8 +198,8 @@ class ReviewsFeature:
             marker=marker(ctx.review.id),
             post_id=post.post_id if post else None,
             post_hash=post.content_hash if post else None,
-            topic_id=topic.topic_id if topic else None,
-            external_id=topic_external_id(self.prefix, ctx.review.product_id),
+            topic_id=(topic.topic_id or None) if topic else None,
+            external_id=topic_external_id(self.prefix, ctx.review.product_id, topic.generation if topic else 1),
             topic_title=topic_title(name),
             topic_intro=topic_intro(name, permalink),
             category=target.category if target else "Reviews",
@@ -212,7 +215,13 @@ class ReviewsFeature:
             if outcome is None or not outcome.ok:
                 continue
             if outcome.conflict:
-                conflict_id = self.reviews.add_conflict(row.community, "review", row.target, outcome.conflict)
+                if outcome.data.get(TOPIC_CONFLICT):
+                    # The product's whole topic: one conflict for the product, which holds all its reviews.
+                    [ctx] = self.reviews.contexts([row.target])
+                    kind, target = "topic", ctx.review.product_id
+                else:
+                    kind, target = "review", row.target
+                conflict_id = self.reviews.add_conflict(row.community, kind, target, outcome.conflict)
                 run.report.conflicts += 1
                 log.warning(
                     "conflict", community=row.community, review=row.target, id=conflict_id, reason=outcome.conflict
@@ -227,9 +236,9 @@ class ReviewsFeature:
                 values["topic_id"] = data["topic_id"]
                 [ctx] = self.reviews.contexts([row.target])
                 product = ctx.review.product_id
-                self.reviews.set_topic(
-                    row.community, product, topic_external_id(self.prefix, product), data["topic_id"]
-                )
+                topic = self.reviews.topic(row.community, product)
+                external_id = topic_external_id(self.prefix, product, topic.generation if topic else 1)
+                self.reviews.set_topic(row.community, product, external_id, data["topic_id"])
             for key, column in (
                 ("post_id", "post_id"),
                 ("version", "remote_version"),
@@ -249,6 +258,8 @@ class ReviewsFeature:
         conflict = self.reviews.resolve_conflict(conflict_id, keep)
         if conflict is None:
             raise KeyError(conflict_id)
+        if conflict.kind == "topic":
+            return self._resolve_topic(conflict_id, conflict.community, conflict.target, keep)
         community, review_id = conflict.community, conflict.target
         adapter = self.communities.get(community)
         post = self.reviews.post(community, review_id)
@@ -288,6 +299,26 @@ class ReviewsFeature:
         else:
             self.reviews.set_post(community, review_id, content_hash=wanted, state="forum", remote_version=version)
         return f"conflict {conflict_id}: the forum's version stays until the review changes in the shop"
+
+    def _resolve_topic(self, conflict_id: int, community: str, product_id: str, keep: str) -> str:
+        """A moderator deleted the product's topic. ``keep="shop"``: a new topic is opened under the product's next
+        external id (the deleted topic keeps the old one taken for good) and every review of the product is posted
+        there again; ``"forum"``: the reviews stay off the forum until one changes in the shop."""
+        review_ids = self.reviews.review_ids_of_product(product_id)
+        if keep == "shop":
+            generation = self.reviews.next_topic_generation(community, product_id)
+            for review_id in review_ids:
+                self.reviews.forget_post(community, review_id)
+            return (
+                f"conflict {conflict_id}: product {product_id}'s reviews go to a new topic "
+                f"({topic_external_id(self.prefix, product_id, generation)}) on the next pass"
+            )
+        for ctx in self.reviews.contexts(review_ids):
+            wanted = content_hash(self.render(community, ctx)) if published(ctx.review, self.config.reviews) else None
+            self.reviews.set_post(community, ctx.review.id, content_hash=wanted, state="forum-deleted")
+        return (
+            f"conflict {conflict_id}: product {product_id}'s reviews stay off the forum until one changes in the shop"
+        )
 
 
 def _product_name(ctx: ReviewContext) -> str:

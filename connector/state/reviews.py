@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
 
 from connector.core.clock import utcnow
 from connector.core.models import OrderStatus, Product, Quarantined, Review
@@ -186,12 +186,15 @@ class ReviewStore:
                     p.community: PostRow.model_validate(dict(p._mapping))
                     for p in conn.execute(select(posts_t).where(posts_t.c.review_id == review_id))
                 }
+                # The review's own conflicts, and its product's topic ones (a deleted topic holds every review).
                 conflicts = set(
                     conn.execute(
                         select(conflicts_t.c.community).where(
                             and_(
-                                conflicts_t.c.kind == "review",
-                                conflicts_t.c.target == review_id,
+                                or_(
+                                    and_(conflicts_t.c.kind == "review", conflicts_t.c.target == review_id),
+                                    and_(conflicts_t.c.kind == "topic", conflicts_t.c.target == review.product_id),
+                                ),
                                 conflicts_t.c.status == "open",
                             )
                         )
@@ -238,14 +241,39 @@ class ReviewStore:
         return TopicRow.model_validate(dict(row._mapping)) if row else None
 
     def set_topic(self, community: str, product_id: str, external_id: str, topic_id: str) -> None:
+        """Remember the product's topic (its generation stays what :meth:`next_topic_generation` made it)."""
         with self.engine.begin() as conn:
-            conn.execute(
-                delete(topics_t).where(and_(topics_t.c.community == community, topics_t.c.product_id == product_id))
-            )
+            where = and_(topics_t.c.community == community, topics_t.c.product_id == product_id)
+            if conn.execute(update(topics_t).where(where).values(external_id=external_id, topic_id=topic_id)).rowcount:
+                return
             conn.execute(
                 insert(topics_t).values(
                     community=community, product_id=product_id, external_id=external_id, topic_id=topic_id
                 )
+            )
+
+    def next_topic_generation(self, community: str, product_id: str) -> int:
+        """The product's topic is gone for good: the next one is opened under the next generation (returned)."""
+        with self.engine.begin() as conn:
+            where = and_(topics_t.c.community == community, topics_t.c.product_id == product_id)
+            current = conn.execute(select(topics_t.c.generation).where(where)).scalar_one_or_none()
+            generation = (current or 1) + 1
+            if current is None:
+                conn.execute(
+                    insert(topics_t).values(
+                        community=community, product_id=product_id, external_id="", topic_id="", generation=generation
+                    )
+                )
+            else:
+                conn.execute(update(topics_t).where(where).values(external_id="", topic_id="", generation=generation))
+        return generation
+
+    def review_ids_of_product(self, product_id: str) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(reviews_t.c.id).where(reviews_t.c.product_id == product_id).order_by(reviews_t.c.id)
+                ).scalars()
             )
 
     def forget_topic(self, community: str, product_id: str) -> None:
@@ -328,7 +356,9 @@ class ReviewStore:
                 .where(conflicts_t.c.id == conflict_id)
                 .values(status=f"kept-{keep}", resolved_at=utcnow())
             )
-            conn.execute(update(reviews_t).where(reviews_t.c.id == row.target).values(dirty=True))
+            # A topic conflict's target is a product: each of its reviews is planned again.
+            column = reviews_t.c.product_id if row.kind == "topic" else reviews_t.c.id
+            conn.execute(update(reviews_t).where(column == row.target).values(dirty=True))
         return ConflictRow.model_validate(dict(row._mapping))
 
     # ---- points --------------------------------------------------------------------------------------------------
