@@ -99,7 +99,7 @@ class ForumContent:
             post = self.client.create_post(topic_id, p.raw)
         except RemoteError as error:
             # A deleted topic takes no reply (PostCreator: ``topic_not_found``, 422); decided by reading it back.
-            if error.status in (403, 404, 422) and self.client.topic_gone(topic_id):
+            if error.status in (404, 422) and self.client.topic_gone(topic_id):
                 reason = f"the review topic of product {p.product_id} (topic {topic_id}) was deleted on the forum"
                 return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: True})
             raise

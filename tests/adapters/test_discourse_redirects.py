@@ -66,3 +66,14 @@ def test_a_redirect_off_the_forum_is_refused_and_the_key_goes_nowhere(client, lo
 @respx.mock
 def test_an_external_id_the_forum_cannot_hold_is_not_looked_up(client):
     assert client.topic_by_external_id("shop-product-王者荣耀") is None  # the route answers 404 to it anyway
+
+
+@respx.mock
+def test_a_topic_is_gone_only_when_the_forum_says_so(client):
+    respx.get(f"{BASE}/t/1.json").mock(return_value=httpx.Response(200, json={**TOPIC, "deleted_at": None}))
+    respx.get(f"{BASE}/t/2.json").mock(return_value=httpx.Response(200, json={**TOPIC, "deleted_at": "2026-11-30"}))
+    respx.get(f"{BASE}/t/3.json").mock(return_value=httpx.Response(404, json={"errors": ["not found"]}))
+    respx.get(f"{BASE}/t/4.json").mock(return_value=httpx.Response(403, json={"error_type": "invalid_access"}))
+    assert (client.topic_gone(1), client.topic_gone(2), client.topic_gone(3)) == (False, True, True)
+    with pytest.raises(RemoteError):
+        client.topic_gone(4)  # a key that lost its rights says nothing about the topic

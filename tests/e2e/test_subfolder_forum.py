@@ -19,7 +19,12 @@ forum = { category = "Reviews" }
 def subfolder_world(world):
     """The harness's world with its forum replaced by one served under ``/forum``."""
     world.forum_server.stop()
-    world.forum = DiscourseSandbox(api_key=ENV["DISCOURSE_API_KEY"], api_username="system", base_path="/forum")
+    world.forum = DiscourseSandbox(
+        api_key=ENV["DISCOURSE_API_KEY"],
+        api_username="system",
+        rate_limit_per_minute=world.forum.rate_limit_per_minute,  # the harness's limit, whatever it is
+        base_path="/forum",
+    )
     world.forum_server = SandboxServer(world.forum.app).start()
     world.write_config(extra=REVIEWS)
     root = world.forum_server.url
