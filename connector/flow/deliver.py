@@ -69,7 +69,7 @@ class DeliverStage:
         """The rows as the community adapter sees them, each with its payload built now, and the account's name and
         user id read in one query for the batch (a rename found earlier in the pass has renamed open rows; a revoke
         for an account the customer was linked to before carries no id and goes by that account's name)."""
-        accounts = run.state.identities.action_accounts([row.id or 0 for row in rows])
+        accounts = run.state.identities.names.action_accounts([row.id or 0 for row in rows])
         if len(self._sent_as) > 10 * GROUP_BATCH:  # entries are consumed when recorded; never let leftovers pile up
             self._sent_as.clear()
         for row in rows:
@@ -103,10 +103,10 @@ class DeliverStage:
             current = current if isinstance(current, str) and current else sent_as
             if outcome is None or not outcome.ok or not current or current == row.remote_username:
                 continue
-            accounts = run.state.identities.remote_accounts(row.community, [row.customer_key])
+            accounts = run.state.identities.names.remote_accounts(row.community, [row.customer_key])
             user, linked = accounts.get(row.customer_key, (None, ""))
             if user is not None and linked in (row.remote_username, current):  # the account the customer is linked to
-                run.state.identities.renamed(row.community, user, row.remote_username or "", current)
+                run.state.identities.names.renamed(row.community, user, row.remote_username or "", current)
                 if linked != current:
                     log.info("community account renamed", community=row.community, user_id=user, username=current)
 

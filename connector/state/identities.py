@@ -21,18 +21,17 @@ from sqlalchemy import ColumnElement, Engine, and_, delete, func, insert, or_, s
 from sqlalchemy.exc import IntegrityError
 
 from connector.core.clock import utcnow
-from connector.core.grants import OPEN_STATUSES, GrantKey
+from connector.core.grants import GrantKey
 from connector.state.ledger import Ledger
+from connector.state.names import AccountNames
 from connector.state.planning import NewAction, Plans
 from connector.state.sql import (
     chunks,
     customers_t,
     identities_t,
-    ledger_t,
     mark_customers_dirty,
     order_number_hash,
     orders_t,
-    outbox_t,
     table_of,
 )
 from connector.state.tables import IdentityRow, SpentTokenRow
@@ -135,6 +134,8 @@ class Identities:
         self.plans = plans
         #: With a key (``[link] secret``), orders are found by the keyed hash of their number.
         self.order_number_key = order_number_key
+        #: The names and ids of the linked accounts as actions use them, and renames (:mod:`connector.state.names`).
+        self.names = AccountNames(engine)
 
     # ---- matching ------------------------------------------------------------------------------------------------
 
@@ -317,78 +318,6 @@ class Identities:
                 )
             ).first()
         return IdentityRow.model_validate(dict(row._mapping)) if row else None
-
-    def remote_accounts(self, community: str, customer_keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """(remote user id, username) of each matched customer among ``customer_keys`` that has a user id, in one
-        query per chunk (actions carry the id so a renamed account is still found)."""
-        found: dict[str, tuple[str, str]] = {}
-        with self.engine.connect() as conn:
-            for chunk in chunks(sorted(set(customer_keys))):
-                rows = conn.execute(
-                    select(identities_t.c.customer_key, identities_t.c.remote_user_id, identities_t.c.remote_username)
-                    .where(identities_t.c.community == community)
-                    .where(identities_t.c.customer_key.in_(chunk), identities_t.c.status == "matched")
-                    .where(identities_t.c.remote_user_id.is_not(None))
-                ).all()
-                found.update({r.customer_key: (r.remote_user_id, r.remote_username or "") for r in rows})
-        return found
-
-    def action_accounts(self, action_ids: Sequence[int]) -> dict[int, tuple[str, str | None]]:
-        """For outbox actions: (the account name the action names now, the account's user id when that name is the
-        one the customer is linked to, else None), one query per chunk. Read fresh, since a rename found earlier in
-        the pass renames open actions; a revoke for an account the customer was linked to before has no id here."""
-        found: dict[int, tuple[str, str | None]] = {}
-        joined = outbox_t.outerjoin(
-            identities_t,
-            and_(
-                identities_t.c.community == outbox_t.c.community,
-                identities_t.c.customer_key == outbox_t.c.customer_key,
-                identities_t.c.status == "matched",
-            ),
-        )
-        columns = (outbox_t.c.id, outbox_t.c.remote_username, identities_t.c.remote_user_id)
-        linked = identities_t.c.remote_username.label("linked")
-        with self.engine.connect() as conn:
-            for chunk in chunks(sorted(set(action_ids))):
-                rows = conn.execute(select(*columns, linked).select_from(joined).where(outbox_t.c.id.in_(chunk))).all()
-                for r in rows:
-                    name = r.remote_username or ""
-                    same = r.remote_user_id is not None and (r.linked or "").lower() == name.lower()
-                    found[r.id] = (name, r.remote_user_id if same else None)
-        return found
-
-    def renamed(self, community: str, user_id: str, old: str, new: str) -> int:
-        """The account ``user_id`` is now called ``new`` on ``community`` (its owner renamed it): the links to it, and
-        the ledger rows and open actions that name it ``old``, take the new name, so later actions and the reconcile
-        use the name the community knows. Returns how many links changed."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            keys = list(
-                conn.execute(
-                    select(identities_t.c.customer_key).where(
-                        and_(identities_t.c.community == community, identities_t.c.remote_user_id == user_id)
-                    )
-                ).scalars()
-            )
-            if not keys:
-                return 0
-            conn.execute(
-                update(identities_t)
-                .where(and_(identities_t.c.community == community, identities_t.c.remote_user_id == user_id))
-                .values(remote_username=new, updated_at=now)
-            )
-            for chunk in chunks(keys):
-                mine = (ledger_t.c.community == community, ledger_t.c.customer_key.in_(chunk))
-                conn.execute(
-                    update(ledger_t).where(*mine, ledger_t.c.remote_username == old).values(remote_username=new)
-                )
-                conn.execute(
-                    update(outbox_t)
-                    .where(outbox_t.c.community == community, outbox_t.c.customer_key.in_(chunk))
-                    .where(outbox_t.c.remote_username == old, outbox_t.c.status.in_(OPEN_STATUSES))
-                    .values(remote_username=new)
-                )
-        return len(keys)
 
     # ---- finding customers ---------------------------------------------------------------------------------------
 
