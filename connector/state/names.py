@@ -16,6 +16,9 @@ from connector.core.clock import utcnow
 from connector.core.grants import OPEN_STATUSES
 from connector.state.sql import chunks, identities_t, ledger_t, outbox_t
 
+#: The name columns' size (``remote_username``: 255).
+NAME_MAX = 255
+
 
 class AccountNames:
     def __init__(self, engine: Engine) -> None:
@@ -64,6 +67,8 @@ class AccountNames:
         """The account ``user_id`` is now called ``new`` on ``community`` (its owner renamed it): the links to it, and
         the ledger rows and open actions that name it ``old``, take the new name, so later actions and the reconcile
         use the name the community knows. Returns how many links changed."""
+        if not new or len(new) > NAME_MAX:
+            return 0  # not a name the columns can hold: a community never hands one out; keep the link as it is
         now = utcnow()
         with self.engine.begin() as conn:
             keys = list(
