@@ -12,6 +12,7 @@ the reconcile and a webhook's re-read use it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 from adapters.base import PRESENCE_CHUNK, OrderLookup, OrderPage, OrderPresence
 from connector.core.http import describe_error
@@ -27,13 +28,19 @@ PROFILES_PER_CALL = 100
 IMPLAUSIBLE_ALL_GONE = 20
 
 
+#: A backfill that walks the whole shop remembers at most this many order ids, and asks the shop only about the stored
+#: paid orders its walk did not see (past the limit it forgets them and asks about every one: memory stays bounded).
+SEEN_LIMIT = 500_000
+
+
 class ShopAnswerImplausible(Exception):
     """The shop's answer to a presence check cannot be right; revoking on it would take every grant away."""
 
 
-def revoke_vanished(run: Run) -> int:
+def revoke_vanished(run: Run, seen: AbstractSet[str] = frozenset()) -> int:
     """Store the paid orders the shop no longer has as ``deleted`` (their customers are planned again); the number of
-    such orders. Orders the shop answers are stored as they are now (a trashed one is ``deleted`` too)."""
+    such orders. Orders the shop answers are stored as they are now (a trashed one is ``deleted`` too). ``seen``: ids
+    the shop has just answered (a backfill's walk), not asked about again."""
     shop, records = run.shop, run.state.records
     if not isinstance(shop, OrderPresence):
         return 0
@@ -42,9 +49,12 @@ def revoke_vanished(run: Run) -> int:
         if run.stop.is_set():
             break
         after = ids[-1]
-        page = shop.orders_present(ids)
+        unseen = [order_id for order_id in ids if order_id not in seen]
+        if not unseen:
+            continue
+        page = shop.orders_present(unseen)
         answered = {order.id for order in page.orders} | {record.record_id for record in page.quarantined}
-        gone = [order_id for order_id in ids if order_id not in answered]
+        gone = [order_id for order_id in unseen if order_id not in answered]
         if len(gone) == len(ids) >= IMPLAUSIBLE_ALL_GONE:
             raise ShopAnswerImplausible(
                 f"the shop has none of {len(ids)} paid orders the state store holds (is it the right shop?); "
@@ -97,9 +107,16 @@ class PullStage:
     def _orders(self, run: Run) -> None:
         records, report = run.state.records, run.report
         cursor = None if run.options.full else records.get_cursor(ORDERS_STREAM)
+        # A backfill from the beginning reads every order the shop has: what it saw needs no presence check.
+        seen: set[str] | None = set() if run.options.full and run.options.since is None else None
         for page in read_ahead(run.shop.order_pages(cursor, since=run.options.since)):
             if run.stop.is_set():
                 return
+            if seen is not None:
+                seen.update(order.id for order in page.orders)
+                seen.update(record.record_id for record in page.quarantined)
+                if len(seen) > SEEN_LIMIT:
+                    seen = None
             result = records.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, page.cursor)
             report.orders_read += len(page.orders) + len(page.quarantined)
             report.orders_changed += result.inserted + result.updated
@@ -110,7 +127,7 @@ class PullStage:
                 )
             run.options.progress("pull", report.orders_read, None)
         if run.options.full:
-            report.orders_changed += revoke_vanished(run)
+            report.orders_changed += revoke_vanished(run, seen or frozenset())
             for customer_page in run.shop.customer_pages():
                 records.save_customer_profiles(customer_page.customers)
         self._profiles(run)

@@ -75,9 +75,13 @@ def test_an_order_trashed_then_deleted_before_a_sync_is_revoked_by_that_sync_or_
 
 def test_a_backfill_revokes_orders_that_vanished_as_well(woo):
     woo.shop.delete_order(woo.ann)
+    woo.shop.reset_log()
     run = woo.cli("backfill")
     assert run.code == 0, run.output
     assert badged(woo) == {"ben", "cat"}
+    # the walk read every order the shop has: only the one it did not see is asked for (and then in the trash)
+    asked = [r["query"] for r in woo.shop.requests if "include" in r["query"] and r["path"].endswith("/orders")]
+    assert [(q["include"], q.get("status")) for q in asked] == [(str(woo.ann), "any"), (str(woo.ann), "trash")]
 
 
 def test_a_shop_that_answers_none_of_many_paid_orders_is_not_believed(world):
