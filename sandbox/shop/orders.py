@@ -35,6 +35,19 @@ from sandbox.shop.rest import API, bound, err, invalid, list_response, paging
 from sandbox.shop.state import Order, ShopState
 
 STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed", "trash")
+#: What ``status`` takes: ``any``, ``trash`` and ``wc_get_order_statuses()`` (Blocks adds ``checkout-draft``).
+LISTABLE = (
+    "any",
+    "trash",
+    "pending",
+    "processing",
+    "on-hold",
+    "completed",
+    "cancelled",
+    "refunded",
+    "failed",
+    "checkout-draft",
+)
 ORDERBY = ("date", "id", "include", "title", "slug", "modified")
 
 
@@ -68,6 +81,9 @@ class Orders:
                 return found
             bounds[name] = found
         statuses = [s for s in params.get("status", "any").split(",") if s]
+        for index_, status in enumerate(statuses):  # the enum of get_collection_params() (see the module docstring)
+            if status not in LISTABLE:
+                return invalid("status", f"status[{index_}] is not one of {', '.join(LISTABLE)}.")
         customer = params.get("customer")
         include = {int(i) for i in params.get("include", "").split(",") if i.strip().isdigit()}
         exclude = {int(i) for i in params.get("exclude", "").split(",") if i.strip().isdigit()}

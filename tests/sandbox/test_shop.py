@@ -115,6 +115,7 @@ def test_the_trash_is_hidden_from_lists_and_deleted_orders_are_gone(shop):
     assert [(o["id"], o["status"]) for o in trash.json()] == [(trashed, "trash")]
     assert trash.json()[0]["date_modified_gmt"] == "2026-11-01T08:01:00"  # trashing moved date_modified
     assert c.get(f"/orders/{trashed}").json()["status"] == "trash"
+    assert c.get("/orders", params={"status": "deleted"}).json()["code"] == "rest_invalid_param"
     assert c.get(f"/orders/{deleted}").json()["code"] == "woocommerce_rest_shop_order_invalid_id"
     shop.advance(60)
     shop.untrash_order(trashed)
