@@ -56,6 +56,7 @@ def test_an_order_deleted_for_good_is_revoked_by_reconcile(woo):
     assert run.code == 0, run.output
     assert badged(woo) == {"ann", "cat"}
     assert "2 paid order(s) are gone from the shop" in run.stdout
+    assert "0 manual removal(s) found." in run.stdout  # a vanished order is no moderator's doing
     status = woo.cli("status", "--json").json()
     assert status["totals"]["paid_orders"] == 2
     assert status["outbox"]["dead"] == 0 and status["outbox"]["failed"] == 0
