@@ -120,6 +120,10 @@ class ForumContent:
         changed_by = _changed_by_someone(self.read_post(str(p.post_id)), p)
         if changed_by:
             return Outcome(action.id, True, conflict=changed_by)
+        # A post of a deleted topic still reads as live, and an admin may still edit it, invisibly: ask the topic.
+        if p.topic_id and self.client.topic_gone(int(p.topic_id)):
+            reason = f"the review topic of product {p.product_id} (topic {p.topic_id}) was deleted on the forum"
+            return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: True})
         post = self.client.edit_post(int(str(p.post_id)), p.raw, "Updated in the shop")
         return Outcome(
             action.id,

@@ -112,3 +112,16 @@ def test_product_names_that_break_title_rules_and_duplicate_names_still_get_topi
     assert len({t["title"].lower() for t in topics}) == 5
     now = status(world)
     assert now["outbox"]["dead"] == 0 and now["open_conflicts"] == 0, now
+
+
+def test_an_edit_to_a_review_in_a_trashed_topic_is_a_conflict_not_an_invisible_edit(shop_world):
+    world = shop_world
+    assert world.cli("sync").code == 0
+    [old] = [t for t in live_topics(world.forum) if "Elden Ring" in t["title"]]
+    world.forum.delete_topic_by_hand(old["id"])
+    world.shop.edit_review(world.r_alice, text="Key arrived at once, still works a month later.")
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert f"topic #{world.key}" in world.cli("conflicts").stdout
+    edited = [p for p in world.forum.posts_of_topic(old["id"]) if "a month later" in p["raw"]]
+    assert edited == []  # nothing written where nobody can see it
