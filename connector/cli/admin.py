@@ -73,7 +73,9 @@ def conflicts_list(ctx: typer.Context) -> None:
 def conflicts_resolve(
     conflict_id: int = typer.Argument(..., help="Conflict id (see `cardbridge conflicts`)."),
     keep: str = typer.Option(
-        ..., "--keep", help="shop: put the shop's review back; forum: keep the moderator's version."
+        ...,
+        "--keep",
+        help="shop: put the shop's review back (a deleted topic: open a new one); forum: keep the moderator's version.",
     ),
 ) -> None:
     """Decide a conflict. The next pass applies the decision."""
