@@ -18,7 +18,8 @@ from connector.core.http import RemoteError, describe_body
 from connector.core.payloads import DiscoursePost, PointsTotal, ScoreEvent
 from mappings.reviews import unique_topic_title
 
-#: In a conflict's ``data``: the conflict is the product's whole topic (deleted, or refused), not one review's post.
+#: In a conflict's ``data``: the product whose whole topic the conflict is about (deleted, or refused), rather than one
+#: review's post.
 TOPIC_CONFLICT = "topic_conflict"
 
 
@@ -94,14 +95,14 @@ class ForumContent:
         try:
             topic_id = self._topic_id(p)
         except TopicRefused as refused:
-            return Outcome(action.id, True, conflict=str(refused), data={TOPIC_CONFLICT: True})
+            return Outcome(action.id, True, conflict=str(refused), data={TOPIC_CONFLICT: p.product_id})
         try:
             post = self.client.create_post(topic_id, p.raw)
         except RemoteError as error:
             # A deleted topic takes no reply (PostCreator: ``topic_not_found``, 422); decided by reading it back.
             if error.status in (404, 422) and self.client.topic_gone(topic_id):
                 reason = f"the review topic of product {p.product_id} (topic {topic_id}) was deleted on the forum"
-                return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: True})
+                return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: p.product_id})
             raise
         return Outcome(
             action.id,
@@ -123,7 +124,7 @@ class ForumContent:
         # A post of a deleted topic still reads as live, and an admin may still edit it, invisibly: ask the topic.
         if p.topic_id and self.client.topic_gone(int(p.topic_id)):
             reason = f"the review topic of product {p.product_id} (topic {p.topic_id}) was deleted on the forum"
-            return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: True})
+            return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: p.product_id})
         post = self.client.edit_post(int(str(p.post_id)), p.raw, "Updated in the shop")
         return Outcome(
             action.id,

@@ -215,12 +215,9 @@ class ReviewsFeature:
             if outcome is None or not outcome.ok:
                 continue
             if outcome.conflict:
-                if outcome.data.get(TOPIC_CONFLICT):
-                    # The product's whole topic: one conflict for the product, which holds all its reviews.
-                    [ctx] = self.reviews.contexts([row.target])
-                    kind, target = "topic", ctx.review.product_id
-                else:
-                    kind, target = "review", row.target
+                product = outcome.data.get(TOPIC_CONFLICT)
+                # The product's whole topic: one conflict for the product, which holds all its reviews.
+                kind, target = ("topic", str(product)) if product else ("review", row.target)
                 conflict_id = self.reviews.add_conflict(row.community, kind, target, outcome.conflict)
                 run.report.conflicts += 1
                 log.warning(
