@@ -146,8 +146,9 @@ class Posts:
                 if len(external_id) > EXTERNAL_ID_MAX_LENGTH:
                     errors.append(f"External is too long (maximum is {EXTERNAL_ID_MAX_LENGTH} characters)")
                 # ``format: { with: /\A[\w-]+\z/ }`` (app/models/topic.rb, ``validates :external_id``): Ruby's \w is
-                # ASCII-only, so a product id with Chinese letters is invalid; uniqueness is checked with
-                # ``Topic.unscoped`` (Rails' UniquenessValidator), so a trashed topic keeps its id taken.
+                # ASCII-only, so a product id with Chinese letters is invalid; uniqueness is checked on
+                # ``klass.unscoped`` (rails activerecord/lib/active_record/validations/uniqueness.rb,
+                # ``build_relation``), past Trashable's default scope, so a trashed topic keeps its id taken.
                 if not re.fullmatch(r"[A-Za-z0-9_-]+", external_id):
                     errors.append("External is invalid")
             if errors:
