@@ -65,8 +65,9 @@ def quality_title(forum: ForumState, title: str) -> bool:
 
 def title_errors(forum: ForumState, title: Any, exclude_topic_id: int | None) -> list[str]:
     """``Topic``'s title validations (discourse/discourse app/models/topic.rb, ``validates :title``: presence,
-    ``topic_title_length``, ``quality_title``, ``unique_among`` over ``Topic.listable_topics``, whose default scope
-    hides trashed topics (``Trashable``)). Rails runs each validator and reports every failure."""
+    ``topic_title_length``, ``quality_title``, ``unique_among``). ``UniqueAmongValidator`` (lib/validators/
+    unique_among_validator.rb) keeps a duplicate only if ``Topic.listable_topics`` has it, whose default scope hides
+    trashed topics (``Trashable``): a deleted topic's title is free again. Rails runs each validator."""
     settings = forum.settings
     if blank(title):
         return ["Title can't be blank"]
