@@ -23,11 +23,12 @@ from connector.features.base import Run
 ORDERS_STREAM = "orders"
 #: Customer profiles asked for per call.
 PROFILES_PER_CALL = 100
-#: A shop that answers none of at least this many paid orders at once is not believed (a wrong database, a key that
-#: sees another shop): nothing is revoked and the pass reports an error instead.
+#: A shop that answers none of the stored paid orders, when there are at least this many, is not believed (a wrong
+#: database, a key that sees another shop): nothing is revoked and the pass reports an error instead.
 IMPLAUSIBLE_ALL_GONE = 20
-
-
+#: Gone ids held back while the shop has answered none of the orders asked about yet (bounded memory: past this many,
+#: the shop is not believed either).
+PENDING_LIMIT = 100_000
 #: A backfill that walks the whole shop remembers at most this many order ids, and asks the shop only about the stored
 #: paid orders its walk did not see (past the limit it forgets them and asks about every one: memory stays bounded).
 SEEN_LIMIT = 500_000
@@ -40,31 +41,45 @@ class ShopAnswerImplausible(Exception):
 def revoke_vanished(run: Run, seen: AbstractSet[str] = frozenset()) -> int:
     """Store the paid orders the shop no longer has as ``deleted`` (their customers are planned again); the number of
     such orders. Orders the shop answers are stored as they are now (a trashed one is ``deleted`` too). ``seen``: ids
-    the shop has just answered (a backfill's walk), not asked about again."""
+    the shop has just answered (a backfill's walk), not asked about again.
+
+    Deletions are believed once the shop has answered any order at all (an admin may delete thousands, e.g.
+    acg-faka's export-and-delete); until then they are held back, and a shop that answers none of at least
+    :data:`IMPLAUSIBLE_ALL_GONE` paid orders raises :class:`ShopAnswerImplausible` with nothing revoked."""
     shop, records = run.shop, run.state.records
     if not isinstance(shop, OrderPresence):
         return 0
-    vanished, after = 0, None
+    vanished, after, believed, pending = 0, None, bool(seen), list[str]()
     while ids := records.paid_order_ids(after, PRESENCE_CHUNK):
         if run.stop.is_set():
-            break
+            return vanished
         after = ids[-1]
         unseen = [order_id for order_id in ids if order_id not in seen]
         if not unseen:
             continue
         page = shop.orders_present(unseen)
         answered = {order.id for order in page.orders} | {record.record_id for record in page.quarantined}
-        gone = [order_id for order_id in unseen if order_id not in answered]
-        if len(gone) == len(ids) >= IMPLAUSIBLE_ALL_GONE:
-            raise ShopAnswerImplausible(
-                f"the shop has none of {len(ids)} paid orders the state store holds (is it the right shop?); "
-                "nothing was revoked"
-            )
         records.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, None)
-        vanished += records.mark_orders_deleted(gone)
+        pending += [order_id for order_id in unseen if order_id not in answered]
+        believed = believed or bool(answered)
+        if believed:
+            vanished += records.mark_orders_deleted(pending)
+            pending = []
+        elif len(pending) > PENDING_LIMIT:
+            raise _implausible(len(pending))
+    if pending and len(pending) >= IMPLAUSIBLE_ALL_GONE:
+        raise _implausible(len(pending))
+    vanished += records.mark_orders_deleted(pending)
     if vanished:
         log.warning("orders gone from the shop", count=vanished)
     return vanished
+
+
+def _implausible(count: int) -> ShopAnswerImplausible:
+    return ShopAnswerImplausible(
+        f"the shop has none of the {count} paid orders the state store holds (is it the right shop?); nothing was "
+        "revoked"
+    )
 
 
 class PullStage:

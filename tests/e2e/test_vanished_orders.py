@@ -103,9 +103,26 @@ def test_a_shop_that_answers_none_of_many_paid_orders_is_not_believed(world):
         world.config_path.write_text(world.config_path.read_text().replace(world.shop_server.url, server.url))
         run = world.cli("reconcile")
     assert run.code == 1, run.output
-    assert "the shop has none of 25 paid orders" in run.output
+    assert "the shop has none of the 25 paid orders" in run.output
     assert BADGE in world.forum.badges_of("buyer0")
     assert world.cli("status", "--json").json()["totals"]["paid_orders"] == 25
+
+
+def test_thousands_deleted_at_once_are_believed_when_the_shop_still_has_others(world):
+    """An admin may delete many paid orders at once (acg-faka's export-and-delete takes up to 5,000): a chunk of 500
+    ids that are all gone is believed once the shop answers any other order."""
+    card = world.shop.add_product("Google Play ¥50", "50.00")
+    ids = [world.shop.add_order(email=f"b{n}@example.com", items=[(card, 1)], status="completed") for n in range(560)]
+    world.forum.add_user("first", "b0@example.com")
+    world.forum.add_user("last", "b559@example.com")
+    assert world.cli("sync").code == 0
+    assert BADGE in world.forum.badges_of("first") and BADGE in world.forum.badges_of("last")
+    for order_id in ids[:500]:  # the first chunk of the store's paid ids, in id order
+        world.shop.delete_order(order_id)
+    run = world.cli("reconcile")
+    assert run.code == 0, run.output
+    assert "500 paid order(s) are gone from the shop" in run.stdout
+    assert BADGE not in world.forum.badges_of("first") and BADGE in world.forum.badges_of("last")
 
 
 def test_an_order_deleted_webhook_revokes_at_once(world):
