@@ -15,7 +15,8 @@ from sandbox.shop.state import Order, ShopState
 def render_order(shop: ShopState, o: Order) -> dict[str, Any]:
     created_local, created_gmt = shop.dates(o.created)
     modified_local, modified_gmt = shop.dates(o.modified)
-    paid = o.status in ("processing", "completed", "refunded")
+    # a trashed order keeps its payment date (only the status changes, to "trash")
+    paid = (o.trashed_from or o.status) in ("processing", "completed", "refunded")
     lines, total = [], 0.0
     for index, (product_id, quantity) in enumerate(o.items):
         product = shop.products.get(product_id, {"name": f"Product {product_id}", "price": "10.00"})
