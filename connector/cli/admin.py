@@ -6,6 +6,7 @@ import json
 import sys
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from connector.cli.app import app, console, fail, open_connector, open_store
@@ -62,8 +63,13 @@ def conflicts_list(ctx: typer.Context) -> None:
     for column in ("id", "community", "what", "reason", "since"):
         table.add_column(column)
     for row in rows:
+        # Targets and reasons carry shop ids and the forum's own words: shown as text, never read as rich markup.
         table.add_row(
-            str(row.id), row.community, f"{row.kind} #{row.target}", row.reason, row.created_at.isoformat()[:19]
+            str(row.id),
+            escape(row.community),
+            escape(f"{row.kind} #{row.target}"),
+            escape(row.reason),
+            row.created_at.isoformat()[:19],
         )
     console.print(table)
     console.print("Resolve with: cardbridge conflicts resolve ID --keep shop|forum")

@@ -4,6 +4,7 @@ names that break Discourse's title rules, and two products with the same name.""
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 
@@ -125,3 +126,16 @@ def test_an_edit_to_a_review_in_a_trashed_topic_is_a_conflict_not_an_invisible_e
     assert f"topic #{world.key}" in world.cli("conflicts").stdout
     edited = [p for p in world.forum.posts_of_topic(old["id"]) if "a month later" in p["raw"]]
     assert edited == []  # nothing written where nobody can see it
+
+
+def test_conflicts_show_shop_ids_and_forum_words_as_text(shop_world):
+    world = shop_world
+    assert world.cli("sync").code == 0
+    with sqlite3.connect(world.db_path) as db:
+        db.execute(
+            "INSERT INTO conflicts (community, kind, target, reason, status, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            ("forum", "topic", "[VIP]", "the forum said [/] and [bold]no[/bold]", "open", "2026-11-30 12:00:00"),
+        )
+    listing = world.cli("conflicts")
+    assert listing.code == 0, listing.output
+    assert "topic #[VIP]" in listing.stdout and "[/] and [bold]no[/bold]" in listing.stdout
