@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import httpx
 
-from adapters.base import HolderListing, MemberCheck
+from adapters.base import HolderListing, MemberCheck, UserLookup
 from connector.core.http import RemoteError, describe_error
 from connector.core.logs import log
 from connector.features.base import Run
@@ -43,6 +43,10 @@ class VanishedOrdersStage:
                 f"shop: {self.count} paid order(s) are gone from the shop (deleted or in the trash); "
                 "what they alone granted is revoked"
             )
+
+
+#: Names looked up per community per reconcile to tell a renamed account from a manual removal (one read each).
+NAME_CHECKS = 200
 
 
 class ReconcileStage:
@@ -84,6 +88,8 @@ class ReconcileStage:
                 for _key, user in left:
                     self.found.append(f"{name}: {user} left; {kind} {target!r} is granted again when they return")
             missing = [(key, user) for key, user in rows if user.lower() not in holders and user not in absent]
+            if isinstance(community, HolderListing) and isinstance(community, UserLookup):
+                missing = self._renamed(run, name, kind, target, community, missing)
             if not missing:
                 continue
             ledger.set_ledger_state(
@@ -102,3 +108,38 @@ class ReconcileStage:
                     user=user,
                     policy="respect" if respect else "re-grant",
                 )
+
+    def _renamed(
+        self,
+        run: Run,
+        name: str,
+        kind: str,
+        target: str,
+        community: UserLookup,
+        missing: list[tuple[str, str]],
+    ) -> list[tuple[str, str]]:
+        """The missing holders that are really missing; the others were recorded under a name the forum no longer has.
+
+        Holders are listed by their current name, the ledger keeps the name a grant was made to: a member renamed on
+        the forum (or an account deleted) is not a moderator's removal. Their grant is forgotten and the customer
+        planned again, so the next pass grants by forum user id and learns the new name (or fails honestly for an
+        account that is gone). Names that cannot be checked this time (past :data:`NAME_CHECKS`) claim no drift.
+        """
+        kept: list[tuple[str, str]] = []
+        renamed: list[tuple[str, str]] = []
+        known: dict[str, bool] = {}
+        for key, user in missing:
+            if user not in known:
+                if len(known) >= NAME_CHECKS:
+                    continue
+                known[user] = community.find_user(user) is not None
+            (kept if known[user] else renamed).append((key, user))
+        if renamed:
+            run.state.ledger.set_ledger_state(name, [(key, kind, target) for key, _ in renamed], "revoked")
+            run.state.plans.mark_dirty([key for key, _ in renamed])
+            for _key, user in renamed:
+                self.found.append(
+                    f"{name}: {user} is no longer a name on the forum (renamed or deleted); "
+                    f"{kind} {target!r} is checked again by user id on the next pass"
+                )
+        return kept

@@ -88,3 +88,28 @@ def test_a_member_renamed_before_the_first_grant_goes_out_still_gets_it(world):
     assert _identity(world, "carol@example.com") == (str(carol), "carol_w")
     outbox = _outbox(world)
     assert outbox.get("failed", 0) == 0 and outbox.get("dead", 0) == 0 and outbox.get("pending", 0) == 0, outbox
+
+
+def test_reconcile_after_a_rename_records_no_manual_removal_and_a_later_refund_still_revokes(world):
+    shop, forum = world.shop, world.forum
+    card = shop.add_product("Steam 钱包充值卡 $50", "360.00")
+    order = shop.add_order(email="dan@example.com", items=[(card, 1)], status="completed")
+    forum.add_user("dan", "dan@example.com")
+    assert world.cli("sync").code == 0
+    assert forum.badges_of("dan") == [FIRST[0]]
+    forum.rename_user("dan", "dan_z")
+
+    # The forum lists holders by their current name; the ledger still says "dan". That is a rename, not a moderator
+    # taking the badge away: no override may be recorded (it would keep the badge after a refund).
+    found = world.cli("reconcile")
+    assert found.code == 0, found.output
+    assert "by hand" not in found.output, found.output
+    assert world.cli("sync").code == 0
+    assert forum.badges_of("dan_z") == [FIRST[0]] and forum.groups_of("dan_z") == [FIRST[1]]
+    assert _identity(world, "dan@example.com")[1] == "dan_z"
+
+    shop.set_status(order, "refunded")
+    assert world.cli("sync").code == 0
+    assert forum.badges_of("dan_z") == [] and forum.groups_of("dan_z") == []
+    outbox = _outbox(world)
+    assert outbox.get("failed", 0) == 0 and outbox.get("dead", 0) == 0, outbox
