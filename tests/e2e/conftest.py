@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.discourse import DiscourseSandbox
+from sandbox.discourse.rate_limit import ADMIN_API_DEFAULT
 from sandbox.server import SandboxServer
 from sandbox.shop import WooCommerceSandbox
 
@@ -63,25 +64,35 @@ class Run:
 
 
 class World:
-    """A shop, a forum and a config folder; ``cli(...)`` runs ``cardbridge --config … <args>`` in a subprocess."""
+    """A shop, a forum and a config folder; ``cli(...)`` runs ``cardbridge --config … <args>`` in a subprocess.
+
+    The forum enforces the real admin-API limit (60 requests a minute per site, answered 429 with ``Retry-After``), and
+    the config gives CardBridge the same budget, so its own pacing keeps it under the limit and the limit costs a test
+    nothing unless the test makes more than 60 forum requests in a minute. Such a test raises both, as an operator
+    raises ``DISCOURSE_MAX_ADMIN_API_REQS_PER_MINUTE`` for an import: ``forum.rate_limit_per_minute = N`` (``None``:
+    no limit) before ``write_config()``, whose ``rpm`` follows the forum's limit unless given.
+    """
 
     def __init__(self, tmp_path: Path) -> None:
         self.dir = tmp_path
         self.shop = WooCommerceSandbox(consumer_key=ENV["WC_CONSUMER_KEY"], consumer_secret=ENV["WC_CONSUMER_SECRET"])
-        self.forum = DiscourseSandbox(api_key=ENV["DISCOURSE_API_KEY"], api_username="system")
+        self.forum = DiscourseSandbox(
+            api_key=ENV["DISCOURSE_API_KEY"], api_username="system", rate_limit_per_minute=ADMIN_API_DEFAULT
+        )
         self.shop_server = SandboxServer(self.shop.app).start()
         self.forum_server = SandboxServer(self.forum.app).start()
         self.config_path = tmp_path / "cardbridge.toml"
         self.write_config()
 
     def write_config(
-        self, *, rpm: int = 6000, page_size: int = 100, bulk: int = 20, max_attempts: int = 3, extra: str = ""
+        self, *, rpm: int | None = None, page_size: int = 100, bulk: int = 20, max_attempts: int = 3, extra: str = ""
     ) -> None:
+        """``rpm``: CardBridge's request budget for the forum; by default the forum's own limit (or 6000 without)."""
         self.config_path.write_text(
             CONFIG.format(
                 shop_url=self.shop_server.url,
                 forum_url=self.forum_server.url,
-                rpm=rpm,
+                rpm=rpm or self.forum.rate_limit_per_minute or 6000,
                 page_size=page_size,
                 bulk=bulk,
                 max_attempts=max_attempts,

@@ -4,10 +4,11 @@ never holds a pass (the action waits in the outbox for its time, the rest goes o
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import subprocess
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -122,7 +123,9 @@ def test_a_1337_second_shared_429_defers_the_action_and_the_pass_goes_on(shared_
     rows = review_rows(world)
     assert [(status, attempts) for _, status, attempts, _, _ in rows] == [("pending", 0), ("pending", 0)]
     for _, _, _, not_before, reason in rows:
-        wait = (datetime.fromisoformat(not_before).replace(tzinfo=None) - datetime.utcnow()).total_seconds()
+        wait = (
+            datetime.fromisoformat(not_before).replace(tzinfo=None) - datetime.now(UTC).replace(tzinfo=None)
+        ).total_seconds()
         assert 1300 < wait < 1345, wait
         assert reason.startswith("deferred until") and "shared" in reason
     status = world.cli("status", "--json").json()["outbox"]
@@ -153,14 +156,14 @@ def test_discourse_admin_limit_answers_429_and_cardbridge_obeys_it(world):
     """The real default (60 admin-API requests a minute, per site) with CardBridge told it may send more: the forum
     answers 429 ``Retry-After`` and ``Discourse-Rate-Limit-Error-Code: admin_api_key_rate_limit``; CardBridge waits
     what it was told and every grant lands once."""
-    world.forum.rate_limit_per_minute = 60
+    assert world.forum.rate_limit_per_minute == 60  # the World's forum has the real default
     world.write_config(rpm=6000)  # CardBridge's own budget above the forum's: it will bounce off the limit
     card = world.shop.add_product("月卡", "15.00")
     for name in ("amy", "ben"):
         world.forum.add_user(name, f"{name}@example.com")
         world.shop.add_order(email=f"{name}@example.com", items=[(card, 1)], status="completed")
     # Another admin integration has used 60 requests in the last 57 seconds: the window frees in 3 seconds.
-    now = world.forum.clock()
+    now = math.floor(world.forum.clock())  # the limiter stamps whole seconds (Time.now.to_i)
     world.forum.limiter.window.extend([now - 57] * 60)
     code, output, took = timed_cli(world, "sync")
     assert code == 0, output
@@ -170,3 +173,36 @@ def test_discourse_admin_limit_answers_429_and_cardbridge_obeys_it(world):
     assert world.forum.badges_of("amy") and world.forum.badges_of("ben")
     status = world.cli("status", "--json").json()["outbox"]
     assert status["dead"] == 0 and status["failed"] == 0 and status["pending"] == 0
+
+
+def test_the_daemons_retry_job_delivers_a_deferred_action_when_its_time_comes(shared_world):
+    """A wait above the cap (here 3 s over a 1 s cap, so the test takes seconds) is deferred by the daemon's first pass
+    and delivered by its retry job once the time has come: once, with nothing failed."""
+    import signal
+    import socket
+
+    world, d = shared_world, shared_world.discord
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = (
+        world.config_path.read_text().replace('api_base = "', 'max_retry_wait_seconds = 1\napi_base = "')
+        + f'[schedule]\nsync_every = 3600\nreconcile_every = 3600\nretry_every = 1\n[server]\nlisten = "127.0.0.1:{port}"\n'
+    )
+    world.config_path.write_text(text, encoding="utf-8")
+    review = world.shop.add_review(world.product, "Guest", "guest@example.com", 4, "Works")
+    held = d.limiter.hold_resource(world.forum_id, 3.0, d.clock(), method="POST")
+    daemon = world.spawn("run")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (held.refused and len(d.threads_of(world.forum_id)) == 1):
+            assert daemon.poll() is None, daemon.communicate()
+            time.sleep(0.1)
+        assert held.refused == 1  # the first pass was told to wait 3 s and did not
+        threads = d.threads_of(world.forum_id)
+        assert len(threads) == 1 and threads[0]["name"].endswith(f" · #{review}")
+        assert [status for _, status, _, _, _ in review_rows(world)] == ["done"]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+    assert len(thread_posts(world)) == 2  # the refused one and the one that went through: never sent twice
