@@ -61,6 +61,12 @@ class DeliverStage:
             except CommunityStopped as error:
                 run.report.errors.append(str(error))
                 log.error("community stopped", community=name, reason=str(error))
+            except Deferred as held:
+                # A read this community needed first (verifying an interrupted action) is held by a rate limit longer
+                # than the cap: nothing failed; what is left is tried on a later pass.
+                until = utcnow() + timedelta(seconds=math.ceil(held.retry_after))
+                run.report.deferred_until[name] = max(until, run.report.deferred_until.get(name, until))
+                log.warning("delivery deferred by a rate limit", community=name, until=until.isoformat())
             except (RemoteError, httpx.HTTPError) as error:
                 run.report.errors.append(f"{name}: {error}")
                 log.error("delivery failed", community=name, error=str(error))
