@@ -91,3 +91,30 @@ def test_a_review_post_applied_without_an_answer_is_posted_once(review_world, th
     d.reset_log()
     assert world.cli("sync").code == 0
     assert d.writes() == []  # recorded as posted
+
+
+POINTS = """
+[points]
+per_order = 10
+forum = { mode = "gamification" }
+"""
+
+
+@pytest.mark.parametrize("path", [r"score_events", r"^/user_badges\.json$"])
+def test_a_forum_write_applied_without_an_answer_is_applied_once(world, path):
+    """A score event or a badge grant the forum applied but answered 502 for: verified, never sent again."""
+    world.write_config(extra=POINTS)
+    card = world.shop.add_product("王者荣耀 点券 60元", "60.00")
+    world.shop.add_order(email="amy@example.com", items=[(card, 1)], status="completed")
+    world.forum.add_user("amy", "amy@example.com")
+    world.forum.knobs.add_fault(path, kind="status_after", method="POST", status=502, times=-1)
+    first = world.cli("sync")
+    assert first.code == 1, first.output
+    world.forum.knobs.clear_faults()
+    assert world.cli("sync").code == 0
+    amy = world.forum.user("amy")["id"]
+    assert [e["points"] for e in world.forum.score_events(amy)] == [10]
+    assert world.forum.badges_of("amy") == ["Verified Buyer"]
+    assert world.forum.count("POST", path) == 1  # once, ever
+    status = world.cli("status", "--json").json()["outbox"]
+    assert status["dead"] == 0 and status["failed"] == 0 and status["pending"] == 0 and status["sending"] == 0
