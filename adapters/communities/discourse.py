@@ -106,6 +106,7 @@ class DiscourseCommunity:
             timeout=config.timeout_seconds,
             transport=transport,
             sleep=sleep,
+            max_wait=config.max_retry_wait_seconds,
         )
         self._content = ForumContent(self._client, self.cache, config.api_username)
         self._grants = MemberGrants(self._client, self.badge_id, self.group_id, self._forget)

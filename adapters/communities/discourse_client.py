@@ -59,6 +59,7 @@ class DiscourseClient:
         transport: httpx.BaseTransport | None = None,
         attempts: int = 5,
         sleep: Any = None,
+        max_wait: float = 60.0,
     ) -> None:
         kwargs: dict[str, Any] = {}
         if sleep is not None:
@@ -74,6 +75,7 @@ class DiscourseClient:
             budget=RequestBudget(requests_per_minute, window=61.0) if requests_per_minute else None,
             transport=transport,
             attempts=attempts,
+            max_wait=max_wait,
             **kwargs,
         )
 

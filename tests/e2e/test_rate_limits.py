@@ -206,3 +206,41 @@ def test_the_daemons_retry_job_delivers_a_deferred_action_when_its_time_comes(sh
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
     assert len(thread_posts(world)) == 2  # the refused one and the one that went through: never sent twice
+
+
+def test_a_discourse_wait_above_the_forums_cap_is_deferred_not_slept(world):
+    """``max_retry_wait_seconds`` holds for a forum too: a 429 asking for more than it returns the pass at once with
+    the revokes pending (no attempt counted, none dead); a pass after the window has freed delivers them once."""
+    world.write_config(rpm=6000)
+    world.config_path.write_text(
+        world.config_path.read_text().replace(
+            "requests_per_minute = 6000\n", "requests_per_minute = 6000\nmax_retry_wait_seconds = 2\n", 1
+        ),
+        encoding="utf-8",
+    )
+    card = world.shop.add_product("季卡", "40.00")
+    world.forum.add_user("cid", "cid@example.com")
+    order = world.shop.add_order(email="cid@example.com", items=[(card, 1)], status="completed")
+    assert world.cli("sync").code == 0
+    assert world.forum.badges_of("cid") and world.forum.groups_of("cid")
+
+    world.shop.set_status(order, "refunded")
+    # Another admin integration has used the whole window: the forum will ask for about 50 seconds.
+    now = math.floor(world.forum.clock())
+    world.forum.limiter.window.extend([now - 10] * 60)
+    code, output, took = timed_cli(world, "sync")
+    assert took < 30, output
+    # The forum stopped for this pass (its limit is site-wide): said as a problem, and the wait as a deferral.
+    assert code == 1 and "deferred by a rate limit" in output, output
+    assert world.forum.rate_limited_count >= 1
+    assert world.forum.badges_of("cid") and world.forum.groups_of("cid")
+    status = world.cli("status", "--json").json()["outbox"]
+    assert status["dead"] == 0 and status["failed"] == 0 and status["pending"] == 2, status
+
+    world.forum.limiter.window.clear()
+    with sqlite3.connect(world.db_path) as db:
+        db.execute("UPDATE outbox SET next_attempt_at = NULL WHERE status = 'pending'")
+    assert world.cli("sync").code == 0
+    assert world.forum.badges_of("cid") == [] and world.forum.groups_of("cid") == []
+    status = world.cli("status", "--json").json()["outbox"]
+    assert status["dead"] == 0 and status["failed"] == 0 and status["pending"] == 0, status
