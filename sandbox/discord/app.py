@@ -103,6 +103,9 @@ class DiscordApp:
         else:
             record["status"] = response.status_code
             with discord.lock:
-                if response.status_code in (401, 403, 429):
+                # A 429 of the ``shared`` scope is not the caller's fault and does not count toward the invalid-request
+                # limit (discord/discord-api-docs developers/topics/rate-limits.mdx:138).
+                shared = response.headers.get("x-ratelimit-scope") == "shared"
+                if response.status_code in (401, 403) or (response.status_code == 429 and not shared):
                     discord.invalid_requests += 1
             await response(scope, receive, send)

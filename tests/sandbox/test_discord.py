@@ -432,3 +432,12 @@ def test_users_me_answers_email_and_verified_as_stored_and_only_with_the_email_s
     }
     without = me(accounts["bea"], "identify")
     assert "email" not in without and "verified" not in without
+
+
+def test_a_shared_scope_429_does_not_count_as_an_invalid_request(discord):
+    """rate-limits.mdx:138: ``shared`` 429s are not the caller's fault; a ``user`` one is."""
+    discord.limiter.hold_resource(discord.guild_id, 1337.0, discord.clock())
+    answer = bot(discord).get(f"/guilds/{discord.guild_id}/roles")
+    assert answer.status_code == 429 and answer.headers["x-ratelimit-scope"] == "shared"
+    assert int(answer.headers["retry-after"]) == 1337
+    assert discord.invalid_requests == 0
