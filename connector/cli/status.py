@@ -6,7 +6,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from connector.core.clock import utcnow
 from connector.core.logs import mask_email
 from connector.state import State
 
@@ -18,9 +20,12 @@ def status_data(store: State) -> dict[str, Any]:
     unmatched = store.status.unmatched_with_email()
     quarantine_total, quarantined = store.status.quarantined()
     problems = store.status.problem_actions()
+    not_due, next_at = store.status.not_due(utcnow())
     return {
         "cursors": store.records.cursors(),
         "outbox": {k: counts[k] for k in ("pending", "sending", "failed", "dead", "done")},
+        # Of the pending and failed: how many wait for a later time (a backoff, a rate limit's deferral), and until when.
+        "outbox_not_due": {"count": not_due, "next_at": next_at.isoformat() if next_at else None},
         "unmatched_customers": sum(unmatched.values()),
         "unmatched_by_community": unmatched,
         "buyers_without_email": store.status.buyers_without_email(),
@@ -56,6 +61,9 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
         table.add_row("cursors", "none yet: run `cardbridge sync` or `cardbridge backfill`")
     outbox = data["outbox"]
     table.add_row("outbox", ", ".join(f"{k} {v}" for k, v in outbox.items()))
+    if data["outbox_not_due"]["count"]:
+        waiting = data["outbox_not_due"]
+        table.add_row("waiting to be retried", f"{waiting['count']} (the first at {waiting['next_at'][:19]} UTC)")
     table.add_row("unmatched customers", str(data["unmatched_customers"]))
     if data["buyers_without_email"]:
         table.add_row(
@@ -72,7 +80,7 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
         for column in ("stream", "record", "reason"):
             q.add_column(column)
         for record in data["quarantined"]["records"]:
-            q.add_row(record["stream"], record["record_id"], record["reason"])
+            q.add_row(*(Text(str(record[k])) for k in ("stream", "record_id", "reason")))
         console.print(q)
     if data["problems"]:
         p = Table(title="Failed and dead actions")
@@ -80,12 +88,17 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
             p.add_column(column)
         for row in data["problems"]:
             p.add_row(
-                str(row["id"]),
-                row["status"],
-                row["community"],
-                row["action"],
-                str(row["user"]),
-                str(row["attempts"]),
-                row["error"][:120],
+                *(
+                    Text(value)
+                    for value in (
+                        str(row["id"]),
+                        row["status"],
+                        row["community"],
+                        row["action"],
+                        str(row["user"]),
+                        str(row["attempts"]),
+                        row["error"][:120],
+                    )
+                )
             )
         console.print(p)

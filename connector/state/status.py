@@ -22,6 +22,16 @@ class Status:
                 counts[status] = count
         return counts
 
+    def not_due(self, now: datetime) -> tuple[int, datetime | None]:
+        """Pending and failed actions that no pass sends before a later time (a backoff, or a rate limit's deferral),
+        and the earliest of those times."""
+        waiting = and_(outbox_t.c.status.in_(("pending", "failed")), outbox_t.c.next_attempt_at > now)
+        with self.engine.connect() as conn:
+            count, earliest = conn.execute(
+                select(func.count(), func.min(outbox_t.c.next_attempt_at)).where(waiting)
+            ).one()
+        return int(count), earliest
+
     def problem_actions(self, limit: int = 20) -> list[OutboxRow]:
         """Failed and dead actions, newest first, for `status` and the failure summary."""
         with self.engine.connect() as conn:

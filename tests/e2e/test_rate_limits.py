@@ -128,8 +128,13 @@ def test_a_1337_second_shared_429_defers_the_action_and_the_pass_goes_on(shared_
         ).total_seconds()
         assert 1300 < wait < 1345, wait
         assert reason.startswith("deferred until") and "shared" in reason
-    status = world.cli("status", "--json").json()["outbox"]
-    assert status["dead"] == 0 and status["failed"] == 0 and status["pending"] == 2
+    status = world.cli("status", "--json").json()
+    assert status["outbox"]["dead"] == 0 and status["outbox"]["failed"] == 0 and status["outbox"]["pending"] == 2
+    # `status` says they wait, and until when (not just "pending 2").
+    assert status["outbox_not_due"]["count"] == 2
+    assert status["outbox_not_due"]["next_at"][:16] == min(row[3] for row in rows)[:16].replace(" ", "T")
+    shown = world.cli("status").output
+    assert "waiting to be retried" in shown and "2 (the first at " in shown, shown
 
     # Before the time: the rows are not due, so nothing is sent to the held forum.
     d.reset_log()
