@@ -71,6 +71,17 @@ def marker(review_id: str) -> str:
     return f"cardbridge review {review_id}"
 
 
+#: The marker line as :func:`render_post` writes it, alone on the post's last line. Member text cannot forge it: review
+#: text is quoted ("> ") and its "<" escaped, so no line of it starts with "<small>".
+_MARKER_LINE = re.compile(r"^<small>(cardbridge review .+)</small>[ \t]*$", re.MULTILINE)
+
+
+def marker_of(raw: str) -> str | None:
+    """The marker (:func:`marker`) a post's raw text carries on a line of its own, or None."""
+    found = _MARKER_LINE.findall(raw)
+    return str(found[-1]) if found else None
+
+
 def render_post(view: ReviewView) -> str:
     stars = "★" * view.rating + "☆" * (5 - view.rating)
     lines = [f"**{stars}** {view.rating}/5 · {escape_discourse(view.product_name)}", ""]

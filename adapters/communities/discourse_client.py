@@ -338,6 +338,33 @@ class DiscourseClient:
     def topic(self, topic_id: int) -> dict[str, Any]:
         return dict(self.http.request("GET", f"/t/{topic_id}.json").json())
 
+    def topic_post_ids(self, topic_id: int) -> list[int] | None:
+        """Every post id of the topic, deleted ones included, in order; None when the forum does not list them all.
+
+        ``post_stream.stream`` holds the whole ``filtered_post_ids`` of a topic under ``TopicView::
+        MEGA_TOPIC_POSTS_COUNT`` (10,000) posts; past it, ``isMegaTopic`` and no stream (discourse/discourse
+        app/serializers/post_stream_serializer_mixin.rb ``post_stream``). ``show_deleted`` keeps a moderator's
+        deletions in it for staff (lib/topic_view.rb ``setup_filtered_posts``)."""
+        body = self.http.request("GET", f"/t/{topic_id}.json", params={"show_deleted": "true"}).json()
+        stream = body.get("post_stream", {}).get("stream") if isinstance(body, dict) else None
+        if not isinstance(stream, list):
+            return None
+        return [int(i) for i in stream if isinstance(i, int) or (isinstance(i, str) and i.isdigit())]
+
+    def topic_posts(self, topic_id: int, post_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The topic's posts with these ids, with ``raw`` (``GET /t/{id}/posts.json?post_ids[]=…&include_raw=1``,
+        app/controllers/topics_controller.rb ``def posts``; lib/topic_view.rb ``filter_posts_by_ids`` takes every id
+        asked). Callers keep a batch to :data:`POST_IDS_PER_READ` so the query string stays short for any proxy."""
+        if not post_ids:
+            return []
+        body = self.http.request(
+            "GET",
+            f"/t/{topic_id}/posts.json",
+            params={"post_ids[]": [str(i) for i in post_ids], "include_raw": "true"},
+        ).json()
+        posts = body.get("post_stream", {}).get("posts") if isinstance(body, dict) else None
+        return [dict(p) for p in posts if isinstance(p, dict)] if isinstance(posts, list) else []
+
     def topic_gone(self, topic_id: int) -> bool:
         """Whether the topic was deleted (an admin still reads a trashed topic, with ``deleted_at``) or is no more."""
         try:
@@ -409,6 +436,10 @@ class DiscourseClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+#: Post ids asked in one ``/t/{id}/posts.json`` read: about 2 KB of query string (the server takes any number).
+POST_IDS_PER_READ = 100
 
 
 def _selector(usernames: Sequence[str], user_ids: Sequence[str]) -> dict[str, str]:

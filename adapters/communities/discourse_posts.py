@@ -10,17 +10,35 @@ by the marker line it carries; score events are found by :mod:`adapters.communit
 from __future__ import annotations
 
 import hashlib
+import time
+from dataclasses import dataclass
 
 from adapters.base import Action, IdCache, Outcome, RemotePost, settled_payload, wrong_payload
-from adapters.communities.discourse_client import DiscourseClient
+from adapters.communities.discourse_client import POST_IDS_PER_READ, DiscourseClient
 from adapters.communities.discourse_points import ForumPoints
 from connector.core.http import RemoteError, describe_body
+from connector.core.logs import log
 from connector.core.payloads import DiscoursePost, PointsTotal, ScoreEvent
-from mappings.reviews import unique_topic_title
+from mappings.reviews import marker_of, unique_topic_title
 
 #: In a conflict's ``data``: the product whose whole topic the conflict is about (deleted, or refused), rather than one
 #: review's post.
 TOPIC_CONFLICT = "topic_conflict"
+
+
+#: How long one read of a topic's markers serves later reviews of the same product in this process: a pass posting
+#: many reviews reads each topic once, and a long-running daemon reads it again on a later pass.
+MARKERS_TTL_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class FoundPost:
+    """A post of the API user's that carries a review's marker."""
+
+    post_id: int
+    raw: str
+    version: int
+    deleted: bool
 
 
 class ForumContent:
@@ -31,6 +49,8 @@ class ForumContent:
         self.cache = cache
         self.api_username = api_username
         self.points = ForumPoints(client)
+        #: topic id -> (read at, marker -> the API user's post that carries it)
+        self._markers: dict[int, tuple[float, dict[str, FoundPost]]] = {}
 
     def apply(self, action: Action) -> Outcome:
         settled = settled_payload(action)
@@ -66,18 +86,19 @@ class ForumContent:
         self.cache.set("category", name, str(category_id))
         return category_id
 
-    def _topic_id(self, p: DiscoursePost) -> int:
-        """The product's topic: the stored id, else the live topic with the external id, else a new topic.
+    def _topic_id(self, p: DiscoursePost) -> tuple[int, bool]:
+        """The product's topic: the stored id, else the live topic with the external id, else a new topic; and
+        whether it was opened just now (a new topic holds no review yet).
 
         A 422 on creation is retried once with the title made unique by the product id (another topic may hold the
         same title: ``allow_duplicate_topic_titles`` is false); a second 422 is :class:`TopicRefused`. Its likely
         cause is an external id still held by a topic a moderator deleted: Discourse's uniqueness check sees trashed
         topics while the external-id lookup does not (app/models/topic.rb ``validates :external_id``)."""
         if p.topic_id:
-            return int(p.topic_id)
+            return int(p.topic_id), False
         found = self.client.topic_by_external_id(p.external_id)
         if found is not None:
-            return int(found["id"])
+            return int(found["id"]), False
         category = self.category_id(p.category, p.category_color, p.category_text_color)
         refused: RemoteError | None = None
         for title in (p.topic_title, unique_topic_title(p.topic_title, p.product_id)):
@@ -88,14 +109,22 @@ class ForumContent:
                     raise
                 refused = error
                 continue
-            return int(created["topic_id"])
+            topic_id = int(created["topic_id"])
+            self._markers[topic_id] = (time.monotonic(), {})
+            return topic_id, True
         raise TopicRefused(p.product_id, p.external_id, refused)
 
     def _create_review(self, action: Action, p: DiscoursePost) -> Outcome:
         try:
-            topic_id = self._topic_id(p)
+            topic_id, opened = self._topic_id(p)
         except TopicRefused as refused:
             return Outcome(action.id, True, conflict=str(refused), data={TOPIC_CONFLICT: p.product_id})
+        if not opened:
+            # Another state store (or this one, before it was lost) may have posted the review already: Discourse
+            # takes no idempotency key, so the topic is read once for all its markers before anything is written.
+            found = self._posted(topic_id).get(p.marker)
+            if found is not None:
+                return self._adopt(action, p, topic_id, found)
         try:
             post = self.client.create_post(topic_id, p.raw)
         except RemoteError as error:
@@ -104,6 +133,10 @@ class ForumContent:
                 reason = f"the review topic of product {p.product_id} (topic {topic_id}) was deleted on the forum"
                 return Outcome(action.id, True, conflict=reason, data={TOPIC_CONFLICT: p.product_id})
             raise
+        version = int(post.get("version") or 1)
+        cached = self._markers.get(topic_id)
+        if cached is not None:
+            cached[1][p.marker] = FoundPost(int(post["id"]), p.raw, version, False)
         return Outcome(
             action.id,
             True,
@@ -111,11 +144,56 @@ class ForumContent:
             data={
                 "topic_id": str(topic_id),
                 "post_id": str(post["id"]),
-                "version": int(post.get("version") or 1),
+                "version": version,
                 "content_hash": p.hash,
                 "state": "posted",
             },
         )
+
+    def _posted(self, topic_id: int, fresh: bool = False) -> dict[str, FoundPost]:
+        """The API user's posts in the topic by the marker they carry, read completely: every post id from the
+        topic's stream, then their raw text :data:`POST_IDS_PER_READ` at a time; kept :data:`MARKERS_TTL_SECONDS`.
+
+        Only the API user's posts count (a member may paste a marker line). Of two posts with one marker (left by an
+        earlier version), the first live one is the review's."""
+        cached = self._markers.get(topic_id)
+        now = time.monotonic()
+        if cached is not None and not fresh and now - cached[0] < MARKERS_TTL_SECONDS:
+            return cached[1]
+        found: dict[str, FoundPost] = {}
+        post_ids = self.client.topic_post_ids(topic_id)
+        if post_ids is None:
+            log.warning("topic too long to read its markers; reviews are posted unchecked", topic=topic_id)
+            post_ids = []
+        me = self.api_username.lower()
+        for start in range(0, len(post_ids), POST_IDS_PER_READ):
+            for post in self.client.topic_posts(topic_id, post_ids[start : start + POST_IDS_PER_READ]):
+                raw = str(post.get("raw") or "")
+                mark = marker_of(raw)
+                if mark is None or str(post.get("username") or "").lower() != me:
+                    continue
+                candidate = FoundPost(int(post["id"]), raw, int(post.get("version") or 1), bool(post.get("deleted_at")))
+                known = found.get(mark)
+                if known is None or (known.deleted and not candidate.deleted):
+                    found[mark] = candidate
+        self._markers[topic_id] = (now, found)
+        return found
+
+    def _adopt(self, action: Action, p: DiscoursePost, topic_id: int, found: FoundPost) -> Outcome:
+        """The review's post found on the forum, recorded as this store's own instead of posted again.
+
+        A deleted one stays deleted until the review changes in the shop (as ``resolve --keep forum``). A live one
+        never edited (version 1) is CardBridge's own text, maybe older: its hash is the base, so the next pass edits
+        it to the shop's text. One edited since may carry a moderator's change: it is taken as in step with the shop
+        now, so the next shop edit of the review meets it as a conflict instead of overwriting it."""
+        data: dict[str, str | int] = {"topic_id": str(topic_id), "post_id": str(found.post_id)}
+        if found.deleted:
+            data.update(content_hash=p.hash or "", state="forum-deleted")
+        else:
+            base = content_hash(found.raw) if found.version <= 1 else p.hash or ""
+            data.update(version=found.version, content_hash=base, state="posted")
+        log.info("review found on the forum", review=action.target, topic=topic_id, post=found.post_id)
+        return Outcome(action.id, True, ref=str(found.post_id), data=data)
 
     def _edit_review(self, action: Action, p: DiscoursePost) -> Outcome:
         changed_by = _changed_by_someone(self.read_post(str(p.post_id)), p)
@@ -168,25 +246,15 @@ class ForumContent:
         return None  # points_total: setting a field twice is harmless; other payloads write nothing
 
     def _verify_create(self, action: Action, p: DiscoursePost) -> Outcome | None:
-        found = self.client.topic_by_external_id(p.external_id)
-        if found is None:
-            return None
-        for post_id in reversed(found.get("post_stream", {}).get("stream", [])[-20:]):
-            post = self.client.post(int(post_id))
-            if post and post.get("username") == self.api_username and p.marker in (post.get("raw") or ""):
-                return Outcome(
-                    action.id,
-                    True,
-                    ref=str(post_id),
-                    data={
-                        "topic_id": str(found["id"]),
-                        "post_id": str(post_id),
-                        "version": int(post.get("version") or 1),
-                        "content_hash": p.hash,
-                        "state": "posted",
-                    },
-                )
-        return None
+        if p.topic_id:
+            topic_id = int(p.topic_id)
+        else:
+            topic = self.client.topic_by_external_id(p.external_id)
+            if topic is None:
+                return None
+            topic_id = int(topic["id"])
+        found = self._posted(topic_id, fresh=True).get(p.marker)
+        return self._adopt(action, p, topic_id, found) if found is not None else None
 
     def _verify_change(self, action: Action, p: DiscoursePost) -> Outcome | None:
         post = self.read_post(str(p.post_id))

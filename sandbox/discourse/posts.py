@@ -30,7 +30,11 @@ from sandbox.discourse.topics import title_errors
 
 #: ``Topic::EXTERNAL_ID_MAX_LENGTH``
 EXTERNAL_ID_MAX_LENGTH = 50
-#: ``PostsController#create`` memoizes API post creations this long
+#: ``PostsController#create`` memoizes API post creations this long (``DistributedMemoizer.memoize(signature_for(
+#: manager_params), 120)``, discourse/discourse app/controllers/posts_controller.rb at 002becf8). Past it the same
+#: post is created again: ``unique_posts_mins`` (``Validators::PostValidator#unique_post_validator``,
+#: lib/validators/post_validator.rb) returns at once for a staff acting user, as every CardBridge API user is, so the
+#: sandbox has no duplicate-post check at all.
 POST_MEMO_SECONDS = 120
 
 

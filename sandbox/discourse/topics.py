@@ -103,6 +103,7 @@ class Topics:
         return [
             # The route constraint ``external_id: /[\w-]+/`` (config/routes.rb) is Ruby's ASCII ``\w``.
             route("GET", rf"/t/external_id/(?P<external_id>[A-Za-z0-9_-]+){J}", self.show_by_external_id),
+            route("GET", rf"/t/(?P<id>\d+)/posts{J}", self.posts),
             route("GET", rf"/t/(?P<slug>[^/]+)/(?P<id>\d+){J}", self.show),
             route("GET", rf"/t/(?P<id>[^/]+?){J}", self.show),
         ]
@@ -123,6 +124,33 @@ class Topics:
         if topic is None:
             raise not_found()
         return self._redirect(ctx, topic)
+
+    def posts(self, ctx: Ctx) -> Any:
+        """``TopicsController#posts`` with ``post_ids[]`` (discourse/discourse app/controllers/topics_controller.rb
+        ``def posts`` at 0045e7d1; lib/topic_view.rb ``filter_posts_by_ids``): the topic's posts among the ids asked,
+        as many as asked (no cap), in ``sort_order``, deleted ones included for staff (``with_deleted`` when
+        ``can_see_deleted_posts?``), each with ``raw`` when ``include_raw`` is given (any value: ``!!params``).
+        Without ids, the first page of ``TopicView::CHUNK_SIZE`` posts. Serialized by ``TopicViewPostsSerializer``:
+        ``{"post_stream": {"posts": [...]}, "id": topic_id}`` (no ``stream``)."""
+        forum = self.forum
+        topic = forum.topics.get(int(ctx.path_params["id"]))
+        staff = is_staff(ctx.actor)
+        if topic is None or (topic["deleted_at"] is not None and not staff):
+            raise not_found()
+        every = sorted(
+            (p for p in forum.posts.values() if p["topic_id"] == topic["id"]), key=lambda p: p["post_number"]
+        )
+        asked = ctx.params.get("post_ids")
+        if asked:
+            wanted = {strict_int(str(i)) for i in (asked if isinstance(asked, list) else [asked])}
+            chosen = [p for p in every if p["id"] in wanted and (staff or p["deleted_at"] is None)]
+        else:
+            chosen = [p for p in every if p["deleted_at"] is None][:TOPIC_CHUNK_SIZE]
+        add_raw = ctx.params.get("include_raw") is not None
+        return {
+            "post_stream": {"posts": [ser.post_json(forum, p, ctx.actor, add_raw=add_raw) for p in chosen]},
+            "id": topic["id"],
+        }
 
     def show(self, ctx: Ctx) -> Any:
         forum = self.forum
