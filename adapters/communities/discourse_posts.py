@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from adapters.base import Action, IdCache, Outcome, RemotePost, settled_payload, wrong_payload
 from adapters.communities.discourse_client import POST_IDS_PER_READ, DiscourseClient
+from adapters.communities.discourse_grants import renamed
 from adapters.communities.discourse_points import ForumPoints
 from connector.core.http import RemoteError, describe_body
 from connector.core.logs import log
@@ -73,8 +74,24 @@ class ForumContent:
             return wrong_payload(action, PointsTotal)
         if p.field_id is None:
             return Outcome(action.id, False, permanent=True, error="no user_field_id for this community's points")
-        self.client.set_user_field(action.username, p.field_id, str(p.total))
-        return Outcome(action.id, True, ref=str(p.total))
+        return self._set_total(action, p.field_id, str(p.total))
+
+    def _set_total(self, action: Action, field_id: int, total: str) -> Outcome:
+        """``PUT /u/{username}.json`` finds the account by name only (``UsersController#update``,
+        ``fetch_user_from_params``): a member renamed on the forum after matching answers 404 under the old name. The
+        account is found again by its id, as grants do, and the new name reported for the connector to store."""
+        try:
+            self.client.set_user_field(action.username, field_id, total)
+            return Outcome(action.id, True, ref=total)
+        except RemoteError as error:
+            if error.status != 404 or not action.user_id:
+                raise
+            missing = error
+        user = self.client.user_by_id(action.user_id)
+        if user is None:
+            return Outcome(action.id, False, error=f"no forum account {action.username} any more ({missing})")
+        self.client.set_user_field(user.username, field_id, total)
+        return Outcome(action.id, True, ref=total, data=renamed(action, user.username))
 
     # ---- reviews -------------------------------------------------------------------------------------------------
 
