@@ -31,7 +31,8 @@ import httpx
 
 from adapters.base import OAuthError, Tokens
 from connector import __version__
-from connector.core.http import RemoteClient, RemoteError, WaitTooLong
+from connector.core.budget import WaitTooLong
+from connector.core.http import RemoteClient, RemoteError
 
 #: ``Tokens`` and ``OAuthError`` live in :mod:`adapters.base` (the OAuth2 side of :class:`MemberAuthorization`);
 #: imported here for the clients that raise and return them.

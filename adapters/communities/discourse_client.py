@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import httpx
 
-from connector.core.http import RemoteClient, RemoteError, RequestBudget
+from connector.core.budget import RequestBudget
+from connector.core.http import RemoteClient, RemoteError
 
 #: Discourse's ``GroupsController::ADD_MEMBERS_LIMIT``.
 GROUP_BATCH = 1000

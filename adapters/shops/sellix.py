@@ -26,8 +26,9 @@ from pydantic import Field
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import known_id, read_records, shown
+from connector.core.budget import RequestBudget
 from connector.core.clock import iso, parse_iso
-from connector.core.http import RemoteClient, RemoteError, RequestBudget
+from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
     Customer,
     Order,

@@ -4,12 +4,12 @@ import httpx
 import pytest
 import respx
 
+from connector.core.budget import RequestBudget
 from connector.core.http import (
     Deferred,
     RateLimited,
     RemoteClient,
     RemoteError,
-    RequestBudget,
     UnsureStatus,
     UnsureTransport,
     outcome_unknown,
