@@ -233,6 +233,12 @@ class DiscordClient:
     def messages(self, channel_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return list(self.http.request("GET", f"/channels/{channel_id}/messages", params={"limit": limit}).json())
 
+    def messages_before(self, channel_id: str, before: str | None, limit: int = 100) -> list[dict[str, Any]]:
+        """One page of a channel's messages, newest first, older than message ``before`` when given (Get Channel
+        Messages: ``limit`` 1..100; discord-api-docs developers/resources/message.mdx)."""
+        params: dict[str, Any] = {"limit": limit} | ({"before": before} if before else {})
+        return list(self.http.request("GET", f"/channels/{channel_id}/messages", params=params).json())
+
     def active_threads(self, guild_id: str) -> list[dict[str, Any]]:
         """Every active thread of the guild, in one answer (no paging)."""
         return list(self.http.request("GET", f"/guilds/{guild_id}/threads/active").json().get("threads", []))

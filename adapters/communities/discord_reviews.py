@@ -11,7 +11,10 @@ with (per product) or by its thread's name (per review). A product's thread is r
 time CardBridge set out to create it is stored, and its name ends with `` · #p<product id>``; if the process dies
 before the thread's id is stored (or the answer to the POST is lost), the next attempt looks for the bot's thread with
 that name among the guild's active threads, then among the forum's archived public threads archived since that time,
-and only creates one when there is none. Without that remembered time no request is spent looking.
+and only creates one when there is none. A product thread (or a review's own thread) this state store does not know
+at all (a lost or a second state store) is looked for among all the bot's threads of the forum, read once per process
+(:data:`INDEX_TTL_SECONDS`), and a review's message in a product thread this process did not open is looked for by
+its marker in the whole thread (read once, 100 messages a page) before anything is sent.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from adapters.communities.discord_constants import NO_PINGS, SUPPRESS_EMBEDS
 from connector.core.http import RemoteError
 from connector.core.payloads import DiscordPost
 from mappings.discord_posts import product_marker, product_thread_name
+from mappings.reviews import content_hash
 
 #: :class:`IdCache` kinds: a product's thread id, and when CardBridge set out to create it (until its id is stored).
 THREAD, CREATING = "thread", "thread_creating"
@@ -34,6 +38,12 @@ THREAD, CREATING = "thread", "thread_creating"
 CLOCK_SKEW = 3600.0
 #: At most this many pages (100 threads each) of a forum's archived threads are read looking for a product's thread.
 ARCHIVED_PAGES = 20
+#: How long one read of a forum's threads, or of a thread's messages, serves later reviews in this process.
+INDEX_TTL_SECONDS = 300.0
+#: At most this many pages (100 messages each) of a product thread are read looking for reviews' markers.
+MESSAGE_PAGES = 100
+#: The line a review message ends with: ``-# <marker>`` (mappings/discord_posts.py ``render_review``).
+MARKER_PREFIX = "-# "
 
 
 class Refused(Exception):
@@ -54,6 +64,10 @@ class ReviewThreads:
         self.clock = clock
         self._tags: dict[str, dict[str, str]] = {}
         self._me: str | None = None
+        #: forum id -> (read at, the bot's threads in it: active and archived public)
+        self._threads: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        #: thread id -> (read at, marker -> (message id, content)) of the bot's messages in it
+        self._marks: dict[str, tuple[float, dict[str, tuple[str, str]]]] = {}
 
     def apply(self, action: Action, post: DiscordPost) -> Outcome:
         if not post.forum_channel:
@@ -105,8 +119,14 @@ class ReviewThreads:
         if known:
             return known
         begun = self.cache.get(CREATING, post.product_id)
-        if begun is None or not post.forum_channel:
+        if not post.forum_channel:
             return None
+        if begun is None:
+            # Never begun by this store: another store (or this one, before it was lost) may have opened it.
+            found = self._known_thread(post.forum_channel, product_marker(post.product_id))
+            if found is not None:
+                self._remember(post.product_id, found)
+            return found
         try:
             since = float(begun) - CLOCK_SKEW
         except ValueError:
@@ -153,6 +173,70 @@ class ReviewThreads:
             before = oldest
         return None
 
+    def _bot_threads(self, forum: str) -> list[dict[str, Any]]:
+        """The bot's threads in ``forum``: the guild's active threads, then every page (at most
+        :data:`ARCHIVED_PAGES`) of the forum's archived public threads; kept :data:`INDEX_TTL_SECONDS`."""
+        cached = self._threads.get(forum)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < INDEX_TTL_SECONDS:
+            return cached[1]
+        me = self._bot_id()
+
+        def ours(thread: Any) -> bool:  # a member's thread named like ours is not ours
+            return (
+                isinstance(thread, dict) and str(thread.get("parent_id")) == forum and str(thread.get("owner_id")) == me
+            )
+
+        found = [t for t in self.client.active_threads(self.guild) if ours(t)]
+        before: str | None = None
+        for _ in range(ARCHIVED_PAGES):
+            page = self.client.archived_threads(forum, before)
+            threads = [t for t in page.get("threads") or [] if isinstance(t, dict)]
+            found += [t for t in threads if ours(t)]
+            stamps = [str((t.get("thread_metadata") or {}).get("archive_timestamp") or "") for t in threads]
+            oldest = min(stamps, key=_seconds, default="")
+            if not page.get("has_more") or not oldest or oldest == before:
+                break
+            before = oldest
+        self._threads[forum] = (now, found)
+        return found
+
+    def _note_thread(self, forum: str, thread: dict[str, Any]) -> None:
+        """A thread the bot just opened joins the forum's index, if one is held."""
+        cached = self._threads.get(forum)
+        if cached is not None:
+            cached[1].append(thread)
+
+    def _known_thread(self, forum: str, suffix: str) -> str | None:
+        """The bot's thread in ``forum`` whose name ends with ``suffix``, from :meth:`_bot_threads`."""
+        for thread in self._bot_threads(forum):
+            if str(thread.get("name", "")).endswith(suffix):
+                return str(thread["id"])
+        return None
+
+    def _thread_marks(self, thread_id: str, fresh: bool = False) -> dict[str, tuple[str, str]]:
+        """The bot's messages in a thread by the marker their last line carries, the whole thread read newest first
+        (at most :data:`MESSAGE_PAGES` pages); kept :data:`INDEX_TTL_SECONDS`. Of two with one marker, the oldest."""
+        cached = self._marks.get(thread_id)
+        now = time.monotonic()
+        if cached is not None and not fresh and now - cached[0] < INDEX_TTL_SECONDS:
+            return cached[1]
+        me = self._bot_id()
+        marks: dict[str, tuple[str, str]] = {}
+        before: str | None = None
+        for _ in range(MESSAGE_PAGES):
+            page = [m for m in self.client.messages_before(thread_id, before) if isinstance(m, dict)]
+            for message in page:  # newest first: an older message with the same marker replaces a newer one
+                content = str(message.get("content") or "")
+                last = content.rsplit("\n", 1)[-1]
+                if str((message.get("author") or {}).get("id")) == me and last.startswith(MARKER_PREFIX):
+                    marks[last[len(MARKER_PREFIX) :]] = (str(message["id"]), content)
+            if len(page) < 100 or str(page[-1].get("id")) == before:
+                break
+            before = str(page[-1].get("id"))
+        self._marks[thread_id] = (now, marks)
+        return marks
+
     def _bot_id(self) -> str:
         if self._me is None:
             self._me = str(self.client.current_user()["id"])
@@ -160,11 +244,15 @@ class ReviewThreads:
 
     def _create(self, action: Action, post: DiscordPost, forum: str) -> Outcome:
         if post.thread_per == "review":
+            adopted = self._review_thread(action, post, forum)
+            if adopted is not None:
+                return adopted
             tags = list(post.tags) + ([post.verified_tag] if post.verified_tag and post.verified else [])
             thread = self.client.start_thread(
                 forum, post.thread_name, self._message(post.raw), self._tag_ids(forum, tags), self._reason(action)
             )
             own = str(thread["id"])
+            self._note_thread(forum, thread)
             return Outcome(
                 action.id,
                 True,
@@ -187,7 +275,14 @@ class ReviewThreads:
             )
             thread_id = str(thread["id"])
             self._remember(post.product_id, thread_id)
+            self._note_thread(forum, thread)
+            self._marks[thread_id] = (time.monotonic(), {})  # opened just now: no review in it yet
         data["topic_id"] = in_thread = thread_id
+        found = self._thread_marks(thread_id).get(post.marker)
+        if found is not None:  # posted by another state store, or by this one before it was lost
+            message_id, content = found
+            data.update(post_id=message_id, thread_id=thread_id, content_hash=content_hash(content), state="posted")
+            return Outcome(action.id, True, ref=message_id, data=data)
         try:
             message = self._unarchived(in_thread, lambda: self.client.send_message(in_thread, self._message(post.raw)))
         except RemoteError as error:
@@ -197,7 +292,23 @@ class ReviewThreads:
                 )
             raise
         data.update(post_id=str(message["id"]), thread_id=thread_id, content_hash=post.hash, state="posted")
+        cached = self._marks.get(thread_id)
+        if cached is not None:
+            cached[1][post.marker] = (str(message["id"]), post.raw)
         return Outcome(action.id, True, ref=str(message["id"]), data=data)
+
+    def _review_thread(self, action: Action, post: DiscordPost, forum: str) -> Outcome | None:
+        """The review's own thread when the bot already opened it (its name ends with `` · #<review id>``)."""
+        suffix = " · " + post.thread_name.rsplit(" · ", 1)[-1]  # " · #12", not matching "#112"
+        own = self._known_thread(forum, suffix)
+        if own is None:
+            return None
+        return Outcome(
+            action.id,
+            True,
+            ref=own,
+            data={"post_id": own, "thread_id": own, "content_hash": post.hash, "state": "posted"},
+        )
 
     def _edit(self, action: Action, post: DiscordPost) -> Outcome:
         thread, message = str(post.thread_id), str(post.post_id)
@@ -242,41 +353,23 @@ class ReviewThreads:
         if action.op != "create":
             return None
         if post.thread_per == "review":
-            # The thread's name ends with the review id; a fresh thread is active (not archived) for days.
-            suffix = " · " + post.thread_name.rsplit(" · ", 1)[-1]  # " · #12", not matching "#112"
-            for thread in self.client.active_threads(self.guild):
-                if thread.get("parent_id") == str(post.forum_channel) and str(thread.get("name", "")).endswith(suffix):
-                    own = str(thread["id"])
-                    return Outcome(
-                        action.id,
-                        True,
-                        ref=own,
-                        data={
-                            "post_id": own,
-                            "thread_id": own,
-                            "content_hash": post.hash,
-                            "state": "posted",
-                        },
-                    )
-            return None
+            self._threads.pop(str(post.forum_channel), None)  # read afresh: the thread may be minutes old
+            return self._review_thread(action, post, str(post.forum_channel)) if post.forum_channel else None
         thread_id = self._product_thread(post)
-        if thread_id:
-            # Newest first: a message sent just before the crash is among the latest 100.
-            for message in self.client.messages(thread_id):
-                if post.marker and str(message.get("content", "")).endswith(post.marker):
-                    return Outcome(
-                        action.id,
-                        True,
-                        ref=str(message["id"]),
-                        data={
-                            "topic_id": thread_id,
-                            "post_id": str(message["id"]),
-                            "thread_id": thread_id,
-                            "content_hash": post.hash,
-                            "state": "posted",
-                        },
-                    )
-        return None
+        if not thread_id:
+            return None
+        found = self._thread_marks(thread_id, fresh=True).get(post.marker)
+        if found is None:
+            return None
+        message_id, content = found
+        data = {
+            "topic_id": thread_id,
+            "post_id": message_id,
+            "thread_id": thread_id,
+            "content_hash": content_hash(content),
+            "state": "posted",
+        }
+        return Outcome(action.id, True, ref=message_id, data=data)
 
 
 def _seconds(stamp: str) -> float:

@@ -199,7 +199,9 @@ class Channels:
             return JSONResponse(message)
 
     async def list_messages(self, request: Request) -> Response:
-        """Get Channel Messages: newest first, ``limit`` 1..100 (default 50)."""
+        """Get Channel Messages: newest first, ``limit`` 1..100 (default 50), ``before`` a message id: only older
+        ones (discord-api-docs developers/resources/message.mdx §Get Channel Messages, "from newest to oldest";
+        ``around``/``after`` are not played)."""
         discord = self.discord
         with discord.lock:
             channel = discord.channels.get(request.path_params["channel"])
@@ -211,7 +213,14 @@ class Channels:
                 limit = 0
             if not 1 <= limit <= 100:
                 return error(400, 50035, "Invalid Form Body")
-            found = [m for m in discord.messages.values() if m["channel_id"] == channel["id"]]
+            before = request.query_params.get("before")
+            if before is not None and not before.isdigit():
+                return error(400, 50035, "Invalid Form Body")
+            found = [
+                m
+                for m in discord.messages.values()
+                if m["channel_id"] == channel["id"] and (before is None or int(m["id"]) < int(before))
+            ]
             found.sort(key=lambda m: int(m["id"]), reverse=True)
             return JSONResponse(found[:limit])
 
