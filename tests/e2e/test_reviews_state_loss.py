@@ -121,3 +121,34 @@ def test_a_topic_longer_than_one_read_is_read_whole(world):
     assert reviews_on_forum(world) == reviews
     # One read of each topic: its stream, then its 111 posts' text in two batches of at most 100.
     assert world.forum.count("GET", r"^/t/\d+/posts") == 4
+
+
+def test_after_a_lost_state_store_a_moderators_deletion_and_edit_stand(world):
+    reviews = setup_shop(world)
+    assert world.cli("sync").code == 0
+    posts = {
+        MARKER.findall(p["raw"])[0]: p
+        for t in world.forum.topics()
+        for p in world.forum.posts_of_topic(t["id"])
+        if MARKER.findall(p["raw"])
+    }
+    deleted, edited = reviews[0], reviews[1]
+    world.forum.delete_post_by_hand(posts[deleted]["id"])
+    moderated = f"Shortened by a moderator.\n\n<small>cardbridge review {edited}</small>"
+    world.forum.edit_post_by_hand(posts[edited]["id"], moderated)
+    an_hour_later(world)
+    lose_state(world)
+    world.forum.reset_log()
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert world.forum.writes() == []  # the deleted review is not posted again, the edit not overwritten
+    assert reviews_on_forum(world) == sorted(set(reviews) - {deleted})
+    # The shop changes the edited review: the moderator's version meets it as a conflict, not an overwrite.
+    world.shop.edit_review(int(edited), text="Updated in the shop")
+    assert world.cli("sync").code == 0
+    assert world.forum.count("PUT", r"^/posts") == 0
+    assert world.cli("status", "--json").json()["open_conflicts"] == 1
+    assert (
+        next(p for p in world.forum.posts_of_topic(posts[edited]["topic_id"]) if p["id"] == posts[edited]["id"])["raw"]
+        == moderated
+    )
