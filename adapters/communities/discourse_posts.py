@@ -3,8 +3,10 @@
 One topic per product, found again by its ``external_id`` (created in the configured category on first use); one
 post per review, written by the API user. A post a moderator edited or deleted is not overwritten: the edit returns a
 conflict (the forum's raw text no longer hashes to what CardBridge last wrote); so does a topic a moderator deleted,
-for the whole product (``TOPIC_CONFLICT``). After a crash, a created post is found
-by the marker line it carries; score events are found by :mod:`adapters.communities.discourse_points`.
+for the whole product (``TOPIC_CONFLICT``). Posts have no external id: each ends with a marker line, and before a
+review is posted into a topic this process did not open, the topic is read whole once (:meth:`ForumContent._posted`)
+so that a review another state store posted, or this one before it was lost or crashed, is adopted instead of
+posted twice. Score events are found by :mod:`adapters.communities.discourse_points`.
 """
 
 from __future__ import annotations
@@ -139,7 +141,12 @@ class ForumContent:
         if not opened:
             # Another state store (or this one, before it was lost) may have posted the review already: Discourse
             # takes no idempotency key, so the topic is read once for all its markers before anything is written.
-            found = self._posted(topic_id).get(p.marker)
+            try:
+                found = self._posted(topic_id).get(p.marker)
+            except RemoteError as error:
+                if error.status not in (404, 410):
+                    raise
+                found = None  # the topic is gone for good: posting into it below finds that out (a conflict)
             if found is not None:
                 return self._adopt(action, p, topic_id, found)
         try:
