@@ -79,8 +79,8 @@ class ForumContent:
         return self._set_total(action, p.field_id, str(p.total))
 
     def _set_total(self, action: Action, field_id: int, total: str) -> Outcome:
-        """``PUT /u/{username}.json`` finds the account by name only (``UsersController#update``,
-        ``fetch_user_from_params``): a member renamed on the forum after matching answers 404 under the old name. The
+        """``PUT /u/{username}.json`` finds the account by name only (discourse/discourse app/controllers/
+        users_controller.rb at 002c6763, ``update``: ``fetch_user_from_params``): a member renamed on the forum after matching answers 404 under the old name. The
         account is found again by its id, as grants do, and the new name reported for the connector to store."""
         try:
             self.client.set_user_field(action.username, field_id, total)
