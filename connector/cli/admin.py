@@ -6,22 +6,25 @@ import json
 import sys
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from connector.cli.app import app, console, fail, open_connector, open_store
+from connector.cli.app import app, console, fail, load, open_connector, open_store
 from connector.cli.status import print_status, status_data
 from connector.flow import describe_customer
 
-outbox_app = typer.Typer(help="Inspect and retry outbox actions.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Inspect and retry outbox actions.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(outbox_app, name="outbox")
 conflicts_app = typer.Typer(
-    help="Posts a moderator changed on the forum: list them and decide.", invoke_without_command=True
+    help="Posts a moderator changed on the forum: list them and decide.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
 )
 app.add_typer(conflicts_app, name="conflicts")
-reviews_app = typer.Typer(help="Reviews held for approval ([reviews] hold = true).", no_args_is_help=True)
+reviews_app = typer.Typer(
+    help="Reviews held for approval ([reviews] hold = true).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(reviews_app, name="reviews")
-points_app = typer.Typer(help="Points earned in the shop.", no_args_is_help=True)
+points_app = typer.Typer(help="Points earned in the shop.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(points_app, name="points")
 
 
@@ -43,9 +46,23 @@ def outbox_retry(
 ) -> None:
     """Put dead actions back in the queue; the next pass sends them."""
     store = open_store()
-    count = store.outbox.retry_dead(ids or None)
+    status = {row.id: row.status for row in store.outbox.outbox_rows(ids)} if ids else {}
+    dead = [i for i in ids or () if status.get(i) == "dead"]
+    # retry_dead(None) retries every dead action: only when no id was given.
+    count = store.outbox.retry_dead(dead) if dead else 0 if ids else store.outbox.retry_dead(None)
     store.close()
     console.print(f"{count} dead action(s) queued again.")
+    unknown = [str(i) for i in ids or () if i not in status]
+    not_dead = [f"{i} ({status[i]})" for i in ids or () if i in status and status[i] != "dead"]
+    if unknown or not_dead:
+        raise fail(
+            "; ".join(
+                ([f"no such action: {', '.join(unknown)}"] if unknown else [])
+                + ([f"not dead, left as they are: {', '.join(not_dead)}"] if not_dead else [])
+            )
+            + " (see `cardbridge status`)",
+            1,
+        )
 
 
 @conflicts_app.callback()
@@ -63,13 +80,9 @@ def conflicts_list(ctx: typer.Context) -> None:
     for column in ("id", "community", "what", "reason", "since"):
         table.add_column(column)
     for row in rows:
-        # Targets and reasons carry shop ids and the forum's own words: shown as text, never read as rich markup.
+        # Targets and reasons carry shop ids and the forum's own words: shown as text (the console reads no markup).
         table.add_row(
-            str(row.id),
-            escape(row.community),
-            escape(f"{row.kind} #{row.target}"),
-            escape(row.reason),
-            row.created_at.isoformat()[:19],
+            str(row.id), row.community, f"{row.kind} #{row.target}", row.reason, row.created_at.isoformat()[:19]
         )
     console.print(table)
     console.print("Resolve with: cardbridge conflicts resolve ID --keep shop|forum")
@@ -98,13 +111,18 @@ def conflicts_resolve(
 @reviews_app.command("held")
 def reviews_held() -> None:
     """Reviews waiting for approval before they are posted."""
+    reviews = load().reviews
     store = open_store()
-    rows = store.reviews.held()
+    # Without hold, nothing waits: an unapproved review is posted (or was) by the pass, so it is not listed.
+    rows = store.reviews.held() if reviews is not None and reviews.hold else []
     store.close()
+    if reviews is None or not reviews.hold:
+        console.print("[reviews] hold is off: reviews are posted without approval.")
     table = Table(title=f"{len(rows)} review(s) held")
     for column in ("id", "product", "rating", "text"):
         table.add_column(column)
     for row in rows:
+        # Member text, shown verbatim (the console reads no markup).
         table.add_row(row.id, str(row.product_id), str(row.rating), row.text[:80])
     console.print(table)
 

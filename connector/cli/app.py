@@ -3,11 +3,13 @@ consoles. The commands live in one module per group and register on :data:`app` 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from connector import __version__
 from connector.core.config import Config, ConfigError, load_config
@@ -20,10 +22,23 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help and usage errors as plain text: ``[link]``, ``[policy]`` and ``[reviews]`` are config sections, not markup.
+    rich_markup_mode=None,
 )
 
-console = Console()
-errors = Console(stderr=True)
+
+def _console(stream: str) -> Console:
+    """A console that never reads markup (config names and shop or forum text are printed as they are; colour is
+    given with ``style=``) and, when the output is not a terminal (cron, a pipe), never wraps a line."""
+    is_terminal = (sys.stderr if stream == "stderr" else sys.stdout).isatty()
+    return Console(stderr=stream == "stderr", markup=False, soft_wrap=not is_terminal)
+
+
+console = _console("stdout")
+errors = _console("stderr")
+
+#: The values ``--log-level`` takes.
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class _Options:
@@ -51,13 +66,20 @@ def main_options(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     options.config_path = config
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r}: use one of {', '.join(LOG_LEVELS)}", param_hint="'--log-level'")
     configure(level=log_level, json=log_json)
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    """Print ``message`` on stderr; the exit to raise (``raise fail(...)``)."""
+def fail(message: str | Text, code: int) -> typer.Exit:
+    """Print ``message`` on stderr (as text: never read as markup); the exit to raise (``raise fail(...)``)."""
     errors.print(message, highlight=False)
     return typer.Exit(code)
+
+
+def config_error(error: ConfigError) -> typer.Exit:
+    """One line naming the key (the message may quote the operator's own text: shown as it is)."""
+    return fail(Text.assemble(("config error:", "bold red"), f" {error}"), 2)
 
 
 def load() -> Config:
@@ -65,7 +87,7 @@ def load() -> Config:
     try:
         return load_config(options.config_path)
     except ConfigError as error:
-        raise fail(f"[bold red]config error:[/] {error}", 2) from None
+        raise config_error(error) from None
 
 
 def open_store() -> State:
@@ -80,7 +102,7 @@ def open_connector() -> Iterator[Connector]:
     try:
         connector = Connector(config)
     except ConfigError as error:
-        raise fail(f"[bold red]config error:[/] {error}", 2) from None
+        raise config_error(error) from None
     try:
         yield connector
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connector.flow import PassReport, describe_customer
 
@@ -19,13 +20,13 @@ def print_summary(console: Console, report: PassReport, title: str) -> None:
         table.add_row("interrupted actions found applied", str(report.recovered))
     if report.deferred:
         until = ", ".join(f"{name} until {when:%Y-%m-%d %H:%M:%S} UTC" for name, when in report.deferred_until.items())
-        table.add_row("[yellow]actions deferred by a rate limit[/]", f"{report.deferred} ({until})")
+        table.add_row(Text("actions deferred by a rate limit", style="yellow"), f"{report.deferred} ({until})")
     table.add_row("customers matched / still unmatched", f"{report.matched} / {report.unmatched}")
     if report.quarantined:
-        table.add_row("[yellow]records quarantined[/]", str(report.quarantined))
+        table.add_row(Text("records quarantined", style="yellow"), str(report.quarantined))
     if report.failed or report.died:
-        table.add_row("[red]actions failed (will retry)[/]", str(report.failed))
-        table.add_row("[red]actions parked as dead[/]", str(report.died))
+        table.add_row(Text("actions failed (will retry)", style="red"), str(report.failed))
+        table.add_row(Text("actions parked as dead", style="red"), str(report.died))
     for name, counts in report.requests.items():
         table.add_row(
             f"requests to {name}",
@@ -33,7 +34,7 @@ def print_summary(console: Console, report: PassReport, title: str) -> None:
         )
     console.print(table)
     if report.errors or report.failures:
-        console.print("[bold red]Problems:[/]")
+        console.print("Problems:", style="bold red")
         for line in report.errors:
             console.print(f"  • {line}", highlight=False)
         for line in report.failures[:10]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from connector.cli.app import app, console, errors, open_connector
+from connector.cli.app import app, console, errors, fail, open_connector
 from connector.cli.progress import progress_bar
 from connector.cli.report import print_plan, print_summary
 from connector.flow import PassReport
@@ -25,7 +25,10 @@ def _parse_date(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter("use YYYY-MM-DD or an ISO-8601 timestamp") from None
+        # Parsed in the command, so name the option here (click adds it only for values it parses itself).
+        raise typer.BadParameter(
+            f"{value!r}: use YYYY-MM-DD or an ISO-8601 timestamp (2024-05-01T12:00:00+00:00)", param_hint="'--since'"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -67,7 +70,10 @@ def reconcile() -> None:
 @app.command()
 def run() -> None:
     """Run as a daemon: scheduled passes, webhooks, /healthz, /metrics and a status page ([schedule], [server])."""
-    from connector.server.daemon import serve  # the web stack loads only for the daemon
+    from connector.server.daemon import CannotListen, serve  # the web stack loads only for the daemon
 
     with open_connector() as connector:
-        serve(connector)
+        try:
+            serve(connector)
+        except CannotListen as error:  # a busy port or a wrong address: one line naming the key, nothing started
+            raise fail(str(error), 1) from None

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -32,10 +32,25 @@ class KeyedError(ValueError):
         self.key = key
 
 
+_BOOLEANS: tuple[Any, ...] = (bool, bool | None)
+
+
 class StrictModel(BaseModel):
     """Unknown keys are errors (a typo cannot silently switch something off); loaded values do not change."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads "yes", "off", 1 as booleans; a switch in the config is true or false, so a
+        # quoted "yes" is a mistake to name, not a guess to make (applies to every settings model, adapters' too).
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and field.annotation in _BOOLEANS and not isinstance(value, bool):
+            raise PydanticCustomError(
+                "strict_bool", "must be true or false (unquoted), not {value}", {"value": repr(value)}
+            )
+        return value
 
 
 def _http_url(value: str) -> str:

@@ -32,6 +32,9 @@ from connector.server.listeners import KEEP_ALIVE_SECONDS, ByListener, bind, h11
 from connector.server.metrics import Metrics
 from connector.server.webhooks import configured_formats
 
+#: Connections the kernel queues before uvicorn accepts them (uvicorn's own default).
+BACKLOG = 2048
+
 
 class Daemon:
     """The parts of the daemon, wired together: jobs, the webhook worker, and the app that feeds them."""
@@ -97,24 +100,30 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def _listen(address: str) -> socket.socket:
-    """A socket bound to ``host:port``; one that cannot be bound ends the process with one line, as uvicorn does."""
+class CannotListen(Exception):
+    """An address of ``[server]`` that cannot be listened on; the message names the key, the address and why."""
+
+
+def _listen(address: str, key: str) -> socket.socket:
+    """A socket bound to ``host:port`` and already listening, so a busy port is found before anything says
+    "running"; one that cannot be had is :class:`CannotListen` naming ``key`` (``[server] listen``)."""
     host, _, port = address.rpartition(":")
     try:
-        return bind(host.strip("[]"), int(port))
+        sock = bind(host.strip("[]"), int(port))
+        sock.listen(BACKLOG)
     except OSError as error:
-        log.error("cannot listen", listen=address, error=str(error))
-        raise SystemExit(1) from None
+        raise CannotListen(f"cannot listen on {address} ({key}): {error.strerror or error}") from None
+    return sock
 
 
 def serve(connector: Connector) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     daemon = Daemon(connector)
     server_config = connector.config.server
-    sockets = [_listen(server_config.listen)]
+    sockets = [_listen(server_config.listen, "[server] listen")]
     by_port: dict[int, ASGIApp] = {}
     if server_config.operator_listen:
-        sockets.append(_listen(server_config.operator_listen))
+        sockets.append(_listen(server_config.operator_listen, "[server] operator_listen"))
         by_port[sockets[1].getsockname()[1]] = daemon.operator_app()
     warn_if_operator_pages_are_open(connector)
     server = uvicorn.Server(
@@ -136,9 +145,9 @@ def serve(connector: Connector) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: connector.stop_requested.set())
     daemon.start()
-    log.warning("cardbridge running", listen=server_config.listen, operator_listen=server_config.operator_listen)
+    log.info("cardbridge running", listen=server_config.listen, operator_listen=server_config.operator_listen)
     try:
         server.run(sockets=sockets)  # handles SIGTERM/SIGINT: stops accepting, finishes requests in flight
     finally:
         daemon.stop()
-        log.warning("cardbridge stopped")
+        log.info("cardbridge stopped")
