@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 import secrets
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -18,7 +19,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from cryptography.fernet import Fernet
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from starlette.applications import Starlette
 
@@ -121,8 +121,8 @@ def _reviews_table(forum: DiscourseSandbox) -> Table:
             lines = [_as_read(line) for line in post["raw"].splitlines()]
             quote = next((line[2:] for line in lines if line.startswith("> ")), "")
             table.add_row(
-                escape(topic["title"]),
-                escape(f"{lines[0]}\n{quote[:70]}"),
+                topic["title"],  # shop text, shown as it is (the console reads no markup)
+                f"{lines[0]}\n{quote[:70]}",
                 "yes" if "Verified purchase" in post["raw"] else "no",
             )
     return table
@@ -202,8 +202,20 @@ def _link_in_browser(link_url: str, order_id: int, email: str) -> str:
     return html.unescape(title.group(1)) if title else f"HTTP {done.status_code}"
 
 
-def run_demo(console: Console, workdir: Path | None = None) -> int:
-    """Run the demo; returns the exit code."""
+def run_demo(console: Console, workdir: Path | None = None, keep: bool = False) -> int:
+    """Run the demo in ``workdir``, or in a new temporary folder that is removed on the way out (also on Ctrl-C)
+    unless ``keep``; returns the exit code."""
+    folder = workdir or Path(tempfile.mkdtemp(prefix="cardbridge-demo-"))
+    try:
+        return _run_demo(console, folder)
+    finally:
+        if workdir is None and not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif workdir is None:
+            console.print(f"The demo's config and state store are kept in {folder}")
+
+
+def _run_demo(console: Console, folder: Path) -> int:
     shop = WooCommerceSandbox()
     # A limit on, as on a real forum, at the value the demo's config is told (DEMO_FORUM_LIMIT).
     forum = DiscourseSandbox(rate_limit_per_minute=DEMO_FORUM_LIMIT)
@@ -231,7 +243,6 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
             forum.add_user(buyer.username, buyer.email)
         forum.add_user("lurker", "lurker@example.net")
 
-        folder = Path(workdir or tempfile.mkdtemp(prefix="cardbridge-demo-"))
         config_path = folder / "cardbridge.toml"
         config_path.write_text(
             DEMO_CONFIG.format(
@@ -259,7 +270,7 @@ def run_demo(console: Console, workdir: Path | None = None) -> int:
         console.print(
             f"Sandbox WooCommerce shop at {shop_server.url} ({len(info.orders)} orders, {len(paid)} paying buyers);\n"
             f"sandbox Discourse forum at {forum_server.url}; sandbox Discord server at {discord_server.url}.\n"
-            f"Config written to {config_path}\n"
+            f"Config written to {config_path} (removed when the demo ends unless --keep)\n"
         )
         config = load_config(config_path)
         connector = Connector(config)

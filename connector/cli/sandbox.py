@@ -10,11 +10,13 @@ from connector.cli.app import app, console, fail
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="Keep the demo's folder (its config and state store) at the end."),
+) -> None:
     """Zero config: run CardBridge against a sandbox shop and forum on loopback and show the result."""
     from connector.cli.demo import run_demo
 
-    raise typer.Exit(run_demo(console))
+    raise typer.Exit(run_demo(console, keep=keep))
 
 
 def _bucket(text: str) -> tuple[int, float]:
