@@ -18,6 +18,7 @@ def status_data(store: State) -> dict[str, Any]:
     counts = store.status.outbox_counts()
     # A buyer with no email is no "unmatched" one: no look-up can find them (counted apart, below).
     unmatched = store.status.unmatched_with_email()
+    waiting = store.status.waiting_for_lookup()
     quarantine_total, quarantined = store.status.quarantined()
     problems = store.status.problem_actions()
     not_due, next_at = store.status.not_due(utcnow())
@@ -28,6 +29,9 @@ def status_data(store: State) -> dict[str, Any]:
         "outbox_not_due": {"count": not_due, "next_at": next_at.isoformat() if next_at else None},
         "unmatched_customers": sum(unmatched.values()),
         "unmatched_by_community": unmatched,
+        # Buyers no look-up has answered for yet (the community was down when asked): not "unmatched".
+        "waiting_for_lookup": sum(waiting.values()),
+        "waiting_for_lookup_by_community": waiting,
         "buyers_without_email": store.status.buyers_without_email(),
         "quarantined": {
             "count": quarantine_total,
@@ -65,6 +69,8 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
         waiting = data["outbox_not_due"]
         table.add_row("waiting to be retried", f"{waiting['count']} (the first at {waiting['next_at'][:19]} UTC)")
     table.add_row("unmatched customers", str(data["unmatched_customers"]))
+    if data["waiting_for_lookup"]:
+        table.add_row("waiting for a look-up", f"{data['waiting_for_lookup']} (the next pass asks the community)")
     if data["buyers_without_email"]:
         table.add_row(
             "buyers with no email", f"{data['buyers_without_email']} (link them: link page or `cardbridge link`)"

@@ -78,12 +78,13 @@ class ReadOnlyPages:
     def status_view(self) -> StatusView:
         health = self.check()
         return StatusView(
-            healthy=health.healthy,
+            health=health.level.value,
             health_problems=health.problems,
             streams=[Stream(name, s["cursor"], s["lag_seconds"]) for name, s in health.body["streams"].items()],
             outbox=self.store.status.outbox_counts(),
-            unmatched=self.store.identities.unmatched_counts(),
-            failing_since=health.body["failing_since"],
+            unmatched=self.store.status.unmatched_with_email(),
+            waiting_for_lookup=self.store.status.waiting_for_lookup(),
+            failing_since={name: since.isoformat() for name, since in health.verdict.failing.items()},
             conflicts=[
                 Conflict(c.id or 0, c.community, f"{c.kind} #{c.target}", c.reason)
                 for c in self.store.reviews.conflicts()

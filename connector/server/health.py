@@ -1,22 +1,27 @@
-"""``GET /healthz``: what the daemon learned from its passes (communities failing since when, streams read when).
+"""Health: one verdict, computed by :func:`assess`, for ``GET /healthz``, the status page headline and ``status``.
 
-200 with per-stream cursor and lag; 503, with the reasons in ``problems``, once
+- ``healthy``: every remote answered the last pass that asked it, and the passes succeed;
+- ``degraded``: a remote (the shop or a community) is failing, or a scheduled job's last pass failed: which one and
+  since when is said, nothing is lost yet (the outbox and the shop keep what waits);
+- ``unhealthy`` once
 
-- a community has been failing for longer than ``unhealthy_after_seconds``;
-- a scheduled job (sync, reconcile, retry) has failed ``unhealthy_after_failed_passes`` passes in a row: the pass
-  crashed, the shop could not be read, or every record it read was quarantined;
-- the shop has not been read successfully for longer than ``unhealthy_after_seconds`` while passes tried to (or, if
-  no pass got that far, for longer than that plus ``sync_every``: the passes are stuck).
+  - a community has been failing for longer than ``unhealthy_after_seconds``;
+  - a scheduled job (sync, reconcile, retry) has failed ``unhealthy_after_failed_passes`` passes in a row: the pass
+    crashed, the shop could not be read, or every record it read was quarantined;
+  - the shop has not been read successfully for longer than ``unhealthy_after_seconds`` while passes tried to (or, if
+    no pass got that far, for longer than that plus ``sync_every``: the passes are stuck).
 
-The answer is public (monitors ask it without a token): reasons name a job, a community or the shop and a time,
-never an error's text (which can hold a URL or an address); the status page shows the errors.
+``/healthz`` answers 200 while healthy or degraded and 503 when unhealthy; its body says which (``health``). The
+answer is public (monitors ask it without a token): reasons name a job, a remote and a time, never an error's text
+(which can hold a URL or an address); the status page shows the errors.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,16 +33,108 @@ from connector.flow import PassReport
 SCHEDULED = ("sync", "reconcile", "retry")
 #: The jobs whose passes read the shop's order stream.
 READS_SHOP = ("sync", "reconcile", "webhook")
+#: The name the shop goes by among the failing remotes.
+SHOP = "shop"
+
+
+class Level(str, enum.Enum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+    @property
+    def legacy(self) -> str:
+        """``/healthz``'s ``status`` before the three levels: ``ok`` only when healthy (``failing`` with the 503)."""
+        return {Level.HEALTHY: "ok", Level.DEGRADED: "degraded", Level.UNHEALTHY: "failing"}[self]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the passes left behind, wherever it is kept (the daemon's memory, or the state store for ``status``)."""
+
+    now: datetime
+    #: When watching started (the daemon's start): with no successful shop read, the shop counts as read then.
+    started: datetime
+    #: community → when it started failing (failing now).
+    communities_failing: Mapping[str, datetime] = field(default_factory=dict)
+    #: When the shop's reads started failing (None while they succeed).
+    shop_failing_since: datetime | None = None
+    #: When a pass last read the shop's orders successfully.
+    shop_read: datetime | None = None
+    #: job → passes failed in a row (0 after a good pass).
+    failed_in_a_row: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    unhealthy_after: timedelta
+    failed_passes: int = 3
+    sync_every: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    level: Level
+    #: remote (``shop`` or a community) → when it started failing.
+    failing: dict[str, datetime]
+    #: Why it is unhealthy (empty unless it is).
+    problems: list[str]
+    #: Scheduled jobs whose last pass failed → passes failed in a row.
+    jobs_failing: dict[str, int]
+
+
+def assess(facts: Facts, limits: Thresholds) -> Verdict:
+    """The one health verdict: the same facts give the same answer on ``/healthz``, the status page and ``status``."""
+    now = facts.now
+    problems = [
+        f"{name}: failing since {since.isoformat()}"
+        for name, since in facts.communities_failing.items()
+        if now - since > limits.unhealthy_after
+    ]
+    jobs = {job: n for job, n in facts.failed_in_a_row.items() if job in SCHEDULED and n > 0}
+    problems += [f"{job}: {n} passes failed in a row" for job, n in jobs.items() if n >= limits.failed_passes]
+    shop_since = facts.shop_failing_since
+    if shop_since is not None and now - shop_since > limits.unhealthy_after:
+        problems.append(f"shop: not read successfully since {shop_since.isoformat()}")
+    else:
+        last_read = facts.shop_read or facts.started
+        if now - last_read > limits.unhealthy_after + limits.sync_every:
+            problems.append(f"shop: no pass has read it since {last_read.isoformat()}")
+    failing = dict(facts.communities_failing)
+    if shop_since is not None:
+        failing[SHOP] = shop_since
+    if problems:
+        level = Level.UNHEALTHY
+    elif failing or jobs:
+        level = Level.DEGRADED
+    else:
+        level = Level.HEALTHY
+    return Verdict(level, failing, problems, jobs)
+
+
+def describe(verdict: Verdict) -> str:
+    """One line for a headline: the level, and which remotes fail since when."""
+    text = verdict.level.value
+    if verdict.failing:
+        text += ": " + ", ".join(
+            f"{name} failing since {since:%Y-%m-%d %H:%M:%S} UTC" for name, since in verdict.failing.items()
+        )
+    return text
 
 
 @dataclass(frozen=True)
 class HealthReport:
     status: int
     body: dict[str, Any]
+    verdict: Verdict
+
+    @property
+    def level(self) -> Level:
+        return self.verdict.level
 
     @property
     def healthy(self) -> bool:
-        return self.status == 200
+        return self.verdict.level is Level.HEALTHY
 
     @property
     def lags(self) -> dict[str, float]:
@@ -45,15 +142,27 @@ class HealthReport:
 
     @property
     def problems(self) -> list[str]:
-        return list(self.body.get("problems", []))
+        return list(self.verdict.problems)
 
 
 def pass_failed(job: str, report: PassReport) -> bool:
     """The pass did not do its job: it crashed (``<job>: …``), could not read the shop (``shop: …``), or every record
     it read was quarantined."""
-    if any(line.startswith((f"{job}:", "shop:")) for line in report.errors):
+    return any(line.startswith(f"{job}:") for line in report.errors) or shop_failed(report)
+
+
+def shop_failed(report: PassReport) -> bool:
+    """The shop failed the pass: it could not be read (``shop: …``), or every record it gave was quarantined."""
+    if any(line.startswith(f"{SHOP}:") for line in report.errors):
         return True
     return report.quarantined > 0 and report.quarantined >= report.orders_read
+
+
+def communities_failed(report: PassReport, communities: Iterable[str]) -> set[str]:
+    """The communities a pass reports a failure of: an error or a failed action whose line starts with the name (the
+    pass writes ``<community>: …``; the text after it is never read)."""
+    lines = (*report.errors, *report.failures)
+    return {name for name in communities if any(line.startswith(f"{name}:") for line in lines)}
 
 
 class Health:
@@ -68,9 +177,7 @@ class Health:
         sync_every: timedelta = timedelta(minutes=5),
     ) -> None:
         self.communities = list(communities)
-        self.unhealthy_after = unhealthy_after
-        self.failed_passes = failed_passes
-        self.sync_every = sync_every
+        self.limits = Thresholds(unhealthy_after, failed_passes, sync_every)
         self.clock = clock
         self.started = clock()
         self.failing_since: dict[str, datetime] = {}
@@ -85,60 +192,58 @@ class Health:
     def observe(self, job: str, report: PassReport) -> None:
         now = self.clock()
         failed = pass_failed(job, report)
+        shop = shop_failed(report)
+        failing = communities_failed(report, self.communities)
         with self._lock:
             self.last_pass = now
             for name in self.communities:
-                prefix = f"{name}:"
-                if any(line.startswith(prefix) for line in (*report.errors, *report.failures)):
+                if name in failing:
                     self.failing_since.setdefault(name, now)
                 else:
                     self.failing_since.pop(name, None)
             self.failed_in_a_row[job] = self.failed_in_a_row.get(job, 0) + 1 if failed else 0
-            if job not in READS_SHOP or (job == "webhook" and not report.orders_read and not failed):
+            if job not in READS_SHOP or (job == "webhook" and not report.orders_read and not shop):
                 return  # a pass that did not read the order stream says nothing of the shop
-            if failed:
+            if shop:
                 if self.shop_failing_since is None:
                     self.shop_failing_since = now
-            else:
+            elif not failed:  # a pass that crashed says nothing of the shop either (it counts in a row)
                 self.shop_failing_since = None
                 if job in ("sync", "reconcile"):
                     self.last_success["orders"] = now
 
-    def _problems(self, now: datetime) -> list[str]:
-        problems = [
-            f"{name}: failing since {since.isoformat()}"
-            for name, since in self.failing_since.items()
-            if now - since > self.unhealthy_after
-        ]
-        problems += [
-            f"{job}: {count} passes failed in a row"
-            for job, count in self.failed_in_a_row.items()
-            if job in SCHEDULED and count >= self.failed_passes
-        ]
-        if self.shop_failing_since is not None and now - self.shop_failing_since > self.unhealthy_after:
-            problems.append(f"shop: not read successfully since {self.shop_failing_since.isoformat()}")
-        else:
-            last_read = self.last_success.get("orders") or self.started
-            if now - last_read > self.unhealthy_after + self.sync_every:
-                problems.append(f"shop: no pass has read it since {last_read.isoformat()}")
-        return problems
+    def facts(self) -> Facts:
+        with self._lock:
+            return Facts(
+                now=self.clock(),
+                started=self.started,
+                communities_failing=dict(self.failing_since),
+                shop_failing_since=self.shop_failing_since,
+                shop_read=self.last_success.get("orders"),
+                failed_in_a_row=dict(self.failed_in_a_row),
+            )
 
     def check(self, cursors: Mapping[str, Mapping[str, str]]) -> HealthReport:
         """The health answer, given the stored cursors (stream → ``{"value", "updated_at"}``)."""
-        now = self.clock()
-        with self._lock:
-            streams = {}
-            for stream, cursor in cursors.items():
-                seen = self.last_success.get(stream) or parse_iso(cursor["updated_at"])
-                streams[stream] = {"cursor": cursor["value"], "lag_seconds": round((now - seen).total_seconds(), 1)}
-            failing = {name: since.isoformat() for name, since in self.failing_since.items()}
-            problems = self._problems(now)
-            body = {
-                "status": "failing" if problems else "ok",
-                "last_pass": self.last_pass.isoformat() if self.last_pass else None,
-                "streams": streams,
-                "failing_since": failing,
-                "failed_passes_in_a_row": {job: n for job, n in self.failed_in_a_row.items() if n},
-                "problems": problems,
-            }
-        return HealthReport(503 if problems else 200, body)
+        facts = self.facts()
+        verdict = assess(facts, self.limits)
+        streams = {}
+        for stream, cursor in cursors.items():
+            seen = self.last_success.get(stream) or parse_iso(cursor["updated_at"])
+            streams[stream] = {"cursor": cursor["value"], "lag_seconds": round((facts.now - seen).total_seconds(), 1)}
+        body = {
+            "health": verdict.level.value,
+            # Kept for monitors written before the three levels; "ok" only when healthy.
+            "status": verdict.level.legacy,
+            "last_pass": self.last_pass.isoformat() if self.last_pass else None,
+            "streams": streams,
+            "failing": {
+                name: {"kind": "shop" if name == SHOP else "community", "since": since.isoformat()}
+                for name, since in verdict.failing.items()
+            },
+            # Kept from before ``failing``: communities only.
+            "failing_since": {name: since.isoformat() for name, since in facts.communities_failing.items()},
+            "failed_passes_in_a_row": {job: n for job, n in facts.failed_in_a_row.items() if n},
+            "problems": verdict.problems,
+        }
+        return HealthReport(503 if verdict.level is Level.UNHEALTHY else 200, body, verdict)

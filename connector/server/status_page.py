@@ -55,11 +55,12 @@ class DeadEvent:
 class StatusView:
     """Everything the page shows, as plain values (built by the daemon from the state store and its own facts)."""
 
-    healthy: bool
+    #: ``healthy``, ``degraded`` or ``unhealthy`` (:func:`connector.server.health.assess`, as ``/healthz`` says).
+    health: str
     streams: Sequence[Stream]
     outbox: Mapping[str, int]
     unmatched: Mapping[str, int]
-    #: community → when it started failing (ISO 8601).
+    #: remote (``shop`` or a community) → when it started failing (ISO 8601).
     failing_since: Mapping[str, str]
     conflicts: Sequence[Conflict]
     #: What the last reconcile found removed by hand.
@@ -67,8 +68,10 @@ class StatusView:
     problems: Sequence[Problem]
     #: Actions settled per hour over the last day, oldest first.
     actions_per_hour: Sequence[int]
-    #: Why ``/healthz`` answers 503 (empty when healthy).
+    #: Why ``/healthz`` answers 503 (empty unless unhealthy).
     health_problems: Sequence[str] = ()
+    #: Customers no look-up has answered for yet (the community failed when asked), per community.
+    waiting_for_lookup: Mapping[str, int] = field(default_factory=dict)
     #: Webhook events: ``pending`` (not handled yet), ``retrying`` (of which a try failed), ``dead``.
     webhook_events: Mapping[str, int] = field(default_factory=dict)
     dead_events: Sequence[DeadEvent] = ()
@@ -79,8 +82,13 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#1b1b1b;background:#f
 h1{font-size:1.4rem;margin:0 0 1rem} h2{font-size:1.05rem;margin:1.6rem 0 .5rem}
 table{border-collapse:collapse;background:#fff;min-width:28rem} td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:left}
 .ok{color:#2e7d32;font-weight:600} .bad{color:#c62828;font-weight:600} .muted{color:#777}
+.warn{color:#b26a00;font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(30rem,1fr));gap:1rem 2rem}
 """
+
+
+#: The headline's colour per health level.
+HEADLINE_CLASS = {"healthy": "ok", "degraded": "warn", "unhealthy": "bad"}
 
 
 def chart(counts: list[int], width: int = 720, height: int = 160) -> str:
@@ -113,10 +121,15 @@ def _table(headers: list[str], rows: list[list[Any]], empty: str) -> str:
 
 
 def render_status_page(view: StatusView) -> str:
-    state = '<span class="ok">healthy</span>' if view.healthy else '<span class="bad">failing</span>'
+    css = HEADLINE_CLASS.get(view.health, "bad")
+    state = f'<span class="{css}">{escape(view.health)}</span>'
     per_hour = list(view.actions_per_hour)
     sections = [
         f"<h1>CardBridge — {state}</h1>",
+        "".join(
+            f'<p class="warn">{escape(name)} failing since {escape(since)}</p>'
+            for name, since in view.failing_since.items()
+        ),
         "".join(f'<p class="bad">{escape(problem)}</p>' for problem in view.health_problems),
         '<div class="grid"><div>',
         "<h2>Streams</h2>",
@@ -129,9 +142,15 @@ def render_status_page(view: StatusView) -> str:
         _table(["status", "actions"], [[k, v] for k, v in view.outbox.items()], ""),
         "<h2>Unmatched customers</h2>",
         _table(["community", "customers"], [[k, v] for k, v in view.unmatched.items()], "Every buyer is matched."),
+        "<h2>Waiting for a look-up</h2>",
+        _table(
+            ["community", "customers"],
+            [[k, v] for k, v in view.waiting_for_lookup.items()],
+            "None: every buyer was looked up.",
+        ),
         "</div><div>",
-        "<h2>Communities failing</h2>",
-        _table(["community", "since"], [[k, v] for k, v in view.failing_since.items()], "None."),
+        "<h2>Remotes failing</h2>",
+        _table(["remote", "since"], [[k, v] for k, v in view.failing_since.items()], "None."),
         "<h2>Open conflicts</h2>",
         _table(
             ["id", "community", "what", "reason"],

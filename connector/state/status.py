@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, and_, exists, func, select
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, select
 
 from connector.core.models import OrderStatus
 from connector.state.sql import customers_t, identities_t, ledger_t, orders_t, outbox_t, quarantine_t
@@ -93,13 +93,22 @@ class Status:
             ).scalar_one()
 
     def unmatched_with_email(self) -> dict[str, int]:
-        """Customers with an email still waiting for a community account, per community (those with no email are
-        counted by :meth:`buyers_without_email`, not here)."""
+        """Customers with an email the community was asked about and has no account for, per community (those with
+        no email are counted by :meth:`buyers_without_email`, those never asked by :meth:`waiting_for_lookup`)."""
+        return self._unmatched_with_email(identities_t.c.attempts > 0)
+
+    def waiting_for_lookup(self) -> dict[str, int]:
+        """Customers with an email no look-up has answered for yet, per community: just planned, or every look-up
+        failed (the community was down). Not "unmatched": nobody knows yet whether they have an account."""
+        # ``attempts`` counts look-ups the community answered (``Identities.record_matches``); a failed one leaves it.
+        return self._unmatched_with_email(identities_t.c.attempts == 0)
+
+    def _unmatched_with_email(self, which: ColumnElement[bool]) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(identities_t.c.community, func.count())
                 .join(customers_t, customers_t.c.key == identities_t.c.customer_key)
-                .where(and_(identities_t.c.status == "unmatched", customers_t.c.email.is_not(None)))
+                .where(and_(identities_t.c.status == "unmatched", customers_t.c.email.is_not(None), which))
                 .group_by(identities_t.c.community)
             ).all()
         return {row[0]: row[1] for row in rows}

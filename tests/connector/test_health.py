@@ -1,11 +1,11 @@
-"""What /healthz concludes from the passes (issue 12, item 5): failed passes in a row, a shop left unread."""
+"""What /healthz concludes from the passes (issue 12, item 5; issue 14: healthy, degraded, unhealthy)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from connector.flow import PassReport
-from connector.server.health import Health
+from connector.server.health import Facts, Health, Level, Thresholds, assess
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -27,13 +27,16 @@ def test_three_crashed_passes_in_a_row_are_unhealthy_and_one_good_pass_heals():
     h = health(clock)
     for _ in range(2):
         h.observe("sync", PassReport(errors=["sync: ValueError: bad record"]))
-    assert h.check({}).healthy
+    report = h.check({})
+    assert report.status == 200 and report.level is Level.DEGRADED and report.body["health"] == "degraded"
+    assert report.body["failing"] == {}  # a crash is no remote failing
     h.observe("sync", PassReport(errors=["sync: ValueError: bad record"]))
     report = h.check({})
     assert report.status == 503 and report.problems == ["sync: 3 passes failed in a row"]
+    assert report.body["health"] == "unhealthy" and report.body["status"] == "failing"
     assert "bad record" not in str(report.body)  # no error text on the public answer
     h.observe("sync", PassReport(orders_read=3))
-    assert h.check({}).healthy
+    assert h.check({}).healthy and h.check({}).body["status"] == "ok"
 
 
 def test_a_pass_whose_every_record_was_quarantined_failed():
@@ -45,12 +48,15 @@ def test_a_pass_whose_every_record_was_quarantined_failed():
     assert h.check({}).healthy
 
 
-def test_a_shop_unread_for_longer_than_allowed_is_unhealthy():
+def test_a_shop_unread_for_longer_than_allowed_is_degraded_then_unhealthy():
     clock = Clock()
     h = health(clock, failed_passes=1000)
     h.observe("sync", PassReport())
     clock.now += timedelta(minutes=1)
     h.observe("webhook", PassReport(errors=["shop: HTTP 503"]))
+    report = h.check({})
+    assert report.status == 200 and report.level is Level.DEGRADED
+    assert report.body["failing"] == {"shop": {"kind": "shop", "since": (T0 + timedelta(minutes=1)).isoformat()}}
     clock.now += timedelta(minutes=15, seconds=1)
     assert h.check({}).problems == [f"shop: not read successfully since {(T0 + timedelta(minutes=1)).isoformat()}"]
 
@@ -70,6 +76,19 @@ def test_webhook_and_link_passes_do_not_count_in_a_row_and_a_community_rule_is_k
     h.observe("webhook", PassReport(errors=["webhook: RuntimeError: x"]))
     assert h.check({}).healthy
     h.observe("sync", PassReport(errors=["forum: HTTP 401"]))
+    assert h.check({}).level is Level.DEGRADED and h.check({}).status == 200
     clock.now += timedelta(minutes=16)
     h.observe("sync", PassReport(errors=["forum: HTTP 401"]))
     assert h.check({}).problems == [f"forum: failing since {T0.isoformat()}"]
+    assert h.check({}).level is Level.UNHEALTHY
+
+
+def test_assess_is_degraded_while_a_remote_fails_and_unhealthy_past_the_limit():
+    limits = Thresholds(timedelta(seconds=60))
+    calm = assess(Facts(now=T0, started=T0, shop_read=T0), limits)
+    assert calm.level is Level.HEALTHY and calm.failing == {} and calm.problems == []
+    failing = Facts(now=T0 + timedelta(seconds=60), started=T0, shop_read=T0, communities_failing={"forum": T0})
+    verdict = assess(failing, limits)
+    assert verdict.level is Level.DEGRADED and verdict.failing == {"forum": T0} and verdict.problems == []
+    later = Facts(now=T0 + timedelta(seconds=61), started=T0, shop_read=T0, communities_failing={"forum": T0})
+    assert assess(later, limits).level is Level.UNHEALTHY

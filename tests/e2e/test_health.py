@@ -1,0 +1,139 @@
+"""Issue 14, honest health: the status page headline, ``/healthz`` and ``status`` agree while a remote fails, and a
+buyer the forum could not be asked about is "waiting for a look-up", not "unmatched"."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+BADGE = "Verified Buyer"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def health(world):
+    try:
+        answer = httpx.get(world.base + "/healthz", timeout=5)
+        return answer.status_code, answer.json()
+    except httpx.HTTPError as error:
+        return 0, {"error": str(error)}
+
+
+@pytest.fixture
+def hworld(world):
+    world.port = free_port()
+    world.base = f"http://127.0.0.1:{world.port}"
+    world.card = world.shop.add_product("Steam 钱包充值卡 $20", "145.00")
+    world.processes = []
+    yield world
+    for process in world.processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def run_daemon(world, unhealthy_after: int):
+    world.write_config(
+        extra=f"""
+[schedule]
+sync_every = 1
+reconcile_every = 3600
+retry_every = 3600
+[server]
+listen = "127.0.0.1:{world.port}"
+unhealthy_after_seconds = {unhealthy_after}
+unhealthy_after_failed_passes = 1000
+"""
+    )
+    process = world.spawn("run")
+    world.processes.append(process)
+    assert wait_for(lambda: health(world)[1].get("last_pass"), 30), process.poll()
+    return process
+
+
+def forum_down(world):
+    world.forum.knobs.add_fault(r".", kind="status", status=503, times=-1)
+
+
+def test_a_failing_forum_makes_the_daemon_degraded_then_unhealthy_and_it_heals(hworld):
+    world = hworld
+    world.forum.add_user("alice", "alice@example.com")
+    world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    run_daemon(world, unhealthy_after=20)
+    assert wait_for(lambda: BADGE in world.forum.badges_of("alice"))
+    code, body = health(world)
+    assert code == 200 and body["health"] == "healthy" and body["status"] == "ok", body
+    assert "healthy" in httpx.get(world.base + "/").text
+
+    # The forum answers 503 to everything; a new buyer needs a look-up, so every pass asks it.
+    forum_down(world)
+    world.shop.add_order(email="bob@example.com", items=[(world.card, 1)], status="processing")
+    assert wait_for(lambda: health(world)[1].get("health") == "degraded"), health(world)
+    code, body = health(world)
+    assert code == 200 and body["status"] == "degraded", body  # no longer "ok" while a remote fails
+    assert list(body["failing"]) == ["forum"] and body["failing"]["forum"]["since"], body
+    assert "503" not in json.dumps(body) and "Service Unavailable" not in json.dumps(body)  # no error text
+    page = httpx.get(world.base + "/").text
+    assert "CardBridge — <span" in page and "degraded" in page and ">healthy<" not in page
+    assert "forum" in page
+
+    # Past unhealthy_after_seconds of continuous failure: 503, and the page says so too.
+    assert wait_for(lambda: health(world)[0] == 503, 60), health(world)
+    code, body = health(world)
+    assert body["health"] == "unhealthy" and body["status"] == "failing", body
+    assert any(p.startswith("forum: failing since") for p in body["problems"]), body
+    page = httpx.get(world.base + "/").text
+    assert "unhealthy" in page and ">healthy<" not in page
+
+    world.forum.knobs.clear_faults()
+    assert wait_for(lambda: health(world)[1].get("health") == "healthy", 60), health(world)
+    assert health(world)[0] == 200 and health(world)[1]["failing"] == {}
+
+
+def test_a_failing_shop_is_degraded_with_its_name_and_time(hworld):
+    world = hworld
+    run_daemon(world, unhealthy_after=3600)
+    world.shop.knobs.add_fault(r"/orders$", kind="status", status=503, times=-1)
+    assert wait_for(lambda: health(world)[1].get("health") == "degraded"), health(world)
+    code, body = health(world)
+    assert code == 200 and "shop" in body["failing"] and body["problems"] == [], body
+    assert "degraded" in httpx.get(world.base + "/").text
+
+
+def test_buyers_the_forum_could_not_be_asked_about_wait_for_a_look_up(hworld):
+    world = hworld
+    world.shop.add_order(email="carol@example.com", items=[(world.card, 1)], status="processing")
+    world.shop.add_order(email="dave@example.com", items=[(world.card, 1)], status="processing")
+    forum_down(world)
+    world.cli("sync")
+    data = world.cli("status", "--json").json()
+    assert data["unmatched_customers"] == 0, data
+    assert data["waiting_for_lookup"] == 2, data
+    human = world.cli("status").stdout
+    assert "waiting for a look-up" in human and "2" in human.split("waiting for a look-up")[1].splitlines()[0]
+    assert "unmatched customers" in human and human.split("unmatched customers")[1].splitlines()[0].strip(" │") == "0"
+
+    # The forum is back: carol has an account (matched), dave has none (now truly unmatched).
+    world.forum.knobs.clear_faults()
+    world.forum.add_user("carol", "carol@example.com")
+    assert world.cli("sync").code == 0
+    data = world.cli("status", "--json").json()
+    assert data["unmatched_customers"] == 1 and data["waiting_for_lookup"] == 0, data
+    assert BADGE in world.forum.badges_of("carol")
