@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from connector.cli.app import app, console, errors, fail, open_connector
 from connector.cli.progress import progress_bar
 from connector.cli.report import print_plan, print_summary
-from connector.flow import PassReport
+from connector.flow import Connector, PassReport
+from connector.state.errors import StoreError
+from connector.state.locks import PassLocked
+
+#: Exit code when another pass holds the state store's pass lock (sysexits' EX_TEMPFAIL: try again later).
+EXIT_LOCKED = 75
+_WAIT_HELP = "If another pass is running, wait up to SECONDS for it to finish (default: exit 75 at once)."
+
+
+@contextmanager
+def _one_pass(connector: Connector, job: str, wait: float) -> Iterator[None]:
+    """Hold the pass lock for the block. A held lock or a database error is one line on stderr, never a traceback
+    (the traceback is logged at debug level)."""
+    try:
+        with connector.exclusive(job, wait):
+            yield
+    except PassLocked as error:
+        errors.print(str(error), markup=False, highlight=False)
+        raise typer.Exit(EXIT_LOCKED) from None
+    except (StoreError, SQLAlchemyError) as error:
+        what = str(error) if isinstance(error, StoreError) else f"state store error: {type(error).__name__}"
+        errors.print(f"{what} (run with --log-level debug for details)", markup=False, highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()
-def sync() -> None:
+def sync(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP)) -> None:
     """Run one pass: read what changed in the shop, then grant and revoke on the communities."""
-    with open_connector() as connector:
+    with open_connector() as connector, _one_pass(connector, "sync", wait):
         report = connector.run_pass()
     print_summary(console, report, "sync")
     raise typer.Exit(0 if report.ok else 1)
@@ -36,10 +61,11 @@ def _parse_date(value: str) -> datetime:
 def backfill(
     since: str | None = typer.Option(None, "--since", help="Only orders modified on or after this date (YYYY-MM-DD)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; make no write request to any community."),
+    wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP),
 ) -> None:
     """Re-read the whole shop (ignoring cursors) and bring every community in step."""
     start = _parse_date(since) if since else None
-    with open_connector() as connector:
+    with open_connector() as connector, _one_pass(connector, "backfill", wait):
         bar, progress = progress_bar(errors, transient=not errors.is_terminal)
         with bar:
             report = connector.run_pass(full=True, since=start, dry_run=dry_run, progress=progress)
@@ -50,9 +76,9 @@ def backfill(
 
 
 @app.command()
-def reconcile() -> None:
+def reconcile(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP)) -> None:
     """Read who really holds each badge, group and Discord role, record hand removals per [policy], then run a pass."""
-    with open_connector() as connector:
+    with open_connector() as connector, _one_pass(connector, "reconcile", wait):
         report = PassReport()
         drift = connector.reconcile(report)
         after = connector.run_pass()

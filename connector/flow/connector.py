@@ -8,8 +8,11 @@ load time, so a missing one is a clear error before any pass runs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CommunityAdapter, MemberAuthorization, ReviewSource, ShopAdapter
 from adapters.registry import open_community, open_shop
@@ -23,8 +26,24 @@ from connector.features.points import PointsFeature
 from connector.features.reviews import ReviewsFeature
 from connector.flow.deliver import DeliverStage
 from connector.flow.reconcile import ReconcileStage, VanishedOrdersStage
-from connector.flow.run import run_pass, stages
+from connector.flow.run import Stage, run_pass, stages
 from connector.state import State
+from connector.state.errors import StoreError
+
+
+class _Guarded:
+    """A stage whose database errors become a :class:`StoreError` naming it (the traceback is logged at debug)."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        self.name = stage.name
+
+    def run(self, run: Run) -> None:
+        try:
+            self.stage.run(run)
+        except SQLAlchemyError as error:
+            log.debug("state store error", stage=self.name, exc_info=error)
+            raise StoreError(self.name, type(error).__name__) from error
 
 
 class Connector:
@@ -93,21 +112,31 @@ class Connector:
         """One pass (``cardbridge sync``/``backfill``, the daemon's jobs); see :class:`PassOptions`."""
         options = PassOptions(full=full, since=since, dry_run=dry_run, order_ids=order_ids, progress=progress)
         run = self._run(PassReport(), options)
-        return run_pass(run, stages(self.features, self.communities))
+        return run_pass(run, [_Guarded(stage) for stage in stages(self.features, self.communities)])
+
+    @contextmanager
+    def exclusive(self, job: str, wait: float = 0.0) -> Iterator[None]:
+        """Hold the store's pass lock for the ``with`` block: one pass at a time across processes and hosts.
+
+        Raises ``connector.state.locks.PassLocked`` naming the holder when another process runs a pass, at once or
+        after ``wait`` seconds. The CLI's pass commands and the daemon's jobs take it around each pass.
+        """
+        with self.store.locks.hold(job, wait=wait):
+            yield
 
     def reconcile(self, report: PassReport) -> list[str]:
         """Ask the shop which paid orders it still has, then read who really holds each grant; returns one line per
         drift found (see ``connector.flow.reconcile``). ``orders_vanished`` keeps how many orders were gone."""
         vanished, stage = VanishedOrdersStage(), ReconcileStage()
         run = self._run(report, PassOptions())
-        vanished.run(run)
-        stage.run(run)
+        _Guarded(vanished).run(run)
+        _Guarded(stage).run(run)
         self.orders_vanished = vanished.count
         return vanished.found + stage.found
 
     def deliver(self, report: PassReport, started: datetime) -> None:
         """Send what is due in the outbox (the daemon's retry job), leaving rows planned after ``started``."""
-        DeliverStage(self.features).run(self._run(report, PassOptions(), started))
+        _Guarded(DeliverStage(self.features)).run(self._run(report, PassOptions(), started))
 
     def resolve_conflict(self, conflict_id: int, keep: str) -> str:
         """``cardbridge conflicts resolve``: see :meth:`ReviewsFeature.resolve`."""

@@ -1,7 +1,9 @@
 """The daemon's passes: scheduled (sync, reconcile, outbox retry) or asked for (a webhook, a member who linked).
 
-One pass at a time, whatever started it (a lock); APScheduler jobs never overlap (``max_instances=1``,
-``coalesce=True``). :meth:`Jobs.stop` is the stop signal: no new pass starts, and the pass in flight stops after its
+One pass at a time, whatever started it: a thread lock inside the daemon, and the state store's pass lock across
+processes (a ``cardbridge backfill`` run by hand, a second daemon): a job that finds it held skips its round, logged
+at info, and the next round tries again. APScheduler jobs never overlap (``max_instances=1``, ``coalesce=True``).
+:meth:`Jobs.stop` is the stop signal: no new pass starts, and the pass in flight stops after its
 current remote call (``Connector.stop_requested``).
 """
 
@@ -18,6 +20,8 @@ from connector.core.logs import log
 from connector.flow import Connector, PassReport
 from connector.server.health import Health
 from connector.server.metrics import Metrics
+from connector.state.errors import StoreError
+from connector.state.locks import PassLocked
 
 
 class Jobs:
@@ -39,12 +43,22 @@ class Jobs:
         )
 
     def run(self, job: str, work: Callable[[], PassReport]) -> PassReport | None:
-        """Run one pass under the lock and record what it did; None when the daemon is stopping."""
+        """Run one pass under the locks and record what it did; None when the daemon is stopping or another process
+        runs a pass (webhook events then stay stored for a later round)."""
         if self.stopping.is_set():
             return None
         with self.lock:
             try:
-                report = work()
+                with self.connector.exclusive(job):
+                    report = work()
+            except PassLocked as held:
+                holder = held.holder
+                log.info("pass skipped: another pass is running", job=job, by=holder.job, pid=holder.pid)
+                return None
+            except StoreError as error:  # expected (a database down or locked): one line; the traceback is at debug
+                log.error("job failed", job=job, error=str(error))
+                self.metrics.passes.labels(job, "error").inc()
+                report = PassReport(errors=[str(error)])
             except Exception as error:
                 log.exception("job failed", job=job)
                 self.metrics.passes.labels(job, "error").inc()

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from connector.state.db import open_engine
 from connector.state.identities import Identities
 from connector.state.ledger import Ledger
+from connector.state.locks import Locks
 from connector.state.outbox import Outbox
 from connector.state.planning import Plans
 from connector.state.records import Records
@@ -51,6 +52,8 @@ class State:
         self.reviews = ReviewStore(engine)
         #: Webhook deliveries, stored before they are answered.
         self.webhooks = WebhookStore(engine)
+        #: One pass at a time across processes and hosts (a leased row).
+        self.locks = Locks(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.
         self.tokens: TokenStore | None = TokenStore(engine, token_key) if token_key else None
 

@@ -288,3 +288,22 @@ class SpentTokenRow(SQLModel, table=True):
     #: ``<kind>:<sha256 of the token>``.
     key: str = Field(primary_key=True, max_length=96)
     expires_at: datetime
+
+
+class PassLockRow(SQLModel, table=True):
+    """Who runs a pass now (``connector.state.locks``): one row per lock name while it is held, deleted on release.
+
+    ``heartbeat_at`` moves while the holder lives; a row whose heartbeat is older than the lease is a crashed holder's
+    and may be taken over.
+    """
+
+    __tablename__ = "pass_locks"
+    name: str = Field(primary_key=True, max_length=40)
+    #: A random token per acquisition: release and heartbeat touch the row only while it is still ours.
+    owner: str = Field(max_length=64)
+    pid: int
+    host: str = Field(max_length=255)
+    #: What holds it: ``sync``, ``backfill``, ``reconcile``, or a daemon job.
+    job: str = Field(max_length=40)
+    since: datetime
+    heartbeat_at: datetime

@@ -1,0 +1,166 @@
+"""One pass at a time: a lease held as a row in ``pass_locks``, on SQLite and PostgreSQL alike.
+
+Why a row and not PostgreSQL advisory locks: an advisory lock lives as long as one database session, so a pass would
+have to pin a pooled connection for its whole length, and SQLite has no equivalent (a write transaction held open
+would block the pass's own writes from other connections). A row works the same on both, shows who holds it (pid,
+host, since) for the "another pass is running" message and for ``status``, and survives a crashed holder through its
+lease: the holder moves ``heartbeat_at`` every ``lease / 4`` seconds from a thread, and a row whose heartbeat is older
+than the lease is taken over. On the holder's own host a dead pid is taken over at once (a ``kill -9`` or a power cut
+of a cron job does not block the next run for a lease).
+
+Taking the lock is an INSERT (the primary key makes one of two racing inserts fail) or a compare-and-swap UPDATE on
+the crashed holder's ``owner`` token, so two processes can never both believe they hold it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from connector.core.clock import utcnow
+from connector.core.logs import log
+from connector.state.sql import table_of
+from connector.state.tables import PassLockRow
+
+locks_t = table_of(PassLockRow)
+
+#: A holder that has not renewed its lease for this long is taken to have crashed.
+LEASE_SECONDS = 60.0
+#: How often a waiting process asks again.
+POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a lock."""
+
+    pid: int
+    host: str
+    job: str
+    since: datetime
+
+
+class PassLocked(Exception):
+    """Another process holds the lock (raised at once, or after ``wait`` seconds)."""
+
+    def __init__(self, holder: Holder) -> None:
+        self.holder = holder
+        since = holder.since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        where = "" if holder.host == socket.gethostname() else f" on {holder.host}"
+        super().__init__(f"another pass is running ({holder.job}, pid {holder.pid}{where}, since {since})")
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands timestamps back naive; they were stored in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+class Locks:
+    """Named leases over the store's engine. ``lease`` is in seconds (tests shorten it)."""
+
+    def __init__(self, engine: Engine, lease: float = LEASE_SECONDS) -> None:
+        self.engine = engine
+        self.lease = lease
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+
+    def holder(self, name: str = "pass") -> Holder | None:
+        """Who holds ``name`` now (a crashed holder's row shows until someone takes it over)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(locks_t).where(locks_t.c.name == name)).first()
+        if row is None:
+            return None
+        return Holder(pid=row.pid, host=row.host, job=row.job, since=_aware(row.since))
+
+    def try_acquire(self, name: str, job: str) -> str | None:
+        """The owner token when the lock was free (or its holder crashed); None when it is held."""
+        token, now = uuid.uuid4().hex, utcnow()
+        values = dict(owner=token, pid=self.pid, host=self.host, job=job, since=now, heartbeat_at=now)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(locks_t).values(name=name, **values))
+            return token
+        except IntegrityError:
+            pass  # held, or left by a crashed holder
+        with self.engine.begin() as conn:
+            row = conn.execute(select(locks_t).where(locks_t.c.name == name)).first()
+            if row is None:
+                return None  # released between the two statements: the caller asks again
+            stale = _aware(row.heartbeat_at) < now - timedelta(seconds=self.lease)
+            dead = row.host == self.host and row.pid != self.pid and not _alive(row.pid)
+            if not (stale or dead):
+                return None
+            taken = conn.execute(
+                update(locks_t).where(and_(locks_t.c.name == name, locks_t.c.owner == row.owner)).values(**values)
+            )
+            if taken.rowcount != 1:
+                return None
+        log.info("pass lock taken over", job=job, previous_pid=row.pid, previous_host=row.host)
+        return token
+
+    def renew(self, name: str, token: str) -> bool:
+        """Move the heartbeat; False when the lock is no longer ours."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(locks_t)
+                .where(and_(locks_t.c.name == name, locks_t.c.owner == token))
+                .values(heartbeat_at=utcnow())
+            )
+        return done.rowcount == 1
+
+    def release(self, name: str, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(locks_t).where(and_(locks_t.c.name == name, locks_t.c.owner == token)))
+
+    @contextmanager
+    def hold(self, job: str, *, wait: float = 0.0, name: str = "pass") -> Iterator[None]:
+        """Hold ``name`` for the ``with`` block, renewing the lease from a thread.
+
+        Raises :class:`PassLocked` when another process holds it, at once or after ``wait`` seconds of asking again.
+        """
+        deadline = time.monotonic() + max(wait, 0.0)
+        while (token := self.try_acquire(name, job)) is None:
+            holder = self.holder(name)
+            if time.monotonic() >= deadline:
+                if holder is None:
+                    continue  # released just now: take it
+                raise PassLocked(holder)
+            time.sleep(POLL_SECONDS)
+        stop = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(name, token, stop), name=f"lock-{name}", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+            self.release(name, token)
+
+    def _beat(self, name: str, token: str, stop: threading.Event) -> None:
+        while not stop.wait(self.lease / 4):
+            try:
+                if not self.renew(name, token):
+                    log.warning("pass lock lost", name=name)  # taken over after a stall longer than the lease
+                    return
+            except Exception as error:  # a database hiccup: the next beat tries again
+                log.warning("pass lock heartbeat failed", kind=type(error).__name__)
