@@ -10,6 +10,7 @@ from rich.text import Text
 
 from connector.core.clock import utcnow
 from connector.core.logs import mask_email
+from connector.server.health import DAEMON, SHOP, assess_snapshot
 from connector.state import State
 
 
@@ -49,16 +50,55 @@ def status_data(store: State) -> dict[str, Any]:
             }
             for row in problems
         ],
+        **health_data(store),
         "totals": store.status.totals(),
         "open_conflicts": len(store.reviews.conflicts()),
         "overrides": store.ledger.overrides(),
     }
 
 
+def health_data(store: State) -> dict[str, Any]:
+    """The daemon's health as ``/healthz`` gives it now (the same verdict, from the facts its last pass stored), and
+    the communities failing; ``health`` is None when no daemon pass was recorded (``sync`` from cron records none)."""
+    recorded = store.status.health.load(DAEMON)
+    if recorded is None:
+        return {"health": None, "communities_failing": {}}
+    verdict = assess_snapshot(recorded.facts, utcnow())
+    failing = {name: since.isoformat() for name, since in verdict.failing.items()}
+    return {
+        "health": {
+            "level": verdict.level.value,
+            "failing": failing,
+            "problems": verdict.problems,
+            "recorded_at": recorded.recorded_at.isoformat(),
+        },
+        "communities_failing": {name: since for name, since in failing.items() if name != SHOP},
+    }
+
+
+def _health_rows(table: Table, data: dict[str, Any]) -> None:
+    health = data["health"]
+    if health is None:
+        table.add_row("health", "unknown: no daemon pass recorded yet (`cardbridge run`)")
+        table.add_row("communities failing", "unknown")
+        return
+    table.add_row("health", f"{health['level']} (the daemon's last pass, {health['recorded_at'][:19]} UTC)")
+    failing = data["communities_failing"]
+    table.add_row(
+        "communities failing",
+        Text(", ".join(f"{name} since {since[:19]} UTC" for name, since in failing.items()) or "none"),
+    )
+    if SHOP in health["failing"]:
+        table.add_row("shop failing", f"since {health['failing'][SHOP][:19]} UTC")
+    for problem in health["problems"]:
+        table.add_row("unhealthy", Text(problem))
+
+
 def print_status(console: Console, data: dict[str, Any]) -> None:
     table = Table(title="CardBridge status", show_header=False)
     table.add_column("what")
     table.add_column("value")
+    _health_rows(table, data)
     for stream, cursor in data["cursors"].items():
         table.add_row(f"cursor {stream}", f"{cursor['value']}  (saved {cursor['updated_at'][:19]})")
     if not data["cursors"]:

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connector.core.clock import parse_iso
+from connector.core.logs import log
 from connector.flow import PassReport
 
 #: The jobs whose failures in a row make the daemon unhealthy (webhook and link passes follow single events, which
@@ -35,6 +36,8 @@ SCHEDULED = ("sync", "reconcile", "retry")
 READS_SHOP = ("sync", "reconcile", "webhook")
 #: The name the shop goes by among the failing remotes.
 SHOP = "shop"
+#: Under which name the daemon's facts are kept in the state store.
+DAEMON = "daemon"
 
 
 class Level(str, enum.Enum):
@@ -64,12 +67,74 @@ class Facts:
     #: job → passes failed in a row (0 after a good pass).
     failed_in_a_row: Mapping[str, int] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        """The facts as JSON (the time they were observed is ``now``)."""
+
+        def iso(when: datetime | None) -> str | None:
+            return when.isoformat() if when else None
+
+        return {
+            "observed_at": self.now.isoformat(),
+            "started": self.started.isoformat(),
+            "communities_failing": {name: since.isoformat() for name, since in self.communities_failing.items()},
+            "shop_failing_since": iso(self.shop_failing_since),
+            "shop_read": iso(self.shop_read),
+            "failed_in_a_row": dict(self.failed_in_a_row),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], now: datetime) -> Facts:
+        """Facts recorded earlier (:meth:`to_json`), judged at ``now``."""
+
+        def when(value: Any) -> datetime | None:
+            return parse_iso(value) if isinstance(value, str) else None
+
+        return cls(
+            now=now,
+            started=when(data.get("started")) or now,
+            communities_failing={k: parse_iso(v) for k, v in dict(data.get("communities_failing") or {}).items()},
+            shop_failing_since=when(data.get("shop_failing_since")),
+            shop_read=when(data.get("shop_read")),
+            failed_in_a_row={k: int(v) for k, v in dict(data.get("failed_in_a_row") or {}).items()},
+        )
+
 
 @dataclass(frozen=True)
 class Thresholds:
     unhealthy_after: timedelta
     failed_passes: int = 3
     sync_every: timedelta = timedelta(minutes=5)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unhealthy_after_seconds": self.unhealthy_after.total_seconds(),
+            "unhealthy_after_failed_passes": self.failed_passes,
+            "sync_every_seconds": self.sync_every.total_seconds(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Thresholds:
+        return cls(
+            timedelta(seconds=float(data["unhealthy_after_seconds"])),
+            int(data["unhealthy_after_failed_passes"]),
+            timedelta(seconds=float(data["sync_every_seconds"])),
+        )
+
+
+#: Where the daemon keeps its facts for other processes (``cardbridge status``): called after each pass with the
+#: facts and thresholds as JSON (``connector.state.health_snapshots``).
+Keep = Callable[[dict[str, Any]], None]
+
+
+def snapshot(facts: Facts, limits: Thresholds) -> dict[str, Any]:
+    """What the daemon records after a pass: its facts and the thresholds it judges them by."""
+    return {"facts": facts.to_json(), "limits": limits.to_json()}
+
+
+def assess_snapshot(data: Mapping[str, Any], now: datetime) -> Verdict:
+    """The verdict on recorded facts, at ``now``, by the thresholds of the process that recorded them (the daemon's
+    config), so ``status`` says what ``/healthz`` says."""
+    return assess(Facts.from_json(data["facts"], now), Thresholds.from_json(data["limits"]))
 
 
 @dataclass(frozen=True)
@@ -179,6 +244,8 @@ class Health:
         self.communities = list(communities)
         self.limits = Thresholds(unhealthy_after, failed_passes, sync_every)
         self.clock = clock
+        #: Called with :func:`snapshot` after each observed pass (the daemon keeps it in the state store).
+        self.keep: Keep | None = None
         self.started = clock()
         self.failing_since: dict[str, datetime] = {}
         self.last_success: dict[str, datetime] = {}
@@ -202,15 +269,23 @@ class Health:
                 else:
                     self.failing_since.pop(name, None)
             self.failed_in_a_row[job] = self.failed_in_a_row.get(job, 0) + 1 if failed else 0
-            if job not in READS_SHOP or (job == "webhook" and not report.orders_read and not shop):
-                return  # a pass that did not read the order stream says nothing of the shop
-            if shop:
-                if self.shop_failing_since is None:
-                    self.shop_failing_since = now
-            elif not failed:  # a pass that crashed says nothing of the shop either (it counts in a row)
-                self.shop_failing_since = None
-                if job in ("sync", "reconcile"):
-                    self.last_success["orders"] = now
+            self._observe_shop(job, report, now, failed, shop)
+        if self.keep is not None:
+            try:
+                self.keep(snapshot(self.facts(), self.limits))
+            except Exception as error:  # the store being down must not stop the pass loop; /healthz still answers
+                log.warning("health facts not stored", error=type(error).__name__)
+
+    def _observe_shop(self, job: str, report: PassReport, now: datetime, failed: bool, shop: bool) -> None:
+        if job not in READS_SHOP or (job == "webhook" and not report.orders_read and not shop):
+            return  # a pass that did not read the order stream says nothing of the shop
+        if shop:
+            if self.shop_failing_since is None:
+                self.shop_failing_since = now
+        elif not failed:  # a pass that crashed says nothing of the shop either (it counts in a row)
+            self.shop_failing_since = None
+            if job in ("sync", "reconcile"):
+                self.last_success["orders"] = now
 
     def facts(self) -> Facts:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Read-only figures for ``cardbridge status``, the status page and metrics."""
+"""Figures for ``cardbridge status``, the status page and metrics (read-only, but for the daemon's health facts)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, select
 
 from connector.core.models import OrderStatus
+from connector.state.health_snapshots import HealthSnapshots
 from connector.state.sql import customers_t, identities_t, ledger_t, orders_t, outbox_t, quarantine_t
 from connector.state.tables import OutboxRow, QuarantineRow
 
@@ -14,6 +15,8 @@ from connector.state.tables import OutboxRow, QuarantineRow
 class Status:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: The daemon's health facts after its last pass (written by the daemon, read by ``status``).
+        self.health = HealthSnapshots(engine)
 
     def outbox_counts(self) -> dict[str, int]:
         counts = {"pending": 0, "sending": 0, "failed": 0, "dead": 0, "done": 0, "superseded": 0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from connector.flow import PassReport
-from connector.server.health import Facts, Health, Level, Thresholds, assess
+from connector.server.health import Facts, Health, Level, Thresholds, assess, assess_snapshot
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -92,3 +92,22 @@ def test_assess_is_degraded_while_a_remote_fails_and_unhealthy_past_the_limit():
     assert verdict.level is Level.DEGRADED and verdict.failing == {"forum": T0} and verdict.problems == []
     later = Facts(now=T0 + timedelta(seconds=61), started=T0, shop_read=T0, communities_failing={"forum": T0})
     assert assess(later, limits).level is Level.UNHEALTHY
+
+
+def test_the_facts_kept_in_the_store_give_status_the_daemons_verdict(store):
+    clock = Clock()
+    h = Health(["forum"], timedelta(minutes=15), clock, 3, sync_every=timedelta(minutes=5))
+    h.keep = lambda facts: store.status.health.save("daemon", facts)
+    h.observe("sync", PassReport(orders_read=1))
+    clock.now += timedelta(minutes=1)
+    h.observe("sync", PassReport(errors=["forum: identity look-up failed: HTTP 503"]))
+    kept = store.status.health.load("daemon")
+    assert kept is not None and "503" not in str(kept.facts)  # facts, never an error's text
+    for minutes in (2, 17):  # judged at the same time, the store's facts and the daemon's memory agree
+        clock.now = T0 + timedelta(minutes=minutes)
+        mine = h.check({}).verdict
+        theirs = assess_snapshot(kept.facts, clock.now)
+        assert (theirs.level, theirs.failing, theirs.problems) == (mine.level, mine.failing, mine.problems)
+    assert theirs.level is Level.UNHEALTHY and theirs.failing == {"forum": T0 + timedelta(minutes=1)}
+    h.observe("sync", PassReport(orders_read=1))  # saved again over the same row
+    assert assess_snapshot(store.status.health.load("daemon").facts, clock.now).level is Level.HEALTHY

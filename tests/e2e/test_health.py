@@ -137,3 +137,27 @@ def test_buyers_the_forum_could_not_be_asked_about_wait_for_a_look_up(hworld):
     data = world.cli("status", "--json").json()
     assert data["unmatched_customers"] == 1 and data["waiting_for_lookup"] == 0, data
     assert BADGE in world.forum.badges_of("carol")
+
+
+def test_status_says_what_healthz_says_with_a_communities_failing_row(hworld):
+    world = hworld
+    assert world.cli("status", "--json").json()["health"] is None  # no daemon pass recorded yet: not "healthy"
+    assert "no daemon pass recorded yet" in world.cli("status").stdout
+    world.forum.add_user("alice", "alice@example.com")
+    world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    run_daemon(world, unhealthy_after=3600)
+    assert wait_for(lambda: BADGE in world.forum.badges_of("alice"))
+    data = world.cli("status", "--json").json()
+    assert data["health"]["level"] == health(world)[1]["health"] == "healthy", data["health"]
+    assert data["communities_failing"] == {}
+
+    forum_down(world)
+    world.shop.add_order(email="bob@example.com", items=[(world.card, 1)], status="processing")
+    assert wait_for(lambda: health(world)[1].get("health") == "degraded"), health(world)
+    data = world.cli("status", "--json").json()
+    since = health(world)[1]["failing"]["forum"]["since"]
+    assert data["health"]["level"] == "degraded" and data["communities_failing"] == {"forum": since}, data["health"]
+    human = world.cli("status").stdout
+    row = human.split("communities failing")[1].splitlines()[0]
+    assert f"forum since {since[:19]} UTC" in row, human
+    assert "degraded" in human.split("health")[1].splitlines()[0]
