@@ -44,13 +44,13 @@ from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth
 from adapters.communities.discord_constants import RECORDS
 from adapters.communities.discord_reviews import ReviewThreads
 from connector.core.config import Rule
-from connector.core.http import Deferred, RemoteError, describe_body
+from connector.core.http import Deferred, RemoteError, describe_body, stopped_reason
 from connector.core.logs import log
 from connector.core.payloads import DiscordPost, RoleConnection
-from connector.core.settings import CommunitySettings, HttpUrl, RequiredStr, Timeout
+from connector.core.settings import CommunitySettings, HttpUrl, RemoteTimeouts, RequiredStr
 
 
-class DiscordSettings(CommunitySettings):
+class DiscordSettings(CommunitySettings, RemoteTimeouts):
     """``[communities.<name>]`` with ``kind = "discord"``."""
 
     #: The bot's token (Developer Portal > Bot), the guild (server) id, and the API root.
@@ -62,7 +62,6 @@ class DiscordSettings(CommunitySettings):
     application_id: str = ""
     client_secret: str = ""
     oauth_base: HttpUrl = "https://discord.com"
-    timeout_seconds: Timeout = 30.0
 
     def missing_for(self, section: str) -> list[str]:
         if section != "link":
@@ -104,6 +103,9 @@ class DiscordCommunity:
             config.api_base,
             transport=transport,
             timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+            max_retry_seconds=config.max_retry_seconds,
+            keys=f"[communities.{name}]",
             sleep=sleep,
             max_wait=config.max_retry_wait_seconds,
         )
@@ -116,6 +118,9 @@ class DiscordCommunity:
                 config.oauth_base,
                 transport=transport,
                 timeout=config.timeout_seconds,
+                connect_timeout=config.connect_timeout_seconds,
+                max_retry_seconds=config.max_retry_seconds,
+                keys=f"[communities.{name}]",
                 max_wait=config.max_retry_wait_seconds,
             )
             if config.application_id
@@ -155,16 +160,14 @@ class DiscordCommunity:
             if error.status == 401:
                 raise CommunityStopped(f"{self.name}: the bot token was refused (401); fix bot_token") from error
             if error.status >= 500 or error.status == 429:
-                raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
+                raise CommunityStopped(stopped_reason(self.name, error)) from error
             permanent = error.status in (400, 403, 404)
             hint = _HINTS.get(error_code(error) or 0, "")
             return Outcome(
                 action.id, False, error=f"{describe_body(error.body)} (HTTP {error.status}){hint}", permanent=permanent
             )
         except httpx.HTTPError as error:
-            raise CommunityStopped(
-                f"{self.name}: unreachable after retries ({type(error).__name__}: {error})"
-            ) from error
+            raise CommunityStopped(f"{self.name}: unreachable: {error}") from error
 
     def _review(self, action: Action) -> Outcome:
         settled = settled_payload(action)
@@ -284,12 +287,10 @@ class DiscordCommunity:
                     error=f"role {action.target} is above the bot's highest role (50013 Missing Permissions)",
                 )
             if error.status >= 500 or error.status == 429:
-                raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
+                raise CommunityStopped(stopped_reason(self.name, error)) from error
             return Outcome(action.id, False, error=str(error))
         except httpx.HTTPError as error:
-            raise CommunityStopped(
-                f"{self.name}: unreachable after retries ({type(error).__name__}: {error})"
-            ) from error
+            raise CommunityStopped(f"{self.name}: unreachable: {error}") from error
 
     def verify(self, action: Action) -> Outcome | None:
         if action.kind == "review":

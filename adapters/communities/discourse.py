@@ -35,12 +35,12 @@ from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
 from adapters.communities.discourse_grants import MemberGrants, renamed
 from adapters.communities.discourse_posts import ForumContent
 from connector.core.config import Rule
-from connector.core.http import RemoteError, describe_body
+from connector.core.http import RemoteError, stopped_reason
 from connector.core.logs import log
-from connector.core.settings import CommunitySettings, HttpUrl, Timeout
+from connector.core.settings import CommunitySettings, HttpUrl, RemoteTimeouts
 
 
-class DiscourseSettings(CommunitySettings):
+class DiscourseSettings(CommunitySettings, RemoteTimeouts):
     """``[communities.<name>]`` with ``kind = "discourse"``."""
 
     #: The forum's root URL.
@@ -50,7 +50,6 @@ class DiscourseSettings(CommunitySettings):
     api_username: str = "system"
     #: Request budget per minute for this forum (Discourse's admin-key default is 60 per site).
     requests_per_minute: Annotated[int, Field(ge=1)] = 60
-    timeout_seconds: Timeout = 30.0
     #: Use the bulk user list (one page of 100 users a call) instead of per-email look-ups when more than this many
     #: customers are waiting for a match.
     bulk_lookup_threshold: Annotated[int, Field(ge=0)] = 20
@@ -76,7 +75,7 @@ def _stops_everything(error: RemoteError) -> bool:
 
 
 def _unreachable(name: str, error: Exception) -> CommunityStopped:
-    return CommunityStopped(f"{name}: unreachable after retries ({type(error).__name__}: {error})")
+    return CommunityStopped(f"{name}: unreachable: {error}")
 
 
 class DiscourseCommunity:
@@ -104,6 +103,9 @@ class DiscourseCommunity:
             config.api_username,
             requests_per_minute=config.requests_per_minute,
             timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+            max_retry_seconds=config.max_retry_seconds,
+            keys=f"[communities.{name}]",
             transport=transport,
             sleep=sleep,
             max_wait=config.max_retry_wait_seconds,
@@ -203,7 +205,7 @@ class DiscourseCommunity:
             return self._grants.badge(action)
         except RemoteError as error:
             if _stops_everything(error):
-                raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
+                raise CommunityStopped(stopped_reason(self.name, error)) from error
             return Outcome(action.id, False, error=str(error))
         except httpx.HTTPError as error:
             raise _unreachable(self.name, error) from error
@@ -215,7 +217,7 @@ class DiscourseCommunity:
             if error.status == 404:  # users never make a group call 404 (they are dropped): the group is gone
                 self._forget("group", group)
             if _stops_everything(error):
-                raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
+                raise CommunityStopped(stopped_reason(self.name, error)) from error
             return [Outcome(a.id, False, error=str(error)) for a in actions]
         except httpx.HTTPError as error:
             raise _unreachable(self.name, error) from error
@@ -227,7 +229,7 @@ class DiscourseCommunity:
             return self._content.apply(action)
         except RemoteError as error:
             if _stops_everything(error):
-                raise CommunityStopped(f"{self.name}: {describe_body(error.body)} (HTTP {error.status})") from error
+                raise CommunityStopped(stopped_reason(self.name, error)) from error
             return Outcome(action.id, False, error=str(error))
         except httpx.HTTPError as error:
             raise _unreachable(self.name, error) from error

@@ -59,6 +59,9 @@ class DiscourseClient(ContentCalls):
         *,
         requests_per_minute: int | None = 60,
         timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        max_retry_seconds: float = 60.0,
+        keys: str = "",
         transport: httpx.BaseTransport | None = None,
         attempts: int = 5,
         sleep: Any = None,
@@ -73,6 +76,9 @@ class DiscourseClient(ContentCalls):
             base_url,
             headers={"Api-Key": api_key, "Api-Username": api_username},
             timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_retry_seconds=max_retry_seconds,
+            keys=keys,
             # Discourse stamps a request when it arrives, we when we send it; a second of slack keeps network jitter
             # from making our 60 s window look shorter than the forum's (measured: 1.1 % 429s without it).
             budget=RequestBudget(requests_per_minute, window=61.0) if requests_per_minute else None,

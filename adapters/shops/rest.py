@@ -36,7 +36,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
-from connector.core.settings import HttpUrl, KeyedError, Seconds, ShopSettings, StrictModel, Timeout, TimeZone
+from connector.core.settings import HttpUrl, KeyedError, RemoteTimeouts, Seconds, ShopSettings, StrictModel, TimeZone
 
 REMOTE = "rest-shop"
 ORDERS = "rest.orders"
@@ -157,7 +157,7 @@ def dig(record: Any, path: str) -> Any:
     return record
 
 
-class RestShopSettings(ShopSettings):
+class RestShopSettings(ShopSettings, RemoteTimeouts):
     """``[shop]`` with ``kind = "rest"``."""
 
     #: The API's root; ``[shop.rest]`` paths are relative to it.
@@ -168,7 +168,6 @@ class RestShopSettings(ShopSettings):
     timezone: TimeZone = "Asia/Shanghai"
     #: Re-read orders modified this many seconds before the cursor (date increments).
     lookback_seconds: Seconds = 300
-    timeout_seconds: Timeout = 30.0
     #: Pages one pass reads at most: a shop whose pages never end (or loop in a way no repeat shows) stops here with an
     #: error; the pages read are kept and the next pass goes on from the cursor.
     max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
@@ -197,6 +196,9 @@ class RestShop:
             headers=headers,
             auth=basic,
             timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+            max_retry_seconds=config.max_retry_seconds,
+            keys="[shop]",
             transport=transport,
         )
 

@@ -40,7 +40,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
-from connector.core.settings import HttpUrl, RequiredStr, Seconds, ShopSettings, Timeout
+from connector.core.settings import HttpUrl, RemoteTimeouts, RequiredStr, Seconds, ShopSettings
 
 DEFAULT_API = "https://dev.sellix.io/v1"
 REMOTE = "sellix"
@@ -143,7 +143,7 @@ def _uniqid_or_none(record: Any) -> str | None:
         return None
 
 
-class SellixSettings(ShopSettings):
+class SellixSettings(ShopSettings, RemoteTimeouts):
     """``[shop]`` with ``kind = "sellix"``."""
 
     #: The API key (Settings > Security), and the shop name for ``X-Sellix-Merchant`` when the account has several.
@@ -153,7 +153,6 @@ class SellixSettings(ShopSettings):
     base_url: HttpUrl = DEFAULT_API
     #: Orders updated this many seconds before the cursor are read again (the cursor is client-side).
     lookback_seconds: Seconds = 300
-    timeout_seconds: Timeout = 30.0
     #: Pages one walk reads at most (a shop that ignores ``page`` would answer the same page for ever).
     max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
 
@@ -175,6 +174,9 @@ class SellixShop:
             config.base_url,
             headers=headers,
             timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+            max_retry_seconds=config.max_retry_seconds,
+            keys="[shop]",
             transport=transport,
             budget=RequestBudget(50, window=10.0),
         )

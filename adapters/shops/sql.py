@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -10,10 +11,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import field_validator
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext, make_url
 
 from adapters.base import MalformedRecord
+from connector.core.http import Unreachable
 from connector.core.models import bounded_time
-from connector.core.settings import PageSize, RequiredStr, Seconds, ShopSettings, TimeZone
+from connector.core.settings import PageSize, RequiredStr, Seconds, ShopSettings, Timeout, TimeZone
 
 #: A row that cannot be read (the quarantine reason is the message).
 MalformedRow = MalformedRecord
@@ -21,6 +24,11 @@ MalformedRow = MalformedRecord
 ID_CHUNK = 500
 #: MySQL's zero dates, which it keeps where no date was set (the driver hands them over as text).
 ZERO_DATES = ("0000-00-00 00:00:00", "0000-00-00")
+#: MySQL client error codes (include/errmsg.h; PyMySQL's constants/CR.py) for a server that cannot be reached or
+#: stopped answering: CR_CONN_HOST_ERROR (connect failed or timed out), CR_SERVER_GONE_ERROR, CR_SERVER_LOST (the
+#: read timed out or the connection dropped). Decided on the code, never on the driver's wording.
+CANNOT_CONNECT = 2003
+NO_ANSWER = frozenset({2006, 2013})
 
 
 def unset(value: Any) -> bool:
@@ -41,6 +49,9 @@ class DatabaseShopSettings(ShopSettings):
     page_size: PageSize = 100
     #: Re-read orders updated (or paid) this many seconds before the cursor (late commits).
     lookback_seconds: Seconds = 300
+    #: Seconds to wait for a connection, and for each answer (the server's greeting, a query's rows).
+    connect_timeout_seconds: Timeout = 5.0
+    timeout_seconds: Timeout = 30.0
 
     @field_validator("table_prefix")
     @classmethod
@@ -59,9 +70,22 @@ class SqlShop:
         self.config = config
         self.zone = ZoneInfo(config.timezone)
         self.prefix = config.table_prefix
-        self.engine: Engine = create_engine(config.database_url, pool_pre_ping=True, pool_recycle=3600)
-        if self.engine.dialect.name in ("mysql", "mariadb"):
+        url = make_url(config.database_url)
+        mysql = url.get_backend_name() in ("mysql", "mariadb")
+        # Without these a server that accepts the connection and never answers holds the pass for ever (PyMySQL
+        # waits for the greeting with no timeout). Whole seconds: mysqlclient takes integers only.
+        limits = {
+            "connect_timeout": math.ceil(config.connect_timeout_seconds),
+            "read_timeout": math.ceil(config.timeout_seconds),
+            "write_timeout": math.ceil(config.timeout_seconds),
+        }
+        self.engine: Engine = create_engine(
+            url, pool_pre_ping=True, pool_recycle=3600, connect_args=limits if mysql else {}
+        )
+        if mysql:
             event.listen(self.engine, "connect", _read_only)
+            where = f"{url.host or 'localhost'}:{url.port or 3306}"
+            event.listen(self.engine, "handle_error", _unreachable(where, limits))
 
     def table(self, name: str) -> str:
         return f"`{self.prefix}{name}`"
@@ -115,6 +139,26 @@ class SqlShop:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _unreachable(where: str, limits: dict[str, int]) -> Any:
+    """An engine ``handle_error`` hook: a database that cannot be reached or stopped answering becomes one
+    :class:`~connector.core.http.Unreachable` naming the host and the key to change (no statement, no parameters)."""
+
+    def handle(context: ExceptionContext) -> None:
+        original = context.original_exception
+        code = original.args[0] if original.args and isinstance(original.args[0], int) else None
+        if code == CANNOT_CONNECT:
+            raise Unreachable(
+                f"could not connect to the database at {where} (refused, or no answer within "
+                f"{limits['connect_timeout']} s; [shop] database_url, connect_timeout_seconds)"
+            ) from None
+        if code in NO_ANSWER:
+            raise Unreachable(
+                f"the database at {where} did not answer within {limits['read_timeout']} s ([shop] timeout_seconds)"
+            ) from None
+
+    return handle
 
 
 def _read_only(dbapi_connection: Any, _record: Any) -> None:

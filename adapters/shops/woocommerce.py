@@ -46,7 +46,7 @@ from connector.core.models import (
     customer_key_for,
     normalise_email,
 )
-from connector.core.settings import HttpUrl, PageSize, Seconds, ShopSettings, Timeout
+from connector.core.settings import HttpUrl, PageSize, RemoteTimeouts, Seconds, ShopSettings
 
 API = "/wp-json/wc/v3"
 REMOTE = "woocommerce"
@@ -185,7 +185,7 @@ def parse_review(record: dict[str, Any]) -> Review:
     )
 
 
-class WooCommerceSettings(ShopSettings):
+class WooCommerceSettings(ShopSettings, RemoteTimeouts):
     """``[shop]`` with ``kind = "woocommerce"``."""
 
     #: The site root; the REST API lives under ``/wp-json/wc/v3``.
@@ -197,7 +197,6 @@ class WooCommerceSettings(ShopSettings):
     page_size: PageSize = 100
     #: Re-read orders modified this many seconds before the cursor (late commits, clock skew between shop nodes).
     lookback_seconds: Seconds = 300
-    timeout_seconds: Timeout = 30.0
     #: Pages one walk reads at most (a shop that ignores ``page`` would answer full pages for ever); the pages read are
     #: kept and the next pass goes on from the cursor.
     max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
@@ -217,6 +216,9 @@ class WooCommerceShop:
             config.base_url + API,
             auth=(config.consumer_key, config.consumer_secret),
             timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+            max_retry_seconds=config.max_retry_seconds,
+            keys="[shop]",
             transport=transport,
         )
 

@@ -4,6 +4,13 @@ Policy reads as a sentence (tenacity style): retry *transport errors, 5xx and 42
 for, else exponential backoff with jitter*, stopping *after N attempts*. Everything else (4xx) is the caller's to
 handle and is raised at once as :class:`RemoteError` carrying the status and the parsed body.
 
+Failing fast: each attempt has a connect timeout and a read timeout sized for an API call, and one request's retries
+end when ``max_retry_seconds`` would pass (the last attempt's timeouts are cut to what is left). A request that ends
+in a transport failure after its retries marks the remote down for ``max_retry_seconds``: the requests that follow
+fail at once with the same reason (:class:`RemoteDown`) instead of each waiting out its own timeouts, so a remote
+that accepts connections and never answers costs a pass about ``max_retry_seconds``, not minutes. Messages name the
+URL (no credentials, no query string) and the config key that sets the time (:mod:`connector.core.http_text`).
+
 Two exceptions to "retry":
 
 - No single wait the server asks for is longer than ``max_wait`` (a Discord ``shared`` 429 can say ``Retry-After:
@@ -31,83 +38,30 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from connector import __version__
 from connector.core.budget import Budget, WaitTooLong
+
+# Re-exported: adapters and the pass import the errors from here.
+from connector.core.http_errors import Deferred as Deferred
+from connector.core.http_errors import OutcomeUnknown as OutcomeUnknown
+from connector.core.http_errors import RateLimited as RateLimited
+from connector.core.http_errors import RemoteDown as RemoteDown
+from connector.core.http_errors import RemoteError as RemoteError
+from connector.core.http_errors import Unreachable as Unreachable
+from connector.core.http_errors import UnsureStatus as UnsureStatus
+from connector.core.http_errors import UnsureTransport as UnsureTransport
+from connector.core.http_errors import deferred_by as deferred_by
+from connector.core.http_errors import describe_error as describe_error
+from connector.core.http_errors import outcome_unknown as outcome_unknown
+from connector.core.http_errors import stopped_reason as stopped_reason
+from connector.core.http_text import describe_body as describe_body
+from connector.core.http_text import shown_url, transport_reason
 from connector.core.logs import log
 
 USER_AGENT = f"CardBridge/{__version__} (+https://github.com/cardbridge/cardbridge)"
 _PLAIN_WAIT = re.compile(r"(\d+)\s*seconds?")
-
-
-class RemoteError(Exception):
-    """A remote answered with an error status. ``body`` is the parsed JSON (or the text) of the answer."""
-
-    def __init__(self, remote: str, method: str, path: str, status: int, body: Any) -> None:
-        self.remote, self.method, self.path, self.status, self.body = remote, method, path, status, body
-        super().__init__(f"{remote}: {method} {path} answered {status}: {describe_body(body)}")
-
-
-class RateLimited(RemoteError):
-    """429: ``retry_after`` is the wait the server asked for, in seconds."""
-
-    def __init__(self, remote: str, method: str, path: str, body: Any, retry_after: float) -> None:
-        super().__init__(remote, method, path, 429, body)
-        self.retry_after = retry_after
-
-
-class Deferred(RateLimited):
-    """The remote asked for (or its limit needs) a wait longer than the client's ``max_wait``: nothing was slept.
-
-    ``retry_after`` is the wait in seconds from when it was raised; ``scope`` what is limited (Discord's
-    ``X-RateLimit-Scope``: ``shared``, ``user``, ``global``; else ``""``). ``sent`` is False when the budget refused
-    the request locally (a limit already known to be exhausted) and nothing went out. It is a :class:`RateLimited`,
-    so code that knows nothing of it treats it as a 429 that outlasted the retries; the outbox defers the action to
-    the time it may go again instead.
-    """
-
-    def __init__(
-        self, remote: str, method: str, path: str, body: Any, retry_after: float, scope: str = "", sent: bool = True
-    ) -> None:
-        super().__init__(remote, method, path, body, retry_after)
-        self.scope, self.sent = scope, sent
-
-
-class OutcomeUnknown(Exception):
-    """Mixin: a non-idempotent request may have been applied by the server, and its answer says nothing certain.
-
-    Raised as :class:`UnsureStatus` (a 5xx answer: still a :class:`RemoteError`) or :class:`UnsureTransport` (the
-    connection failed after the request was written: still an :class:`httpx.TransportError`), so existing error
-    handling is unchanged; the delivery stage looks for this mixin (also in ``__cause__``) to verify before resending.
-    """
-
-
-class UnsureStatus(RemoteError, OutcomeUnknown):
-    """A POST/PATCH answered 5xx: a gateway may have cut off an answer the application had already committed."""
-
-
-class UnsureTransport(httpx.TransportError, OutcomeUnknown):
-    """A POST/PATCH whose connection failed after the request was written (read timeout, dropped connection)."""
-
-
-def outcome_unknown(error: BaseException | None) -> bool:
-    """True if ``error`` or an error it was raised from is an :class:`OutcomeUnknown`."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, OutcomeUnknown):
-            return True
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return False
-
-
-def deferred_by(error: BaseException | None) -> Deferred | None:
-    """The :class:`Deferred` that ``error`` is, or was raised from; None otherwise."""
-    seen = 0
-    while error is not None and seen < 10:
-        if isinstance(error, Deferred):
-            return error
-        error, seen = error.__cause__ or error.__context__, seen + 1
-    return None
 
 
 #: Methods a client may send again after an unclear failure: repeating them leaves the same state (RFC 9110 9.2.2).
@@ -121,28 +75,6 @@ _NOT_SENT: tuple[type[Exception], ...] = (
     httpx.LocalProtocolError,
     httpx.ProxyError,
 )
-
-
-def describe_body(body: Any) -> str:
-    """A short, human reason from the usual error shapes (Discourse ``errors``, WordPress ``message``)."""
-    if isinstance(body, dict):
-        if isinstance(body.get("errors"), list) and body["errors"]:
-            return "; ".join(str(e) for e in body["errors"])[:300]
-        for key in ("message", "error", "failed"):
-            if body.get(key):
-                return str(body[key])[:300]
-    text = str(body).strip()
-    return text[:300] if text else "(empty body)"
-
-
-def describe_error(error: BaseException) -> str:
-    """One line for a failed remote read. HTTP errors say what the remote answered; anything else (a database driver,
-    a third-party adapter) gives its type and first line only, so no SQL statement or parameter (an email) shows."""
-    if isinstance(error, RemoteError | httpx.HTTPError):
-        return str(error)
-    text = str(error).strip()
-    first = text.splitlines()[0][:300] if text else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def parse_body(response: httpx.Response) -> Any:
@@ -212,6 +144,15 @@ def _wait(fallback: Callable[[RetryCallState], float]) -> Callable[[RetryCallSta
     return wait
 
 
+def _reworded(error: httpx.TransportError, message: str) -> httpx.TransportError:
+    """The same kind of error (retry and outage handling look at the type) with a message that says where."""
+    try:
+        again = type(error)(message, request=_request_of(error))
+    except TypeError:  # a subclass with another signature: keep the original
+        return error
+    return again
+
+
 def _request_of(error: httpx.TransportError) -> httpx.Request | None:
     try:
         return error.request
@@ -219,8 +160,26 @@ def _request_of(error: httpx.TransportError) -> httpx.Request | None:
         return None
 
 
+class _RetryTime(stop_base):
+    """Stop when the wait before the next attempt would end past ``seconds`` from the first attempt. A 429's wait is
+    not a failure but the remote's pacing (each is capped by ``max_wait`` and the attempts): it does not stop here."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if retry_state.outcome is not None and isinstance(retry_state.outcome.exception(), RateLimited):
+            return False
+        elapsed = retry_state.seconds_since_start or 0.0
+        return elapsed + (retry_state.upcoming_sleep or 0.0) > self.seconds
+
+
 class RemoteClient:
-    """A thin, shared client for one remote (a shop or a community)."""
+    """A thin, shared client for one remote (a shop or a community).
+
+    ``keys`` names the config table the timeouts come from (``[shop]``, ``[communities.forum]``), so a failure can
+    say which key to change; ``timeout`` is for reading an answer (and sending), ``connect_timeout`` for connecting.
+    """
 
     def __init__(
         self,
@@ -229,7 +188,10 @@ class RemoteClient:
         *,
         headers: Mapping[str, str] | None = None,
         auth: httpx.Auth | tuple[str, str] | None = None,
-        timeout: float = 30.0,
+        timeout: float = 15.0,
+        connect_timeout: float = 5.0,
+        max_retry_seconds: float = 60.0,
+        keys: str = "",
         budget: Budget | None = None,
         attempts: int = 5,
         backoff_max: float = 30.0,
@@ -243,17 +205,22 @@ class RemoteClient:
         #: ones raise :class:`Deferred` instead of blocking the pass.
         self.max_wait = max_wait
         self.stats = Stats()
+        self.keys, self.read_timeout, self.connect_timeout = keys, timeout, connect_timeout
+        #: One request's attempts and waits end within this; a transport failure after the retries also keeps the
+        #: remote marked down this long (see :class:`RemoteDown`).
+        self.max_retry_seconds = max_retry_seconds
+        self._down_until, self._down_reason = 0.0, ""
         self._client = httpx.Client(
             base_url=base_url,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
             auth=auth,
-            timeout=timeout,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
             transport=transport,
         )
         self._retrying = Retrying(
             retry=retry_if_exception(_transient),
             wait=_wait(wait_exponential_jitter(multiplier=0.5, max=backoff_max, jitter=0.5)),
-            stop=stop_after_attempt(attempts),
+            stop=stop_after_attempt(attempts) | _RetryTime(max_retry_seconds),
             sleep=sleep,
             before_sleep=self._before_sleep,
             reraise=True,
@@ -288,7 +255,35 @@ class RemoteClient:
         :data:`IDEMPOTENT`). A request that is not is never resent once it may have reached the server.
         """
         again = method.upper() in IDEMPOTENT if idempotent is None else idempotent
-        return self._retrying(self._send_once, method, path, params, data, json, ok, headers, again)
+        started = time.monotonic()
+        if started < self._down_until:
+            left = self._down_until - started
+            raise RemoteDown(f"{self._down_reason}; not asked again for another {left:.0f} s")
+        deadline, attempts = started + self.max_retry_seconds, list[str]()
+        try:
+            return self._retrying(
+                self._send_once, method, path, params, data, json, ok, headers, again, deadline, attempts
+            )
+        except httpx.TransportError as error:
+            if _transient(error) and attempts:
+                # The first failure says what was given (a last attempt gets only the time left), the tail how long
+                # it was tried; every request after this one would wait out the same: they fail at once for a while.
+                spent = time.monotonic() - started
+                count = int(self._retrying.statistics.get("attempt_number", len(attempts)))
+                tried = f"{count} attempt{'s' if count > 1 else ''} in {spent:.0f} s"
+                error.args = (f"{attempts[0]} ({tried}; {self._key('max_retry_seconds')})",)
+                self._down_until, self._down_reason = time.monotonic() + self.max_retry_seconds, str(error)
+            raise
+
+    def _key(self, name: str) -> str:
+        return f"{self.keys} {name}".strip()
+
+    def _explained(self, error: httpx.TransportError, method: str, timeout: httpx.Timeout) -> str:
+        """``GET https://host/path timed out after 10 s reading the answer ([shop] timeout_seconds)``."""
+        request = _request_of(error)
+        where = f"{method} {shown_url(request.url)}" if request is not None else method
+        connect, read = timeout.connect or self.connect_timeout, timeout.read or self.read_timeout
+        return f"{where} {transport_reason(error, connect, read, self.keys)}"
 
     def _send_once(
         self,
@@ -300,6 +295,8 @@ class RemoteClient:
         ok: tuple[int, ...],
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
+        deadline: float | None = None,
+        failures: list[str] | None = None,
     ) -> httpx.Response:
         if self.budget is not None:
             try:
@@ -310,13 +307,24 @@ class RemoteClient:
         self.stats.requests += 1
         if method != "GET":
             self.stats.writes += 1
+        # The last attempt gets only what is left of max_retry_seconds (at least a second to connect and answer).
+        left = max(1.0, deadline - time.monotonic()) if deadline is not None else self.read_timeout
+        timeout = httpx.Timeout(min(self.read_timeout, left), connect=min(self.connect_timeout, left))
         try:
-            response = self._client.request(method, path, params=params, data=data, json=json, headers=headers)
+            response = self._client.request(
+                method, path, params=params, data=data, json=json, headers=headers, timeout=timeout
+            )
         except httpx.TransportError as error:
+            message = self._explained(error, method, timeout)
+            if failures is not None:
+                failures.append(message)
             if idempotent or isinstance(error, _NOT_SENT):
-                raise
+                reworded = _reworded(error, message)
+                if reworded is error:
+                    raise
+                raise reworded from error
             self.stats.unsure += 1
-            raise UnsureTransport(f"{type(error).__name__}: {error}", request=_request_of(error)) from error
+            raise UnsureTransport(message, request=_request_of(error)) from error
         if self.budget is not None:
             self.budget.observe(method, path, response)
         self.stats.by_status[response.status_code] = self.stats.by_status.get(response.status_code, 0) + 1
@@ -335,8 +343,8 @@ class RemoteClient:
             raise RateLimited(self.name, method, path, body, wait)
         if response.status_code >= 500 and not idempotent:
             self.stats.unsure += 1
-            raise UnsureStatus(self.name, method, path, response.status_code, body)
-        raise RemoteError(self.name, method, path, response.status_code, body)
+            raise UnsureStatus(self.name, method, path, response.status_code, body, shown_url(response.request.url))
+        raise RemoteError(self.name, method, path, response.status_code, body, shown_url(response.request.url))
 
     def close(self) -> None:
         self._client.close()

@@ -86,6 +86,24 @@ Seconds = Annotated[int, Field(ge=0)]
 Timeout = Annotated[float, Field(gt=0)]
 #: Records per request; 100 is the most WooCommerce (and most shops) allow.
 PageSize = Annotated[int, Field(ge=1, le=100)]
+#: Seconds one request may spend on its attempts and waits, more than zero and at most an hour.
+RetrySeconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class RemoteTimeouts(StrictModel):
+    """How long a remote gets (mixed into the settings of a shop or community reached over HTTP).
+
+    Sized for one API call: a remote that accepts connections and never answers fails the pass for that remote in
+    about ``max_retry_seconds``, with a message naming the key to change.
+    """
+
+    #: Seconds to wait for the answer (each read of it) once connected.
+    timeout_seconds: Timeout = 15.0
+    #: Seconds to wait for a connection.
+    connect_timeout_seconds: Timeout = 5.0
+    #: Seconds one request may take over all its attempts and the waits between them; after a remote failed to
+    #: answer, it is not asked again for this long (the pass goes on without it).
+    max_retry_seconds: RetrySeconds = 60.0
 
 
 class ShopSettings(StrictModel):
