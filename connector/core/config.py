@@ -271,8 +271,8 @@ class ServerConfig(StrictModel):
     read_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
     #: Open connections served at once; past it, new requests are answered 503 at once.
     max_connections: Annotated[int, Field(ge=4)] = 100
-    #: /healthz answers 503 when a community has been failing for longer than this, or the shop could not be read
-    #: for longer than this.
+    #: A failing shop or community makes the daemon ``degraded`` (``/healthz`` 200); failing for longer than this, or
+    #: no pass having read the shop for longer than this, ``unhealthy`` (503).
     unhealthy_after_seconds: Annotated[int, Field(ge=1)] = 900
     #: /healthz answers 503 once a job's passes (sync, reconcile, webhook, …) failed this many times in a row.
     unhealthy_after_failed_passes: Annotated[int, Field(ge=1)] = 3
