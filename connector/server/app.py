@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.webhooks import WebhookFormat
 from connector.core.logs import mask_email
 from connector.flow import Connector
-from connector.server.health import DAEMON, Health, HealthReport
+from connector.server.health import DAEMON, SHOP, Health, HealthReport
 from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -67,9 +67,10 @@ class ReadOnlyPages:
         ]
 
     def check(self) -> HealthReport:
-        """The health answer; refreshes the lag gauges on the way."""
+        """The health answer; refreshes the lag and health gauges on the way."""
         report = self.health.check(self.store.records.cursors())
         self.metrics.lags(report.lags)
+        self.metrics.health(report.level.value, report.verdict.failing, [SHOP, *self.health.communities])
         return report
 
     def refresh_gauges(self) -> None:

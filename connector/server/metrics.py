@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from connector.flow import PassReport
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+#: The health levels (``connector.server.health.Level``), each a series of ``cardbridge_health``.
+LEVELS = ("healthy", "degraded", "unhealthy")
 
 
 class Metrics:
@@ -25,6 +28,15 @@ class Metrics:
             "cardbridge_lag_seconds", "Seconds since a stream was last read successfully", ["stream"], registry=r
         )
         self.outbox = Gauge("cardbridge_outbox", "Outbox rows by status", ["status"], registry=r)
+        self.level = Gauge(
+            "cardbridge_health",
+            "1 for the daemon's health level (healthy, degraded, unhealthy), 0 for the others",
+            ["level"],
+            registry=r,
+        )
+        self.failing = Gauge(
+            "cardbridge_remote_failing", "1 while a remote (the shop, a community) is failing", ["remote"], registry=r
+        )
         self.backlog = Gauge(
             "cardbridge_webhook_backlog", "Stored webhook events: pending, retrying, dead", ["state"], registry=r
         )
@@ -45,6 +57,13 @@ class Metrics:
     def lags(self, seconds: Mapping[str, float]) -> None:
         for stream, lag in seconds.items():
             self.lag.labels(stream).set(lag)
+
+    def health(self, level: str, failing: Collection[str], remotes: Iterable[str]) -> None:
+        """The health verdict as ``/healthz`` gives it: one level set to 1, and each known remote failing or not."""
+        for name in LEVELS:
+            self.level.labels(name).set(1 if name == level else 0)
+        for remote in remotes:
+            self.failing.labels(remote).set(1 if remote in failing else 0)
 
     def webhook_backlog(self, counts: Mapping[str, int]) -> None:
         for state, count in counts.items():

@@ -115,6 +115,10 @@ def test_a_failing_shop_is_degraded_with_its_name_and_time(hworld):
     code, body = health(world)
     assert code == 200 and "shop" in body["failing"] and body["problems"] == [], body
     assert "degraded" in httpx.get(world.base + "/").text
+    metrics = httpx.get(world.base + "/metrics").text  # the same verdict for Prometheus
+    assert 'cardbridge_health{level="degraded"} 1.0' in metrics and 'cardbridge_health{level="healthy"} 0.0' in metrics
+    assert 'cardbridge_remote_failing{remote="shop"} 1.0' in metrics
+    assert 'cardbridge_remote_failing{remote="forum"} 0.0' in metrics
 
 
 def test_buyers_the_forum_could_not_be_asked_about_wait_for_a_look_up(hworld):
