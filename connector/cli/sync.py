@@ -22,12 +22,12 @@ _WAIT_HELP = "If another pass is running, wait up to SECONDS for it to finish (d
 
 
 @contextmanager
-def _one_pass(connector: Connector, job: str, wait: float) -> Iterator[None]:
-    """Hold the pass lock for the block. A held lock or a database error is one line on stderr, never a traceback
-    (the traceback is logged at debug level)."""
+def _one_pass(job: str, wait: float) -> Iterator[Connector]:
+    """The connector, holding the pass lock for the block. A held lock or a database error (opening the store or
+    during the pass) is one line on stderr, never a traceback (the traceback is logged at debug level)."""
     try:
-        with connector.exclusive(job, wait):
-            yield
+        with open_connector() as connector, connector.exclusive(job, wait):
+            yield connector
     except PassLocked as error:
         errors.print(str(error), markup=False, highlight=False)
         raise typer.Exit(EXIT_LOCKED) from None
@@ -40,7 +40,7 @@ def _one_pass(connector: Connector, job: str, wait: float) -> Iterator[None]:
 @app.command()
 def sync(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP)) -> None:
     """Run one pass: read what changed in the shop, then grant and revoke on the communities."""
-    with open_connector() as connector, _one_pass(connector, "sync", wait):
+    with _one_pass("sync", wait) as connector:
         report = connector.run_pass()
     print_summary(console, report, "sync")
     raise typer.Exit(0 if report.ok else 1)
@@ -65,7 +65,7 @@ def backfill(
 ) -> None:
     """Re-read the whole shop (ignoring cursors) and bring every community in step."""
     start = _parse_date(since) if since else None
-    with open_connector() as connector, _one_pass(connector, "backfill", wait):
+    with _one_pass("backfill", wait) as connector:
         bar, progress = progress_bar(errors, transient=not errors.is_terminal)
         with bar:
             report = connector.run_pass(full=True, since=start, dry_run=dry_run, progress=progress)
@@ -78,7 +78,7 @@ def backfill(
 @app.command()
 def reconcile(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP)) -> None:
     """Read who really holds each badge, group and Discord role, record hand removals per [policy], then run a pass."""
-    with open_connector() as connector, _one_pass(connector, "reconcile", wait):
+    with _one_pass("reconcile", wait) as connector:
         report = PassReport()
         drift = connector.reconcile(report)
         after = connector.run_pass()

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CommunityAdapter, MemberAuthorization, ReviewSource, ShopAdapter
@@ -46,6 +47,21 @@ class _Guarded:
             raise StoreError(self.name, type(error).__name__) from error
 
 
+def _open_state(config: Config) -> State:
+    """The configured store; a database that cannot be reached or migrated is a :class:`StoreError` naming the URL
+    without its password (the traceback is logged at debug)."""
+    try:
+        return State.open(
+            config.state_url,
+            order_number_key=config.link.secret.encode() if config.link else None,
+            token_key=config.link.token_key if config.link and config.link.token_key else None,
+        )
+    except SQLAlchemyError as error:
+        log.debug("state store error", stage="open", exc_info=error)
+        url = make_url(config.state_url).render_as_string(hide_password=True)
+        raise StoreError(f"open ([state] url {url})", type(error).__name__) from error
+
+
 class Connector:
     def __init__(
         self,
@@ -55,11 +71,7 @@ class Connector:
         communities: dict[str, CommunityAdapter] | None = None,
     ) -> None:
         self.config = config
-        self.store = state or State.open(
-            config.state_url,
-            order_number_key=config.link.secret.encode() if config.link else None,
-            token_key=config.link.token_key if config.link and config.link.token_key else None,
-        )
+        self.store = state or _open_state(config)
         self.shop = shop or open_shop(config)
         self.communities = (
             communities

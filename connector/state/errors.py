@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class StoreError(Exception):
-    """A database error during stage ``stage`` of a pass (``kind``: the error's class, e.g. ``OperationalError``).
+    """A database error during stage ``stage`` of a pass, or while opening the store (``kind``: the error's class,
+    e.g. ``OperationalError``).
 
     The message carries neither the statement nor its parameters (those can hold buyers' emails); the original error
     is the ``__cause__``, logged with its traceback at debug level.

@@ -3,7 +3,7 @@
 Why a row and not PostgreSQL advisory locks: an advisory lock lives as long as one database session, so a pass would
 have to pin a pooled connection for its whole length, and SQLite has no equivalent (a write transaction held open
 would block the pass's own writes from other connections). A row works the same on both, shows who holds it (pid,
-host, since) for the "another pass is running" message and for ``status``, and survives a crashed holder through its
+host, since) for the "another pass is running" message, and survives a crashed holder through its
 lease: the holder moves ``heartbeat_at`` every ``lease / 4`` seconds from a thread, and a row whose heartbeat is older
 than the lease is taken over. On the holder's own host a dead pid is taken over at once (a ``kill -9`` or a power cut
 of a cron job does not block the next run for a lease).

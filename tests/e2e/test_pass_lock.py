@@ -79,6 +79,12 @@ def test_two_backfills_at_once_one_runs_the_other_says_who(world, store_kind):
     assert "another pass is running (backfill, pid " in loser[1]
     assert len(_said(loser[1])) == 1, loser[1]
     assert sorted(world.forum.badges_of(f"lock{i}") for i in range(6)) == [["Verified Buyer"]] * 6
+    grants = [
+        r["body"]["username"]
+        for r in world.forum.requests
+        if r["method"] == "POST" and r["path"] == "/user_badges.json"
+    ]
+    assert sorted(grants) == [f"lock{i}" for i in range(6)]  # each badge granted once, by one process
     # The lock was released: the next pass runs.
     assert world.cli("sync").code == 0
 
@@ -177,3 +183,21 @@ def _last_pass(port: int) -> object:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json().get("last_pass")
     except httpx.HTTPError:
         return None
+
+
+def test_a_state_store_that_cannot_be_reached_is_one_line_naming_it(world):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql://cardbridge:hunter2@127.0.0.1:{port}/cardbridge"
+    world.config_path.write_text(
+        world.config_path.read_text().replace('url = "sqlite:///state.db"', f'url = "{url}"'), encoding="utf-8"
+    )
+    for command in ("sync", "backfill", "reconcile"):
+        run = world.cli(command)
+        assert run.code == 1, run.output
+        assert _said(run.stderr) == [
+            f"state store error during open ([state] url postgresql://cardbridge:***@127.0.0.1:{port}/cardbridge): "
+            "OperationalError (run with --log-level debug for details)"
+        ], run.stderr
+        assert "hunter2" not in run.output and "Traceback" not in run.output
