@@ -10,7 +10,7 @@ from rich.text import Text
 
 from connector.core.clock import utcnow
 from connector.core.logs import mask_email
-from connector.server.health import DAEMON, SHOP, assess_snapshot
+from connector.server.health import PASSES, SHOP, assess_snapshot
 from connector.state import State
 
 
@@ -58,9 +58,9 @@ def status_data(store: State) -> dict[str, Any]:
 
 
 def health_data(store: State) -> dict[str, Any]:
-    """The daemon's health as ``/healthz`` gives it now (the same verdict, from the facts its last pass stored), and
-    the communities failing; ``health`` is None when no daemon pass was recorded (``sync`` from cron records none)."""
-    recorded = store.status.health.load(DAEMON)
+    """The health as ``/healthz`` gives it now (the same verdict, from the facts the last passes stored), and the
+    communities failing; ``health`` is None when no pass was recorded yet."""
+    recorded = store.status.health.load(PASSES)
     if recorded is None:
         return {"health": None, "communities_failing": {}}
     verdict = assess_snapshot(recorded.facts, utcnow())
@@ -79,10 +79,10 @@ def health_data(store: State) -> dict[str, Any]:
 def _health_rows(table: Table, data: dict[str, Any]) -> None:
     health = data["health"]
     if health is None:
-        table.add_row("health", "unknown: no daemon pass recorded yet (`cardbridge run`)")
+        table.add_row("health", "unknown: no pass recorded yet")
         table.add_row("communities failing", "unknown")
         return
-    table.add_row("health", f"{health['level']} (the daemon's last pass, {health['recorded_at'][:19]} UTC)")
+    table.add_row("health", f"{health['level']} (as of the last pass, {health['recorded_at'][:19]} UTC)")
     failing = data["communities_failing"]
     table.add_row(
         "communities failing",

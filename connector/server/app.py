@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.webhooks import WebhookFormat
 from connector.core.logs import mask_email
 from connector.flow import Connector
-from connector.server.health import DAEMON, SHOP, Health, HealthReport
+from connector.server.health import PASSES, SHOP, Health, HealthReport
 from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -50,7 +50,7 @@ class ReadOnlyPages:
         self.store = connector.store
         self.health = health
         # The daemon's health facts outlive each pass in the store, for `cardbridge status` in another process.
-        health.keep = lambda facts: self.store.status.health.save(DAEMON, facts)
+        health.keep = lambda facts: self.store.status.health.save(PASSES, facts)
         self.metrics = metrics
         self.drift = drift
         self.clock = clock

@@ -23,21 +23,22 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from connector.core.clock import parse_iso
 from connector.core.logs import log
 from connector.flow import PassReport
+from connector.state.health_snapshots import Snapshot
 
 #: The jobs whose failures in a row make the daemon unhealthy (webhook and link passes follow single events, which
 #: have their own retries and dead state).
 SCHEDULED = ("sync", "reconcile", "retry")
 #: The jobs whose passes read the shop's order stream.
-READS_SHOP = ("sync", "reconcile", "webhook")
+READS_SHOP = ("sync", "backfill", "reconcile", "webhook")
 #: The name the shop goes by among the failing remotes.
 SHOP = "shop"
-#: Under which name the daemon's facts are kept in the state store.
-DAEMON = "daemon"
+#: Under which name the passes' facts are kept in the state store (one document, whichever process ran the pass).
+PASSES = "passes"
 
 
 class Level(str, enum.Enum):
@@ -284,8 +285,18 @@ class Health:
                 self.shop_failing_since = now
         elif not failed:  # a pass that crashed says nothing of the shop either (it counts in a row)
             self.shop_failing_since = None
-            if job in ("sync", "reconcile"):
+            if job in ("sync", "backfill", "reconcile"):
                 self.last_success["orders"] = now
+
+    def restore(self, facts: Facts) -> None:
+        """Start from facts recorded earlier (by another process), as if this one had observed those passes."""
+        with self._lock:
+            self.started = facts.started
+            self.failing_since = {k: v for k, v in facts.communities_failing.items() if k in self.communities}
+            self.shop_failing_since = facts.shop_failing_since
+            self.failed_in_a_row = dict(facts.failed_in_a_row)
+            if facts.shop_read is not None:
+                self.last_success["orders"] = facts.shop_read
 
     def facts(self) -> Facts:
         with self._lock:
@@ -322,3 +333,29 @@ class Health:
             "problems": verdict.problems,
         }
         return HealthReport(503 if verdict.level is Level.UNHEALTHY else 200, body, verdict)
+
+
+class SnapshotStore(Protocol):
+    """Where the passes' facts are kept (``State.status.health``, :mod:`connector.state.health_snapshots`)."""
+
+    def save(self, source: str, facts: dict[str, Any]) -> None: ...
+
+    def load(self, source: str) -> Snapshot | None: ...
+
+
+def record_pass(
+    kept: SnapshotStore,
+    communities: Iterable[str],
+    limits: Thresholds,
+    job: str,
+    report: PassReport,
+    clock: Callable[[], datetime],
+) -> None:
+    """A pass run outside the daemon (``sync``, ``backfill``, ``reconcile`` from the CLI or cron) added to the facts
+    the store keeps, so ``status`` knows which communities failed in it, and since when."""
+    health = Health(communities, limits.unhealthy_after, clock, limits.failed_passes, limits.sync_every)
+    recorded = kept.load(PASSES)
+    if recorded is not None:
+        health.restore(Facts.from_json(recorded.facts["facts"], clock()))
+    health.keep = lambda facts: kept.save(PASSES, facts)
+    health.observe(job, report)

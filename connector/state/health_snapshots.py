@@ -1,8 +1,9 @@
-"""What the daemon's last pass knew of its health, kept for ``cardbridge status`` (another process).
+"""What the last passes knew of the remotes' health, kept for ``cardbridge status`` (another process).
 
 The daemon keeps its health facts in memory (``connector.server.health.Health``); after each pass it writes them
 here as one JSON document, with the thresholds it judges them by, so ``status`` gives the same verdict as
-``/healthz`` without asking the daemon. A document, not columns: the facts are the health module's to shape.
+``/healthz`` without asking the daemon (a CLI pass adds its own: ``connector.server.health.record_pass``). A
+document, not columns: the facts are the health module's to shape.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from connector.state.sql import table_of
 
 
 class HealthSnapshotRow(SQLModel, table=True):
-    """The health facts one kind of process (``daemon``) last recorded."""
+    """The health facts the passes last recorded (``source``: ``passes``)."""
 
     __tablename__ = "health_snapshots"
     source: str = Field(primary_key=True, max_length=40)

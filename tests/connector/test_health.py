@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from connector.flow import PassReport
-from connector.server.health import Facts, Health, Level, Thresholds, assess, assess_snapshot
+from connector.server.health import Facts, Health, Level, Thresholds, assess, assess_snapshot, record_pass
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -97,11 +97,11 @@ def test_assess_is_degraded_while_a_remote_fails_and_unhealthy_past_the_limit():
 def test_the_facts_kept_in_the_store_give_status_the_daemons_verdict(store):
     clock = Clock()
     h = Health(["forum"], timedelta(minutes=15), clock, 3, sync_every=timedelta(minutes=5))
-    h.keep = lambda facts: store.status.health.save("daemon", facts)
+    h.keep = lambda facts: store.status.health.save("passes", facts)
     h.observe("sync", PassReport(orders_read=1))
     clock.now += timedelta(minutes=1)
     h.observe("sync", PassReport(errors=["forum: identity look-up failed: HTTP 503"]))
-    kept = store.status.health.load("daemon")
+    kept = store.status.health.load("passes")
     assert kept is not None and "503" not in str(kept.facts)  # facts, never an error's text
     for minutes in (2, 17):  # judged at the same time, the store's facts and the daemon's memory agree
         clock.now = T0 + timedelta(minutes=minutes)
@@ -110,4 +110,21 @@ def test_the_facts_kept_in_the_store_give_status_the_daemons_verdict(store):
         assert (theirs.level, theirs.failing, theirs.problems) == (mine.level, mine.failing, mine.problems)
     assert theirs.level is Level.UNHEALTHY and theirs.failing == {"forum": T0 + timedelta(minutes=1)}
     h.observe("sync", PassReport(orders_read=1))  # saved again over the same row
-    assert assess_snapshot(store.status.health.load("daemon").facts, clock.now).level is Level.HEALTHY
+    assert assess_snapshot(store.status.health.load("passes").facts, clock.now).level is Level.HEALTHY
+
+
+def test_a_pass_outside_the_daemon_adds_to_the_facts_the_store_keeps(store):
+    clock = Clock()
+    limits = Thresholds(timedelta(minutes=15))
+    kept = store.status.health
+    record_pass(kept, ["forum"], limits, "sync", PassReport(orders_read=2), clock)
+    clock.now += timedelta(minutes=5)
+    record_pass(kept, ["forum"], limits, "sync", PassReport(errors=["forum: identity look-up failed: x"]), clock)
+    clock.now += timedelta(minutes=5)
+    record_pass(kept, ["forum"], limits, "backfill", PassReport(failures=["forum: grant badge 'x' for a: y"]), clock)
+    verdict = assess_snapshot(kept.load("passes").facts, clock.now)
+    assert verdict.level is Level.DEGRADED and verdict.failing == {"forum": T0 + timedelta(minutes=5)}  # the first
+    clock.now += timedelta(minutes=11)
+    assert assess_snapshot(kept.load("passes").facts, clock.now).level is Level.UNHEALTHY
+    record_pass(kept, ["forum"], limits, "sync", PassReport(orders_read=1), clock)
+    assert assess_snapshot(kept.load("passes").facts, clock.now).level is Level.HEALTHY

@@ -145,8 +145,8 @@ def test_buyers_the_forum_could_not_be_asked_about_wait_for_a_look_up(hworld):
 
 def test_status_says_what_healthz_says_with_a_communities_failing_row(hworld):
     world = hworld
-    assert world.cli("status", "--json").json()["health"] is None  # no daemon pass recorded yet: not "healthy"
-    assert "no daemon pass recorded yet" in world.cli("status").stdout
+    assert world.cli("status", "--json").json()["health"] is None  # no pass recorded yet: not "healthy"
+    assert "no pass recorded yet" in world.cli("status").stdout
     world.forum.add_user("alice", "alice@example.com")
     world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
     run_daemon(world, unhealthy_after=3600)
