@@ -1,6 +1,8 @@
 """Match: customers waiting for a community account are looked up (Discourse: by email; Discord: links only).
 
-A look-up that fails stops matching on that community for this pass; the customers wait for the next one.
+A look-up that fails stops matching on that community for this pass; the customers wait for the next one. Nothing
+is recorded for them: ``attempts`` counts look-ups the community answered, so they stay "waiting for a look-up" in
+``status``, not "unmatched" (which is what an answer without an account makes them).
 """
 
 from __future__ import annotations
