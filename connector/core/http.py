@@ -160,18 +160,26 @@ def _request_of(error: httpx.TransportError) -> httpx.Request | None:
         return None
 
 
-class _RetryTime(stop_base):
-    """Stop when the wait before the next attempt would end past ``seconds`` from the first attempt. A 429's wait is
-    not a failure but the remote's pacing (each is capped by ``max_wait`` and the attempts): it does not stop here."""
+@dataclass
+class _Tries:
+    """One request's retry time: ``deadline`` (monotonic) moves later by the time spent in pacing (the request budget,
+    a 429's wait), which is the remote's pace, not its failure. ``failures``: what each transport failure said."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    deadline: float
+    failures: list[str] = field(default_factory=list)
+
+
+class _RetryTime(stop_base):
+    """Stop when the wait before the next attempt would end past the request's deadline. A 429's wait is not a
+    failure but the remote's pacing (each is capped by ``max_wait`` and the attempts): it does not stop here."""
+
+    def __init__(self, tries: _Tries) -> None:
+        self.tries = tries
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         if retry_state.outcome is not None and isinstance(retry_state.outcome.exception(), RateLimited):
             return False
-        elapsed = retry_state.seconds_since_start or 0.0
-        return elapsed + (retry_state.upcoming_sleep or 0.0) > self.seconds
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) > self.tries.deadline
 
 
 class RemoteClient:
@@ -217,18 +225,21 @@ class RemoteClient:
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             transport=transport,
         )
+        self.attempts = attempts
         self._retrying = Retrying(
             retry=retry_if_exception(_transient),
             wait=_wait(wait_exponential_jitter(multiplier=0.5, max=backoff_max, jitter=0.5)),
-            stop=stop_after_attempt(attempts) | _RetryTime(max_retry_seconds),
+            stop=stop_after_attempt(attempts),
             sleep=sleep,
             before_sleep=self._before_sleep,
             reraise=True,
         )
 
-    def _before_sleep(self, state: RetryCallState) -> None:
+    def _before_sleep(self, state: RetryCallState, tries: _Tries | None = None) -> None:
         self.stats.retries += 1
         error = state.outcome.exception() if state.outcome else None
+        if tries is not None and isinstance(error, RateLimited):
+            tries.deadline += state.upcoming_sleep
         log.warning(
             "retrying",
             remote=self.name,
@@ -259,19 +270,21 @@ class RemoteClient:
         if started < self._down_until:
             left = self._down_until - started
             raise RemoteDown(f"{self._down_reason}; not asked again for another {left:.0f} s")
-        deadline, attempts = started + self.max_retry_seconds, list[str]()
+        tries = _Tries(started + self.max_retry_seconds)
+        retrying = self._retrying.copy(
+            stop=stop_after_attempt(self.attempts) | _RetryTime(tries),
+            before_sleep=lambda state: self._before_sleep(state, tries),
+        )
         try:
-            return self._retrying(
-                self._send_once, method, path, params, data, json, ok, headers, again, deadline, attempts
-            )
+            return retrying(self._send_once, method, path, params, data, json, ok, headers, again, tries)
         except httpx.TransportError as error:
-            if _transient(error) and attempts:
+            if _transient(error) and tries.failures:
                 # The first failure says what was given (a last attempt gets only the time left), the tail how long
                 # it was tried; every request after this one would wait out the same: they fail at once for a while.
                 spent = time.monotonic() - started
-                count = int(self._retrying.statistics.get("attempt_number", len(attempts)))
+                count = int(retrying.statistics.get("attempt_number", len(tries.failures)))
                 tried = f"{count} attempt{'s' if count > 1 else ''} in {spent:.0f} s"
-                error.args = (f"{attempts[0]} ({tried}; {self._key('max_retry_seconds')})",)
+                error.args = (f"{tries.failures[0]} ({tried}; {self._key('max_retry_seconds')})",)
                 self._down_until, self._down_reason = time.monotonic() + self.max_retry_seconds, str(error)
             raise
 
@@ -295,20 +308,22 @@ class RemoteClient:
         ok: tuple[int, ...],
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
-        deadline: float | None = None,
-        failures: list[str] | None = None,
+        tries: _Tries | None = None,
     ) -> httpx.Response:
         if self.budget is not None:
+            paced = time.monotonic()
             try:
                 self.budget.acquire(method, path, self.max_wait)
             except WaitTooLong as refused:
                 self.stats.deferred += 1
                 raise Deferred(self.name, method, path, None, refused.seconds, refused.scope, sent=False) from None
+            if tries is not None:
+                tries.deadline += time.monotonic() - paced
         self.stats.requests += 1
         if method != "GET":
             self.stats.writes += 1
         # The last attempt gets only what is left of max_retry_seconds (at least a second to connect and answer).
-        left = max(1.0, deadline - time.monotonic()) if deadline is not None else self.read_timeout
+        left = max(1.0, tries.deadline - time.monotonic()) if tries is not None else self.read_timeout
         timeout = httpx.Timeout(min(self.read_timeout, left), connect=min(self.connect_timeout, left))
         try:
             response = self._client.request(
@@ -316,8 +331,8 @@ class RemoteClient:
             )
         except httpx.TransportError as error:
             message = self._explained(error, method, timeout)
-            if failures is not None:
-                failures.append(message)
+            if tries is not None:
+                tries.failures.append(message)
             if idempotent or isinstance(error, _NOT_SENT):
                 reworded = _reworded(error, message)
                 if reworded is error:

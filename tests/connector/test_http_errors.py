@@ -79,3 +79,24 @@ def test_after_a_remote_failed_to_answer_the_next_request_is_not_sent():
         client.request("GET", "/orders")
     assert route.call_count == sent
     assert "could not connect" in str(again.value) and "not asked again" in str(again.value)
+
+
+class SlowBudget:
+    """Paces every request by a real wait (a remote's request budget): pacing is not failing."""
+
+    def acquire(self, method, path, max_wait=None):
+        time.sleep(1.2)
+
+    def observe(self, method, path, response):
+        pass
+
+    def penalise(self, seconds, response=None, method="", path=""):
+        pass
+
+
+@respx.mock
+def test_time_spent_waiting_for_the_request_budget_does_not_use_up_the_retry_time():
+    route = respx.get(f"{BASE}/orders").mock(side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=[])])
+    client = RemoteClient("woocommerce", BASE, budget=SlowBudget(), max_retry_seconds=1.0, sleep=lambda s: None)
+    assert client.request("GET", "/orders").json() == []
+    assert route.call_count == 2
