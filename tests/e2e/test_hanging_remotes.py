@@ -151,3 +151,28 @@ def test_a_silent_shop_database_fails_fast_naming_the_host_and_the_key(world, si
     assert f"127.0.0.1:{port}" in run.output
     assert "did not answer within 3 s ([shop] timeout_seconds)" in run.output
     assert "db-password-1" not in run.output
+
+
+def test_a_forum_that_stops_answering_during_delivery_is_named_with_its_key(world, silent):
+    """The look-up went through on an earlier pass; now the grants meet a forum that never answers: the pass ends
+    within its bounds, the summary names the URL and the keys, and the action waits in the outbox."""
+    card = world.shop.add_product("月卡", "15.00")
+    world.write_config(
+        extra='[[rules]]\nname = "card"\nproducts = [%d]\ngrant.forum = { badge = "Card Buyer" }\n' % card
+    )
+    world.forum.add_user("amy", "amy@example.com")
+    world.shop.add_order(email="amy@example.com", status="completed")
+    assert world.cli("sync").code == 0
+    world.shop.add_order(email="amy@example.com", items=[(card, 1)], status="completed")
+    point_forum_at(world, silent.url, "timeout_seconds = 2\nmax_retry_seconds = 5")
+    started = time.monotonic()
+    run = world.cli("sync")
+    assert run.code != 0
+    assert time.monotonic() - started < 60
+    assert (
+        f"forum: unreachable: GET {silent.url}/" in run.output
+        or f"forum: unreachable: POST {silent.url}/" in run.output
+    )
+    assert "timed out after 2 s reading the answer ([communities.forum] timeout_seconds)" in run.output
+    status = world.cli("status", "--json").json()["outbox"]
+    assert status["pending"] == 1 and status["dead"] == 0 and status["failed"] == 0
