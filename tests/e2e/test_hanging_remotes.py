@@ -176,3 +176,30 @@ def test_a_forum_that_stops_answering_during_delivery_is_named_with_its_key(worl
     assert "timed out after 2 s reading the answer ([communities.forum] timeout_seconds)" in run.output
     status = world.cli("status", "--json").json()["outbox"]
     assert status["pending"] == 1 and status["dead"] == 0 and status["failed"] == 0
+
+
+def test_a_silent_discord_api_is_named_with_its_url_and_key(world, silent):
+    text = world.config_path.read_text()
+    start, end = text.index("[communities.forum]"), text.index("[[rules]]")
+    discord = (
+        '[communities.discord]\nkind = "discord"\nbot_token = "${DISCORD_BOT_TOKEN}"\nguild_id = "123456789012345678"\n'
+        f'api_base = "{silent.url}/api/v10"\ntimeout_seconds = 2\nmax_retry_seconds = 5\n'
+    )
+    text = text[:start] + discord + text[end:]
+    text = text.replace(
+        'grant.forum = { badge = "Verified Buyer", group = "verified-buyers", group_title = "Verified Buyer" }',
+        'grant.discord = { role = "234567890123456789" }',
+    )
+    world.config_path.write_text(text, encoding="utf-8")
+    ann = world.shop.add_customer("ann@example.com", "Ann", "Wu")
+    world.shop.add_order(customer_id=ann, status="completed")
+    assert world.cli("sync", DISCORD_BOT_TOKEN="bot-token-secret").code == 0  # nobody linked: no Discord call
+    started = time.monotonic()
+    run = world.cli(
+        "link", "--customer", str(ann), "--discord-user", "345678901234567890", DISCORD_BOT_TOKEN="bot-token-secret"
+    )
+    assert time.monotonic() - started < 60
+    assert run.code != 0
+    assert f"{silent.url}/api/v10/" in run.output
+    assert "timed out after 2 s reading the answer ([communities.discord] timeout_seconds)" in run.output
+    assert "bot-token-secret" not in run.output
