@@ -158,7 +158,7 @@ def test_a_forum_that_stops_answering_during_delivery_is_named_with_its_key(worl
     within its bounds, the summary names the URL and the keys, and the action waits in the outbox."""
     card = world.shop.add_product("月卡", "15.00")
     world.write_config(
-        extra='[[rules]]\nname = "card"\nproducts = [%d]\ngrant.forum = { badge = "Card Buyer" }\n' % card
+        extra=f'[[rules]]\nname = "card"\nproducts = [{card}]\ngrant.forum = {{ badge = "Card Buyer" }}\n'
     )
     world.forum.add_user("amy", "amy@example.com")
     world.shop.add_order(email="amy@example.com", status="completed")
