@@ -61,9 +61,12 @@ def health_data(store: State) -> dict[str, Any]:
     """The health as ``/healthz`` gives it now (the same verdict, from the facts the last passes stored), and the
     communities failing; ``health`` is None when no pass was recorded yet."""
     recorded = store.status.health.load(PASSES)
-    if recorded is None:
+    try:
+        verdict = assess_snapshot(recorded.facts, utcnow()) if recorded is not None else None
+    except (KeyError, TypeError, ValueError):  # kept by another version: unknown, as if none were kept
+        verdict = None
+    if recorded is None or verdict is None:
         return {"health": None, "communities_failing": {}}
-    verdict = assess_snapshot(recorded.facts, utcnow())
     failing = {name: since.isoformat() for name, since in verdict.failing.items()}
     return {
         "health": {

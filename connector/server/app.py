@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.webhooks import WebhookFormat
 from connector.core.logs import mask_email
 from connector.flow import Connector
-from connector.server.health import PASSES, SHOP, Health, HealthReport
+from connector.server.health import SHOP, Health, HealthReport
 from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -49,8 +49,8 @@ class ReadOnlyPages:
     ) -> None:
         self.store = connector.store
         self.health = health
-        # The daemon's health facts outlive each pass in the store, for `cardbridge status` in another process.
-        health.keep = lambda facts: self.store.status.health.save(PASSES, facts)
+        # The daemon's health facts outlive each pass (and a restart) in the store, for `cardbridge status`.
+        health.attach(self.store.status.health)
         self.metrics = metrics
         self.drift = drift
         self.clock = clock

@@ -288,10 +288,22 @@ class Health:
             if job in ("sync", "backfill", "reconcile"):
                 self.last_success["orders"] = now
 
-    def restore(self, facts: Facts) -> None:
+    def attach(self, kept: SnapshotStore) -> None:
+        """Keep the facts in ``kept`` after each pass, starting from what it holds: a failure that began before a
+        restart still counts from when it began (and ``status``, another process, reads them there)."""
+        recorded = kept.load(PASSES)
+        if recorded is not None:
+            try:
+                self.restore(Facts.from_json(recorded.facts["facts"], self.clock()), keep_started=True)
+            except (KeyError, TypeError, ValueError) as error:  # written by another version: start afresh
+                log.warning("kept health facts not read", error=type(error).__name__)
+        self.keep = lambda facts: kept.save(PASSES, facts)
+
+    def restore(self, facts: Facts, keep_started: bool = False) -> None:
         """Start from facts recorded earlier (by another process), as if this one had observed those passes."""
         with self._lock:
-            self.started = facts.started
+            if not keep_started:  # a daemon counts "no pass has read the shop" from its own start
+                self.started = facts.started
             self.failing_since = {k: v for k, v in facts.communities_failing.items() if k in self.communities}
             self.shop_failing_since = facts.shop_failing_since
             self.failed_in_a_row = dict(facts.failed_in_a_row)

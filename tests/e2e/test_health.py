@@ -165,3 +165,18 @@ def test_status_says_what_healthz_says_with_a_communities_failing_row(hworld):
     row = human.split("communities failing")[1].splitlines()[0]
     assert f"forum since {since[:19]} UTC" in row, human
     assert "degraded" in human.split("health")[1].splitlines()[0]
+
+
+def test_a_restarted_daemon_keeps_counting_from_when_the_failure_began(hworld):
+    world = hworld
+    world.shop.add_order(email="bob@example.com", items=[(world.card, 1)], status="processing")
+    forum_down(world)
+    first = run_daemon(world, unhealthy_after=3600)
+    assert wait_for(lambda: health(world)[1].get("health") == "degraded"), health(world)
+    since = health(world)[1]["failing"]["forum"]["since"]
+    first.terminate()
+    first.wait(30)
+    time.sleep(1.5)
+    run_daemon(world, unhealthy_after=3600)
+    assert wait_for(lambda: health(world)[1].get("health") == "degraded"), health(world)
+    assert health(world)[1]["failing"]["forum"]["since"] == since  # not reset by the restart
