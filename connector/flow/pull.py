@@ -124,16 +124,27 @@ class PullStage:
         cursor = None if run.options.full else records.get_cursor(ORDERS_STREAM)
         # A backfill from the beginning reads every order the shop has: what it saw needs no presence check.
         seen: set[str] | None = set() if run.options.full and run.options.since is None else None
+        # A walk by modified date re-reads the orders that share the last second of a page (the next page starts "at
+        # or after" it): count each order once, so "orders read" is the number of orders, not of records fetched.
+        read: set[str] | None = set()
         for page in read_ahead(run.shop.order_pages(cursor, since=run.options.since)):
             if run.stop.is_set():
                 return
+            ids = [order.id for order in page.orders] + [record.record_id for record in page.quarantined]
+            if read is not None:
+                fresh = [i for i in ids if i not in read]
+                read.update(fresh)
+                if len(read) > SEEN_LIMIT:  # bounded memory: past the limit every record counts
+                    read = None
+            else:
+                fresh = ids
             if seen is not None:
                 seen.update(order.id for order in page.orders)
                 seen.update(record.record_id for record in page.quarantined)
                 if len(seen) > SEEN_LIMIT:
                     seen = None
             result = records.save_orders_page(ORDERS_STREAM, page.orders, page.quarantined, page.cursor)
-            report.orders_read += len(page.orders) + len(page.quarantined)
+            report.orders_read += len(fresh)
             report.orders_changed += result.inserted + result.updated
             report.quarantined += len(page.quarantined)
             for record in page.quarantined:

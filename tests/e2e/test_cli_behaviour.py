@@ -104,3 +104,16 @@ def test_a_quoted_boolean_in_the_config_is_refused_naming_the_key(world):
     assert "respect_manual_removal" in run.stderr and "true or false" in run.stderr
     world.write_config(extra="[policy]\nrespect_manual_removal = false\n")
     assert world.cli("status").code == 0
+
+
+def test_orders_read_counts_each_order_once(world):
+    world.write_config(page_size=100)
+    key = world.shop.add_product("Steam Key", "1.00")
+    for i in range(300):  # all modified within a second or two: every page boundary shares a second
+        world.shop.add_order(email=f"b{i}@example.com", items=[(key, 1)], status="completed")
+    run = world.cli("backfill")
+    assert run.code == 0, run.output
+    fetched = [r for r in world.shop.requests if r["path"].endswith("/orders") and r["query"].get("status") != "trash"]
+    assert len(fetched) > 3  # the walk did re-read a page
+    row = next(line for line in run.stdout.splitlines() if line.strip().startswith("orders read"))
+    assert row.split()[-1] == "300", row
