@@ -262,12 +262,15 @@ class Health:
         failed = pass_failed(job, report)
         shop = shop_failed(report)
         failing = communities_failed(report, self.communities)
+        # Only a pass that asked a community clears it: a pass with nothing to send there says nothing of it, and
+        # must not restart the count of a failure that goes on.
+        asked = {name for name, counts in report.requests.items() if counts.get("requests")}
         with self._lock:
             self.last_pass = now
             for name in self.communities:
                 if name in failing:
                     self.failing_since.setdefault(name, now)
-                else:
+                elif name in asked:
                     self.failing_since.pop(name, None)
             self.failed_in_a_row[job] = self.failed_in_a_row.get(job, 0) + 1 if failed else 0
             self._observe_shop(job, report, now, failed, shop)

@@ -8,6 +8,8 @@ from connector.flow import PassReport
 from connector.server.health import Facts, Health, Level, Thresholds, assess, assess_snapshot, record_pass
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+#: A pass's requests when it asked the forum (a pass that did not ask it says nothing of it).
+ASKED = {"forum": {"requests": 2}}
 
 
 class Clock:
@@ -109,7 +111,7 @@ def test_the_facts_kept_in_the_store_give_status_the_daemons_verdict(store):
         theirs = assess_snapshot(kept.facts, clock.now)
         assert (theirs.level, theirs.failing, theirs.problems) == (mine.level, mine.failing, mine.problems)
     assert theirs.level is Level.UNHEALTHY and theirs.failing == {"forum": T0 + timedelta(minutes=1)}
-    h.observe("sync", PassReport(orders_read=1))  # saved again over the same row
+    h.observe("sync", PassReport(orders_read=1, requests=ASKED))  # saved again over the same row
     assert assess_snapshot(store.status.health.load("passes").facts, clock.now).level is Level.HEALTHY
 
 
@@ -126,5 +128,19 @@ def test_a_pass_outside_the_daemon_adds_to_the_facts_the_store_keeps(store):
     assert verdict.level is Level.DEGRADED and verdict.failing == {"forum": T0 + timedelta(minutes=5)}  # the first
     clock.now += timedelta(minutes=11)
     assert assess_snapshot(kept.load("passes").facts, clock.now).level is Level.UNHEALTHY
-    record_pass(kept, ["forum"], limits, "sync", PassReport(orders_read=1), clock)
+    record_pass(kept, ["forum"], limits, "sync", PassReport(orders_read=1, requests=ASKED), clock)
     assert assess_snapshot(kept.load("passes").facts, clock.now).level is Level.HEALTHY
+
+
+def test_a_pass_that_did_not_ask_a_failing_community_does_not_clear_it():
+    clock = Clock()
+    h = health(clock, failed_passes=1000)
+    h.observe("sync", PassReport(errors=["forum: HTTP 503"], requests={"forum": {"requests": 3}}))
+    clock.now += timedelta(minutes=10)
+    h.observe("retry", PassReport())  # nothing was due: the forum was not asked
+    h.observe("sync", PassReport(orders_read=1, requests={"forum": {"requests": 0}}))
+    assert h.check({}).body["failing_since"] == {"forum": T0.isoformat()}
+    clock.now += timedelta(minutes=6)
+    assert h.check({}).level is Level.UNHEALTHY  # 16 minutes of failure, not reset by the quiet passes
+    h.observe("sync", PassReport(orders_read=1, requests={"forum": {"requests": 2}}))
+    assert h.check({}).healthy

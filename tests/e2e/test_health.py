@@ -49,13 +49,13 @@ def hworld(world):
             process.wait(10)
 
 
-def run_daemon(world, unhealthy_after: int):
+def run_daemon(world, unhealthy_after: int, sync_every: int = 1, retry_every: int = 3600):
     world.write_config(
         extra=f"""
 [schedule]
-sync_every = 1
+sync_every = {sync_every}
 reconcile_every = 3600
-retry_every = 3600
+retry_every = {retry_every}
 [server]
 listen = "127.0.0.1:{world.port}"
 unhealthy_after_seconds = {unhealthy_after}
@@ -180,3 +180,18 @@ def test_a_restarted_daemon_keeps_counting_from_when_the_failure_began(hworld):
     run_daemon(world, unhealthy_after=3600)
     assert wait_for(lambda: health(world)[1].get("health") == "degraded"), health(world)
     assert health(world)[1]["failing"]["forum"]["since"] == since  # not reset by the restart
+
+
+def test_passes_that_do_not_ask_the_failing_forum_do_not_clear_it(hworld):
+    world = hworld
+    world.shop.add_order(email="bob@example.com", items=[(world.card, 1)], status="processing")
+    forum_down(world)
+    # One sync at start (it asks the forum about bob); then only the outbox retry job, every second, which has
+    # nothing for the forum and does not ask it.
+    run_daemon(world, unhealthy_after=3600, sync_every=3600, retry_every=1)
+    assert wait_for(lambda: health(world)[1].get("health") == "degraded"), health(world)
+    since = health(world)[1]["failing"]["forum"]["since"]
+    assert wait_for(lambda: health(world)[1]["last_pass"] > since)  # a retry pass ran since
+    time.sleep(3)
+    _, body = health(world)
+    assert body["health"] == "degraded" and body["failing"]["forum"]["since"] == since, body
