@@ -61,6 +61,8 @@ class Facts:
     started: datetime
     #: community → when it started failing (failing now).
     communities_failing: Mapping[str, datetime] = field(default_factory=dict)
+    #: community → when a pass last met its failure.
+    communities_last_failed: Mapping[str, datetime] = field(default_factory=dict)
     #: When the shop's reads started failing (None while they succeed).
     shop_failing_since: datetime | None = None
     #: When a pass last read the shop's orders successfully.
@@ -78,6 +80,7 @@ class Facts:
             "observed_at": self.now.isoformat(),
             "started": self.started.isoformat(),
             "communities_failing": {name: since.isoformat() for name, since in self.communities_failing.items()},
+            "communities_last_failed": {name: at.isoformat() for name, at in self.communities_last_failed.items()},
             "shop_failing_since": iso(self.shop_failing_since),
             "shop_read": iso(self.shop_read),
             "failed_in_a_row": dict(self.failed_in_a_row),
@@ -94,6 +97,9 @@ class Facts:
             now=now,
             started=when(data.get("started")) or now,
             communities_failing={k: parse_iso(v) for k, v in dict(data.get("communities_failing") or {}).items()},
+            communities_last_failed={
+                k: parse_iso(v) for k, v in dict(data.get("communities_last_failed") or {}).items()
+            },
             shop_failing_since=when(data.get("shop_failing_since")),
             shop_read=when(data.get("shop_read")),
             failed_in_a_row={k: int(v) for k, v in dict(data.get("failed_in_a_row") or {}).items()},
@@ -249,6 +255,8 @@ class Health:
         self.keep: Keep | None = None
         self.started = clock()
         self.failing_since: dict[str, datetime] = {}
+        #: community → when a pass last met its failure (see :meth:`_forgotten`).
+        self.last_failed: dict[str, datetime] = {}
         self.last_success: dict[str, datetime] = {}
         self.last_pass: datetime | None = None
         #: job → passes failed in a row (0 after a good pass).
@@ -270,8 +278,10 @@ class Health:
             for name in self.communities:
                 if name in failing:
                     self.failing_since.setdefault(name, now)
-                elif name in asked:
+                    self.last_failed[name] = now
+                elif name in asked or self._forgotten(name, now):
                     self.failing_since.pop(name, None)
+                    self.last_failed.pop(name, None)
             self.failed_in_a_row[job] = self.failed_in_a_row.get(job, 0) + 1 if failed else 0
             self._observe_shop(job, report, now, failed, shop)
         if self.keep is not None:
@@ -279,6 +289,12 @@ class Health:
                 self.keep(snapshot(self.facts(), self.limits))
             except Exception as error:  # the store being down must not stop the pass loop; /healthz still answers
                 log.warning("health facts not stored", error=type(error).__name__)
+
+    def _forgotten(self, name: str, now: datetime) -> bool:
+        """No pass has met the community's failure for two sync intervals: nothing that needs it is left (its actions
+        died, its customers were looked up), so nothing is failing that anyone waits for."""
+        seen = self.last_failed.get(name) or self.failing_since.get(name)
+        return seen is not None and now - seen > 2 * self.limits.sync_every
 
     def _observe_shop(self, job: str, report: PassReport, now: datetime, failed: bool, shop: bool) -> None:
         if job not in READS_SHOP or (job == "webhook" and not report.orders_read and not shop):
@@ -308,6 +324,7 @@ class Health:
             if not keep_started:  # a daemon counts "no pass has read the shop" from its own start
                 self.started = facts.started
             self.failing_since = {k: v for k, v in facts.communities_failing.items() if k in self.communities}
+            self.last_failed = {k: v for k, v in facts.communities_last_failed.items() if k in self.communities}
             self.shop_failing_since = facts.shop_failing_since
             self.failed_in_a_row = dict(facts.failed_in_a_row)
             if facts.shop_read is not None:
@@ -319,6 +336,7 @@ class Health:
                 now=self.clock(),
                 started=self.started,
                 communities_failing=dict(self.failing_since),
+                communities_last_failed=dict(self.last_failed),
                 shop_failing_since=self.shop_failing_since,
                 shop_read=self.last_success.get("orders"),
                 failed_in_a_row=dict(self.failed_in_a_row),

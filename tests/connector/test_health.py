@@ -136,11 +136,24 @@ def test_a_pass_that_did_not_ask_a_failing_community_does_not_clear_it():
     clock = Clock()
     h = health(clock, failed_passes=1000)
     h.observe("sync", PassReport(errors=["forum: HTTP 503"], requests={"forum": {"requests": 3}}))
-    clock.now += timedelta(minutes=10)
+    clock.now += timedelta(minutes=9)
     h.observe("retry", PassReport())  # nothing was due: the forum was not asked
     h.observe("sync", PassReport(orders_read=1, requests={"forum": {"requests": 0}}))
     assert h.check({}).body["failing_since"] == {"forum": T0.isoformat()}
-    clock.now += timedelta(minutes=6)
+    h.observe("sync", PassReport(errors=["forum: HTTP 503"], requests={"forum": {"requests": 3}}))  # met again
+    clock.now += timedelta(minutes=7)
     assert h.check({}).level is Level.UNHEALTHY  # 16 minutes of failure, not reset by the quiet passes
     h.observe("sync", PassReport(orders_read=1, requests={"forum": {"requests": 2}}))
     assert h.check({}).healthy
+
+
+def test_a_failure_no_pass_meets_again_for_two_sync_intervals_is_forgotten():
+    clock = Clock()
+    h = health(clock, failed_passes=1000)  # sync_every: 5 minutes
+    h.observe("sync", PassReport(failures=["forum: grant badge 'x' for a: 422"], requests={"forum": {"requests": 1}}))
+    clock.now += timedelta(minutes=10)
+    h.observe("retry", PassReport())  # the action died: nothing asks the forum any more
+    assert h.check({}).level is Level.DEGRADED
+    clock.now += timedelta(seconds=1)
+    h.observe("retry", PassReport())
+    assert h.check({}).healthy  # not left failing (and later unhealthy) for want of work
