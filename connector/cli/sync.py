@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,7 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from connector.cli.app import app, console, errors, fail, open_connector
 from connector.cli.progress import progress_bar
 from connector.cli.report import print_plan, print_summary
+from connector.core.clock import utcnow
 from connector.flow import Connector, PassReport
+from connector.server.health import Thresholds, record_pass
 from connector.state.errors import StoreError
 from connector.state.locks import PassLocked
 
@@ -37,11 +39,24 @@ def _one_pass(job: str, wait: float) -> Iterator[Connector]:
         raise typer.Exit(1) from None
 
 
+def _record(connector: Connector, job: str, report: PassReport) -> None:
+    """Add this pass to the health facts the state store keeps, so `status` (and a daemon started later) know which
+    remotes failed in it and since when, also when passes run from cron rather than the daemon."""
+    config = connector.config
+    limits = Thresholds(
+        timedelta(seconds=config.server.unhealthy_after_seconds),
+        config.server.unhealthy_after_failed_passes,
+        timedelta(seconds=config.schedule.sync_every),
+    )
+    record_pass(connector.store.status.health, connector.communities, limits, job, report, utcnow)
+
+
 @app.command()
 def sync(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP)) -> None:
     """Run one pass: read what changed in the shop, then grant and revoke on the communities."""
     with _one_pass("sync", wait) as connector:
         report = connector.run_pass()
+        _record(connector, "sync", report)
     print_summary(console, report, "sync")
     raise typer.Exit(0 if report.ok else 1)
 
@@ -69,6 +84,8 @@ def backfill(
         bar, progress = progress_bar(errors, transient=not errors.is_terminal)
         with bar:
             report = connector.run_pass(full=True, since=start, dry_run=dry_run, progress=progress)
+        if not dry_run:
+            _record(connector, "backfill", report)
     if dry_run:
         print_plan(console, report)
     print_summary(console, report, "backfill (dry run)" if dry_run else "backfill")
@@ -82,13 +99,14 @@ def reconcile(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_W
         report = PassReport()
         drift = connector.reconcile(report)
         after = connector.run_pass()
+        after.errors[:0] = report.errors
+        _record(connector, "reconcile", after)
     for line in drift:
         console.print(f"  • {line}", highlight=False)
     left, shop_lines = report.members_left, 1 if connector.orders_vanished else 0
     console.print(
         f"{len(drift) - left - shop_lines} manual removal(s) found." + (f" {left} member(s) left." if left else "")
     )
-    after.errors[:0] = report.errors
     print_summary(console, after, "reconcile")
     raise typer.Exit(0 if after.ok else 1)
 

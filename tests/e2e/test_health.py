@@ -195,3 +195,21 @@ def test_passes_that_do_not_ask_the_failing_forum_do_not_clear_it(hworld):
     time.sleep(3)
     _, body = health(world)
     assert body["health"] == "degraded" and body["failing"]["forum"]["since"] == since, body
+
+
+def test_passes_from_cron_are_recorded_for_status(hworld):
+    """No daemon: `sync` from cron records its pass, so `status` says which community failed, and a later good pass
+    clears it."""
+    world = hworld
+    world.forum.add_user("alice", "alice@example.com")
+    world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    forum_down(world)
+    assert world.cli("sync").code == 1
+    data = world.cli("status", "--json").json()
+    assert data["health"] is not None and data["health"]["level"] == "degraded", data["health"]
+    assert list(data["communities_failing"]) == ["forum"], data["communities_failing"]
+
+    world.forum.knobs.clear_faults()
+    assert world.cli("sync").code == 0
+    data = world.cli("status", "--json").json()
+    assert data["health"]["level"] == "healthy" and data["communities_failing"] == {}, data["health"]
