@@ -98,17 +98,16 @@ class DiscordCommunity:
         self.name = name
         self.config = config
         self.guild = config.guild_id
-        self._client = DiscordClient(
-            config.bot_token,
-            config.api_base,
-            transport=transport,
-            timeout=config.timeout_seconds,
-            connect_timeout=config.connect_timeout_seconds,
-            max_retry_seconds=config.max_retry_seconds,
-            keys=f"[communities.{name}]",
-            sleep=sleep,
-            max_wait=config.max_retry_wait_seconds,
-        )
+        # The bot's client and the OAuth2 one reach the same API under the same table's limits.
+        limits: dict[str, Any] = {
+            "transport": transport,
+            "timeout": config.timeout_seconds,
+            "connect_timeout": config.connect_timeout_seconds,
+            "max_retry_seconds": config.max_retry_seconds,
+            "keys": f"[communities.{name}]",
+            "max_wait": config.max_retry_wait_seconds,
+        }
+        self._client = DiscordClient(config.bot_token, config.api_base, sleep=sleep, **limits)
         # The application's OAuth2 side (link page, Linked Roles), when application_id is set.
         self._oauth = (
             DiscordOAuth(
@@ -116,12 +115,7 @@ class DiscordCommunity:
                 config.client_secret,
                 config.api_base,
                 config.oauth_base,
-                transport=transport,
-                timeout=config.timeout_seconds,
-                connect_timeout=config.connect_timeout_seconds,
-                max_retry_seconds=config.max_retry_seconds,
-                keys=f"[communities.{name}]",
-                max_wait=config.max_retry_wait_seconds,
+                **limits,
             )
             if config.application_id
             else None

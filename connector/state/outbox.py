@@ -186,38 +186,26 @@ class Outbox:
     def release(self, rows: Sequence[OutboxRow]) -> None:
         """Give claimed rows back as they were (pending or failed), without counting an attempt; they are tried
         again on the next pass, not in this one."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            for row in rows:
-                conn.execute(
-                    update(outbox_t)
-                    .where(and_(outbox_t.c.id == row.id, outbox_t.c.status == "sending"))
-                    .values(
-                        status="failed" if row.attempts else "pending",
-                        claimed_by=None,
-                        claimed_at=None,
-                        next_attempt_at=now,
-                        updated_at=now,
-                    )
-                )
+        self._give_back(rows, utcnow(), None)
 
     def defer(self, rows: Sequence[OutboxRow], until: datetime, reason: str) -> None:
         """Give claimed rows back to wait until ``until`` (the remote's rate limit said so), no attempt counted: they
         stay pending (or failed, if tried before), ``last_error`` says why, and no pass sends them before then."""
+        self._give_back(rows, until, reason)
+
+    def _give_back(self, rows: Sequence[OutboxRow], not_before: datetime, reason: str | None) -> None:
+        """Claimed rows back to pending (failed, if tried before) with no attempt counted, due from ``not_before``;
+        ``reason``, when given, replaces ``last_error``."""
         now = utcnow()
+        values: dict[str, object] = {"claimed_by": None, "claimed_at": None, "next_attempt_at": not_before}
+        if reason is not None:
+            values["last_error"] = reason[:2000]
         with self.engine.begin() as conn:
             for row in rows:
                 conn.execute(
                     update(outbox_t)
                     .where(and_(outbox_t.c.id == row.id, outbox_t.c.status == "sending"))
-                    .values(
-                        status="failed" if row.attempts else "pending",
-                        claimed_by=None,
-                        claimed_at=None,
-                        last_error=reason[:2000],
-                        next_attempt_at=until,
-                        updated_at=now,
-                    )
+                    .values(status="failed" if row.attempts else "pending", updated_at=now, **values)
                 )
 
     def unsure(self, rows: Sequence[OutboxRow], reason: str, attempt: bool = True) -> None:
