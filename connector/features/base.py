@@ -47,6 +47,9 @@ class PlannedAction:
     kind: str
     target: str
     op: str
+    #: What the action writes, as the community would show it: a review post's rendered text, a points award
+    #: (``+10 points: order 1042``); None for grants and revokes, whose kind and target say it all.
+    detail: str | None = None
 
 
 @dataclass
