@@ -43,16 +43,22 @@ def print_summary(console: Console, report: PassReport, title: str) -> None:
             console.print(f"  … and {len(report.failures) - 10} more (see `cardbridge status`)")
 
 
+#: Characters of an action's detail (a review post's text) shown in the table; ``--json`` has all of it.
+DETAIL_WIDTH = 100
+
+
 def print_plan(console: Console, report: PassReport) -> None:
     table = Table(title=f"Plan: {len(report.plan)} actions (nothing was sent)")
-    for column in ("community", "customer", "action", "what"):
+    for column in ("community", "customer", "action", "what", "detail"):
         table.add_column(column)
     for action in report.plan[:200]:
+        detail = " ".join((action.detail or "").split())  # a post's lines on one row
         table.add_row(
             action.community,
-            describe_customer(action.customer_key, action.email),
+            "—" if action.kind == "review" else describe_customer(action.customer_key, action.email),
             action.op,
             f"{action.kind} {action.target}",
+            detail if len(detail) <= DETAIL_WIDTH else detail[: DETAIL_WIDTH - 1] + "…",
         )
     console.print(table)
     if len(report.plan) > 200:

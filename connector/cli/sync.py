@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.cli.app import app, console, errors, fail, open_connector
+from connector.cli.app import app, config_error, console, errors, fail, load, open_connector
 from connector.cli.progress import progress_bar
 from connector.cli.report import print_plan, print_summary
 from connector.core.clock import utcnow
+from connector.core.config import ConfigError
 from connector.flow import Connector, PassReport
+from connector.flow import dry_run as dry_run_pass
 from connector.server.health import Thresholds, record_pass
 from connector.state.errors import StoreError
 from connector.state.locks import PassLocked
@@ -34,9 +36,26 @@ def _one_pass(job: str, wait: float) -> Iterator[Connector]:
         errors.print(str(error), markup=False, highlight=False)
         raise typer.Exit(EXIT_LOCKED) from None
     except (StoreError, SQLAlchemyError) as error:
-        what = str(error) if isinstance(error, StoreError) else f"state store error: {type(error).__name__}"
-        errors.print(f"{what} (run with --log-level debug for details)", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        raise _store_failure(error) from None
+
+
+def _store_failure(error: StoreError | SQLAlchemyError) -> typer.Exit:
+    what = str(error) if isinstance(error, StoreError) else f"state store error: {type(error).__name__}"
+    return fail(f"{what} (run with --log-level debug for details)", 1)
+
+
+def _dry_run(since: datetime | None) -> PassReport:
+    """The backfill on a throw-away copy of the store: no pass lock is taken (the copy is a consistent snapshot) and
+    nothing is written to the store, nor to any community."""
+    config = load()
+    bar, progress = progress_bar(errors, transient=not errors.is_terminal)
+    try:
+        with bar:
+            return dry_run_pass(config, since=since, progress=progress)
+    except ConfigError as error:
+        raise config_error(error) from None
+    except (StoreError, SQLAlchemyError) as error:
+        raise _store_failure(error) from None
 
 
 def _record(connector: Connector, job: str, report: PassReport) -> None:
@@ -75,20 +94,27 @@ def _parse_date(value: str) -> datetime:
 @app.command()
 def backfill(
     since: str | None = typer.Option(None, "--since", help="Only orders modified on or after this date (YYYY-MM-DD)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; make no write request to any community."),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Print the complete plan (grants, revokes, review posts, points); write nothing to any community or to the "
+        "state store.",
+    ),
     wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP),
 ) -> None:
     """Re-read the whole shop (ignoring cursors) and bring every community in step."""
     start = _parse_date(since) if since else None
+    if dry_run:
+        report = _dry_run(start)
+        print_plan(console, report)
+        print_summary(console, report, "backfill (dry run)")
+        raise typer.Exit(0 if report.ok else 1)
     with _one_pass("backfill", wait) as connector:
         bar, progress = progress_bar(errors, transient=not errors.is_terminal)
         with bar:
-            report = connector.run_pass(full=True, since=start, dry_run=dry_run, progress=progress)
-        if not dry_run:
-            _record(connector, "backfill", report)
-    if dry_run:
-        print_plan(console, report)
-    print_summary(console, report, "backfill (dry run)" if dry_run else "backfill")
+            report = connector.run_pass(full=True, since=start, progress=progress)
+        _record(connector, "backfill", report)
+    print_summary(console, report, "backfill")
     raise typer.Exit(0 if report.ok else 1)
 
 
