@@ -8,7 +8,8 @@ structlog processors:
 - ``plan(run, batch)``: add this feature's part of the plan for one batch of customers (a later feature sees what an
   earlier one added: points put tier roles into ``batch.wanted`` before grants diff it against the ledger);
 - ``payload(row)`` / ``record(run, rows, outcomes)``: for the outbox kinds the feature owns, what an action writes
-  (built from the state store as it is now) and what to remember once it is done.
+  (built from the state store as it is now) and what to remember once it is done;
+- ``describe(row)``: what the action would write, in words, for a dry run's plan.
 
 A feature is given the state store, the config and the community adapters it needs, never the connector.
 """
@@ -89,8 +90,8 @@ class PassReport:
 
 @dataclass(frozen=True)
 class PassOptions:
-    """How a pass runs. ``full``: ignore cursors (backfill) and re-plan every customer; ``dry_run``: no remote write,
-    no outbox; ``order_ids``: re-read just these orders (a webhook named them) instead of the incremental pull."""
+    """How a pass runs. ``full``: ignore cursors (backfill) and re-plan every customer; ``dry_run``: no remote write
+    (the pass plans into a throw-away copy of the store and lists the outbox instead of delivering); ``order_ids``: re-read just these orders (a webhook named them) instead of the incremental pull."""
 
     full: bool = False
     since: datetime | None = None
@@ -140,7 +141,7 @@ class PlanBatch:
 
 
 class Feature(Protocol):
-    """A plug-in of the pass. Implement all four; a feature with nothing to do in a step returns at once."""
+    """A plug-in of the pass. Implement all five; a feature with nothing to do in a step returns at once."""
 
     #: The outbox kinds whose payload and record this feature owns (``"review"``, ``"points"``, …).
     kinds: frozenset[str]
@@ -159,4 +160,9 @@ class Feature(Protocol):
 
     def record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
         """Remember what the community answered for this feature's actions (ids, hashes, conflicts)."""
+        ...
+
+    def describe(self, row: OutboxRow) -> str | None:
+        """For a dry run's plan: what the action would write (a post's text, ``+10 points``), read from the store as
+        it is now; None when its kind and target say it all. Never calls a remote (no token refresh, no look-up)."""
         ...

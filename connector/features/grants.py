@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from adapters.base import Outcome
 from connector.core.grants import GRANT_KINDS
 from connector.core.payloads import Payload
-from connector.features.base import PlanBatch, PlannedAction, Run
+from connector.features.base import PlanBatch, Run
 from connector.state.planning import NewAction
 from connector.state.tables import OutboxRow
 from mappings.diff import decide
@@ -51,13 +51,12 @@ class GrantsFeature:
                         batch.need_identity.append((name, customer.key))
                         continue
                     batch.new.append(NewAction(name, customer.key, key, op, who))
-                    if run.dry_run:  # only a dry run prints the plan; a real pass keeps no list of it
-                        run.report.plan.append(
-                            PlannedAction(name, customer.key, customer.email, key.kind, key.target, op)
-                        )
 
     def payload(self, row: OutboxRow) -> Payload:
         return None
 
     def record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
+        return None
+
+    def describe(self, row: OutboxRow) -> str | None:
         return None

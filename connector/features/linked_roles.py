@@ -81,6 +81,15 @@ class LinkedRolesFeature:
             elif written != metadata_hash(metadata(len(customer.paid_orders), batch.points.get(key, 0))):
                 batch.new.append(NewAction(community, key, GrantKey(KIND, key), "set", user))
 
+    def describe(self, row: OutboxRow) -> str | None:
+        # Not the payload: building it may refresh the member's token, a remote write.
+        if row.op == "clear":
+            return "clear the Linked Roles metadata"
+        reviews = self.state.reviews
+        paid = sum(1 for _, is_paid, _ in reviews.customer_orders(row.customer_key) if is_paid)
+        values = metadata(paid, reviews.point_total(row.customer_key))
+        return ", ".join(f"{name} = {value}" for name, value in values.items())
+
     def payload(self, row: OutboxRow) -> Payload:
         """The member's access token (refreshed when it is about to expire) and the values to write now."""
         if self.tokens is None:

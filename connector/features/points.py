@@ -57,7 +57,7 @@ class PointsFeature:
         own_reviews = reviews.reviews_by_email([email]).get(email, []) if email else []
         published_now = [(review.id, published(review, self.config.reviews)) for review in own_reviews]
         due = due_events(reviews.customer_orders(key), published_now, recorded, points)
-        if due and not run.dry_run:
+        if due:
             reviews.add_point_events(key, [(e.key, e.points, e.reason) for e in due])
         events = {**recorded, **{e.key: e.points for e in due}}
         for community, target in points.communities.items():
@@ -101,6 +101,14 @@ class PointsFeature:
         return Skip()
 
     def record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
+        return None
+
+    def describe(self, row: OutboxRow) -> str | None:
+        payload = self.payload(row)  # read from the store alone: no remote is asked
+        if isinstance(payload, ScoreEvent):
+            return f"{payload.points:+d} points, dated {payload.date}"
+        if isinstance(payload, PointsTotal):
+            return f"points total {payload.total}"
         return None
 
     def home_date(self, event_key: str) -> str:

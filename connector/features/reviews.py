@@ -84,7 +84,7 @@ class ReviewsFeature:
                 run.report.errors.append(f"shop: {reason}")
                 log.error("pull failed", error=reason)
         reviewers = self._plan_posts(run)
-        if reviewers and self.config.points and not run.dry_run:
+        if reviewers and self.config.points:
             self.state.plans.mark_dirty(reviewers)  # a review published or withdrawn changes its author's points
 
     def _pull(self, run: Run) -> None:
@@ -126,13 +126,20 @@ class ReviewsFeature:
                     if op is not None:
                         new.append(NewAction(community, SHOP, GrantKey("review", ctx.review.id), op, None))
             run.report.actions_planned += len(new)
-            if not run.dry_run:
-                self.state.plans.apply_plan([], new, [], [])
-                self.reviews.clean([i for i in chunk if i not in busy])
+            self.state.plans.apply_plan([], new, [], [])
+            self.reviews.clean([i for i in chunk if i not in busy])
         return customers
 
     def plan(self, run: Run, batch: PlanBatch) -> None:
         return None  # reviews are planned per review, in prepare
+
+    def describe(self, row: OutboxRow) -> str | None:
+        """The post as it would be written (the rendered text), or what happens to it."""
+        payload = self.payload(row)
+        if isinstance(payload, Skip):
+            return "nothing (the review changed again: the next pass decides)"
+        raw = payload.raw if isinstance(payload, DiscoursePost | DiscordPost) else ""
+        return raw or "delete the post"
 
     # ---- rendering -----------------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ load time, so a missing one is a clear error before any pass runs.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from connector.flow.reconcile import ReconcileStage, VanishedOrdersStage
 from connector.flow.run import Stage, run_pass, stages
 from connector.state import State
 from connector.state.errors import StoreError
+from connector.state.snapshot import throwaway_copy
 
 
 class _Guarded:
@@ -60,6 +62,40 @@ def _open_state(config: Config) -> State:
         log.debug("state store error", stage="open", exc_info=error)
         url = make_url(config.state_url).render_as_string(hide_password=True)
         raise StoreError(f"open ([state] url {url})", type(error).__name__) from error
+
+
+@contextmanager
+def _throwaway_state(config: Config) -> Iterator[State]:
+    """A throw-away copy of the configured store; one that cannot be read is a :class:`StoreError`, as in
+    :func:`_open_state`."""
+    link = config.link
+    copying = True
+    try:
+        with throwaway_copy(
+            config.state_url,
+            order_number_key=link.secret.encode() if link else None,
+            token_key=link.token_key if link and link.token_key else None,
+        ) as state:
+            copying = False
+            yield state
+    except (SQLAlchemyError, sqlite3.Error) as error:
+        if not copying:
+            raise  # the pass's own (its stages name themselves)
+        log.debug("state store error", stage="copy", exc_info=error)
+        url = make_url(config.state_url).render_as_string(hide_password=True)
+        raise StoreError(f"copy for the dry run ([state] url {url})", type(error).__name__) from error
+
+
+def dry_run(config: Config, *, since: datetime | None = None, progress: Progress = quiet) -> PassReport:
+    """``cardbridge backfill --dry-run``: the whole backfill on a throw-away copy of the state store, with no remote
+    write; ``report.plan`` lists every action the real backfill would send (see ``connector.flow.preview``). The store
+    itself is only read (not even created when it does not exist yet)."""
+    with _throwaway_state(config) as state:
+        connector = Connector(config, state=state)
+        try:
+            return connector.run_pass(full=True, since=since, dry_run=True, progress=progress)
+        finally:
+            connector.close()
 
 
 class Connector:
@@ -121,10 +157,14 @@ class Connector:
         progress: Progress = quiet,
         order_ids: Sequence[str] | None = None,
     ) -> PassReport:
-        """One pass (``cardbridge sync``/``backfill``, the daemon's jobs); see :class:`PassOptions`."""
+        """One pass (``cardbridge sync``/``backfill``, the daemon's jobs); see :class:`PassOptions`. A dry run plans
+        into the store, so it runs only on a throw-away copy (:func:`dry_run`)."""
+        if dry_run and not self.store.throwaway:
+            raise ValueError("a dry run plans into its store: run it on a throw-away copy (connector.flow.dry_run)")
         options = PassOptions(full=full, since=since, dry_run=dry_run, order_ids=order_ids, progress=progress)
         run = self._run(PassReport(), options)
-        return run_pass(run, [_Guarded(stage) for stage in stages(self.features, self.communities)])
+        steps = stages(self.features, self.communities, dry_run=dry_run)
+        return run_pass(run, [_Guarded(stage) for stage in steps])
 
     @contextmanager
     def exclusive(self, job: str, wait: float = 0.0) -> Iterator[None]:

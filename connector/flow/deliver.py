@@ -41,8 +41,6 @@ class DeliverStage:
         self._sent_as: dict[int, str] = {}
 
     def run(self, run: Run) -> None:
-        if run.dry_run:
-            return
         outbox = run.state.outbox
         for name, community in run.communities.items():
             try:

@@ -15,8 +15,7 @@ from connector.state.sql import CHUNK
 
 class PlanStage:
     """Plan the customers that changed. ``after_match``: the second plan of a pass, for customers the match stage
-    has just found an account for (a dry run, which stored nothing, plans everything again and keeps only this
-    answer, or each action would be listed twice)."""
+    has just found an account for. (A dry run plans the same way, into a throw-away copy of the store.)"""
 
     def __init__(self, features: Sequence[Feature], *, after_match: bool = False) -> None:
         self.features = features
@@ -25,10 +24,7 @@ class PlanStage:
 
     def run(self, run: Run) -> None:
         options, report, plans = run.options, run.report, run.state.plans
-        if self.after_match and options.dry_run:
-            report.plan.clear()
-            report.actions_planned = 0
-        everyone = options.full and (options.dry_run or not self.after_match)
+        everyone = options.full and not self.after_match
         keys = plans.dirty_customer_keys(all_customers=everyone)
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
@@ -38,8 +34,5 @@ class PlanStage:
             report.customers_planned += len(chunk)
             report.actions_planned += len(batch.new)
             need_identity = sorted(set(batch.need_identity))
-            if not options.dry_run:
-                plans.apply_plan(chunk, batch.new, batch.supersede, need_identity, batch.still_dirty)
-            elif need_identity:
-                plans.apply_plan([], [], [], need_identity)
+            plans.apply_plan(chunk, batch.new, batch.supersede, need_identity, batch.still_dirty)
             options.progress("plan", min(start + CHUNK, len(keys)), len(keys))

@@ -1,10 +1,10 @@
-"""A pass is its list of stages: pull → prepare → plan → match → replan → deliver → report.
+"""A pass is its list of stages: pull → prepare → plan → match → replan → deliver → report (a dry run: preview
+instead of deliver, on a throw-away copy of the store).
 
 ``run_pass`` runs them in order on one ``Run``; a stage takes the state store, the config and its adapters from the
 run, never the connector. The identity match sits between two plans because who needs a look-up is a planning
 decision (a customer with something to receive and no account yet); the second plan covers only the customers the
-match has just found (a dry run plans everything again and keeps that answer). The features plug into prepare, plan
-and deliver (``connector.features``).
+match has just found. The features plug into prepare, plan and deliver (``connector.features``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from connector.features.base import Feature, PassReport, Run
 from connector.flow.deliver import DeliverStage
 from connector.flow.match import MatchStage
 from connector.flow.plan import PlanStage
+from connector.flow.preview import PreviewStage
 from connector.flow.pull import PullStage
 
 
@@ -74,15 +75,17 @@ class ReportStage:
         )
 
 
-def stages(features: Sequence[Feature], communities: Mapping[str, CommunityAdapter]) -> list[Stage]:
-    """The stages of one pass, in order."""
+def stages(
+    features: Sequence[Feature], communities: Mapping[str, CommunityAdapter], *, dry_run: bool = False
+) -> list[Stage]:
+    """The stages of one pass, in order; a dry run lists the outbox where a pass delivers."""
     return [
         PullStage(),
         PrepareStage(features),
         PlanStage(features),
         MatchStage(),
         PlanStage(features, after_match=True),
-        DeliverStage(features),
+        PreviewStage(features) if dry_run else DeliverStage(features),
         ReportStage(communities),
     ]
 

@@ -56,6 +56,9 @@ class State:
         self.locks = Locks(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.
         self.tokens: TokenStore | None = TokenStore(engine, token_key) if token_key else None
+        #: A copy made for a dry run (``connector.state.snapshot``), deleted after the pass: the only store a dry run
+        #: may plan into.
+        self.throwaway = False
 
     @classmethod
     def open(cls, url: str, order_number_key: bytes | None = None, token_key: str | None = None) -> State:

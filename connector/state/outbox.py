@@ -113,6 +113,26 @@ class Outbox:
             )
         return self.outbox_rows(ids)
 
+    def open_rows(self, community: str, after_id: int = 0, limit: int = 1000) -> list[OutboxRow]:
+        """Actions of ``community`` not settled yet (pending, failed, sending), by id, from ``after_id`` on: what a
+        dry run lists as its plan."""
+        with self.engine.connect() as conn:
+            return [
+                OutboxRow.model_validate(dict(row._mapping))
+                for row in conn.execute(
+                    select(outbox_t)
+                    .where(
+                        and_(
+                            outbox_t.c.community == community,
+                            outbox_t.c.status.in_(("pending", "failed", "sending")),
+                            outbox_t.c.id > after_id,
+                        )
+                    )
+                    .order_by(outbox_t.c.id)
+                    .limit(limit)
+                )
+            ]
+
     def outbox_rows(self, ids: Sequence[int]) -> list[OutboxRow]:
         result: list[OutboxRow] = []
         with self.engine.connect() as conn:
