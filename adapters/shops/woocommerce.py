@@ -30,8 +30,10 @@ import httpx
 from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
+from adapters.checks import Check
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import json_id, read_records, shown
+from adapters.shops.woocommerce_check import check_woocommerce
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
@@ -204,7 +206,7 @@ class WooCommerceSettings(ShopSettings, RemoteTimeouts):
 
 class WooCommerceShop:
     """Reads orders, customers and reviews from a WooCommerce store. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.OrderPresence`, :class:`~adapters.base.ReviewSource`."""
+    :class:`~adapters.base.OrderPresence`, :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`."""
 
     kind = "woocommerce"
     settings = WooCommerceSettings
@@ -360,6 +362,11 @@ class WooCommerceShop:
             records = self._list("/products", {"include": ",".join(map(str, chunk)), "per_page": 100})
             found += read_records(PRODUCTS, records, parse_product, _id)[0]  # an unreadable product is left out
         return list(one_per_id(found, lambda product: product.id))
+
+    def check(self) -> Iterator[Check]:
+        """:class:`~adapters.checks.SelfCheck`: the API answers, the key is accepted, its user may read orders,
+        customers and reviews (:mod:`adapters.shops.woocommerce_check`)."""
+        return check_woocommerce(self.client, self.config.base_url + API)
 
     def close(self) -> None:
         self.client.close()

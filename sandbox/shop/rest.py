@@ -1,10 +1,9 @@
-"""The WooCommerce REST conventions every route shares: the documented error bodies, Basic auth with the consumer
-key and secret (or the query parameters), ``page``/``per_page`` (1..100)/``offset``, the
-``X-WP-Total``/``X-WP-TotalPages``/``Link`` headers, and date bounds read as site-local unless ``dates_are_gmt``."""
+"""The WooCommerce REST conventions every route shares: the documented error bodies, ``page``/``per_page``
+(1..100)/``offset``, the ``X-WP-Total``/``X-WP-TotalPages``/``Link`` headers, ``_fields``, and date bounds read as
+site-local unless ``dates_are_gmt``. Keys and their refusals are in :mod:`sandbox.shop.keys`."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlencode
@@ -21,26 +20,6 @@ def err(status: int, code: str, message: str, **data: Any) -> JSONResponse:
 
 def invalid(param: str, reason: str) -> JSONResponse:
     return err(400, "rest_invalid_param", f"Invalid parameter(s): {param}", params={param: reason}, details={})
-
-
-def auth_error(request: Request, consumer_key: str, consumer_secret: str) -> Response | None:
-    key = request.query_params.get("consumer_key")
-    secret = request.query_params.get("consumer_secret")
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            key, _, secret = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            key = secret = None
-    if not key:
-        return err(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
-    if key != consumer_key:
-        return err(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-    if secret != consumer_secret:
-        return err(
-            401, "woocommerce_rest_authentication_error", "Invalid signature - provided signature does not match."
-        )
-    return None
 
 
 def paging(request: Request) -> tuple[int, int, int] | Response:
@@ -73,7 +52,16 @@ def list_response(request: Request, items: list[Any], total: int, page: int, per
         links.append(f'<{base}?{urlencode({**query, "page": page + 1})}>; rel="next"')
     if links:
         headers["Link"] = ", ".join(links)
-    return JSONResponse(items, headers=headers)
+    return JSONResponse([only_fields(request, item) for item in items], headers=headers)
+
+
+def only_fields(request: Request, item: Any) -> Any:
+    """``_fields=id,status``: only those top-level keys of an object, as WordPress's ``rest_filter_response_fields()``
+    (wp-includes/rest-api.php, hooked on ``rest_post_dispatch``) answers every REST response, WooCommerce's too."""
+    wanted = {name.strip().split(".")[0] for name in request.query_params.get("_fields", "").split(",") if name.strip()}
+    if not wanted or not isinstance(item, dict):
+        return item
+    return {key: value for key, value in item.items() if key in wanted}
 
 
 def bound(request: Request, name: str, site_tz: tzinfo) -> int | Response | None:

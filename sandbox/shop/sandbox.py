@@ -11,15 +11,17 @@ from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from sandbox.faults import FaultInjector, Knobs
 from sandbox.forward import Forwarded
 from sandbox.shop.catalogue import Catalogue
+from sandbox.shop.keys import SHOP_MANAGER, ApiKey, Permission, refused
 from sandbox.shop.orders import Orders
 from sandbox.shop.render import render_order
-from sandbox.shop.rest import auth_error, err
+from sandbox.shop.rest import API, err, only_fields
 from sandbox.shop.state import Order, ShopState
 
 
@@ -42,6 +44,11 @@ class WooCommerceSandbox:
     ) -> None:
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
+        #: The shop's REST API keys by consumer key: the one given (Read/Write, a Shop manager's) and any ``add_key``.
+        self.keys: dict[str, ApiKey] = {consumer_key: ApiKey(consumer_key, consumer_secret)}
+        #: False: Settings > Permalinks is "Plain", so ``/wp-json/`` is no route and WordPress answers its HTML 404
+        #: page (the API is then only at ``/?rest_route=``, which the sandbox does not serve).
+        self.pretty_permalinks = True
         self.knobs = knobs or Knobs()
         self.state = ShopState(tz=ZoneInfo(timezone_name), clock=clock or (lambda: datetime.now(UTC)))
         self._lock = self.state.lock
@@ -50,6 +57,21 @@ class WooCommerceSandbox:
         self.app = FaultInjector(self._build_app(), self.knobs)
 
     # ---- mutation API --------------------------------------------------------------------------------------------
+
+    def add_key(
+        self,
+        consumer_key: str,
+        consumer_secret: str,
+        permissions: Permission = "read",
+        capabilities: frozenset[str] = SHOP_MANAGER,
+    ) -> ApiKey:
+        """Add a REST API key (WooCommerce > Settings > Advanced > REST API > Add key): its permission, and the
+        capabilities of the user it is made for (``sandbox.shop.keys.CUSTOMER``: a user who may read none of the
+        lists; ``SHOP_MANAGER - {"list_users"}``: one who may not list customers)."""
+        key = ApiKey(consumer_key, consumer_secret, permissions, frozenset(capabilities))
+        with self._lock:
+            self.keys[consumer_key] = key
+        return key
 
     def now(self) -> datetime:
         return self.state.now()
@@ -219,9 +241,17 @@ class WooCommerceSandbox:
     # ---- HTTP ----------------------------------------------------------------------------------------------------
 
     def _build_app(self) -> Callable[[Scope, Receive, Send], Any]:
-        app = Starlette(routes=[*Orders(self.state).routes(), *Catalogue(self.state).routes()])
+        indexes = [
+            Route("/wp-json", self._site_index, methods=["GET"]),
+            Route("/wp-json/", self._site_index, methods=["GET"]),
+            Route(API, self._namespace_index, methods=["GET"]),
+            Route(API + "/", self._namespace_index, methods=["GET"]),
+        ]
+        app = Starlette(routes=[*indexes, *Orders(self.state).routes(), *Catalogue(self.state).routes()])
 
         async def no_route(request: Request, exc: Exception) -> Response:
+            if not request.url.path.startswith("/wp-json/"):
+                return not_found()
             return err(404, "rest_no_route", "No route was found matching the URL and request method.")
 
         app.add_exception_handler(404, no_route)
@@ -234,10 +264,35 @@ class WooCommerceSandbox:
                     self.requests.append(
                         {"method": request.method, "path": request.url.path, "query": dict(request.query_params)}
                     )
-                denied = auth_error(request, self.consumer_key, self.consumer_secret)
+                if not self.pretty_permalinks and request.url.path.startswith("/wp-json"):
+                    await not_found()(scope, receive, send)
+                    return
+                denied = refused(request, self.keys)
                 if denied is not None:
                     await denied(scope, receive, send)
                     return
             await app(scope, receive, send)
 
         return guarded
+
+    async def _site_index(self, request: Request) -> Response:
+        """``/wp-json/``: WordPress's REST index (``WP_REST_Server::get_index()``), the fields a client looks at."""
+        base = str(request.base_url).rstrip("/")
+        index = {"name": "Sandbox Shop", "url": base, "home": base, "namespaces": ["wc/v3", "wp/v2"]}
+        return JSONResponse(only_fields(request, index))
+
+    async def _namespace_index(self, request: Request) -> Response:
+        """``/wp-json/wc/v3``: the namespace index (``WP_REST_Server::get_namespace_index()``). It needs no
+        capability; a wrong secret is still refused (``rest_authentication_errors`` runs for every request)."""
+        routes = {
+            f"/wc/v3{path}": {"namespace": "wc/v3", "methods": ["GET"]}
+            for path in ("/orders", "/customers", "/products", "/products/reviews")
+        }
+        index = {"namespace": "wc/v3", "routes": routes}
+        return JSONResponse(only_fields(request, index))
+
+
+def not_found() -> Response:
+    """What WordPress answers outside its REST API (or with plain permalinks): the theme's HTML 404 page."""
+    page = "<!DOCTYPE html><html><head><title>Page not found &#8211; Sandbox Shop</title></head><body></body></html>"
+    return HTMLResponse(page, status_code=404)
