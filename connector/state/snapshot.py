@@ -20,22 +20,15 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, MetaData, insert, inspect, make_url, select, text
+from sqlalchemy import Engine, MetaData, insert, inspect, select, text
 
 from connector.state.db import MIGRATIONS, make_engine, migrate
 from connector.state.facade import State
+from connector.state.probe import sqlite_file
 
 #: Rows copied per statement from a non-SQLite store.
 COPY_CHUNK = 2000
 _VERSION_TABLE = "alembic_version"
-
-
-def _sqlite_path(url: str) -> Path | None:
-    """The file of a ``sqlite:///path`` URL (None for other databases; ``:memory:`` has no file either)."""
-    parsed = make_url(url)
-    if not parsed.drivername.startswith("sqlite"):
-        return None
-    return Path(parsed.database) if parsed.database and parsed.database != ":memory:" else None
 
 
 def _copy_sqlite(source: Path, target: Path) -> None:
@@ -88,7 +81,7 @@ def throwaway_copy(url: str, order_number_key: bytes | None = None, token_key: s
     folder = Path(tempfile.mkdtemp(prefix="cardbridge-dry-run-"))  # mode 0700: the copy holds buyers' emails
     try:
         copy = folder / "state.db"
-        source_file = _sqlite_path(url)
+        source_file = sqlite_file(url)
         if source_file is not None:
             if source_file.exists():
                 _copy_sqlite(source_file, copy)
