@@ -1,7 +1,9 @@
 """``cardbridge sandbox``: run the sandbox shop and forum (and, on request, Discord) as standalone servers, for trying
 configs and for benchmarks.
 
-Prints one JSON line with the URLs and credentials once all listen, then serves until interrupted. A stats route,
+Prints one JSON line with the URLs and credentials once all listen (and, with ``write_config``, writes a config file
+for them first, so ``cardbridge check`` and ``cardbridge run`` can be tried at once), then serves until interrupted.
+A stats route,
 ``GET /__sandbox/stats`` on the forum and on Discord, answers request counts (reads, writes, 429s, timestamps) so a
 benchmark in another process can measure the connector from the server's side.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -81,6 +84,61 @@ class _WithStats:
         await self.sandbox.app(scope, receive, send)
 
 
+#: What ``cardbridge sandbox --write-config FILE`` writes: the shape of config.example.toml, pointed at the sandboxes.
+TRIAL_CONFIG = """\
+# Written by `cardbridge sandbox --write-config`: a config for the loopback sandboxes it serves (they live as long as
+# that command runs). Try: cardbridge --config {file} check, then backfill --dry-run, then run.
+[state]
+url = "sqlite:///cardbridge-trial.db"
+
+[shop]
+kind = "woocommerce"
+base_url = "{shop_url}"
+consumer_key = "{consumer_key}"
+consumer_secret = "{consumer_secret}"
+
+[communities.forum]
+kind = "discourse"
+base_url = "{forum_url}"
+api_key = "{api_key}"
+api_username = "system"
+{discord}
+[[rules]]
+name = "verified-buyer"
+products = "*"
+grant.forum = {{ badge = "Verified Buyer", group = "verified-buyers", group_title = "Verified Buyer" }}
+{discord_grant}
+[reviews]
+forum = {{ category = "Reviews" }}
+
+[points]
+per_order = 10
+per_review = 5
+forum = {{ mode = "gamification" }}
+
+[server]
+listen = "127.0.0.1:{listen_port}"
+"""
+
+TRIAL_DISCORD = """
+[communities.discord]
+kind = "discord"
+bot_token = "{bot_token}"
+guild_id = "{guild_id}"
+api_base = "{discord_api}"
+"""
+
+
+def write_trial_config(path: Path, listen_port: int, facts: dict[str, Any]) -> None:
+    """The config for the sandboxes ``facts`` (the JSON line ``serve`` prints) describe."""
+    discord = TRIAL_DISCORD.format(**facts) if "bot_token" in facts else ""
+    grant = f'grant.discord = {{ role = "{facts["buyer_role"]}" }}\n' if discord else ""
+    path.write_text(
+        TRIAL_CONFIG.format(file=path, discord=discord, discord_grant=grant, listen_port=listen_port, **facts),
+        encoding="utf-8",
+    )
+
+
 def serve(
     *,
     orders: int = 0,
@@ -91,8 +149,11 @@ def serve(
     latency: float = 0.0,
     discord_bucket: tuple[int, float] | None = None,
     base_path: str = "",
+    write_config: Path | None = None,
+    listen_port: int = 8080,
 ) -> None:
-    """``base_path``: serve the forum as a subfolder install (``/forum``); ``forum_url`` then carries it."""
+    """``base_path``: serve the forum as a subfolder install (``/forum``); ``forum_url`` then carries it.
+    ``write_config``: write a config for these sandboxes there (the daemon on ``listen_port``)."""
     shop = WooCommerceSandbox()
     forum = DiscourseSandbox(rate_limit_per_minute=rate_limit, base_path=base_path)
     shop.knobs.latency = forum.knobs.latency = latency
@@ -125,22 +186,21 @@ def serve(
         SandboxServer(shop.app, port=shop_port) as shop_server,
         SandboxServer(_WithStats(forum), port=forum_port) as forum_server,
     ):
-        print(
-            json.dumps(
-                {
-                    **extra,
-                    "shop_url": shop_server.url,
-                    "consumer_key": shop.consumer_key,
-                    "consumer_secret": shop.consumer_secret,
-                    "forum_url": forum_server.url + forum.base_path,
-                    "api_key": forum.api_key,
-                    "api_username": "system",
-                    "orders": orders,
-                    "forum_users": len(buyers) if forum_users else 0,
-                }
-            ),
-            flush=True,
-        )
+        facts = {
+            **extra,
+            "shop_url": shop_server.url,
+            "consumer_key": shop.consumer_key,
+            "consumer_secret": shop.consumer_secret,
+            "forum_url": forum_server.url + forum.base_path,
+            "api_key": forum.api_key,
+            "api_username": "system",
+            "orders": orders,
+            "forum_users": len(buyers) if forum_users else 0,
+        }
+        if write_config is not None:
+            write_trial_config(write_config, listen_port, facts)
+            facts["config"] = str(write_config)
+        print(json.dumps(facts), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:

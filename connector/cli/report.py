@@ -43,23 +43,19 @@ def print_summary(console: Console, report: PassReport, title: str) -> None:
             console.print(f"  … and {len(report.failures) - 10} more (see `cardbridge status`)")
 
 
-#: Characters of an action's detail (a review post's text) shown in the table; ``--json`` has all of it.
-DETAIL_WIDTH = 100
+#: Characters of an action's detail (a review post's text) shown; ``--json`` has all of it.
+DETAIL_WIDTH = 160
 
 
 def print_plan(console: Console, report: PassReport) -> None:
-    table = Table(title=f"Plan: {len(report.plan)} actions (nothing was sent)")
-    for column in ("community", "customer", "action", "what", "detail"):
-        table.add_column(column)
+    """One line per action (community, what, whom), and under it what it writes: a post's text on one line, points."""
+    console.print(f"Plan: {len(report.plan)} actions (nothing was sent)", style="bold")
     for action in report.plan[:200]:
-        detail = " ".join((action.detail or "").split())  # a post's lines on one row
-        table.add_row(
-            action.community,
-            "—" if action.kind == "review" else describe_customer(action.customer_key, action.email),
-            action.op,
-            f"{action.kind} {action.target}",
-            detail if len(detail) <= DETAIL_WIDTH else detail[: DETAIL_WIDTH - 1] + "…",
-        )
-    console.print(table)
+        whom = "" if action.kind == "review" else f"  {describe_customer(action.customer_key, action.email)}"
+        console.print(f"  {action.community}  {action.op} {action.kind} {action.target}{whom}", highlight=False)
+        if action.detail:
+            detail = " ".join(action.detail.split())  # a post's lines on one line
+            short = detail if len(detail) <= DETAIL_WIDTH else detail[: DETAIL_WIDTH - 1] + "…"
+            console.print(f"      {short}", highlight=False, style="dim")
     if len(report.plan) > 200:
         console.print(f"… and {len(report.plan) - 200} more")

@@ -4,6 +4,8 @@ they run."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from connector.cli.app import app, console, fail
@@ -40,6 +42,13 @@ def sandbox(
         help="Also serve a sandbox Discord whose per-route buckets allow N requests per S seconds ('N/S'); "
         "every buyer is a member, with the id member_base + their index.",
     ),
+    write_config: Path | None = typer.Option(
+        None,
+        "--write-config",
+        metavar="FILE",
+        help="Also write a config for these sandboxes to FILE (try `cardbridge --config FILE check`, then `run`).",
+    ),
+    listen_port: int = typer.Option(8080, help="With --write-config: the daemon's port in that config."),
 ) -> None:
     """Serve the sandbox WooCommerce shop and Discourse forum (and Discord) on 127.0.0.1 until interrupted (prints
     one JSON line)."""
@@ -53,4 +62,6 @@ def sandbox(
         forum_users=forum_users,
         latency=latency,
         discord_bucket=_bucket(discord_bucket) if discord_bucket is not None else None,
+        write_config=write_config,
+        listen_port=listen_port,
     )
