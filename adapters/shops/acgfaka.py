@@ -45,8 +45,10 @@ from typing import Any
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
+from adapters.checks import Check
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop, unset
+from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
@@ -76,6 +78,10 @@ ORDER_COLUMNS = (
     "status",
     "contact",
 )
+#: The lookback: orders paid since a time, up to the watermark. ``check`` EXPLAINs this same statement.
+PAID = "SELECT {columns} FROM {table} WHERE `pay_time` >= :t AND `id` <= :w ORDER BY `id`"
+#: The upstream schema indexes ``order`` on create_time and ten more columns, but not on pay_time.
+UPSTREAM_KEYS = "lizhipay/acg-faka kernel/Install/Install.sql:346-394, indexes at :380-394"
 #: One address, ``local@domain.tld``, nothing around it.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 #: How many of the newest ids are read again on every pass.
@@ -90,7 +96,7 @@ class AcgFakaSettings(DatabaseShopSettings):
 
 class AcgFakaShop(SqlShop):
     """Reads orders and members from an acg-faka database. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.OrderPresence`."""
+    :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`."""
 
     kind = "acgfaka"
     settings = AcgFakaSettings
@@ -152,11 +158,7 @@ class AcgFakaShop(SqlShop):
             paid_since = self.local(last_pass - timedelta(seconds=max(self.config.lookback_seconds, 0)))
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    text(
-                        f"SELECT {columns} FROM {self.table('order')} WHERE `pay_time` >= :t "
-                        "AND `id` <= :w ORDER BY `id`"
-                    ),
-                    {"t": paid_since, "w": watermark},
+                    text(PAID.format(columns=columns, table=self.table("order"))), {"t": paid_since, "w": watermark}
                 ).all()
                 orders, quarantined = self._page(rows, conn)
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=None)
@@ -204,6 +206,26 @@ class AcgFakaShop(SqlShop):
     def orders_present(self, ids: Sequence[str]) -> OrderPage:
         """:class:`~adapters.base.OrderPresence`: a row :meth:`orders_by_id` does not answer was deleted."""
         return self.orders_by_id(ids)
+
+    def check(self) -> Iterator[Check]:
+        """:class:`~adapters.checks.SelfCheck`: the database answers, ``order``, ``user`` and ``commodity`` have the
+        columns read, the user is SELECT-only, and ``order`` has an index the lookback by ``pay_time`` can use."""
+        since = self.local(utcnow() - timedelta(seconds=self.config.lookback_seconds))
+        columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
+        paid = IndexNeed(
+            "order",
+            "pay_time",
+            "CREATE INDEX `idx_pay_time` ON {table} (`pay_time`);",
+            PAID.format(columns=columns, table="{table}"),
+            {"t": since, "w": 2**32 - 1},
+            UPSTREAM_KEYS,
+        )
+        tables = (
+            TableNeed("order", ORDER_COLUMNS),
+            TableNeed("user", ("id", "username", "email")),
+            TableNeed("commodity", ("id", "name")),
+        )
+        return check_database(self, tables, (paid,))
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         ids = [int(k[2:]) for k in keys if k.startswith("c:")]

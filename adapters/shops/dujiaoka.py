@@ -32,9 +32,11 @@ from pydantic import Field
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
+from adapters.checks import Check
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop, unset
-from connector.core.clock import iso, parse_iso
+from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
+from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
     Order,
@@ -76,6 +78,15 @@ ORDER_COLUMNS = (
     "deleted_at",
 )
 
+COLUMNS = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
+#: The incremental walk: a keyset on (updated_at, id). ``check`` EXPLAINs this same statement.
+WALK = (
+    "SELECT {columns} FROM {table} WHERE (`updated_at` > :at) OR (`updated_at` = :at AND `id` > :id) "
+    "ORDER BY `updated_at`, `id` LIMIT :limit"
+)
+#: The upstream schema keys ``orders`` by id, order_sn, goods_id and email only: nothing on updated_at.
+UPSTREAM_KEYS = "assimon/dujiaoka database/sql/install.sql:406-434, keys at :430-433"
+
 
 class DujiaokaSettings(DatabaseShopSettings):
     """``[shop]`` with ``kind = "dujiaoka"``: the database shop keys and ``status_map``."""
@@ -87,7 +98,7 @@ class DujiaokaSettings(DatabaseShopSettings):
 
 class DujiaokaShop(SqlShop):
     """Reads orders and goods from a dujiaoka database. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.OrderPresence`."""
+    :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`."""
 
     kind = "dujiaoka"
     settings = DujiaokaSettings
@@ -136,12 +147,7 @@ class DujiaokaShop(SqlShop):
                 last_id = int(mark["id"])
         else:
             at, last_id = (since or datetime(1970, 1, 2, tzinfo=UTC)), 0
-        columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
-        query = text(
-            f"SELECT {columns} FROM {self.table('orders')} "
-            "WHERE (`updated_at` > :at) OR (`updated_at` = :at AND `id` > :id) "
-            "ORDER BY `updated_at`, `id` LIMIT :limit"
-        )
+        query = text(WALK.format(columns=COLUMNS, table=self.table("orders")))
         newest = json.loads(cursor) if cursor else None
         # The walk goes on from the last row as the database has it (even a row whose date is no date); the cursor
         # only ever holds a plausible date.
@@ -181,6 +187,21 @@ class DujiaokaShop(SqlShop):
         """:class:`~adapters.base.OrderPresence`: :meth:`orders_by_id` reads by primary key, so a row it does not
         answer was deleted (a soft-deleted one is answered as ``deleted``)."""
         return self.orders_by_id(ids)
+
+    def check(self) -> Iterator[Check]:
+        """:class:`~adapters.checks.SelfCheck`: the database answers, ``orders`` and ``goods`` have the columns read,
+        the user is SELECT-only, and ``orders`` has an index the walk by ``updated_at`` can use."""
+        since = self.local(utcnow() - timedelta(seconds=self.config.lookback_seconds))
+        walk = IndexNeed(
+            "orders",
+            "updated_at",
+            "CREATE INDEX `idx_updated_at` ON {table} (`updated_at`, `id`);",
+            WALK.format(columns=COLUMNS, table="{table}"),
+            {"at": since, "id": 0, "limit": self.config.page_size},
+            UPSTREAM_KEYS,
+        )
+        tables = (TableNeed("orders", ORDER_COLUMNS), TableNeed("goods", ("id", "gd_name")))
+        return check_database(self, tables, (walk,))
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         return [], list(keys)  # dujiaoka has no accounts: every buyer is a guest known by email
