@@ -102,6 +102,9 @@ kind = "discourse"
 base_url = "{forum_url}"
 api_key = "{api_key}"
 api_username = "system"
+# The sandbox forum enforces this admin-API limit, raised from Discourse's default of 60 a minute as an operator does
+# for an import (DISCOURSE_MAX_ADMIN_API_REQS_PER_MINUTE); requests_per_minute must not exceed the forum's value.
+requests_per_minute = {rate_limit}
 {discord}
 [[rules]]
 name = "verified-buyer"
@@ -120,6 +123,9 @@ forum = {{ mode = "gamification" }}
 listen = "127.0.0.1:{listen_port}"
 """
 
+#: The forum's admin-API limit (requests a minute) with ``--write-config``, unless ``--rate-limit`` says otherwise.
+TRIAL_RATE_LIMIT = 600
+
 TRIAL_DISCORD = """
 [communities.discord]
 kind = "discord"
@@ -129,12 +135,14 @@ api_base = "{discord_api}"
 """
 
 
-def write_trial_config(path: Path, listen_port: int, facts: dict[str, Any]) -> None:
+def write_trial_config(path: Path, listen_port: int, rate_limit: int, facts: dict[str, Any]) -> None:
     """The config for the sandboxes ``facts`` (the JSON line ``serve`` prints) describe."""
     discord = TRIAL_DISCORD.format(**facts) if "bot_token" in facts else ""
     grant = f'grant.discord = {{ role = "{facts["buyer_role"]}" }}\n' if discord else ""
     path.write_text(
-        TRIAL_CONFIG.format(file=path, discord=discord, discord_grant=grant, listen_port=listen_port, **facts),
+        TRIAL_CONFIG.format(
+            file=path, discord=discord, discord_grant=grant, listen_port=listen_port, rate_limit=rate_limit, **facts
+        ),
         encoding="utf-8",
     )
 
@@ -154,6 +162,8 @@ def serve(
 ) -> None:
     """``base_path``: serve the forum as a subfolder install (``/forum``); ``forum_url`` then carries it.
     ``write_config``: write a config for these sandboxes there (the daemon on ``listen_port``)."""
+    if write_config is not None and rate_limit is None:
+        rate_limit = TRIAL_RATE_LIMIT  # the written config claims a limit: the forum enforces it
     shop = WooCommerceSandbox()
     forum = DiscourseSandbox(rate_limit_per_minute=rate_limit, base_path=base_path)
     shop.knobs.latency = forum.knobs.latency = latency
@@ -198,7 +208,7 @@ def serve(
             "forum_users": len(buyers) if forum_users else 0,
         }
         if write_config is not None:
-            write_trial_config(write_config, listen_port, facts)
+            write_trial_config(write_config, listen_port, rate_limit or TRIAL_RATE_LIMIT, facts)
             facts["config"] = str(write_config)
         print(json.dumps(facts), flush=True)
         stop = threading.Event()
