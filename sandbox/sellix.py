@@ -33,6 +33,9 @@ def envelope(data: Any, status: int = 200, error: str | None = None) -> JSONResp
 class SellixSandbox:
     def __init__(self, api_key: str = "sellix-sandbox-key", knobs: Knobs | None = None) -> None:
         self.api_key = api_key
+        #: The shops the key's account owns, by name: ``X-Sellix-Merchant`` may name any of them (no header: the
+        #: account's main shop). The data is shared: the sandbox tells shops apart only to refuse an unknown name.
+        self.merchants: set[str] = {"sandbox-shop"}
         self.knobs = knobs or Knobs()
         self._lock = threading.RLock()
         self._rng = random.Random(5)
@@ -151,6 +154,12 @@ class SellixSandbox:
                         {"path": request.url.path, "query": dict(request.query_params), "time": time.monotonic()}
                     )
                 if request.headers.get("authorization") != f"Bearer {outer.api_key}":
+                    await envelope(None, 401, "Unauthorized")(scope, receive, send)
+                    return
+                merchant = request.headers.get("x-sellix-merchant")
+                if merchant is not None and merchant not in outer.merchants:
+                    # Sellix documents no answer for a shop the account does not own; the sandbox refuses it like a
+                    # bad key, and CardBridge tells the two apart by asking again without the header, not by this.
                     await envelope(None, 401, "Unauthorized")(scope, receive, send)
                     return
             await app(scope, receive, send)

@@ -24,8 +24,10 @@ import httpx
 from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
+from adapters.checks import Check
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import known_id, read_records, shown
+from adapters.shops.sellix_check import check_sellix
 from connector.core.budget import RequestBudget
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
@@ -159,17 +161,22 @@ class SellixSettings(ShopSettings, RemoteTimeouts):
 
 class SellixShop:
     """Reads orders and feedback from Sellix. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.ReviewSource`."""
+    :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`."""
 
     kind = "sellix"
     settings = SellixSettings
 
     def __init__(self, config: SellixSettings, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
+        self.transport = transport
+        self.client = self._client(config.merchant)
+
+    def _client(self, merchant: str) -> RemoteClient:
+        config = self.config
         headers = {"Authorization": f"Bearer {config.api_key}"}
-        if config.merchant:
-            headers["X-Sellix-Merchant"] = config.merchant
-        self.client = RemoteClient(
+        if merchant:
+            headers["X-Sellix-Merchant"] = merchant
+        return RemoteClient(
             REMOTE,
             config.base_url,
             headers=headers,
@@ -177,7 +184,7 @@ class SellixShop:
             connect_timeout=config.connect_timeout_seconds,
             max_retry_seconds=config.max_retry_seconds,
             keys="[shop]",
-            transport=transport,
+            transport=self.transport,
             budget=RequestBudget(50, window=10.0),
         )
 
@@ -258,6 +265,11 @@ class SellixShop:
 
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
         return iter(())
+
+    def check(self) -> Iterator[Check]:
+        """:class:`~adapters.checks.SelfCheck`: the key is accepted (for ``merchant``), orders and feedback answer
+        (:mod:`adapters.shops.sellix_check`)."""
+        return check_sellix(self.client, self.config.base_url, self.config.merchant, lambda: self._client(""))
 
     def close(self) -> None:
         self.client.close()
