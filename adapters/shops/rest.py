@@ -24,8 +24,10 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage
+from adapters.checks import Check
 from adapters.shops.paging import MAX_PAGES, PageGuard, cursor_value, json_body, shown_url
 from adapters.shops.quarantine import read_records, shown
+from adapters.shops.rest_check import RestTarget, check_rest
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
@@ -386,6 +388,22 @@ class RestShop:
                 orders.append(order)
             mark = (str(newest) if inc.type == "id_watermark" else iso(newest)) if newest else None
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=mark)
+
+    def check(self) -> Iterator[Check]:
+        """:class:`~adapters.checks.SelfCheck`: the first page of orders, with the configured auth, and whether the
+        records and mapped fields are where the config says (:mod:`adapters.shops.rest_check`)."""
+        orders, paging = self.api.orders, self.api.orders.pagination
+        query: dict[str, Any] = {**orders.params, paging.size_param: paging.size}
+        if paging.type == "page":  # the first page, as order_pages asks for it
+            query[paging.page_param] = 1
+        elif paging.type == "offset":
+            query[paging.offset_param] = 0
+        fields = {name: path for name, path in self.api.fields.model_dump().items() if path}
+        target = RestTarget(
+            self._get, dig, self.config.base_url, self.api.auth.type, orders.path, query, orders.records,
+            orders.ok_path, orders.ok_value, orders.message_path, fields, self.api.status_map,
+        )  # fmt: skip
+        return check_rest(target)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         return [], list(keys)
