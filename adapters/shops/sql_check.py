@@ -31,6 +31,8 @@ from connector.core.http import Unreachable
 #: Privileges that let the user change the shop's data or schema.
 WRITES = frozenset({"ALL PRIVILEGES", "ALL", "INSERT", "UPDATE", "DELETE", "DROP", "ALTER", "CREATE", "INDEX"})
 _GRANT = re.compile(r"^GRANT\s+(?P<privileges>.+?)\s+ON\s+(?:(?:TABLE|FUNCTION|PROCEDURE)\s+)?(?P<scope>\S+)\s+TO\s")
+CONNECT = "connect to the database"
+SELECT_ONLY = "user is SELECT-only"
 _DENIED = {1044, 1045}
 _NO_DATABASE = 1049
 _NO_SELECT = {1142, 1143}
@@ -65,27 +67,31 @@ def check_database(shop: SqlShop, tables: Sequence[TableNeed], indexes: Sequence
     mysql = url.get_backend_name() in ("mysql", "mariadb")
     where = f"{url.host or 'localhost'}:{url.port or 3306}" if mysql else url.get_backend_name()
     database = url.database or ""
+    stage = CONNECT  # what is being tested when an error ends the checks
     try:
         with shop.engine.connect() as conn:
             current = conn.execute(text("SELECT DATABASE()" if mysql else "SELECT 1")).scalar()
             if mysql:
                 database = str(current or database)
-            yield passed("connect to the database", f"{url.username or '(no user)'}@{where}/{database}")
+            yield passed(CONNECT, f"{url.username or '(no user)'}@{where}/{database}")
             unreadable = set()
             for need in tables:
+                stage = f"table {shop.prefix}{need.name}"
                 line = _table(conn, shop, need, database, mysql)
                 if not line.ok:
                     unreadable.add(need.name)
                 yield line
             if not mysql:
                 return  # grants and index statistics are read from MySQL/MariaDB only
+            stage = SELECT_ONLY
             yield _grants(conn, database, url.host or "localhost")
             for index in indexes:
+                stage = f"index on {shop.prefix}{index.table}.{index.column}"
                 if index.table not in unreadable:  # no index to look for on a table that is not there
                     yield _index(conn, shop, index)
     except Unreachable as error:
         yield failed(
-            "connect to the database",
+            stage,
             str(error),
             "check the host and port in shop.database_url and that the database is up; waits are "
             "shop.connect_timeout_seconds and shop.timeout_seconds",
@@ -93,16 +99,18 @@ def check_database(shop: SqlShop, tables: Sequence[TableNeed], indexes: Sequence
     except DBAPIError as error:
         code = _code(error)
         user = url.username or "(no user)"
-        if code in _DENIED:
+        if stage == CONNECT and code in _DENIED:
             detail = f"{where} refused user {user!r} (MySQL error {code})"
             fix = "shop.database_url: the user name and password (and that the user may connect from this host)"
-        elif code == _NO_DATABASE:
+        elif stage == CONNECT and code == _NO_DATABASE:
             detail = f"{where} has no database {database!r} (MySQL error {code})"
             fix = "shop.database_url: the database name after the host"
         else:
-            detail = f"{where}: {type(error.orig).__name__} (MySQL error {code})" if code else f"{where}: failed"
+            detail = f"{where}: {type(error.orig).__name__}" + (f" (MySQL error {code})" if code else "")
             fix = "check shop.database_url"
-        yield failed("connect to the database", detail, fix)
+        yield failed(stage, detail, fix)
+    except SQLAlchemyError as error:  # a URL the engine cannot use, a driver that is not installed
+        yield failed(stage, f"{where}: {type(error).__name__}", "check shop.database_url")
 
 
 def _table(conn: Connection, shop: SqlShop, need: TableNeed, database: str, mysql: bool) -> Check:
@@ -150,7 +158,7 @@ def _table(conn: Connection, shop: SqlShop, need: TableNeed, database: str, mysq
 
 
 def _grants(conn: Connection, database: str, host: str) -> Check:
-    what = "user is SELECT-only"
+    what = SELECT_ONLY
     lines = [str(row[0]) for row in conn.execute(text("SHOW GRANTS FOR CURRENT_USER()"))]
     writes: list[str] = []
     roles = 0
