@@ -49,6 +49,9 @@ class WooCommerceSandbox:
         #: False: Settings > Permalinks is "Plain", so ``/wp-json/`` is no route and WordPress answers its HTML 404
         #: page (the API is then only at ``/?rest_route=``, which the sandbox does not serve).
         self.pretty_permalinks = True
+        #: False: the WooCommerce plugin is deactivated; WordPress answers ``/wp-json/wc/v3…`` with its own
+        #: ``404 rest_no_route`` (``WP_REST_Server::dispatch()``: no route matches).
+        self.woocommerce_active = True
         self.knobs = knobs or Knobs()
         self.state = ShopState(tz=ZoneInfo(timezone_name), clock=clock or (lambda: datetime.now(UTC)))
         self._lock = self.state.lock
@@ -266,6 +269,11 @@ class WooCommerceSandbox:
                     )
                 if not self.pretty_permalinks and request.url.path.startswith("/wp-json"):
                     await not_found()(scope, receive, send)
+                    return
+                if not self.woocommerce_active and request.url.path.startswith(API):
+                    await err(404, "rest_no_route", "No route was found matching the URL and request method.")(
+                        scope, receive, send
+                    )
                     return
                 denied = refused(request, self.keys)
                 if denied is not None:

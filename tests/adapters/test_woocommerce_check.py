@@ -125,6 +125,13 @@ def test_plain_permalinks_are_named_in_the_fix(shop):
     assert "HTTP 404" in checks[0].detail and "permalinks" in checks[0].fix and "shop.base_url" in checks[0].fix
 
 
+def test_a_site_without_woocommerce_active_is_named(shop):
+    shop.woocommerce_active = False
+    checks = run(shop.url)
+    assert lines(checks) == [("reach the REST API", False)]
+    assert "rest_no_route" in checks[0].detail and "activate WooCommerce" in checks[0].fix
+
+
 def test_a_wrong_base_url_is_named(shop):
     checks = run(shop.url + "/shop")
     assert lines(checks) == [("reach the REST API", False)]
