@@ -10,10 +10,12 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.cli.app import app, config_error, console, errors, fail, load, open_connector
+from connector.cli.output import JSON_OPTION, report_data, write_json
 from connector.cli.progress import progress_bar
 from connector.cli.report import print_plan, print_summary
 from connector.core.clock import utcnow
 from connector.core.config import ConfigError
+from connector.core.logs import mask_email
 from connector.flow import Connector, PassReport
 from connector.flow import dry_run as dry_run_pass
 from connector.server.health import Thresholds, record_pass
@@ -71,12 +73,18 @@ def _record(connector: Connector, job: str, report: PassReport) -> None:
 
 
 @app.command()
-def sync(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP)) -> None:
+def sync(
+    wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Run one pass: read what changed in the shop, then grant and revoke on the communities."""
     with _one_pass("sync", wait) as connector:
         report = connector.run_pass()
         _record(connector, "sync", report)
-    print_summary(console, report, "sync")
+    if as_json:
+        write_json("sync", report_data(report))
+    else:
+        print_summary(console, report, "sync")
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -101,38 +109,52 @@ def backfill(
         "state store.",
     ),
     wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Re-read the whole shop (ignoring cursors) and bring every community in step."""
     start = _parse_date(since) if since else None
     if dry_run:
         report = _dry_run(start)
-        print_plan(console, report)
-        print_summary(console, report, "backfill (dry run)")
+        if as_json:
+            write_json("backfill", report_data(report, dry_run=True))
+        else:
+            print_plan(console, report)
+            print_summary(console, report, "backfill (dry run)")
         raise typer.Exit(0 if report.ok else 1)
     with _one_pass("backfill", wait) as connector:
         bar, progress = progress_bar(errors, transient=not errors.is_terminal)
         with bar:
             report = connector.run_pass(full=True, since=start, progress=progress)
         _record(connector, "backfill", report)
-    print_summary(console, report, "backfill")
+    if as_json:
+        write_json("backfill", report_data(report))
+    else:
+        print_summary(console, report, "backfill")
     raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
-def reconcile(wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP)) -> None:
+def reconcile(
+    wait: float = typer.Option(0, "--wait", metavar="SECONDS", help=_WAIT_HELP),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Read who really holds each badge, group and Discord role, record hand removals per [policy], then run a pass."""
     with _one_pass("reconcile", wait) as connector:
         report = PassReport()
         drift = connector.reconcile(report)
         after = connector.run_pass()
         after.errors[:0] = report.errors
+        after.members_left = report.members_left  # found by the reconcile, not by the pass after it
         _record(connector, "reconcile", after)
+    left, shop_lines = report.members_left, 1 if connector.orders_vanished else 0
+    removals = len(drift) - left - shop_lines
+    if as_json:
+        drift_lines = [mask_email(line) for line in drift]  # as the pass's problems: no email in clear
+        write_json("reconcile", {**report_data(after), "drift": drift_lines, "manual_removals": removals})
+        raise typer.Exit(0 if after.ok else 1)
     for line in drift:
         console.print(f"  • {line}", highlight=False)
-    left, shop_lines = report.members_left, 1 if connector.orders_vanished else 0
-    console.print(
-        f"{len(drift) - left - shop_lines} manual removal(s) found." + (f" {left} member(s) left." if left else "")
-    )
+    console.print(f"{removals} manual removal(s) found." + (f" {left} member(s) left." if left else ""))
     print_summary(console, after, "reconcile")
     raise typer.Exit(0 if after.ok else 1)
 
