@@ -10,12 +10,13 @@ from rich.text import Text
 
 from connector.core.clock import utcnow
 from connector.core.logs import mask_email
+from connector.flow import describe_customer
 from connector.server.health import PASSES, SHOP, assess_snapshot
 from connector.state import State
 
 
 def status_data(store: State) -> dict[str, Any]:
-    """Everything ``status`` shows, as plain data (the JSON form is this, verbatim)."""
+    """Everything ``status`` shows, as plain data (the JSON form is this, after its ``schema`` key)."""
     counts = store.status.outbox_counts()
     # A buyer with no email is no "unmatched" one: no look-up can find them (counted apart, below).
     unmatched = store.status.unmatched_with_email()
@@ -53,7 +54,10 @@ def status_data(store: State) -> dict[str, Any]:
         **health_data(store),
         "totals": store.status.totals(),
         "open_conflicts": len(store.reviews.conflicts()),
-        "overrides": store.ledger.overrides(),
+        # The ledger names a guest by their email (``e:…``): shown as the other commands show a customer.
+        "overrides": [
+            {**row, "customer": describe_customer(row["customer"], None)} for row in store.ledger.overrides()
+        ],
     }
 
 

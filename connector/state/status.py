@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, and_, exists, func, select
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, select, true
 
 from connector.core.models import OrderStatus
 from connector.state.health_snapshots import HealthSnapshots
@@ -47,6 +47,23 @@ class Status:
                     .limit(limit)
                 )
             ]
+
+    def actions(
+        self, status: str | None = None, community: str | None = None, limit: int = 50
+    ) -> tuple[int, list[OutboxRow]]:
+        """``cardbridge outbox list``: how many actions match (a status, a community, or all), and the newest ``limit``
+        of them (by id: the order they were planned in)."""
+        where = and_(
+            outbox_t.c.status == status if status is not None else true(),
+            outbox_t.c.community == community if community is not None else true(),
+        )
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(outbox_t).where(where)).scalar_one()
+            rows = [
+                OutboxRow.model_validate(dict(row._mapping))
+                for row in conn.execute(select(outbox_t).where(where).order_by(outbox_t.c.id.desc()).limit(limit))
+            ]
+        return int(total), rows
 
     def actions_per_hour(self, now: datetime, hours: int = 24) -> list[int]:
         """Done outbox actions per hour over the last ``hours`` hours, oldest first (for the status page chart)."""
