@@ -7,9 +7,7 @@ check (✓, ✗ with the fix, or – for what could not be tested) and exits 0 o
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from adapters.base import CommunityAdapter, ShopAdapter
 from adapters.checks import Check, SelfCheck, failed, passed
 from adapters.registry import open_community, open_shop
 from connector.cli.app import app, console, load, options
+from connector.cli.output import JSON_OPTION, write_json
 from connector.core.config import Config, ConfigError
 from connector.core.http import describe_error
 from connector.state.probe import probe, sqlite_file
@@ -146,7 +145,7 @@ def _print(line: Line) -> None:
 
 
 @app.command()
-def check(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def check(as_json: bool = JSON_OPTION) -> None:
     """Test the config, the state store, the shop and every community (credentials, permissions, what CardBridge
     will use), writing nothing anywhere. Exit 0 when nothing failed, 1 otherwise, 2 for an invalid config."""
     config = load()
@@ -157,8 +156,7 @@ def check(as_json: bool = typer.Option(False, "--json", help="Machine-readable o
             _print(line)
     ok = all(line.result != FAILED for line in lines)
     if as_json:
-        document = {"schema": "cardbridge.check/1", "ok": ok, "checks": [line.data() for line in lines]}
-        sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        write_json("check", {"ok": ok, "checks": [line.data() for line in lines]})
     else:
         bad = sum(line.result == FAILED for line in lines)
         console.print(f"{len(lines) - bad} of {len(lines)} checks passed." if bad else "All checks passed.")
