@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any
 
 import httpx
@@ -31,6 +31,9 @@ from adapters.base import (
     Outcome,
     RemotePost,
 )
+from adapters.checks import Check
+from adapters.communities.check_context import CheckContext
+from adapters.communities.discourse_check import check_forum
 from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
 from adapters.communities.discourse_grants import MemberGrants, renamed
 from adapters.communities.discourse_posts import ForumContent
@@ -113,6 +116,7 @@ class DiscourseCommunity:
         self._content = ForumContent(self._client, self.cache, config.api_username)
         self._grants = MemberGrants(self._client, self.badge_id, self.group_id, self._forget)
         self._group_titles: dict[str, str] = {}
+        self._rules = rules
         for rule in rules:
             grant = rule.grant.get(name)
             if grant and grant.group:
@@ -268,6 +272,13 @@ class DiscourseCommunity:
         """The account with this username (``GET /u/{username}.json``), or None."""
         user = self._client.user(username)
         return Match(str(user["id"]), str(user["username"])) if user else None
+
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
+        """``cardbridge check`` (:class:`~adapters.checks.SelfCheck`): :mod:`adapters.communities.discourse_check`."""
+        config = self.config
+        return check_forum(
+            self.name, self._client, config.base_url, config.api_username, self._rules, context or CheckContext()
+        )
 
     def stats(self) -> CommunityStats:
         s = self._client.http.stats

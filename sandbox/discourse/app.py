@@ -27,13 +27,14 @@ from sandbox.discourse.posts import Posts
 from sandbox.discourse.rails import parse_body, rails_params, strict_int
 from sandbox.discourse.rate_limit import RateLimiter
 from sandbox.discourse.routing import Ctx, Endpoint
+from sandbox.discourse.site import Site
 from sandbox.discourse.state import ForumState, Row
 from sandbox.discourse.topics import Topics
 from sandbox.discourse.user_badges import UserBadges
 from sandbox.discourse.users import Users
 
 #: The controllers, in route-table order (the first matching route wins).
-CONTROLLERS = (Users, Badges, UserBadges, Groups, Categories, Posts, Topics, Gamification)
+CONTROLLERS = (Users, Badges, UserBadges, Groups, Categories, Posts, Topics, Gamification, Site)
 
 
 class RequestLog:

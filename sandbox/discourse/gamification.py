@@ -62,7 +62,7 @@ class Gamification:
         ]
 
     def _require_plugin(self) -> None:
-        if not self.forum.settings.gamification_enabled:
+        if not (self.forum.settings.gamification_enabled and self.forum.settings.gamification_installed):
             raise not_found()  # requires_plugin: PluginDisabled renders 404
 
     def show(self, ctx: Ctx) -> Any:

@@ -13,7 +13,7 @@ from sandbox.discourse.membership import add_member, destroy_group, remove_membe
 from sandbox.discourse.post_revisor import post_record, revise_post, trash_post
 from sandbox.discourse.rails import slug
 from sandbox.discourse.rate_limit import RateLimiter
-from sandbox.discourse.state import ForumState, new_category
+from sandbox.discourse.state import ForumState, new_badge, new_category
 from sandbox.discourse.user_badges import revoke
 from sandbox.discourse.users import rename_user
 from sandbox.faults import FaultInjector, Knobs
@@ -42,6 +42,7 @@ class DiscourseSandbox:
     allow_uncategorized_topics = Forwarded[bool]("state.settings")
     allow_duplicate_topic_titles = Forwarded[bool]("state.settings")
     gamification_enabled = Forwarded[bool]("state.settings")
+    gamification_installed = Forwarded[bool]("state.settings")
     editing_grace_period = Forwarded[int]("state.settings")
     editing_grace_period_max_diff = Forwarded[int]("state.settings")
     editing_grace_period_max_diff_high_trust = Forwarded[int]("state.settings")
@@ -213,6 +214,13 @@ class DiscourseSandbox:
             self.state.categories[category_id] = new_category(category_id, name, slug(name, f"{category_id}-category"),
                                                               color, text_color)  # fmt: skip
             return category_id
+
+    def add_badge(self, name: str, enabled: bool = True) -> int:
+        """An admin made a badge (Admin → Badges → New), enabled or not; returns its id."""
+        with self.state.lock:
+            badge_id = self.state.take_id("badge")
+            self.state.badges[badge_id] = new_badge(badge_id, name, 3, enabled=enabled)
+            return badge_id
 
     def revoke_by_hand(self, username: str, badge_name: str) -> int:
         """A moderator removed the grant(s) in the admin UI. Returns how many grants were removed."""

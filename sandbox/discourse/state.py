@@ -49,6 +49,9 @@ class SiteSettings:
     allow_uncategorized_topics: bool = False
     allow_duplicate_topic_titles: bool = False
     gamification_enabled: bool = True
+    #: The discourse-gamification plugin is installed at all (``/admin/plugins.json`` lists it); its routes answer only
+    #: when it is also enabled.
+    gamification_installed: bool = True
     editing_grace_period: int = 300
     editing_grace_period_max_diff: int = 100
     editing_grace_period_max_diff_high_trust: int = 400
