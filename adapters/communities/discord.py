@@ -24,7 +24,7 @@ server gets the role again when they come back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -40,6 +40,9 @@ from adapters.base import (
     settled_payload,
     wrong_payload,
 )
+from adapters.checks import Check
+from adapters.communities.check_context import CheckContext
+from adapters.communities.discord_check import check_guild
 from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth, error_code
 from adapters.communities.discord_constants import RECORDS
 from adapters.communities.discord_reviews import ReviewThreads
@@ -323,6 +326,14 @@ class DiscordCommunity:
                 {u for u in users if roles_of.get(u, set()) is None},
             )
         return answers
+
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
+        """``cardbridge check`` (:class:`~adapters.checks.SelfCheck`): :mod:`adapters.communities.discord_check`."""
+        c = self.config
+        roles = {role: f"rule {rule!r}" for role, rule in self.role_names.items()}
+        return check_guild(
+            self.name, self._client, self.guild, c.api_base, c.application_id, roles, context or CheckContext()
+        )
 
     def stats(self) -> CommunityStats:
         parts = [self._client.http.stats] + ([self._oauth.http.stats] if self._oauth else [])

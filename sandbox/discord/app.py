@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from sandbox.discord.application import Application
 from sandbox.discord.channels import Channels
 from sandbox.discord.common import API, AUTHORIZE_PATH, BEARER_ROUTE, REVOKE_PATHS, TOKEN_PATHS, error, parse_json
 from sandbox.discord.guild import Guild
@@ -22,7 +23,7 @@ from sandbox.discord.rate_limit import RateLimiter, bucket_of
 from sandbox.discord.role_connections import RoleConnections
 from sandbox.discord.state import DiscordState
 
-CONTROLLERS = (Guild, Channels, RoleConnections, OAuth2)
+CONTROLLERS = (Guild, Channels, RoleConnections, OAuth2, Application)
 
 
 class DiscordApp:

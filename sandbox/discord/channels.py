@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.discord.common import API, body_of, error, iso
+from sandbox.discord.permissions import VIEW_CHANNEL
 from sandbox.discord.state import DiscordState, Row
 
 MENTION = re.compile(r"@everyone|@here|<@&?!?\d+>")
@@ -63,6 +64,10 @@ class Channels:
             channel = discord.channels.get(request.path_params["channel"])
             if channel is None:
                 return error(404, 10003, "Unknown Channel")
+            if "permission_overwrites" in channel and not (
+                discord.bot_in_guild and discord.bot_permissions(channel["id"]) & VIEW_CHANNEL
+            ):
+                return error(403, 50001, "Missing Access")  # a channel the bot cannot see
             if request.method == "GET":
                 return JSONResponse(channel)
             if request.method == "DELETE":

@@ -2,7 +2,12 @@
 
 Error codes: 10004 (unknown guild), 10007 (unknown member), 10011 (unknown role), 50013 (a role at or above the bot's
 highest role); Add Guild Member answers 201 with the new member, 204 (``roles`` and ``nick`` ignored) for an existing
-one, 50025 for a bad OAuth2 token and 50026 for a token without ``guilds.join``."""
+one, 50025 for a bad OAuth2 token and 50026 for a token without ``guilds.join``. A bot that is not in the guild
+(``bot_in_guild = False``) gets 403 50001 Missing Access on every guild route (Discord answers a guild it cannot see
+so: 50001 "Missing access", discord/discord-api-docs developers/topics/opcodes-and-status-codes.mdx:259).
+
+``GET /guilds/{id}`` answers the guild object with its ``roles`` and ``owner_id`` (developers/resources/guild.mdx:745,
+"Get Guild"; the object's fields at :29-39); ``GET /guilds/{id}/members/{bot id}`` the bot's own member, holding its managed role."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ class Guild:
 
     def routes(self) -> list[BaseRoute]:
         return [
+            Route(f"{API}/guilds/{{guild}}", self.guild, methods=["GET"]),
             Route(f"{API}/guilds/{{guild}}/members/{{user}}", self.member, methods=["GET", "PUT"]),
             Route(
                 f"{API}/guilds/{{guild}}/members/{{user}}/roles/{{role}}", self.member_role, methods=["PUT", "DELETE"]
@@ -27,14 +33,44 @@ class Guild:
             Route(f"{API}/guilds/{{guild}}/roles", self.roles, methods=["GET", "POST"]),
         ]
 
+    def _unseen(self, guild: str) -> Response | None:
+        if guild != self.discord.guild_id:
+            return error(404, 10004, "Unknown Guild")
+        if not self.discord.bot_in_guild:
+            return error(403, 50001, "Missing Access")
+        return None
+
+    async def guild(self, request: Request) -> Response:
+        discord = self.discord
+        with discord.lock:
+            unseen = self._unseen(request.path_params["guild"])
+            if unseen is not None:
+                return unseen
+            return JSONResponse(
+                {
+                    "id": discord.guild_id,
+                    "name": "Sandbox Shop",
+                    "icon": None,
+                    "owner_id": discord.owner_id,
+                    "roles": sorted(discord.roles.values(), key=lambda r: r["position"]),
+                    "emojis": [],
+                    "features": [],
+                    "verification_level": 1,
+                    "premium_tier": 0,
+                }
+            )
+
     async def member(self, request: Request) -> Response:
         if request.method == "PUT":
             return self._add_member(request)
         discord = self.discord
         with discord.lock:
             user = request.path_params["user"]
-            if request.path_params["guild"] != discord.guild_id:
-                return error(404, 10004, "Unknown Guild")
+            unseen = self._unseen(request.path_params["guild"])
+            if unseen is not None:
+                return unseen
+            if user == discord.client_id:
+                return JSONResponse(discord.member_object(user))
             if user not in discord.members:
                 return error(404, 10007, "Unknown Member")
             return JSONResponse(discord.member_object(user))
@@ -95,6 +131,9 @@ class Guild:
         discord = self.discord
         body = body_of(request)
         with discord.lock:
+            unseen = self._unseen(request.path_params["guild"])
+            if unseen is not None:
+                return unseen
             if request.method == "GET":
                 return JSONResponse(sorted(discord.roles.values(), key=lambda r: r["position"]))
             role_id = discord.add_role(str(body.get("name") or "new role"), position=1)

@@ -33,6 +33,8 @@ class DiscordSandbox:
     client_secret = Forwarded[str]("state")
     clock = Forwarded[Callable[[], float]]("state")
     bot_role = Forwarded[str]("state")
+    #: ``False``: the bot was never invited (or was kicked): guild routes answer 403 50001.
+    bot_in_guild = Forwarded[bool]("state")
     roles = Forwarded[dict[str, dict[str, Any]]]("state")
     members = Forwarded[dict[str, set[str]]]("state")
     channels = Forwarded[dict[str, dict[str, Any]]]("state")
@@ -104,6 +106,7 @@ class DiscordSandbox:
                 "guild_id": self.state.guild_id,
                 "name": name,
                 "flags": REQUIRE_TAG if require_tag else 0,
+                "permission_overwrites": [],
                 "available_tags": [
                     {"id": new_id(), "name": tag, "moderated": False, "emoji_id": None, "emoji_name": None}
                     for tag in tags
@@ -121,8 +124,17 @@ class DiscordSandbox:
                 "name": name,
                 "flags": 0,
                 "last_message_id": None,
+                "permission_overwrites": [],
             }
             return channel_id
+
+    def overwrite(self, channel_id: str, target: str, allow: int = 0, deny: int = 0, member: bool = False) -> None:
+        """An admin set a channel permission overwrite for a role (``target`` a role id; the guild id is @everyone)
+        or a member (``member=True``), as ``{"id", "type": 0 role | 1 member, "allow", "deny"}`` strings."""
+        with self._lock:
+            overwrites = self.state.channels[channel_id].setdefault("permission_overwrites", [])
+            overwrites[:] = [o for o in overwrites if o["id"] != target]
+            overwrites.append({"id": target, "type": 1 if member else 0, "allow": str(allow), "deny": str(deny)})
 
     def archive(self, thread_id: str, locked: bool = False) -> None:
         """Discord archives the thread (inactivity, or the guild nearing its active-thread cap)."""

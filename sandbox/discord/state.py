@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.discord.permissions import ADMINISTRATOR, ALL, BOT_DEFAULT, EVERYONE_DEFAULT
+
 Row = dict[str, Any]
 
 
@@ -28,6 +30,10 @@ class DiscordState:
     channels: dict[str, Row] = field(default_factory=dict)
     messages: dict[str, Row] = field(default_factory=dict)
     bot_role: str = ""
+    #: The bot was invited to the guild (``False``: every guild route answers 403 50001 Missing Access).
+    bot_in_guild: bool = True
+    #: The guild's owner (a person, not the bot: the owner has every permission).
+    owner_id: str = "600000000000000001"
     # ---- what the tests read: every request, every message that would ping, the 401/403/429 count
     requests: list[Row] = field(default_factory=list)
     pings: list[Row] = field(default_factory=list)
@@ -46,8 +52,15 @@ class DiscordState:
     issued: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.roles[self.guild_id] = {"id": self.guild_id, "name": "@everyone", "position": 0, "managed": False}
+        self.roles[self.guild_id] = {
+            "id": self.guild_id,
+            "name": "@everyone",
+            "position": 0,
+            "managed": False,
+            "permissions": str(EVERYONE_DEFAULT),
+        }
         self.bot_role = self.add_role("CardBridge", position=10, managed=True)
+        self.roles[self.bot_role]["permissions"] = str(BOT_DEFAULT)
 
     def new_id(self) -> str:
         self.snowflake += 1
@@ -70,6 +83,37 @@ class DiscordState:
     def above_bot(self, role_id: str) -> bool:
         """A role at or above the bot's highest role: the bot may not grant or remove it (50013)."""
         return bool(self.roles[role_id]["position"] >= self.roles[self.bot_role]["position"])
+
+    def bot_permissions(self, channel_id: str | None = None) -> int:
+        """The bot's permissions in the guild, or in ``channel_id`` after its overwrites, as Discord documents them
+        (discord/discord-api-docs developers/topics/permissions.mdx:119-189, "Permission Overwrites": @everyone's
+        permissions OR the bot's roles'; ADMINISTRATOR is everything; then the channel's overwrites for @everyone, for
+        its roles together, for the bot itself)."""
+        roles = self.roles
+        mine = [self.bot_role] if self.bot_role in roles else []
+        base = int(roles[self.guild_id].get("permissions", "0"))
+        for role in mine:
+            base |= int(roles[role].get("permissions", "0"))
+        if base & ADMINISTRATOR:
+            return ALL
+        channel = self.channels.get(channel_id or "")
+        if channel is None:
+            return base
+        overwrites = {o["id"]: o for o in channel.get("permission_overwrites", [])}
+        permissions = base
+        everyone = overwrites.get(self.guild_id)
+        if everyone:
+            permissions = (permissions & ~int(everyone["deny"])) | int(everyone["allow"])
+        allow = deny = 0
+        for role in mine:
+            if role in overwrites:
+                allow |= int(overwrites[role]["allow"])
+                deny |= int(overwrites[role]["deny"])
+        permissions = (permissions & ~deny) | allow
+        member = overwrites.get(self.client_id)
+        if member:
+            permissions = (permissions & ~int(member["deny"])) | int(member["allow"])
+        return permissions
 
     # ---- objects as the API renders them -------------------------------------------------------------------------
 
@@ -96,11 +140,14 @@ class DiscordState:
         }
 
     def member_object(self, user_id: str) -> Row:
+        if user_id == self.client_id:  # the bot's own member: its managed role
+            return {**self._member_fields(), "user": self.bot_user(), "roles": [self.bot_role], "nick": None}
         return {
+            **self._member_fields(),
             "user": self.public_user(user_id),
             "roles": sorted(self.members[user_id]),
             "nick": self.nicks.get(user_id),
-            "joined_at": "2026-01-01T00:00:00+00:00",
-            "deaf": False,
-            "mute": False,
         }
+
+    def _member_fields(self) -> Row:
+        return {"joined_at": "2026-01-01T00:00:00+00:00", "deaf": False, "mute": False}
