@@ -10,7 +10,8 @@ import pytest
 from adapters.checks import Check, SelfCheck
 from adapters.communities.check_context import CheckContext
 from adapters.communities.discord import DiscordCommunity, DiscordSettings
-from connector.core.config import Grant, PointsTarget, ReviewTarget, Rule
+from adapters.registry import open_community
+from connector.core.config import Grant, PointsTarget, ReviewTarget, Rule, parse_config
 from connector.core.settings import validate_table
 from sandbox.discord import DiscordSandbox
 from sandbox.discord.permissions import MANAGE_ROLES, MANAGE_THREADS, SEND_MESSAGES_IN_THREADS, VIEW_CHANNEL
@@ -169,3 +170,29 @@ def test_the_bot_may_not_grant_roles_without_manage_roles_even_with_its_role_on_
     discord.roles[discord.bot_role]["permissions"] = "0"
     discord.roles[discord.guild_id]["permissions"] = str(MANAGE_ROLES)  # @everyone's permissions count too
     assert by_what(run(discord))["bot may manage roles"].ok
+
+
+def test_the_context_is_read_from_the_config_as_the_cli_would(discord):
+    config = parse_config(
+        {
+            "shop": {"kind": "woocommerce", "base_url": "https://shop.example.com", "consumer_key": "ck", "consumer_secret": "cs"},
+            "communities": {
+                "chat": {"kind": "discord", "bot_token": TOKEN, "guild_id": discord.guild_id,
+                         "api_base": f"{discord.url}/api/v10", "application_id": discord.client_id,
+                         "client_secret": SECRET},
+            },
+            "rules": [{"name": "buyers", "grant": {"chat": {"role": discord.verified}}}],
+            "reviews": {"communities": {"chat": {"forum_channel": discord.forum}}},
+            "points": {"per_order": 10, "communities": {"chat": {"tiers": {"100": discord.vip}}}},
+            "link": {"community": "chat", "public_url": PUBLIC, "secret": "x" * 32},
+        }
+    )  # fmt: skip
+    context = CheckContext.of("chat", config)
+    assert context.link_redirect_uri == REDIRECT and context.review is not None and context.points is not None
+    adapter = open_community("chat", config)
+    try:
+        checks = list(adapter.check(context))  # type: ignore[attr-defined]
+    finally:
+        adapter.close()
+    assert [c.ok for c in checks] == [True] * 8
+    assert CheckContext.of("other", config) == CheckContext()
