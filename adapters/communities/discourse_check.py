@@ -10,7 +10,11 @@ What the forum answers (discourse/discourse):
   ``moderator``) for the user the key acts as. A key that does not exist, or an ``Api-Username`` that is no active
   user, never reaches it: ``Auth::DefaultCurrentUserProvider`` raises ``Discourse::InvalidAccess``, a 403 with
   ``error_type: invalid_access``. A granular (scoped) key is refused the same way on a route none of its scopes
-  allows (``ApiKey#request_allowed?``), and no scope allows this route: such a key fails here, with that said.
+  allows (lib/auth/default_current_user_provider.rb ``lookup_api_user``: nil unless ``request_allowed?``), and no
+  scope but ``global:read`` allows this route (app/models/api_key_scope.rb ``default_mappings``); one that may still
+  list badges (``badges:list``) is told apart as a granular key. CardBridge needs a global key: it also reads
+  ``/admin/users/{id}.json`` (``admin/users#show``), which no scope allows. A ``global:read`` key cannot be told
+  from a global one without writing.
 - ``/admin/badges.json``, ``/admin/groups``: ``AdminConstraint``; for anyone but an admin the route does not
   exist (404), so a moderator's key reads as "not an admin", not as a missing badge.
 - ``/admin/plugins.json``: ``Admin::PluginsController < Admin::StaffController`` renders ``AdminPluginSerializer``
@@ -89,12 +93,7 @@ class ForumCheck:
             body = self.client.http.request("GET", "/session/current.json").json()
         except RemoteError as error:
             if error.status in (401, 403):
-                yield failed(
-                    "key accepted",
-                    f"{self.base_url} refused the key ({error.status}): no such key, a revoked key, a user "
-                    "that does not exist or is suspended, or a granular key (scoped keys cannot be checked)",
-                    f"set {self.key('api_key')} to a global admin key and {self.key('api_username')} to its user",
-                )
+                yield self._refused(error.status)
                 return None
             if error.status == 404:
                 yield failed(
@@ -115,6 +114,25 @@ class ForumCheck:
         yield passed("forum answers", self.base_url)
         yield passed("key accepted", f"acts as {user.get('username', self.api_username)}")
         return user
+
+    def _refused(self, status: int) -> Check:
+        """The key was refused on the session route: a granular key if it may still list badges (its scopes are
+        routes, ``ApiKeyScope.default_mappings``; ``badges:list`` is ``admin/badges#index``), else a bad key."""
+        try:
+            self.client.http.request("GET", "/admin/badges.json")
+        except RemoteError:
+            return failed(
+                "key accepted",
+                f"{self.base_url} refused the key ({status}): no such key, a revoked key, or a user that does not "
+                "exist, is suspended, or is not the one the key is for",
+                f"set {self.key('api_key')} to a global admin key and {self.key('api_username')} to its user",
+            )
+        return failed(
+            "key is a global key",
+            "a granular (scoped) key: CardBridge also reads /admin/users/{id}.json, which no scope allows, and a "
+            "scoped key's write scopes cannot be tested without writing",
+            f"set {self.key('api_key')} to a global key (Admin → API → New key, Scope: Global)",
+        )
 
     def _badges(self) -> Iterator[Check]:
         if not self.badges:

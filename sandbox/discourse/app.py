@@ -141,7 +141,7 @@ class ForumApp:
         if matched is None:
             raise not_found()
         found, endpoint = matched
-        actor = self.authenticate(request)
+        actor = self.authenticate(request, method, path)
         if not self.limiter.plain_text_429:
             self.limiter.check(self.forum.clock)
         if endpoint.admin_only and not actor["admin"]:
@@ -173,9 +173,13 @@ class ForumApp:
             return path[len(self.base_path) :] or "/"
         raise Answer(404, f"Not Found: {path}", {"X-Cascade": "pass"}, media_type="text/plain")
 
-    def authenticate(self, request: Request) -> Row:
+    def authenticate(self, request: Request, method: str = "GET", path: str = "") -> Row:
         key = request.headers.get("api-key")
-        if key is None or key != self.forum.api_key:
+        scopes = self.forum.granular_keys.get(key or "")
+        if scopes is not None:
+            if not any(m == method and re.fullmatch(p, path) for m, p in scopes):
+                raise forbidden(MSG_INVALID_API_CREDENTIALS)  # a route none of the key's scopes allows
+        elif key is None or key != self.forum.api_key:
             raise forbidden(MSG_INVALID_API_CREDENTIALS)
         username = request.headers.get("api-username")
         user_id = request.headers.get("api-user-id")

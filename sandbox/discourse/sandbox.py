@@ -215,6 +215,14 @@ class DiscourseSandbox:
                                                               color, text_color)  # fmt: skip
             return category_id
 
+    def add_granular_key(self, key: str, *scopes: str) -> None:
+        """A granular key (acting as any user named in ``Api-Username``) with some of ``ApiKeyScope``'s scopes
+        (app/models/api_key_scope.rb): ``badges:list`` (``admin/badges#index``), ``global:read`` (every GET)."""
+        routes = {"badges:list": (("GET", r"/admin/badges(\.json)?"), ("GET", r"/badges(\.json)?")),
+                  "global:read": (("GET", r".*"),)}  # fmt: skip
+        with self.state.lock:
+            self.state.granular_keys[key] = tuple(r for scope in scopes for r in routes[scope])
+
     def add_badge(self, name: str, enabled: bool = True) -> int:
         """An admin made a badge (Admin → Badges → New), enabled or not; returns its id."""
         with self.state.lock:

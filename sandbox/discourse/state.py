@@ -98,6 +98,11 @@ class ForumState:
     #: before that filter (lib/admin_user_index_query.rb at 000ef5e5 has none), which ignores the parameter and lists
     #: accounts whose owner never confirmed the email along with the others.
     activation_filter: bool = True
+    #: Granular keys (Admin → API → Scope: Granular): key → the (method, path regex) its scopes allow, from
+    #: ``ApiKeyScope.default_mappings`` (app/models/api_key_scope.rb). Any other route refuses the key as a key that
+    #: does not exist: ``lookup_api_user`` returns nil when ``!api_key.request_allowed?(@env)`` and the provider raises
+    #: ``InvalidAccess`` with ``invalid_api_credentials`` (lib/auth/default_current_user_provider.rb).
+    granular_keys: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lock = LocaleLock(lambda: self.locale)

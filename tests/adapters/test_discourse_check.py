@@ -141,3 +141,12 @@ def test_a_forum_that_does_not_answer_is_one_line_naming_the_url_key():
     checks = run(f"http://127.0.0.1:{port}")
     assert lines(checks) == [("forum answers", False)]
     assert "communities.forum.base_url" in checks[0].fix and f"127.0.0.1:{port}" in checks[0].detail
+
+
+def test_a_granular_key_is_told_apart_from_a_bad_key(forum):
+    forum.add_granular_key("scoped-s3cret", "badges:list")
+    checks = run(forum.url, key="scoped-s3cret")
+    assert lines(checks) == [("key is a global key", False)]
+    assert "granular" in checks[0].detail and "Scope: Global" in checks[0].fix
+    assert "communities.forum.api_key" in checks[0].fix
+    assert run(forum.url, key="unknown-s3cret")[0].what == "key accepted"
