@@ -5,6 +5,8 @@ secret, and nothing is written."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from adapters.checks import Check, SelfCheck
@@ -196,3 +198,13 @@ def test_the_context_is_read_from_the_config_as_the_cli_would(discord):
         adapter.close()
     assert [c.ok for c in checks] == [True] * 8
     assert CheckContext.of("other", config) == CheckContext()
+
+
+def test_an_api_that_does_not_answer_is_one_line_naming_the_url(discord):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    discord.url = f"http://127.0.0.1:{port}"
+    checks = run(discord)
+    assert [(c.what, c.ok) for c in checks] == [("Discord answers", False)]
+    assert f"127.0.0.1:{port}" in checks[0].detail and "communities.chat.api_base" in checks[0].fix
