@@ -20,11 +20,12 @@ import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from connector.core import plugins
+from connector.core.config_scope import LocalConfig, Scope, StateConfig, interpolate, select, state_url
 from connector.core.settings import (
     CommunitySettings,
     ConfigError,
@@ -44,7 +45,9 @@ __all__ = [
     "ConfigError",
     "HttpUrl",
     "KeyedError",
+    "LocalConfig",
     "RequiredStr",
+    "Scope",
     "ShopSettings",
     "StrictModel",
     "TimeZone",
@@ -54,7 +57,6 @@ __all__ = [
 ]
 
 ENV_VAR = "CARDBRIDGE_CONFIG"
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 S = TypeVar("S", ShopSettings, CommunitySettings)
 
 
@@ -85,10 +87,6 @@ def _settings(group: str, base: type[S]) -> Callable[[Any], Any]:
 ShopTable = Annotated[ShopSettings, BeforeValidator(_settings(plugins.SHOPS, ShopSettings))]
 #: ``[communities.<name>]``, validated with the settings model of the community adapter ``kind`` names.
 CommunityTable = Annotated[CommunitySettings, BeforeValidator(_settings(plugins.COMMUNITIES, CommunitySettings))]
-
-
-class StateConfig(StrictModel):
-    url: str = "sqlite:///cardbridge.db"
 
 
 class Grant(StrictModel):
@@ -484,42 +482,34 @@ class Config(StrictModel):
     @property
     def state_url(self) -> str:
         """The state URL with a relative sqlite path resolved against the config file's folder."""
-        url = self.state.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
-            return prefix + str((self.base_dir / url[len(prefix) :]).resolve())
-        return url
-
-
-def _interpolate(value: Any, path: str) -> Any:
-    """Replace ``${VAR}`` in every string; an unset variable is an error naming both the key and the variable."""
-    if isinstance(value, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, f"{path}.{i}") for i, v in enumerate(value)]
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in os.environ:
-                raise ConfigError(f"{path}: environment variable {name} is not set")
-            return os.environ[name]
-
-        return _VAR.sub(replace, value)
-    return value
+        return state_url(self.state.url, self.base_dir)
 
 
 def parse_config(data: dict[str, Any], base_dir: Path = Path(".")) -> Config:
-    """Validate an already-parsed TOML document."""
-    data = _interpolate(data, "")
+    """Validate an already-parsed TOML document (every section)."""
+    return _parse(Config, data, base_dir)
+
+
+M = TypeVar("M", Config, LocalConfig)
+
+
+def _parse(model: type[M], data: dict[str, Any], base_dir: Path) -> M:
+    data = interpolate(data)
     try:
-        return Config.model_validate({**data, "base_dir": base_dir})
+        return model.model_validate({**data, "base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(format_errors(error, data)) from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load the config from ``path``, else from ``$CARDBRIDGE_CONFIG``."""
+@overload
+def load_config(
+    path: str | os.PathLike[str] | None = None, scope: Literal[Scope.ALL, Scope.PASS] = Scope.ALL
+) -> Config: ...
+@overload
+def load_config(path: str | os.PathLike[str] | None, scope: Literal[Scope.LOCAL]) -> LocalConfig: ...
+def load_config(path: str | os.PathLike[str] | None = None, scope: Scope = Scope.ALL) -> Config | LocalConfig:
+    """Load the config from ``path``, else from ``$CARDBRIDGE_CONFIG``: the sections ``scope`` reads
+    (:mod:`connector.core.config_scope`; by default all of them, every ``${VAR}`` resolved)."""
     if path is None:
         path = os.environ.get(ENV_VAR)
     if not path:
@@ -533,4 +523,6 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{file} is not valid TOML: {error}") from None
-    return parse_config(data, base_dir=file.resolve().parent)
+    data = select(data, scope)
+    base_dir = file.resolve().parent
+    return _parse(LocalConfig, data, base_dir) if scope is Scope.LOCAL else _parse(Config, data, base_dir)
