@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from connector.cli.app import app, console, fail, load, open_connector, open_store
+from connector.cli.app import app, console, fail, load_local, open_connector, open_store
 from connector.cli.output import JSON_OPTION, customer_name, timestamp, write_json
 from connector.cli.status import print_status, status_data
 from connector.core.logs import mask_email
@@ -217,7 +217,7 @@ def conflicts_resolve(
 @reviews_app.command("held")
 def reviews_held(as_json: bool = JSON_OPTION) -> None:
     """Reviews waiting for approval before they are posted."""
-    reviews = load().reviews
+    reviews = load_local().reviews
     hold = reviews is not None and reviews.hold
     store = open_store()
     # Without hold, nothing waits: an unapproved review is posted (or was) by the pass, so it is not listed.

@@ -6,13 +6,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from connector import __version__
-from connector.core.config import Config, ConfigError, load_config
+from connector.core.config import Config, ConfigError, LocalConfig, Scope, load_config
 from connector.core.logs import configure
 from connector.flow import Connector
 from connector.state import State
@@ -82,23 +83,34 @@ def config_error(error: ConfigError) -> typer.Exit:
     return fail(Text.assemble(("config error:", "bold red"), f" {error}"), 2)
 
 
-def load() -> Config:
-    """The config; an invalid one exits 2 with one line naming the key."""
+def load(scope: Literal[Scope.ALL, Scope.PASS] = Scope.ALL) -> Config:
+    """The config as ``scope`` reads it (:mod:`connector.core.config_scope`; by default every section and secret, as
+    ``run`` and ``check`` need it); an invalid one exits 2 with one line naming the key."""
     try:
-        return load_config(options.config_path)
+        return load_config(options.config_path, scope)
+    except ConfigError as error:
+        raise config_error(error) from None
+
+
+def load_local() -> LocalConfig:
+    """``[state]`` and ``[reviews] hold`` alone: the other sections (and their secrets) are not read, so the state
+    store can be inspected while the shop or a community is still being configured."""
+    try:
+        return load_config(options.config_path, Scope.LOCAL)
     except ConfigError as error:
         raise config_error(error) from None
 
 
 def open_store() -> State:
-    """The state store alone: for commands that open no shop or community client."""
-    return State.open(load().state_url)
+    """The state store alone: for commands that open no shop or community client (they read only ``[state]``)."""
+    return State.open(load_local().state_url)
 
 
 @contextmanager
-def open_connector() -> Iterator[Connector]:
-    """The configured connector (adapters opened and checked), closed on the way out."""
-    config = load()
+def open_connector(scope: Literal[Scope.ALL, Scope.PASS] = Scope.PASS) -> Iterator[Connector]:
+    """The configured connector (adapters opened and checked), closed on the way out. It reads what a pass uses
+    (not the daemon's ``[server]`` secrets) unless the caller asks for ``Scope.ALL`` (``run``)."""
+    config = load(scope)
     try:
         connector = Connector(config)
     except ConfigError as error:

@@ -14,7 +14,7 @@ from connector.cli.output import JSON_OPTION, report_data, write_json
 from connector.cli.progress import progress_bar
 from connector.cli.report import print_plan, print_summary
 from connector.core.clock import utcnow
-from connector.core.config import ConfigError
+from connector.core.config import ConfigError, Scope
 from connector.core.logs import mask_email
 from connector.flow import Connector, PassReport
 from connector.flow import dry_run as dry_run_pass
@@ -49,7 +49,7 @@ def _store_failure(error: StoreError | SQLAlchemyError) -> typer.Exit:
 def _dry_run(since: datetime | None) -> PassReport:
     """The backfill on a throw-away copy of the store: no pass lock is taken (the copy is a consistent snapshot) and
     nothing is written to the store, nor to any community."""
-    config = load()
+    config = load(Scope.PASS)
     bar, progress = progress_bar(errors, transient=not errors.is_terminal)
     try:
         with bar:
@@ -164,7 +164,7 @@ def run() -> None:
     """Run as a daemon: scheduled passes, webhooks, /healthz, /metrics and a status page ([schedule], [server])."""
     from connector.server.daemon import CannotListen, serve  # the web stack loads only for the daemon
 
-    with open_connector() as connector:
+    with open_connector(Scope.ALL) as connector:
         try:
             serve(connector)
         except CannotListen as error:  # a busy port or a wrong address: one line naming the key, nothing started

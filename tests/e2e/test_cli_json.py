@@ -311,9 +311,10 @@ def test_with_json_an_error_is_one_line_on_stderr_and_stdout_stays_empty(world):
         assert locked.stdout == "" and len(said(locked.stderr)) == 1, locked.stderr
     out, _ = first.communicate(timeout=120)
     assert first.returncode == 0 and json.loads(out)["counts"]["delivered"] == 2
-    world.write_config(extra='[policy]\nrespect_manual_removal = "yes"\n')
+    # A mistake in [state], which every command reads (`status` and the like read nothing else).
+    world.config_path.write_text(world.config_path.read_text().replace("url = ", "uri = ", 1), encoding="utf-8")
     for args in (("sync",), ("backfill", "--dry-run"), ("status",), ("outbox", "list"), ("points", "show", "1")):
         broken = world.cli(*args, "--json")
         assert broken.code == 2, (args, broken.output)
         lines = said(broken.stderr)
-        assert broken.stdout == "" and len(lines) == 1 and "respect_manual_removal" in lines[0], broken.stderr
+        assert broken.stdout == "" and len(lines) == 1 and "state.uri" in lines[0], broken.stderr
