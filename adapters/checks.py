@@ -1,6 +1,7 @@
 """``cardbridge check``: the seam an adapter implements to test its credentials and permissions before a pass.
 
-An adapter that can test itself implements :class:`SelfCheck`. ``check()`` makes **read-only** requests (or
+An adapter that can test itself implements :class:`SelfCheck`; a community is also given a :class:`CheckContext`
+(what ``[reviews]``, ``[points]`` and ``[link]`` ask of it, which its own table does not say). ``check()`` makes **read-only** requests (or
 ``SELECT``s and catalogue reads on a database shop) and yields one :class:`Check` per thing it tested, in the order an
 operator would fix them: reach the remote, the credentials, then each permission CardBridge uses. When an early check
 fails so that the later ones cannot run (a refused key), it yields the failure and stops: no second line about the
@@ -16,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from connector.core.config import Config, PointsTarget, ReviewTarget
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,34 @@ def failed(what: str, detail: str, fix: str) -> Check:
     return Check(what, False, detail, fix)
 
 
+@dataclass(frozen=True)
+class CheckContext:
+    """``review``: the ``[reviews.communities.<name>]`` target, when reviews are posted there. ``points``: the
+    ``[points.communities.<name>]`` target. ``link_redirect_uri``: ``<public_url>/link/callback`` when ``[link]``
+    names this community (the OAuth2 redirect its application must list)."""
+
+    review: ReviewTarget | None = None
+    points: PointsTarget | None = None
+    link_redirect_uri: str | None = None
+
+    @classmethod
+    def of(cls, name: str, config: Config) -> CheckContext:
+        review = config.reviews.communities.get(name) if config.reviews else None
+        points = config.points.communities.get(name) if config.points else None
+        link = config.link if config.link is not None and config.link.community == name else None
+        redirect = f"{link.public_url}/link/callback" if link else None  # as connector/server/linking.py sends it
+        return cls(review=review, points=points, link_redirect_uri=redirect)
+
+
 @runtime_checkable
 class SelfCheck(Protocol):
     """Optional capability of a shop or community adapter: test the configured credentials and permissions."""
 
-    def check(self) -> Iterator[Check]:
-        """Read-only tests of what this adapter needs, one :class:`Check` each (see the module docstring)."""
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
+        """Read-only tests of what this adapter needs, one :class:`Check` each (see the module docstring).
+
+        ``context``: what the rest of the config asks of this adapter beyond its own table and the rules (a community:
+        reviews posted there, points sent there, the link page's OAuth2 redirect); without it, only what the rules
+        need is tested. ``cardbridge check`` passes ``CheckContext.of(name, config)`` to every community and nothing
+        to the shop."""
         ...

@@ -40,8 +40,7 @@ from adapters.base import (
     settled_payload,
     wrong_payload,
 )
-from adapters.checks import Check
-from adapters.communities.check_context import CheckContext
+from adapters.checks import Check, CheckContext
 from adapters.communities.discord_check import check_guild
 from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth, error_code
 from adapters.communities.discord_constants import RECORDS

@@ -26,8 +26,7 @@ from typing import Any
 
 import httpx
 
-from adapters.checks import Check, failed, passed
-from adapters.communities.check_context import CheckContext
+from adapters.checks import Check, CheckContext, failed, passed
 from adapters.communities.discord_client import DiscordClient, error_code
 from connector.core.http import RemoteError
 

@@ -31,8 +31,7 @@ from adapters.base import (
     Outcome,
     RemotePost,
 )
-from adapters.checks import Check
-from adapters.communities.check_context import CheckContext
+from adapters.checks import Check, CheckContext
 from adapters.communities.discourse_check import check_forum
 from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
 from adapters.communities.discourse_grants import MemberGrants, renamed

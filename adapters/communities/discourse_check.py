@@ -30,8 +30,7 @@ from typing import Any
 
 import httpx
 
-from adapters.checks import Check, failed, passed
-from adapters.communities.check_context import CheckContext
+from adapters.checks import Check, CheckContext, failed, passed
 from adapters.communities.discourse_client import DiscourseClient
 from connector.core.config import Rule
 from connector.core.http import RemoteError

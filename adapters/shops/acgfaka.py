@@ -45,7 +45,7 @@ from typing import Any
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
-from adapters.checks import Check
+from adapters.checks import Check, CheckContext
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop, unset
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
@@ -207,7 +207,7 @@ class AcgFakaShop(SqlShop):
         """:class:`~adapters.base.OrderPresence`: a row :meth:`orders_by_id` does not answer was deleted."""
         return self.orders_by_id(ids)
 
-    def check(self) -> Iterator[Check]:
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the database answers, ``order``, ``user`` and ``commodity`` have the
         columns read, the user is SELECT-only, and ``order`` has an index the lookback by ``pay_time`` can use."""
         since = self.local(utcnow() - timedelta(seconds=self.config.lookback_seconds))

@@ -32,7 +32,7 @@ from pydantic import Field
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
-from adapters.checks import Check
+from adapters.checks import Check, CheckContext
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop, unset
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
@@ -188,7 +188,7 @@ class DujiaokaShop(SqlShop):
         answer was deleted (a soft-deleted one is answered as ``deleted``)."""
         return self.orders_by_id(ids)
 
-    def check(self) -> Iterator[Check]:
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the database answers, ``orders`` and ``goods`` have the columns read,
         the user is SELECT-only, and ``orders`` has an index the walk by ``updated_at`` can use."""
         since = self.local(utcnow() - timedelta(seconds=self.config.lookback_seconds))

@@ -24,7 +24,7 @@ import httpx
 from pydantic import Field, field_validator, model_validator
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage
-from adapters.checks import Check
+from adapters.checks import Check, CheckContext
 from adapters.shops.paging import MAX_PAGES, PageGuard, cursor_value, json_body, shown_url
 from adapters.shops.quarantine import read_records, shown
 from adapters.shops.rest_check import RestTarget, check_rest
@@ -389,7 +389,7 @@ class RestShop:
             mark = (str(newest) if inc.type == "id_watermark" else iso(newest)) if newest else None
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=mark)
 
-    def check(self) -> Iterator[Check]:
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the first page of orders, with the configured auth, and whether the
         records and mapped fields are where the config says (:mod:`adapters.shops.rest_check`)."""
         orders, paging = self.api.orders, self.api.orders.pagination

@@ -24,7 +24,7 @@ import httpx
 from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
-from adapters.checks import Check
+from adapters.checks import Check, CheckContext
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import known_id, read_records, shown
 from adapters.shops.sellix_check import check_sellix
@@ -266,7 +266,7 @@ class SellixShop:
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
         return iter(())
 
-    def check(self) -> Iterator[Check]:
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the key is accepted (for ``merchant``), orders and feedback answer
         (:mod:`adapters.shops.sellix_check`)."""
         return check_sellix(self.client, self.config.base_url, self.config.merchant, lambda: self._client(""))

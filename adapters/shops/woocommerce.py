@@ -30,7 +30,7 @@ import httpx
 from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
-from adapters.checks import Check
+from adapters.checks import Check, CheckContext
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import json_id, read_records, shown
 from adapters.shops.woocommerce_check import check_woocommerce
@@ -363,7 +363,7 @@ class WooCommerceShop:
             found += read_records(PRODUCTS, records, parse_product, _id)[0]  # an unreadable product is left out
         return list(one_per_id(found, lambda product: product.id))
 
-    def check(self) -> Iterator[Check]:
+    def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the API answers, the key is accepted, its user may read orders,
         customers and reviews (:mod:`adapters.shops.woocommerce_check`)."""
         return check_woocommerce(self.client, self.config.base_url + API)

@@ -19,7 +19,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CommunityAdapter, ShopAdapter
-from adapters.checks import Check, SelfCheck, failed, passed
+from adapters.checks import Check, CheckContext, SelfCheck, failed, passed
 from adapters.registry import open_community, open_shop
 from connector.cli.app import app, console, load, options
 from connector.cli.output import JSON_OPTION, write_json
@@ -100,7 +100,9 @@ def _creatable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def _remote(part: str, open_adapter: Callable[[], ShopAdapter | CommunityAdapter]) -> Iterator[Line]:
+def _remote(
+    part: str, open_adapter: Callable[[], ShopAdapter | CommunityAdapter], context: CheckContext | None = None
+) -> Iterator[Line]:
     """The adapter's own checks; an adapter that cannot be opened, or whose check raises, is one failed line."""
     try:
         adapter = open_adapter()
@@ -114,7 +116,7 @@ def _remote(part: str, open_adapter: Callable[[], ShopAdapter | CommunityAdapter
             yield Line(part, Check("credentials", True, detail), UNTESTED)
             return
         try:
-            yield from _lines(part, adapter.check())
+            yield from _lines(part, adapter.check(context))
         except Exception as error:  # a check must not stop the others: its failure is one line
             yield Line(
                 part, failed("check", describe_error(error), "see the message; run with --log-level debug"), FAILED
@@ -129,7 +131,11 @@ def run_checks(config: Config) -> Iterator[Line]:
     yield from _lines("state", state_checks(config))
     yield from _remote("shop", lambda: open_shop(config))
     for name in config.communities:
-        yield from _remote(name, lambda name=name: open_community(name, config))  # type: ignore[misc]
+        yield from _remote(
+            name,
+            lambda name=name: open_community(name, config),  # type: ignore[misc]
+            CheckContext.of(name, config),
+        )
 
 
 def _print(line: Line) -> None:

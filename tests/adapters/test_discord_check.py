@@ -9,8 +9,7 @@ import socket
 
 import pytest
 
-from adapters.checks import Check, SelfCheck
-from adapters.communities.check_context import CheckContext
+from adapters.checks import Check, CheckContext, SelfCheck
 from adapters.communities.discord import DiscordCommunity, DiscordSettings
 from adapters.registry import open_community
 from connector.core.config import Grant, PointsTarget, ReviewTarget, Rule, parse_config

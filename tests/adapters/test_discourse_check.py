@@ -8,8 +8,7 @@ import socket
 
 import pytest
 
-from adapters.checks import Check, SelfCheck
-from adapters.communities.check_context import CheckContext
+from adapters.checks import Check, CheckContext, SelfCheck
 from adapters.communities.discourse import DiscourseCommunity, DiscourseSettings
 from connector.core.config import Grant, PointsTarget, ReviewTarget, Rule
 from connector.core.settings import validate_table

@@ -76,3 +76,17 @@ def test_an_invalid_config_exits_2_naming_the_key(world):
     run = world.cli("check")
     assert run.code == 2
     assert "shop.page_size" in run.stderr
+
+
+def test_the_rest_of_the_config_reaches_the_community_checks(world):
+    """[points] sends score events to the forum: check tests the gamification plugin there (the forum's own table
+    does not say so; the CLI passes what [reviews], [points] and [link] ask of each community)."""
+    world.write_config(extra='[points]\nper_order = 10\nforum = { mode = "gamification" }\n')
+    world.forum.gamification_installed = False
+    run = world.cli("check")
+    assert run.code == 1, run.output
+    failing = lines(run.stdout, "✗ forum:")
+    assert failing and "gamification" in failing[0], run.stdout
+    world.forum.gamification_installed = True
+    world.forum.gamification_enabled = True
+    assert world.cli("check").code == 0
