@@ -339,7 +339,8 @@ def _run_demo(console: Console, folder: Path) -> int:
             connector.close()
         ok = report.ok and linked.ok and second.ok and third.ok
         console.print(
-            "\nNext: copy config.example.toml, point it at your shop and forum, and run "
-            "`cardbridge --config cardbridge.toml backfill`."
+            "\nNext: try the daemon on the sandboxes (`cardbridge sandbox --write-config trial.toml`, then "
+            "`cardbridge --config trial.toml check` and `run`), or copy config.example.toml, point it at your shop "
+            "and forum, and run `cardbridge --config cardbridge.toml check`, then `backfill --dry-run`."
         )
         return 0 if ok else 1
