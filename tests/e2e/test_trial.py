@@ -18,7 +18,12 @@ import httpx
 def cardbridge(*args: str, cwd, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARDBRIDGE_")}
     return subprocess.run(
-        [sys.executable, "-m", "connector.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "connector.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
