@@ -23,6 +23,7 @@ from sandbox.discourse.categories import Categories
 from sandbox.discourse.errors import MSG_INVALID_API_CREDENTIALS, Answer, forbidden, not_found
 from sandbox.discourse.gamification import Gamification
 from sandbox.discourse.groups import Groups
+from sandbox.discourse.mass_award import MassAward
 from sandbox.discourse.posts import Posts
 from sandbox.discourse.rails import parse_body, rails_params, strict_int
 from sandbox.discourse.rate_limit import RateLimiter
@@ -34,7 +35,7 @@ from sandbox.discourse.user_badges import UserBadges
 from sandbox.discourse.users import Users
 
 #: The controllers, in route-table order (the first matching route wins).
-CONTROLLERS = (Users, Badges, UserBadges, Groups, Categories, Posts, Topics, Gamification, Site)
+CONTROLLERS = (Users, Badges, MassAward, UserBadges, Groups, Categories, Posts, Topics, Gamification, Site)
 
 
 class RequestLog:

@@ -145,6 +145,13 @@ def rails_params(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return result
 
 
+class UploadedFile(str):
+    """A multipart part sent as a file (it has a ``filename``): Rails gives an ``ActionDispatch::Http::UploadedFile``
+    (with a ``tempfile``), not a string, so a controller can tell an upload from a plain field."""
+
+    filename: str = ""
+
+
 def parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
     if not raw:
         return {}
@@ -161,6 +168,12 @@ def parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
                 continue
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
-            pairs.append((str(name), data.decode(part.get_content_charset() or "utf-8", "replace")))
+            text = data.decode(part.get_content_charset() or "utf-8", "replace")
+            filename = part.get_param("filename", header="content-disposition")
+            if filename is not None:
+                upload = UploadedFile(text)
+                upload.filename = str(filename)
+                text = upload
+            pairs.append((str(name), text))
         return rails_params(pairs)
     return rails_params(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))

@@ -9,6 +9,7 @@ from typing import Any
 
 from sandbox.discourse.app import ForumApp, RequestLog
 from sandbox.discourse.badges import destroy_badge
+from sandbox.discourse.mass_award import jobs
 from sandbox.discourse.membership import add_member, destroy_group, remove_member
 from sandbox.discourse.post_revisor import post_record, revise_post, trash_post
 from sandbox.discourse.rails import slug
@@ -72,6 +73,23 @@ class DiscourseSandbox:
         self._lock = self.state.lock
         self._app = ForumApp(self.state, self.limiter, self.requests, base_path)
         self.app = FaultInjector(self._app.starlette, self.knobs)
+
+    @property
+    def mass_award_delay(self) -> float | None:
+        """Seconds before a mass award's jobs run (Sidekiq's queue latency); ``None`` holds them until
+        :meth:`run_jobs`."""
+        return jobs(self.state).delay
+
+    @mass_award_delay.setter
+    def mass_award_delay(self, seconds: float | None) -> None:
+        jobs(self.state).delay = seconds
+
+    def run_jobs(self) -> int:
+        """Run the queued mass-award jobs now; returns how many requests' jobs ran."""
+        return jobs(self.state).run_all()
+
+    def pending_jobs(self) -> int:
+        return jobs(self.state).pending()
 
     # ==== in-process helpers (tests, demo) =================================================================================
 
