@@ -173,6 +173,9 @@ class Outcome:
     permanent: bool = False
     #: Not an error of the action's own (e.g. the member has not joined yet): back to pending, no attempt counted.
     wait: bool = False
+    #: The request went out but its effect is not visible yet (an asynchronous job, e.g. a Discourse mass award):
+    #: verified on a later pass, like a crash's orphan, before anything is sent again.
+    unknown: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,22 @@ class CommunityStats:
 
 class CommunityStopped(Exception):
     """The community cannot be used at all this pass (bad credentials, forbidden): stop sending, say why once."""
+
+
+@runtime_checkable
+class MassGrants(Protocol):
+    """Optional: a community that applies many grants of one target in one request (Discourse's mass badge award).
+
+    Delivery hands it every due grant of one ``kind``/target together when there are more than
+    :meth:`mass_threshold` of them, and verifies interrupted ones together with :meth:`verify_many`."""
+
+    def mass_threshold(self, kind: str) -> int | None:
+        """More than this many grants of one target of ``kind`` go as one batch; None: never."""
+        ...
+
+    def verify_many(self, actions: Sequence[Action]) -> dict[int, Outcome | None]:
+        """Like ``verify`` for grants of one target, with one read of the target's holders."""
+        ...
 
 
 @runtime_checkable

@@ -35,6 +35,7 @@ from adapters.checks import Check, CheckContext
 from adapters.communities.discourse_check import check_forum
 from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
 from adapters.communities.discourse_grants import MemberGrants, renamed
+from adapters.communities.discourse_mass_award import MassAward
 from adapters.communities.discourse_posts import ForumContent
 from connector.core.config import Rule
 from connector.core.http import RemoteError, stopped_reason
@@ -62,6 +63,15 @@ class DiscourseSettings(CommunitySettings, RemoteTimeouts):
     group_flair_color: str = "FFFFFF"
     #: Make the group the members' primary group, so its title and flair show next to their posts.
     group_primary: bool = True
+    #: More than this many grants of one single-grant badge due together go as one mass award (a CSV of usernames,
+    #: up to 50,000 a request) instead of one request each; read back before they count as done.
+    mass_award_threshold: Annotated[int, Field(ge=1)] = 50
+    #: How long one pass waits for a mass award's grants to show among the badge's holders (the forum grants them in
+    #: background jobs); what is not shown by then is verified on a later pass.
+    mass_award_wait_seconds: Annotated[float, Field(ge=0)] = 30.0
+    #: A grant a mass award did not show is sent again only once the award is this old: until its jobs have run, a
+    #: second award would grant the badge twice.
+    mass_award_settle_seconds: Annotated[float, Field(ge=0)] = 300.0
 
 
 def _stops_everything(error: RemoteError) -> bool:
@@ -114,6 +124,15 @@ class DiscourseCommunity:
         )
         self._content = ForumContent(self._client, self.cache, config.api_username)
         self._grants = MemberGrants(self._client, self.badge_id, self.group_id, self._forget)
+        self._mass = MassAward(
+            self._client.http,
+            self.cache,
+            wait_seconds=config.mass_award_wait_seconds,
+            settle_seconds=config.mass_award_settle_seconds,
+            sleep=sleep,
+        )
+        #: Badge name → whether it allows multiple grants (read once per process, with the badge list).
+        self._multiple: dict[str, bool] = {}
         self._group_titles: dict[str, str] = {}
         self._rules = rules
         for rule in rules:
@@ -189,7 +208,16 @@ class DiscourseCommunity:
     def apply(self, actions: Sequence[Action]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         groups: dict[tuple[str, str], list[Action]] = defaultdict(list)
+        grants: dict[str, list[Action]] = defaultdict(list)
         for action in actions:
+            if action.kind == "badge" and action.op == "grant":
+                grants[action.target].append(action)
+        massed = {t for t, due in grants.items() if len(due) > self.config.mass_award_threshold and self._single(t)}
+        for target in massed:
+            outcomes.extend(self._mass_grant(target, grants[target]))
+        for action in actions:
+            if action.kind == "badge" and action.op == "grant" and action.target in massed:
+                continue
             if action.kind == "group":
                 groups[(action.target, action.op)].append(action)
             elif action.kind == "badge":
@@ -212,6 +240,38 @@ class DiscourseCommunity:
             return Outcome(action.id, False, error=str(error))
         except httpx.HTTPError as error:
             raise _unreachable(self.name, error) from error
+
+    def _single(self, target: str) -> bool:
+        """Whether the badge allows one grant per user (mass awards are only for those)."""
+        if target not in self._multiple:
+            badge_id = self.badge_id(target)
+            badge = next((b for b in self._client.badges() if int(b.get("id", 0)) == badge_id), {})
+            self._multiple[target] = bool(badge.get("multiple_grant", False))
+        return not self._multiple[target]
+
+    def _mass_grant(self, target: str, actions: Sequence[Action]) -> list[Outcome]:
+        try:
+            return self._mass.grant(target, self.badge_id(target), actions)
+        except RemoteError as error:
+            if error.status == 404:  # the badge is gone (400 is an unknown badge id too): find or create it again
+                self._forget("badge", target)
+            if _stops_everything(error):
+                raise CommunityStopped(stopped_reason(self.name, error)) from error
+            return [Outcome(a.id, False, error=str(error)) for a in actions]  # e.g. 422: the badge is disabled
+        except httpx.HTTPError as error:
+            raise _unreachable(self.name, error) from error
+
+    # ---- MassGrants ----------------------------------------------------------------------------------------------
+
+    def mass_threshold(self, kind: str) -> int | None:
+        return self.config.mass_award_threshold if kind == "badge" else None
+
+    def verify_many(self, actions: Sequence[Action]) -> dict[int, Outcome | None]:
+        """Badge grants of one target whose outcome is unknown, verified with one read of the badge's holders."""
+        if not actions:
+            return {}
+        target = actions[0].target
+        return self._mass.verify(target, self.badge_id(target), actions)
 
     def _group(self, group: str, op: str, actions: Sequence[Action]) -> list[Outcome]:
         try:
@@ -246,6 +306,9 @@ class DiscourseCommunity:
             data = renamed(action, current)
             if action.op == "grant" and ref is not None:
                 return Outcome(action.id, True, ref=str(ref), data=data)
+            if action.op == "grant" and self._mass.recent(action.target):
+                # A mass award of this badge may still be granting it: a single grant now could make a second row.
+                return Outcome(action.id, False, unknown=True, error="not a holder yet; a mass award may still run")
             if action.op == "revoke" and ref is None:
                 return Outcome(action.id, True, data=data)
             return None

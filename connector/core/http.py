@@ -259,11 +259,13 @@ class RemoteClient:
         ok: tuple[int, ...] = (200, 201, 204),
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
+        files: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         """Send with budget and retries; statuses outside ``ok`` raise :class:`RemoteError` (4xx at once).
 
         ``idempotent``: whether sending the request twice leaves the same state (default: by method, see
-        :data:`IDEMPOTENT`). A request that is not is never resent once it may have reached the server.
+        :data:`IDEMPOTENT`). A request that is not is never resent once it may have reached the server. ``files``:
+        multipart parts, as httpx takes them (bytes, so a retry can send them again).
         """
         again = method.upper() in IDEMPOTENT if idempotent is None else idempotent
         started = time.monotonic()
@@ -276,7 +278,7 @@ class RemoteClient:
             before_sleep=lambda state: self._before_sleep(state, tries),
         )
         try:
-            return retrying(self._send_once, method, path, params, data, json, ok, headers, again, tries)
+            return retrying(self._send_once, method, path, params, data, json, ok, headers, again, tries, files)
         except httpx.TransportError as error:
             if _transient(error) and tries.failures:
                 # The first failure says what was given (a last attempt gets only the time left), the tail how long
@@ -309,6 +311,7 @@ class RemoteClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
         tries: _Tries | None = None,
+        files: Mapping[str, Any] | None = None,
     ) -> httpx.Response:
         if self.budget is not None:
             paced = time.monotonic()
@@ -327,7 +330,7 @@ class RemoteClient:
         timeout = httpx.Timeout(min(self.read_timeout, left), connect=min(self.connect_timeout, left))
         try:
             response = self._client.request(
-                method, path, params=params, data=data, json=json, headers=headers, timeout=timeout
+                method, path, params=params, data=data, json=json, headers=headers, timeout=timeout, files=files
             )
         except httpx.TransportError as error:
             message = self._explained(error, method, timeout)
