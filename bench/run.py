@@ -144,8 +144,16 @@ def run_cardbridge(folder: Path, *args: str) -> Timed:
     return Timed(elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), out)
 
 
-def write_config(folder: Path, info: dict[str, Any], rpm: int) -> None:
-    (folder / "cardbridge.toml").write_text(CONFIG.format(rpm=rpm, **info), encoding="utf-8")
+def write_config(folder: Path, info: dict[str, Any], rpm: int, forum: str = "") -> None:
+    """``forum``: more lines for ``[communities.forum]``."""
+    text = CONFIG.format(rpm=rpm, **info)
+    if forum:
+        text = text.replace("unmatched_retry_seconds = 0\n", "unmatched_retry_seconds = 0\n" + forum.rstrip() + "\n")
+    (folder / "cardbridge.toml").write_text(text, encoding="utf-8")
+
+
+#: The per-user badge path (one ``POST /user_badges.json`` per buyer): no mass award however many grants are due.
+PER_USER_GRANTS = "mass_award_threshold = 1000000000"
 
 
 def floor_seconds(info: dict[str, Any]) -> tuple[float, int]:
@@ -230,7 +238,8 @@ def bench_backfill(n: int, runs: int, forum_users: bool = True) -> tuple[Figure,
 def bench_rate_limit(limit: int, buyers: int) -> Figure:
     with Sandbox(buyers, rate_limit=limit) as sandbox, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_config(folder, sandbox.info, rpm=limit)
+        # one request per grant, so the run has a steady state to measure the pacing on
+        write_config(folder, sandbox.info, rpm=limit, forum=PER_USER_GRANTS)
         timed = run_cardbridge(folder, "backfill")
         stats = sandbox.stats()
         status = status_json(folder)
@@ -250,6 +259,36 @@ def bench_rate_limit(limit: int, buyers: int) -> Figure:
         f"{achieved:.0f} req/min in steady state over {times[-1] - times[0]:.0f} s; "
         f"{stats['rate_limited']} 429s of {stats['requests']} requests ({share_429:.1%}); {failed} failed actions",
     )
+
+
+def bench_mass_award(buyers: int, limit: int = 60, per_user: bool = True) -> list[Figure]:
+    """A backfill of ``buyers`` (badge + group on each) against the forum with its admin limit on at ``limit``/min:
+    with the mass award, and (``per_user``) with one grant request per buyer as before, side by side."""
+    results: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
+    for label, forum in [("mass award", ""), ("per-user grants", PER_USER_GRANTS)][: 2 if per_user else 1]:
+        # ``cardbridge sandbox --orders N`` makes N / 10 buyers, each with a forum account
+        with Sandbox(buyers * 10, rate_limit=limit) as sandbox, tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            write_config(folder, sandbox.info, rpm=limit, forum=forum)
+            timed = run_cardbridge(folder, "backfill")
+            if timed.code != 0:
+                raise RuntimeError(f"backfill failed with exit {timed.code}:\n{timed.stdout}")
+            results[label] = (timed.seconds, sandbox.stats(), status_json(folder))
+    figures = []
+    for label, (seconds, stats, status) in results.items():
+        granted = status["totals"]["granted"]  # badge + group per buyer who paid
+        figures.append(
+            Figure(
+                f"{buyers:,}-buyer backfill at {limit}/min, {label}",
+                f"{seconds:.0f} s",
+                "≤ 180 s at 10,000" if label == "mass award" else "—",
+                None,
+                f"{stats['requests']} forum requests ({stats['requests'] / buyers:.3f} per buyer), "
+                f"{stats['rate_limited']} 429s, {granted} grants in effect; by route: "
+                f"{json.dumps(stats['by_route'])}",
+            )
+        )
+    return figures
 
 
 def bench_economy(orders: int) -> tuple[Figure, Figure]:
@@ -492,7 +531,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
     parser.add_argument("--runs", type=int, default=3, help="runs per backfill size (median reported)")
     parser.add_argument("--discord-only", action="store_true", help="only the Discord figures (printed, not written)")
+    parser.add_argument(
+        "--mass-award-only", type=int, metavar="BUYERS", help="only the mass-award figures (printed, not written)"
+    )
+    parser.add_argument("--no-per-user", action="store_true", help="with --mass-award-only: skip the per-user run")
     args = parser.parse_args()
+    if args.mass_award_only:
+        for f in bench_mass_award(args.mass_award_only, per_user=not args.no_per_user):
+            print(f"{f.name}: {f.value} — {f.detail}", flush=True)
+        return
     if args.discord_only:
         for f in bench_discord(100 if args.quick else 600, 20, 1.0):
             print(f"{f.name}: {f.value} (target {f.target}, met: {f.met}) — {f.detail}")
@@ -518,6 +565,8 @@ def main() -> None:
     print("rate-limit use …", flush=True)
     # ~3 R buyers, so the run lasts about two windows and has a steady state to measure
     figures.append(bench_rate_limit(120, 3_600) if not args.quick else bench_rate_limit(60, 1_800))
+    print("mass award at the real limit …", flush=True)
+    figures += bench_mass_award(2_000 if not args.quick else 300, per_user=False)
     print("request economy …", flush=True)
     figures += list(bench_economy(5_000 if not args.quick else 500))
     print("Discord role grants …", flush=True)
