@@ -30,6 +30,8 @@ from connector.state.tables import OutboxRow
 
 #: Rows claimed per round: one full Discourse group call.
 GROUP_BATCH = 1000
+#: Grants of one kind gathered for mass awards per round (Discourse's ``MAX_CSV_LINES``: one award each).
+MASS_BATCH = 50_000
 
 
 class DeliverStage:
@@ -46,9 +48,12 @@ class DeliverStage:
             try:
                 self._recover(run, name, community)
                 total = run.state.status.outbox_counts()["pending"]
-                done = 0
+                mass = community if isinstance(community, MassGrants) else None
+                done = self._mass(run, name, community, mass, total) if mass is not None else 0
+                if run.stop.is_set():
+                    return
                 while rows := outbox.due(name, utcnow(), limit=GROUP_BATCH, not_since=run.started):
-                    for batch in batches(rows, community):
+                    for batch in batches(rows, mass):
                         if run.stop.is_set():
                             return  # the action in flight has finished; the rest waits in the outbox
                         claimed = outbox.claim(batch)
@@ -68,6 +73,30 @@ class DeliverStage:
             except (RemoteError, httpx.HTTPError) as error:
                 run.report.errors.append(f"{name}: {error}")
                 log.error("delivery failed", community=name, error=str(error))
+
+    def _mass(self, run: Run, name: str, community: CommunityAdapter, mass: MassGrants, total: int) -> int:
+        """Every due grant of one target sent as one batch (a mass award) when there are more than the community's
+        threshold of them, before the mixed rounds: gathered by kind, so badge grants are not cut into awards of a
+        few hundred by the group and other rows between them in id order. Returns how many rows it sent."""
+        done = 0
+        kinds = sorted(kind for kind in self.owners if mass.mass_threshold(kind) is not None)
+        for kind in kinds:
+            threshold = mass.mass_threshold(kind) or 0
+            rows = run.state.outbox.due(name, utcnow(), limit=MASS_BATCH, not_since=run.started, kind=kind, op="grant")
+            by_target: dict[str, list[OutboxRow]] = {}
+            for row in rows:
+                by_target.setdefault(row.target, []).append(row)
+            for due in by_target.values():
+                if len(due) <= threshold:
+                    continue  # a few grants: sent one by one in the mixed rounds
+                if run.stop.is_set():
+                    return done
+                claimed = run.state.outbox.claim(due)
+                if claimed:
+                    self._send(run, community, claimed)
+                done += len(due)
+                run.options.progress("deliver", done, max(total, done))
+        return done
 
     def actions(self, run: Run, rows: Sequence[OutboxRow]) -> list[Action]:
         """The rows as the community adapter sees them, each with its payload built now, and the account's name and
@@ -245,7 +274,7 @@ class DeliverStage:
                 run.state.outbox.unsure([row], f"not verified yet: {outcome.error}", attempt=False)
             else:
                 resend.append(row)
-        for batch in batches(resend, community):
+        for batch in batches(resend, community if isinstance(community, MassGrants) else None):
             self._send(run, community, batch)
 
     @staticmethod
@@ -268,14 +297,13 @@ class DeliverStage:
         return verified
 
 
-def batches(rows: Sequence[OutboxRow], community: object = None) -> list[list[OutboxRow]]:
+def batches(rows: Sequence[OutboxRow], mass: MassGrants | None = None) -> list[list[OutboxRow]]:
     """Group rows the community can apply in one call (same kind, target and op): group changes always; grants of
     one target when there are more than the community's mass threshold of them (:class:`MassGrants`: a Discourse mass
     badge award); every other row alone."""
     grouped: dict[tuple[str, str, str], list[OutboxRow]] = {}
     massed: dict[tuple[str, str, str], list[OutboxRow]] = {}
     singles: list[list[OutboxRow]] = []
-    mass = community if isinstance(community, MassGrants) else None
     for row in rows:
         if row.kind == "group":
             grouped.setdefault((row.kind, row.target, row.op), []).append(row)

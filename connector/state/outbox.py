@@ -49,26 +49,34 @@ class Outbox:
     # ---- sending -------------------------------------------------------------------------------------------------
 
     def due(
-        self, community: str, now: datetime, limit: int = 1000, not_since: datetime | None = None
+        self,
+        community: str,
+        now: datetime,
+        limit: int = 1000,
+        not_since: datetime | None = None,
+        *,
+        kind: str | None = None,
+        op: str | None = None,
     ) -> list[OutboxRow]:
         """Actions of ``community`` ready to send: pending, or failed whose retry time has come (oldest first).
 
         ``not_since``: skip failed rows already tried after that moment (one attempt per action per pass).
+        ``kind``, ``op``: only actions of that kind and operation (a mass award gathers one badge's grants).
         """
         # Failed rows, and pending rows given back (released) earlier, wait for their time; and one try per pass.
         retry_due = and_(outbox_t.c.status.in_(("failed", "pending")), outbox_t.c.next_attempt_at <= now)
         if not_since is not None:
             retry_due = and_(retry_due, outbox_t.c.updated_at < not_since)
         fresh = and_(outbox_t.c.status == "pending", outbox_t.c.next_attempt_at.is_(None))
+        where = and_(outbox_t.c.community == community, or_(fresh, retry_due))
+        if kind is not None:
+            where = and_(where, outbox_t.c.kind == kind)
+        if op is not None:
+            where = and_(where, outbox_t.c.op == op)
         with self.engine.connect() as conn:
             return [
                 OutboxRow.model_validate(dict(row._mapping))
-                for row in conn.execute(
-                    select(outbox_t)
-                    .where(and_(outbox_t.c.community == community, or_(fresh, retry_due)))
-                    .order_by(outbox_t.c.id)
-                    .limit(limit)
-                )
+                for row in conn.execute(select(outbox_t).where(where).order_by(outbox_t.c.id).limit(limit))
             ]
 
     def claim(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:

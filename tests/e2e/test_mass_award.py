@@ -128,3 +128,21 @@ def test_at_or_below_the_threshold_each_buyer_gets_a_single_grant(world, count):
     assert run.code == 0, run.output
     assert world.forum.count("POST", r"^/user_badges\.json$") == count and world.forum.count("POST", AWARD) == 0
     assert set(grants_per_user(world, names).values()) == {1}
+
+
+def test_every_due_grant_of_a_badge_goes_in_one_award_whatever_rows_lie_between_them(world):
+    # 1,200 buyers: their badge and group rows alternate in the outbox, so a delivery round of 1,000 rows held about
+    # 500 badge grants, and the backfill sent three awards (and three read-backs) where one does.
+    names = buyers(world, 1200)
+    run = world.cli("backfill")
+    assert run.code == 0, run.output
+
+    assert world.forum.count("POST", AWARD) == 1 and world.forum.count("POST", r"^/user_badges") == 0
+    assert set(grants_per_user(world, names).values()) == {1}
+    assert all(GROUP in world.forum.groups_of(name) for name in names)
+    by_route = Counter(f"{r['method']} {r['path'].split('?')[0]}" for r in world.forum.requests)
+    # Identity pages (100 users each), the read-back (50 grants a page), group adds (1,000 a call) and a few set-up
+    # calls: nothing per buyer.
+    assert by_route["GET /user_badges.json"] <= 1200 // 50 + 1, by_route
+    assert len(world.forum.requests) <= 1200 // 50 + 1200 // 100 + 12, by_route
+    assert outbox_statuses(world) == {"done": 1200}
