@@ -14,6 +14,7 @@ from connector.cli.output import JSON_OPTION, customer_name, timestamp, write_js
 from connector.cli.status import print_status, status_data
 from connector.core.logs import mask_email
 from connector.flow import describe_customer
+from connector.state import State
 from connector.state.tables import OutboxRow
 
 outbox_app = typer.Typer(help="Inspect and retry outbox actions.", no_args_is_help=True, rich_markup_mode=None)
@@ -95,9 +96,19 @@ def outbox_list(
     """List outbox actions, newest first: what, for whom, its state, attempts, next try and last error."""
     if status is not None and status not in OUTBOX_STATUSES:
         raise typer.BadParameter(f"{status!r}: use one of {', '.join(OUTBOX_STATUSES)}", param_hint="'--status'")
-    store = open_store()
-    total, rows = store.status.actions(status, community, limit)
-    store.close()
+    local = load_local()
+    store = State.open(local.state_url)
+    try:
+        total, rows = store.status.actions(status, community, limit)
+        known = store.status.communities() if community is not None and total == 0 else []
+    finally:
+        store.close()
+    if community is not None and total == 0 and community not in (*local.community_names, *known):
+        named = ", ".join(sorted({*local.community_names, *known})) or "none"
+        raise typer.BadParameter(
+            f"{community!r} is neither a configured community nor one with actions (known: {named})",
+            param_hint="'--community'",
+        )
     if as_json:
         chosen = {"status": status, "community": community, "limit": limit}
         write_json("outbox-list", {"filter": chosen, "total": total, "actions": [_action_data(row) for row in rows]})
@@ -277,7 +288,7 @@ def points_show(
     rows = store.reviews.point_rows(keys) if keys else []
     store.close()
     if not keys:
-        raise fail(f"No customer matches {customer!r}.", 1)
+        raise fail(f"No customer matches {mask_email(customer)!r}.", 1)  # a typed email is not echoed whole
     if as_json:
         events = [
             {"key": row.key, "points": row.points, "reason": row.reason, "created_at": timestamp(row.created_at)}

@@ -6,8 +6,8 @@
 - ``PASS`` (``sync``, ``backfill``, ``reconcile``, ``link``, ``link-url``, …): every section a pass uses, but not the
   ``[server]`` secrets only the daemon reads (:data:`SERVER_SECRETS`): those keys are dropped before anything is
   resolved, so an unset variable there is no error and the value is unset for the command.
-- ``LOCAL`` (``status``, ``points show``, ``reviews``, ``conflicts``, ``outbox``): only ``[state]`` and
-  ``[reviews] hold``, read into a :class:`LocalConfig`. The other sections are neither resolved nor validated, so the
+- ``LOCAL`` (``status``, ``points show``, ``reviews``, ``conflicts``, ``outbox``): only ``[state]``,
+  ``[reviews] hold`` and the names of the ``[communities.*]`` tables, read into a :class:`LocalConfig`. The other sections are neither resolved nor validated, so the
   state store can be inspected while the shop or a community is still being configured.
 
 A variable a command does need and that is unset stays an error naming the key and the variable.
@@ -54,6 +54,9 @@ class LocalConfig(StrictModel):
 
     state: StateConfig = StateConfig()
     reviews: HoldFlag | None = None
+    #: The names of the ``[communities.*]`` tables, nothing of their content (``outbox list --community`` checks a
+    #: name against them).
+    community_names: tuple[str, ...] = ()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     @property
@@ -84,6 +87,9 @@ def select(data: dict[str, Any], scope: Scope) -> dict[str, Any]:
         kept["reviews"] = {"hold": reviews["hold"]} if "hold" in reviews else {}
     elif reviews is not None:
         kept["reviews"] = reviews  # not a table: validation says so
+    communities = data.get("communities")
+    if isinstance(communities, dict):
+        kept["community_names"] = [str(name) for name in communities]
     return kept
 
 

@@ -65,6 +65,11 @@ class Status:
             ]
         return int(total), rows
 
+    def communities(self) -> list[str]:
+        """The communities the outbox holds actions for (configured now or not)."""
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(select(outbox_t.c.community).distinct()).scalars())
+
     def actions_per_hour(self, now: datetime, hours: int = 24) -> list[int]:
         """Done outbox actions per hour over the last ``hours`` hours, oldest first (for the status page chart)."""
         start = now - timedelta(hours=hours)
