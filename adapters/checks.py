@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import httpx
+
 from connector.core.config import Config, PointsTarget, ReviewTarget
+from connector.core.http_text import shown_url
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,17 @@ class SelfCheck(Protocol):
         need is tested. ``cardbridge check`` passes ``CheckContext.of(name, config)`` to every community and nothing
         to the shop."""
         ...
+
+
+def shown(url: str) -> str:
+    """A configured URL as a message may show it: no user, password, query string or fragment."""
+    try:
+        return shown_url(url)
+    except (httpx.InvalidURL, ValueError):
+        return "(the configured URL)"
+
+
+def unreachable(what: str, error: httpx.HTTPError, url: str, fix: str) -> Check:
+    """A remote that did not answer (refused, timed out, DNS, TLS): one failed line. The client's message already
+    names the URL without credentials and the timeout key it ran out of; a bare error gets the URL shown safely."""
+    return failed(what, str(error) or f"{type(error).__name__}: no answer from {shown(url)}", fix)

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from adapters.checks import Check, CheckContext, failed, passed
+from adapters.checks import Check, CheckContext, failed, passed, unreachable
 from adapters.communities.discord_client import DiscordClient, error_code
 from connector.core.http import RemoteError
 
@@ -110,10 +110,8 @@ class GuildCheck:
         try:
             yield from self._run(context)
         except httpx.HTTPError as error:
-            yield failed(
-                "Discord answers",
-                f"{self.api_base}: {type(error).__name__}: {error}",
-                f"check the network, or {self.key('api_base')} if it is set",
+            yield unreachable(
+                "Discord answers", error, self.api_base, f"check the network, or {self.key('api_base')} if it is set"
             )
         except RemoteError as error:
             yield failed("Discord answers", str(error), "Discord answered an error; try again later")

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from adapters.checks import Check, CheckContext, failed, passed
+from adapters.checks import Check, CheckContext, failed, passed, unreachable
 from adapters.communities.discourse_client import DiscourseClient
 from connector.core.config import Rule
 from connector.core.http import RemoteError
@@ -57,9 +57,10 @@ class ForumCheck:
         try:
             yield from self._run(context)
         except httpx.HTTPError as error:
-            yield failed(
+            yield unreachable(
                 "forum answers",
-                f"{self.base_url}: {type(error).__name__}: {error}",
+                error,
+                self.base_url,
                 f"check {self.key('base_url')} (the forum's root URL, with its subfolder if it has one)",
             )
         except RemoteError as error:

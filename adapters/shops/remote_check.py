@@ -1,5 +1,5 @@
 """What the HTTP shops' ``cardbridge check`` share: the line for a shop that cannot be reached, and reading an error
-answer's code (decided on, never its wording)."""
+answer's code (decided on, never its wording). The communities' checks use :func:`adapters.checks.unreachable` too."""
 
 from __future__ import annotations
 
@@ -7,26 +7,20 @@ from typing import Any
 
 import httpx
 
-from adapters.checks import Check, failed
-from adapters.shops.paging import shown_url
+from adapters.checks import Check, shown
+from adapters.checks import unreachable as remote_unreachable
 from connector.core.http import RemoteError
 from connector.core.http_text import describe_body
 
-
-def shown(url: str) -> str:
-    """A configured URL as a message may show it: no user, password or query string."""
-    try:
-        return shown_url(httpx.URL(url))
-    except (httpx.InvalidURL, ValueError):
-        return "(the configured URL)"
+__all__ = ["code_of", "said", "shown", "unreachable"]
 
 
 def unreachable(what: str, error: httpx.TransportError, url: str) -> Check:
-    """A shop that did not answer (refused, timed out, DNS, TLS): the client's message already names the URL without
-    credentials and the timeout key it ran out of."""
-    return failed(
+    """A shop that did not answer: the shared line, with the shop's keys to check."""
+    return remote_unreachable(
         what,
-        str(error) or f"no answer from {shown(url)}",
+        error,
+        url,
         "check shop.base_url and that the shop is up; waits are shop.connect_timeout_seconds and shop.timeout_seconds",
     )
 
