@@ -6,15 +6,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from sandbox.discourse import DiscourseSandbox
 from sandbox.discourse.rate_limit import ADMIN_API_DEFAULT
 from sandbox.server import SandboxServer
 from sandbox.shop import WooCommerceSandbox
+from tests.conftest import PG_ADMIN_URL, _postgres_database
 
 CONFIG = """
 [state]
@@ -132,6 +135,17 @@ class World:
             self.command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(**env)
         )
 
+    def hold_pass(self, *args: str, seconds: float = 5) -> subprocess.Popen[str]:
+        """Spawn a command that holds the pass lock for about ``seconds``: its first order read is delayed that long;
+        returns once that read has reached the shop (the lock is held from then on)."""
+        fault = self.shop.knobs.add_fault(r"/orders", kind="delay", seconds=seconds, times=1)
+        process = self.spawn(*args)
+        deadline = time.monotonic() + 60
+        while fault.hits < 1:
+            assert time.monotonic() < deadline, f"{' '.join(args)} never reached the shop"
+            time.sleep(0.1)
+        return process
+
     def close(self) -> None:
         self.shop_server.stop()
         self.forum_server.stop()
@@ -142,3 +156,18 @@ def world(tmp_path):
     w = World(tmp_path)
     yield w
     w.close()
+
+
+@pytest.fixture
+def pg_world(world):
+    """The world with its state store in a throw-away PostgreSQL database (``world.pg_url``), dropped afterwards."""
+    admin, name = _postgres_database()
+    world.pg_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    world.config_path.write_text(
+        world.config_path.read_text().replace('url = "sqlite:///state.db"', f'url = "{world.pg_url}"'),
+        encoding="utf-8",
+    )
+    yield world
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()

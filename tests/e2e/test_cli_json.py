@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import fields
 from datetime import UTC, datetime
 
@@ -302,12 +301,7 @@ def test_with_json_an_error_is_one_line_on_stderr_and_stdout_stays_empty(world):
     world.forum.add_user("alice", "alice@example.com")
     world.shop.add_order(email="alice@example.com", items=[(card, 1)], status="completed")
     # Long enough for the three commands below to meet the lock the first backfill holds.
-    fault = world.shop.knobs.add_fault(r"/orders", kind="delay", seconds=20, times=1)
-    first = world.spawn("backfill", "--json")
-    deadline = time.monotonic() + 60
-    while fault.hits < 1:  # the first backfill holds the lock, waiting for the shop
-        assert time.monotonic() < deadline, "the first backfill never reached the shop"
-        time.sleep(0.1)
+    first = world.hold_pass("backfill", "--json", seconds=20)
     for command in ("sync", "backfill", "reconcile"):
         locked = world.cli(command, "--json")
         assert locked.code == LOCKED, locked.output

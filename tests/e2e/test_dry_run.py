@@ -7,7 +7,6 @@ import sqlite3
 
 from sqlalchemy import create_engine, inspect, text
 
-from tests.conftest import PG_ADMIN_URL, _postgres_database
 from tests.e2e.test_reviews_points import reviews_world  # noqa: F401  (the fixture)
 
 
@@ -57,28 +56,24 @@ def test_dry_run_leaves_an_existing_sqlite_store_as_it_was(reviews_world):  # no
     assert plan_lines(again.stdout) == plan_lines(dry.stdout)
 
 
-def test_dry_run_reads_a_postgresql_store_and_writes_nothing_to_it(world):
-    admin, name = _postgres_database()
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+def test_dry_run_reads_a_postgresql_store_and_writes_nothing_to_it(pg_world):
+    world = pg_world
+    card = world.shop.add_product("王者荣耀 点券 60元", "60.00")
+    world.shop.add_order(email="pg@example.com", items=[(card, 1)], status="completed")
+    world.forum.add_user("pg", "pg@example.com")
+    assert world.cli("sync").code == 0
+    world.shop.add_order(email="new@example.com", items=[(card, 1)], status="completed")
+    world.forum.add_user("newbie", "new@example.com")
+    engine = create_engine(world.pg_url)
+
+    def content() -> dict[str, list[tuple[object, ...]]]:
+        with engine.connect() as conn:
+            return {
+                table: sorted(map(tuple, conn.execute(text(f'SELECT * FROM "{table}"'))), key=repr)
+                for table in inspect(engine).get_table_names()
+            }
+
     try:
-        world.config_path.write_text(
-            world.config_path.read_text().replace('url = "sqlite:///state.db"', f'url = "{url}"'), encoding="utf-8"
-        )
-        card = world.shop.add_product("王者荣耀 点券 60元", "60.00")
-        world.shop.add_order(email="pg@example.com", items=[(card, 1)], status="completed")
-        world.forum.add_user("pg", "pg@example.com")
-        assert world.cli("sync").code == 0
-        world.shop.add_order(email="new@example.com", items=[(card, 1)], status="completed")
-        world.forum.add_user("newbie", "new@example.com")
-        engine = create_engine(url)
-
-        def content() -> dict[str, list[tuple[object, ...]]]:
-            with engine.connect() as conn:
-                return {
-                    table: sorted(map(tuple, conn.execute(text(f'SELECT * FROM "{table}"'))), key=repr)
-                    for table in inspect(engine).get_table_names()
-                }
-
         before = content()
         dry = world.cli("backfill", "--dry-run")
         assert dry.code == 0, dry.output
@@ -86,8 +81,5 @@ def test_dry_run_reads_a_postgresql_store_and_writes_nothing_to_it(world):
         assert plan_lines(dry.stdout) >= 2  # the new buyer's badge and group
         assert content() == before
         assert not world.db_path.exists()
-        engine.dispose()
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+        engine.dispose()

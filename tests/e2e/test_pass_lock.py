@@ -91,9 +91,7 @@ def test_two_backfills_at_once_one_runs_the_other_says_who(world, store_kind):
 
 def test_a_second_pass_waits_with_wait_then_runs(world, store_kind):
     _stock(world)
-    fault = world.shop.knobs.add_fault(r"/orders", kind="delay", seconds=5, times=1)
-    first = world.spawn("backfill")
-    _wait_for(lambda: fault.hits >= 1)
+    first = world.hold_pass("backfill", seconds=5)
     locked = world.cli("sync")
     assert locked.code == LOCKED, locked.output
     assert "another pass is running (backfill, pid " in locked.stderr
@@ -105,9 +103,7 @@ def test_a_second_pass_waits_with_wait_then_runs(world, store_kind):
 
 def test_reconcile_meets_the_lock_too(world):
     _stock(world)
-    fault = world.shop.knobs.add_fault(r"/orders", kind="delay", seconds=5, times=1)
-    first = world.spawn("sync")
-    _wait_for(lambda: fault.hits >= 1)
+    first = world.hold_pass("sync", seconds=5)
     run = world.cli("reconcile")
     assert run.code == LOCKED, run.output
     assert "another pass is running (sync, pid " in run.stderr
@@ -160,9 +156,7 @@ listen = "127.0.0.1:{port}"
 woocommerce_webhook_secret = "s"
 """
     )
-    fault = world.shop.knobs.add_fault(r"/orders", kind="delay", seconds=8, times=1)
-    backfill = world.spawn("backfill")
-    _wait_for(lambda: fault.hits >= 1)
+    backfill = world.hold_pass("backfill", seconds=8)
     daemon = world.spawn("run")
     try:
         assert backfill.wait(timeout=120) == 0
