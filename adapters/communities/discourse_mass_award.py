@@ -15,6 +15,11 @@ app/services/badge_granter.rb). Two consequences this module is built on:
   pass like a crash's orphan (:meth:`MassAward.verify`), and re-sent (only the users still missing) once the award
   is older than ``mass_award_settle_seconds``.
 
+Awards name usernames, never emails. The CSV may hold emails, but ``enqueue_mass_grant_for_users`` matches them
+with ``User.with_email`` (any address of any account, confirmed or not; badge_granter.rb, the ``emails`` branch), so an
+account that signed up with a buyer's address and never confirmed it would be granted. CardBridge grants only to
+accounts its match stage found with a confirmed primary email (``activation=activated``).
+
 ``replace_badge_owners`` is never sent (``BadgeGranter.revoke_all`` would revoke every grant made by hand or by other
 tools) and neither is ``grant_existing_holders`` (multiple-grant badges keep the per-user path).
 """
