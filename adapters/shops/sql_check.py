@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from adapters.checks import Check, failed, passed
-from adapters.shops.sql import SqlShop
+from adapters.shops.sql import SqlShop, leading_index
 from connector.core.http import Unreachable
 
 #: Privileges that let the user change the shop's data or schema.
@@ -187,16 +187,7 @@ def _grants(conn: Connection, database: str, host: str) -> Check:
 def _index(conn: Connection, shop: SqlShop, need: IndexNeed) -> Check:
     table = f"{shop.prefix}{need.table}"
     what = f"index on {table}.{need.column}"
-    names = [
-        str(row[0])
-        for row in conn.execute(
-            text(
-                "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME = :t AND COLUMN_NAME = :c AND SEQ_IN_INDEX = 1"
-            ),
-            {"t": table, "c": need.column},
-        )
-    ]
+    names = leading_index(conn, table, need.column)
     plan = _explain(conn, shop, need, names)
     if names:
         return passed(what, f"index {', '.join(names)}; {plan}")
