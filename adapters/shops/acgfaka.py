@@ -258,6 +258,8 @@ class AcgFakaShop(SqlShop):
             PAID.format(columns=columns, table="{table}"),
             {"t": since, "w": 2**32 - 1},
             UPSTREAM_KEYS,
+            f"each pass reads by primary key the orders created in the last {self.config.recheck_days} days "
+            "(recheck_days), not the whole table",
         )
         tables = (
             TableNeed("order", ORDER_COLUMNS),

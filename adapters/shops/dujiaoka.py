@@ -290,6 +290,8 @@ class DujiaokaShop(SqlShop):
             WALK.format(columns=COLUMNS, table="{table}"),
             {"at": since, "id": 0, "limit": self.config.page_size},
             UPSTREAM_KEYS,
+            f"each pass reads by primary key the orders created in the last {self.config.recheck_days} days "
+            "(recheck_days), not the whole table",
         )
         tables = (TableNeed("orders", ORDER_COLUMNS), TableNeed("goods", ("id", "gd_name")))
         return check_database(self, tables, (walk,))

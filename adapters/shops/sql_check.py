@@ -51,7 +51,8 @@ class IndexNeed:
     """An index the incremental query needs: one whose first column is ``column``.
 
     ``query``: the adapter's own statement, for ``EXPLAIN`` (with ``params``); ``create``: the index to suggest, with
-    ``{table}`` for the prefixed table name; ``upstream``: where the shop's own schema leaves it out.
+    ``{table}`` for the prefixed table name; ``upstream``: where the shop's own schema leaves it out; ``without``: what
+    the adapter does meanwhile.
     """
 
     table: str
@@ -60,6 +61,7 @@ class IndexNeed:
     query: str
     params: dict[str, Any] = field(default_factory=dict)
     upstream: str = ""
+    without: str = ""
 
 
 def check_database(shop: SqlShop, tables: Sequence[TableNeed], indexes: Sequence[IndexNeed]) -> Iterator[Check]:
@@ -194,7 +196,8 @@ def _index(conn: Connection, shop: SqlShop, need: IndexNeed) -> Check:
     upstream = f" (the shop's own schema has none: {need.upstream})" if need.upstream else ""
     return failed(
         what,
-        f"no index starts with {need.column}{upstream}; {plan}",
+        f"no index starts with {need.column}{upstream}; {plan}"
+        + (f"; meanwhile {need.without}" if need.without else ""),
         "a DBA decision (CardBridge never creates it): " + need.create.format(table=shop.table(need.table)),
     )
 

@@ -31,15 +31,18 @@ def shop_now() -> datetime:
     return datetime.now(SHANGHAI).replace(tzinfo=None, microsecond=0)
 
 
-def fill_dujiaoka(engine: Any, n: int = FILLER) -> datetime:
-    """``n`` paid orders, the newest an hour old; returns the oldest one's creation time (shop-local)."""
+def fill_dujiaoka(
+    engine: Any, n: int = FILLER, status: int = 4, email: str = "CONCAT('f', seq, '@example.com')"
+) -> datetime:
+    """``n`` orders (paid, each by its own buyer, unless told), the newest an hour old; returns the oldest one's
+    creation time (shop-local)."""
     start = shop_now() - timedelta(hours=1) - STEP * n
     with engine.connect() as conn:
         conn.execute(
             text(
                 "INSERT INTO orders (order_sn, goods_id, title, buy_amount, actual_price, email, info, buy_ip, status, "
-                "created_at, updated_at) SELECT CONCAT('F', seq), 1, 'filler', 1, 10, CONCAT('f', seq, '@example.com'), "
-                "'KM-FILLER', '10.0.0.1', 4, :start + INTERVAL (seq * :step) SECOND, "
+                f"created_at, updated_at) SELECT CONCAT('F', seq), 1, 'filler', 1, 10, {email}, 'KM-FILLER', '10.0.0.1', "
+                f"{status}, :start + INTERVAL (seq * :step) SECOND, "
                 f":start + INTERVAL (seq * :step) SECOND FROM seq_1_to_{n}"
             ),
             {"start": start, "step": int(STEP.total_seconds())},
@@ -101,10 +104,14 @@ def test_a_pass_without_the_index_reads_new_orders_and_recent_changes_not_the_ta
         assert shop.orders_present([str(old_id)]).orders[0].status is OrderStatus.UNPAID
         assert {o.id: o.status for o in read(shop, None)[0]}[str(old_id)] is OrderStatus.UNPAID
         with engine.connect() as conn:
-            plan = conn.execute(
-                text("EXPLAIN " + dujiaoka.WINDOWS.format(columns=dujiaoka.COLUMNS, table="`orders`")),
-                {"last": 0, "stop": 20_000, "top": FILLER, "at": now, "tie": 0, "limit": 100},
-            ).mappings().first()
+            plan = (
+                conn.execute(
+                    text("EXPLAIN " + dujiaoka.WINDOWS.format(columns=dujiaoka.COLUMNS, table="`orders`")),
+                    {"last": 0, "stop": 20_000, "top": FILLER, "at": now, "tie": 0, "limit": 100},
+                )
+                .mappings()
+                .first()
+            )
         assert plan is not None and (plan["type"], plan["key"]) == ("range", "PRIMARY")
         # The cursor stays a minute behind the database's clock (CLOCK_MARGIN): what changed in that minute is read
         # again, and only that, until it is older.
@@ -215,3 +222,39 @@ def test_acgfaka_late_payments_are_found_without_scanning_the_table(acg_shop):
     orders, cursor, touched = read(shop, cursor)
     assert str(late) in {o.id for o in orders}
     assert touched < timedelta(days=31) // STEP + 500, touched  # the old lookback: ≥ FILLER rows by primary key
+
+
+def test_sync_and_reconcile_on_a_shop_without_the_index(world, shop_db):  # noqa: F811
+    """Through the CLI: the backfill grants, a sync grants a new order and revokes a refund of ten days ago; a refund
+    of an order from 200 days ago (beyond recheck_days) is left to reconcile, which revokes it."""
+    engine, url = shop_db
+    with engine.connect() as conn:
+        conn.execute(text("INSERT INTO goods (id, gd_name, actual_price, type) VALUES (1, 'filler', 10, 1)"))
+    fill_dujiaoka(engine, status=1, email="'window-shopper@example.com'")  # one buyer who never paid
+    world.set_shop(f'kind = "dujiaoka"\ndatabase_url = "{url}"\nlookback_seconds = 0')
+    old_id = FILLER - (timedelta(days=200) // STEP)
+    recent_id = FILLER - (timedelta(days=10) // STEP)
+    with engine.connect() as conn:
+        for order_id, email in ((old_id, "old@example.com"), (recent_id, "recent@example.com")):
+            conn.execute(text("UPDATE orders SET status = 4, email = :e WHERE id = :id"), {"e": email, "id": order_id})
+    for name in ("old", "recent", "new"):
+        world.forum.add_user(name, f"{name}@example.com")
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    assert {u for u in ("old", "recent") if "Verified Buyer" in world.forum.badges_of(u)} == {"old", "recent"}
+    now = shop_now()
+    add_order(engine, "new@example.com", 4, "KM-NEW", now)
+    with engine.connect() as conn:  # both refunded in the admin: status 5, updated_at now
+        conn.execute(
+            text("UPDATE orders SET status = 5, updated_at = :t WHERE id IN (:a, :b)"),
+            {"t": now, "a": old_id, "b": recent_id},
+        )
+    again = world.cli("sync")
+    assert again.code == 0, again.output
+    assert "Verified Buyer" in world.forum.badges_of("new")
+    assert "Verified Buyer" not in world.forum.badges_of("recent")
+    assert "Verified Buyer" in world.forum.badges_of("old")  # created 200 days ago: not looked at by a sync
+    fixed = world.cli("reconcile")
+    assert fixed.code == 0, fixed.output
+    assert "Verified Buyer" not in world.forum.badges_of("old")  # every stored paid order is re-read by id
+    assert "Verified Buyer" in world.forum.badges_of("new")
