@@ -56,6 +56,7 @@ from adapters.shops.sql import (
     SqlShop,
     first_id_since,
     leading_index,
+    next_id,
     unset,
 )
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
@@ -223,7 +224,8 @@ class AcgFakaShop(SqlShop):
         while start <= watermark:
             high = min(start + ID_WINDOW, watermark + 1)
             rows.extend(conn.execute(query, {"t": since, "low": start, "high": high}))
-            start = high
+            following = next_id(conn, table, high - 1)  # over a gap in the ids in one step
+            start = watermark + 1 if following is None else max(high, following)
         return rows
 
     def orders_by_id(self, ids: Sequence[str]) -> OrderPage:

@@ -43,6 +43,7 @@ from adapters.shops.sql import (
     database_utc,
     first_id_since,
     leading_index,
+    next_id,
     unset,
 )
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
@@ -239,16 +240,20 @@ class DujiaokaShop(SqlShop):
             values = {"last": last, "stop": stop, "top": top, "at": window_at, "tie": tie}
             with self.engine.connect() as conn:
                 rows = conn.execute(query, {**values, "limit": self.config.page_size}).all()
+                if len(rows) == self.config.page_size:
+                    last = int(rows[-1].id)
+                else:  # the window is done: on to the next id there is
+                    following = next_id(conn, table, stop)
+                    last = end if following is None else max(stop, following - 1)
             orders, quarantined = read_records(ORDERS, rows, self.parse, row_id("id"))
             for row in rows:
                 moment = self.position(row.updated_at)
                 if moment is not None and (newest is None or (iso(moment), int(row.id)) > (newest["at"], newest["id"])):
                     newest = {"at": iso(moment), "id": int(row.id)}
-            last = int(rows[-1].id) if len(rows) == self.config.page_size else stop
             if rows or backfill:
                 if held is not None:
                     yield held
-                progress = json.dumps({"at": iso(guard), "id": 0, "top": last}) if backfill else None
+                progress = json.dumps({"at": iso(guard), "id": 0, "top": min(last, end)}) if backfill else None
                 held = OrderPage(orders=orders, quarantined=quarantined, cursor=progress)
         if newest is None or (newest["at"], newest["id"]) > (iso(guard), 0):
             newest = {"at": iso(guard), "id": 0}

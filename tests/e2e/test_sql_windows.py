@@ -6,17 +6,18 @@ read by reconcile; a change made while a pass runs is read by the next one; with
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from adapters.shops import dujiaoka
 from adapters.shops.acgfaka import AcgFakaSettings, AcgFakaShop
 from adapters.shops.dujiaoka import DujiaokaSettings, DujiaokaShop
 from adapters.shops.sql import first_id_since
+from connector.core.clock import iso
 from connector.core.models import OrderStatus
 from tests.e2e.test_acgfaka import DDL as ACG_DDL
 from tests.e2e.test_dujiaoka import add_order, shop_db  # noqa: F401  (the throw-away MariaDB database fixture)
@@ -258,3 +259,36 @@ def test_sync_and_reconcile_on_a_shop_without_the_index(world, shop_db):  # noqa
     assert fixed.code == 0, fixed.output
     assert "Verified Buyer" not in world.forum.badges_of("old")  # every stored paid order is re-read by id
     assert "Verified Buyer" in world.forum.badges_of("new")
+
+
+def test_a_gap_in_the_ids_costs_one_read_not_one_query_per_window(shop_db, acg_shop):  # noqa: F811
+    """Ids need not be dense (an import, auto_increment_increment, a row id 10⁸ typed by hand): the windows jump over
+    a gap instead of querying every empty range of 20,000 ids (5,000 queries here)."""
+    engine, url = shop_db
+    fill_dujiaoka(engine, 1_000)
+    add_order(engine, "before@example.com", 4, "KM-GAP", shop_now() - timedelta(hours=1))
+    with engine.connect() as conn:
+        conn.execute(text("UPDATE orders SET id = 100000000 WHERE email = 'before@example.com'"))
+    shop = dj_shop(url, lookback_seconds=0)
+    acg_engine, acg = acg_shop
+    with acg_engine.connect() as conn:
+        conn.execute(
+            text("UPDATE acg_order SET id = 100000000, pay_time = :t WHERE id = :id"), {"t": shop_now(), "id": FILLER}
+        )
+    statements: list[str] = []
+    for adapter in (shop, acg):
+        event.listen(adapter.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        orders, cursor, _ = read(shop, None)
+        assert len(orders) == 1_001 and cursor is not None and json.loads(cursor)["top"] == 100_000_000
+        statements.clear()
+        add_order(engine, "after@example.com", 4, "KM-GAP-2", shop_now())
+        orders, _, _ = read(shop, cursor)
+        assert [o.id for o in orders] == ["100000001"]
+        assert len(statements) < 100, len(statements)
+        acg_cursor = json.dumps({"id": 100_000_000, "at": iso(datetime.now(UTC) - timedelta(minutes=5))})
+        statements.clear()
+        assert "100000000" in {o.id for o in read(acg, acg_cursor)[0]}  # paid in the lookback, beyond the gap
+        assert len(statements) < 100, len(statements)
+    finally:
+        shop.close()
