@@ -498,6 +498,17 @@ def profile_backfill(n: int) -> str:
     return "\n".join(lines[start : start + 16])
 
 
+def bench_sql_shops(orders: int) -> list[Figure]:
+    """dujiaoka and acg-faka on the local MariaDB: a pass with no new orders, old query / id windows / index (see
+    bench/sql_shops.py)."""
+    import sql_shops  # beside this script (bench/ is on sys.path when run as bench/run.py)
+
+    figures = []
+    for bench in (sql_shops.bench_dujiaoka, sql_shops.bench_acgfaka):
+        figures += [Figure(*row) for row in sql_shops.rows(bench(orders, 3))]
+    return figures
+
+
 def reading(full: Figure, shop_side: Figure, detail: dict[str, Any]) -> list[str]:
     """What the backfill figures mean, with this run's numbers (written whether or not the target was met)."""
     grants = detail.get("by_route", {}).get("POST /user_badges.json", 0)
@@ -535,7 +546,12 @@ def main() -> None:
         "--mass-award-only", type=int, metavar="BUYERS", help="only the mass-award figures (printed, not written)"
     )
     parser.add_argument("--no-per-user", action="store_true", help="with --mass-award-only: skip the per-user run")
+    parser.add_argument("--sql-only", action="store_true", help="only the database-shop passes (printed, not written)")
     args = parser.parse_args()
+    if args.sql_only:
+        for f in bench_sql_shops(100_000 if args.quick else 1_000_000):
+            print(f"{f.name}: {f.value} — {f.detail}", flush=True)
+        return
     if args.mass_award_only:
         for f in bench_mass_award(args.mass_award_only, per_user=not args.no_per_user):
             print(f"{f.name}: {f.value} — {f.detail}", flush=True)
@@ -573,6 +589,8 @@ def main() -> None:
     figures += bench_discord(100 if args.quick else 600, 20, 1.0)
     print("webhook latency …", flush=True)
     figures.append(bench_latency(10 if args.quick else 50))
+    print("database shops without their index …", flush=True)
+    figures += bench_sql_shops(100_000 if args.quick else 1_000_000)
     profile = profile_backfill(small) if not all(f.met for f in figures if f.met is not None) else ""
 
     lines = [

@@ -34,7 +34,18 @@ from sqlalchemy import text
 from adapters.base import CustomerPage, OrderPage
 from adapters.checks import Check, CheckContext
 from adapters.shops.quarantine import read_records, row_id, shown
-from adapters.shops.sql import DatabaseShopSettings, MalformedRow, SqlShop, unset
+from adapters.shops.sql import (
+    CLOCK_MARGIN,
+    ID_WINDOW,
+    DatabaseShopSettings,
+    MalformedRow,
+    SqlShop,
+    database_utc,
+    first_id_since,
+    leading_index,
+    next_id,
+    unset,
+)
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
@@ -84,6 +95,11 @@ WALK = (
     "SELECT {columns} FROM {table} WHERE (`updated_at` > :at) OR (`updated_at` = :at AND `id` > :id) "
     "ORDER BY `updated_at`, `id` LIMIT :limit"
 )
+#: The pass without that index: one id window, new orders (above ``top``) and changes after the cursor, in id order.
+WINDOWS = (
+    "SELECT {columns} FROM {table} WHERE `id` > :last AND `id` <= :stop "
+    "AND (`id` > :top OR `updated_at` > :at OR (`updated_at` = :at AND `id` > :tie)) ORDER BY `id` LIMIT :limit"
+)
 #: The upstream schema keys ``orders`` by id, order_sn, goods_id and email only: nothing on updated_at.
 UPSTREAM_KEYS = "assimon/dujiaoka database/sql/install.sql:406-434, keys at :430-433"
 
@@ -107,6 +123,9 @@ class DujiaokaShop(SqlShop):
         super().__init__(config)
         overrides = config.status_map if isinstance(config, DujiaokaSettings) else {}
         self.statuses = {**STATUS_MAP, **overrides}
+        #: None: each pass looks for an index on ``updated_at`` (windows without one); True/False force the pass
+        #: (the benchmark times the walk without its index).
+        self.use_windows: bool | None = None
 
     def parse(self, row: Any) -> Order:
         """One ``orders`` row as an :class:`Order`; anything it raises quarantines the row."""
@@ -139,16 +158,32 @@ class DujiaokaShop(SqlShop):
         )
 
     def order_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
-        # The cursor is the last (updated_at, id) read: {"at": ISO UTC, "id": N}.
+        """Orders changed after the cursor: by ``updated_at`` when an index starts with it, otherwise by id windows
+        (see :meth:`window_pages`). The cursor is the last (updated_at, id) read, ``{"at": ISO UTC, "id": N}``, and
+        after a windowed pass also the highest id read, ``"top"``."""
+        if self.use_windows is None:
+            with self.engine.connect() as conn:
+                windows = self.mysql and not leading_index(conn, f"{self.prefix}orders", "updated_at")
+        else:
+            windows = self.use_windows
+        return self.window_pages(cursor, since) if windows else self.walk_pages(cursor, since)
+
+    def _start(self, cursor: str | None, since: datetime | None) -> tuple[datetime, int, dict[str, Any] | None]:
+        """Where a pass starts: the (updated_at, id) to read after, and the cursor it starts from."""
         if cursor:
             mark = json.loads(cursor)
             at, last_id = parse_iso(mark["at"]) - timedelta(seconds=self.config.lookback_seconds), 0
             if not self.config.lookback_seconds:
                 last_id = int(mark["id"])
-        else:
-            at, last_id = (since or datetime(1970, 1, 2, tzinfo=UTC)), 0
+            return at, last_id, mark
+        return (since or datetime(1970, 1, 2, tzinfo=UTC)), 0, None
+
+    def walk_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
+        """The walk by ``updated_at`` (:data:`WALK`), for a table with an index on it: a keyset on (updated_at, id),
+        every page one range read of that index. Without the index every page reads and sorts the whole table."""
+        at, last_id, mark = self._start(cursor, since)
         query = text(WALK.format(columns=COLUMNS, table=self.table("orders")))
-        newest = json.loads(cursor) if cursor else None
+        newest = {"at": mark["at"], "id": int(mark["id"])} if mark else None
         # The walk goes on from the last row as the database has it (even a row whose date is no date); the cursor
         # only ever holds a plausible date.
         walk_at: Any = self.local(at)
@@ -167,6 +202,67 @@ class DujiaokaShop(SqlShop):
             yield OrderPage(orders=orders, quarantined=quarantined, cursor=json.dumps(newest) if newest else None)
             if len(rows) < self.config.page_size:
                 return
+
+    def window_pages(self, cursor: str | None, since: datetime | None = None) -> Iterator[OrderPage]:
+        """The pass for a table without an index on ``updated_at`` (the upstream schema): reads by primary key only.
+
+        - New orders: every id above ``top``, the highest id the last pass read, whatever their dates.
+        - Changes: ``updated_at`` after the cursor, looked for among the orders created in the last ``recheck_days``
+          before the cursor, whose first id a bisection on the primary key finds (dujiaoka inserts an order with
+          ``created_at`` = now, app/Service/OrderProcessService.php:315-354 ``createOrder()``, so ids grow with it).
+        Both in :data:`~adapters.shops.sql.ID_WINDOW` id ranges (:data:`WINDOWS`): the work is the orders of those
+        days, not the table. Pages come in id order, so only the last page moves the cursor (a pass cut short starts
+        again from the old one), except in a backfill, whose pages mark how far the ids were read. The cursor never
+        passes the database's clock at the start, less :data:`~adapters.shops.sql.CLOCK_MARGIN`: a row changed during
+        the pass in a window already read is read by the next one.
+        """
+        at, tie, mark = self._start(cursor, since)
+        table = self.table("orders")
+        recheck = timedelta(days=self.config.recheck_days)
+        with self.engine.connect() as conn:
+            guard = database_utc(conn) - CLOCK_MARGIN
+            end = int(conn.execute(text(f"SELECT MAX(`id`) FROM {table}")).scalar() or 0)
+            if mark is not None:  # a cursor from the walk by updated_at has no top: this pass looks by time only
+                top = int(mark.get("top", end))
+                low = first_id_since(conn, table, "created_at", self.local(at - recheck))
+            elif since is not None:
+                top, low = end, first_id_since(conn, table, "created_at", self.local(since - recheck))
+            else:  # a backfill: every order
+                top, low = 0, None
+        backfill = mark is None and since is None
+        last = top if low is None else min(low - 1, top)
+        newest = {"at": mark["at"], "id": int(mark["id"])} if mark else None
+        query = text(WINDOWS.format(columns=COLUMNS, table=table))
+        window_at = self.local(at)
+        held: OrderPage | None = None  # the last page waits for the cursor of the whole pass
+        while last < end:
+            stop = min(last + ID_WINDOW, end)
+            values = {"last": last, "stop": stop, "top": top, "at": window_at, "tie": tie}
+            with self.engine.connect() as conn:
+                rows = conn.execute(query, {**values, "limit": self.config.page_size}).all()
+                if len(rows) == self.config.page_size:
+                    last = int(rows[-1].id)
+                else:  # the window is done: on to the next id there is
+                    following = next_id(conn, table, stop)
+                    last = end if following is None else max(stop, following - 1)
+            orders, quarantined = read_records(ORDERS, rows, self.parse, row_id("id"))
+            for row in rows:
+                moment = self.position(row.updated_at)
+                if moment is not None and (newest is None or (iso(moment), int(row.id)) > (newest["at"], newest["id"])):
+                    newest = {"at": iso(moment), "id": int(row.id)}
+            if rows or backfill:
+                if held is not None:
+                    yield held
+                progress = json.dumps({"at": iso(guard), "id": 0, "top": min(last, end)}) if backfill else None
+                held = OrderPage(orders=orders, quarantined=quarantined, cursor=progress)
+        if newest is None or (newest["at"], newest["id"]) > (iso(guard), 0):
+            newest = {"at": iso(guard), "id": 0}
+        final = json.dumps({**newest, "top": max(top, end)})
+        yield (
+            OrderPage(orders=held.orders, quarantined=held.quarantined, cursor=final)
+            if held
+            else OrderPage(orders=[], quarantined=[], cursor=final)
+        )
 
     def orders_by_id(self, ids: Sequence[str]) -> OrderPage:
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
@@ -199,6 +295,8 @@ class DujiaokaShop(SqlShop):
             WALK.format(columns=COLUMNS, table="{table}"),
             {"at": since, "id": 0, "limit": self.config.page_size},
             UPSTREAM_KEYS,
+            f"each pass reads by primary key the orders created in the last {self.config.recheck_days} days "
+            "(recheck_days), not the whole table",
         )
         tables = (TableNeed("orders", ORDER_COLUMNS), TableNeed("goods", ("id", "gd_name")))
         return check_database(self, tables, (walk,))

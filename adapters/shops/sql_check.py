@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from adapters.checks import Check, failed, passed
-from adapters.shops.sql import SqlShop
+from adapters.shops.sql import SqlShop, leading_index
 from connector.core.http import Unreachable
 
 #: Privileges that let the user change the shop's data or schema.
@@ -51,7 +51,8 @@ class IndexNeed:
     """An index the incremental query needs: one whose first column is ``column``.
 
     ``query``: the adapter's own statement, for ``EXPLAIN`` (with ``params``); ``create``: the index to suggest, with
-    ``{table}`` for the prefixed table name; ``upstream``: where the shop's own schema leaves it out.
+    ``{table}`` for the prefixed table name; ``upstream``: where the shop's own schema leaves it out; ``without``: what
+    the adapter does meanwhile.
     """
 
     table: str
@@ -60,6 +61,7 @@ class IndexNeed:
     query: str
     params: dict[str, Any] = field(default_factory=dict)
     upstream: str = ""
+    without: str = ""
 
 
 def check_database(shop: SqlShop, tables: Sequence[TableNeed], indexes: Sequence[IndexNeed]) -> Iterator[Check]:
@@ -187,23 +189,15 @@ def _grants(conn: Connection, database: str, host: str) -> Check:
 def _index(conn: Connection, shop: SqlShop, need: IndexNeed) -> Check:
     table = f"{shop.prefix}{need.table}"
     what = f"index on {table}.{need.column}"
-    names = [
-        str(row[0])
-        for row in conn.execute(
-            text(
-                "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME = :t AND COLUMN_NAME = :c AND SEQ_IN_INDEX = 1"
-            ),
-            {"t": table, "c": need.column},
-        )
-    ]
+    names = leading_index(conn, table, need.column)
     plan = _explain(conn, shop, need, names)
     if names:
         return passed(what, f"index {', '.join(names)}; {plan}")
     upstream = f" (the shop's own schema has none: {need.upstream})" if need.upstream else ""
     return failed(
         what,
-        f"no index starts with {need.column}{upstream}; {plan}",
+        f"no index starts with {need.column}{upstream}; {plan}"
+        + (f"; meanwhile {need.without}" if need.without else ""),
         "a DBA decision (CardBridge never creates it): " + need.create.format(table=shop.table(need.table)),
     )
 

@@ -88,6 +88,7 @@ def test_dujiaoka_read_only_user_on_the_upstream_schema_lacks_only_the_updated_a
     assert "127.0.0.1:3306" in checks[0].detail
     index = checks[-1]
     assert "install.sql" in index.detail and "EXPLAIN of the sync query: a full table scan" in index.detail
+    assert "meanwhile each pass reads by primary key the orders created in the last 31 days" in index.detail
     assert index.fix.endswith("CREATE INDEX `idx_updated_at` ON `orders` (`updated_at`, `id`);")
     assert "never creates" in index.fix
     with engine.connect() as conn:  # nothing was created by the check
