@@ -3,8 +3,8 @@
 Each tuple is exactly what the matching parser in :mod:`adapters.shops.woocommerce` reads (tests parse a record trimmed
 to these fields and expect the same canonical record, so a parser change and the request cannot drift apart).
 
-WordPress trims every REST response to ``_fields`` (``rest_filter_response_fields()`` in wp-includes/rest-api.php,
-WordPress ≥ 4.8; nested with dots since 5.3), so addresses, phone numbers, payment data, the buyer's IP and the
+WordPress trims every REST response to ``_fields`` (``rest_filter_response_fields()``, wp-includes/rest-api.php:949
+in WordPress 7.2-alpha; since 4.8, nested with dots since 5.3; the sandbox's copy is ``sandbox/shop/fields.py``), so addresses, phone numbers, payment data, the buyer's IP and the
 order's meta (card keys, 卡密) never leave the shop. ``billing.email`` is the one part of an address read: guests are
 matched by it. Two limits of the real filter shape the order list:
 

@@ -1,21 +1,25 @@
 """``_fields``, as WordPress trims every REST response (WooCommerce's too).
 
-Upstream (WordPress/wordpress-develop, src/wp-includes/rest-api.php @ c04cd5f1):
+Upstream, WordPress core as built (johnpbloch/wordpress-core @ 52ab968, WordPress 7.2-alpha; the same code in
+WordPress/wordpress-develop src/):
 
-- ``rest_filter_response_fields()`` (hooked on ``rest_post_dispatch``): no ``_fields``, an empty list or an error
-  response → the response as it is. Otherwise ``wp_parse_list()`` (a string is split on ``[\\s,]+``; an array,
-  ``_fields[]=a&_fields[]=b``, is taken as it is), each entry trimmed, is turned into a tree on ``.``; an entry whose
-  parent is already in the tree *as a whole* stops the loop (``break 2``: the entries after it are ignored too). A list
-  response is trimmed item by item, an object as one item.
-- ``_rest_array_intersect_key_recursive()``: ``array_intersect_key()`` then recursion where both sides are arrays. So
-  ``billing.email`` keeps ``{"billing": {"email": …}}``, a path into a scalar keeps the scalar, an unknown field is
-  simply absent, and a path into a *list* (``line_items.product_id``) matches list indexes, not keys: nothing is left
-  (``line_items.0`` keeps the first item). An empty PHP array is encoded as ``[]``.
+- wp-includes/rest-api.php:254 hooks ``rest_filter_response_fields()`` (:949) on ``rest_post_dispatch``: no
+  ``_fields``, an empty list or an error response → the response as it is. Otherwise ``wp_parse_list()``
+  (wp-includes/functions.php:5041: a string is split on ``[\\s,]+``; an array, ``_fields[]=a&_fields[]=b``, is taken
+  as it is), each entry trimmed, is turned into a tree on ``.``; an entry whose parent is already in the tree *as a
+  whole* stops the loop (:974, ``break 2``: the entries after it are ignored too). A list response is trimmed item by
+  item (:983), an object as one item.
+- ``_rest_array_intersect_key_recursive()`` (:929): ``array_intersect_key()`` then recursion where both sides are
+  arrays. So ``billing.email`` keeps ``{"billing": {"email": …}}``, a path into a scalar keeps the scalar, an unknown
+  field is simply absent, and a path into a *list* (``line_items.product_id``) matches list indexes, not keys: nothing
+  is left (``line_items.0`` keeps the first item). An empty PHP array is encoded as ``[]``.
 - ``_links``: a collection folds each item's links into its data before the filter
-  (``WP_REST_Controller::prepare_response_for_collection()``), so ``_fields`` without ``_links`` drops them; a single
-  object's links are added after it (``WP_REST_Server::response_to_data()`` runs after ``rest_post_dispatch``), and
-  WooCommerce adds them whatever ``_fields`` says (``WC_REST_Orders_V2_Controller::prepare_object_for_response()``).
-  ``_embed`` is not served by the sandbox (CardBridge never asks for it).
+  (wp-includes/rest-api/endpoints/class-wp-rest-controller.php:271 ``prepare_response_for_collection()``), so
+  ``_fields`` without ``_links`` drops them; a single object's links are added after it
+  (wp-includes/rest-api/class-wp-rest-server.php:463 applies ``rest_post_dispatch``, :524 then calls
+  ``response_to_data()``, :588), and WooCommerce adds them whatever ``_fields`` says
+  (``WC_REST_Orders_V2_Controller::prepare_object_for_response()``). ``_embed`` is not served by the sandbox
+  (CardBridge never asks for it).
 
 WooCommerce computes some order fields only when asked for by their exact top-level name (see
 :func:`order_extras`); that part lives with the order rendering.

@@ -13,7 +13,10 @@ from sandbox.shop.state import Order, ShopState
 
 #: What WooCommerce fills in only when asked for by that exact top-level name (``_fields=line_items``, not
 #: ``line_items.product_id``): ``WC_REST_Orders_V2_Controller::get_formatted_item_data()`` intersects ``$extra_fields``
-#: with ``get_fields_for_response()``, which lists a nested ``_fields`` entry as it is.
+#: with ``get_fields_for_response()``, which lists a nested ``_fields`` entry as it is (class-wc-rest-orders-v2-
+#: controller.php:274-281 in WooCommerce 5.6, parapluiecreative/woocommerce @ 1f73322; the same code, with
+#: payment_url and the three flags added, in woocommerce/woocommerce @ 01ddd4f3; WordPress's
+#: ``get_fields_for_response()`` is class-wp-rest-controller.php:572).
 ORDER_EXTRAS = (
     "meta_data",
     "line_items",
