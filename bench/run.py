@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import woo_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -157,7 +158,7 @@ PER_USER_GRANTS = "mass_award_threshold = 1000000000"
 
 
 def floor_seconds(info: dict[str, Any]) -> tuple[float, int]:
-    """Only download and parse every order page with httpx, as the connector requests them."""
+    """Only download and parse every order page with httpx, whole (no ``_fields``): the naive read of the shop."""
     start = time.perf_counter()
     count = 0
     with httpx.Client(
@@ -578,6 +579,9 @@ def main() -> None:
         mem_large,
         Figure(f"RSS growth {small:,} → {large:,}", f"{growth:+.0f} %", "≤ 20 %", growth <= 20),
     ]
+    print("WooCommerce bytes per order …", flush=True)
+    with Sandbox(small) as sandbox:
+        figures.append(Figure(**woo_fields.bytes_figure(sandbox.info)))
     print("rate-limit use …", flush=True)
     # ~3 R buyers, so the run lasts about two windows and has a steady state to measure
     figures.append(bench_rate_limit(120, 3_600) if not args.quick else bench_rate_limit(60, 1_800))

@@ -15,7 +15,8 @@ out; an id neither answers is deleted for good (:class:`~adapters.base.OrderPres
 
 Allow-list: from an order only id, customer id, the billing *email*, status, total, currency, dates and line items'
 product id / name / quantity are read. Billing and shipping addresses, phone, payment method, transaction id, IP and
-every ``meta_data`` entry (where card-key plugins put the delivered codes, 卡密) are never copied.
+every ``meta_data`` entry (where card-key plugins put the delivered codes, 卡密) are never copied. Every list is
+requested with ``_fields`` (:mod:`adapters.shops.woocommerce_fields`), so most of that never even leaves the shop.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ from adapters.checks import Check, CheckContext
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import json_id, read_records, shown
 from adapters.shops.woocommerce_check import check_woocommerce
+from adapters.shops.woocommerce_fields import (
+    CUSTOMER_FIELDS,
+    ORDER_FIELDS,
+    PRODUCT_FIELDS,
+    REVIEW_FIELDS,
+    fields_param,
+)
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
@@ -57,6 +65,11 @@ CUSTOMERS = "woocommerce.customers"
 REVIEWS = "woocommerce.reviews"
 PRODUCTS = "woocommerce.products"
 _TAG = re.compile(r"<[^>]+>")
+#: The ``_fields`` of each list read (:mod:`adapters.shops.woocommerce_fields`).
+_ORDERS = fields_param(ORDER_FIELDS)
+_CUSTOMERS = fields_param(CUSTOMER_FIELDS)
+_PRODUCTS = fields_param(PRODUCT_FIELDS)
+_REVIEWS = fields_param(REVIEW_FIELDS)
 #: A WooCommerce record's id (every object has an integer ``id``).
 _id = json_id("id")
 
@@ -258,6 +271,7 @@ class WooCommerceShop:
                 "orderby": "modified",
                 "order": "asc",
                 "dates_are_gmt": "true",
+                "_fields": _ORDERS,
             }
             if bound is not None:
                 # `modified_after` is exclusive and WordPress keeps whole seconds: one second earlier = "at or after".
@@ -286,7 +300,13 @@ class WooCommerceShop:
     def _trash_pages(self, bound: datetime | None) -> Iterator[OrderPage]:
         """Orders moved to the trash since ``bound`` (all of them without one), by page number: trashing moves an order
         to the end of ``modified`` ascending, so one trashed during the walk is not skipped."""
-        params: dict[str, Any] = {"status": "trash", "orderby": "modified", "order": "asc", "dates_are_gmt": "true"}
+        params: dict[str, Any] = {
+            "status": "trash",
+            "orderby": "modified",
+            "order": "asc",
+            "dates_are_gmt": "true",
+            "_fields": _ORDERS,
+        }
         if bound is not None:
             params["modified_after"] = (bound - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
         for records in self._pages("/orders", params, self.config.page_size):
@@ -302,7 +322,8 @@ class WooCommerceShop:
         for start in range(0, len(ids), 100):
             chunk = [str(i) for i in ids[start : start + 100]]
             for status in ("any", "trash"):
-                records = self._list("/orders", {"include": ",".join(chunk), "per_page": 100, "status": status})
+                params = {"include": ",".join(chunk), "per_page": 100, "status": status, "_fields": _ORDERS}
+                records = self._list("/orders", params)
                 read, bad = read_records(ORDERS, records, parse_order, _id)
                 orders += read
                 quarantined += bad
@@ -321,7 +342,8 @@ class WooCommerceShop:
         found: list[Customer] = []
         for start in range(0, len(ids), 100):
             chunk = ids[start : start + 100]
-            records = self._list("/customers", {"include": ",".join(map(str, chunk)), "per_page": 100, "role": "all"})
+            params = {"include": ",".join(map(str, chunk)), "per_page": 100, "role": "all", "_fields": _CUSTOMERS}
+            records = self._list("/customers", params)
             found += read_records(CUSTOMERS, records, parse_customer, _id)[0]  # an unreadable profile stays missing
         found = list(one_per_id(found, lambda customer: customer.key))
         known = {c.key for c in found}
@@ -346,12 +368,14 @@ class WooCommerceShop:
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
         # Customers have no modified (or "id after") filter: a backfill scans them all by id, ascending; ``cursor``
         # cannot be honoured and is ignored.
-        for records in self._pages("/customers", {"orderby": "id", "order": "asc", "role": "all"}):
+        params = {"orderby": "id", "order": "asc", "role": "all", "_fields": _CUSTOMERS}
+        for records in self._pages("/customers", params):
             customers, quarantined = read_records(CUSTOMERS, records, parse_customer, _id)
             yield CustomerPage(customers=customers, quarantined=quarantined)
 
     def review_pages(self) -> Iterator[ReviewPage]:
-        for records in self._pages("/products/reviews", {"status": "all", "orderby": "id", "order": "asc"}):
+        params = {"status": "all", "orderby": "id", "order": "asc", "_fields": _REVIEWS}
+        for records in self._pages("/products/reviews", params):
             reviews, quarantined = read_records(REVIEWS, records, parse_review, _id)
             yield ReviewPage(reviews=reviews, quarantined=quarantined)
 
@@ -359,7 +383,8 @@ class WooCommerceShop:
         found: list[Product] = []
         for start in range(0, len(ids), 100):
             chunk = list(ids[start : start + 100])
-            records = self._list("/products", {"include": ",".join(map(str, chunk)), "per_page": 100})
+            params = {"include": ",".join(map(str, chunk)), "per_page": 100, "_fields": _PRODUCTS}
+            records = self._list("/products", params)
             found += read_records(PRODUCTS, records, parse_product, _id)[0]  # an unreadable product is left out
         return list(one_per_id(found, lambda product: product.id))
 

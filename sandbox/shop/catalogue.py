@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.shop.render import render_customer, render_review
-from sandbox.shop.rest import API, bound, err, invalid, list_response, paging
+from sandbox.shop.rest import API, bound, err, fields_of, invalid, list_response, paging, single_response
 from sandbox.shop.state import ShopState
 
 
@@ -58,13 +58,13 @@ class Catalogue:
             customers.sort(key=key, reverse=params.get("order", "asc") == "desc")
             total = len(customers)
             rendered = [render_customer(shop, c) for c in customers[offset : offset + per_page]]
-        return list_response(request, rendered, total, page, per_page)
+        return list_response(request, rendered, total, page, per_page, fields_of(request, shop.honour_fields))
 
     async def customer(self, request: Request) -> Response:
         customer = self.shop.customers.get(request.path_params["id"])
         if customer is None:
             return err(404, "woocommerce_rest_invalid_id", "Invalid resource ID.")
-        return JSONResponse(render_customer(self.shop, customer))
+        return single_response(render_customer(self.shop, customer), fields_of(request, self.shop.honour_fields))
 
     async def products(self, request: Request) -> Response:
         pages = paging(request)
@@ -76,15 +76,15 @@ class Catalogue:
             products = sorted(self.shop.products.values(), key=lambda p: p["id"])
             if include:
                 products = [p for p in products if p["id"] in include]
-            return list_response(
-                request, [dict(p) for p in products[offset : offset + per_page]], len(products), page, per_page
-            )
+            page_items = [dict(p) for p in products[offset : offset + per_page]]
+            fields = fields_of(request, self.shop.honour_fields)
+            return list_response(request, page_items, len(products), page, per_page, fields)
 
     async def product(self, request: Request) -> Response:
         product = self.shop.products.get(request.path_params["id"])
         if product is None:
             return err(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
-        return JSONResponse(dict(product))
+        return single_response(dict(product), fields_of(request, self.shop.honour_fields))
 
     async def reviews(self, request: Request) -> Response:
         shop = self.shop
@@ -113,4 +113,4 @@ class Catalogue:
             reviews.sort(key=key, reverse=params.get("order", "desc") == "desc")
             total = len(reviews)
             rendered = [render_review(shop, r) for r in reviews[offset : offset + per_page]]
-        return list_response(request, rendered, total, page, per_page)
+        return list_response(request, rendered, total, page, per_page, fields_of(request, shop.honour_fields))

@@ -27,11 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.shop.render import render_order
-from sandbox.shop.rest import API, bound, err, invalid, list_response, paging
+from sandbox.shop.rest import API, bound, err, fields_of, invalid, list_response, paging, single_response
 from sandbox.shop.state import Order, ShopState
 
 STATUSES = ("pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed", "trash")
@@ -137,23 +137,25 @@ class Orders:
                 candidates.sort(key=keys.get(orderby, lambda o: (o.id,)), reverse=order == "desc")
                 total = len(candidates)
                 selected = candidates[offset : offset + per_page]
-            rendered = [render_order(shop, o) for o in selected]
-        return list_response(request, rendered, total, page, per_page)
+            fields = fields_of(request, shop.honour_fields)
+            rendered = [render_order(shop, o, fields) for o in selected]
+        return list_response(request, rendered, total, page, per_page, fields)
 
     async def order(self, request: Request) -> Response:
         shop = self.shop
         order_id = request.path_params["id"]
+        fields = fields_of(request, shop.honour_fields)
         if order_id not in shop.orders:
             return err(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
         if request.method == "DELETE":
             force = request.query_params.get("force", "false").lower() in ("true", "1")
             with shop.lock:
-                before = render_order(shop, shop.orders[order_id])
+                before = render_order(shop, shop.orders[order_id], fields)
                 if force:
                     shop.delete(order_id)
                 elif not shop.trash(order_id):
                     return err(410, "woocommerce_rest_already_trashed", "The order has already been deleted.")
-            return JSONResponse(before)
+            return single_response(before, fields)
         if request.method == "PUT":
             body = await request.json()
             if "status" in body:
@@ -162,4 +164,4 @@ class Orders:
                 with shop.lock:
                     shop.set_status(order_id, body["status"])
         with shop.lock:
-            return JSONResponse(render_order(shop, shop.orders[order_id]))
+            return single_response(render_order(shop, shop.orders[order_id], fields), fields)

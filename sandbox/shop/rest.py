@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sandbox.shop.fields import filter_collection, filter_single, requested
+
 API = "/wp-json/wc/v3"
 
 
@@ -40,7 +42,16 @@ def paging(request: Request) -> tuple[int, int, int] | Response:
     return page, per_page, offset
 
 
-def list_response(request: Request, items: list[Any], total: int, page: int, per_page: int) -> Response:
+def fields_of(request: Request, honoured: bool = True) -> list[str] | None:
+    """The request's ``_fields`` (:mod:`sandbox.shop.fields`); None when absent or when the site predates them
+    (``honoured=False``: WordPress before 4.8 answers every field)."""
+    return requested(request.query_params) if honoured else None
+
+
+def list_response(
+    request: Request, items: list[Any], total: int, page: int, per_page: int, fields: list[str] | None = None
+) -> Response:
+    """A list page with WordPress's paging headers, each item trimmed to ``fields``."""
     pages = (total + per_page - 1) // per_page if total else 0
     headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
     base = str(request.url.replace(query="")).replace("http://", "http://", 1)
@@ -52,16 +63,12 @@ def list_response(request: Request, items: list[Any], total: int, page: int, per
         links.append(f'<{base}?{urlencode({**query, "page": page + 1})}>; rel="next"')
     if links:
         headers["Link"] = ", ".join(links)
-    return JSONResponse([only_fields(request, item) for item in items], headers=headers)
+    return JSONResponse(filter_collection(items, fields), headers=headers)
 
 
-def only_fields(request: Request, item: Any) -> Any:
-    """``_fields=id,status``: only those top-level keys of an object, as WordPress's ``rest_filter_response_fields()``
-    (wp-includes/rest-api.php, hooked on ``rest_post_dispatch``) answers every REST response, WooCommerce's too."""
-    wanted = {name.strip().split(".")[0] for name in request.query_params.get("_fields", "").split(",") if name.strip()}
-    if not wanted or not isinstance(item, dict):
-        return item
-    return {key: value for key, value in item.items() if key in wanted}
+def single_response(item: dict[str, Any], fields: list[str] | None) -> Response:
+    """A single object trimmed to ``fields``, its ``_links`` kept (:func:`sandbox.shop.fields.filter_single`)."""
+    return JSONResponse(filter_single(item, fields))
 
 
 def bound(request: Request, name: str, site_tz: tzinfo) -> int | Response | None:

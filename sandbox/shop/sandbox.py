@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -21,7 +21,7 @@ from sandbox.shop.catalogue import Catalogue
 from sandbox.shop.keys import SHOP_MANAGER, ApiKey, Permission, refused
 from sandbox.shop.orders import Orders
 from sandbox.shop.render import render_order
-from sandbox.shop.rest import API, err, only_fields
+from sandbox.shop.rest import API, err, fields_of, single_response
 from sandbox.shop.state import Order, ShopState
 
 
@@ -33,6 +33,8 @@ class WooCommerceSandbox:
     customers = Forwarded[dict[int, dict[str, Any]]]("state")
     orders = Forwarded[dict[int, Order]]("state")
     reviews = Forwarded[dict[int, dict[str, Any]]]("state")
+    #: False: the site ignores ``_fields`` (WordPress before 4.8) and answers every field.
+    honour_fields = Forwarded[bool]("state")
 
     def __init__(
         self,
@@ -229,6 +231,7 @@ class WooCommerceSandbox:
             self.state.reviews.pop(review_id, None)
 
     def order(self, order_id: int) -> dict[str, Any]:
+        """The order's full JSON, every field (what ``GET /orders/{id}`` answers without ``_fields``)."""
         with self._lock:
             return render_order(self.state, self.state.orders[order_id])
 
@@ -287,7 +290,7 @@ class WooCommerceSandbox:
         """``/wp-json/``: WordPress's REST index (``WP_REST_Server::get_index()``), the fields a client looks at."""
         base = str(request.base_url).rstrip("/")
         index = {"name": "Sandbox Shop", "url": base, "home": base, "namespaces": ["wc/v3", "wp/v2"]}
-        return JSONResponse(only_fields(request, index))
+        return single_response(index, fields_of(request, self.state.honour_fields))
 
     async def _namespace_index(self, request: Request) -> Response:
         """``/wp-json/wc/v3``: the namespace index (``WP_REST_Server::get_namespace_index()``). It needs no
@@ -297,7 +300,7 @@ class WooCommerceSandbox:
             for path in ("/orders", "/customers", "/products", "/products/reviews")
         }
         index = {"namespace": "wc/v3", "routes": routes}
-        return JSONResponse(only_fields(request, index))
+        return single_response(index, fields_of(request, self.state.honour_fields))
 
 
 def not_found() -> Response:

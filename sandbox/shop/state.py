@@ -51,6 +51,9 @@ class ShopState:
     by_modified: list[tuple[int, int]] = field(default_factory=list)
     #: Ids of the orders in the trash (lists leave them out unless asked for ``status=trash``).
     trashed: set[int] = field(default_factory=set)
+    #: False: a site older than WordPress 4.8 (no ``rest_filter_response_fields()``): ``_fields`` is ignored and every
+    #: response is answered whole.
+    honour_fields: bool = True
     next_ids: dict[str, int] = field(
         default_factory=lambda: {"product": 10, "customer": 100, "order": 1000, "review": 500}
     )
