@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import httpx
@@ -131,6 +132,13 @@ class DeliverStage:
         user id read in one query for the batch (a rename found earlier in the pass has renamed open rows; a revoke
         for an account the customer was linked to before carries no id and goes by that account's name), and the
         remote ids revokes undo in one more."""
+        addressed = self._addressed(run, rows)
+        return [replace(action, payload=self._payload(row)) for row, action in zip(rows, addressed, strict=True)]
+
+    def _addressed(self, run: Run, rows: Sequence[OutboxRow]) -> list[Action]:
+        """:meth:`actions` without their payloads (a round builds each right before its call: a review's payload
+        reads the topic an earlier review of the round created), from one read of the accounts and one of the
+        ledger refs for all the rows."""
         accounts = run.state.identities.names.action_accounts([row.id or 0 for row in rows])
         revokes = [(row.community, row.customer_key, row.kind, row.target) for row in rows if row.op == "revoke"]
         refs = run.state.ledger.ledger_refs(revokes) if revokes else {}
@@ -150,7 +158,6 @@ class DeliverStage:
                     op=row.op,
                     username=name,
                     remote_ref=refs.get(key) if row.op == "revoke" else None,
-                    payload=self._payload(row),
                     user_id=user_id,
                 )
             )
@@ -179,8 +186,12 @@ class DeliverStage:
         return owner.payload(row) if owner is not None else None
 
     def _record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
-        """Each feature remembers what the community answered for its own rows."""
+        """Renames the community reported are stored, and each feature remembers what it answered for its rows."""
         self._renamed(run, rows, outcomes)
+        self._features_record(run, rows, outcomes)
+
+    def _features_record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
+        """Each feature remembers what the community answered for its own rows."""
         by_owner: dict[int, list[OutboxRow]] = {}
         owners: dict[int, Feature] = {}
         for row in rows:
@@ -206,7 +217,7 @@ class DeliverStage:
         rows = [row for call in calls for row in call]
         if not rows:
             return
-        actions = {action.id: action for action in self.actions(run, rows)}
+        addressed = {action.id: action for action in self._addressed(run, rows)}
         outcomes: dict[int, Outcome] = {}
         sent: list[OutboxRow] = []
         held: list[tuple[Sequence[OutboxRow], Deferred]] = []
@@ -218,7 +229,8 @@ class DeliverStage:
                 unsent = [row for rest in calls[index:] for row in rest]
                 break
             try:
-                answered = community.apply([actions[row.id or 0] for row in call])
+                actions = [replace(addressed[row.id or 0], payload=self._payload(row)) for row in call]
+                answered = community.apply(actions)
             except Deferred as own_limit:
                 # This action's own limit (one Discord bucket on one channel): it waits; the others go on.
                 held.append((call, own_limit))
@@ -227,8 +239,12 @@ class DeliverStage:
                 error, failing = raised, call
                 unsent = [row for rest in calls[index + 1 :] for row in rest]
                 break
-            outcomes.update((o.action_id, o) for o in answered)
+            answers = {o.action_id: o for o in answered}
+            outcomes.update(answers)
             sent.extend(call)
+            # What the call created (a review's topic) is stored before the next payload is built; the rows
+            # themselves are settled with the round (a crash before that: verified, found applied, recorded again).
+            self._features_record(run, call, answers)
         if error is not None and not isinstance(error, CommunityStopped | RemoteError | httpx.HTTPError):
             # A bug or an interrupt mid-call: whatever was sent is checked before it is sent again.
             unsure, release = list(failing), unsent
@@ -282,7 +298,7 @@ class DeliverStage:
                 settle.defer(call, until, reason)
             settle.unsure(unsure, unsure_reason)
             settle.release(release)
-        self._record(run, sent, outcomes)
+        self._renamed(run, sent, outcomes)  # after the ledger took the rows' names: it renames them too
         report.delivered += len(succeeded)
         report.waiting += len(waiting)
         if unknown:

@@ -68,3 +68,19 @@ def test_a_process_killed_mid_round_grants_nobody_twice_and_loses_nobody(buyers,
     world.forum.reset_log()
     assert world.cli("sync").code == 0
     assert world.forum.writes() == []
+
+
+def test_a_review_in_a_round_is_posted_into_the_topic_an_earlier_review_of_the_round_opened(world):
+    """Three reviews of one product go in one round: the first opens the product's topic; the next two are built
+    after it was recorded, so they post into it without looking the topic up again."""
+    world.forum.rate_limit_per_minute = None
+    world.write_config(rpm=6000, extra='[reviews]\nforum = { category = "Reviews" }\n')
+    product = world.shop.add_product("Elden Ring Steam Key", "199.00")
+    for index in range(3):
+        world.shop.add_review(product, f"Guest {index}", f"guest{index}@example.com", 5, f"Works, key {index}.")
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    [topic] = world.forum.topics()
+    reviews = [p for p in world.forum.posts_of_topic(topic["id"]) if "cardbridge review" in p["raw"]]
+    assert len(reviews) == 3
+    assert world.forum.count("GET", r"^/t/external_id/") == 1  # looked up once, by the first review only
