@@ -224,10 +224,17 @@ class DeliverStage:
         unsent: list[OutboxRow] = []
         error: BaseException | None = None
         failing: Sequence[OutboxRow] = ()
+        #: The last call's answers, not recorded by the features yet.
+        unrecorded: tuple[Sequence[OutboxRow], dict[int, Outcome]] | None = None
         for index, call in enumerate(calls):
             if index and run.stop.is_set():
                 unsent = [row for rest in calls[index:] for row in rest]
                 break
+            if unrecorded is not None:
+                # What the last call created (a review's topic) is stored before this call's payload is built; the
+                # rows themselves are settled with the round (a crash first: verified, found applied, recorded).
+                self._features_record(run, *unrecorded)
+                unrecorded = None
             try:
                 actions = [replace(addressed[row.id or 0], payload=self._payload(row)) for row in call]
                 answered = community.apply(actions)
@@ -242,9 +249,7 @@ class DeliverStage:
             answers = {o.action_id: o for o in answered}
             outcomes.update(answers)
             sent.extend(call)
-            # What the call created (a review's topic) is stored before the next payload is built; the rows
-            # themselves are settled with the round (a crash before that: verified, found applied, recorded again).
-            self._features_record(run, call, answers)
+            unrecorded = (call, answers)
         if error is not None and not isinstance(error, CommunityStopped | RemoteError | httpx.HTTPError):
             # A bug or an interrupt mid-call: whatever was sent is checked before it is sent again.
             unsure, release = list(failing), unsent
@@ -257,6 +262,8 @@ class DeliverStage:
         else:
             unsure, release = [], [*failing, *unsent]  # a bad key, a forum that is down: back to pending
         self._settle(run, sent, outcomes, held, unsure, release, error)
+        if unrecorded is not None:  # the round's last call, recorded once it is settled (as a lone action always was)
+            self._features_record(run, *unrecorded)
         if error is not None:
             raise error
 
