@@ -10,6 +10,11 @@ goes on with the next action: the adapter lets :class:`~connector.core.http.Defe
 action's own (a Discord bucket on one channel), or stops the community when it covers everything (the Discourse
 site-wide admin limit). A non-idempotent request that may have been applied without an answer saying so (a POST
 answered 5xx, or timed out) leaves the action to be verified, like a crash's orphan, before it is sent again.
+
+Single actions (a badge grant below the mass-award threshold, a role, a review, a points award) go in rounds of up to
+:data:`ROUND`, sized to what the community's budget allows in about a second: the round is claimed in one statement
+before its first call, its actions are sent one by one, and all of it is settled (done with the ledger, failed, given
+back) in one transaction. A crash mid-round leaves the round in ``sending``: verified before anything is resent.
 """
 
 from __future__ import annotations
