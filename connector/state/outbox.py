@@ -4,6 +4,10 @@ Lifecycle: pending → sending → done | failed (retried later) → … → dea
 left in ``sending`` by a process that died is ``orphaned``: it is verified against the remote before it is sent again.
 So is a row whose request may have been applied without an answer saying so (:meth:`Outbox.unsure`: a POST answered
 5xx or timed out); a row the remote asked to wait longer than the client may sleep is :meth:`Outbox.defer`-red.
+
+Delivery claims a round of rows in one statement and settles the round in one transaction (:meth:`Outbox.settling`,
+:class:`Settle`). The statements are built once, at import, with bound parameters: most of a delivered action's own
+CPU used to go to building and cache-keying a fresh statement per row.
 """
 
 from __future__ import annotations
