@@ -91,8 +91,9 @@ class Outbox:
         One conditional UPDATE for all of them (``… WHERE id IN (…) AND status IN ('pending', 'failed')``), then, in
         the same transaction, a read of which ones this process now holds: a row another process claimed (or
         finished) meanwhile is left out, so two processes never send the same action. On PostgreSQL the second
-        process's UPDATE waits on the first's row locks and then finds the rows ``sending``; on SQLite the write lock
-        serialises the two transactions. The caller bounds how many rows it claims at once (a delivery round), which
+        process's UPDATE waits on the first's row locks and then finds the rows ``sending`` (one row UPDATE at a time
+        in the order given, as before, let two processes lock overlapping rows in opposite orders: a deadlock); on
+        SQLite the write lock serialises the two transactions. The caller bounds how many rows it claims at once (a delivery round), which
         bounds what a crash leaves to verify.
         """
         if not rows:
@@ -100,7 +101,9 @@ class Outbox:
         me, now = this_process(), utcnow()
         got: set[int] = set()
         with self.engine.begin() as conn:
-            for chunk in chunks([row.id for row in rows if row.id is not None]):
+            # Ascending ids, so two processes claiming overlapping rounds take the row locks in one order (PostgreSQL
+            # would otherwise detect a deadlock between them and fail one).
+            for chunk in chunks(sorted({row.id for row in rows if row.id is not None})):
                 ids = list(chunk)
                 conn.execute(_CLAIM, {"ids": ids, "me": me, "claim_at": now, "claim_updated": now})
                 got.update(conn.execute(_CLAIMED, {"ids": ids, "me": me, "claim_at": now}).scalars())
