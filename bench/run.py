@@ -595,6 +595,19 @@ def main() -> None:
     figures.append(bench_latency(10 if args.quick else 50))
     print("database shops without their index …", flush=True)
     figures += bench_sql_shops(100_000 if args.quick else 1_000_000)
+    print("local CPU per delivered single grant …", flush=True)
+    from deliver_cpu import bench_deliver_cpu
+
+    cpu = bench_deliver_cpu(small)
+    figures.append(
+        Figure(
+            "local CPU per delivered single grant",
+            f"{cpu.ms_per_grant:.2f} ms",
+            "≤ 2 ms",
+            cpu.ms_per_grant <= 2.0,
+            cpu.summary() + " (`bench/deliver_cpu.py`)",
+        )
+    )
     profile = profile_backfill(small) if not all(f.met for f in figures if f.met is not None) else ""
 
     lines = [
@@ -623,6 +636,15 @@ def main() -> None:
             "```",
             "",
         ]
+    lines += [
+        f"## Local CPU of the deliver stage (cProfile of `cardbridge backfill` at N = {small:,}, per-user grants, "
+        "by own time; socket lines are waits)",
+        "",
+        "```",
+        cpu.profile,
+        "```",
+        "",
+    ]
     RESULTS.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

@@ -9,10 +9,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, bindparam, select, update
 
 from connector.core.clock import utcnow
-from connector.state.sql import ledger_t, mark_customers_dirty
+from connector.state.sql import chunks, ledger_t, mark_customers_dirty
+
+#: The remote ids of a community's ledger rows for some customers (built once: see ``connector.state.outbox``).
+_REFS = select(ledger_t.c.customer_key, ledger_t.c.kind, ledger_t.c.target, ledger_t.c.remote_ref).where(
+    ledger_t.c.community == bindparam("community"), ledger_t.c.customer_key.in_(bindparam("keys", expanding=True))
+)
 
 
 class Ledger:
@@ -63,6 +68,23 @@ class Ledger:
                     select(ledger_t).where(ledger_t.c.state == "override").order_by(ledger_t.c.updated_at)
                 )
             ]
+
+    def ledger_refs(self, keys: Sequence[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], str | None]:
+        """:meth:`ledger_ref` for many (community, customer key, kind, target) keys: one query per community and
+        chunk of customers (a delivery round's revokes). Keys with no ledger row are left out."""
+        wanted = set(keys)
+        by_community: dict[str, set[str]] = defaultdict(set)
+        for community, customer_key, _, _ in wanted:
+            by_community[community].add(customer_key)
+        found: dict[tuple[str, str, str, str], str | None] = {}
+        with self.engine.connect() as conn:
+            for community, customers in by_community.items():
+                for chunk in chunks(sorted(customers)):
+                    for r in conn.execute(_REFS, {"community": community, "keys": list(chunk)}):
+                        key = (community, r.customer_key, r.kind, r.target)
+                        if key in wanted:
+                            found[key] = r.remote_ref
+        return found
 
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
         """The remote id needed to undo a grant (Discourse: the UserBadge id), if one was recorded."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, bindparam, select, update
 
 from connector.core.clock import utcnow
 from connector.core.grants import OPEN_STATUSES
@@ -18,6 +18,28 @@ from connector.state.sql import chunks, identities_t, ledger_t, outbox_t
 
 #: The name columns' size (``remote_username``: 255).
 NAME_MAX = 255
+
+#: Each action's account name, with the linked account's user id and name (built once: see
+#: ``connector.state.outbox``).
+_ACCOUNTS = (
+    select(
+        outbox_t.c.id,
+        outbox_t.c.remote_username,
+        identities_t.c.remote_user_id,
+        identities_t.c.remote_username.label("linked"),
+    )
+    .select_from(
+        outbox_t.outerjoin(
+            identities_t,
+            and_(
+                identities_t.c.community == outbox_t.c.community,
+                identities_t.c.customer_key == outbox_t.c.customer_key,
+                identities_t.c.status == "matched",
+            ),
+        )
+    )
+    .where(outbox_t.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 class AccountNames:
@@ -44,20 +66,9 @@ class AccountNames:
         one the customer is linked to, else None), one query per chunk. Read fresh, since a rename found earlier in
         the pass renames open actions; a revoke for an account the customer was linked to before has no id here."""
         found: dict[int, tuple[str, str | None]] = {}
-        joined = outbox_t.outerjoin(
-            identities_t,
-            and_(
-                identities_t.c.community == outbox_t.c.community,
-                identities_t.c.customer_key == outbox_t.c.customer_key,
-                identities_t.c.status == "matched",
-            ),
-        )
-        columns = (outbox_t.c.id, outbox_t.c.remote_username, identities_t.c.remote_user_id)
-        linked = identities_t.c.remote_username.label("linked")
         with self.engine.connect() as conn:
             for chunk in chunks(sorted(set(action_ids))):
-                rows = conn.execute(select(*columns, linked).select_from(joined).where(outbox_t.c.id.in_(chunk))).all()
-                for r in rows:
+                for r in conn.execute(_ACCOUNTS, {"ids": list(chunk)}):
                     name = r.remote_username or ""
                     same = r.remote_user_id is not None and (r.linked or "").lower() == name.lower()
                     found[r.id] = (name, r.remote_user_id if same else None)
