@@ -36,8 +36,10 @@ from connector.state.tables import OutboxRow
 
 #: Rows claimed per round: one full Discourse group call.
 GROUP_BATCH = 1000
-#: Grants of one kind gathered for mass awards per round (Discourse's ``MAX_CSV_LINES``: one award each).
-MASS_BATCH = 50_000
+#: Grants of one target sent per mass award round: one award each. Well under Discourse's ``MAX_CSV_LINES``
+#: (50,000) to bound memory (about 5 kB a row while it is sent); a larger backfill costs one more award and one more
+#: boundary page of read-back per round.
+MASS_BATCH = 5_000
 #: Single actions (a badge grant, a role, a review) claimed and settled together at most: one claim and one settling
 #: commit per round instead of one each per action, while a crash leaves at most a round to verify.
 ROUND = 50
@@ -110,26 +112,28 @@ class DeliverStage:
 
     def _mass(self, run: Run, name: str, community: CommunityAdapter, mass: MassGrants, total: int) -> int:
         """Every due grant of one target sent as one batch (a mass award) when there are more than the community's
-        threshold of them, before the mixed rounds: gathered by kind, so badge grants are not cut into awards of a
-        few hundred by the group and other rows between them in id order. Returns how many rows it sent."""
-        done = 0
+        threshold of them, before the mixed rounds: counted per target first (no row loaded for the small ones), then
+        loaded by target, so badge grants are not cut into awards of a few hundred by the group and other rows between
+        them in id order. Rounds of :data:`MASS_BATCH` bound what a large backfill holds in memory. Returns how many
+        rows it sent."""
+        done, outbox = 0, run.state.outbox
         kinds = sorted(kind for kind in self.owners if mass.mass_threshold(kind) is not None)
         for kind in kinds:
             threshold = mass.mass_threshold(kind) or 0
-            rows = run.state.outbox.due(name, utcnow(), limit=MASS_BATCH, not_since=run.started, kind=kind, op="grant")
-            by_target: dict[str, list[OutboxRow]] = {}
-            for row in rows:
-                by_target.setdefault(row.target, []).append(row)
-            for due in by_target.values():
-                if len(due) <= threshold:
-                    continue  # a few grants: sent one by one in the mixed rounds
-                if run.stop.is_set():
-                    return done
-                claimed = run.state.outbox.claim(due)
-                if claimed:
-                    self._send(run, community, claimed)
-                done += len(due)
-                run.options.progress("deliver", done, max(total, done))
+            counts = outbox.due_per_target(name, utcnow(), run.started, kind, "grant")
+            for target in sorted(t for t, count in counts.items() if count > threshold):
+                # Sent rows leave the due set (done, failed with a later retry, or sending to verify): each round
+                # reads the next ones, and a short round is the last.
+                for _ in range(counts[target] // MASS_BATCH + 1):
+                    due = outbox.due(name, utcnow(), MASS_BATCH, run.started, kind=kind, op="grant", target=target)
+                    if len(due) <= threshold or run.stop.is_set():
+                        break  # a few left (sent one by one in the mixed rounds), or the pass is stopping
+                    claimed = outbox.claim(due)
+                    done += len(due)
+                    del due  # the claimed copies are what is sent: one copy of a round in memory, not two
+                    if claimed:
+                        self._send(run, community, claimed)
+                    run.options.progress("deliver", done, max(total, done))
         return done
 
     def actions(self, run: Run, rows: Sequence[OutboxRow]) -> list[Action]:

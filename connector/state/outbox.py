@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func, insert, or_, select, update
 
 from connector.core.clock import utcnow
 from connector.core.grants import GRANT_KINDS, OPEN_STATUSES
@@ -62,27 +62,48 @@ class Outbox:
         *,
         kind: str | None = None,
         op: str | None = None,
+        target: str | None = None,
     ) -> list[OutboxRow]:
         """Actions of ``community`` ready to send: pending, or failed whose retry time has come (oldest first).
 
         ``not_since``: skip failed rows already tried after that moment (one attempt per action per pass).
-        ``kind``, ``op``: only actions of that kind and operation (a mass award gathers one badge's grants).
+        ``kind``, ``op``, ``target``: only such actions (a mass award gathers one badge's grants).
         """
+        where = self._due_where(community, now, not_since, kind, op, target)
+        with self.engine.connect() as conn:
+            return [
+                OutboxRow.model_validate(dict(row._mapping))
+                for row in conn.execute(select(outbox_t).where(where).order_by(outbox_t.c.id).limit(limit))
+            ]
+
+    def due_per_target(
+        self, community: str, now: datetime, not_since: datetime | None, kind: str, op: str
+    ) -> dict[str, int]:
+        """How many actions of ``kind``/``op`` are due per target (one grouped count: no row is loaded)."""
+        where = self._due_where(community, now, not_since, kind, op, None)
+        with self.engine.connect() as conn:
+            query = select(outbox_t.c.target, func.count()).where(where).group_by(outbox_t.c.target)
+            return {str(target): int(count) for target, count in conn.execute(query)}
+
+    @staticmethod
+    def _due_where(
+        community: str,
+        now: datetime,
+        not_since: datetime | None,
+        kind: str | None,
+        op: str | None,
+        target: str | None,
+    ) -> ColumnElement[bool]:
         # Failed rows, and pending rows given back (released) earlier, wait for their time; and one try per pass.
         retry_due = and_(outbox_t.c.status.in_(("failed", "pending")), outbox_t.c.next_attempt_at <= now)
         if not_since is not None:
             retry_due = and_(retry_due, outbox_t.c.updated_at < not_since)
         fresh = and_(outbox_t.c.status == "pending", outbox_t.c.next_attempt_at.is_(None))
         where = and_(outbox_t.c.community == community, or_(fresh, retry_due))
-        if kind is not None:
-            where = and_(where, outbox_t.c.kind == kind)
-        if op is not None:
-            where = and_(where, outbox_t.c.op == op)
-        with self.engine.connect() as conn:
-            return [
-                OutboxRow.model_validate(dict(row._mapping))
-                for row in conn.execute(select(outbox_t).where(where).order_by(outbox_t.c.id).limit(limit))
-            ]
+        for column, value in (("kind", kind), ("op", op), ("target", target)):
+            if value is not None:
+                where = and_(where, outbox_t.c[column] == value)
+        return where
 
     def claim(self, rows: Sequence[OutboxRow]) -> list[OutboxRow]:
         """Mark rows ``sending`` for this process, right before the remote calls that apply them; returns the rows it
