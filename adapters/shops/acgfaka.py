@@ -55,7 +55,6 @@ from adapters.shops.sql import (
     MalformedRow,
     SqlShop,
     first_id_since,
-    leading_index,
     next_id,
     unset,
 )
@@ -113,12 +112,6 @@ class AcgFakaShop(SqlShop):
 
     kind = "acgfaka"
     settings = AcgFakaSettings
-
-    def __init__(self, config: DatabaseShopSettings) -> None:
-        super().__init__(config)
-        #: None: each pass looks for an index on ``pay_time`` (id windows without one); True/False force the lookback
-        #: (the benchmark times the old query without its index).
-        self.use_windows: bool | None = None
 
     def parse(self, row: Any, emails: dict[int, str]) -> Order:
         """One ``order`` row as an :class:`Order` (``emails``: the members' emails by uid); anything it raises
@@ -210,12 +203,9 @@ class AcgFakaShop(SqlShop):
         in the last ``recheck_days`` before ``since``, whose first id a bisection on the primary key finds (acg-faka
         inserts an order with ``create_time`` = now, app/Service/Bind/Order.php:915-926, and sets ``pay_time`` when
         the payment arrives, :1213-1216 ``orderSuccess()``), in :data:`~adapters.shops.sql.ID_WINDOW` id ranges
-        (:data:`PAID_WINDOW`); a payment for an older order is read by ``sync --full``."""
+        (:data:`PAID_WINDOW`); a payment for an older order is read by ``backfill``."""
         table = self.table("order")
-        windows = self.use_windows
-        if windows is None:
-            windows = self.mysql and not leading_index(conn, f"{self.prefix}order", "pay_time")
-        if not windows:
+        if not self.windowed(conn, "order", "pay_time"):
             return list(conn.execute(text(PAID.format(columns=columns, table=table)), {"t": since, "w": watermark}))
         low = first_id_since(conn, table, "create_time", since - timedelta(days=self.config.recheck_days))
         rows: list[Any] = []

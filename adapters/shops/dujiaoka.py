@@ -42,7 +42,6 @@ from adapters.shops.sql import (
     SqlShop,
     database_utc,
     first_id_since,
-    leading_index,
     next_id,
     unset,
 )
@@ -123,9 +122,6 @@ class DujiaokaShop(SqlShop):
         super().__init__(config)
         overrides = config.status_map if isinstance(config, DujiaokaSettings) else {}
         self.statuses = {**STATUS_MAP, **overrides}
-        #: None: each pass looks for an index on ``updated_at`` (windows without one); True/False force the pass
-        #: (the benchmark times the walk without its index).
-        self.use_windows: bool | None = None
 
     def parse(self, row: Any) -> Order:
         """One ``orders`` row as an :class:`Order`; anything it raises quarantines the row."""
@@ -161,11 +157,8 @@ class DujiaokaShop(SqlShop):
         """Orders changed after the cursor: by ``updated_at`` when an index starts with it, otherwise by id windows
         (see :meth:`window_pages`). The cursor is the last (updated_at, id) read, ``{"at": ISO UTC, "id": N}``, and
         after a windowed pass also the highest id read, ``"top"``."""
-        if self.use_windows is None:
-            with self.engine.connect() as conn:
-                windows = self.mysql and not leading_index(conn, f"{self.prefix}orders", "updated_at")
-        else:
-            windows = self.use_windows
+        with self.engine.connect() as conn:
+            windows = self.windowed(conn, "orders", "updated_at")
         return self.window_pages(cursor, since) if windows else self.walk_pages(cursor, since)
 
     def _start(self, cursor: str | None, since: datetime | None) -> tuple[datetime, int, dict[str, Any] | None]:

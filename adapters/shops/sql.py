@@ -64,7 +64,7 @@ class DatabaseShopSettings(ShopSettings):
     #: When the orders table has no index on the time a change leaves (dujiaoka ``updated_at``, acg-faka
     #: ``pay_time``; neither upstream schema has one), a pass reads by primary key instead: every new order (id above
     #: the last one read) and the changes among the orders created in the last ``recheck_days`` days, found by id.
-    #: A change to an older order is read by ``reconcile`` (every stored paid order, by id) and by ``sync --full``.
+    #: A change to an older order is read by ``reconcile`` (every stored paid order, by id) and by ``backfill``.
     #: With the index (``cardbridge check`` prints the statement) every change is read by time, at any age.
     recheck_days: RecheckDays = 31
 
@@ -101,6 +101,16 @@ class SqlShop:
             event.listen(self.engine, "connect", _read_only)
             where = f"{url.host or 'localhost'}:{url.port or 3306}"
             event.listen(self.engine, "handle_error", _unreachable(where, limits))
+        #: None: each pass looks for an index that starts with the column changes are read by (id windows without
+        #: one); True/False force the choice (the benchmark times the old query without its index).
+        self.use_windows: bool | None = None
+
+    def windowed(self, conn: Connection, name: str, column: str) -> bool:
+        """Whether this pass reads table ``name`` by id windows: forced by :attr:`use_windows`, else when no index of
+        it starts with ``column`` (MySQL/MariaDB only; elsewhere the plain query)."""
+        if self.use_windows is not None:
+            return self.use_windows
+        return self.mysql and not leading_index(conn, f"{self.prefix}{name}", column)
 
     def table(self, name: str) -> str:
         return f"`{self.prefix}{name}`"

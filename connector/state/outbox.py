@@ -114,8 +114,8 @@ class Outbox:
         finished) meanwhile is left out, so two processes never send the same action. On PostgreSQL the second
         process's UPDATE waits on the first's row locks and then finds the rows ``sending`` (one row UPDATE at a time
         in the order given, as before, let two processes lock overlapping rows in opposite orders: a deadlock); on
-        SQLite the write lock serialises the two transactions. The caller bounds how many rows it claims at once (a delivery round), which
-        bounds what a crash leaves to verify.
+        SQLite the write lock serialises the two transactions. The caller bounds how many rows it claims at once (a
+        delivery round), which bounds what a crash leaves to verify.
         """
         if not rows:
             return []
