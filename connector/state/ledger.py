@@ -7,9 +7,9 @@ changed by hand as an ``override``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import Engine, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, select, update
 
 from connector.core.clock import utcnow
 from connector.state.sql import chunks, ledger_t, mark_customers_dirty
@@ -72,19 +72,8 @@ class Ledger:
     def ledger_refs(self, keys: Sequence[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], str | None]:
         """:meth:`ledger_ref` for many (community, customer key, kind, target) keys: one query per community and
         chunk of customers (a delivery round's revokes). Keys with no ledger row are left out."""
-        wanted = set(keys)
-        by_community: dict[str, set[str]] = defaultdict(set)
-        for community, customer_key, _, _ in wanted:
-            by_community[community].add(customer_key)
-        found: dict[tuple[str, str, str, str], str | None] = {}
         with self.engine.connect() as conn:
-            for community, customers in by_community.items():
-                for chunk in chunks(sorted(customers)):
-                    for r in conn.execute(_REFS, {"community": community, "keys": list(chunk)}):
-                        key = (community, r.customer_key, r.kind, r.target)
-                        if key in wanted:
-                            found[key] = r.remote_ref
-        return found
+            return held_refs(conn, set(keys))
 
     def ledger_ref(self, community: str, customer_key: str, kind: str, target: str) -> str | None:
         """The remote id needed to undo a grant (Discourse: the UserBadge id), if one was recorded."""
@@ -99,3 +88,21 @@ class Ledger:
                     )
                 )
             ).scalar_one_or_none()
+
+
+def held_refs(
+    conn: Connection, wanted: Collection[tuple[str, str, str, str]]
+) -> dict[tuple[str, str, str, str], str | None]:
+    """The ledger rows among ``wanted`` (community, customer key, kind, target) keys that exist, with their remote ids,
+    read on ``conn`` (inside the caller's transaction, if any): one query per community and chunk of customers."""
+    by_community: dict[str, set[str]] = defaultdict(set)
+    for community, customer_key, _, _ in wanted:
+        by_community[community].add(customer_key)
+    found: dict[tuple[str, str, str, str], str | None] = {}
+    for community, customers in by_community.items():
+        for chunk in chunks(sorted(customers)):
+            for r in conn.execute(_REFS, {"community": community, "keys": list(chunk)}):
+                key = (community, r.customer_key, r.kind, r.target)
+                if key in wanted:
+                    found[key] = r.remote_ref
+    return found

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func,
 
 from connector.core.clock import utcnow
 from connector.core.grants import GRANT_KINDS, OPEN_STATUSES
+from connector.state.ledger import held_refs
 from connector.state.sql import chunks, ledger_t, outbox_t
 from connector.state.tables import OutboxRow
 
@@ -337,9 +338,6 @@ _UNSURE = (
         updated_at=bindparam("now"),
     )
 )
-_LEDGER_HELD = select(ledger_t.c.customer_key, ledger_t.c.kind, ledger_t.c.target).where(
-    ledger_t.c.community == bindparam("community"), ledger_t.c.customer_key.in_(bindparam("keys", expanding=True))
-)
 _LEDGER_MOVE = (
     update(ledger_t)
     .where(
@@ -389,14 +387,7 @@ class Settle:
             }
         if not moves:
             return
-        held: set[tuple[str, str, str, str]] = set()
-        by_community: dict[str, set[str]] = {}
-        for community, customer_key, _, _ in moves:
-            by_community.setdefault(community, set()).add(customer_key)
-        for community, keys in by_community.items():
-            for chunk in chunks(sorted(keys)):
-                for r in self.conn.execute(_LEDGER_HELD, {"community": community, "keys": list(chunk)}):
-                    held.add((community, r.customer_key, r.kind, r.target))
+        held = held_refs(self.conn, moves.keys())
         updates = [
             {
                 "l_community": key[0],
