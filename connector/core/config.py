@@ -26,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_v
 
 from connector.core import plugins
 from connector.core.config_scope import LocalConfig, Scope, StateConfig, interpolate, select, state_url
+from connector.core.loop_config import EarnConfig, RedeemConfig, check_communities
 from connector.core.settings import (
     CommunitySettings,
     ConfigError,
@@ -418,6 +419,8 @@ class Config(StrictModel):
     server: ServerConfig = ServerConfig()
     policy: PolicyConfig = PolicyConfig()
     link: LinkConfig | None = None
+    earn: EarnConfig | None = None
+    redeem: RedeemConfig | None = None
     #: Folder of the config file; relative sqlite paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -473,6 +476,21 @@ class Config(StrictModel):
             missing = linked.missing_for("link")
             if missing:
                 raise KeyedError(f"communities.{self.link.community}.{missing[0]}", "is required by [link]")
+        if self.earn:
+            check_communities("earn", list(self.earn.communities), self.communities)
+            for community, earn_target in self.earn.communities.items():
+                is_discord = self.communities[community].kind == "discord"
+                if (is_discord and earn_target.categories) or (not is_discord and earn_target.channels):
+                    raise KeyedError(
+                        f"earn.{community}",
+                        "Discord earns in channels = [...] (forum channel ids)"
+                        if is_discord
+                        else "a forum earns in categories = [...] (names); channels are for Discord",
+                    )
+                if not earn_target.places:
+                    raise KeyedError(f"earn.{community}", "name where points are earned (categories or channels)")
+        if self.redeem:
+            check_communities("redeem.communities", self.redeem.communities, self.communities)
         names = [rule.name for rule in self.rules]
         for name in names:
             if names.count(name) > 1:

@@ -17,17 +17,21 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CommunityAdapter, MemberAuthorization, ReviewSource, ShopAdapter
+from adapters.contributions import ContributionSource
+from adapters.coupons import CouponIssuer
 from adapters.registry import open_community, open_shop
 from connector.core.clock import utcnow
 from connector.core.config import Config, ConfigError
 from connector.core.logs import log
 from connector.features.base import Feature, PassOptions, PassReport, Progress, Run, quiet
+from connector.features.earn import EarnFeature
 from connector.features.grants import GrantsFeature
 from connector.features.linked_roles import LinkedRolesFeature
 from connector.features.points import PointsFeature
 from connector.features.reviews import ReviewsFeature
 from connector.flow.deliver import DeliverStage
 from connector.flow.reconcile import ReconcileStage, VanishedOrdersStage
+from connector.flow.redeem import RedeemDesk, RedeemStage
 from connector.flow.run import Stage, run_pass, stages
 from connector.state import State
 from connector.state.errors import StoreError
@@ -121,11 +125,14 @@ class Connector:
         #: The plug-ins of a pass, in the order they plan: points decide tier roles before grants diff them, and
         #: Linked Roles shows the points total. A new feature is a module and one line here.
         self.features: list[Feature] = [
+            EarnFeature(self.store, config),
             self.reviews,
             PointsFeature(self.store, config),
             GrantsFeature(),
             LinkedRolesFeature(self.store, config, self.communities),
         ]
+        #: Members' requests (balance, redemptions for coupons), worked at the end of each pass.
+        self.desk = RedeemDesk(self.store, config, self.shop, self.communities)
         #: Set by the daemon on SIGTERM: the pass stops between pages and between remote calls.
         self.stop_requested = threading.Event()
         #: Paid orders the last :meth:`reconcile` found gone from the shop.
@@ -135,6 +142,15 @@ class Connector:
         link = self.config.link
         if link and not isinstance(self.communities.get(link.community), MemberAuthorization):
             raise ConfigError(f"link.community: {link.community!r} cannot authorise members (it needs Discord OAuth2)")
+        for name in self.config.earn.communities if self.config.earn else {}:
+            if not isinstance(self.communities.get(name), ContributionSource):
+                raise ConfigError(f"earn.{name}: this community cannot list posts and their likes")
+        if self.config.redeem is not None:
+            if not isinstance(self.shop, CouponIssuer):
+                raise ConfigError(f"redeem: the {self.shop.kind!r} shop cannot make coupons")
+            why = self.shop.coupons_ready()
+            if why is not None:
+                raise ConfigError(f"redeem: the shop cannot make coupons: {why}")
 
     def _run(self, report: PassReport, options: PassOptions, started: datetime | None = None) -> Run:
         return Run(
@@ -163,7 +179,7 @@ class Connector:
             raise ValueError("a dry run plans into its store: run it on a throw-away copy (connector.flow.dry_run)")
         options = PassOptions(full=full, since=since, dry_run=dry_run, order_ids=order_ids, progress=progress)
         run = self._run(PassReport(), options)
-        steps = stages(self.features, self.communities, dry_run=dry_run)
+        steps = stages(self.features, self.communities, dry_run=dry_run, after=[RedeemStage(self.desk)])
         return run_pass(run, [_Guarded(stage) for stage in steps])
 
     @contextmanager

@@ -76,9 +76,14 @@ class ReportStage:
 
 
 def stages(
-    features: Sequence[Feature], communities: Mapping[str, CommunityAdapter], *, dry_run: bool = False
+    features: Sequence[Feature],
+    communities: Mapping[str, CommunityAdapter],
+    *,
+    dry_run: bool = False,
+    after: Sequence[Stage] = (),
 ) -> list[Stage]:
-    """The stages of one pass, in order; a dry run lists the outbox where a pass delivers."""
+    """The stages of one pass, in order; a dry run lists the outbox where a pass delivers. ``after``: stages that
+    run once the outbox is delivered (members' redemptions), skipped by a dry run."""
     return [
         PullStage(),
         PrepareStage(features),
@@ -86,6 +91,7 @@ def stages(
         MatchStage(),
         PlanStage(features, after_match=True),
         PreviewStage(features) if dry_run else DeliverStage(features),
+        *(() if dry_run else after),
         ReportStage(communities),
     ]
 

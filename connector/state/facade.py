@@ -11,12 +11,14 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from connector.state.db import open_engine
+from connector.state.earnings import Earnings
 from connector.state.identities import Identities
 from connector.state.ledger import Ledger
 from connector.state.locks import Locks
 from connector.state.outbox import Outbox
 from connector.state.planning import Plans
 from connector.state.records import Records
+from connector.state.redemptions import Redemptions
 from connector.state.remote_ids import RemoteIds
 from connector.state.reviews import ReviewStore
 from connector.state.status import Status
@@ -52,6 +54,10 @@ class State:
         self.reviews = ReviewStore(engine)
         #: Webhook deliveries, stored before they are answered.
         self.webhooks = WebhookStore(engine)
+        #: Points members earn in the community.
+        self.earnings = Earnings(engine)
+        #: Members' requests and their redemptions of points for shop coupons.
+        self.redemptions = Redemptions(engine)
         #: One pass at a time across processes and hosts (a leased row).
         self.locks = Locks(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.

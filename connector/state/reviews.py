@@ -25,6 +25,8 @@ posts_t = table_of(PostRow)
 topics_t = table_of(TopicRow)
 conflicts_t = table_of(ConflictRow)
 points_t = table_of(PointEventRow)
+#: Events that are not spending: ``redeem:`` events are redemptions (``connector.state.redemptions``).
+_earned = ~points_t.c.key.startswith("redeem:")
 
 _CONTENT = ("product_id", "email", "reviewer", "rating", "text", "status")
 
@@ -364,10 +366,12 @@ class ReviewStore:
     # ---- points --------------------------------------------------------------------------------------------------
 
     def point_events(self, customer_key: str) -> dict[str, int]:
+        """Points earned (purchases, reviews, posts) and their reversals; redemptions (spending) are left out: the
+        community shows what a member earned, ``Redemptions.balance`` what they can still spend."""
         with self.engine.connect() as conn:
             return dict(
                 conn.execute(
-                    select(points_t.c.key, points_t.c.points).where(points_t.c.customer_key == customer_key)
+                    select(points_t.c.key, points_t.c.points).where(points_t.c.customer_key == customer_key, _earned)
                 ).all()
             )
 
@@ -396,7 +400,9 @@ class ReviewStore:
         with self.engine.connect() as conn:
             return int(
                 conn.execute(
-                    select(func.coalesce(func.sum(points_t.c.points), 0)).where(points_t.c.customer_key == customer_key)
+                    select(func.coalesce(func.sum(points_t.c.points), 0)).where(
+                        points_t.c.customer_key == customer_key, _earned
+                    )
                 ).scalar_one()
             )
 
