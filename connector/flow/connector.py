@@ -206,6 +206,10 @@ class Connector:
         """Send what is due in the outbox (the daemon's retry job), leaving rows planned after ``started``."""
         _Guarded(DeliverStage(self.features)).run(self._run(report, PassOptions(), started))
 
+    def redeem(self, report: PassReport) -> None:
+        """Read members' private messages and work their requests (the daemon's retry and redeem jobs)."""
+        _Guarded(RedeemStage(self.desk)).run(self._run(report, PassOptions()))
+
     def resolve_conflict(self, conflict_id: int, keep: str) -> str:
         """``cardbridge conflicts resolve``: see :meth:`ReviewsFeature.resolve`."""
         return self.reviews.resolve(conflict_id, keep)

@@ -7,6 +7,7 @@
 | ``GET /metrics`` | :mod:`connector.server.metrics`, behind :mod:`connector.server.operator` |
 | ``GET /`` | :mod:`connector.server.status_page`, fed a :class:`StatusView` built here, behind the same gate |
 | ``/link`` … | :mod:`connector.server.link_page`, with ``[link]`` |
+| ``POST /interactions/<community>`` | :mod:`connector.server.interactions`, with ``[redeem]`` on Discord |
 
 With ``[server] operator_listen``, ``/`` and ``/metrics`` are served only on that listener
 (:func:`create_operator_app`), and ``/healthz`` on both.
@@ -27,6 +28,7 @@ from adapters.webhooks import WebhookFormat
 from connector.core.logs import mask_email
 from connector.flow import Connector
 from connector.server.health import SHOP, Health, HealthReport
+from connector.server.interactions import interaction_routes
 from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -77,6 +79,7 @@ class ReadOnlyPages:
         """The lag and webhook backlog gauges, before ``/metrics`` answers."""
         self.check()
         self.metrics.webhook_backlog(self.store.webhooks.counts())
+        self.metrics.points_figures(self.store.earnings.total(), self.store.redemptions.counts())
 
     def status_view(self) -> StatusView:
         health = self.check()
@@ -107,6 +110,7 @@ class ReadOnlyPages:
             ],
             actions_per_hour=self.store.status.actions_per_hour(self.clock()),
             webhook_events=self.store.webhooks.counts(),
+            redemptions=self.store.redemptions.counts(),
             dead_events=[
                 DeadEvent(e.id or 0, e.source, e.topic, e.resource, e.attempts, mask_email(e.last_error or ""))
                 for e in self.store.webhooks.dead_events(20)
@@ -142,6 +146,7 @@ def create_app(
     webhooks: WebhookStore,
     on_event: Callable[[], None],
     on_linked: Callable[[], None],
+    on_redeem: Callable[[], None] = lambda: None,
 ) -> Starlette:
     """The app of ``[server] listen``: link page, webhook receivers, health; metrics and the status page too unless
     ``operator_listen`` gives them a listener of their own."""
@@ -149,6 +154,7 @@ def create_app(
     routes: list[BaseRoute] = [
         *link_routes(connector, on_linked),
         *webhook_routes(connector.config, formats, webhooks, pages.metrics, on_event),
+        *interaction_routes(connector.desk, on_redeem),
         *pages.health_routes(),
     ]
     if not server.operator_listen:

@@ -63,6 +63,7 @@ class Daemon:
             self.worker.webhooks,
             on_event=self.worker.wake.set,
             on_linked=self.worker.member_linked,
+            on_redeem=self.worker.redeem_now,
         )
 
     def operator_app(self) -> Starlette:

@@ -56,6 +56,8 @@ class EventWorker:
         self.wake = threading.Event()
         #: Set by the link page when a member linked: the worker runs a pass so their roles come at once.
         self.linked = threading.Event()
+        #: Set when a member's redemption waits for its coupon: the worker works the redemptions at once.
+        self.redeem = threading.Event()
         self._pruned_at: datetime | None = None
         #: The shop could not be read: no order event is tried before this.
         self._shop_down_until: datetime | None = None
@@ -73,6 +75,10 @@ class EventWorker:
         self.linked.set()
         self.wake.set()
 
+    def redeem_now(self) -> None:
+        self.redeem.set()
+        self.wake.set()
+
     def _work(self) -> None:
         stopping = self.jobs.stopping
         while not stopping.is_set():
@@ -86,6 +92,9 @@ class EventWorker:
                 if self.linked.is_set():
                     self.linked.clear()
                     self.jobs.linked()
+                if self.redeem.is_set():
+                    self.redeem.clear()
+                    self.jobs.redeem()
             except Exception:
                 # The store itself failed (each event's own failures are caught below): said once a round at most.
                 log.exception("webhook processing failed")

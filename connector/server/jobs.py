@@ -84,9 +84,20 @@ class Jobs:
         def work() -> PassReport:
             report = PassReport()
             self.connector.deliver(report, utcnow())
+            self.connector.redeem(report)
             return report
 
         return self.run("retry", work)
+
+    def redeem(self) -> PassReport | None:
+        """Members' requests now (a slash command waits for its coupon), without a shop read."""
+
+        def work() -> PassReport:
+            report = PassReport()
+            self.connector.redeem(report)
+            return report
+
+        return self.run("redeem", work)
 
     def orders(self, order_ids: list[str]) -> PassReport | None:
         """A pass for the orders webhooks named (re-read at once), and whatever else is due."""

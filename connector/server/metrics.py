@@ -37,6 +37,15 @@ class Metrics:
         self.failing = Gauge(
             "cardbridge_remote_failing", "1 while a remote (the shop, a community) is failing", ["remote"], registry=r
         )
+        self.points = Gauge(
+            "cardbridge_points",
+            "Points: earned (from community posts, net of take-backs) and redeemed (for coupons, not cancelled)",
+            ["kind"],
+            registry=r,
+        )
+        self.redemptions = Gauge(
+            "cardbridge_points_redemptions", "Redemptions of points for coupons, by status", ["status"], registry=r
+        )
         self.backlog = Gauge(
             "cardbridge_webhook_backlog", "Stored webhook events: pending, retrying, dead", ["state"], registry=r
         )
@@ -68,6 +77,12 @@ class Metrics:
     def webhook_backlog(self, counts: Mapping[str, int]) -> None:
         for state, count in counts.items():
             self.backlog.labels(state).set(count)
+
+    def points_figures(self, earned: int, redemptions: Mapping[str, int]) -> None:
+        self.points.labels("earned").set(earned)
+        self.points.labels("redeemed").set(redemptions.get("points_redeemed", 0))
+        for status in ("waiting", "reserved", "issued", "refused", "cancelled", "parked"):
+            self.redemptions.labels(status).set(redemptions.get(status, 0))
 
     def webhook(self, source: str, result: str) -> None:
         self.webhooks.labels(source, result).inc()

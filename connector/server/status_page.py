@@ -75,6 +75,8 @@ class StatusView:
     #: Webhook events: ``pending`` (not handled yet), ``retrying`` (of which a try failed), ``dead``.
     webhook_events: Mapping[str, int] = field(default_factory=dict)
     dead_events: Sequence[DeadEvent] = ()
+    #: Redemptions of points for coupons by status, and ``points_redeemed``; empty without ``[redeem]``.
+    redemptions: Mapping[str, int] = field(default_factory=dict)
 
 
 STYLE = """
@@ -159,6 +161,8 @@ def render_status_page(view: StatusView) -> str:
         ),
         "<h2>Manual removals found by the last reconcile</h2>",
         _table(["drift"], [[d] for d in view.drift], "None."),
+        "<h2>Redemptions</h2>",
+        _table(["status", "redemptions"], [[k, v] for k, v in view.redemptions.items()], "None yet."),
         "</div></div>",
         "<h2>Recent failures and dead actions</h2>",
         _table(

@@ -115,6 +115,17 @@ class Earnings:
                 )
         return found
 
+    def total(self) -> int:
+        """Points members hold from community posts, all communities (reversals included)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.coalesce(func.sum(points_t.c.points), 0)).where(
+                        and_(points_t.c.key >= "earn:", points_t.c.key < "earn;")
+                    )
+                ).scalar_one()
+            )
+
     def add(self, events: Sequence[Earned], counts: dict[str, int]) -> None:
         """Record the events (``counts``: events each post had, for their keys) and mark their customers for
         planning, in one transaction."""
