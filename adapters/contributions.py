@@ -128,4 +128,3 @@ class InteractionEndpoint(Protocol):
     def register_commands(self) -> None:
         """Create or update ``/points`` and ``/redeem`` (one bulk overwrite of the guild's commands)."""
         ...
-
