@@ -43,6 +43,7 @@ KEY = "coupon_database_url"
 _GRANT = re.compile(r"^GRANT\s+(?P<privileges>.+?)\s+ON\s+(?:TABLE\s+)?(?P<scope>\S+)\s+TO\s")
 _DENIED = {1044, 1045}
 _ALL = frozenset({"ALL", "ALL PRIVILEGES"})
+MAY = "coupon writer may make coupons"
 
 
 @dataclass(frozen=True)
@@ -182,10 +183,10 @@ def coupon_checks(side: SqlCoupons) -> Iterator[Check]:
     """``check`` lines of the coupon writer: it connects; it may do what :attr:`SqlCoupons.needs` lists (``SHOW
     GRANTS``: the check never writes, and a rolled-back INSERT would still spend an AUTO_INCREMENT id, which InnoDB
     does not give back, and fire the table's triggers); it may write nothing else; the code column is UNIQUE.
-    Without ``coupon_database_url`` one line says coupons are not set up (not a failure: redemption is optional)."""
+    Without ``coupon_database_url`` there are no lines: redemption is optional, and whoever needs coupons asks
+    :meth:`SqlCoupons.coupons_ready`, which names the key."""
     what = "coupon writer"
     if side.engine is None:
-        yield passed("coupons", f"not set up ([shop] {KEY} unset): points cannot be redeemed for coupons")
         return
     url = make_url(side.shop.config.coupon_database_url or "")
     user = url.username or "(no user)"
@@ -255,9 +256,9 @@ def _grant_lines(side: SqlCoupons, database: str, lines: Sequence[str], grants: 
     ]
     note = f"; {roles} role grant(s) not expanded" if roles else ""
     if missing:
-        yield failed(f"coupon writer may {_needs(side)}", f"missing: {', '.join(missing)}{note}", grants)
+        yield failed(MAY, f"missing: {', '.join(missing)} (SHOW GRANTS){note}", grants)
     else:
-        yield passed(f"coupon writer may {_needs(side)}", f"SHOW GRANTS{note}")
+        yield passed(MAY, f"{_needs(side)} (SHOW GRANTS){note}")
     allowed = {(f"{prefix}{need.table}", need.privilege) for need in side.needs}
     broad = sorted(
         {
