@@ -19,16 +19,21 @@ The shop, as read (lizhipay/acg-faka @ 574c3ff):
   ``money > 1``, a note over 32 characters and an expiry not in the future (:270-302), and writes ``code``,
   ``commodity_id``, ``category_id``, ``owner = 0``, ``create_time``, ``expire_time``, ``money``, ``status = 0``,
   ``note``, ``life``, ``mode``, ``sku`` (:352-367). CardBridge writes the same, for any commodity of the system's.
+- The buyer sees a coupon field only on a commodity whose ``coupon`` switch is on (Install.sql:151;
+  app/View/User/Theme/Cartoon/Index/Item.html:84): ``check`` counts them. The order code does not look at it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
+from adapters.checks import Check, failed, passed
 from adapters.coupons import Coupon, CouponRefused, CouponSpec
 from adapters.shops.sql import unset
 from adapters.shops.sql_coupons import GrantNeed, SqlCoupons, money
@@ -101,6 +106,32 @@ class AcgFakaCoupons(SqlCoupons):
                 "mode": mode,
             },
         )
+
+    def extra_checks(self, conn: Connection) -> Iterator[Check]:
+        """How many of the system's commodities show the coupon field: the theme offers it only where the commodity's
+        ``coupon`` switch is on (app/View/User/Theme/Cartoon/Index/Item.html:84; Install.sql:151, 0 关闭 / 1 启用).
+        Read with the reading user."""
+        what = "coupon field shown"
+        try:
+            with self.shop.engine.connect() as reader:
+                row = reader.execute(
+                    text(
+                        f"SELECT COUNT(*) AS total, COALESCE(SUM(`coupon` = 1), 0) AS shown FROM "
+                        f"{self.shop.table('commodity')} WHERE `owner` = 0"
+                    )
+                ).one()
+        except DBAPIError:
+            yield failed(what, "the commodity table has no coupon column", "check the shop's version and shop.kind")
+            return
+        total, shown = int(row.total), int(row.shown)
+        if total and not shown:
+            yield failed(
+                what,
+                f"none of the system's {total} commodities offers the coupon field: a coupon cannot be entered",
+                "turn on 优惠卷 (coupon) in the settings of the commodities a coupon may buy",
+            )
+        else:
+            yield passed(what, f"{shown} of the system's {total} commodities offer the coupon field")
 
     def coupon(self, row: Any) -> Coupon:
         mode = self.shop.integer(row.mode)

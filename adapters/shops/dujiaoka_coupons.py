@@ -18,6 +18,9 @@ The shop, as read (assimon/dujiaoka @ 9f5467a):
   (default 1), ``is_use`` (default 1 未使用) and ``is_open`` (default 1); Eloquent adds the timestamps in the app's
   zone (config/app.php:70, PRC).
 
+The buy page shows the coupon field on a goods that has a coupon bound (app/Http/Controllers/Home/HomeController.php:
+69-70), so binding is also what offers the field.
+
 Which goods: ``[shop] coupon_goods`` when set; otherwise every goods not soft-deleted when the coupon is made (a coupon
 that buys points is meant for the whole shop, and a goods added later is not in the pivot: the README says so).
 """

@@ -149,3 +149,13 @@ def test_a_code_longer_than_the_column_is_refused_not_cut(acg):
         acg.shop().create_coupon(spec(long, "5"))
     assert acg.shop().find_coupon(long) is None
     assert acg.rows("SELECT * FROM acg_coupon") == []
+
+
+def test_check_counts_the_commodities_that_show_the_coupon_field(acg):
+    field = next(c for c in acg.shop().check() if c.what == "coupon field shown")
+    assert not field.ok and "none of the system's 1 commodities" in field.detail  # the merchant's is not counted
+    assert "优惠卷" in field.fix
+    with acg.engine.connect() as conn:  # the admin turns the switch on (Install.sql:151)
+        conn.execute(text("UPDATE acg_commodity SET coupon = 1 WHERE id = 1"))
+    again = next(c for c in acg.shop().check() if c.what == "coupon field shown")
+    assert again.ok and again.detail.startswith("1 of the system's 1 commodities")
