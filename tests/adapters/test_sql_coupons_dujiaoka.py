@@ -151,7 +151,7 @@ def test_two_replicas_making_the_same_coupon_at_once_make_one(dj):
     assert len(dj.rows("SELECT * FROM coupons_goods")) == 2  # the loser's pivot rows were rolled back with it
 
 
-def test_a_deleted_or_closed_coupon_is_found_with_no_use_left_and_is_not_made_again(dj):
+def test_a_deleted_coupon_is_found_with_no_use_left_and_is_not_made_again(dj):
     add_goods(dj, 1)
     shop = dj.shop()
     made = shop.create_coupon(spec(CODE, "5"))
