@@ -48,6 +48,7 @@ from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
 from adapters.checks import Check, CheckContext
+from adapters.shops.acgfaka_coupons import AcgFakaCoupons
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import (
     ID_WINDOW,
@@ -59,6 +60,7 @@ from adapters.shops.sql import (
     unset,
 )
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
+from adapters.shops.sql_coupons import IssuesCoupons, coupon_checks
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
@@ -106,12 +108,21 @@ class AcgFakaSettings(DatabaseShopSettings):
     table_prefix: str = "acg_"
 
 
-class AcgFakaShop(SqlShop):
+class AcgFakaShop(IssuesCoupons, SqlShop):
     """Reads orders and members from an acg-faka database. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`."""
+    :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`, and
+    :class:`~adapters.coupons.CouponIssuer` with ``coupon_database_url`` (:mod:`adapters.shops.acgfaka_coupons`)."""
 
     kind = "acgfaka"
     settings = AcgFakaSettings
+
+    def __init__(self, config: DatabaseShopSettings) -> None:
+        super().__init__(config)
+        self.coupons = AcgFakaCoupons(self)
+
+    def close(self) -> None:
+        self.coupons.close()
+        super().close()
 
     def parse(self, row: Any, emails: dict[int, str]) -> Order:
         """One ``order`` row as an :class:`Order` (``emails``: the members' emails by uid); anything it raises
@@ -240,7 +251,8 @@ class AcgFakaShop(SqlShop):
 
     def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the database answers, ``order``, ``user`` and ``commodity`` have the
-        columns read, the user is SELECT-only, and ``order`` has an index the lookback by ``pay_time`` can use."""
+        columns read, the user is SELECT-only, and ``order`` has an index the lookback by ``pay_time`` can use; then the
+        coupon writer (:func:`~adapters.shops.sql_coupons.coupon_checks`)."""
         since = self.local(utcnow() - timedelta(seconds=self.config.lookback_seconds))
         columns = ", ".join(f"`{c}`" for c in ORDER_COLUMNS)
         paid = IndexNeed(
@@ -258,7 +270,8 @@ class AcgFakaShop(SqlShop):
             TableNeed("user", ("id", "username", "email")),
             TableNeed("commodity", ("id", "name")),
         )
-        return check_database(self, tables, (paid,))
+        yield from check_database(self, tables, (paid,))
+        yield from coupon_checks(self.coupons)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         ids = [int(k[2:]) for k in keys if k.startswith("c:")]

@@ -26,13 +26,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
 from adapters.checks import Check, CheckContext
+from adapters.shops.dujiaoka_coupons import MAX_GOODS, DujiaokaCoupons
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import (
     CLOCK_MARGIN,
@@ -46,6 +47,7 @@ from adapters.shops.sql import (
     unset,
 )
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
+from adapters.shops.sql_coupons import IssuesCoupons, coupon_checks
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
@@ -109,11 +111,15 @@ class DujiaokaSettings(DatabaseShopSettings):
     #: Order status code → canonical status, over the built-in map (e.g. ``{ "6" = "disputed" }`` to hold 异常 orders
     #: back until they are delivered by hand).
     status_map: dict[int, OrderStatus] = Field(default_factory=dict)
+    #: The goods ids a redemption's coupon is valid for (dujiaoka binds every coupon to goods, ``coupons_goods``);
+    #: unset: every goods not deleted when the coupon is made.
+    coupon_goods: Annotated[list[PositiveInt], Field(min_length=1, max_length=MAX_GOODS)] | None = None
 
 
-class DujiaokaShop(SqlShop):
+class DujiaokaShop(IssuesCoupons, SqlShop):
     """Reads orders and goods from a dujiaoka database. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`."""
+    :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`, and
+    :class:`~adapters.coupons.CouponIssuer` with ``coupon_database_url`` (:mod:`adapters.shops.dujiaoka_coupons`)."""
 
     kind = "dujiaoka"
     settings = DujiaokaSettings
@@ -122,6 +128,12 @@ class DujiaokaShop(SqlShop):
         super().__init__(config)
         overrides = config.status_map if isinstance(config, DujiaokaSettings) else {}
         self.statuses = {**STATUS_MAP, **overrides}
+        goods = config.coupon_goods if isinstance(config, DujiaokaSettings) else None
+        self.coupons = DujiaokaCoupons(self, goods)
+
+    def close(self) -> None:
+        self.coupons.close()
+        super().close()
 
     def parse(self, row: Any) -> Order:
         """One ``orders`` row as an :class:`Order`; anything it raises quarantines the row."""
@@ -279,7 +291,8 @@ class DujiaokaShop(SqlShop):
 
     def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the database answers, ``orders`` and ``goods`` have the columns read,
-        the user is SELECT-only, and ``orders`` has an index the walk by ``updated_at`` can use."""
+        the user is SELECT-only, and ``orders`` has an index the walk by ``updated_at`` can use; then the coupon
+        writer (:func:`~adapters.shops.sql_coupons.coupon_checks`)."""
         since = self.local(utcnow() - timedelta(seconds=self.config.lookback_seconds))
         walk = IndexNeed(
             "orders",
@@ -292,7 +305,8 @@ class DujiaokaShop(SqlShop):
             "(recheck_days), not the whole table",
         )
         tables = (TableNeed("orders", ORDER_COLUMNS), TableNeed("goods", ("id", "gd_name")))
-        return check_database(self, tables, (walk,))
+        yield from check_database(self, tables, (walk,))
+        yield from coupon_checks(self.coupons)
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         return [], list(keys)  # dujiaoka has no accounts: every buyer is a guest known by email

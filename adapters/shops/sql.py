@@ -67,6 +67,11 @@ class DatabaseShopSettings(ShopSettings):
     #: A change to an older order is read by ``reconcile`` (every stored paid order, by id) and by ``backfill``.
     #: With the index (``cardbridge check`` prints the statement) every change is read by time, at any age.
     recheck_days: RecheckDays = 31
+    #: Points redemption (积分兑换) only: a SQLAlchemy URL of a second database user that may SELECT and INSERT on
+    #: the coupon table(s) and nothing else (``cardbridge check`` prints the GRANT), e.g.
+    #: ``mysql+pymysql://cardbridge_coupons:pw@127.0.0.1/dujiaoka``. Unset: no coupons are made; ``database_url``
+    #: stays read-only either way.
+    coupon_database_url: str | None = None
 
     @field_validator("table_prefix")
     @classmethod
@@ -85,22 +90,7 @@ class SqlShop:
         self.config = config
         self.zone = ZoneInfo(config.timezone)
         self.prefix = config.table_prefix
-        url = make_url(config.database_url)
-        mysql = url.get_backend_name() in ("mysql", "mariadb")
-        # Without these a server that accepts the connection and never answers holds the pass for ever (PyMySQL
-        # waits for the greeting with no timeout). Whole seconds: mysqlclient takes integers only.
-        limits = {
-            "connect_timeout": math.ceil(config.connect_timeout_seconds),
-            "read_timeout": math.ceil(config.timeout_seconds),
-            "write_timeout": math.ceil(config.timeout_seconds),
-        }
-        self.engine: Engine = create_engine(
-            url, pool_pre_ping=True, pool_recycle=3600, connect_args=limits if mysql else {}
-        )
-        if mysql:
-            event.listen(self.engine, "connect", _read_only)
-            where = f"{url.host or 'localhost'}:{url.port or 3306}"
-            event.listen(self.engine, "handle_error", _unreachable(where, limits))
+        self.engine: Engine = database_engine(config, config.database_url, "database_url", read_only=True)
         #: None: each pass looks for an index that starts with the column changes are read by (id windows without
         #: one); True/False force the choice (the benchmark times the old query without its index).
         self.use_windows: bool | None = None
@@ -168,6 +158,35 @@ class SqlShop:
     @property
     def mysql(self) -> bool:
         return self.engine.dialect.name in ("mysql", "mariadb")
+
+
+def database_engine(config: DatabaseShopSettings, address: str, key: str, *, read_only: bool) -> Engine:
+    """An engine on ``address`` (the value of ``[shop] <key>``) with the shop's connect and answer limits; on
+    MySQL/MariaDB a server that cannot be reached becomes :class:`~connector.core.http.Unreachable` naming ``key``,
+    and a ``read_only`` engine's sessions cannot write."""
+    url = make_url(address)
+    mysql = url.get_backend_name() in ("mysql", "mariadb")
+    # Without these a server that accepts the connection and never answers holds the pass for ever (PyMySQL
+    # waits for the greeting with no timeout). Whole seconds: mysqlclient takes integers only.
+    limits = {
+        "connect_timeout": math.ceil(config.connect_timeout_seconds),
+        "read_timeout": math.ceil(config.timeout_seconds),
+        "write_timeout": math.ceil(config.timeout_seconds),
+    }
+    # A writing engine hides its statements' parameters from its errors: they carry coupon codes (secrets).
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        connect_args=limits if mysql else {},
+        hide_parameters=not read_only,
+    )
+    if mysql:
+        if read_only:
+            event.listen(engine, "connect", _read_only)
+        where = f"{url.host or 'localhost'}:{url.port or 3306}"
+        event.listen(engine, "handle_error", _unreachable(where, limits, key))
+    return engine
 
 
 def leading_index(conn: Connection, table: str, column: str) -> list[str]:
@@ -238,7 +257,7 @@ def first_id_since(conn: Connection, table: str, column: str, since: datetime) -
     return answer[0] if answer is not None else None
 
 
-def _unreachable(where: str, limits: dict[str, int]) -> Any:
+def _unreachable(where: str, limits: dict[str, int], key: str = "database_url") -> Any:
     """An engine ``handle_error`` hook: a database that cannot be reached or stopped answering becomes one
     :class:`~connector.core.http.Unreachable` naming the host and the key to change (no statement, no parameters)."""
 
@@ -248,7 +267,7 @@ def _unreachable(where: str, limits: dict[str, int]) -> Any:
         if code == CANNOT_CONNECT:
             raise Unreachable(
                 f"could not connect to the database at {where} (refused, or no answer within "
-                f"{limits['connect_timeout']} s; [shop] database_url, connect_timeout_seconds)"
+                f"{limits['connect_timeout']} s; [shop] {key}, connect_timeout_seconds)"
             ) from None
         if code in NO_ANSWER:
             raise Unreachable(
