@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.communities.discord import DiscordCommunity, DiscordSettings
@@ -150,7 +151,12 @@ def test_read_a_guild_command_and_a_dm_command(discord):
             data={"id": "1", "name": "points", "type": 1},
         )
     )
-    assert dm is not None and (dm.user_id, dm.username, dm.guild_id, dm.amount) == ("600000000000000043", "bob", None, None)
+    assert dm is not None and (dm.user_id, dm.username, dm.guild_id, dm.amount) == (
+        "600000000000000043",
+        "bob",
+        None,
+        None,
+    )
 
 
 def test_pings_and_foreign_commands_are_none(discord):
@@ -273,9 +279,10 @@ def test_an_expired_reply_raises_reply_expired_without_the_token(discord):
         adapter.close()
 
 
-def test_errors_and_retry_logs_show_an_alias_never_the_token(discord):
+def test_errors_and_retry_logs_show_an_alias_never_the_token(discord, request):
     stream = io.StringIO()
     configure("debug", json=True, stream=stream)
+    request.addfinalizer(structlog.reset_defaults)
     adapter = community(discord)
     token = "aW50ZXJhY3Rpb246secret-token"
     discord.knobs.add_fault(f"/webhooks/{discord.client_id}/", kind="status", status=503, times=1)
@@ -297,7 +304,10 @@ def test_commands_are_registered_once_with_the_right_shape(discord):
     adapter.register_commands()
     adapter.register_commands()
     puts = [r for r in discord.requests if r["method"] == "PUT" and r["path"].endswith("/commands")]
-    assert len(puts) == 1 and puts[0]["path"] == f"{API}/applications/{discord.client_id}/guilds/{discord.guild_id}/commands"
+    assert (
+        len(puts) == 1
+        and puts[0]["path"] == f"{API}/applications/{discord.client_id}/guilds/{discord.guild_id}/commands"
+    )
     by_name = {c["name"]: c for c in discord.commands()}
     assert set(by_name) == {"points", "redeem"}
     [option] = by_name["redeem"]["options"]

@@ -23,9 +23,7 @@ from sandbox.server import SandboxServer
 @pytest.fixture
 def discord():
     now = [1_800_000_000.0]
-    sandbox = DiscordSandbox(
-        bot_token="t0k", route_limit=1000, global_per_second=100_000, clock=lambda: now[0]
-    )
+    sandbox = DiscordSandbox(bot_token="t0k", route_limit=1000, global_per_second=100_000, clock=lambda: now[0])
     sandbox.tick = lambda s: now.__setitem__(0, now[0] + s)  # type: ignore[attr-defined]
     with SandboxServer(sandbox.app) as server:
         sandbox.url = server.url + API  # type: ignore[attr-defined]
@@ -79,7 +77,12 @@ def endpoint(discord):
 
 
 def register(discord):
-    assert bot(discord).put(f"/applications/{discord.client_id}/guilds/{discord.guild_id}/commands", json=COMMANDS).status_code == 200
+    assert (
+        bot(discord)
+        .put(f"/applications/{discord.client_id}/guilds/{discord.guild_id}/commands", json=COMMANDS)
+        .status_code
+        == 200
+    )
 
 
 def test_saving_the_endpoint_needs_a_pong_and_a_401_for_a_forged_signature(discord, endpoint):
@@ -165,7 +168,9 @@ def test_an_unanswered_interaction_has_no_reply_to_edit(discord):
     with SandboxServer(Starlette(routes=[Route("/i", broken, methods=["POST"])])) as server:
         assert discord.send_interaction(server.url + "/i", "points", member)[0] == 500
     token = discord.interactions_sent()[-1]["payload"]["token"]
-    answer = httpx.patch(f"{discord.url}/webhooks/{discord.client_id}/{token}/messages/@original", json={"content": "x"})
+    answer = httpx.patch(
+        f"{discord.url}/webhooks/{discord.client_id}/{token}/messages/@original", json={"content": "x"}
+    )
     assert answer.status_code == 404 and answer.json()["code"] == 10015
 
 
@@ -263,9 +268,9 @@ def test_super_reactions_are_listed_by_type(discord):
     [summary] = c.get(f"/channels/{thread}/messages/{thread}").json()["reactions"]
     assert summary["count_details"] == {"burst": 1, "normal": 0}
     assert c.get(f"/channels/{thread}/messages/{thread}/reactions/🎉").json() == []
-    assert [u["id"] for u in c.get(f"/channels/{thread}/messages/{thread}/reactions/🎉", params={"type": 1}).json()] == [
-        "111111111111111111"
-    ]
+    assert [
+        u["id"] for u in c.get(f"/channels/{thread}/messages/{thread}/reactions/🎉", params={"type": 1}).json()
+    ] == ["111111111111111111"]
 
 
 def test_deleted_messages_vanish_and_archived_threads_take_no_reactions(discord):
