@@ -419,7 +419,14 @@ class DiscordCommunity:
         c = self.config
         roles = {role: f"rule {rule!r}" for role, rule in self.role_names.items()}
         return check_guild(
-            self.name, self._client, self.guild, c.api_base, c.application_id, roles, context or CheckContext()
+            self.name,
+            self._client,
+            self.guild,
+            c.api_base,
+            c.application_id,
+            roles,
+            context or CheckContext(),
+            public_key=c.public_key,
         )
 
     def stats(self) -> CommunityStats:

@@ -335,3 +335,29 @@ def test_changed_commands_are_overwritten_in_one_request(discord):
     assert [r["method"] for r in discord.requests] == ["GET", "PUT"]
     assert {c["name"] for c in discord.commands()} == {"points", "redeem"}
     adapter.close()
+
+
+# ---- cardbridge check ------------------------------------------------------------------------------------------------
+
+
+def test_check_compares_the_public_key_and_reports_the_endpoint(discord):
+    adapter = community(discord)
+    lines = {c.what: c for c in adapter.check()}
+    assert lines["interactions public key"].ok
+    assert not lines["interactions endpoint"].ok
+
+    endpoint = Endpoint(discord, adapter)
+    try:
+        assert discord.verify_endpoint(endpoint.url)
+        lines = {c.what: c for c in community(discord).check()}
+        assert lines["interactions endpoint"].ok and endpoint.url in lines["interactions endpoint"].detail
+    finally:
+        endpoint.server.stop()
+        adapter.close()
+
+    other = Ed25519PrivateKey.generate().public_key().public_bytes_raw().hex()
+    wrong = {c.what: c for c in community(discord, public_key=other).check()}
+    assert not wrong["interactions public key"].ok
+    assert "communities.chat.public_key" in wrong["interactions public key"].fix
+    assert discord.public_key in wrong["interactions public key"].fix
+    assert "interactions public key" not in {c.what for c in community(discord, public_key="").check()}
