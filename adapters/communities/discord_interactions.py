@@ -94,7 +94,7 @@ _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 _HEX_SIGNATURE = re.compile(r"[0-9a-fA-F]{128}")
 _SNOWFLAKE = re.compile(r"[0-9]{1,20}")
 #: Interaction tokens are long URL-safe strings; anything else is not one Discord made.
-_TOKEN = re.compile(r"[A-Za-z0-9._\-]{1,500}")
+TOKEN = re.compile(r"[A-Za-z0-9._\-]{1,500}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -189,7 +189,7 @@ def parse_interaction(body: bytes) -> Interaction | None:
         return None
     interaction_id = _snowflake(document.get("id"), "id")
     token = document.get("token")
-    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+    if not isinstance(token, str) or not TOKEN.fullmatch(token):
         raise MalformedInteraction("token is missing or not an interaction token")
     guild_id = document.get("guild_id")
     if guild_id is not None:

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from adapters.communities.discord_client import API, DiscordLimits, error_code
-from adapters.communities.discord_interactions import edit_body
+from adapters.communities.discord_interactions import TOKEN, edit_body
 from connector import __version__
 from connector.core.http import RemoteClient, RemoteError
 
@@ -132,6 +132,8 @@ class InteractionWebhooks:
         )
 
     def _path(self, token: str) -> str:
+        if not TOKEN.fullmatch(token):
+            raise ValueError("not an interaction token (read it with read_interaction)")
         return f"/webhooks/{self.application_id}/{self._paths.remember(token)}/messages/@original"
 
     def edit_original(self, token: str, text: str) -> dict[str, Any]:

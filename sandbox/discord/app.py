@@ -79,8 +79,10 @@ class DiscordApp:
             if path.rstrip("/") in (AUTHORIZE_PATH, *TOKEN_PATHS, *REVOKE_PATHS):
                 pass  # the consent page and the token endpoint authenticate the client themselves
             elif webhook is not None:
+                # One bucket per route (the token is not part of its name), counted per webhook and token.
+                route = bucket_of(request.method, path.replace(webhook.group(2), "token", 1))[0]
                 response, headers = self.limiter.limit(
-                    bucket,
+                    route,
                     f"{webhook.group(1)}:{webhook.group(2)}",
                     discord.clock(),
                     gate=f"webhook:{webhook.group(2)}",

@@ -361,3 +361,13 @@ def test_check_compares_the_public_key_and_reports_the_endpoint(discord):
     assert "communities.chat.public_key" in wrong["interactions public key"].fix
     assert discord.public_key in wrong["interactions public key"].fix
     assert "interactions public key" not in {c.what for c in community(discord, public_key="").check()}
+
+
+def test_edit_reply_refuses_what_is_not_a_token_before_any_request(discord):
+    adapter = community(discord)
+    discord.reset_log()
+    for token in ("a/b", "", "x" * 501, "tok en"):
+        with pytest.raises(ValueError):
+            adapter.edit_reply(token, "hi")
+    assert discord.requests == []
+    adapter.close()
