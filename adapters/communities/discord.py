@@ -77,6 +77,8 @@ class DiscordSettings(CommunitySettings, RemoteTimeouts):
     #: Earning points from reactions: the most forum threads and messages read in one pass (the newest first).
     earn_max_threads: Annotated[int, Field(ge=1, le=10_000)] = 200
     earn_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    #: ... and the most requests (thread lists, message pages, reaction pages), paced by Discord's buckets.
+    earn_max_requests: Annotated[int, Field(ge=1, le=100_000)] = 2000
 
     @field_validator("public_key")
     @classmethod
@@ -157,7 +159,9 @@ class DiscordCommunity:
             else None
         )
         self._commands_registered = False
-        self._earn = ReactionContributions(self._client, self.guild, config.earn_max_threads, config.earn_max_messages)
+        self._earn = ReactionContributions(
+            self._client, self.guild, config.earn_max_threads, config.earn_max_messages, config.earn_max_requests
+        )
         self._records_checked = False
         self.role_names = {
             grant.role: rule.name
@@ -312,7 +316,8 @@ class DiscordCommunity:
 
     @property
     def contributions_complete(self) -> bool:
-        """False when the last :meth:`contributions` stopped at ``earn_max_threads`` or ``earn_max_messages``."""
+        """False when the last :meth:`contributions` stopped at ``earn_max_threads``, ``earn_max_messages`` or
+        ``earn_max_requests``: posts it did not list may simply not have been read."""
         return self._earn.complete
 
     # ---- UserLookup, ThreadCheck -----------------------------------------------------------------------------------

@@ -14,15 +14,16 @@ bots and webhooks (CardBridge's own review posts among them), and reactions by b
 not listed by Discord any more, so it is simply absent: ``removed`` is never set, and the caller, which knows what it
 credited, takes an absent post's points back, but only after a pass that was not cut short (:attr:`complete`).
 
-Bounded: at most ``max_threads`` threads and ``max_messages`` messages a pass (the newest threads first: active ones by
-their last message, then archived ones by archive time), 100 messages a request; a message's reactions are read only
-when its ``reactions`` summary lists some (``count`` per emoji, message.mdx:461-485), 100 users a request, at most
-:data:`MAX_REACTORS` per emoji. Requests go through the bot's client, so its per-route buckets and global gate pace
+Bounded: at most ``max_threads`` threads, ``max_messages`` messages and ``max_requests`` requests a pass (the newest
+threads first: active ones by their last message, then archived ones by archive time), 100 messages a request; a
+message's reactions are read only when its ``reactions`` summary lists some (``count`` per emoji,
+message.mdx:461-485), 100 users a request, at most :data:`MAX_REACTORS` per emoji. Requests go through the bot's client, so its per-route buckets and global gate pace
 them. A thread or message that vanishes while it is read (404) is skipped, and the walk goes on.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ MEMBER_MESSAGE_TYPES = frozenset({0, 19})
 MAX_REACTORS = 1000
 #: Archived-thread pages read per forum at most (100 threads a page).
 MAX_ARCHIVE_PAGES = 50
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def snowflake_time(snowflake: str) -> datetime | None:
@@ -57,14 +59,34 @@ def snowflake_at(moment: datetime) -> str:
 class ReactionContributions:
     """Reads members' posts in forum channels and who reacted to them, within per-pass caps."""
 
-    def __init__(self, client: DiscordClient, guild_id: str, max_threads: int = 200, max_messages: int = 5000) -> None:
+    def __init__(
+        self,
+        client: DiscordClient,
+        guild_id: str,
+        max_threads: int = 200,
+        max_messages: int = 5000,
+        max_requests: int = 2000,
+    ) -> None:
         self.client, self.guild_id = client, guild_id
-        self.max_threads, self.max_messages = max_threads, max_messages
+        self.max_threads, self.max_messages, self.max_requests = max_threads, max_messages, max_requests
+        self._requests = 0
         #: False when the last :meth:`contributions` stopped at a cap: an absent post may then simply be unread.
         self.complete = True
 
     def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
-        self.complete = True
+        self.complete, self._requests = True, 0
+        try:
+            yield from self._walk(places, since)
+        except _OutOfRequests:
+            self.complete = False
+
+    def _spend(self) -> None:
+        """One more request this pass, or the walk ends here (the posts read so far are kept)."""
+        if self._requests >= self.max_requests:
+            raise _OutOfRequests
+        self._requests += 1
+
+    def _walk(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
         forums = [place for place in dict.fromkeys(places) if place.isdigit()]
         if not forums:
             return
@@ -85,6 +107,7 @@ class ReactionContributions:
 
     def _threads(self, forums: list[str], since: datetime) -> list[dict[str, Any]]:
         wanted = set(forums)
+        self._spend()
         active = [t for t in self.client.active_threads(self.guild_id) if str(t.get("parent_id")) in wanted]
         active.sort(key=lambda t: int(str(t.get("last_message_id") or t.get("id") or 0)), reverse=True)
         found: dict[str, dict[str, Any]] = {str(t["id"]): t for t in active if "id" in t}
@@ -93,6 +116,7 @@ class ReactionContributions:
             for _ in range(MAX_ARCHIVE_PAGES):
                 if len(found) >= self.max_threads:
                     break
+                self._spend()
                 try:
                     page = self.client.archived_threads(forum, before)
                 except RemoteError as error:
@@ -125,6 +149,7 @@ class ReactionContributions:
         """The thread's messages after ``after``, oldest first; a thread gone meanwhile yields nothing."""
         cursor = after
         while True:
+            self._spend()
             try:
                 page = self.client.messages_after(thread_id, cursor)
             except RemoteError as error:
@@ -154,7 +179,7 @@ class ReactionContributions:
         return Contribution(
             post_id=str(message["id"]),
             author_id=str(author["id"]),
-            author_username=str(author.get("username") or "")[:32],
+            author_username=_CONTROL.sub("", str(author.get("username") or ""))[:32],
             where=str(thread.get("parent_id") or thread["id"]),
             created_at=created,
             likers=self._likers(str(thread["id"]), message),
@@ -185,6 +210,7 @@ class ReactionContributions:
         after: str | None = None
         read = 0
         while read < MAX_REACTORS:
+            self._spend()
             try:
                 page = self.client.reaction_users(channel_id, message_id, emoji, after, burst)
             except RemoteError as error:
@@ -197,6 +223,10 @@ class ReactionContributions:
             if len(page) < 100 or not users or str(users[-1]["id"]) == after:
                 return
             after = str(users[-1]["id"])
+
+
+class _OutOfRequests(Exception):
+    """The pass's request budget for reading contributions is spent."""
 
 
 def _id(message: dict[str, Any]) -> int:

@@ -148,6 +148,31 @@ def test_work_is_capped_and_the_cap_is_reported(discord):
     assert everything.contributions_complete is True
 
 
+def test_the_request_budget_ends_the_walk_and_keeps_what_was_read(discord):
+    forum = discord.add_forum("help")
+    alice, bob = member(discord, 400), member(discord, 300)
+    since = discord.clock()
+    threads = [discord.start_post(forum, alice, f"t{n}", "x") for n in range(6)]
+    for thread in threads:
+        discord.react(thread, thread, bob, "🔥")
+    discord.reset_log()
+    adapter = community(discord, earn_max_requests=5)
+    posts = list(adapter.contributions([forum], at(since)))
+    assert len(discord.requests) == 5 and adapter.contributions_complete is False
+    assert 1 <= len(posts) < 6 and all(p.likers for p in posts)
+
+
+def test_author_names_are_bounded_and_stripped(discord):
+    forum = discord.add_forum("help")
+    since = discord.clock()
+    author = discord.add_user("a\x1b]8;;evil\x07b" + "c" * 50, user_id=discord.snowflake(START - 86400 * 400))
+    discord.add_member(author)
+    discord.start_post(forum, author, "t", "x")
+    [post] = community(discord).contributions([forum], at(since))
+    assert "\x1b" not in post.author_username and "\x07" not in post.author_username
+    assert len(post.author_username) <= 32
+
+
 def test_places_that_are_not_channels_read_nothing(discord):
     assert list(community(discord).contributions(["Support", ""], at(START))) == []
     assert discord.requests == []
