@@ -166,6 +166,18 @@ def verify_signature(
 # ---- reading ---------------------------------------------------------------------------------------------------------
 
 
+def is_ping(body: bytes) -> bool:
+    """Whether a verified body is a PING (answer :func:`pong`); :func:`parse_interaction` is None for it and for
+    interactions CardBridge does not handle, which get no PONG."""
+    if len(body) > MAX_BODY:
+        return False
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(document, dict) and document.get("type") == PING
+
+
 def parse_interaction(body: bytes) -> Interaction | None:
     """The slash command in a verified body; None for a PING, another type, or a command CardBridge did not register.
 

@@ -17,6 +17,7 @@ from adapters.communities.discord_interactions import (
     MalformedInteraction,
     deferred_ephemeral,
     ephemeral,
+    is_ping,
     pong,
 )
 from adapters.communities.discord_webhooks import ReplyExpired, alias_of
@@ -161,7 +162,9 @@ def test_read_a_guild_command_and_a_dm_command(discord):
 
 def test_pings_and_foreign_commands_are_none(discord):
     adapter = community(discord)
-    assert adapter.read_interaction(b'{"type": 1, "id": "1", "token": "x", "version": 1}') is None
+    ping = b'{"type": 1, "id": "1", "token": "x", "version": 1}'
+    assert adapter.read_interaction(ping) is None and is_ping(ping)
+    assert not is_ping(command_body()) and not is_ping(b"[1]") and not is_ping(b"{")
     assert adapter.read_interaction(command_body(data={"id": "1", "name": "ban", "type": 1})) is None
     assert adapter.read_interaction(command_body(type=3)) is None  # a button
 
