@@ -24,10 +24,13 @@ server gets the role again when they come back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 import httpx
+from pydantic import Field, field_validator
 
 from adapters.base import (
     Action,
@@ -44,7 +47,11 @@ from adapters.checks import Check, CheckContext
 from adapters.communities.discord_check import check_guild
 from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth, error_code
 from adapters.communities.discord_constants import RECORDS
+from adapters.communities.discord_contributions import ReactionContributions
+from adapters.communities.discord_interactions import COMMANDS, parse_interaction, public_key, verify_signature
 from adapters.communities.discord_reviews import ReviewThreads
+from adapters.communities.discord_webhooks import InteractionWebhooks
+from adapters.contributions import Contribution, Interaction
 from connector.core.config import Rule
 from connector.core.http import Deferred, RemoteError, describe_body, stopped_reason
 from connector.core.logs import log
@@ -64,11 +71,29 @@ class DiscordSettings(CommunitySettings, RemoteTimeouts):
     application_id: str = ""
     client_secret: str = ""
     oauth_base: HttpUrl = "https://discord.com"
+    #: For slash commands (``/points``, ``/redeem``) over HTTP: the application's public key (Developer Portal >
+    #: General Information > Public Key, 64 hex characters), which signs every interaction Discord sends.
+    public_key: str = ""
+    #: Earning points from reactions: the most forum threads and messages read in one pass (the newest first).
+    earn_max_threads: Annotated[int, Field(ge=1, le=10_000)] = 200
+    earn_max_messages: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    #: ... and the most requests (thread lists, message pages, reaction pages), paced by Discord's buckets.
+    earn_max_requests: Annotated[int, Field(ge=1, le=100_000)] = 2000
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str) -> str:
+        if value:
+            public_key(value)  # 64 hex characters, else the message says so
+        return value.lower()
 
     def missing_for(self, section: str) -> list[str]:
-        if section != "link":
+        if section == "link":
+            needed = {"application_id": self.application_id, "client_secret": self.client_secret}
+        elif section in ("interactions", "redeem"):
+            needed = {"application_id": self.application_id, "public_key": self.public_key}
+        else:
             return []
-        needed = {"application_id": self.application_id, "client_secret": self.client_secret}
         return [key for key, value in needed.items() if not value]
 
 
@@ -83,7 +108,9 @@ _HINTS = {
 class DiscordCommunity:
     """Roles, review threads and Linked Roles on one guild. Capabilities: :class:`~adapters.base.MemberCheck`,
     :class:`~adapters.base.ThreadCheck`, :class:`~adapters.base.UserLookup`,
-    :class:`~adapters.base.MemberAuthorization`."""
+    :class:`~adapters.base.MemberAuthorization`, :class:`~adapters.contributions.InteractionEndpoint` (slash commands,
+    :mod:`adapters.communities.discord_interactions`) and :class:`~adapters.contributions.ContributionSource`
+    (reactions in forum channels, :mod:`adapters.communities.discord_contributions`)."""
 
     kind = "discord"
     settings = DiscordSettings
@@ -96,8 +123,10 @@ class DiscordCommunity:
         cache: IdCache | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Any = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
+        self.clock = clock
         self.config = config
         self.guild = config.guild_id
         # The bot's client and the OAuth2 one reach the same API under the same table's limits.
@@ -123,6 +152,16 @@ class DiscordCommunity:
             else None
         )
         self._reviews = ReviewThreads(self._client, self.guild, cache)
+        self._public_key = public_key(config.public_key) if config.public_key else None
+        self._webhooks = (
+            InteractionWebhooks(config.application_id, config.api_base, sleep=sleep, **limits)
+            if config.application_id
+            else None
+        )
+        self._commands_registered = False
+        self._earn = ReactionContributions(
+            self._client, self.guild, config.earn_max_threads, config.earn_max_messages, config.earn_max_requests
+        )
         self._records_checked = False
         self.role_names = {
             grant.role: rule.name
@@ -226,6 +265,60 @@ class DiscordCommunity:
         """Add a member who authorised ``guilds.join`` to the guild (the bot must be in it with Create Instant
         Invite). True if added, False if already a member."""
         return self._client.add_member(self.guild, user_id, access_token)
+
+    # ---- InteractionEndpoint: /points and /redeem ----------------------------------------------------------------
+
+    def verify_interaction(self, signature: str, timestamp: str, body: bytes) -> bool:
+        """Ed25519 over ``timestamp + body`` with ``public_key``, the timestamp within 15 minutes of now; False for
+        anything malformed, and always False without ``public_key``."""
+        if self._public_key is None:
+            return False
+        return verify_signature(self._public_key, signature, timestamp, body, self.clock())
+
+    def read_interaction(self, body: bytes) -> Interaction | None:
+        """``/points`` or ``/redeem points:N``; None for a PING or anything else. Raises
+        :class:`~adapters.communities.discord_interactions.MalformedInteraction` for a command Discord cannot have
+        sent (call it on verified bodies only)."""
+        return parse_interaction(body)
+
+    def edit_reply(self, token: str, text: str) -> None:
+        """Replace the deferred reply's text (pinging nobody). Raises
+        :class:`~adapters.communities.discord_webhooks.ReplyExpired` once the token's 15 minutes are over."""
+        self._interaction_webhooks().edit_original(token, text)
+
+    def register_commands(self) -> None:
+        """Make the guild's commands ``/points`` and ``/redeem``, once per process: one read, and one bulk overwrite
+        only when Discord's commands differ (each command Discord has to create counts against its 200 a day)."""
+        if self._commands_registered:
+            return
+        app = self._application_id()
+        current = self._client.guild_commands(app, self.guild)
+        if _command_shapes(current) != _command_shapes(COMMANDS):
+            self._client.set_guild_commands(app, self.guild, COMMANDS)
+        self._commands_registered = True
+
+    def _application_id(self) -> str:
+        if not self.config.application_id:
+            raise CommunityStopped(f"{self.name}: slash commands need application_id ([communities.{self.name}])")
+        return self.config.application_id
+
+    def _interaction_webhooks(self) -> InteractionWebhooks:
+        if self._webhooks is None:
+            raise CommunityStopped(f"{self.name}: slash commands need application_id ([communities.{self.name}])")
+        return self._webhooks
+
+    # ---- ContributionSource: reactions in forum channels -----------------------------------------------------------
+
+    def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
+        """Members' posts since ``since`` in the forum channels ``places`` (ids), with who reacted; deleted posts are
+        absent (see :attr:`contributions_complete` before taking an absent post's points back)."""
+        return self._earn.contributions(places, since)
+
+    @property
+    def contributions_complete(self) -> bool:
+        """False when the last :meth:`contributions` stopped at ``earn_max_threads``, ``earn_max_messages`` or
+        ``earn_max_requests``: posts it did not list may simply not have been read."""
+        return self._earn.complete
 
     # ---- UserLookup, ThreadCheck -----------------------------------------------------------------------------------
 
@@ -331,7 +424,14 @@ class DiscordCommunity:
         c = self.config
         roles = {role: f"rule {rule!r}" for role, rule in self.role_names.items()}
         return check_guild(
-            self.name, self._client, self.guild, c.api_base, c.application_id, roles, context or CheckContext()
+            self.name,
+            self._client,
+            self.guild,
+            c.api_base,
+            c.application_id,
+            roles,
+            context or CheckContext(),
+            public_key=c.public_key,
         )
 
     def stats(self) -> CommunityStats:
@@ -347,3 +447,25 @@ class DiscordCommunity:
         self._client.close()
         if self._oauth is not None:
             self._oauth.close()
+        if self._webhooks is not None:
+            self._webhooks.close()
+
+
+def _command_shapes(commands: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """What decides whether Discord's commands are CardBridge's: names, types, descriptions and options, in name
+    order (Discord adds ids, versions and defaults of its own)."""
+
+    def option(o: Mapping[str, Any]) -> tuple[Any, ...]:
+        return (o.get("type"), o.get("name"), o.get("description"), bool(o.get("required")), o.get("min_value"))
+
+    shapes = [
+        (
+            c.get("name"),
+            c.get("type", 1),
+            c.get("description"),
+            dict(c.get("description_localizations") or {}),
+            [option(o) for o in c.get("options") or []],
+        )
+        for c in commands
+    ]
+    return sorted(shapes, key=lambda shape: str(shape[0]))

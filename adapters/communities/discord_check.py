@@ -13,7 +13,9 @@ In the order an operator fixes things (discord/discord-api-docs):
   15), and the bot's permissions there, computed as permissions.mdx:119-189 "Permission Overwrites" documents, hold
   VIEW_CHANNEL, SEND_MESSAGES (creates posts in a forum), SEND_MESSAGES_IN_THREADS and MANAGE_THREADS (:53-81).
 - ``GET /applications/@me``: the bot's application (developers/resources/application.mdx:248-252) with
-  ``redirect_uris`` (:42), where ``[link]``'s ``<public_url>/link/callback`` must be listed.
+  ``redirect_uris`` (:42), where ``[link]``'s ``<public_url>/link/callback`` must be listed, and, with
+  ``public_key`` set (slash commands), ``verify_key`` (the key interactions are signed with) and
+  ``interactions_endpoint_url`` (where Discord sends them).
 
 The OAuth2 client secret is not tested: the only calls that take it (``POST /oauth2/token``, ``/oauth2/token/revoke``)
 issue or revoke tokens, which a check never does.
@@ -94,9 +96,11 @@ class GuildCheck:
         api_base: str,
         application_id: str,
         roles: Mapping[str, str],
+        public_key: str = "",
     ) -> None:
         self.name, self.client, self.guild_id, self.api_base = name, client, guild_id, api_base
-        self.application_id = application_id
+        self.application_id, self.public_key = application_id, public_key
+        self._app: dict[str, Any] | None = None
         #: role id → where it is named (a rule's name, or a points tier)
         self.roles = dict(roles)
 
@@ -154,6 +158,36 @@ class GuildCheck:
             yield from self._forum(context.review.forum_channel, member, base, bot)
         if context.link_redirect_uri is not None:
             yield from self._link(context.link_redirect_uri)
+        if self.public_key:
+            yield from self._interactions()
+
+    def _application(self) -> dict[str, Any]:
+        if self._app is None:
+            self._app = dict(self.get("/applications/@me"))
+        return self._app
+
+    def _interactions(self) -> Iterator[Check]:
+        """Slash commands: interactions are signed with the application's ``verify_key`` (application.mdx:36), which
+        must be ``public_key``; the endpoint URL is the one Discord sends them to."""
+        app = self._application()
+        verify_key = str(app.get("verify_key") or "").lower()
+        if verify_key and verify_key != self.public_key.lower():
+            yield failed(
+                "interactions public key",
+                f"{self.key('public_key')} is not the application's public key",
+                f"set {self.key('public_key')} to {verify_key} (Developer Portal → General Information → Public Key)",
+            )
+            return
+        yield passed("interactions public key", "the application's public key" if verify_key else "not returned")
+        url = app.get("interactions_endpoint_url")
+        if url:
+            yield passed("interactions endpoint", f"Discord sends slash commands to {url}")
+        else:
+            yield failed(
+                "interactions endpoint",
+                "the application has no Interactions Endpoint URL: /points and /redeem reach nobody",
+                "set it in the Developer Portal → General Information to the daemon's interactions URL",
+            )
 
     def _roles(self, roles: Mapping[str, Mapping[str, Any]], member: Sequence[str], base: int) -> Iterator[Check]:
         top = max(member, key=lambda r: (int(roles.get(r, {}).get("position", 0)), int(r)), default=None)
@@ -228,7 +262,7 @@ class GuildCheck:
             yield passed(what, "a forum where the bot may post, reply and manage its threads")
 
     def _link(self, redirect_uri: str) -> Iterator[Check]:
-        app = self.get("/applications/@me")
+        app = self._application()
         if self.application_id and str(app.get("id")) != self.application_id:
             yield failed(
                 "application id",
@@ -260,8 +294,9 @@ def check_guild(
     application_id: str,
     roles: Mapping[str, str],
     context: CheckContext,
+    public_key: str = "",
 ) -> Iterator[Check]:
     """The guild's checks (see the module docstring); ``roles``: role id → where the config names it."""
     if context.points is not None and context.points.mode == "tiers":
         roles = {**{r: f"[points] tier {t}" for t, r in context.points.tier_roles()}, **roles}
-    return GuildCheck(name, client, guild_id, api_base, application_id, roles).run(context)
+    return GuildCheck(name, client, guild_id, api_base, application_id, roles, public_key).run(context)

@@ -245,6 +245,23 @@ class DiscordClient:
         params: dict[str, Any] = {"limit": limit} | ({"before": before} if before else {})
         return list(self.http.request("GET", f"/channels/{channel_id}/messages", params=params).json())
 
+    def messages_after(self, channel_id: str, after: str, limit: int = 100) -> list[dict[str, Any]]:
+        """One page of a channel's messages newer than message ``after``: the ``limit`` oldest of them, listed newest
+        first (message.mdx:893-914; discord.py ``abc.py`` ``_after_strategy`` takes the next ``after`` from the
+        page's first entry)."""
+        params = {"limit": limit, "after": after}
+        return list(self.http.request("GET", f"/channels/{channel_id}/messages", params=params).json())
+
+    def reaction_users(
+        self, channel_id: str, message_id: str, emoji: str, after: str | None = None, burst: bool = False
+    ) -> list[dict[str, Any]]:
+        """One page (up to 100) of the users who reacted to a message with ``emoji`` (a unicode emoji, or ``name:id``
+        for a custom one), by user id ascending after ``after`` (message.mdx:1141-1162, Get Reactions; ``type`` 1 for
+        super reactions)."""
+        params: dict[str, Any] = {"limit": 100} | ({"after": after} if after else {}) | ({"type": 1} if burst else {})
+        path = f"/channels/{channel_id}/messages/{message_id}/reactions/{quote(emoji, safe=':')}"
+        return list(self.http.request("GET", path, params=params).json())
+
     def active_threads(self, guild_id: str) -> list[dict[str, Any]]:
         """Every active thread of the guild, in one answer (no paging)."""
         return list(self.http.request("GET", f"/guilds/{guild_id}/threads/active").json().get("threads", []))
@@ -278,6 +295,20 @@ class DiscordClient:
 
     def set_role_metadata(self, application_id: str, records: list[dict[str, Any]]) -> None:
         self.http.request("PUT", f"/applications/{application_id}/role-connections/metadata", json=records)
+
+    # ---- application commands ------------------------------------------------------------------------------------
+
+    def guild_commands(self, application_id: str, guild_id: str) -> list[dict[str, Any]]:
+        """The application's commands on the guild (application-commands.mdx:1275, Get Guild Application Commands)."""
+        return list(self.http.request("GET", f"/applications/{application_id}/guilds/{guild_id}/commands").json())
+
+    def set_guild_commands(
+        self, application_id: str, guild_id: str, commands: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Replace the application's commands on the guild with ``commands`` (Bulk Overwrite Guild Application
+        Commands, application-commands.mdx:1348-1373; the same list twice leaves the same commands)."""
+        path = f"/applications/{application_id}/guilds/{guild_id}/commands"
+        return list(self.http.request("PUT", path, json=commands).json())
 
     def close(self) -> None:
         self.http.close()

@@ -21,11 +21,21 @@ for the same features: role-connection metadata records, Add Guild Member (201 n
 ``roles`` ignored; 50025 bad OAuth2 token, 50026 token without ``guilds.join``), Create Message (40058 in a forum,
 an archived thread is unarchived unless locked, 50083 when locked), and ``REQUIRE_TAG`` forums (40067).
 
+Slash commands over HTTP (docs ``interactions/``): the application has an Ed25519 key pair (``public_key``; the
+``verify_key`` of ``GET /applications/@me``); ``verify_endpoint`` saves an Interactions Endpoint URL the way the
+Developer Portal does (a signed PING must get a PONG, a forged one a 401); ``send_interaction`` POSTs a member's
+signed command; guild commands (bulk overwrite, 200 creates a day); ``GET/PATCH/DELETE
+/webhooks/{app}/{token}/messages/@original`` without authentication, 401 ``50027`` after 15 minutes, 404 ``10015``
+for a token never answered. Reactions (docs ``resources/message.mdx``): Get Reactions (``limit``, ``after``,
+``type``), Create / Delete Own Reaction as the bot or as a member (their client token), ``reactions`` summaries on
+messages, Get Channel Messages with ``after``; snowflakes are made from the clock, so their time can be read back.
+
 Layout: ``state`` (the guild and the application, one lock), ``app`` (the front door: log, auth, limits),
 ``rate_limit`` (buckets and the global gate), one module per group of routes (``guild``: members and roles;
 ``channels``: channels, threads, messages; ``oauth2``: consent page, token endpoint, ``/users/@me``;
-``role_connections``: Linked Roles metadata and connections), ``common`` (paths, error bodies), and ``sandbox``, the
-``DiscordSandbox`` handle with the in-process helpers.
+``role_connections``: Linked Roles metadata and connections; ``reactions``; ``interactions``: commands and the
+interaction webhook), ``outgoing`` (what Discord sends to an interactions endpoint), ``common`` (paths, error bodies),
+and ``sandbox``, the ``DiscordSandbox`` handle with the in-process helpers.
 """
 
 from sandbox.discord.common import API

@@ -6,6 +6,7 @@ and token endpoints authenticate the client themselves."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -18,12 +19,19 @@ from sandbox.discord.application import Application
 from sandbox.discord.channels import Channels
 from sandbox.discord.common import API, AUTHORIZE_PATH, BEARER_ROUTE, REVOKE_PATHS, TOKEN_PATHS, error, parse_json
 from sandbox.discord.guild import Guild
+from sandbox.discord.interactions import Interactions
 from sandbox.discord.oauth2 import OAuth2, bearer_token
 from sandbox.discord.rate_limit import RateLimiter, bucket_of
+from sandbox.discord.reactions import Reactions
 from sandbox.discord.role_connections import RoleConnections
 from sandbox.discord.state import DiscordState
 
-CONTROLLERS = (Guild, Channels, RoleConnections, OAuth2, Application)
+CONTROLLERS = (Guild, Channels, Reactions, RoleConnections, OAuth2, Application, Interactions)
+#: Interaction webhooks: the token in the path is the credential (webhook.mdx:10); not bound by the global limit
+#: (receiving-and-responding.mdx:436-437), limited per webhook and token (rate-limits.mdx:14-16).
+WEBHOOK_ROUTE = re.compile(rf"^{re.escape(API)}/webhooks/(\d+)/([^/]+)(/.*)?$")
+#: Routes a member's own Discord client may call (``Authorization: <client token>``): reacting.
+MEMBER_ROUTE = re.compile(rf"^{re.escape(API)}/channels/\d+/messages/\d+/reactions/[^/]+/@me$")
 
 
 class DiscordApp:
@@ -66,8 +74,22 @@ class DiscordApp:
         with discord.lock:
             # logged before answering, so a client that has its answer always finds its request in the log
             discord.requests.append(record)
+            webhook = WEBHOOK_ROUTE.match(path)
+            member = discord.client_tokens.get(auth) if auth and MEMBER_ROUTE.match(path) else None
             if path.rstrip("/") in (AUTHORIZE_PATH, *TOKEN_PATHS, *REVOKE_PATHS):
                 pass  # the consent page and the token endpoint authenticate the client themselves
+            elif webhook is not None:
+                # One bucket per route (the token is not part of its name), counted per webhook and token.
+                route = bucket_of(request.method, path.replace(webhook.group(2), "token", 1))[0]
+                response, headers = self.limiter.limit(
+                    route,
+                    f"{webhook.group(1)}:{webhook.group(2)}",
+                    discord.clock(),
+                    gate=f"webhook:{webhook.group(2)}",
+                )
+            elif member is not None:
+                state["user"] = member
+                response, headers = self.limiter.limit(bucket, major, discord.clock(), gate=f"user:{member}")
             elif BEARER_ROUTE.match(path) and not (is_bot and path.rstrip("/") == f"{API}/users/@me"):
                 token = bearer_token(discord, auth)
                 if token is None:

@@ -31,12 +31,13 @@ class Application:
                     "bot_public": False,
                     "bot_require_code_grant": False,
                     "bot": discord.bot_user(),
-                    "verify_key": "0" * 64,
+                    # application.mdx: "verify_key: hex encoded key for verification in interactions"
+                    "verify_key": discord.public_key,
                     "team": None,
                     "flags": 0,
                     "flags_new": "0",
                     "redirect_uris": sorted(discord.redirect_uris),
-                    "interactions_endpoint_url": None,
+                    "interactions_endpoint_url": discord.interactions_endpoint_url,
                     "role_connections_verification_url": None,
                     "owner": {"id": discord.owner_id, "username": "owner", "discriminator": "0", "avatar": None},
                 }

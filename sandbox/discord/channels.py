@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.discord.common import API, body_of, error, iso
-from sandbox.discord.permissions import VIEW_CHANNEL
+from sandbox.discord.permissions import READ_MESSAGE_HISTORY, VIEW_CHANNEL
 from sandbox.discord.state import DiscordState, Row
 
 MENTION = re.compile(r"@everyone|@here|<@&?!?\d+>")
@@ -204,9 +204,9 @@ class Channels:
             return JSONResponse(message)
 
     async def list_messages(self, request: Request) -> Response:
-        """Get Channel Messages: newest first, ``limit`` 1..100 (default 50), ``before`` a message id: only older
-        ones (discord-api-docs developers/resources/message.mdx §Get Channel Messages, "from newest to oldest";
-        ``around``/``after`` are not played)."""
+        """Get Channel Messages: newest first, ``limit`` 1..100 (default 50), ``before`` / ``after`` a message id
+        (discord-api-docs developers/resources/message.mdx:893-914, "from newest to oldest"; ``around`` is not
+        played), with each message's ``reactions`` summary; without Read Message History, an empty list."""
         discord = self.discord
         with discord.lock:
             channel = discord.channels.get(request.path_params["channel"])
@@ -218,16 +218,29 @@ class Channels:
                 limit = 0
             if not 1 <= limit <= 100:
                 return error(400, 50035, "Invalid Form Body")
-            before = request.query_params.get("before")
-            if before is not None and not before.isdigit():
+            before, after = request.query_params.get("before"), request.query_params.get("after")
+            if before is not None and after is not None:
+                return error(400, 50035, "Invalid Form Body")  # message.mdx:903: mutually exclusive
+            if any(v is not None and not v.isdigit() for v in (before, after)):
                 return error(400, 50035, "Invalid Form Body")
+            if "permission_overwrites" in channel or channel.get("parent_id"):
+                seen_from = channel.get("parent_id") or channel["id"]  # a thread has its parent's overwrites
+                if not discord.bot_permissions(seen_from) & VIEW_CHANNEL:
+                    return error(403, 50001, "Missing Access")
+                if not discord.bot_permissions(seen_from) & READ_MESSAGE_HISTORY:
+                    return JSONResponse([])  # message.mdx:899: "no messages will be returned"
             found = [
                 m
                 for m in discord.messages.values()
-                if m["channel_id"] == channel["id"] and (before is None or int(m["id"]) < int(before))
+                if m["channel_id"] == channel["id"]
+                and (before is None or int(m["id"]) < int(before))
+                and (after is None or int(m["id"]) > int(after))
             ]
-            found.sort(key=lambda m: int(m["id"]), reverse=True)
-            return JSONResponse(found[:limit])
+            # ``after``: the oldest ``limit`` messages above it, still listed newest first (discord.py abc.py
+            # ``_after_strategy`` takes the next ``after`` from the page's first entry).
+            found.sort(key=lambda m: int(m["id"]))
+            page = found[:limit] if after is not None else found[-limit:]
+            return JSONResponse([discord.render_message(m) for m in reversed(page)])
 
     async def active_threads(self, request: Request) -> Response:
         """List Active Guild Threads: every unarchived thread of the guild, ``{"threads": [...], "members": []}``."""
@@ -286,9 +299,10 @@ class Channels:
             if message is None or message["channel_id"] != channel["id"]:
                 return error(404, 10008, "Unknown Message")
             if request.method == "GET":
-                return JSONResponse(message)
+                return JSONResponse(discord.render_message(message))
             if request.method == "DELETE":
                 del discord.messages[message["id"]]
+                discord.reactions.pop(message["id"], None)
                 if "message_count" in channel:
                     channel["message_count"] = max(0, channel["message_count"] - 1)
                 return Response(status_code=204)

@@ -12,8 +12,9 @@ from typing import Any
 from sandbox.discord.app import DiscordApp
 from sandbox.discord.channels import REQUIRE_TAG
 from sandbox.discord.common import iso
+from sandbox.discord.outgoing import Outgoing
 from sandbox.discord.rate_limit import RateLimiter
-from sandbox.discord.state import DiscordState
+from sandbox.discord.state import DiscordState, snowflake_at
 from sandbox.faults import FaultInjector, Knobs
 from sandbox.forward import Forwarded
 
@@ -75,6 +76,7 @@ class DiscordSandbox:
         self.knobs = knobs or Knobs()
         self._lock = self.state.lock
         self.app = FaultInjector(DiscordApp(self.state, self.limiter), self.knobs)
+        self._outgoing = Outgoing(self.state)
 
     # ---- in-process helpers --------------------------------------------------------------------------------------
 
@@ -201,3 +203,170 @@ class DiscordSandbox:
         with self._lock:
             stored = self.state.role_connections.get(user_id)
             return None if stored is None else json.loads(json.dumps(stored))
+
+    # ---- interactions over HTTP --------------------------------------------------------------------------------------
+
+    @property
+    def public_key(self) -> str:
+        """The application's Ed25519 public key, 64 hex characters (the Developer Portal's "Public Key";
+        ``verify_key`` of ``GET /applications/@me``): the ``public_key`` of CardBridge's config."""
+        return self.state.public_key
+
+    def verify_endpoint(self, url: str) -> bool:
+        """Save ``url`` as the Interactions Endpoint URL, as the Developer Portal does: a signed PING must get a PONG
+        and a PING signed by another key a 401. True if the URL was accepted."""
+        return self._outgoing.verify_endpoint(url)
+
+    def send_interaction(
+        self,
+        url: str,
+        command: str,
+        user_id: str,
+        options: dict[str, Any] | None = None,
+        *,
+        sign: bool = True,
+        tamper: bool = False,
+        in_dm: bool = False,
+    ) -> tuple[int, Any]:
+        """Member ``user_id`` runs ``/command`` (a registered guild command; ``options`` such as ``{"points": 500}``
+        are checked as Discord's client does): the signed interaction is POSTed to ``url``. Returns the status and
+        the JSON answer. ``sign=False`` sends no signature headers, ``tamper=True`` changes the body after signing."""
+        return self._outgoing.send_interaction(url, command, user_id, options, sign=sign, tamper=tamper, in_dm=in_dm)
+
+    def interactions_sent(self) -> list[dict[str, Any]]:
+        """Every interaction sent (``payload``, ``status``, ``answer``) and endpoint check (``check``, ``ok``)."""
+        with self._lock:
+            return json.loads(json.dumps(self.state.interaction_log))
+
+    def reply_of(self, token: str) -> dict[str, Any] | None:
+        """The first reply to an interaction as the member sees it now (``content``, ``flags``), or None."""
+        with self._lock:
+            found = self.state.interactions.get(token)
+            return None if found is None or found["original"] is None else dict(found["original"])
+
+    def reply_edits(self, token: str) -> list[dict[str, Any]]:
+        """Every edit of an interaction's first reply (``content``, ``allowed_mentions``), oldest first."""
+        with self._lock:
+            found = self.state.interactions.get(token)
+            return [] if found is None else [dict(e) for e in found["edits"]]
+
+    def commands(self) -> list[dict[str, Any]]:
+        """The application's guild commands as Discord has them."""
+        with self._lock:
+            return json.loads(json.dumps(list(self.state.commands.values())))
+
+    @property
+    def command_creates(self) -> int:
+        """How many commands Discord had to create today (200 a day per guild)."""
+        with self._lock:
+            return self.state.command_creates
+
+    # ---- members' posts and reactions --------------------------------------------------------------------------------
+
+    def snowflake(self, at: float) -> str:
+        """A snowflake made at unix time ``at`` (an account made then: ``add_member(sandbox.snowflake(t))``)."""
+        with self._lock:
+            self.state.snowflake += 1
+            return str(snowflake_at(at, self.state.snowflake))
+
+    def client_token(self, user_id: str) -> str:
+        """The token of the member's own Discord client (``Authorization: <token>``): they react with it."""
+        with self._lock:
+            for token, owner in self.state.client_tokens.items():
+                if owner == user_id:
+                    return token
+            token = f"mfa.{user_id}.{len(self.state.client_tokens)}"
+            self.state.client_tokens[token] = user_id
+            return token
+
+    def add_emoji(self, name: str) -> str:
+        """A custom emoji of the guild; react with ``name:id``."""
+        with self._lock:
+            emoji_id = self.state.new_id()
+            self.state.emojis[emoji_id] = name
+            return emoji_id
+
+    def start_post(self, forum_id: str, user_id: str, name: str, content: str) -> str:
+        """Member ``user_id`` opens a post (thread) in a forum; its starter message has the thread's id."""
+        with self._lock:
+            thread_id = self.state.new_id()
+            self.state.channels[thread_id] = {
+                "id": thread_id,
+                "type": 11,
+                "guild_id": self.state.guild_id,
+                "parent_id": forum_id,
+                "name": name,
+                "applied_tags": [],
+                "message_count": 1,
+                "owner_id": user_id,
+                "last_message_id": thread_id,
+                "thread_metadata": {
+                    "archived": False,
+                    "locked": False,
+                    "auto_archive_duration": 10080,
+                    "archive_timestamp": iso(self.state.clock()),
+                    "create_timestamp": iso(self.state.clock()),
+                },
+            }
+            self.state.messages[thread_id] = self._member_message(thread_id, thread_id, user_id, content)
+            return thread_id
+
+    def post_message(self, channel_id: str, user_id: str, content: str, *, reply_to: str | None = None) -> str:
+        """Member ``user_id`` writes in a thread (type 19 REPLY with ``reply_to``, else 0 DEFAULT)."""
+        with self._lock:
+            message_id = self.state.new_id()
+            message = self._member_message(message_id, channel_id, user_id, content)
+            if reply_to:
+                message |= {"type": 19, "message_reference": {"message_id": reply_to, "channel_id": channel_id}}
+            self.state.messages[message_id] = message
+            channel = self.state.channels[channel_id]
+            channel["last_message_id"] = message_id
+            channel["message_count"] = channel.get("message_count", 0) + 1
+            return message_id
+
+    def _member_message(self, message_id: str, channel_id: str, user_id: str, content: str) -> dict[str, Any]:
+        return {
+            "id": message_id,
+            "type": 0,
+            "channel_id": channel_id,
+            "content": content,
+            "embeds": [],
+            "attachments": [],
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "pinned": False,
+            "tts": False,
+            "flags": 0,
+            "components": [],
+            "timestamp": iso(self.state.clock()),
+            "edited_timestamp": None,
+            "author": self.state.public_user(user_id),
+        }
+
+    def react(self, channel_id: str, message_id: str, user_id: str, emoji: str, *, burst: bool = False) -> None:
+        """Member ``user_id`` reacts (``burst``: a super reaction, which the HTTP API cannot make)."""
+        with self._lock:
+            custom = ":" in emoji
+            entry = self.state.reactions.setdefault(message_id, {}).setdefault(
+                emoji,
+                {
+                    "emoji": {"id": emoji.split(":")[1], "name": emoji.split(":")[0]}
+                    if custom
+                    else {"id": None, "name": emoji},
+                    "normal": [],
+                    "burst": [],
+                },
+            )
+            kind = entry["burst" if burst else "normal"]
+            if user_id not in kind:
+                kind.append(user_id)
+
+    def delete_message(self, channel_id: str, message_id: str) -> None:
+        """A moderator (or the author) deletes a message. A forum post's starter message goes alone: the thread stays
+        and its other messages with it (the Discord client shows "Original message was deleted")."""
+        with self._lock:
+            message = self.state.messages.get(message_id)
+            if message is not None and message["channel_id"] == channel_id:
+                del self.state.messages[message_id]
+                self.state.reactions.pop(message_id, None)

@@ -9,7 +9,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from sandbox.discord.permissions import ADMINISTRATOR, ALL, BOT_DEFAULT, EVERYONE_DEFAULT
+
+#: Discord's epoch, 2015-01-01T00:00:00Z, in milliseconds: a snowflake's top 42 bits count from it
+#: (discord/discord-api-docs developers/reference.mdx:134-151, "Snowflakes").
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def snowflake_at(ts: float, sequence: int = 0) -> int:
+    """The snowflake Discord would make at unix time ``ts`` (worker, process 0; ``sequence`` in the low 12 bits)."""
+    return (max(int(ts * 1000) - DISCORD_EPOCH_MS, 0) << 22) | (sequence & 0xFFF)
+
 
 Row = dict[str, Any]
 
@@ -50,6 +63,28 @@ class DiscordState:
     consents: dict[str, set[str]] = field(default_factory=dict)
     role_connections: dict[str, Row] = field(default_factory=dict)
     issued: list[str] = field(default_factory=list)
+    # ---- interactions over HTTP (sandbox.discord.interactions)
+    #: The application's Ed25519 key pair: Discord signs what it sends to the interactions endpoint with the private
+    #: key; the Developer Portal shows the public key (``verify_key``).
+    signing_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate, repr=False)
+    interactions_endpoint_url: str | None = None
+    #: Interaction token → what Discord keeps of it (``id``, ``created``, ``acknowledged``, ``original``, ``edits``).
+    interactions: dict[str, Row] = field(default_factory=dict)
+    #: Every interaction sent (``payload``, ``status``, ``answer``) and every endpoint check (``check``, ``ok``).
+    interaction_log: list[Row] = field(default_factory=list)
+    #: The application's guild commands by name, and how many Discord had to create (200 a day per guild).
+    commands: dict[str, Row] = field(default_factory=dict)
+    command_creates: int = 0
+    # ---- reactions: message id → emoji key (``🔥`` or ``name:id``) → {"emoji", "normal": [user ids], "burst": [...]}
+    reactions: dict[str, dict[str, Row]] = field(default_factory=dict)
+    #: Custom emoji of the guild: id → name.
+    emojis: dict[str, str] = field(default_factory=dict)
+    #: Discord client tokens of members (``Authorization: <token>``, no prefix): token → user id.
+    client_tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def public_key(self) -> str:
+        return self.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
     def __post_init__(self) -> None:
         self.roles[self.guild_id] = {
@@ -63,8 +98,29 @@ class DiscordState:
         self.roles[self.bot_role]["permissions"] = str(BOT_DEFAULT)
 
     def new_id(self) -> str:
-        self.snowflake += 1
+        """A snowflake of the sandbox's clock (so its time can be read back, as Discord's can), always increasing."""
+        self.snowflake = max(self.snowflake + 1, snowflake_at(self.clock()))
         return str(self.snowflake)
+
+    def render_message(self, message: Row) -> Row:
+        """A message as the API answers it: with its ``reactions`` summary when it has any (message.mdx:461-485;
+        ``me`` is the bot's own reaction), in the order the emojis were first used."""
+        summary = []
+        for entry in self.reactions.get(message["id"], {}).values():
+            normal, burst = entry["normal"], entry["burst"]
+            if not normal and not burst:
+                continue
+            summary.append(
+                {
+                    "count": len(normal) + len(burst),
+                    "count_details": {"burst": len(burst), "normal": len(normal)},
+                    "me": self.client_id in normal,
+                    "me_burst": self.client_id in burst,
+                    "emoji": dict(entry["emoji"]),
+                    "burst_colors": ["#ffffff"] if burst else [],
+                }
+            )
+        return {**message, "reactions": summary} if summary else dict(message)
 
     def add_role(self, name: str, position: int = 1, managed: bool = False) -> str:
         role_id = self.new_id()
