@@ -50,6 +50,22 @@ class ContributionSource(Protocol):
         ...
 
 
+@runtime_checkable
+class OmitsRemoved(Protocol):
+    """Optional, with :class:`ContributionSource`: a source that leaves a deleted post out instead of reporting it
+    ``removed`` (Discord: a deleted message is gone). After a walk that was not cut short, a post it did not list
+    and that was made since the walk's ``since`` is gone, and its points are taken back."""
+
+    @property
+    def contributions_complete(self) -> bool:
+        """Whether the last ``contributions`` walk read everything (no cap cut it short)."""
+        ...
+
+    def posted_at(self, post_id: str) -> datetime | None:
+        """When the post was made, from its id alone (no request); None if the id does not tell."""
+        ...
+
+
 @dataclass(frozen=True)
 class InboxMessage:
     """A private message to CardBridge's own account (a Discourse PM to the API user)."""

@@ -47,7 +47,7 @@ from adapters.checks import Check, CheckContext
 from adapters.communities.discord_check import check_guild
 from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth, error_code
 from adapters.communities.discord_constants import RECORDS
-from adapters.communities.discord_contributions import ReactionContributions
+from adapters.communities.discord_contributions import ReactionContributions, snowflake_time
 from adapters.communities.discord_interactions import COMMANDS, parse_interaction, public_key, verify_signature
 from adapters.communities.discord_reviews import ReviewThreads
 from adapters.communities.discord_webhooks import InteractionWebhooks
@@ -319,6 +319,10 @@ class DiscordCommunity:
         """False when the last :meth:`contributions` stopped at ``earn_max_threads``, ``earn_max_messages`` or
         ``earn_max_requests``: posts it did not list may simply not have been read."""
         return self._earn.complete
+
+    def posted_at(self, post_id: str) -> datetime | None:
+        """A message's time, read from its id (a snowflake)."""
+        return snowflake_time(post_id)
 
     # ---- UserLookup, ThreadCheck -----------------------------------------------------------------------------------
 
