@@ -9,7 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from adapters.coupons import CouponIssuer, CouponsUnavailable, CouponSpec
+from adapters.coupons import CouponIssuer, CouponSpec, CouponsUnavailable
 from adapters.shops.woocommerce import WooCommerceSettings, WooCommerceShop
 from connector.core.http import outcome_unknown
 from connector.core.settings import validate_table
