@@ -14,7 +14,7 @@ Everything here follows woocommerce/woocommerce @ 0379e4ee (plugins/woocommerce/
   checks ``has_valid_params()``; ``respond_to_request()`` skips the permission callback on an error): a create
   without ``code`` is ``400 rest_missing_callback_param``, a ``discount_type`` outside ``wc_get_coupon_types()`` is
   ``400 rest_invalid_param``, whoever asks.
-- The code: ``wc_format_coupon_code()`` = ``html_entity_decode``, ``wc_sanitize_coupon_code`` (tags stripped),
+- The code: ``wc_format_coupon_code()`` = ``html_entity_decode``, ``wc_sanitize_coupon_code`` (kses; not imitated),
   ``wc_strtolower`` (includes/wc-core-functions.php). An empty one is ``400 woocommerce_rest_empty_coupon_code``;
   one that ``wc_get_coupon_id_by_code()`` finds is ``400 woocommerce_rest_coupon_code_already_exists``.
 - ``?code=``: ``prepare_objects_query()`` → ``post__in = [ wc_get_coupon_id_by_code( code ) ]``; the data store's
@@ -58,7 +58,6 @@ from sandbox.shop.state import Order, ShopState
 COUPON_TYPES = ("percent", "fixed_cart", "fixed_product")
 #: Order statuses whose hooks count a coupon's use (``wc_update_coupon_usage_counts``).
 COUNTED = ("pending", "processing", "completed", "on-hold")
-_TAG = re.compile(r"<[^>]*>")
 #: ``WC_Coupon::get_coupon_error()`` (includes/class-wc-coupon.php), by error code.
 COUPON_ERRORS = {
     102: 'Sorry, it seems the coupon "{code}" is not yours - it has now been removed from your order.',
@@ -69,8 +68,9 @@ COUPON_ERRORS = {
 
 
 def format_code(value: str) -> str:
-    """``wc_format_coupon_code()``: entities decoded, tags stripped, trimmed, lower-cased."""
-    return _TAG.sub("", html.unescape(value)).strip().lower()
+    """``wc_format_coupon_code()``: entities decoded, trimmed, lower-cased. ``wc_sanitize_coupon_code()``'s kses
+    filtering of markup is not imitated (CardBridge's codes are letters, digits and a dash)."""
+    return html.unescape(value).strip().lower()
 
 
 def emails_allowed(emails: list[str], restrictions: list[str]) -> bool:
