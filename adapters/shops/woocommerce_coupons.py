@@ -173,18 +173,19 @@ class WooCommerceCoupons:
         (``code`` is a required argument: WordPress answers ``400 rest_missing_callback_param`` before any
         permission callback, ``WP_REST_Server::match_request_to_handler()``), while a Read key is refused first with
         ``401 woocommerce_rest_authentication_error`` (``WC_REST_Authentication::check_permissions()``, run on
-        ``rest_pre_dispatch``)."""
+        ``rest_pre_dispatch``). Asked only when the coupon key is set."""
         what = "coupon key may make coupons"
-        if not self.configured:
-            yield failed(what, "no coupon key is set (points cannot be redeemed for coupons)", self.ready() or "")
-            return
         try:
             self.client.request("GET", "/coupons", params={"per_page": 1, "_fields": "id"})
         except httpx.TransportError as error:
             yield unreachable(what, error, self.api_url)
             return
         except RemoteError as error:
-            yield failed(what, f"GET /coupons: {said(error)}", f"set {KEYS} to a Shop manager's key ({WHERE_KEYS})")
+            if error.status == 403:  # a good key whose user lacks read_private_shop_coupons
+                fix = f"make the coupon key for a Shop manager or Administrator ({WHERE_KEYS}), then set {KEYS}"
+            else:
+                fix = f"set {KEYS} to a key from {WHERE_KEYS}"
+            yield failed(what, f"GET /coupons: {said(error)}", fix)
             return
         try:
             self.client.request("POST", "/coupons", json={})
@@ -197,7 +198,11 @@ class WooCommerceCoupons:
                 return
             yield failed(what, f"POST /coupons: {said(error)}", f"give the coupon key Read/Write ({WHERE_KEYS})")
             return
-        yield failed(what, "POST /coupons with no code was accepted: this is not WooCommerce's coupon API", "")
+        yield failed(
+            what,
+            "POST /coupons without a code was accepted: that is not how WooCommerce's coupon API answers",
+            "check shop.base_url (the WordPress site root)",
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -15,6 +15,7 @@ from connector.core.http import outcome_unknown
 from connector.core.settings import validate_table
 from sandbox.server import SandboxServer
 from sandbox.shop import WooCommerceSandbox
+from sandbox.shop.keys import SHOP_MANAGER
 
 READ_KEY, READ_SECRET = "ck_read_only", "cs_read_only"
 WRITE_KEY, WRITE_SECRET = "ck_coupons_rw", "cs_coupons_rw"
@@ -35,7 +36,7 @@ def spec(code: str = CODE, email: str | None = "Member@Example.com") -> CouponSp
 @pytest.fixture
 def sandbox():
     shop = WooCommerceSandbox(consumer_key=READ_KEY, consumer_secret=READ_SECRET)
-    shop.keys[READ_KEY] = shop.keys[READ_KEY].__class__(READ_KEY, READ_SECRET, "read")
+    shop.add_key(READ_KEY, READ_SECRET, "read")  # the reading key is Read only
     shop.add_key(WRITE_KEY, WRITE_SECRET, "read_write")
     with SandboxServer(shop.app) as server:
         shop.url = server.url  # type: ignore[attr-defined]
@@ -151,3 +152,13 @@ def test_check_proves_the_coupon_key_may_write_and_makes_nothing(sandbox):
     assert len(bad) == 1 and not bad[0].ok
     assert "woocommerce_rest_authentication_error" in bad[0].detail and "Read/Write" in bad[0].fix
     assert sandbox.all_coupons() == []
+
+
+def test_check_names_what_to_fix_for_a_user_without_coupon_rights_and_an_unknown_key(sandbox):
+    sandbox.add_key("ck_no_coupons", "cs_no_coupons", "read_write", SHOP_MANAGER - {"read_private_shop_coupons"})
+    [no_rights] = [c for c in adapter(sandbox, "ck_no_coupons", "cs_no_coupons").check() if c.what.startswith("coupon")]
+    assert not no_rights.ok and "403 woocommerce_rest_cannot_view" in no_rights.detail
+    assert "Shop manager" in no_rights.fix and "shop.coupon_consumer_key" in no_rights.fix
+    [unknown] = [c for c in adapter(sandbox, "ck_typo", "cs_typo").check() if c.what.startswith("coupon")]
+    assert not unknown.ok and "401 woocommerce_rest_cannot_view" in unknown.detail
+    assert "cs_typo" not in unknown.detail + unknown.fix
