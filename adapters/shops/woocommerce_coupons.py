@@ -21,7 +21,7 @@ How WooCommerce behaves (woocommerce/woocommerce @ 0379e4ee, plugins/woocommerce
   wildcard (``DiscountsUtil::is_coupon_emails_allowed()``).
 
 The coupon: ``usage_limit = 1`` and ``usage_limit_per_user = 1`` (one use in all), ``email_restrictions`` the
-member's email, ``date_expires_gmt``, and ``individual_use = false``: ``individual_use`` would remove every other
+member's email, ``date_expires`` (with a UTC offset; see :func:`coupon_body`), and ``individual_use = false``: ``individual_use`` would remove every other
 coupon from the cart (schema: "Other applied coupons will be removed from the cart"), so a member who redeemed twice
 could not use both, and whether CardBridge's coupons stack with the shop's own promotions is decided by those
 promotions' own ``individual_use``.
@@ -84,7 +84,10 @@ def coupon_body(spec: CouponSpec) -> dict[str, Any]:
     if spec.email:
         body["email_restrictions"] = [spec.email.strip().lower()]
     if spec.expires_at is not None:
-        body["date_expires_gmt"] = spec.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        # ``date_expires`` with its offset: the controller sets writable props through ``set_{key}`` when callable,
+        # and WC_Coupon has ``set_date_expires`` but no ``set_date_expires_gmt``, so ``date_expires_gmt`` is dropped
+        # without a word; ``WC_Data::set_date_prop()`` reads an ISO 8601 offset exactly (without one, the site's zone).
+        body["date_expires"] = spec.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     return body
 
 

@@ -17,7 +17,10 @@ Everything here follows woocommerce/woocommerce @ 0379e4ee (plugins/woocommerce/
 - The code: ``wc_format_coupon_code()`` = ``html_entity_decode``, ``wc_sanitize_coupon_code`` (kses; not imitated),
   ``wc_strtolower`` (includes/wc-core-functions.php). An empty one is ``400 woocommerce_rest_empty_coupon_code``;
   one that ``wc_get_coupon_id_by_code()`` finds is ``400 woocommerce_rest_coupon_code_already_exists``.
-- ``?code=``: ``prepare_objects_query()`` → ``post__in = [ wc_get_coupon_id_by_code( code ) ]``; the data store's
+- The expiry is ``date_expires`` only (:meth:`Coupons.date_prop`): ``date_expires_gmt`` is in the schema but the
+  controller sets props through ``set_{key}`` when callable, and ``WC_Coupon`` has no ``set_date_expires_gmt``.
+- ``?code=``: ``prepare_objects_query()`` (Version3/class-wc-rest-coupons-controller.php @ 53cdfa9) →
+  ``post__in = [ wc_get_coupon_id_by_code( code ) ]``; the data store's
   ``get_ids_by_code()`` (includes/data-stores/class-wc-coupon-data-store-cpt.php @ 0138905) matches
   ``LOWER(post_title) = LOWER(%s)`` among ``post_status = 'publish'`` coupons, newest first. A trashed coupon is
   found by neither, so its code may be taken again.
@@ -55,6 +58,7 @@ from sandbox.shop.render import render_order
 from sandbox.shop.rest import API, err, fields_of, invalid, list_response, paging, single_response
 from sandbox.shop.state import Order, ShopState
 
+_ISO = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(Z|[-+]\d{2}:\d{2})?$")
 COUPON_TYPES = ("percent", "fixed_cart", "fixed_product")
 #: Order statuses whose hooks count a coupon's use (``wc_update_coupon_usage_counts``).
 COUNTED = ("pending", "processing", "completed", "on-hold")
@@ -65,6 +69,14 @@ COUPON_ERRORS = {
     106: "Coupon usage limit has been reached.",
     107: "This coupon has expired.",
 }
+
+
+def _offset(zone: str) -> int:
+    """``iso8601_timezone_to_offset()``: ``Z`` is 0, ``+08:00`` is 28800 seconds."""
+    if zone == "Z":
+        return 0
+    sign = -1 if zone[0] == "-" else 1
+    return sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
 
 
 def format_code(value: str) -> str:
@@ -173,6 +185,29 @@ class Coupons:
             }
             return self._next_id
 
+    def date_prop(self, value: Any) -> int | None:
+        """``WC_Data::set_date_prop()`` (includes/abstracts/abstract-wc-data.php @ 026770b): a number is a UTC
+        timestamp; ``YYYY-MM-DDTHH:MM:SS`` with ``Z`` or ``±HH:MM`` is exact, without one it is site-local; anything
+        unreadable leaves the prop unset (the exception is swallowed). ``date_expires_gmt`` never gets here: the
+        controller calls ``set_date_expires_gmt``, which ``WC_Coupon`` does not have, so it is dropped."""
+        if value in (None, "", 0, "0000-00-00 00:00:00"):
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+        if not isinstance(value, str):
+            return None
+        match = _ISO.match(value)
+        try:
+            if match:
+                moment = datetime.fromisoformat(match.group(1))
+                zone = match.group(2)
+                if zone:
+                    return int(moment.replace(tzinfo=UTC).timestamp()) - _offset(zone)
+                return int(moment.replace(tzinfo=self.shop.tz).timestamp())
+            return int(datetime.fromisoformat(value).replace(tzinfo=self.shop.tz).timestamp())
+        except ValueError:
+            return None
+
     # ---- HTTP ----------------------------------------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
@@ -234,10 +269,9 @@ class Coupons:
             return err(400, "woocommerce_rest_empty_coupon_code", "The coupon code cannot be empty.")
         try:
             amount = Decimal(str(body.get("amount", "0") or "0"))
-            expires = body.get("date_expires_gmt")
-            expires_at = int(datetime.fromisoformat(expires).replace(tzinfo=UTC).timestamp()) if expires else None
         except (InvalidOperation, ValueError, TypeError):
-            return invalid("amount", "Invalid amount or date.")
+            return invalid("amount", "amount is not numeric.")
+        expires_at = self.date_prop(body.get("date_expires"))
         with self.lock:
             if self.id_by_code(code):
                 return err(400, "woocommerce_rest_coupon_code_already_exists", "The coupon code already exists")

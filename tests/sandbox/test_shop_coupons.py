@@ -107,11 +107,12 @@ def test_an_order_uses_a_coupon_once_and_only_for_its_email(shop):
 
 def test_wildcards_expiry_and_a_guests_own_limit(shop):
     api = client(shop)
-    expires = (T0 + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    # site-local without an offset (the site runs in Asia/Shanghai, UTC+8): T0 + 1 h
+    expires = (T0 + timedelta(hours=9)).strftime("%Y-%m-%dT%H:%M:%S")
     api.post(
         "/coupons",
         json={"code": "CB-TEAM", "amount": "5", "usage_limit_per_user": 1, "email_restrictions": ["*@corp.example"],
-              "date_expires_gmt": expires},
+              "date_expires": expires},
     )  # fmt: skip
     assert order(shop, "CB-TEAM", "ann@corp.example").status_code == 201
     second = order(shop, "CB-TEAM", "ann@corp.example")  # a guest: her uses are counted by billing email
@@ -120,3 +121,13 @@ def test_wildcards_expiry_and_a_guests_own_limit(shop):
     shop.advance(3601)
     late = order(shop, "CB-TEAM", "cy@corp.example")
     assert (late.status_code, late.json()["message"]) == (400, "This coupon has expired.")
+
+
+def test_only_date_expires_is_written_and_an_offset_is_read_exactly(shop):
+    api = client(shop)
+    gmt_only = api.post("/coupons", json={"code": "CB-GMT", "date_expires_gmt": "2026-11-01T09:00:00"}).json()
+    assert gmt_only["date_expires_gmt"] is None  # WC_Coupon has no set_date_expires_gmt: dropped
+    exact = api.post("/coupons", json={"code": "CB-UTC", "date_expires": "2026-11-01T09:00:00+00:00"}).json()
+    assert (exact["date_expires_gmt"], exact["date_expires"]) == ("2026-11-01T09:00:00", "2026-11-01T17:00:00")
+    local = api.post("/coupons", json={"code": "CB-LOCAL", "date_expires": "2026-11-01T09:00:00"}).json()
+    assert local["date_expires_gmt"] == "2026-11-01T01:00:00"
