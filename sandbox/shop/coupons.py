@@ -62,13 +62,16 @@ _ISO = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(Z|[-+]\d{2}:\d{2})?$"
 COUPON_TYPES = ("percent", "fixed_cart", "fixed_product")
 #: Order statuses whose hooks count a coupon's use (``wc_update_coupon_usage_counts``).
 COUNTED = ("pending", "processing", "completed", "on-hold")
-#: ``WC_Coupon::get_coupon_error()`` (includes/class-wc-coupon.php), by error code.
+#: ``WC_Coupon::get_coupon_error()`` (includes/class-wc-coupon.php @ 0430101), by error code; 102 is the variant for
+#: a request without a ``billing_email`` form field (a REST order's JSON body is not ``$_POST``).
 COUPON_ERRORS = {
-    102: 'Sorry, it seems the coupon "{code}" is not yours - it has now been removed from your order.',
+    102: 'Please enter a valid email at checkout to use coupon code "{code}".',
     105: 'Coupon "{code}" does not exist!',
-    106: "Coupon usage limit has been reached.",
-    107: "This coupon has expired.",
+    106: 'Usage limit for coupon "{code}" has been reached.',
+    107: 'Coupon "{code}" has expired.',
 }
+#: ``is_email()``'s shape, roughly: something, one @, a domain with a dot.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _offset(zone: str) -> int:
@@ -267,22 +270,28 @@ class Coupons:
         code = format_code(str(body.get("code") or ""))
         if not code:
             return err(400, "woocommerce_rest_empty_coupon_code", "The coupon code cannot be empty.")
+        # The setters' own refusals (WC_Coupon::set_amount(), set_email_restrictions()): a WC_Data_Exception, which
+        # WC_REST_CRUD_Controller::create_item() answers as a WP_Error with its code and status 400.
         try:
             amount = Decimal(str(body.get("amount", "0") or "0"))
         except (InvalidOperation, ValueError, TypeError):
-            return invalid("amount", "amount is not numeric.")
+            amount = Decimal(0)  # wc_format_decimal() of something not numeric: 0
+        if amount < 0 or (discount_type == "percent" and amount > 100):
+            return err(400, "coupon_invalid_amount", "Invalid discount amount.")
+        emails = [str(e).strip().lower() for e in body.get("email_restrictions") or [] if str(e).strip()]
+        if any(not _EMAIL.match(email) for email in emails):
+            return err(400, "coupon_invalid_email_address", "Invalid email address restriction.")
         expires_at = self.date_prop(body.get("date_expires"))
         with self.lock:
             if self.id_by_code(code):
                 return err(400, "woocommerce_rest_coupon_code_already_exists", "The coupon code already exists")
-            emails = body.get("email_restrictions") or []
             coupon_id = self.add(
                 code,
                 amount=f"{amount:.2f}",
                 discount_type=discount_type,
                 usage_limit=int(body.get("usage_limit") or 0) or None,
                 usage_limit_per_user=int(body.get("usage_limit_per_user") or 0) or None,
-                email_restrictions=[str(e).strip().lower() for e in emails if str(e).strip()],
+                email_restrictions=emails,
                 date_expires=expires_at,
                 description=str(body.get("description") or ""),
                 individual_use=bool(body.get("individual_use")),

@@ -9,7 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from adapters.coupons import CouponIssuer, CouponSpec, CouponsUnavailable
+from adapters.coupons import CouponIssuer, CouponRefused, CouponSpec, CouponsUnavailable
 from adapters.shops.woocommerce import WooCommerceSettings, WooCommerceShop
 from connector.core.http import outcome_unknown
 from connector.core.settings import validate_table
@@ -162,3 +162,13 @@ def test_check_names_what_to_fix_for_a_user_without_coupon_rights_and_an_unknown
     [unknown] = [c for c in adapter(sandbox, "ck_typo", "cs_typo").check() if c.what.startswith("coupon")]
     assert not unknown.ok and "401 woocommerce_rest_cannot_view" in unknown.detail
     assert "cs_typo" not in unknown.detail + unknown.fix
+
+
+def test_a_coupon_the_shop_refuses_is_a_permanent_refusal_with_its_code(sandbox):
+    shop = adapter(sandbox)
+    over = CouponSpec(CODE, Decimal("150"), "percent", "member@example.com", None, "CardBridge redemption r:forum:9")
+    with pytest.raises(CouponRefused, match="HTTP 400 coupon_invalid_amount") as refused:
+        shop.create_coupon(over)
+    assert CODE.lower() not in str(refused.value).lower()
+    assert sandbox.all_coupons() == []
+    shop.close()

@@ -68,6 +68,10 @@ def test_codes_are_normalised_unique_and_found_exactly(shop):
     assert (twin.status_code, twin.json()["code"]) == (400, "woocommerce_rest_coupon_code_already_exists")
     empty = api.post("/coupons", json={"code": "", "amount": "9"})
     assert (empty.status_code, empty.json()["code"]) == (400, "woocommerce_rest_empty_coupon_code")
+    over = api.post("/coupons", json={"code": "CB-Y", "discount_type": "percent", "amount": "101"})
+    assert (over.status_code, over.json()["code"]) == (400, "coupon_invalid_amount")
+    not_email = api.post("/coupons", json={"code": "CB-Y", "email_restrictions": ["member at example"]})
+    assert (not_email.status_code, not_email.json()["code"]) == (400, "coupon_invalid_email_address")
     bad_type = api.post("/coupons", json={"code": "CB-Y", "discount_type": "free_money"})
     assert (bad_type.status_code, bad_type.json()["code"]) == (400, "rest_invalid_param")
     api.post("/coupons", json={"code": "CB-Mixed", "amount": "1"})
@@ -94,12 +98,12 @@ def test_an_order_uses_a_coupon_once_and_only_for_its_email(shop):
     )  # fmt: skip
     other = order(shop, "CB-ONCE", "someone@example.com")
     assert (other.status_code, other.json()["code"]) == (400, "woocommerce_rest_invalid_coupon")
-    assert "is not yours" in other.json()["message"]
+    assert other.json()["message"] == 'Please enter a valid email at checkout to use coupon code "cb-once".'
     used = order(shop, "cb-once", "MEMBER@example.com")  # any case, on both sides
     assert used.status_code == 201 and [c["code"] for c in used.json()["coupon_lines"]] == ["cb-once"]
     assert shop.coupon("CB-ONCE")["usage_count"] == 1 and shop.coupon("CB-ONCE")["used_by"] == ["member@example.com"]
     again = order(shop, "CB-ONCE", "member@example.com")
-    assert (again.status_code, again.json()["message"]) == (400, "Coupon usage limit has been reached.")
+    assert (again.status_code, again.json()["message"]) == (400, 'Usage limit for coupon "cb-once" has been reached.')
     assert len(shop.orders) == 1  # refused orders are not made
     missing = order(shop, "CB-NONE", "member@example.com")
     assert missing.json()["message"] == 'Coupon "cb-none" does not exist!'
@@ -116,11 +120,11 @@ def test_wildcards_expiry_and_a_guests_own_limit(shop):
     )  # fmt: skip
     assert order(shop, "CB-TEAM", "ann@corp.example").status_code == 201
     second = order(shop, "CB-TEAM", "ann@corp.example")  # a guest: her uses are counted by billing email
-    assert second.json()["message"] == "Coupon usage limit has been reached."
+    assert second.json()["message"] == 'Usage limit for coupon "cb-team" has been reached.'
     assert order(shop, "CB-TEAM", "bob@corp.example").status_code == 201
     shop.advance(3601)
     late = order(shop, "CB-TEAM", "cy@corp.example")
-    assert (late.status_code, late.json()["message"]) == (400, "This coupon has expired.")
+    assert (late.status_code, late.json()["message"]) == (400, 'Coupon "cb-team" has expired.')
 
 
 def test_only_date_expires_is_written_and_an_offset_is_read_exactly(shop):
