@@ -174,7 +174,7 @@ class WooCommerceCoupons:
         """``cardbridge check``: the coupon key may list coupons (``GET /coupons?per_page=1``, its user's
         ``read_private_shop_coupons``) and has write permission: ``POST /coupons`` with an empty body makes nothing
         (``code`` is a required argument: WordPress answers ``400 rest_missing_callback_param`` before any
-        permission callback, ``WP_REST_Server::match_request_to_handler()``), while a Read key is refused first with
+        permission callback: ``WP_REST_Server::dispatch()`` validates arguments first), while a Read key is refused first with
         ``401 woocommerce_rest_authentication_error`` (``WC_REST_Authentication::check_permissions()``, run on
         ``rest_pre_dispatch``). Asked only when the coupon key is set."""
         what = "coupon key may make coupons"

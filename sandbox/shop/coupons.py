@@ -10,8 +10,9 @@ Everything here follows woocommerce/woocommerce @ 0379e4ee (plugins/woocommerce/
   with ``woocommerce_rest_cannot_view`` / ``woocommerce_rest_cannot_create``, 401 for a visitor (an unknown key), 403
   for a user without the capability. A key whose *permission* is Read is refused before any route with
   ``401 woocommerce_rest_authentication_error`` (:mod:`sandbox.shop.keys`).
-- Argument validation runs before the permission callback (WordPress ``WP_REST_Server::match_request_to_handler()``
-  checks ``has_valid_params()``; ``respond_to_request()`` skips the permission callback on an error): a create
+- Argument validation runs before the permission callback (WordPress ≥ 5.6 wp-includes/rest-api/
+  class-wp-rest-server.php: ``dispatch()`` calls ``has_valid_params()`` after matching the route and hands the error
+  to ``respond_to_request()``, which skips the permission callback when there is one): a create
   without ``code`` is ``400 rest_missing_callback_param``, a ``discount_type`` outside ``wc_get_coupon_types()`` is
   ``400 rest_invalid_param``, whoever asks.
 - The code: ``wc_format_coupon_code()`` = ``html_entity_decode``, ``wc_sanitize_coupon_code`` (kses; not imitated),
