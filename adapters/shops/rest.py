@@ -213,7 +213,7 @@ class RestShop:
         # Coupon requests get a client of their own: one attempt each (adapters.shops.coupon_secrecy), same auth.
         coupon_client = RemoteClient(REMOTE, config.base_url, attempts=COUPON_ATTEMPTS, **common)
         signer = self.sign if auth.type == "md5_sign" else None
-        self.coupons = RestCouponIssuer(config.coupons, coupon_client, dig, signer)
+        self.coupons = RestCouponIssuer(config.coupons, coupon_client, dig, signer, config.base_url)
 
     # ---- requests ------------------------------------------------------------------------------------------------
 
@@ -402,7 +402,8 @@ class RestShop:
 
     def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the first page of orders, with the configured auth, and whether the
-        records and mapped fields are where the config says (:mod:`adapters.shops.rest_check`)."""
+        records and mapped fields are where the config says (:mod:`adapters.shops.rest_check`); with
+        ``[shop.coupons]``, the coupon look-up answers."""
         orders, paging = self.api.orders, self.api.orders.pagination
         query: dict[str, Any] = {**orders.params, paging.size_param: paging.size}
         if paging.type == "page":  # the first page, as order_pages asks for it
@@ -414,7 +415,8 @@ class RestShop:
             self._get, dig, self.config.base_url, self.api.auth.type, orders.path, query, orders.records,
             orders.ok_path, orders.ok_value, orders.message_path, fields, self.api.status_map,
         )  # fmt: skip
-        return check_rest(target)
+        yield from check_rest(target)
+        yield from self.coupons.check()
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         return [], list(keys)

@@ -26,17 +26,20 @@ answers 404 (``missing_status``) or an empty list for "no such coupon". The requ
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import quote
 
+import httpx
 from pydantic import Field, field_validator, model_validator
 
+from adapters.checks import Check, failed, passed
 from adapters.coupons import Coupon, CouponRefused, CouponSpec, CouponsUnavailable
 from adapters.shops.coupon_secrecy import codes_hidden
 from adapters.shops.paging import json_body
+from adapters.shops.remote_check import said, unreachable
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.settings import KeyedError, StrictModel
 
@@ -45,6 +48,9 @@ REMOTE = "rest-shop"
 PLACEHOLDERS = frozenset(
     {"code", "amount", "amount_number", "type", "email", "expires_at", "expires_unix", "description"}
 )
+#: The code ``cardbridge check`` looks up: CardBridge's shape, never made (its last characters are not base-32 ones
+#: a redemption id gives), so the look-up finds nothing and changes nothing.
+CHECK_CODE = "CB-CHECKCHECK00"
 #: Records one look-up reads at most (it asks for one code; a shop that ignores the filter is not read whole).
 MAX_RECORDS = 1000
 WHERE = "[shop.coupons]"
@@ -191,7 +197,7 @@ def _text(value: Any) -> str:
 
 class RestCouponIssuer:
     """The coupon side of :class:`~adapters.shops.rest.RestShop`. ``dig`` reads a dotted path; ``sign`` adds the
-    ``md5_sign`` parameters (None for other auth)."""
+    ``md5_sign`` parameters (None for other auth); ``base_url`` is ``[shop] base_url`` (for messages)."""
 
     def __init__(
         self,
@@ -199,8 +205,10 @@ class RestCouponIssuer:
         client: RemoteClient,
         dig: Callable[[Any, str], Any],
         sign: Callable[[dict[str, Any]], dict[str, Any]] | None,
+        base_url: str,
     ) -> None:
         self.config, self.client, self.dig, self.sign = config, client, dig, sign
+        self.base_url = base_url
 
     def ready(self) -> str | None:
         if self.config is not None:
@@ -258,6 +266,23 @@ class RestCouponIssuer:
             if coupon is not None:
                 return coupon
         return None
+
+    def check(self) -> Iterator[Check]:
+        """``cardbridge check`` with ``[shop.coupons]``: the look-up answers, with the configured auth (a GET; the
+        create request is not tried, it would make a coupon)."""
+        if self.config is None:
+            return
+        what = "coupon look-up answers"
+        try:
+            self.find(CHECK_CODE)
+        except httpx.TransportError as error:
+            yield unreachable(what, error, self.base_url)
+            return
+        except RemoteError as error:
+            fix = f"check {WHERE} find (path, params) and [shop.rest.auth]"
+            yield failed(what, f"GET {error.url}: {said(error)}", fix)
+            return
+        yield passed(what, f"GET {self.config.find.path} answered (the create request is not tried: it makes a coupon)")
 
     def create(self, spec: CouponSpec) -> Coupon:
         create = self._config().create

@@ -194,3 +194,14 @@ def test_coupon_codes_never_reach_messages_or_logs(api):
     for text in seen:
         for form in (CODE, CODE.lower(), CODE.replace("-", "%2D")):
             assert form not in text, text
+
+
+def test_check_tries_the_lookup_with_the_configured_auth_and_makes_nothing(api):
+    good = [c for c in shop(api).check() if c.what.startswith("coupon")]
+    assert len(good) == 1 and good[0].ok, good
+    wrong = RestShop(settings(api.url, {"create": CREATE, "find": BY_PARAM}, token="not-the-token"))
+    [bad] = [c for c in wrong.check() if c.what.startswith("coupon")]
+    assert not bad.ok and "401" in bad.detail and "[shop.coupons] find" in bad.fix
+    assert "not-the-token" not in bad.detail + bad.fix
+    assert [c for c in RestShop(settings(api.url, None)).check() if c.what.startswith("coupon")] == []
+    assert api.coupons == {} and not [r for r in api.requests if r["method"] == "POST"]
