@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import httpx
 from pydantic import Field, field_validator, model_validator
@@ -191,6 +191,13 @@ def fill_path(template: str, given: dict[str, Any]) -> str:
     )
 
 
+def split_query(path: str) -> tuple[str, dict[str, str]]:
+    """A filled path and the query it carries (``/coupons?code=…``), as parameters: the HTTP client replaces a
+    path's query with the request's parameters, and a signature must cover them all."""
+    bare, _, query = path.partition("?")
+    return bare, dict(parse_qsl(query, keep_blank_values=True))
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -244,8 +251,8 @@ class RestCouponIssuer:
     def find(self, code: str) -> Coupon | None:
         find = self._config().find
         given = {name: None for name in PLACEHOLDERS} | {"code": code}
-        path = fill_path(find.path, given)
-        params: dict[str, Any] = {name: _text(fill(value, given)) for name, value in find.params.items()}
+        path, query = split_query(fill_path(find.path, given))
+        params: dict[str, Any] = query | {name: _text(fill(value, given)) for name, value in find.params.items()}
         if self.sign is not None:
             params = self.sign(params)
         with codes_hidden(code):
@@ -290,19 +297,19 @@ class RestCouponIssuer:
         if found is not None:
             return found
         given = values(spec)
-        path = fill_path(create.path, given)
+        path, query = split_query(fill_path(create.path, given))
         body = fill(create.body, given)
-        params: dict[str, Any] | None = None
+        params: dict[str, Any] = dict(query)
         form: dict[str, Any] | None = None
         if create.encoding == "form":
             form = {name: _text(value) for name, value in body.items()}
             form = self.sign(form) if self.sign is not None else form
         elif self.sign is not None:
-            params = self.sign({})
+            params = self.sign(params)
         try:
             with codes_hidden(spec.code):
                 response = self.client.request(
-                    create.method, path, params=params, data=form, json=body if form is None else None
+                    create.method, path, params=params or None, data=form, json=body if form is None else None
                 )
                 answer = json_body(REMOTE, create.path, response) if create.id_field else None
         except RemoteError as error:

@@ -205,3 +205,11 @@ def test_check_tries_the_lookup_with_the_configured_auth_and_makes_nothing(api):
     assert "not-the-token" not in bad.detail + bad.fix
     assert [c for c in RestShop(settings(api.url, None)).check() if c.what.startswith("coupon")] == []
     assert api.coupons == {} and not [r for r in api.requests if r["method"] == "POST"]
+
+
+def test_a_lookup_with_the_code_in_the_paths_query(api):
+    adapter = shop(api, find={"path": "/api/coupons?code={code}", "items": "data"})
+    made = adapter.create_coupon(spec())
+    assert adapter.find_coupon(CODE) == made.__class__(CODE, made.remote_id, Decimal(0))
+    assert [r["query"] for r in api.requests if r["method"] == "GET"][-1] == {"code": CODE}
+    adapter.close()
