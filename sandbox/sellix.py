@@ -30,6 +30,12 @@ def envelope(data: Any, status: int = 200, error: str | None = None) -> JSONResp
     )
 
 
+def page_of(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One page (``page``, from 1) of :data:`PAGE` items."""
+    page = max(1, int(request.query_params.get("page", "1") or 1))
+    return items[(page - 1) * PAGE : page * PAGE]
+
+
 class SellixSandbox:
     def __init__(self, api_key: str = "sellix-sandbox-key", knobs: Knobs | None = None) -> None:
         self.api_key = api_key
@@ -42,6 +48,8 @@ class SellixSandbox:
         self.orders: dict[str, dict[str, Any]] = {}
         self.feedback: dict[str, dict[str, Any]] = {}
         self.products: dict[str, dict[str, Any]] = {}
+        #: By uniqid, as the coupon model has them (:meth:`_coupon_routes`).
+        self.coupons: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
         self._clock = 1_790_000_000
         self.app = FaultInjector(self._build(), self.knobs)
@@ -107,6 +115,73 @@ class SellixSandbox:
             }
             return uniqid
 
+    def add_coupon(self, code: str, value: int = 5, kind: str = "FIXED", **body: Any) -> str:
+        """Make a coupon as the dashboard does (no checks); ``body`` takes the create body's other fields."""
+        with self._lock:
+            uniqid = f"{self._rng.getrandbits(48):012x}"
+            bound = [str(p) for p in body.get("products_bound") or []]
+            self.coupons[uniqid] = {
+                "id": len(self.coupons) + 1,
+                "uniqid": uniqid,
+                "shop_id": 1,
+                "type": "PRODUCT",
+                "coupon_type": "CLASSIC",
+                "code": code,
+                "use_type": "LIMITED" if bound else "ANY",
+                "discount": value,
+                "discount_type": kind,
+                "currency": "USD",
+                "used": 0,
+                "disabled_with_volume_discounts": bool(body.get("disabled_with_volume_discounts")),
+                "all_recurring_bill_invoices": bool(body.get("all_recurring_bill_invoices")),
+                "max_uses": int(body.get("max_uses") or -1),
+                "expire_at": body.get("expire_at"),
+                "created_at": self._tick(),
+                "updated_at": 0,
+                "updated_by": 0,
+                "products_bound": bound,
+                "products_count": len(bound),
+            }
+            return uniqid
+
+    def coupon(self, code: str) -> dict[str, Any] | None:
+        """The coupon with exactly this code, as the list answers it."""
+        with self._lock:
+            return next((dict(c) for c in self.coupons.values() if c["code"] == code), None)
+
+    def _coupon_routes(self) -> list[Route]:
+        """``GET``/``POST /v1/coupons`` (docs.sellix.io api-reference/coupons: ``list-coupons``, ``post-coupons``,
+        ``model``). The create body: ``code`` and ``discount_value`` (an integer) required, ``discount_type``
+        ``PERCENTAGE``/``FIXED``, ``max_uses``, ``expire_at`` (unix), ``products_bound``; the answer's ``data`` holds
+        the new ``uniqid`` (as the 2020 documentation's create answers do). Sellix documents no answer for a code
+        that exists, nor for a bad body: the sandbox answers both with the envelope and status 400, and its
+        ``error`` text is its own (CardBridge decides on the status and a read-back, never on that text)."""
+
+        async def coupons(request: Request) -> Response:
+            if request.method == "GET":
+                with self._lock:
+                    items = sorted(self.coupons.values(), key=lambda c: -c["id"])
+                    return envelope({"coupons": page_of(request, items)})
+            try:
+                body = await request.json()
+            except ValueError:
+                return envelope(None, 400, "sandbox: the body is not JSON")
+            body = body if isinstance(body, dict) else {}
+            code, value = body.get("code"), body.get("discount_value")
+            if not isinstance(code, str) or not code or isinstance(value, bool) or not isinstance(value, int):
+                return envelope(None, 400, "sandbox: code and an integer discount_value are required")
+            kind = body.get("discount_type", "PERCENTAGE")
+            if kind not in ("PERCENTAGE", "FIXED"):
+                return envelope(None, 400, "sandbox: discount_type is PERCENTAGE or FIXED")
+            with self._lock:
+                if any(c["code"] == code for c in self.coupons.values()):
+                    return envelope(None, 400, "sandbox: the code exists")
+                rest = {k: v for k, v in body.items() if k not in ("code", "discount_value", "discount_type")}
+                uniqid = self.add_coupon(code, value, kind, **rest)
+            return envelope({"uniqid": uniqid})
+
+        return [Route("/v1/coupons", coupons, methods=["GET", "POST"])]
+
     def secrets(self) -> list[str]:
         with self._lock:
             return [s for o in self.orders.values() for s in o["serials"]] + [
@@ -114,10 +189,6 @@ class SellixSandbox:
             ]
 
     def _build(self) -> Any:
-        def page_of(request: Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            page = max(1, int(request.query_params.get("page", "1") or 1))
-            return items[(page - 1) * PAGE : page * PAGE]
-
         async def orders(request: Request) -> Response:
             with self._lock:
                 items = sorted(self.orders.values(), key=lambda o: (o["updated_at"], o["id"]), reverse=True)
@@ -142,6 +213,7 @@ class SellixSandbox:
                 Route("/v1/orders/{uniqid}", order),
                 Route("/v1/feedback", feedback),
                 Route("/v1/products", products),
+                *self._coupon_routes(),
             ]
         )
         outer = self

@@ -25,9 +25,12 @@ from pydantic import Field, field_validator, model_validator
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage
 from adapters.checks import Check, CheckContext
+from adapters.coupons import Coupon, CouponSpec
+from adapters.shops.coupon_secrecy import COUPON_ATTEMPTS
 from adapters.shops.paging import MAX_PAGES, PageGuard, cursor_value, json_body, shown_url
 from adapters.shops.quarantine import read_records, shown
 from adapters.shops.rest_check import RestTarget, check_rest
+from adapters.shops.rest_coupons import RestCouponIssuer, RestCoupons
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
 from connector.core.models import (
@@ -173,9 +176,14 @@ class RestShopSettings(ShopSettings, RemoteTimeouts):
     #: Pages one pass reads at most: a shop whose pages never end (or loop in a way no repeat shows) stops here with an
     #: error; the pages read are kept and the next pass goes on from the cursor.
     max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
+    #: Points redemption: the request that makes a coupon and the look-up by code (:mod:`adapters.shops.rest_coupons`).
+    coupons: RestCoupons | None = None
 
 
 class RestShop:
+    """Reads orders from a configured REST API. Capabilities: :class:`~adapters.checks.SelfCheck`,
+    :class:`~adapters.coupons.CouponIssuer` (ready once ``[shop.coupons]`` is set)."""
+
     kind = "rest"
     settings = RestShopSettings
 
@@ -192,17 +200,20 @@ class RestShop:
             headers[auth.name] = auth.value
         elif auth.type == "basic":
             basic = (auth.username, auth.password)
-        self.client = RemoteClient(
-            REMOTE,
-            config.base_url,
-            headers=headers,
-            auth=basic,
-            timeout=config.timeout_seconds,
-            connect_timeout=config.connect_timeout_seconds,
-            max_retry_seconds=config.max_retry_seconds,
-            keys="[shop]",
-            transport=transport,
-        )
+        common: dict[str, Any] = {
+            "headers": headers,
+            "auth": basic,
+            "timeout": config.timeout_seconds,
+            "connect_timeout": config.connect_timeout_seconds,
+            "max_retry_seconds": config.max_retry_seconds,
+            "keys": "[shop]",
+            "transport": transport,
+        }
+        self.client = RemoteClient(REMOTE, config.base_url, **common)
+        # Coupon requests get a client of their own: one attempt each (adapters.shops.coupon_secrecy), same auth.
+        coupon_client = RemoteClient(REMOTE, config.base_url, attempts=COUPON_ATTEMPTS, **common)
+        signer = self.sign if auth.type == "md5_sign" else None
+        self.coupons = RestCouponIssuer(config.coupons, coupon_client, dig, signer, config.base_url)
 
     # ---- requests ------------------------------------------------------------------------------------------------
 
@@ -391,7 +402,8 @@ class RestShop:
 
     def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the first page of orders, with the configured auth, and whether the
-        records and mapped fields are where the config says (:mod:`adapters.shops.rest_check`)."""
+        records and mapped fields are where the config says (:mod:`adapters.shops.rest_check`); with
+        ``[shop.coupons]``, the coupon look-up answers."""
         orders, paging = self.api.orders, self.api.orders.pagination
         query: dict[str, Any] = {**orders.params, paging.size_param: paging.size}
         if paging.type == "page":  # the first page, as order_pages asks for it
@@ -403,7 +415,8 @@ class RestShop:
             self._get, dig, self.config.base_url, self.api.auth.type, orders.path, query, orders.records,
             orders.ok_path, orders.ok_value, orders.message_path, fields, self.api.status_map,
         )  # fmt: skip
-        return check_rest(target)
+        yield from check_rest(target)
+        yield from self.coupons.check()
 
     def customer_profiles(self, keys: Sequence[str]) -> tuple[list[Customer], list[str]]:
         return [], list(keys)
@@ -411,5 +424,17 @@ class RestShop:
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
         return iter(())
 
+    # ---- coupons (adapters.coupons.CouponIssuer) --------------------------------------------------------------------
+
+    def coupons_ready(self) -> str | None:
+        return self.coupons.ready()
+
+    def find_coupon(self, code: str) -> Coupon | None:
+        return self.coupons.find(code)
+
+    def create_coupon(self, spec: CouponSpec) -> Coupon:
+        return self.coupons.create(spec)
+
     def close(self) -> None:
         self.client.close()
+        self.coupons.client.close()

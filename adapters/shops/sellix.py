@@ -25,9 +25,11 @@ from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
 from adapters.checks import Check, CheckContext
+from adapters.coupons import Coupon, CouponSpec
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import known_id, read_records, shown
 from adapters.shops.sellix_check import check_sellix
+from adapters.shops.sellix_coupons import SellixCoupons
 from connector.core.budget import RequestBudget
 from connector.core.clock import iso, parse_iso
 from connector.core.http import RemoteClient, RemoteError
@@ -161,7 +163,8 @@ class SellixSettings(ShopSettings, RemoteTimeouts):
 
 class SellixShop:
     """Reads orders and feedback from Sellix. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`."""
+    :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`, :class:`~adapters.coupons.CouponIssuer`
+    (:mod:`adapters.shops.sellix_coupons`: no email restriction, the same key)."""
 
     kind = "sellix"
     settings = SellixSettings
@@ -170,6 +173,7 @@ class SellixShop:
         self.config = config
         self.transport = transport
         self.client = self._client(config.merchant)
+        self.coupons = SellixCoupons(self.client, self._pages)
 
     def _client(self, merchant: str) -> RemoteClient:
         config = self.config
@@ -270,6 +274,17 @@ class SellixShop:
         """:class:`~adapters.checks.SelfCheck`: the key is accepted (for ``merchant``), orders and feedback answer
         (:mod:`adapters.shops.sellix_check`)."""
         return check_sellix(self.client, self.config.base_url, self.config.merchant, lambda: self._client(""))
+
+    # ---- coupons (adapters.coupons.CouponIssuer) --------------------------------------------------------------------
+
+    def coupons_ready(self) -> str | None:
+        return self.coupons.ready()
+
+    def find_coupon(self, code: str) -> Coupon | None:
+        return self.coupons.find(code)
+
+    def create_coupon(self, spec: CouponSpec) -> Coupon:
+        return self.coupons.create(spec)
 
     def close(self) -> None:
         self.client.close()

@@ -32,9 +32,11 @@ from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
 from adapters.checks import Check, CheckContext
+from adapters.coupons import Coupon, CouponSpec
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import json_id, read_records, shown
 from adapters.shops.woocommerce_check import check_woocommerce
+from adapters.shops.woocommerce_coupons import WooCommerceCoupons
 from adapters.shops.woocommerce_fields import (
     CUSTOMER_FIELDS,
     ORDER_FIELDS,
@@ -215,11 +217,16 @@ class WooCommerceSettings(ShopSettings, RemoteTimeouts):
     #: Pages one walk reads at most (a shop that ignores ``page`` would answer full pages for ever); the pages read are
     #: kept and the next pass goes on from the cursor.
     max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
+    #: Points redemption: a second key with Read/Write permission, used for ``/coupons`` only (the key above stays
+    #: read-only). Without it the shop makes no coupons and ``cardbridge check`` says so.
+    coupon_consumer_key: str = ""
+    coupon_consumer_secret: str = ""
 
 
 class WooCommerceShop:
     """Reads orders, customers and reviews from a WooCommerce store. Capabilities: :class:`~adapters.base.OrderLookup`,
-    :class:`~adapters.base.OrderPresence`, :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`."""
+    :class:`~adapters.base.OrderPresence`, :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`,
+    :class:`~adapters.coupons.CouponIssuer` (:mod:`adapters.shops.woocommerce_coupons`)."""
 
     kind = "woocommerce"
     settings = WooCommerceSettings
@@ -234,6 +241,15 @@ class WooCommerceShop:
             connect_timeout=config.connect_timeout_seconds,
             max_retry_seconds=config.max_retry_seconds,
             keys="[shop]",
+            transport=transport,
+        )
+        self.coupons = WooCommerceCoupons(
+            config.base_url + API,
+            config.coupon_consumer_key,
+            config.coupon_consumer_secret,
+            timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+            max_retry_seconds=config.max_retry_seconds,
             transport=transport,
         )
 
@@ -391,7 +407,21 @@ class WooCommerceShop:
     def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the API answers, the key is accepted, its user may read orders,
         customers and reviews (:mod:`adapters.shops.woocommerce_check`)."""
-        return check_woocommerce(self.client, self.config.base_url + API)
+        yield from check_woocommerce(self.client, self.config.base_url + API)
+        if self.coupons.configured:
+            yield from self.coupons.check()
+
+    # ---- coupons (adapters.coupons.CouponIssuer) --------------------------------------------------------------------
+
+    def coupons_ready(self) -> str | None:
+        return self.coupons.ready()
+
+    def find_coupon(self, code: str) -> Coupon | None:
+        return self.coupons.find(code)
+
+    def create_coupon(self, spec: CouponSpec) -> Coupon:
+        return self.coupons.create(spec)
 
     def close(self) -> None:
         self.client.close()
+        self.coupons.close()

@@ -40,7 +40,15 @@ Permission = Literal["read", "write", "read_write"]
 
 #: What the Shop manager role can do that the API routes ask for (WooCommerce gives it these, and so has an admin).
 SHOP_MANAGER: frozenset[str] = frozenset(
-    {"read_private_shop_orders", "list_users", "moderate_comments", "read_private_products"}
+    {
+        "read_private_shop_orders",
+        "list_users",
+        "moderate_comments",
+        "read_private_products",
+        # the shop_coupon post type's read_private_posts and publish_posts (sandbox/shop/coupons.py)
+        "read_private_shop_coupons",
+        "publish_shop_coupons",
+    }
 )
 #: A user with the Customer role: none of the capabilities above.
 CUSTOMER: frozenset[str] = frozenset()

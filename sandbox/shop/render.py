@@ -154,7 +154,7 @@ def render_order(shop: ShopState, o: Order, fields: list[str] | None = None) -> 
         "tax_lines": [],
         "shipping_lines": [],
         "fee_lines": [],
-        "coupon_lines": [],
+        "coupon_lines": list(o.coupon_lines),
         "refunds": [],
         "payment_url": f"{SITE}/checkout/order-pay/{o.id}/?pay_for_order=true&key={order_key}",
         "is_editable": status in ("pending", "on-hold", "auto-draft"),

@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from sandbox.faults import FaultInjector, Knobs
 from sandbox.forward import Forwarded
 from sandbox.shop.catalogue import Catalogue
+from sandbox.shop.coupons import Coupons, render_coupon
 from sandbox.shop.keys import SHOP_MANAGER, ApiKey, Permission, refused
 from sandbox.shop.orders import Orders
 from sandbox.shop.render import render_order
@@ -59,6 +60,8 @@ class WooCommerceSandbox:
         self._lock = self.state.lock
         #: Every request: ``{"method", "path", "query"}``.
         self.requests: list[dict[str, Any]] = []
+        #: ``/coupons`` and ``POST /orders`` with ``coupon_lines`` (:mod:`sandbox.shop.coupons`).
+        self.coupon_book = Coupons(self.state, self.keys)
         self.app = FaultInjector(self._build_app(), self.knobs)
 
     # ---- mutation API --------------------------------------------------------------------------------------------
@@ -240,6 +243,26 @@ class WooCommerceSandbox:
         with self._lock:
             return [s for o in self.state.orders.values() for s in o.secrets]
 
+    def coupon(self, code: str) -> dict[str, Any] | None:
+        """The published coupon with this code (WooCommerce's comparison: case-insensitive), as the API answers it."""
+        with self._lock:
+            found = self.coupon_book.id_by_code(code)
+            return render_coupon(self.state, self.coupon_book.coupons[found]) if found else None
+
+    def all_coupons(self) -> list[dict[str, Any]]:
+        """Every coupon, trashed ones included, as the API answers them."""
+        with self._lock:
+            return [render_coupon(self.state, c) for c in self.coupon_book.coupons.values()]
+
+    def add_coupon(self, code: str, amount: str = "5", discount_type: str = "fixed_cart", **fields: Any) -> int:
+        """Make a coupon as wp-admin does (no checks); ``fields`` as :meth:`sandbox.shop.coupons.Coupons.add`."""
+        return self.coupon_book.add(code, amount, discount_type, **fields)
+
+    def trash_coupon(self, coupon_id: int) -> None:
+        """Move a coupon to the trash: ``?code=`` no longer finds it and its code is free again."""
+        with self._lock:
+            self.coupon_book.coupons[coupon_id]["status"] = "trash"
+
     def reset_log(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -253,7 +276,8 @@ class WooCommerceSandbox:
             Route(API, self._namespace_index, methods=["GET"]),
             Route(API + "/", self._namespace_index, methods=["GET"]),
         ]
-        app = Starlette(routes=[*indexes, *Orders(self.state).routes(), *Catalogue(self.state).routes()])
+        routes = [*indexes, *self.coupon_book.routes(), *Orders(self.state).routes(), *Catalogue(self.state).routes()]
+        app = Starlette(routes=routes)
 
         async def no_route(request: Request, exc: Exception) -> Response:
             if not request.url.path.startswith("/wp-json/"):
@@ -297,7 +321,7 @@ class WooCommerceSandbox:
         capability; a wrong secret is still refused (``rest_authentication_errors`` runs for every request)."""
         routes = {
             f"/wc/v3{path}": {"namespace": "wc/v3", "methods": ["GET"]}
-            for path in ("/orders", "/customers", "/products", "/products/reviews")
+            for path in ("/orders", "/customers", "/products", "/products/reviews", "/coupons")
         }
         index = {"namespace": "wc/v3", "routes": routes}
         return single_response(index, fields_of(request, self.state.honour_fields))

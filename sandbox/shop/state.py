@@ -35,6 +35,8 @@ class Order:
     raw_status: str | None = None  # set by corrupt_order: answered verbatim
     #: The status before the order went to the trash (WooCommerce keeps it as ``_wp_trash_meta_status``).
     trashed_from: str | None = None
+    #: The coupons the order used, as ``coupon_lines`` answers them (``POST /orders``, :mod:`sandbox.shop.coupons`).
+    coupon_lines: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
