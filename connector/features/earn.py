@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from adapters.base import Outcome
-from adapters.contributions import Contribution, ContributionSource
+from adapters.contributions import Contribution, ContributionSource, OmitsRemoved
 from connector.core.clock import utcnow
 from connector.core.config import Config
 from connector.core.logs import log
@@ -52,7 +52,8 @@ class EarnFeature:
             )
             try:
                 posts = []
-                for post in adapter.contributions(target.places, now - timedelta(days=earn.window_days)):
+                since = now - timedelta(days=earn.window_days)
+                for post in adapter.contributions(target.places, since):
                     posts.append(post)
                     if len(posts) >= MAX_POSTS:
                         break
@@ -62,6 +63,8 @@ class EarnFeature:
                 continue
             young = now - timedelta(days=earn.new_member_days)
             added = self._record(community, posts, rules, young, now, target.verified_buyers_only)
+            if isinstance(adapter, OmitsRemoved) and adapter.contributions_complete and len(posts) < MAX_POSTS:
+                added += self._take_back_gone(community, adapter, {p.post_id for p in posts}, since)
             if added:
                 log.info("earn: points recorded", community=community, events=added, posts=len(posts))
 
@@ -107,6 +110,19 @@ class EarnFeature:
                 reason = f"post {post.post_id} removed"
             events.append(Earned(community, post.post_id, author_key, change, reason))
         earnings.add(events, {post: count for post, (_total, count) in recorded.items()})
+        return len(events)
+
+    def _take_back_gone(self, community: str, source: OmitsRemoved, listed: set[str], since: datetime) -> int:
+        """A source that leaves deleted posts out read everything: a credited post it no longer lists, made within
+        the window, was deleted; its points are taken back (a post older than the window is simply not read)."""
+        events = []
+        held = self.state.earnings.held(community)
+        for post_id, (points, _count, customer) in held.items():
+            made = source.posted_at(post_id)
+            if post_id in listed or made is None or made < since:
+                continue
+            events.append(Earned(community, post_id, customer, -points, f"post {post_id} removed"))
+        self.state.earnings.add(events, {e.post_id: held[e.post_id][1] for e in events})
         return len(events)
 
     def plan(self, run: Run, batch: PlanBatch) -> None:

@@ -91,6 +91,22 @@ class Earnings:
                     totals[post] = (total + points, count + 1)
         return totals
 
+    def held(self, community: str) -> dict[str, tuple[int, int, str]]:
+        """Posts on ``community`` whose points are not all taken back: post → (points, events, customer key)."""
+        prefix = earn_prefix(community)
+        totals: dict[str, tuple[int, int, str]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(points_t.c.key, points_t.c.points, points_t.c.customer_key).where(
+                    and_(points_t.c.key >= prefix, points_t.c.key < prefix[:-1] + ";")
+                )
+            )
+            for key, points, customer in rows:
+                post = key[len(prefix) :].rsplit(":", 1)[0]
+                total, count, _ = totals.get(post, (0, 0, customer))
+                totals[post] = (total + points, count + 1, customer)
+        return {post: held for post, held in totals.items() if held[0] != 0}
+
     def earned_since(self, community: str, keys: Iterable[str], since: datetime) -> dict[str, int]:
         """Points each customer gained from posts on ``community`` since ``since`` (the daily cap's use)."""
         prefix = earn_prefix(community)
