@@ -122,6 +122,14 @@ class Interaction:
     guild_id: str | None
 
 
+class ReplyExpired(Exception):
+    """The interaction's reply can no longer be edited (its token expired or is unknown)."""
+
+
+class MalformedInteraction(ValueError):
+    """A verified body that is not a command CardBridge can read; the message never holds the token."""
+
+
 @runtime_checkable
 class InteractionEndpoint(Protocol):
     """Optional: a community that sends members' slash commands to CardBridge's HTTP endpoint (Discord).
@@ -133,12 +141,13 @@ class InteractionEndpoint(Protocol):
         ...
 
     def read_interaction(self, body: bytes) -> Interaction | None:
-        """The command in a verified body, or None for a PING or a type CardBridge does not handle."""
+        """The command in a verified body, or None for a PING or a type CardBridge does not handle;
+        :class:`MalformedInteraction` for a body no real client sends."""
         ...
 
     def edit_reply(self, token: str, text: str) -> None:
         """Replace the (deferred, ephemeral) first reply to an interaction (``PATCH /webhooks/{app}/{token}/
-        messages/@original``), with no mentions parsed."""
+        messages/@original``), with no mentions parsed; :class:`ReplyExpired` once that is no longer possible."""
         ...
 
     def register_commands(self) -> None:

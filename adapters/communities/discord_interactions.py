@@ -36,6 +36,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from adapters import contributions
 from adapters.contributions import Interaction
 
 # ---- constants (receiving-and-responding.mdx:56-62, :268-276; message.mdx message flags) ------------------------------
@@ -99,7 +100,7 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class MalformedInteraction(ValueError):
+class MalformedInteraction(contributions.MalformedInteraction):
     """A verified body that is not a readable command (a field missing or of the wrong shape). The message names the
     field, never the token."""
 

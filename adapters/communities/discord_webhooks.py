@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from adapters import contributions
 from adapters.communities.discord_client import API, DiscordLimits, error_code
 from adapters.communities.discord_interactions import TOKEN, edit_body
 from connector import __version__
@@ -38,7 +39,7 @@ _ALIAS_SECONDS = 20 * 60
 _MAX_ALIASES = 10_000
 
 
-class ReplyExpired(Exception):
+class ReplyExpired(contributions.ReplyExpired):
     """The interaction's token expired (401 50027) or is unknown (404 10015): its reply can no longer be edited."""
 
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 import httpx
 
 from adapters.base import CommunityAdapter, ShopAdapter
-from adapters.contributions import InboxMessage, Interaction, InteractionEndpoint, PrivateInbox
+from adapters.contributions import InboxMessage, Interaction, InteractionEndpoint, PrivateInbox, ReplyExpired
 from adapters.coupons import CouponIssuer, CouponRefused, CouponSpec
 from connector.core.clock import utcnow
 from connector.core.config import Config
@@ -291,7 +291,11 @@ class RedeemDesk:
             if utcnow() - row.created_at > INTERACTION_TOKEN_LIFE:
                 redemptions.replied(rid, None, expired=True)  # /points shows the code again
                 return
-            endpoint.edit_reply(row.token, self.text(row))
+            try:
+                endpoint.edit_reply(row.token, self.text(row))
+            except ReplyExpired:
+                redemptions.replied(rid, None, expired=True)  # /points shows the code again
+                return
             redemptions.replied(rid, None)
             return
         redemptions.replied(rid, None, expired=True)  # no channel to answer on any more (config changed)

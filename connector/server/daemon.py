@@ -70,6 +70,11 @@ class Daemon:
         return create_operator_app(self.connector, self.pages)
 
     def start(self) -> None:
+        for name, endpoint in self.connector.desk.endpoints.items():
+            try:  # /points and /redeem: one read, and one bulk overwrite only when they differ
+                endpoint.register_commands()
+            except Exception as error:  # the daemon serves everything else; `check` says what is wrong
+                log.warning("slash commands not registered", community=name, error=type(error).__name__)
         self.jobs.start()
         self.worker.start()
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.contributions import InteractionEndpoint
+from adapters.contributions import InteractionEndpoint, MalformedInteraction
 from connector.core.logs import log
 from connector.flow.redeem import RedeemDesk
 from connector.server.bodies import BodyError, read_body
@@ -60,7 +60,11 @@ class InteractionRoute:
         if not self.endpoint.verify_interaction(signature, timestamp, body):
             log.warning("interaction refused: bad signature", community=self.community)
             return JSONResponse({"error": "invalid request signature"}, status_code=401)
-        interaction = self.endpoint.read_interaction(body)
+        try:
+            interaction = self.endpoint.read_interaction(body)
+        except MalformedInteraction as error:
+            log.warning("interaction refused: malformed", community=self.community, error=str(error))
+            return JSONResponse({"error": "malformed interaction"}, status_code=400)
         if interaction is None:
             if _is_ping(body):
                 return JSONResponse({"type": PONG})
