@@ -8,9 +8,11 @@ import unicodedata
 from typing import Any
 
 from sandbox.discourse import serializers as ser
-from sandbox.discourse.errors import Answer, not_found
+from sandbox.discourse.errors import Answer, forbidden, not_found
+from sandbox.discourse.pm_access import allowed_user_ids, can_see_topic, is_pm
 from sandbox.discourse.rails import blank, strict_int
 from sandbox.discourse.routing import Ctx, Endpoint, J, route
+from sandbox.discourse.solved import accepted_answer_info
 from sandbox.discourse.state import ForumState, Row, is_staff
 
 #: ``TopicView#chunk_size``
@@ -137,6 +139,8 @@ class Topics:
         staff = is_staff(ctx.actor)
         if topic is None or (topic["deleted_at"] is not None and not staff):
             raise not_found()
+        if not can_see_topic(topic, ctx.actor):
+            raise forbidden()
         every = sorted(
             (p for p in forum.posts.values() if p["topic_id"] == topic["id"]), key=lambda p: p["post_number"]
         )
@@ -168,6 +172,8 @@ class Topics:
         if found is None or (found["deleted_at"] is not None and not is_staff(ctx.actor)):
             raise not_found(not_found_extras)
         topic = found
+        if not can_see_topic(topic, ctx.actor):
+            raise forbidden()  # ``guardian.ensure_can_see!(topic)``: a PM the user is not part of
         slug = ctx.path_params.get("slug")
         if slug is not None and slug != topic["slug"]:
             return self._redirect(ctx, topic)
@@ -259,4 +265,13 @@ class Topics:
         }
         if topic["external_id"]:
             data["external_id"] = topic["external_id"]
+        if is_pm(topic):
+            # TopicViewDetailsSerializer: ``allowed_users`` / ``allowed_groups`` of a PM.
+            data["details"]["allowed_users"] = [
+                ser.basic_user(forum.users[uid]) for uid in allowed_user_ids(topic) if uid in forum.users
+            ]
+            data["details"]["allowed_groups"] = []
+        if forum.settings.solved_enabled:
+            # discourse-solved TopicViewSerializerExtension: the topic's accepted answer, if any.
+            data["accepted_answer"] = accepted_answer_info(forum, topic)
         return data
