@@ -28,6 +28,7 @@ from sandbox.discourse import serializers as ser
 from sandbox.discourse.errors import Answer, error_body, fetch_int, forbidden, require
 from sandbox.discourse.likes import LIKE, can_like, likers
 from sandbox.discourse.locales import t
+from sandbox.discourse.member_limits import on_like
 from sandbox.discourse.pm_access import can_see_topic
 from sandbox.discourse.rails import now_iso, ruby_int
 from sandbox.discourse.routing import Ctx, Endpoint, J, route
@@ -67,6 +68,7 @@ class PostActions:
         if type_id != LIKE or not can_like(forum, post, ctx.actor):
             # Flags and other types are not part of the sandbox; a refused like is what PostActionCreator answers.
             raise Answer(403, error_body([t("invalid_access")]))
+        on_like(forum, ctx.actor)
         action_id = forum.take_id("post_action")
         forum.post_actions[action_id] = {"id": action_id, "post_id": post["id"], "user_id": ctx.actor["id"],
                                          "post_action_type_id": LIKE, "created_at": now_iso()}  # fmt: skip

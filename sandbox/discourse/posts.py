@@ -22,6 +22,7 @@ from sandbox.discourse.errors import (
     not_found,
     require,
 )
+from sandbox.discourse.member_limits import on_new_post, on_new_topic
 from sandbox.discourse.pm_access import PRIVATE_MESSAGE, can_see_topic, is_pm, with_non_human_user
 from sandbox.discourse.post_revisor import revise_post, trash_post
 from sandbox.discourse.private_messages import (
@@ -181,9 +182,11 @@ class Posts:
             if errors:
                 return failed(errors)
             if not skip:
-                errors = self._raw_errors(raw, settings.min_first_post_length)
+                errors = self._body_errors({"archetype": "regular"}, actor, raw, settings.min_first_post_length)
                 if errors:
                     return failed(errors)
+                on_new_topic(forum, actor, private_message=False)
+                on_new_post(forum, actor)
             topic_id = forum.take_id("topic")
             tags = p.get("tags") or []
             topic: Row = {
@@ -215,6 +218,7 @@ class Posts:
                 errors = self._body_errors(topic, actor, raw, settings.min_post_length)
                 if errors:
                     return failed(errors)
+                on_new_post(forum, actor)
         post = add_post(
             forum, topic, actor, str(raw or ""), cast_int(p.get("reply_to_post_number")), p.get("created_at")
         )
@@ -269,6 +273,9 @@ class Posts:
             return failed([MSG_NO_USER_SELECTED])
         if not skip and not can_send_private_messages(forum, actor):
             return failed([MSG_CANT_SEND_PM])
+        if not skip:
+            on_new_topic(forum, actor, private_message=True)
+            on_new_post(forum, actor)
         topic_id = forum.take_id("topic")
         topic: Row = {
             "id": topic_id,

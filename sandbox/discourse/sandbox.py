@@ -71,6 +71,14 @@ class DiscourseSandbox:
     solved_enabled = Forwarded[bool]("state.settings")
     allow_solved_on_all_topics = Forwarded[bool]("state.settings")
     accept_solutions_topic_author = Forwarded[bool]("state.settings")
+    #: Members' rate limits (:mod:`sandbox.discourse.member_limits`; 0 switches one off, as on a real forum).
+    rate_limit_create_topic = Forwarded[int]("state.settings")
+    rate_limit_create_post = Forwarded[int]("state.settings")
+    rate_limit_new_user_create_topic = Forwarded[int]("state.settings")
+    rate_limit_new_user_create_post = Forwarded[int]("state.settings")
+    max_topics_per_day = Forwarded[int]("state.settings")
+    max_personal_messages_per_day = Forwarded[int]("state.settings")
+    max_likes_per_day = Forwarded[int]("state.settings")
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ tests); callers hold it, nothing here takes it."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,15 @@ class SiteSettings:
     solved_enabled: bool = True
     allow_solved_on_all_topics: bool = False
     accept_solutions_topic_author: bool = True
+    #: Members' rate limits (config/site_settings.yml ``rate_limits``; 0 switches one off):
+    #: :mod:`sandbox.discourse.member_limits`.
+    rate_limit_create_topic: int = 15
+    rate_limit_create_post: int = 5
+    rate_limit_new_user_create_topic: int = 120
+    rate_limit_new_user_create_post: int = 30
+    max_topics_per_day: int = 20
+    max_personal_messages_per_day: int = 20
+    max_likes_per_day: int = 50
 
 
 @dataclass(eq=False)
@@ -111,6 +121,8 @@ class ForumState:
     #: ``Post#store_unique_post_key`` (Redis ``unique-post-{user_id}:{sha1 of raw without whitespace}``): key ->
     #: (expires at on the forum clock, post id).
     unique_posts: dict[str, tuple[float, int]] = field(default_factory=dict)
+    #: Members' ``RateLimiter`` rings: (user id, limiter key) -> the times (forum clock) of the recorded actions.
+    member_limits: dict[tuple[int, str], deque[float]] = field(default_factory=dict)
     #: The next id of each table.
     next_ids: dict[str, int] = field(default_factory=lambda: dict(FIRST_IDS))
     seq: int = 0

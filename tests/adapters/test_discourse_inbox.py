@@ -21,6 +21,10 @@ def forum():
     forum = DiscourseSandbox(api_key=KEY, api_username="cardbridge")
     for name in ("alice", "bob", "carol"):
         forum.add_user(name, f"{name}@example.com", trust_level=1)
+    # Members post, message and like faster here than the forum's per-user limits allow; an admin can switch them off
+    # (0), as this does. tests/sandbox/test_discourse_earn.py shows them on.
+    forum.rate_limit_create_topic = forum.rate_limit_create_post = 0
+    forum.rate_limit_new_user_create_topic = forum.rate_limit_new_user_create_post = 0
     return forum
 
 

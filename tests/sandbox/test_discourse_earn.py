@@ -35,6 +35,10 @@ def forum(clock):
     forum.add_user("alice", "alice@example.com", trust_level=1)
     forum.add_user("bob", "bob@example.com", trust_level=1)
     forum.add_user("newbie", "newbie@example.com", trust_level=0)
+    # Members post, message and like faster here than the forum's per-user limits allow; an admin can switch them off
+    # (0), as this does. test_member_rate_limits shows them on.
+    forum.rate_limit_create_topic = forum.rate_limit_create_post = 0
+    forum.rate_limit_new_user_create_topic = forum.rate_limit_new_user_create_post = 0
     return forum
 
 
@@ -134,6 +138,7 @@ def test_the_inbox_lists_the_pm_for_its_recipient_and_not_for_others(url):
 def test_a_reply_in_a_pm_with_the_system_user_skips_the_length_check(clock):
     forum = DiscourseSandbox(api_key=KEY, api_username="system", clock=clock)
     forum.add_user("alice", "alice@example.com", trust_level=1)
+    forum.rate_limit_new_user_create_topic = forum.rate_limit_new_user_create_post = 0
     with SandboxServer(forum.app) as server:
         first = send_pm(server.url, "alice", "redeem", to="system")
         assert first.status_code == 422  # a new message has no topic yet: the PM length applies
@@ -240,3 +245,38 @@ def test_the_category_list_pages_by_30_newest_bumped_first(url, forum):
     assert len(second["topic_list"]["topics"]) == 1
     bumped = [t["bumped_at"] for t in first["topics"]]
     assert bumped == sorted(bumped, reverse=True)
+
+
+# ---- members' rate limits -------------------------------------------------------------------------------------------------
+
+
+def test_member_rate_limits(clock):
+    """One post per 5 s (30 s for a new user) and one topic per 15 s (120 s): the 429 carries the wait; staff are
+    exempt."""
+    forum = DiscourseSandbox(api_key=KEY, api_username="cardbridge", clock=clock)
+    forum.add_user("alice", "alice@example.com", trust_level=1, created_at="2024-01-01T00:00:00.000Z")
+    forum.add_user("fresh", "fresh@example.com", trust_level=1)  # signed up today: a new user
+    with SandboxServer(forum.app) as server:
+        first = send_pm(server.url, "alice", "please redeem 50 points")
+        assert first.status_code == 200
+        with as_user(server.url, "alice") as alice:
+            too_soon = alice.post(
+                "/posts.json", json={"topic_id": first.json()["topic_id"], "raw": "and 20 more, please"}
+            )
+        assert too_soon.status_code == 429
+        assert too_soon.json()["error_type"] == "rate_limit" and too_soon.json()["extras"]["wait_seconds"] == 5
+        assert too_soon.headers["retry-after"] == "5"
+        clock.now += 5
+        with as_user(server.url, "alice") as alice:
+            later = alice.post("/posts.json", json={"topic_id": first.json()["topic_id"], "raw": "and 20 more, please"})
+        assert later.status_code == 200
+        assert send_pm(server.url, "alice", "another request for points").status_code == 429  # a topic per 15 s
+        assert send_pm(server.url, "fresh", "please redeem 50 points").status_code == 200
+        clock.now += 20
+        assert send_pm(server.url, "fresh", "please redeem 60 points").status_code == 429  # 120 s for a new user
+        with as_user(server.url, "cardbridge") as admin:
+            for n in range(3):
+                reply = admin.post(
+                    "/posts.json", json={"topic_id": first.json()["topic_id"], "raw": f"noted, request {n}"}
+                )
+                assert reply.status_code == 200
