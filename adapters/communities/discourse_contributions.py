@@ -21,17 +21,18 @@ The read path, and why it is the cheapest one the API offers (discourse/discours
 5. ``GET /admin/users/{id}.json`` (``AdminDetailedUserSerializer``: ``created_at``) once per liker, kept in memory
    for the life of the process (account ages never change).
 
-Requests for T topics with something new, P_t new posts in topic t, L_p likes on live post p and U likers not seen
-before: 1 + ceil(T / 30) (+1 for the page that ends the listing) + T + Σ_t ceil(max(0, P_t − 20) / 100)
+Requests for T topics with something new (deleted ones included), P_t new posts in topic t, L_p likes on live post p and U likers not seen
+before: 1 + 2 × categories (each listing's last, short page) + ceil(T / 30) + T + Σ_t ceil(max(0, P_t − 20) / 100)
 + Σ_p ceil(L_p / 200) + U. At the admin key's 60 requests a minute, 30 topics with 3 new posts each, 40 liked posts
 and 25 new likers take about 2 minutes. Each pass is bounded by ``max_topics`` topics, ``max_posts`` posts and
 ``max_age_lookups`` account look-ups; what a pass leaves is said in a warning and read by the next one.
 
 ``where`` is the configured category's name. Bots (user id ≤ 0: ``system``, ``discobot``) and posts that are not
 regular (small actions, whispers, moderator actions) are left out. A post deleted by a moderator (``deleted_at``),
-deleted by its author (``user_deleted``) or hidden after flags (``hidden``, ``Post#hide!``) is ``removed``. A topic
-a moderator deleted no longer shows in the category's list: its posts are not read again (the community no longer
-answers for them).
+deleted by its author (``user_deleted``) or hidden after flags (``hidden``, ``Post#hide!``) is ``removed``, and so is
+every post of a topic a moderator deleted: trashed topics leave the category's list, so a second listing with
+``status=deleted`` (lib/topics_filter.rb ``filter_status``, staff only: ``can_see_deleted_topics?``) finds those
+bumped since ``since``: one more request a category, and one per deleted topic.
 """
 
 from __future__ import annotations
@@ -121,6 +122,11 @@ class ForumContributions:
                 yield from self._topic(topic_id, place, since, budget)
                 if budget.posts_left <= 0:
                     break
+            # Topics a moderator deleted since: their posts keep no points (``status=deleted``, staff only).
+            for topic_id in self._topics(category, since, budget, deleted=True):
+                yield from self._topic(topic_id, place, since, budget)
+                if budget.posts_left <= 0:
+                    break
         if budget.cut:
             log.warning("contribution read cut short by its limits; the next pass reads on", **budget.said())
 
@@ -138,14 +144,14 @@ class ForumContributions:
                 found.setdefault(name.lower(), (category_id, slug))
         return found
 
-    def _topics(self, category: tuple[int, str], since: datetime, budget: _Budget) -> list[int]:
-        """Ids of the category's topics bumped since ``since``, newest first, at most the pass's topic budget."""
+    def _topics(self, category: tuple[int, str], since: datetime, budget: _Budget, deleted: bool = False) -> list[int]:
+        """Ids of the category's topics bumped since ``since`` (``deleted``: of its trashed topics), newest first,
+        at most the pass's topic budget."""
         category_id, slug = category
         wanted: list[int] = []
         for page in range(self.limits.max_pages):
-            body = self.client.http.request(
-                "GET", f"/c/{slug}/{category_id}/l/latest.json", params={"page": page}
-            ).json()
+            params: dict[str, Any] = {"page": page, **({"status": "deleted"} if deleted else {})}
+            body = self.client.http.request("GET", f"/c/{slug}/{category_id}/l/latest.json", params=params).json()
             topics = (body.get("topic_list") or {}).get("topics") if isinstance(body, dict) else None
             topics = [t for t in topics if isinstance(t, dict)] if isinstance(topics, list) else []
             for topic in topics:
@@ -179,6 +185,7 @@ class ForumContributions:
             raise
         if not isinstance(body, dict):
             return
+        topic_deleted = bool(body.get("deleted_at"))
         stream_body = body.get("post_stream") or {}
         chunk = [p for p in stream_body.get("posts") or [] if isinstance(p, dict)]
         stream = [i for i in (_int(x) for x in stream_body.get("stream") or []) if i is not None]
@@ -199,12 +206,14 @@ class ForumContributions:
             if budget.posts_left <= 0:
                 budget.cut = True
                 return
-            found = self._contribution(post, place, since, budget)
+            found = self._contribution(post, place, since, budget, topic_deleted)
             if found is not None:
                 budget.posts_left -= 1
                 yield found
 
-    def _contribution(self, post: dict[str, Any], place: str, since: datetime, budget: _Budget) -> Contribution | None:
+    def _contribution(
+        self, post: dict[str, Any], place: str, since: datetime, budget: _Budget, topic_deleted: bool = False
+    ) -> Contribution | None:
         """One post as a contribution; None for posts before ``since``, bots' posts, non-regular posts, or a post
         whose fields are not what Discourse sends (that one is skipped alone)."""
         post_id, author_id = _int(post.get("id")), _int(post.get("user_id"))
@@ -215,7 +224,8 @@ class ForumContributions:
             return None
         if created < since or author_id <= 0 or _int(post.get("post_type")) not in (None, REGULAR):
             return None
-        removed = bool(post.get("deleted_at")) or post.get("user_deleted") is True or post.get("hidden") is True
+        removed = topic_deleted or bool(post.get("deleted_at"))
+        removed = removed or post.get("user_deleted") is True or post.get("hidden") is True
         likers: tuple[Liker, ...] = ()
         if not removed and like_count(post) > 0:
             likers = tuple(self._likers(post_id, like_count(post), budget))

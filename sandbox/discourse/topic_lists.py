@@ -2,7 +2,8 @@
 
 ``TopicQuery#list_latest`` in the category and its subcategories (``no_subcategories`` unset), live, regular topics
 only (``Topic.listable_topics``: no PMs; trashed topics hidden by ``Trashable``), newest ``bumped_at`` first, 30 a
-page with ``page=`` (``per_page_setting``), ``more_topics_url`` while a page is full. A slug that does not match the
+page with ``page=``. ``status=deleted`` lists the trashed topics instead, for staff
+(lib/topics_filter.rb ``filter_status``: ``can_see_deleted_topics?``, else none) (``per_page_setting``), ``more_topics_url`` while a page is full. A slug that does not match the
 id redirects in the real forum; the sandbox answers by id alone.
 """
 
@@ -35,8 +36,14 @@ class TopicLists:
         ids = {category["id"]} | {
             c["id"] for c in forum.categories.values() if c["parent_category_id"] == category["id"]
         }
-        topics = [
-            t for t in forum.topics.values() if t["category_id"] in ids and t["deleted_at"] is None and not is_pm(t)
-        ]
+        deleted = ctx.params.get("status") == "deleted"
+        if deleted and not is_staff(ctx.actor):
+            topics = []
+        else:
+            topics = [
+                t
+                for t in forum.topics.values()
+                if t["category_id"] in ids and (t["deleted_at"] is not None) == deleted and not is_pm(t)
+            ]
         more = f"/c/{category['slug']}/{category['id']}/l/latest"
         return topic_list(forum, topics, page_param(ctx), more)

@@ -110,6 +110,19 @@ def test_deleted_hidden_and_author_deleted_posts_are_reported_removed(url, forum
     assert not found[str(question["id"])].removed
 
 
+def test_every_post_of_a_topic_a_moderator_deleted_is_removed(url, forum):
+    question = topic(url, "alice", "Selling my spare game codes here", "Cheap codes, message me for a price.")
+    answer = reply(url, "bob", question["topic_id"], "Please do not sell codes outside the shop here.")
+    like(url, "carol", answer["id"])
+    forum.delete_topic_by_hand(question["topic_id"])
+
+    found = {c.post_id: c for c in community(url).contributions(["Support"], SINCE)}
+
+    assert set(found) == {str(question["id"]), str(answer["id"])}
+    assert all(c.removed for c in found.values())
+    assert found[str(answer["id"])].likers == ()  # a removed post's likers are not read
+
+
 def test_posts_before_since_and_topics_not_bumped_since_are_not_read(url, forum):
     old = topic(url, "alice", "An old question from last year", "Does the shop sell game keys for consoles?",
                 when="2025-10-01T10:00:00.000Z")  # fmt: skip
@@ -137,10 +150,11 @@ def test_a_long_topic_is_read_from_its_end_and_the_requests_are_counted(url, for
     found = [c.post_id for c in adapter.contributions(["Support"], SINCE)]
 
     assert found == [str(new["id"])]
-    # categories + 1 list page + the topic + one batch of 100 ids from the end + likers + carol's age
-    assert len(forum.requests) == 6
+    # categories + 1 list page + the deleted topics' list + the topic + one batch of 100 ids from the end + likers
+    # + carol's age
+    assert len(forum.requests) == 7
     assert forum.count("GET", r"/t/\d+/posts") == 1
-    assert adapter.stats().requests == 6
+    assert adapter.stats().requests == 7
     list(adapter.contributions(["Support"], SINCE))
     assert forum.count("GET", r"^/admin/users/\d+") == 1  # account ages are remembered between passes
 

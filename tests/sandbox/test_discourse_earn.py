@@ -280,3 +280,19 @@ def test_member_rate_limits(clock):
                     "/posts.json", json={"topic_id": first.json()["topic_id"], "raw": f"noted, request {n}"}
                 )
                 assert reply.status_code == 200
+
+
+def test_deleted_topics_are_listed_for_staff_only(url, forum):
+    forum.add_category("Guides")
+    with as_user(url, "cardbridge") as admin:
+        made = admin.post("/posts.json", json={"title": "An outdated guide to the shop", "category": "Guides",
+                                               "raw": "This guide is about the old checkout page."}).json()  # fmt: skip
+        forum.delete_topic_by_hand(made["topic_id"])
+        category = next(c for c in admin.get("/categories.json").json()["category_list"]["categories"]
+                        if c["name"] == "Guides")  # fmt: skip
+        path = f"/c/{category['slug']}/{category['id']}/l/latest.json"
+        assert admin.get(path).json()["topic_list"]["topics"] == []
+        listed = admin.get(path, params={"status": "deleted"}).json()["topic_list"]["topics"]
+    assert [t["id"] for t in listed] == [made["topic_id"]]
+    with as_user(url, "alice") as alice:
+        assert alice.get(path, params={"status": "deleted"}).json()["topic_list"]["topics"] == []
