@@ -296,3 +296,17 @@ def test_deleted_topics_are_listed_for_staff_only(url, forum):
     assert [t["id"] for t in listed] == [made["topic_id"]]
     with as_user(url, "alice") as alice:
         assert alice.get(path, params={"status": "deleted"}).json()["topic_list"]["topics"] == []
+
+
+def test_a_pm_body_that_says_nothing_or_shouts_is_refused_as_unclear(url):
+    """``TextSentinel.body_sentinel``: a PM needs 3 distinct bytes (7 scaled by 10/20), a letter or digit, and a
+    lowercase letter; both errors come together when the body is short as well."""
+    both = send_pm(url, "alice", "!!!!!!!!!")
+    assert both.json()["errors"] == [
+        "Body is too short (minimum is 10 characters)",
+        "Body seems unclear, is it a complete sentence?",
+    ]
+    assert send_pm(url, "alice", "REDEEM 500 POINTS NOW").json()["errors"] == [
+        "Body seems unclear, is it a complete sentence?"
+    ]
+    assert send_pm(url, "alice", "aaaaaaaaaaaa").status_code == 422  # one distinct byte
