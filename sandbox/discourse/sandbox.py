@@ -13,8 +13,10 @@ from typing import Any
 from sandbox.discourse.app import ForumApp, RequestLog
 from sandbox.discourse.badges import destroy_badge
 from sandbox.discourse.categories import find_category
-from sandbox.discourse.likes import likers
+from sandbox.discourse.errors import Answer
+from sandbox.discourse.likes import LIKE, can_like, likers
 from sandbox.discourse.mass_award import jobs
+from sandbox.discourse.member_limits import on_like
 from sandbox.discourse.membership import add_member, destroy_group, remove_member
 from sandbox.discourse.post_revisor import post_record, revise_post, trash_post
 from sandbox.discourse.rails import now_iso, slug
@@ -388,6 +390,28 @@ class DiscourseSandbox:
             return rows
 
     # ==== likes, solutions, moderation, messages ==========================================================================
+
+    def member_headers(self, username: str) -> dict[str, str]:
+        """Headers that make a request act as ``username`` (the admin key with ``Api-Username``), as tests and the
+        demo make members post, send PMs (``archetype=private_message``, ``target_recipients``), like and accept."""
+        return {"Api-Key": self.api_key, "Api-Username": username}
+
+    def like_as(self, username: str, post_id: int) -> bool:
+        """``username`` likes the post in-process, refused as ``POST /post_actions`` refuses (own post, twice, a
+        deleted post, a PM they are not part of, the daily limit); returns whether the like was made."""
+        forum = self.state
+        with forum.lock:
+            user, post = forum.find_user(username), forum.posts.get(post_id)
+            if user is None or post is None or not can_like(forum, post, user):
+                return False
+            try:
+                on_like(forum, user)
+            except Answer:
+                return False
+            action_id = forum.take_id("post_action")
+            forum.post_actions[action_id] = {"id": action_id, "post_id": post_id, "user_id": user["id"],
+                                             "post_action_type_id": LIKE, "created_at": now_iso()}  # fmt: skip
+            return True
 
     def enable_solutions(self, category: str | int) -> int:
         """An admin turned on "accepted answers" for the category (discourse-solved's ``enable_accepted_answers``

@@ -310,3 +310,11 @@ def test_a_pm_body_that_says_nothing_or_shouts_is_refused_as_unclear(url):
         "Body seems unclear, is it a complete sentence?"
     ]
     assert send_pm(url, "alice", "aaaaaaaaaaaa").status_code == 422  # one distinct byte
+
+
+def test_an_in_process_like_is_refused_as_the_route_refuses(forum, thread):
+    _, _, reply = thread
+    assert forum.like_as("bob", reply) is False  # bob wrote it
+    assert forum.like_as("alice", reply) is True
+    assert forum.like_as("alice", reply) is False  # twice
+    assert forum.likers_of(reply) == ["alice"]
