@@ -80,7 +80,8 @@ class DiscourseSettings(CommunitySettings, RemoteTimeouts):
     #: second award would grant the badge twice.
     mass_award_settle_seconds: Annotated[float, Field(ge=0)] = 300.0
     #: Points earned on the forum: at most this many topics with new posts, posts, and liker account-age look-ups
-    #: (``/admin/users/{id}.json``, remembered for the process's life) in one pass; the next pass reads on.
+    #: (``/admin/users/{id}.json``, remembered for the process's life) in one pass. Newest activity first: a pass at
+    #: a limit leaves the window's oldest topics unread, and says so.
     contributions_max_topics: Annotated[int, Field(ge=1)] = 100
     contributions_max_posts: Annotated[int, Field(ge=1)] = 2000
     contributions_max_age_lookups: Annotated[int, Field(ge=0)] = 200

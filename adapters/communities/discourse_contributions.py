@@ -25,7 +25,10 @@ Requests for T topics with something new (deleted ones included), P_t new posts 
 before: 1 + 2 × categories (each listing's last, short page) + ceil(T / 30) + T + Σ_t ceil(max(0, P_t − 20) / 100)
 + Σ_p ceil(L_p / 200) + U. At the admin key's 60 requests a minute, 30 topics with 3 new posts each, 40 liked posts
 and 25 new likers take about 2 minutes. Each pass is bounded by ``max_topics`` topics, ``max_posts`` posts and
-``max_age_lookups`` account look-ups; what a pass leaves is said in a warning and read by the next one.
+``max_age_lookups`` account look-ups. The newest activity comes first, so a pass that reaches a limit leaves the
+oldest topics of the window unread (and the deleted topics' listing, which comes last), and a pass with the same
+``since`` leaves the same ones: it says so in a warning; raise the limits or shorten the window. Likers past the
+look-up limit come with ``joined_at`` None, and get their age on a later pass (account ages are remembered).
 
 ``where`` is the configured category's name. Bots (user id ≤ 0: ``system``, ``discobot``) and posts that are not
 regular (small actions, whispers, moderator actions) are left out. A post deleted by a moderator (``deleted_at``),
@@ -90,6 +93,10 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def like_count(post: dict[str, Any]) -> int:
     """The like entry of ``actions_summary`` (``{"id": 2, "count": N}``; no entry or no count: none)."""
     for entry in post.get("actions_summary") or []:
@@ -118,17 +125,16 @@ class ForumContributions:
             if category is None:
                 log.warning("contribution category not found on the forum", category=place)
                 continue
-            for topic_id in self._topics(category, since, budget):
-                yield from self._topic(topic_id, place, since, budget)
-                if budget.posts_left <= 0:
+            # Then the topics a moderator deleted since: their posts keep no points (``status=deleted``, staff only).
+            for deleted in (False, True):
+                if budget.spent():
                     break
-            # Topics a moderator deleted since: their posts keep no points (``status=deleted``, staff only).
-            for topic_id in self._topics(category, since, budget, deleted=True):
-                yield from self._topic(topic_id, place, since, budget)
-                if budget.posts_left <= 0:
-                    break
+                for topic_id in self._topics(category, since, budget, deleted=deleted):
+                    yield from self._topic(topic_id, place, since, budget)
+                    if budget.posts_left <= 0:
+                        break
         if budget.cut:
-            log.warning("contribution read cut short by its limits; the next pass reads on", **budget.said())
+            log.warning("contribution read cut short by its limits; the oldest activity was not read", **budget.said())
 
     # ---- listing -------------------------------------------------------------------------------------------------------
 
@@ -186,9 +192,10 @@ class ForumContributions:
         if not isinstance(body, dict):
             return
         topic_deleted = bool(body.get("deleted_at"))
-        stream_body = body.get("post_stream") or {}
-        chunk = [p for p in stream_body.get("posts") or [] if isinstance(p, dict)]
-        stream = [i for i in (_int(x) for x in stream_body.get("stream") or []) if i is not None]
+        stream_body = body.get("post_stream")
+        stream_body = stream_body if isinstance(stream_body, dict) else {}
+        chunk = [p for p in _list(stream_body.get("posts")) if isinstance(p, dict)]
+        stream = [i for i in (_int(x) for x in _list(stream_body.get("stream"))) if i is not None]
         posts = {int(p["id"]): p for p in chunk if _int(p.get("id")) is not None}
         rest = [i for i in stream if i not in posts]
         # Newer posts past the first chunk: read backwards until a batch holds a post older than ``since``.
@@ -291,6 +298,13 @@ class _Budget:
         self.posts_left = limits.max_posts
         self.lookups_left = limits.max_age_lookups
         self.cut = False
+
+    def spent(self) -> bool:
+        """No topic or no post may be read any more this pass (what waits is said as cut short)."""
+        if self.topics_left <= 0 or self.posts_left <= 0:
+            self.cut = True
+            return True
+        return False
 
     def said(self) -> dict[str, int]:
         limits = self.limits
