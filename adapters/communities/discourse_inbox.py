@@ -132,7 +132,9 @@ class ForumInbox:
         topic = self._topic(topic_id)
         if topic is None:
             return [], 0
-        stream = [i for i in (_id(x) for x in (topic.get("post_stream") or {}).get("stream") or []) if i is not None]
+        stream_body = topic.get("post_stream")
+        listed = stream_body.get("stream") if isinstance(stream_body, dict) else None
+        stream = [i for i in (_id(x) for x in listed) if i is not None] if isinstance(listed, list) else []
         new = [i for i in stream if i > after_id]
         found: list[InboxMessage] = []
         for start in range(0, len(new), POST_IDS_PER_READ):
@@ -172,8 +174,9 @@ class ForumInbox:
             raise
         if not isinstance(body, dict) or body.get("archetype") != PRIVATE_MESSAGE or body.get("deleted_at"):
             return None
-        allowed = (body.get("details") or {}).get("allowed_users") or []
-        names = {str(u.get("username", "")).lower() for u in allowed if isinstance(u, dict)}
+        details = body.get("details")
+        allowed = details.get("allowed_users") if isinstance(details, dict) else None
+        names = {str(u.get("username", "")).lower() for u in allowed or [] if isinstance(u, dict)}
         return body if self.me in names else None
 
     def _message(self, post: dict[str, Any], topic: dict[str, Any]) -> InboxMessage | None:
