@@ -174,3 +174,28 @@ def test_an_unknown_category_reads_nothing_more(url, forum):
     forum.reset_log()
     assert list(community(url).contributions(["Nowhere"], SINCE)) == []
     assert len(forum.requests) == 1  # the category list only
+
+
+def test_one_malformed_post_is_skipped_and_the_others_still_count():
+    """A forum (or a proxy) answering a post without usable fields: that post alone is left out."""
+    good = {"id": 7, "user_id": 3, "username": "bob", "created_at": "2026-11-20T10:00:00.000Z", "post_type": 1,
+            "actions_summary": [], "accepted_answer": False}  # fmt: skip
+    broken = {**good, "id": 8, "created_at": "yesterday", "username": ["not", "a", "name"]}
+    answers = {
+        "/categories.json": {"category_list": {"categories": [{"id": 5, "name": "Support", "slug": "support"}]}},
+        "/c/support/5/l/latest.json": {"topic_list": {"topics": [{"id": 11, "bumped_at": "2026-11-20T10:00:00Z"}]}},
+        "/t/11.json": {"post_stream": {"posts": [broken, good], "stream": [8, 7]}},
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("status") == "deleted":
+            return httpx.Response(200, json={"topic_list": {"topics": []}})
+        return httpx.Response(200, json=answers[request.url.path])
+
+    config = DiscourseSettings(kind="discourse", base_url="https://forum.example", api_key=KEY,
+                               api_username="cardbridge", requests_per_minute=10_000)  # fmt: skip
+    adapter = DiscourseCommunity("forum", config, transport=httpx.MockTransport(answer), sleep=lambda s: None)
+
+    found = list(adapter.contributions(["Support"], SINCE))
+
+    assert [(c.post_id, c.author_username) for c in found] == [("7", "bob")]
