@@ -318,3 +318,14 @@ def test_an_in_process_like_is_refused_as_the_route_refuses(forum, thread):
     assert forum.like_as("alice", reply) is True
     assert forum.like_as("alice", reply) is False  # twice
     assert forum.likers_of(reply) == ["alice"]
+
+
+def test_likes_past_the_daily_limit_are_refused_with_a_429(url, forum, thread):
+    topic_id, _, reply = thread
+    forum.max_likes_per_day = 1  # a trust level 1 member: no multiplier
+    with as_user(url, "cardbridge") as admin:
+        other = admin.post("/posts.json", json={"topic_id": topic_id, "raw": "Staff note: codes are case sensitive."})
+    assert like(url, "alice", reply).status_code == 200
+    refused = like(url, "alice", other.json()["id"])
+    assert refused.status_code == 429 and refused.json()["error_type"] == "rate_limit"
+    assert forum.likers_of(other.json()["id"]) == []
