@@ -10,12 +10,16 @@
   :mod:`adapters.communities.discourse_grants`.
 - The badge and group are created on first use; their ids are cached in the state store.
 - Reviews and points: :mod:`adapters.communities.discourse_posts`.
+- Points earned on the forum (posts, likes, accepted solutions in the configured categories):
+  :mod:`adapters.communities.discourse_contributions`; members' personal messages to the API user (redemptions):
+  :mod:`adapters.communities.discourse_inbox`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
@@ -34,9 +38,12 @@ from adapters.base import (
 from adapters.checks import Check, CheckContext
 from adapters.communities.discourse_check import check_forum
 from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
+from adapters.communities.discourse_contributions import ContributionLimits, ForumContributions
 from adapters.communities.discourse_grants import MemberGrants, renamed
+from adapters.communities.discourse_inbox import ForumInbox
 from adapters.communities.discourse_mass_award import MassAward
 from adapters.communities.discourse_posts import ForumContent
+from adapters.contributions import Contribution, InboxMessage
 from connector.core.config import Rule
 from connector.core.http import RemoteError, stopped_reason
 from connector.core.logs import log
@@ -72,6 +79,14 @@ class DiscourseSettings(CommunitySettings, RemoteTimeouts):
     #: A grant a mass award did not show is sent again only once the award is this old: until its jobs have run, a
     #: second award would grant the badge twice.
     mass_award_settle_seconds: Annotated[float, Field(ge=0)] = 300.0
+    #: Points earned on the forum: at most this many topics with new posts, posts, and liker account-age look-ups
+    #: (``/admin/users/{id}.json``, remembered for the process's life) in one pass. Newest activity first: a pass at
+    #: a limit leaves the window's oldest topics unread, and says so.
+    contributions_max_topics: Annotated[int, Field(ge=1)] = 100
+    contributions_max_posts: Annotated[int, Field(ge=1)] = 2000
+    contributions_max_age_lookups: Annotated[int, Field(ge=0)] = 200
+    #: Personal messages to the API user: PM topics read at most per poll (the oldest bumped first).
+    inbox_max_topics: Annotated[int, Field(ge=1)] = 30
 
 
 def _stops_everything(error: RemoteError) -> bool:
@@ -92,7 +107,8 @@ def _unreachable(name: str, error: Exception) -> CommunityStopped:
 
 class DiscourseCommunity:
     """Badges, groups, review posts and points on one forum. Capabilities: :class:`~adapters.base.HolderListing`,
-    :class:`~adapters.base.PostReader`, :class:`~adapters.base.UserLookup`."""
+    :class:`~adapters.base.PostReader`, :class:`~adapters.base.UserLookup`,
+    :class:`~adapters.contributions.ContributionSource`, :class:`~adapters.contributions.PrivateInbox`."""
 
     kind = "discourse"
     settings = DiscourseSettings
@@ -123,6 +139,15 @@ class DiscourseCommunity:
             max_wait=config.max_retry_wait_seconds,
         )
         self._content = ForumContent(self._client, self.cache, config.api_username)
+        self._contributions = ForumContributions(
+            self._client,
+            ContributionLimits(
+                max_topics=config.contributions_max_topics,
+                max_posts=config.contributions_max_posts,
+                max_age_lookups=config.contributions_max_age_lookups,
+            ),
+        )
+        self._inbox = ForumInbox(self._client, config.api_username, max_topics=config.inbox_max_topics)
         self._grants = MemberGrants(self._client, self.badge_id, self.group_id, self._forget)
         self._mass = MassAward(
             self._client.http,
@@ -334,6 +359,27 @@ class DiscourseCommunity:
         """The account with this username (``GET /u/{username}.json``), or None."""
         user = self._client.user(username)
         return Match(str(user["id"]), str(user["username"])) if user else None
+
+    # ---- ContributionSource, PrivateInbox ----------------------------------------------------------------------------
+    # Reads raise :class:`RemoteError` (a forum that answers 5xx/429 after retries, a key without rights) and
+    # :class:`httpx.HTTPError` as they come: the caller decides whether the pass goes on without them.
+
+    def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
+        """Posts since ``since`` in the named categories: :mod:`adapters.communities.discourse_contributions`."""
+        return self._contributions.contributions(places, since)
+
+    def messages_since(self, cursor: str | None) -> tuple[list[InboxMessage], str | None]:
+        """Members' PMs to the API user after ``cursor``: :mod:`adapters.communities.discourse_inbox`."""
+        return self._inbox.messages_since(cursor)
+
+    def message(self, message_id: str) -> InboxMessage | None:
+        return self._inbox.message(message_id)
+
+    def reply(self, conversation_id: str, text: str) -> str:
+        return self._inbox.reply(conversation_id, text)
+
+    def replied(self, conversation_id: str, marker: str) -> str | None:
+        return self._inbox.replied(conversation_id, marker)
 
     def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """``cardbridge check`` (:class:`~adapters.checks.SelfCheck`): :mod:`adapters.communities.discourse_check`."""

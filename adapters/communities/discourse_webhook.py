@@ -4,6 +4,7 @@
 event and ``X-Discourse-Event-Id`` the delivery. The body is ``{"<event type>": {...}}``; a ping is
 ``{"ping": "OK"}``. Two kinds are read: ``user_created`` (a buyer waiting for a forum account, by email) and
 ``post_edited`` / ``post_destroyed`` (a post CardBridge wrote may have been changed by a moderator, by post id).
+:func:`private_message_post` reads a third: ``post_created`` in a personal message (a member writing to CardBridge).
 """
 
 from __future__ import annotations
@@ -61,3 +62,29 @@ class DiscourseWebhook:
 
 
 DISCOURSE = DiscourseWebhook()
+
+
+#: ``WebHookPostSerializer#topic_archetype`` of a personal message (discourse/discourse
+#: app/serializers/web_hook_post_serializer.rb at 00ec81dd).
+PRIVATE_MESSAGE = "private_message"
+
+
+def private_message_post(headers: Mapping[str, str], body: bytes, api_username: str | None = None) -> str | None:
+    """The post id a ``post_created`` delivery names when the post is in a personal message, else None.
+
+    Call it on a delivery whose signature was checked. ``WebHook.enqueue_post_hooks`` sends ``post_created`` for
+    every new post, PMs included; the body is ``{"post": {...}}`` with ``topic_archetype``. A post by
+    ``api_username`` (CardBridge's own reply) is not a message to CardBridge: None. The post is read back by id
+    (:meth:`~adapters.communities.discourse.DiscourseCommunity.message`) before anything is done with it: the body
+    only says where to look. Raises :class:`MalformedWebhook` for a PM post without a usable id."""
+    if headers.get("x-discourse-event") != "post_created":
+        return None
+    payload = read_json(body)
+    if not isinstance(payload, dict):
+        return None
+    if _field(payload, "post", "topic_archetype") != PRIVATE_MESSAGE:
+        return None
+    author = _field(payload, "post", "username")
+    if api_username and isinstance(author, str) and author.lower() == api_username.lower():
+        return None
+    return positive_id(_field(payload, "post", "id"), "post.id")

@@ -19,6 +19,10 @@ sources they cite. Behaviour reproduced from source, including the awkward parts
   memoization of identical API post creations, 301 for ``/t/external_id/..``, ``PostRevisor`` versions with the
   5-minute editing grace period, 409 on ``original_text`` mismatch, soft deletes, 20 posts per ``post_stream`` chunk.
 - the gamification plugin's ``score_events`` admin endpoints.
+- personal messages (``private_messages``, ``pm_access``): PM lengths by locale, the duplicate-body check for members,
+  who may send and see a PM, the inbox lists; members' rate limits (``member_limits``); likes and their users
+  (``post_actions``, ``likes``); discourse-solved's accept (``solved``); category topic lists (``topic_lists``); the
+  ``post_created`` webhook body (``web_hooks``).
 
 State lives in memory behind one lock (the server runs in another thread than the tests). Every request is logged.
 

@@ -24,18 +24,23 @@ from sandbox.discourse.errors import MSG_INVALID_API_CREDENTIALS, Answer, forbid
 from sandbox.discourse.gamification import Gamification
 from sandbox.discourse.groups import Groups
 from sandbox.discourse.mass_award import MassAward
+from sandbox.discourse.post_actions import PostActions
 from sandbox.discourse.posts import Posts
+from sandbox.discourse.private_messages import PrivateMessages
 from sandbox.discourse.rails import parse_body, rails_params, strict_int
 from sandbox.discourse.rate_limit import RateLimiter
 from sandbox.discourse.routing import Ctx, Endpoint
 from sandbox.discourse.site import Site
+from sandbox.discourse.solved import Solved
 from sandbox.discourse.state import ForumState, Row
+from sandbox.discourse.topic_lists import TopicLists
 from sandbox.discourse.topics import Topics
 from sandbox.discourse.user_badges import UserBadges
 from sandbox.discourse.users import Users
 
 #: The controllers, in route-table order (the first matching route wins).
-CONTROLLERS = (Users, Badges, MassAward, UserBadges, Groups, Categories, Posts, Topics, Gamification, Site)
+CONTROLLERS = (Users, Badges, MassAward, UserBadges, Groups, Categories, Posts, PostActions, Topics, TopicLists,
+               PrivateMessages, Solved, Gamification, Site)  # fmt: skip
 
 
 class RequestLog:

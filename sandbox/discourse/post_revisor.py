@@ -67,6 +67,9 @@ def revise_post(forum: ForumState, post: Row, editor: Row, changes: dict[str, An
 
 
 def trash_post(forum: ForumState, post: Row, by: Row | None) -> None:
+    if forum.solved.get(post["topic_id"]) == post["id"]:
+        # discourse-solved plugin.rb: ``on(:post_destroyed) { |post| DiscourseSolved.unaccept_answer!(post) }``
+        del forum.solved[post["topic_id"]]
     if post["deleted_at"] is None:
         post["deleted_at"] = now_iso()
         post["deleted_by_id"] = by["id"] if by else None

@@ -3,20 +3,28 @@ benchmarks use to set it up and inspect it — as a moderator would through the 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 from sandbox.discourse.app import ForumApp, RequestLog
 from sandbox.discourse.badges import destroy_badge
+from sandbox.discourse.categories import find_category
+from sandbox.discourse.errors import Answer
+from sandbox.discourse.likes import LIKE, can_like, likers
 from sandbox.discourse.mass_award import jobs
+from sandbox.discourse.member_limits import on_like
 from sandbox.discourse.membership import add_member, destroy_group, remove_member
 from sandbox.discourse.post_revisor import post_record, revise_post, trash_post
-from sandbox.discourse.rails import slug
+from sandbox.discourse.rails import now_iso, slug
 from sandbox.discourse.rate_limit import RateLimiter
 from sandbox.discourse.state import ForumState, new_badge, new_category
 from sandbox.discourse.user_badges import revoke
 from sandbox.discourse.users import rename_user
+from sandbox.discourse.web_hooks import web_hook_post
 from sandbox.faults import FaultInjector, Knobs
 from sandbox.forward import Forwarded
 
@@ -55,6 +63,24 @@ class DiscourseSandbox:
     min_post_length = Forwarded[int]("state.settings")
     min_first_post_length = Forwarded[int]("state.settings")
     max_post_length = Forwarded[int]("state.settings")
+    #: Personal messages and the duplicate-body check (:mod:`sandbox.discourse.private_messages`): None keeps the
+    #: locale's default (10; 3 on ja/zh_CN/zh_TW forums).
+    min_personal_message_post_length = Forwarded[int | None]("state.settings")
+    min_personal_message_title_length = Forwarded[int]("state.settings")
+    unique_posts_mins = Forwarded[int]("state.settings")
+    personal_message_min_trust_level = Forwarded[int]("state.settings")
+    #: discourse-solved (:mod:`sandbox.discourse.solved`).
+    solved_enabled = Forwarded[bool]("state.settings")
+    allow_solved_on_all_topics = Forwarded[bool]("state.settings")
+    accept_solutions_topic_author = Forwarded[bool]("state.settings")
+    #: Members' rate limits (:mod:`sandbox.discourse.member_limits`; 0 switches one off, as on a real forum).
+    rate_limit_create_topic = Forwarded[int]("state.settings")
+    rate_limit_create_post = Forwarded[int]("state.settings")
+    rate_limit_new_user_create_topic = Forwarded[int]("state.settings")
+    rate_limit_new_user_create_post = Forwarded[int]("state.settings")
+    max_topics_per_day = Forwarded[int]("state.settings")
+    max_personal_messages_per_day = Forwarded[int]("state.settings")
+    max_likes_per_day = Forwarded[int]("state.settings")
 
     def __init__(
         self,
@@ -109,6 +135,7 @@ class DiscourseSandbox:
         staged: bool = False,
         approved: bool = True,
         last_seen_at: str | None = None,
+        created_at: str | None = None,
     ) -> int:
         """Create a forum account; returns its id. Emails are stored stripped and lower-cased, as ``UserEmail`` does.
 
@@ -136,6 +163,7 @@ class DiscourseSandbox:
                 staged=staged,
                 approved=approved,
                 last_seen_at=last_seen_at,
+                created_at=created_at,
             )
             return int(user["id"])
 
@@ -360,6 +388,81 @@ class DiscourseSandbox:
                     }
                 )
             return rows
+
+    # ==== likes, solutions, moderation, messages ==========================================================================
+
+    def member_headers(self, username: str) -> dict[str, str]:
+        """Headers that make a request act as ``username`` (the admin key with ``Api-Username``), as tests and the
+        demo make members post, send PMs (``archetype=private_message``, ``target_recipients``), like and accept."""
+        return {"Api-Key": self.api_key, "Api-Username": username}
+
+    def like_as(self, username: str, post_id: int) -> bool:
+        """``username`` likes the post in-process, refused as ``POST /post_actions`` refuses (own post, twice, a
+        deleted post, a PM they are not part of, the daily limit); returns whether the like was made."""
+        forum = self.state
+        with forum.lock:
+            user, post = forum.find_user(username), forum.posts.get(post_id)
+            if user is None or post is None or not can_like(forum, post, user):
+                return False
+            try:
+                on_like(forum, user)
+            except Answer:
+                return False
+            action_id = forum.take_id("post_action")
+            forum.post_actions[action_id] = {"id": action_id, "post_id": post_id, "user_id": user["id"],
+                                             "post_action_type_id": LIKE, "created_at": now_iso()}  # fmt: skip
+            return True
+
+    def enable_solutions(self, category: str | int) -> int:
+        """An admin turned on "accepted answers" for the category (discourse-solved's ``enable_accepted_answers``
+        category setting); returns the category's id."""
+        with self.state.lock:
+            found = find_category(self.state, category)
+            if found is None:
+                raise KeyError(category)
+            self.state.solved_categories.add(int(found["id"]))
+            return int(found["id"])
+
+    def hide_post_by_hand(self, post_id: int, reason_id: int = 1) -> None:
+        """Flags reached the threshold and the post was hidden: ``Post#hide!`` sets ``hidden``, ``hidden_at`` and
+        ``hidden_reason_id`` (``Post.hidden_reasons``: 1 ``flag_threshold_reached``, 2 ``…_again``, 3
+        ``new_user_spam_threshold_reached``, 4 ``flagged_by_tl3_user``) and unlists the topic of a first post."""
+        with self.state.lock:
+            post = self.state.posts[post_id]
+            post["hidden"] = True
+            post["hidden_at"] = now_iso()
+            post["hidden_reason_id"] = reason_id
+            if post["post_number"] == 1:
+                self.state.topics[post["topic_id"]]["visible"] = False
+
+    def accepted_answer(self, topic_id: int) -> int | None:
+        """The id of the topic's accepted solution (discourse-solved), or None."""
+        with self.state.lock:
+            return self.state.solved.get(topic_id)
+
+    def likers_of(self, post_id: int) -> list[str]:
+        """Usernames of the members who like the post, oldest like first."""
+        with self.state.lock:
+            post = self.state.posts[post_id]
+            return [self.state.users[a["user_id"]]["username"] for a in likers(self.state, post)]
+
+    def post_created_webhook(
+        self, post_id: int, secret: str, event_id: int = 1, base_url: str = "http://forum.invalid"
+    ) -> tuple[dict[str, str], bytes]:
+        """The request the forum sends for ``post_created`` (headers, body): the body is ``{"post": {...}}`` with
+        ``WebHookPostSerializer``'s fields (``topic_archetype`` says whether it is a PM), signed
+        ``sha256=<hex HMAC-SHA256>`` (``shared/specs/discourse/ERRORS_RATE_LIMITS_WEBHOOKS.md`` §5)."""
+        with self.state.lock:
+            body = json.dumps({"post": web_hook_post(self.state, self.state.posts[post_id])}).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-discourse-instance": base_url,
+            "x-discourse-event-id": str(event_id),
+            "x-discourse-event-type": "post",
+            "x-discourse-event": "post_created",
+            "x-discourse-event-signature": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+        }
+        return headers, body
 
     def writes(self) -> list[dict[str, Any]]:
         return self.requests.writes()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from sandbox.discourse.likes import actions_summary
 from sandbox.discourse.rails import cook, slug
 from sandbox.discourse.state import BADGE_GROUPINGS, BADGE_TYPES, ForumState, Row, is_staff
 
@@ -355,12 +356,12 @@ def post_json(forum: ForumState, post: Row, viewer: Row, add_raw: bool = False) 
         "can_wiki": staff,
         "user_title": author["title"],
         "bookmarked": False,
-        "actions_summary": [],
+        "actions_summary": actions_summary(forum, post, viewer),
         "moderator": author["moderator"],
         "admin": author["admin"],
         "staff": is_staff(author),
         "user_id": author["id"],
-        "hidden": False,
+        "hidden": bool(post.get("hidden")),
         "trust_level": author["trust_level"],
         "deleted_at": post["deleted_at"],
         "user_deleted": post["user_deleted"],
@@ -373,6 +374,13 @@ def post_json(forum: ForumState, post: Row, viewer: Row, add_raw: bool = False) 
         "post_url": f"/t/{topic['slug']}/{topic['id']}/{post['post_number']}",
         "mentioned_users": [],
     }
+    if staff and post.get("hidden"):
+        data["hidden_reason_id"] = post.get("hidden_reason_id")  # PostSerializer#include_hidden_reason_id?
+    if forum.settings.solved_enabled:
+        # discourse-solved plugin.rb (at e4ed91dd): ``add_to_serializer(:post, :accepted_answer)`` etc.
+        solved_post = forum.solved.get(topic["id"])
+        data["accepted_answer"] = solved_post == post["id"]
+        data["topic_accepted_answer"] = solved_post is not None
     if add_raw:
         data["raw"] = post["raw"]
     return data

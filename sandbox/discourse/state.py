@@ -5,6 +5,7 @@ tests); callers hold it, nothing here takes it."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,7 @@ BADGE_GROUPINGS: list[Row] = [
 ]
 #: The first id each table hands out (the seeded rows take the ids below these).
 FIRST_IDS = {"user": 1, "group": 41, "badge": 100, "user_badge": 1, "category": 5, "topic": 11, "post": 101,
-             "score_event": 1, "user_field": 1}  # fmt: skip
+             "score_event": 1, "user_field": 1, "post_action": 1}  # fmt: skip
 
 
 @dataclass
@@ -64,6 +65,27 @@ class SiteSettings:
     min_post_length: int = 20
     min_first_post_length: int = 20
     max_post_length: int = 32000
+    #: ``min_personal_message_post_length``: None is the site setting's default for the forum's locale, 10, or 3 on a
+    #: ja/zh_CN/zh_TW forum (config/site_settings.yml ``locale_default``, discourse/discourse at 00011e9c).
+    min_personal_message_post_length: int | None = None
+    min_personal_message_title_length: int = 2
+    #: ``unique_posts_mins`` (default 5): a member's identical body (whitespace aside) is refused this long.
+    unique_posts_mins: int = 5
+    #: ``personal_message_enabled_groups`` (default ``11``, the automatic group trust_level_1): who may send PMs.
+    personal_message_min_trust_level: int = 1
+    #: discourse-solved: ``solved_enabled``, ``allow_solved_on_all_topics``, ``accept_solutions_topic_author``.
+    solved_enabled: bool = True
+    allow_solved_on_all_topics: bool = False
+    accept_solutions_topic_author: bool = True
+    #: Members' rate limits (config/site_settings.yml ``rate_limits``; 0 switches one off):
+    #: :mod:`sandbox.discourse.member_limits`.
+    rate_limit_create_topic: int = 15
+    rate_limit_create_post: int = 5
+    rate_limit_new_user_create_topic: int = 120
+    rate_limit_new_user_create_post: int = 30
+    max_topics_per_day: int = 20
+    max_personal_messages_per_day: int = 20
+    max_likes_per_day: int = 50
 
 
 @dataclass(eq=False)
@@ -90,6 +112,17 @@ class ForumState:
     posts: dict[int, Row] = field(default_factory=dict)
     score_events: dict[int, Row] = field(default_factory=dict)
     user_fields: dict[int, Row] = field(default_factory=dict)
+    #: ``post_actions`` (likes): id -> {"id", "post_id", "user_id", "post_action_type_id", "created_at"}.
+    post_actions: dict[int, Row] = field(default_factory=dict)
+    #: discourse-solved ``SolvedTopic``: topic id -> the accepted post's id; and the categories where answers can be
+    #: accepted (the category setting ``enable_accepted_answers``).
+    solved: dict[int, int] = field(default_factory=dict)
+    solved_categories: set[int] = field(default_factory=set)
+    #: ``Post#store_unique_post_key`` (Redis ``unique-post-{user_id}:{sha1 of raw without whitespace}``): key ->
+    #: (expires at on the forum clock, post id).
+    unique_posts: dict[str, tuple[float, int]] = field(default_factory=dict)
+    #: Members' ``RateLimiter`` rings: (user id, limiter key) -> the times (forum clock) of the recorded actions.
+    member_limits: dict[tuple[int, str], deque[float]] = field(default_factory=dict)
     #: The next id of each table.
     next_ids: dict[str, int] = field(default_factory=lambda: dict(FIRST_IDS))
     seq: int = 0
@@ -159,7 +192,7 @@ class ForumState:
             "title": None,
             "primary_group_id": None,
             "flair_group_id": None,
-            "created_at": now_iso(),
+            "created_at": attrs.get("created_at") or now_iso(),
             "last_seen_at": attrs.get("last_seen_at"),
             "user_fields": {},
             "external_ids": {},

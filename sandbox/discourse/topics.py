@@ -8,9 +8,12 @@ import unicodedata
 from typing import Any
 
 from sandbox.discourse import serializers as ser
-from sandbox.discourse.errors import Answer, not_found
+from sandbox.discourse.errors import Answer, forbidden, not_found
+from sandbox.discourse.pm_access import allowed_user_ids, can_see_topic, is_pm
+from sandbox.discourse.private_messages import min_pm_post_length
 from sandbox.discourse.rails import blank, strict_int
 from sandbox.discourse.routing import Ctx, Endpoint, J, route
+from sandbox.discourse.solved import accepted_answer_info
 from sandbox.discourse.state import ForumState, Row, is_staff
 
 #: ``TopicView#chunk_size``
@@ -59,6 +62,36 @@ def quality_title(forum: ForumState, title: str) -> bool:
         categories = {unicodedata.category(char) for char in text}
         has_letter = any(category.startswith("L") for category in categories)
         if has_letter and not categories & {"Ll", "Lo"}:
+            return False
+    return True
+
+
+#: ``PostValidator#raw_quality``: ``errors.add(:raw, I18n.t(:is_invalid))``, as the title's.
+MSG_BODY_UNCLEAR = "Body seems unclear, is it a complete sentence?"
+
+
+def body_sentinel_valid(forum: ForumState, raw: str, private_message: bool) -> bool:
+    """``TextSentinel.body_sentinel(raw, private_message:).valid?`` (lib/text_sentinel.rb at 143037131's version):
+    the minimum entropy (``body_min_entropy``, 7, or 3 on ja/zh_CN/zh_TW forums, config/site_settings.yml at
+    00011e9c; scaled by ``min_personal_message_post_length / min_post_length`` in a PM), a letter or digit, and a
+    lowercase (or caseless) letter unless ``allow_uppercase_posts``. A body has no word-length limit."""
+    settings = forum.settings
+    entropy = 3 if forum.locale in ("ja", "zh_CN", "zh_TW") else 7
+    if private_message:
+        pm_minimum = min_pm_post_length(forum)
+        entropy = int(entropy * (pm_minimum / settings.min_post_length))
+        if entropy > pm_minimum:
+            entropy = int(pm_minimum * ENTROPY_SCALE)
+    elif entropy > settings.min_post_length:
+        entropy = int(settings.min_post_length * ENTROPY_SCALE)
+    text = raw.strip()
+    if not raw or len(set(text.encode("utf-8"))) < entropy:
+        return False
+    if not any(char.isalnum() for char in raw):
+        return False
+    if not settings.allow_uppercase_posts:
+        categories = {unicodedata.category(char) for char in raw}
+        if any(c.startswith("L") for c in categories) and not categories & {"Ll", "Lo"}:
             return False
     return True
 
@@ -137,6 +170,8 @@ class Topics:
         staff = is_staff(ctx.actor)
         if topic is None or (topic["deleted_at"] is not None and not staff):
             raise not_found()
+        if not can_see_topic(topic, ctx.actor):
+            raise forbidden()
         every = sorted(
             (p for p in forum.posts.values() if p["topic_id"] == topic["id"]), key=lambda p: p["post_number"]
         )
@@ -168,6 +203,8 @@ class Topics:
         if found is None or (found["deleted_at"] is not None and not is_staff(ctx.actor)):
             raise not_found(not_found_extras)
         topic = found
+        if not can_see_topic(topic, ctx.actor):
+            raise forbidden()  # ``guardian.ensure_can_see!(topic)``: a PM the user is not part of
         slug = ctx.path_params.get("slug")
         if slug is not None and slug != topic["slug"]:
             return self._redirect(ctx, topic)
@@ -259,4 +296,13 @@ class Topics:
         }
         if topic["external_id"]:
             data["external_id"] = topic["external_id"]
+        if is_pm(topic):
+            # TopicViewDetailsSerializer: ``allowed_users`` / ``allowed_groups`` of a PM.
+            data["details"]["allowed_users"] = [
+                ser.basic_user(forum.users[uid]) for uid in allowed_user_ids(topic) if uid in forum.users
+            ]
+            data["details"]["allowed_groups"] = []
+        if forum.settings.solved_enabled:
+            # discourse-solved TopicViewSerializerExtension: the topic's accepted answer, if any.
+            data["accepted_answer"] = accepted_answer_info(forum, topic)
         return data
