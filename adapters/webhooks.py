@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any, Literal, Protocol, runtime_checkable
 
-#: What a webhook event tells the daemon to do: re-read an order, match a new user, check a post we wrote.
-EventKind = Literal["order", "user", "post"]
+#: What a webhook event tells the daemon to do: re-read an order, match a new user, check a post we wrote, read a
+#: member's private message to CardBridge.
+EventKind = Literal["order", "user", "post", "message"]
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,9 @@ class ForumInbox:
             conversation_id=str(topic.get("id")),
             sender_id=str(user_id),
             sender_username=username[:60],
-            title=str(topic.get("title") or "")[:TITLE_MAX],
+            # The title belongs to the first post only: a later "thanks" in the same conversation must not repeat
+            # the command its title holds.
+            title=str(topic.get("title") or "")[:TITLE_MAX] if post.get("post_number") == 1 else "",
             body=raw[:BODY_MAX],
             created_at=created,
         )

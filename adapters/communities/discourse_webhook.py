@@ -19,7 +19,12 @@ from adapters.webhooks import EventKind, Ignored, MalformedWebhook, WebhookEvent
 #: The longest email address there can be (RFC 5321: 254 octets in a path).
 EMAIL_MAX = 254
 
-_KINDS: Mapping[str, EventKind] = {"user_created": "user", "post_edited": "post", "post_destroyed": "post"}
+_KINDS: Mapping[str, EventKind] = {
+    "user_created": "user",
+    "post_edited": "post",
+    "post_destroyed": "post",
+    "post_created": "message",
+}
 
 
 def _field(payload: dict[str, Any], section: str, name: str) -> object:
@@ -52,6 +57,8 @@ class DiscourseWebhook:
             resource = short_text(_field(payload, "user", "email") or "", "user.email", EMAIL_MAX).strip().lower()
         elif kind == "post":
             resource = positive_id(_field(payload, "post", "id"), "post.id")
+        elif kind == "message" and (found := private_message_post(headers, body)) is not None:
+            resource = found  # a post in a personal message: read back by id before anything is done with it
         else:
             return Ignored(echo={"event": event})
         delivery = headers.get("x-discourse-event-id") or hashlib.sha256(body).hexdigest()

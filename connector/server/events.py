@@ -123,6 +123,12 @@ class EventWorker:
         for event in events:
             if kinds[event.id] == "post" and not self.jobs.stopping.is_set():
                 self._one_post(event)
+        messages = [e for e in events if kinds[e.id] == "message"]
+        for event in messages:
+            if not self.jobs.stopping.is_set():
+                self._one_message(event)
+        if messages:
+            self.jobs.redeem()
         if self._shop_down_until is not None and now < self._shop_down_until:
             return
         self._shop_down_until = None
@@ -138,6 +144,21 @@ class EventWorker:
             self._post_event(event)
         except Exception as error:
             self._failed(event, f"{type(error).__name__}: {error}", keep_resource=True)
+        else:
+            self.webhooks.done([event.id or 0], "processed")
+
+    def _one_message(self, event: WebhookEventRow) -> None:
+        """A member's private message to CardBridge: read back by id from the forum, stored as their request (once
+        per message: polling may find it too); the redeem job then answers it."""
+        desk = self.connector.desk
+        try:
+            for name, inbox in desk.inboxes.items():
+                message = inbox.message(event.resource)
+                if message is not None:
+                    desk.take_message(name, message)
+                    break
+        except Exception as error:
+            self._failed(event, f"{type(error).__name__}", keep_resource=True)
         else:
             self.webhooks.done([event.id or 0], "processed")
 
