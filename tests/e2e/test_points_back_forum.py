@@ -1,0 +1,198 @@
+"""Points back to the shop on a Discourse forum, end to end over loopback: a buyer's liked guide earns points, a
+personal message redeems them for a WooCommerce coupon that works once, for that buyer only; a deleted guide takes its
+points back; a kill -9 between the reply and its record sends one reply; the webhook and polling answer once."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from tests.e2e.test_daemon import DSECRET, free_port, start, wait_for
+
+SECRET = "r" * 40
+COUPON_KEY = ("ck_coupon000000000000000000000000000000000", "cs_coupon000000000000000000000000000000000")
+CODE = re.compile(r"CB-[A-Z2-7]{12}")
+OLD = "2024-01-05T10:00:00.000Z"
+
+EXTRA = f"""
+[earn]
+new_member_days = 7
+forum = {{ categories = ["Guides"], per_like_received = 200, accepted_solution = 100, min_likes = 3, daily_cap = 1000, per_post_cap = 1000 }}
+[redeem]
+secret = "{SECRET}"
+options = [{{ points = 500, coupon = {{ amount = "5.00", type = "fixed_cart" }} }}]
+"""
+
+
+@pytest.fixture
+def forum_world(world):
+    world.shop.add_key(*COUPON_KEY, "read_write")
+    world.write_config(extra=EXTRA)
+    _coupon_keys(world)
+    forum = world.forum
+    forum.rate_limit_create_topic = forum.rate_limit_create_post = 0
+    forum.rate_limit_new_user_create_topic = forum.rate_limit_new_user_create_post = 0
+    forum.add_user("alice", "alice@example.com", trust_level=1, created_at=OLD)
+    for name in ("bob", "carol", "dave"):
+        forum.add_user(name, f"{name}@example.com", trust_level=1, created_at=OLD)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    forum.add_user("eve", "eve@example.com", trust_level=1, created_at=now)  # joined today: her like does not count
+    forum.add_category("Guides")
+    card = world.shop.add_product("Steam 钱包充值卡 $20", "145.00")
+    customer = world.shop.add_customer("alice@example.com", username="alice")
+    world.shop.add_order(customer, items=[(card, 1)])
+    assert world.cli("sync").code == 0  # alice is a verified buyer, matched to her forum account by email
+    return world
+
+
+def _coupon_keys(world) -> None:
+    text = world.config_path.read_text()
+    world.config_path.write_text(
+        text.replace(
+            'consumer_secret = "${WC_CONSUMER_SECRET}"\n',
+            'consumer_secret = "${WC_CONSUMER_SECRET}"\n'
+            f'coupon_consumer_key = "{COUPON_KEY[0]}"\ncoupon_consumer_secret = "{COUPON_KEY[1]}"\n',
+        ),
+        encoding="utf-8",
+    )
+
+
+def act(world, username: str, path: str, **body) -> dict:
+    response = httpx.post(
+        world.forum_server.url + path, headers=world.forum.member_headers(username), json=body, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def guide(world, likers=("bob", "carol", "dave", "eve")) -> dict:
+    post = act(
+        world, "alice", "/posts.json", title="How to redeem a Steam wallet card",
+        raw="Open Steam, go to Games > Redeem a Steam Wallet Code, and paste the code from your order email.",
+        category="Guides",
+    )  # fmt: skip
+    for name in likers:
+        act(world, name, "/post_actions.json", id=post["id"], post_action_type_id=2)
+    return post
+
+
+def pm(world, title: str, raw: str) -> dict:
+    return act(
+        world, "alice", "/posts.json", title=title, raw=raw, archetype="private_message", target_recipients="system"
+    )
+
+
+def replies(world, topic_id: int) -> list[str]:
+    return [p["raw"] for p in world.forum.posts_of_topic(topic_id) if p["username"] == "system"]
+
+
+def checkout(world, code: str, email: str) -> int:
+    return httpx.post(
+        world.shop_server.url + "/wp-json/wc/v3/orders",
+        auth=COUPON_KEY,
+        json={"status": "processing", "billing": {"email": email}, "coupon_lines": [{"code": code}]},
+    ).status_code
+
+
+def points(world) -> int:
+    return world.cli("points", "show", "alice@example.com", "--json").json()["total"]
+
+
+def test_a_liked_guide_earns_points_and_a_pm_redeems_them_for_a_coupon_that_works_once_for_her(forum_world):
+    world = forum_world
+    guide(world)
+    assert world.cli("sync").code == 0
+    assert points(world) == 600  # bob, carol and dave; eve's account is a day old
+
+    asked = pm(world, "兑换 500", "麻烦帮我兑换一张优惠券，谢谢！")
+    second = pm(world, "兑换 500", "再来一张可以吗？我还想要一张。")  # the balance allows one of the two
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    [answer] = replies(world, asked["topic_id"])
+    code = CODE.search(answer).group(0)
+    assert "100" in answer  # points left
+    [refusal] = replies(world, second["topic_id"])
+    assert "积分不足" in refusal and not CODE.search(refusal)
+    assert points(world) == 100
+
+    assert checkout(world, code, "mallory@example.com") == 400
+    assert checkout(world, code, "alice@example.com") == 201
+    assert checkout(world, code, "alice@example.com") == 400
+
+    assert world.cli("sync").code == 0  # read again: nothing is answered twice, no second coupon
+    assert len(replies(world, asked["topic_id"])) == 1 and len(world.shop.all_coupons()) == 1
+    logs = run.output + world.cli("redemptions").output + world.cli("redemptions", "--json").output
+    assert code not in logs and code.lower() not in logs and "alice@example.com" not in logs
+
+
+def test_a_deleted_guide_takes_its_points_back_and_a_negative_balance_blocks_redeeming(forum_world):
+    world = forum_world
+    post = guide(world)
+    assert world.cli("sync").code == 0
+    redeemed = pm(world, "兑换 500", "麻烦帮我兑换一张优惠券，谢谢！")
+    assert world.cli("sync").code == 0
+    assert CODE.search(replies(world, redeemed["topic_id"])[0])
+    world.forum.hide_post_by_hand(post["id"])  # flagged and hidden by a moderator
+    assert world.cli("sync").code == 0
+    assert points(world) == -500  # 600 earned, 500 spent, 600 taken back; the coupon is never taken back
+    again = pm(world, "redeem 500", "One more coupon please, thank you.")
+    assert world.cli("sync").code == 0
+    [answer] = replies(world, again["topic_id"])
+    assert "negative" in answer and not CODE.search(answer)
+    assert len(world.shop.all_coupons()) == 1
+
+
+def test_kill_9_after_the_reply_is_posted_sends_one_reply_and_makes_one_coupon(forum_world):
+    world = forum_world
+    guide(world)
+    assert world.cli("sync").code == 0
+    asked = pm(world, "兑换 500", "麻烦帮我兑换一张优惠券，谢谢！")
+    # The forum posts the reply, then its answer never comes back: the pass is killed while it waits.
+    posted = world.forum.knobs.add_fault(r"/posts(\.json)?$", kind="hang_after", method="POST", seconds=60)
+    process = world.spawn("sync")
+    assert wait_for(lambda: posted.hits >= 1 and len(replies(world, asked["topic_id"])) == 1, 30)
+    process.kill()
+    process.wait(10)
+    run = world.cli("sync")  # looks for the reply before sending it again
+    assert run.code == 0, run.output
+    assert len(replies(world, asked["topic_id"])) == 1
+    assert len(world.shop.all_coupons()) == 1
+    assert [r["answer"] for r in world.cli("redemptions", "--json").json()["redemptions"]] == ["sent"]
+
+
+def test_the_post_created_webhook_answers_at_once_and_polling_finds_nothing_more(forum_world):
+    world = forum_world
+    port = free_port()
+    world.port, world.base, world.processes = port, f"http://127.0.0.1:{port}", []
+    world.write_config(
+        extra=EXTRA
+        + f"""
+[schedule]
+sync_every = 3600
+reconcile_every = 3600
+retry_every = 3600
+[server]
+listen = "127.0.0.1:{port}"
+discourse_webhook_secret = "{DSECRET}"
+"""
+    )
+    _coupon_keys(world)
+    guide(world)
+    assert world.cli("sync").code == 0
+    start(world)
+    try:
+        asked = pm(world, "兑换 500", "麻烦帮我兑换一张优惠券，谢谢！")
+        headers, body = world.forum.post_created_webhook(asked["id"], DSECRET, event_id=41)
+        hooked = httpx.post(world.base + "/webhooks/discourse", content=body, headers=headers)
+        assert hooked.status_code == 200, hooked.text
+        assert wait_for(lambda: len(replies(world, asked["topic_id"])) == 1, 20)
+    finally:
+        for process in world.processes:
+            process.terminate()
+            process.wait(20)
+    assert world.cli("sync").code == 0  # polling reads the same message: the same request, answered already
+    assert len(replies(world, asked["topic_id"])) == 1
+    assert len(world.shop.all_coupons()) == 1
