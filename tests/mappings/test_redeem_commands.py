@@ -32,4 +32,4 @@ def test_answers_carry_the_code_and_numbers_only_never_member_text():
     offer = Offer(500, Decimal("5.00"), "fixed_cart")
     text = issued_text(500, offer, "CB-ABCDEFGHJKLM", "2026-12-31", 100, zh=True)
     assert "CB-ABCDEFGHJKLM" in text and "2026-12-31" in text and "100" in text
-    assert "Not enough points: 500 needed, you have 20." == refused_text("balance", 500, 20, [offer], zh=False)
+    assert refused_text("balance", 500, 20, [offer], zh=False) == "Not enough points: 500 needed, you have 20."
