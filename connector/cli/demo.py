@@ -48,6 +48,9 @@ kind = "woocommerce"
 base_url = "{shop_url}"
 consumer_key = "{consumer_key}"
 consumer_secret = "{consumer_secret}"
+# A second key with Read/Write permission, for the coupons members redeem their points for.
+coupon_consumer_key = "{coupon_key}"
+coupon_consumer_secret = "{coupon_secret}"
 
 [communities.forum]
 kind = "discourse"
@@ -84,6 +87,14 @@ per_currency_unit = 0.1
 per_review = 5
 forum = {{ mode = "gamification" }}
 discord = {{ tiers = {{ "40" = "{regular_role}", "140" = "{patron_role}" }} }}
+
+[earn]
+forum = {{ categories = ["经验分享"], per_like_received = 20, min_likes = 3, daily_cap = 200, per_post_cap = 200 }}
+
+[redeem]
+secret = "{redeem_secret}"
+options = [{{ points = 100, coupon = {{ amount = "5.00", type = "fixed_cart" }} }}]
+communities = ["forum"]
 
 [link]
 community = "discord"
@@ -147,6 +158,70 @@ def _points_table(forum: DiscourseSandbox) -> Table:
                 member["username"], " ".join(f"{e['points']:+d}" for e in events), str(sum(e["points"] for e in events))
             )
     return table
+
+
+def _points_back(
+    console: Console,
+    connector: Connector,
+    shop: WooCommerceSandbox,
+    forum: DiscourseSandbox,
+    forum_url: str,
+    shop_url: str,
+    member: str,
+    email: str,
+    likers: list[str],
+) -> bool:
+    """A member's guide is liked, the likes become points, a personal message redeems them for a coupon, and the
+    shop takes the code once, for that member's email only."""
+    console.rule("Points back to the shop (积分兑换)")
+    with httpx.Client(base_url=forum_url, timeout=30) as http:
+
+        def act(username: str, **body: object) -> dict[str, object]:
+            path = "/post_actions.json" if "post_action_type_id" in body else "/posts.json"
+            answer = http.post(path, headers=forum.member_headers(username), json=body)
+            if answer.is_error:
+                raise RuntimeError(f"the forum refused a member's post: {answer.status_code} {answer.text[:200]}")
+            return dict(answer.json())
+
+        post = act(
+            member,
+            title="Steam 钱包卡充值教程：三步完成，秒到账",
+            category="经验分享",
+            raw="打开 Steam 客户端，点击「游戏 > 兑换 Steam 钱包码」，粘贴订单邮件里的卡密即可，立即到账。",
+        )
+        for liker in likers:
+            act(liker, id=post["id"], post_action_type_id=2)
+        console.print(f"{member} posts a guide in 经验分享; {', '.join(likers)} like it.")
+        earned = connector.run_pass()
+        key = connector.store.identities.find_customers(email)[0]
+        console.print(f"sync: {member} now has {connector.store.redemptions.balance(key)} points to spend.")
+        asked = act(
+            member,
+            title="兑换 100",
+            raw="你好，麻烦帮我用积分兑换一张优惠券，谢谢！",
+            archetype="private_message",
+            target_recipients="system",
+        )
+        console.print(f"{member} sends the forum's API user a personal message titled “兑换 100”.")
+        answered = connector.run_pass()
+    reply = next(p["raw"] for p in forum.posts_of_topic(int(str(asked["topic_id"]))) if p["username"] == "system")
+    console.print(f"CardBridge answers in the same conversation: “{reply.splitlines()[0]}”")
+    code = re.search(r"CB-[A-Z2-7]{12}", reply)
+    if code is None:
+        console.print("no code in the answer")
+        return False
+    with httpx.Client(base_url=shop_url, auth=(shop.consumer_key, shop.consumer_secret), timeout=30) as http:
+
+        def checkout(who: str) -> int:
+            order = {"status": "processing", "billing": {"email": who}, "coupon_lines": [{"code": code.group(0)}]}
+            return http.post("/wp-json/wc/v3/orders", json=order).status_code
+
+        uses = [("someone else", checkout("someone@example.net")), (member, checkout(email)), (member, checkout(email))]
+    console.print(
+        "At checkout the shop takes the code: "
+        + "; ".join(f"{who}: {'accepted' if status == 201 else f'refused (HTTP {status})'}" for who, status in uses)
+    )
+    return earned.ok and answered.ok and [s for _, s in uses] == [400, 201, 400]
 
 
 def _report_line(report: PassReport) -> str:
@@ -240,8 +315,15 @@ def _run_demo(console: Console, folder: Path) -> int:
         for index, buyer in enumerate(info.buyers):
             if buyer.paid and index % 5 == 4:
                 continue
-            forum.add_user(buyer.username, buyer.email)
-        forum.add_user("lurker", "lurker@example.net")
+            # Trust level 1 ("basic"): what a forum asks of members before they may send personal messages.
+            forum.add_user(buyer.username, buyer.email, trust_level=1, created_at="2025-01-01T00:00:00.000Z")
+        forum.add_user("lurker", "lurker@example.net", trust_level=1, created_at="2025-01-01T00:00:00.000Z")
+        forum.add_category("经验分享")
+        # The demo's members post and like faster than a forum's per-member limits allow; an admin may lift them.
+        forum.rate_limit_create_topic = forum.rate_limit_create_post = 0
+        forum.rate_limit_new_user_create_topic = forum.rate_limit_new_user_create_post = 0
+        coupon_key = ("ck_demo_coupons" + secrets.token_hex(13), "cs_demo_coupons" + secrets.token_hex(13))
+        shop.add_key(*coupon_key, "read_write")
 
         config_path = folder / "cardbridge.toml"
         config_path.write_text(
@@ -250,6 +332,9 @@ def _run_demo(console: Console, folder: Path) -> int:
                 forum_url=forum_server.url,
                 consumer_key=shop.consumer_key,
                 consumer_secret=shop.consumer_secret,
+                coupon_key=coupon_key[0],
+                coupon_secret=coupon_key[1],
+                redeem_secret=secrets.token_hex(32),
                 api_key=forum.api_key,
                 forum_limit=DEMO_FORUM_LIMIT,
                 bot_token=discord.bot_token,
@@ -325,6 +410,21 @@ def _run_demo(console: Console, folder: Path) -> int:
             console.print(_points_table(forum))
             console.print(_discord_table(discord, "Discord after the refund"))
 
+            member = linkers[1]
+            on_forum = [m["username"] for m in forum.member_view()]
+            others = [u for u in on_forum if u not in ("system", member, refunded.username)][:3]
+            looped = _points_back(
+                console,
+                connector,
+                shop,
+                forum,
+                forum_server.url,
+                shop_server.url,
+                member,
+                by_name[member].email,
+                others,
+            )
+
             forum.reset_log()
             discord.reset_log()
             third = connector.run_pass()
@@ -337,7 +437,7 @@ def _run_demo(console: Console, folder: Path) -> int:
         finally:
             link_server.stop()
             connector.close()
-        ok = report.ok and linked.ok and second.ok and third.ok
+        ok = report.ok and linked.ok and second.ok and third.ok and looped
         console.print(
             "\nNext: try the daemon on the sandboxes (`cardbridge sandbox --write-config trial.toml`, then "
             "`cardbridge --config trial.toml check` and `run`), or copy config.example.toml, point it at your shop "

@@ -58,6 +58,11 @@ class PointsFeature:
         published_now = [(review.id, published(review, self.config.reviews)) for review in own_reviews]
         due = due_events(reviews.customer_orders(key), published_now, recorded, points)
         if due:
+            # A review is found by its author's email, which a registered customer and their own guest orders
+            # (e:<email>) share: the review's points belong to whichever of them recorded them first.
+            held = reviews.point_keys_held([e.key for e in due])
+            due = [e for e in due if e.key not in held]
+        if due:
             reviews.add_point_events(key, [(e.key, e.points, e.reason) for e in due])
         events = {**recorded, **{e.key: e.points for e in due}}
         for community, target in points.communities.items():

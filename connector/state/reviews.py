@@ -386,6 +386,11 @@ class ReviewStore:
                 )
             ]
 
+    def point_keys_held(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` already recorded, for any customer."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(points_t.c.key).where(points_t.c.key.in_(list(keys)))).scalars())
+
     def add_point_events(self, customer_key: str, events: Sequence[tuple[str, int, str]]) -> None:
         now = utcnow()
         with self.engine.begin() as conn:

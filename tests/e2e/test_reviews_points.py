@@ -141,6 +141,18 @@ def test_points_awarded_once_and_reversed_on_refund(reviews_world):
     assert shown.code == 0 and "Total: 5" in shown.stdout and "reversed" in shown.stdout
 
 
+def test_a_registered_buyer_who_also_checks_out_as_a_guest_keeps_one_review_award(reviews_world):
+    """Her review is found by email from both her account (c:ID) and her guest orders (e:EMAIL): its points are
+    recorded once, and the pass does not fail on the second customer (it did: a duplicate ledger key)."""
+    world = reviews_world
+    assert world.cli("sync").code == 0
+    world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")  # as a guest
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    events = world.cli("points", "show", "alice@example.com", "--json").json()["events"]
+    assert [e["key"] for e in events].count(f"review:{world.r_alice}") == 1
+
+
 def test_crash_mid_pass_leaves_no_duplicate_post_or_score_event(reviews_world):
     world = reviews_world
     world.forum.knobs.add_fault(r"^/posts\.json$", kind="hang_after", method="POST", seconds=60)
