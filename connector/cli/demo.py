@@ -410,6 +410,14 @@ def _run_demo(console: Console, folder: Path) -> int:
             console.print(_points_table(forum))
             console.print(_discord_table(discord, "Discord after the refund"))
 
+            forum.reset_log()
+            discord.reset_log()
+            third = connector.run_pass()
+            console.print(
+                f"\nA third pass with nothing new: {len(forum.writes())} write requests to the forum, "
+                f"{len(discord.writes())} to Discord.\n"
+            )
+
             member = linkers[1]
             on_forum = [m["username"] for m in forum.member_view()]
             others = [u for u in on_forum if u not in ("system", member, refunded.username)][:3]
@@ -424,15 +432,7 @@ def _run_demo(console: Console, folder: Path) -> int:
                 by_name[member].email,
                 others,
             )
-
-            forum.reset_log()
-            discord.reset_log()
-            third = connector.run_pass()
-            console.print(
-                f"\nA third pass with nothing new: {len(forum.writes())} write requests to the forum, "
-                f"{len(discord.writes())} to Discord.\n"
-            )
-
+            console.print()
             print_status(console, status_data(connector.store))
         finally:
             link_server.stop()

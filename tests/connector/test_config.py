@@ -77,6 +77,7 @@ def test_example_config_documents_every_key():
         ServerConfig,
         StateConfig,
     )
+    from connector.core.loop_config import CouponTerms, EarnConfig, EarnTarget, RedeemConfig, RedeemOption
 
     adapters = [
         plugins.adapter_class(group, kind).settings
@@ -96,6 +97,11 @@ def test_example_config_documents_every_key():
         ServerConfig,
         PolicyConfig,
         LinkConfig,
+        EarnConfig,
+        EarnTarget,
+        RedeemConfig,
+        RedeemOption,
+        CouponTerms,
     ):
         for key in model.model_fields:
             if key == "communities":
