@@ -20,6 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import CommunityAdapter, ShopAdapter
 from adapters.checks import Check, CheckContext, SelfCheck, failed, passed
+from adapters.contributions import ContributionSource, InteractionEndpoint, PrivateInbox
+from adapters.coupons import CouponIssuer
 from adapters.registry import open_community, open_shop
 from connector.cli.app import app, console, load, options
 from connector.cli.output import JSON_OPTION, write_json
@@ -125,6 +127,44 @@ def _remote(
         adapter.close()
 
 
+def points_back_checks(config: Config) -> Iterator[Check]:
+    """``[earn]`` and ``[redeem]``: the shop can make coupons, and each community named can do its part."""
+    if config.redeem is not None:
+        shop = open_shop(config)
+        try:
+            why = shop.coupons_ready() if isinstance(shop, CouponIssuer) else f"the {shop.kind} shop has no coupons"
+        finally:
+            shop.close()
+        if why is None:
+            yield passed("shop makes coupons", "the shop's lines above test the coupon credentials")
+        else:
+            yield failed("shop makes coupons", why, "set the key named (README: Points back to the shop)")
+    for name in config.earn.communities if config.earn else {}:
+        community = open_community(name, config)
+        try:
+            if not isinstance(community, ContributionSource):
+                yield failed(f"{name} earns", "this community cannot list posts and their likes", f"remove earn.{name}")
+        finally:
+            community.close()
+    redeem = config.redeem
+    for name in (redeem.communities or list(config.communities)) if redeem else []:
+        community = open_community(name, config)
+        try:
+            if isinstance(community, (PrivateInbox, InteractionEndpoint)):
+                yield passed(
+                    f"{name} takes redemptions",
+                    "personal messages" if isinstance(community, PrivateInbox) else "slash commands",
+                )
+            elif redeem is not None and redeem.communities:
+                yield failed(
+                    f"{name} takes redemptions",
+                    "this community has no private channel",
+                    "remove it from redeem.communities",
+                )
+        finally:
+            community.close()
+
+
 def run_checks(config: Config) -> Iterator[Line]:
     """Every line of ``cardbridge check``, in the order they are printed."""
     yield Line("config", passed("valid", options.config_path or "$CARDBRIDGE_CONFIG"), OK)
@@ -136,6 +176,11 @@ def run_checks(config: Config) -> Iterator[Line]:
             lambda name=name: open_community(name, config),  # type: ignore[misc]
             CheckContext.of(name, config),
         )
+    if config.earn or config.redeem:
+        try:
+            yield from _lines("points", points_back_checks(config))
+        except ConfigError as error:
+            yield Line("points", failed("configured", str(error), "fix the config key named"), FAILED)
 
 
 def _print(line: Line) -> None:

@@ -196,3 +196,15 @@ discourse_webhook_secret = "{DSECRET}"
     assert world.cli("sync").code == 0  # polling reads the same message: the same request, answered already
     assert len(replies(world, asked["topic_id"])) == 1
     assert len(world.shop.all_coupons()) == 1
+
+
+def test_a_shop_without_coupon_keys_is_named_by_check_and_refused_by_sync(world):
+    world.write_config(extra=EXTRA)  # [redeem] without coupon_consumer_key / _secret
+    checked = world.cli("check", "--json")
+    assert checked.code == 1
+    [line] = [c for c in checked.json()["checks"] if c["what"] == "shop makes coupons"]
+    assert line["result"] == "failed" and "coupon_consumer_key" in line["detail"]
+    earns = [c for c in checked.json()["checks"] if c["what"] == "forum takes redemptions"]
+    assert [c["result"] for c in earns] == ["ok"]
+    run = world.cli("sync")
+    assert run.code == 2 and "coupon_consumer_key" in run.stderr
