@@ -20,6 +20,9 @@ _SECRET_KEYS = re.compile(
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 #: WooCommerce keys have a recognisable shape; mask them wherever they appear (e.g. inside a URL).
 _WC_KEY = re.compile(r"\b(ck|cs)_[0-9a-f]{8,}\b")
+#: A redeemed coupon's code (``connector.core.redemption``) is the member's secret: masked wherever it appears, in any
+#: case and URL-quoted (adapters keep it out of their errors; this is the second line).
+_COUPON = re.compile(r"\bCB(?:-|%2D)[A-Z2-7]{12}\b", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 
@@ -30,7 +33,7 @@ def mask_email(text: str) -> str:
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _WC_KEY.sub(REDACTED, mask_email(value))
+        return _COUPON.sub(REDACTED, _WC_KEY.sub(REDACTED, mask_email(value)))
     if isinstance(value, dict):
         return {k: REDACTED if _SECRET_KEYS.search(str(k)) else _scrub(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -59,8 +62,9 @@ def configure(level: str = "info", json: bool | None = None, stream: Any = None)
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
             structlog.processors.format_exc_info,
+            # After the traceback is text: what an exception's message carries is redacted too.
+            redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
