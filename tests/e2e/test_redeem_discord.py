@@ -7,10 +7,12 @@ interactions to it and keeps what the member sees; the WooCommerce sandbox makes
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from adapters.communities.discord_contributions import snowflake_at
 from sandbox.discord import API, DiscordSandbox
 from sandbox.server import SandboxServer
 from tests.e2e.test_daemon import free_port, start, wait_for
@@ -65,6 +67,7 @@ listen = "127.0.0.1:{world.port}"
     customer = world.shop.add_customer("alice@example.com", username="alice")
     world.shop.add_order(customer, items=[(card, 1)])
     world.member = d.add_member()
+    world.customer = customer
     assert world.cli("sync").code == 0
     linked = world.cli("link", "--customer", str(customer), "--discord-user", world.member)
     assert linked.code == 0, linked.output
@@ -158,3 +161,28 @@ def test_kill_9_after_the_coupon_is_made_and_before_the_reply_makes_one_coupon_a
     listed = world.cli("redemptions", "--json").json()["redemptions"]
     assert [(r["status"], r["answer"]) for r in listed] == [("issued", "sent")]
     assert listed[0]["points"] == 500
+
+
+def test_reactions_in_a_forum_channel_earn_points_once_per_member_and_a_deleted_post_gives_them_back(redeem_world):
+    world = redeem_world
+    d = world.discord
+    guides = d.add_forum("guides")
+    with world.config_path.open("a", encoding="utf-8") as config:
+        config.write(
+            f'[earn]\ndiscord = {{ channels = ["{guides}"], per_reaction = 100, min_likes = 3, daily_cap = 1000, per_post_cap = 1000 }}\n'
+        )
+    old = int(snowflake_at(datetime(2024, 1, 5, tzinfo=UTC)))
+    likers = [d.add_member(str(old + n)) for n in range(1, 4)]
+    newcomer = d.add_member()  # an account made today: its reaction does not count
+    post = d.start_post(guides, world.member, "How I top up my Steam wallet", "Three steps, and it arrives at once.")
+    for liker in likers:
+        d.react(post, post, liker, "👍")
+    d.react(post, post, likers[0], "🔥")  # a second emoji from the same member counts once
+    d.react(post, post, newcomer, "👍")
+    d.react(post, post, world.member, "👍")  # the author's own reaction does not count
+    assert world.cli("sync").code == 0
+    shown = world.cli("points", "show", str(world.customer), "--json").json()
+    assert shown["total"] == 600 + 300
+    d.delete_message(post, post)
+    assert world.cli("sync").code == 0
+    assert world.cli("points", "show", str(world.customer), "--json").json()["total"] == 600
