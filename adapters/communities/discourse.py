@@ -85,6 +85,9 @@ class DiscourseSettings(CommunitySettings, RemoteTimeouts):
     contributions_max_topics: Annotated[int, Field(ge=1)] = 100
     contributions_max_posts: Annotated[int, Field(ge=1)] = 2000
     contributions_max_age_lookups: Annotated[int, Field(ge=0)] = 200
+    #: A topic whose list entry has not changed is not opened again for this many minutes (a post hidden after
+    #: flags changes nothing in the entry: its points come back within this time); 0: every topic every pass.
+    contributions_recheck_minutes: Annotated[int, Field(ge=0, le=1440)] = 60
     #: Personal messages to the API user: PM topics read at most per poll (the oldest bumped first).
     inbox_max_topics: Annotated[int, Field(ge=1)] = 30
 
@@ -145,7 +148,9 @@ class DiscourseCommunity:
                 max_topics=config.contributions_max_topics,
                 max_posts=config.contributions_max_posts,
                 max_age_lookups=config.contributions_max_age_lookups,
+                recheck_minutes=config.contributions_recheck_minutes,
             ),
+            seen=self.cache,
         )
         self._inbox = ForumInbox(self._client, config.api_username, max_topics=config.inbox_max_topics)
         self._grants = MemberGrants(self._client, self.badge_id, self.group_id, self._forget)

@@ -30,6 +30,16 @@ oldest topics of the window unread (and the deleted topics' listing, which comes
 ``since`` leaves the same ones: it says so in a warning; raise the limits or shorten the window. Likers past the
 look-up limit come with ``joined_at`` None, and get their age on a later pass (account ages are remembered).
 
+**Unchanged topics are not opened again.** A like does not bump a topic, so every topic of the window would be read
+each pass; instead each topic read whole is remembered (the adapter's id cache, kept in the state store) with what
+its list entry said: ``bumped_at``, ``posts_count``, ``like_count`` (the sum of its live posts' likes,
+``PostAction#update_counters``: ``Topic.where(id: topic_id).update_all like_count``), ``has_accepted_answer``
+(discourse-solved), and the period of ``recheck_minutes`` it was read in. A topic whose entry says the same in the
+same period is skipped: a new post, a like or an unlike, a deleted post (``posts_count``) or an accepted answer opens
+it again. A post hidden after flags changes none of them, so the first pass of each period reads every topic of the
+window again: a hidden post gives its points back within ``recheck_minutes`` (a deleted one at once). The second of
+two passes with nothing new in one period costs the category listings alone.
+
 ``where`` is the configured category's name. Bots (user id ≤ 0: ``system``, ``discobot``) and posts that are not
 regular (small actions, whispers, moderator actions) are left out. A post deleted by a moderator (``deleted_at``),
 deleted by its author (``user_deleted``) or hidden after flags (``hidden``, ``Post#hide!``) is ``removed``, and so is
@@ -40,11 +50,12 @@ bumped since ``since``: one more request a category, and one per deleted topic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.base import IdCache
 from adapters.communities.discourse_client import POST_IDS_PER_READ, DiscourseClient
 from adapters.contributions import Contribution, Liker
 from connector.core.http import RemoteError
@@ -70,6 +81,8 @@ class ContributionLimits:
     max_age_lookups: int = 200
     #: Category list pages per category (a category whose 30 × this newest topics are all new is read in part).
     max_pages: int = 20
+    #: Minutes an unchanged topic is not opened again (0: every topic every pass).
+    recheck_minutes: int = 60
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -109,10 +122,14 @@ def like_count(post: dict[str, Any]) -> int:
 class ForumContributions:
     """Reads contributions with the adapter's client (its budget and retries); keeps account ages between passes."""
 
-    def __init__(self, client: DiscourseClient, limits: ContributionLimits | None = None) -> None:
+    def __init__(
+        self, client: DiscourseClient, limits: ContributionLimits | None = None, seen: IdCache | None = None
+    ) -> None:
         self.client = client
         self.limits = limits or ContributionLimits()
         self._joined: dict[int, datetime | None] = {}
+        #: Topic id → what its list entry said when it was last read whole (``SEEN``); None: read every topic.
+        self.seen = seen
 
     def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
         """Posts made since ``since`` in the named categories, oldest topic activity last (the list's order)."""
@@ -129,8 +146,12 @@ class ForumContributions:
             for deleted in (False, True):
                 if budget.spent():
                     break
-                for topic_id in self._topics(category, since, budget, deleted=deleted):
-                    yield from self._topic(topic_id, place, since, budget)
+                for topic_id, signature in self._topics(category, since, budget, deleted=deleted):
+                    if self._skip(topic_id, signature):
+                        continue  # nothing a post's points depend on changed since it was read today
+                    whole = yield from self._topic(topic_id, place, since, budget)
+                    if whole and self.seen is not None and self.limits.recheck_minutes:
+                        self.seen.set(SEEN, str(topic_id), signature)
                     if budget.posts_left <= 0:
                         break
         if budget.cut:
@@ -150,11 +171,14 @@ class ForumContributions:
                 found.setdefault(name.lower(), (category_id, slug))
         return found
 
-    def _topics(self, category: tuple[int, str], since: datetime, budget: _Budget, deleted: bool = False) -> list[int]:
+    def _topics(
+        self, category: tuple[int, str], since: datetime, budget: _Budget, deleted: bool = False
+    ) -> list[tuple[int, str]]:
         """Ids of the category's topics bumped since ``since`` (``deleted``: of its trashed topics), newest first,
-        at most the pass's topic budget."""
+        at most the pass's topic budget, each with its list entry's signature (:func:`signature`)."""
         category_id, slug = category
-        wanted: list[int] = []
+        wanted: list[tuple[int, str]] = []
+        listed: set[int] = set()
         for page in range(self.limits.max_pages):
             params: dict[str, Any] = {"page": page, **({"status": "deleted"} if deleted else {})}
             body = self.client.http.request("GET", f"/c/{slug}/{category_id}/l/latest.json", params=params).json()
@@ -172,25 +196,35 @@ class ForumContributions:
                 if budget.topics_left <= 0:
                     budget.cut = True
                     return wanted
-                if topic_id not in wanted:
-                    wanted.append(topic_id)
+                if topic_id not in listed:
+                    listed.add(topic_id)
+                    wanted.append((topic_id, signature(topic, deleted, self.limits.recheck_minutes)))
                     budget.topics_left -= 1
             if len(topics) < TOPICS_PAGE:
                 return wanted
         budget.cut = True
         return wanted
 
+    def _skip(self, topic_id: int, signed: str) -> bool:
+        """Whether the topic was read whole in this period and its list entry says nothing changed since."""
+        if self.seen is None or not self.limits.recheck_minutes:
+            return False
+        return self.seen.get(SEEN, str(topic_id)) == signed
+
     # ---- one topic -----------------------------------------------------------------------------------------------------
 
-    def _topic(self, topic_id: int, place: str, since: datetime, budget: _Budget) -> Iterator[Contribution]:
+    def _topic(
+        self, topic_id: int, place: str, since: datetime, budget: _Budget
+    ) -> Generator[Contribution, None, bool]:
+        """The topic's posts made since ``since``; returns whether it was read whole (no limit cut it)."""
         try:
             body = self.client.http.request("GET", f"/t/{topic_id}.json", params={"show_deleted": "true"}).json()
         except RemoteError as error:
             if error.status in (403, 404, 410):
-                return  # deleted or made private between the listing and now
+                return False  # deleted or made private between the listing and now
             raise
         if not isinstance(body, dict):
-            return
+            return False
         topic_deleted = bool(body.get("deleted_at"))
         stream_body = body.get("post_stream")
         stream_body = stream_body if isinstance(stream_body, dict) else {}
@@ -212,11 +246,12 @@ class ForumContributions:
                 continue
             if budget.posts_left <= 0:
                 budget.cut = True
-                return
+                return False
             found = self._contribution(post, place, since, budget, topic_deleted)
             if found is not None:
                 budget.posts_left -= 1
                 yield found
+        return not budget.cut
 
     def _contribution(
         self, post: dict[str, Any], place: str, since: datetime, budget: _Budget, topic_deleted: bool = False
@@ -287,6 +322,25 @@ class ForumContributions:
             self._joined.clear()
         self._joined[user_id] = joined
         return joined
+
+
+#: The id-cache kind under which read topics' signatures are kept.
+SEEN = "earn_topic"
+
+
+def signature(topic: dict[str, Any], deleted: bool, minutes: int, now: datetime | None = None) -> str:
+    """What a topic's list entry says that a post's points depend on, and the period of ``minutes`` it is read in
+    (at most 64 characters)."""
+    period = int((now or datetime.now(UTC)).timestamp() // 60 // max(minutes, 1))
+    parts = [
+        str(period),
+        "d" if deleted else "l",
+        str(topic.get("bumped_at"))[:30],
+        str(_int(topic.get("posts_count"))),
+        str(_int(topic.get("like_count"))),
+        "s" if topic.get("has_accepted_answer") is True else "-",
+    ]
+    return "|".join(parts)[:64]
 
 
 class _Budget:

@@ -199,3 +199,29 @@ def test_one_malformed_post_is_skipped_and_the_others_still_count():
     found = list(adapter.contributions(["Support"], SINCE))
 
     assert [(c.post_id, c.author_username) for c in found] == [("7", "bob")]
+
+
+def test_a_topic_whose_list_entry_did_not_change_is_not_opened_again_until_the_next_period(url, forum):
+    question = topic(url, "alice", "How do I redeem a wallet code", "I bought a code and do not see where it goes.")
+    answer = reply(url, "bob", question["topic_id"], "Steam > Games > Redeem a Steam Wallet Code, then paste it.")
+    like(url, "carol", answer["id"])
+    adapter = community(url)
+    assert [c.post_id for c in adapter.contributions(["Support"], SINCE)] == [str(question["id"]), str(answer["id"])]
+
+    forum.reset_log()
+    assert list(adapter.contributions(["Support"], SINCE)) == []  # nothing changed: listings only
+    assert forum.count("GET", r"^/t/\d+") == 0 and forum.count("GET", r"^/post_action_users") == 0
+
+    like(url, "alice", answer["id"])  # a like does not bump the topic, but changes its like_count
+    forum.reset_log()
+    again = {c.post_id: c for c in adapter.contributions(["Support"], SINCE)}
+    assert {liker.user_id for liker in again[str(answer["id"])].likers} == {
+        str(forum.user("carol")["id"]),
+        str(forum.user("alice")["id"]),
+    }
+
+    every_pass = community(url, contributions_recheck_minutes=0)
+    forum.reset_log()
+    list(every_pass.contributions(["Support"], SINCE))
+    list(every_pass.contributions(["Support"], SINCE))
+    assert forum.count("GET", r"^/t/\d+\.json") == 2  # with 0, every topic is opened every pass

@@ -128,8 +128,14 @@ def test_a_liked_guide_earns_points_and_a_pm_redeems_them_for_a_coupon_that_work
     assert code not in logs and code.lower() not in logs and "alice@example.com" not in logs
 
 
-def test_a_deleted_guide_takes_its_points_back_and_a_negative_balance_blocks_redeeming(forum_world):
+def test_a_hidden_guide_takes_its_points_back_and_a_negative_balance_blocks_redeeming(forum_world):
     world = forum_world
+    # Hiding a post changes nothing in its topic's list entry: with the default, the topic is opened again in the next
+    # hour's first pass (tests/adapters/test_discourse_contributions.py); here every pass opens every topic.
+    text = world.config_path.read_text()
+    world.config_path.write_text(
+        text.replace('api_username = "system"\n', 'api_username = "system"\ncontributions_recheck_minutes = 0\n', 1)
+    )
     post = guide(world)
     assert world.cli("sync").code == 0
     redeemed = pm(world, "兑换 500", "麻烦帮我兑换一张优惠券，谢谢！")
