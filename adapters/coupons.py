@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Protocol, runtime_checkable
+from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 #: ``fixed_cart``: an amount off the order; ``percent``: a percentage off.
 CouponType = Literal["fixed_cart", "percent"]
@@ -85,3 +85,22 @@ class CouponIssuer(Protocol):
         """Make the coupon, usable once. A code the shop says exists already is read back and returned, not made
         again."""
         ...
+
+
+Side = TypeVar("Side", bound=CouponIssuer)
+
+
+class IssuesCoupons(Generic[Side]):
+    """Mixed into a shop adapter whose coupon side is an object of its own (its own write key, client or engine):
+    the :class:`CouponIssuer` methods, answered by :attr:`coupons`."""
+
+    coupons: Side
+
+    def coupons_ready(self) -> str | None:
+        return self.coupons.coupons_ready()
+
+    def find_coupon(self, code: str) -> Coupon | None:
+        return self.coupons.find_coupon(code)
+
+    def create_coupon(self, spec: CouponSpec) -> Coupon:
+        return self.coupons.create_coupon(spec)

@@ -48,6 +48,7 @@ from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
 from adapters.checks import Check, CheckContext
+from adapters.coupons import IssuesCoupons
 from adapters.shops.acgfaka_coupons import AcgFakaCoupons
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import (
@@ -60,7 +61,7 @@ from adapters.shops.sql import (
     unset,
 )
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
-from adapters.shops.sql_coupons import IssuesCoupons, coupon_checks
+from adapters.shops.sql_coupons import coupon_checks
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
@@ -108,7 +109,7 @@ class AcgFakaSettings(DatabaseShopSettings):
     table_prefix: str = "acg_"
 
 
-class AcgFakaShop(IssuesCoupons, SqlShop):
+class AcgFakaShop(IssuesCoupons[AcgFakaCoupons], SqlShop):
     """Reads orders and members from an acg-faka database. Capabilities: :class:`~adapters.base.OrderLookup`,
     :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`, and
     :class:`~adapters.coupons.CouponIssuer` with ``coupon_database_url`` (:mod:`adapters.shops.acgfaka_coupons`)."""

@@ -33,6 +33,7 @@ from sqlalchemy import text
 
 from adapters.base import CustomerPage, OrderPage
 from adapters.checks import Check, CheckContext
+from adapters.coupons import IssuesCoupons
 from adapters.shops.dujiaoka_coupons import MAX_GOODS, DujiaokaCoupons
 from adapters.shops.quarantine import read_records, row_id, shown
 from adapters.shops.sql import (
@@ -47,7 +48,7 @@ from adapters.shops.sql import (
     unset,
 )
 from adapters.shops.sql_check import IndexNeed, TableNeed, check_database
-from adapters.shops.sql_coupons import IssuesCoupons, coupon_checks
+from adapters.shops.sql_coupons import coupon_checks
 from connector.core.clock import iso, parse_iso, utcnow
 from connector.core.models import (
     Customer,
@@ -116,7 +117,7 @@ class DujiaokaSettings(DatabaseShopSettings):
     coupon_goods: Annotated[list[PositiveInt], Field(min_length=1, max_length=MAX_GOODS)] | None = None
 
 
-class DujiaokaShop(IssuesCoupons, SqlShop):
+class DujiaokaShop(IssuesCoupons[DujiaokaCoupons], SqlShop):
     """Reads orders and goods from a dujiaoka database. Capabilities: :class:`~adapters.base.OrderLookup`,
     :class:`~adapters.base.OrderPresence`, :class:`~adapters.checks.SelfCheck`, and
     :class:`~adapters.coupons.CouponIssuer` with ``coupon_database_url`` (:mod:`adapters.shops.dujiaoka_coupons`)."""

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage
 from adapters.checks import Check, CheckContext
-from adapters.coupons import Coupon, CouponSpec
+from adapters.coupons import IssuesCoupons
 from adapters.shops.coupon_secrecy import COUPON_ATTEMPTS
 from adapters.shops.paging import MAX_PAGES, PageGuard, cursor_value, json_body, shown_url
 from adapters.shops.quarantine import read_records, shown
@@ -180,7 +180,7 @@ class RestShopSettings(ShopSettings, RemoteTimeouts):
     coupons: RestCoupons | None = None
 
 
-class RestShop:
+class RestShop(IssuesCoupons[RestCouponIssuer]):
     """Reads orders from a configured REST API. Capabilities: :class:`~adapters.checks.SelfCheck`,
     :class:`~adapters.coupons.CouponIssuer` (ready once ``[shop.coupons]`` is set)."""
 
@@ -423,17 +423,6 @@ class RestShop:
 
     def customer_pages(self, cursor: str | None = None) -> Iterator[CustomerPage]:
         return iter(())
-
-    # ---- coupons (adapters.coupons.CouponIssuer) --------------------------------------------------------------------
-
-    def coupons_ready(self) -> str | None:
-        return self.coupons.ready()
-
-    def find_coupon(self, code: str) -> Coupon | None:
-        return self.coupons.find(code)
-
-    def create_coupon(self, spec: CouponSpec) -> Coupon:
-        return self.coupons.create(spec)
 
     def close(self) -> None:
         self.client.close()

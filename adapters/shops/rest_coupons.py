@@ -217,14 +217,14 @@ class RestCouponIssuer:
         self.config, self.client, self.dig, self.sign = config, client, dig, sign
         self.base_url = base_url
 
-    def ready(self) -> str | None:
+    def coupons_ready(self) -> str | None:
         if self.config is not None:
             return None
         return f"set {WHERE} with create and find (the request that makes a coupon and the look-up by code)"
 
     def _config(self) -> RestCoupons:
         if self.config is None:
-            raise CouponsUnavailable(self.ready() or WHERE)
+            raise CouponsUnavailable(self.coupons_ready() or WHERE)
         return self.config
 
     def _coupon(self, record: Any, code: str, find: CouponFind) -> Coupon | None:
@@ -248,7 +248,7 @@ class RestCouponIssuer:
             used=used if isinstance(used, int) and not isinstance(used, bool) else None,
         )
 
-    def find(self, code: str) -> Coupon | None:
+    def find_coupon(self, code: str) -> Coupon | None:
         find = self._config().find
         given = {name: None for name in PLACEHOLDERS} | {"code": code}
         path, query = split_query(fill_path(find.path, given))
@@ -281,7 +281,7 @@ class RestCouponIssuer:
             return
         what = "coupon look-up answers"
         try:
-            self.find(CHECK_CODE)
+            self.find_coupon(CHECK_CODE)
         except httpx.TransportError as error:
             yield unreachable(what, error, self.base_url)
             return
@@ -291,9 +291,9 @@ class RestCouponIssuer:
             return
         yield passed(what, f"GET {self.config.find.path} answered (the create request is not tried: it makes a coupon)")
 
-    def create(self, spec: CouponSpec) -> Coupon:
+    def create_coupon(self, spec: CouponSpec) -> Coupon:
         create = self._config().create
-        found = self.find(spec.code)
+        found = self.find_coupon(spec.code)
         if found is not None:
             return found
         given = values(spec)
@@ -318,14 +318,14 @@ class RestCouponIssuer:
             if error.status in (401, 403):
                 raise CouponsUnavailable(f"the shop refused the coupon request (HTTP {error.status}): check "
                                          "[shop.rest.auth]") from None  # fmt: skip
-            again = self.find(spec.code)
+            again = self.find_coupon(spec.code)
             if again is not None:
                 return again
             raise CouponRefused(f"the shop answered HTTP {error.status}") from None
         new_id = self.dig(answer, create.id_field) if create.id_field else None
         if new_id not in (None, "") and not isinstance(new_id, (bool, dict, list)):
             return Coupon(code=spec.code, remote_id=str(new_id), amount=spec.amount, usage_limit=None, used=None)
-        again = self.find(spec.code)
+        again = self.find_coupon(spec.code)
         if again is None:
             raise CouponRefused("the shop accepted the coupon request, but the look-up does not find the coupon")
         return again

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
 from adapters.checks import Check, CheckContext
-from adapters.coupons import Coupon, CouponSpec
+from adapters.coupons import IssuesCoupons
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import known_id, read_records, shown
 from adapters.shops.sellix_check import check_sellix
@@ -161,7 +161,7 @@ class SellixSettings(ShopSettings, RemoteTimeouts):
     max_pages: Annotated[int, Field(ge=1)] = MAX_PAGES
 
 
-class SellixShop:
+class SellixShop(IssuesCoupons[SellixCoupons]):
     """Reads orders and feedback from Sellix. Capabilities: :class:`~adapters.base.OrderLookup`,
     :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`, :class:`~adapters.coupons.CouponIssuer`
     (:mod:`adapters.shops.sellix_coupons`: no email restriction, the same key)."""
@@ -274,17 +274,6 @@ class SellixShop:
         """:class:`~adapters.checks.SelfCheck`: the key is accepted (for ``merchant``), orders and feedback answer
         (:mod:`adapters.shops.sellix_check`)."""
         return check_sellix(self.client, self.config.base_url, self.config.merchant, lambda: self._client(""))
-
-    # ---- coupons (adapters.coupons.CouponIssuer) --------------------------------------------------------------------
-
-    def coupons_ready(self) -> str | None:
-        return self.coupons.ready()
-
-    def find_coupon(self, code: str) -> Coupon | None:
-        return self.coupons.find(code)
-
-    def create_coupon(self, spec: CouponSpec) -> Coupon:
-        return self.coupons.create(spec)
 
     def close(self) -> None:
         self.client.close()

@@ -79,10 +79,10 @@ class SellixCoupons:
         self.client = client
         self.pages = pages
 
-    def ready(self) -> str | None:
+    def coupons_ready(self) -> str | None:
         return None  # the shop's api_key may write (Sellix keys have no read-only scope)
 
-    def find(self, code: str) -> Coupon | None:
+    def find_coupon(self, code: str) -> Coupon | None:
         wanted = code.casefold()  # Sellix's own comparison is not documented: a case-insensitive match is ours
         with codes_hidden(code):
             for records in self.pages("/coupons", "coupons"):
@@ -92,8 +92,8 @@ class SellixCoupons:
                         return coupon
         return None
 
-    def create(self, spec: CouponSpec) -> Coupon:
-        found = self.find(spec.code)
+    def create_coupon(self, spec: CouponSpec) -> Coupon:
+        found = self.find_coupon(spec.code)
         if found is not None:
             return found
         body = coupon_body(spec)
@@ -106,7 +106,7 @@ class SellixCoupons:
                 raise  # unsure after a POST: delivery verifies with find_coupon first
             if error.status in (401, 403):
                 raise CouponsUnavailable(f"Sellix refused the key (HTTP {error.status}): check shop.api_key") from None
-            again = self.find(spec.code)
+            again = self.find_coupon(spec.code)
             if again is not None:
                 return again
             raise CouponRefused(f"Sellix answered HTTP {error.status}") from None
@@ -116,7 +116,7 @@ class SellixCoupons:
         uniqid = data.get("uniqid") if isinstance(data, dict) else None
         if status == 200 and isinstance(uniqid, str) and uniqid:
             return Coupon(code=spec.code, remote_id=uniqid, amount=spec.amount, usage_limit=1, used=0)
-        again = self.find(spec.code)  # an error envelope on HTTP 200, or no uniqid: what does the shop have?
+        again = self.find_coupon(spec.code)  # an error envelope on HTTP 200, or no uniqid: what does the shop have?
         if again is not None:
             return again
         raise CouponRefused(f"Sellix answered status {status!r}")

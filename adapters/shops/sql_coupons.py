@@ -55,21 +55,6 @@ class GrantNeed:
     columns: tuple[str, ...]
 
 
-class IssuesCoupons:
-    """Mixed into a database shop adapter: :class:`~adapters.coupons.CouponIssuer` by its :attr:`coupons` side."""
-
-    coupons: SqlCoupons
-
-    def coupons_ready(self) -> str | None:
-        return self.coupons.coupons_ready()
-
-    def find_coupon(self, code: str) -> Coupon | None:
-        return self.coupons.find_coupon(code)
-
-    def create_coupon(self, spec: CouponSpec) -> Coupon:
-        return self.coupons.create_coupon(spec)
-
-
 class SqlCoupons(ABC):
     """Base of a database shop's coupon side. ``shop``: the adapter (its settings, zone, prefix and read engine).
 

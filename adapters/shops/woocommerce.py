@@ -32,7 +32,7 @@ from pydantic import Field
 
 from adapters.base import CustomerPage, MalformedRecord, OrderPage, ReviewPage, one_per_id
 from adapters.checks import Check, CheckContext
-from adapters.coupons import Coupon, CouponSpec
+from adapters.coupons import IssuesCoupons
 from adapters.shops.paging import MAX_PAGES, PageGuard, json_body
 from adapters.shops.quarantine import json_id, read_records, shown
 from adapters.shops.woocommerce_check import check_woocommerce
@@ -223,7 +223,7 @@ class WooCommerceSettings(ShopSettings, RemoteTimeouts):
     coupon_consumer_secret: str = ""
 
 
-class WooCommerceShop:
+class WooCommerceShop(IssuesCoupons[WooCommerceCoupons]):
     """Reads orders, customers and reviews from a WooCommerce store. Capabilities: :class:`~adapters.base.OrderLookup`,
     :class:`~adapters.base.OrderPresence`, :class:`~adapters.base.ReviewSource`, :class:`~adapters.checks.SelfCheck`,
     :class:`~adapters.coupons.CouponIssuer` (:mod:`adapters.shops.woocommerce_coupons`)."""
@@ -410,17 +410,6 @@ class WooCommerceShop:
         yield from check_woocommerce(self.client, self.config.base_url + API)
         if self.coupons.configured:
             yield from self.coupons.check()
-
-    # ---- coupons (adapters.coupons.CouponIssuer) --------------------------------------------------------------------
-
-    def coupons_ready(self) -> str | None:
-        return self.coupons.ready()
-
-    def find_coupon(self, code: str) -> Coupon | None:
-        return self.coupons.find(code)
-
-    def create_coupon(self, spec: CouponSpec) -> Coupon:
-        return self.coupons.create(spec)
 
     def close(self) -> None:
         self.client.close()

@@ -119,17 +119,17 @@ class WooCommerceCoupons:
             transport=transport,
         )
 
-    def ready(self) -> str | None:
+    def coupons_ready(self) -> str | None:
         if self.configured:
             return None
         return f"set {KEYS} to a second REST API key with Read/Write permission ({WHERE_KEYS})"
 
     def _require(self) -> None:
-        reason = self.ready()
+        reason = self.coupons_ready()
         if reason is not None:
             raise CouponsUnavailable(reason)
 
-    def find(self, code: str) -> Coupon | None:
+    def find_coupon(self, code: str) -> Coupon | None:
         self._require()
         with codes_hidden(code):
             response = self.client.request("GET", "/coupons", params={"code": code, "_fields": FIELDS})
@@ -141,8 +141,8 @@ class WooCommerceCoupons:
                 return coupon
         return None
 
-    def create(self, spec: CouponSpec) -> Coupon:
-        found = self.find(spec.code)  # read before create (the seam's rule): an interrupted try may have made it
+    def create_coupon(self, spec: CouponSpec) -> Coupon:
+        found = self.find_coupon(spec.code)  # read before create (the seam's rule): an interrupted try may have made it
         if found is not None:
             return found
         try:
@@ -154,7 +154,7 @@ class WooCommerceCoupons:
                 raise  # transient or unsure (UnsureStatus): delivery verifies with find_coupon before resending
             code = code_of(error)
             if code == TAKEN:
-                again = self.find(spec.code)
+                again = self.find_coupon(spec.code)
                 if again is not None:
                     return again
                 raise CouponRefused(f"HTTP 400 {TAKEN}, and no published coupon has the code") from None
@@ -164,7 +164,7 @@ class WooCommerceCoupons:
         coupon = parse_coupon(body)
         if coupon is None:
             # Made, but the answer is unreadable: read it back rather than guess its id.
-            again = self.find(spec.code)
+            again = self.find_coupon(spec.code)
             if again is None:
                 raise CouponRefused("the shop answered the new coupon without an id or code")
             return again

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, overload
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from connector.core import plugins
 from connector.core.config_scope import LocalConfig, Scope, StateConfig, interpolate, select, state_url
@@ -37,6 +37,7 @@ from connector.core.settings import (
     StrictModel,
     TimeZone,
     format_errors,
+    split_communities,
     validate_table,
 )
 
@@ -130,16 +131,6 @@ class Rule(StrictModel):
         return value
 
 
-def _split_communities(data: Any, model: type[BaseModel]) -> Any:
-    """``[reviews]`` and ``[points]`` mix their own keys with one key per community: gather the latter."""
-    if isinstance(data, dict):
-        own = set(model.model_fields)
-        rest = {k: v for k, v in data.items() if k not in own}
-        data = {k: v for k, v in data.items() if k in own}
-        data["communities"] = {**data.get("communities", {}), **rest}
-    return data
-
-
 class ReviewTarget(StrictModel):
     """Where a community shows reviews. Discourse: a category (created if missing). Discord: a forum channel, with one
     thread per product (each review a message in it) or one thread per review."""
@@ -181,7 +172,7 @@ class ReviewsConfig(StrictModel):
     topic_prefix: str = "shop"
     communities: dict[str, ReviewTarget] = Field(default_factory=dict)
 
-    _split = model_validator(mode="before")(lambda data: _split_communities(data, ReviewsConfig))
+    _split = model_validator(mode="before")(lambda data: split_communities(data, ReviewsConfig))
 
     @field_validator("topic_prefix")
     @classmethod
@@ -233,7 +224,7 @@ class PointsConfig(StrictModel):
     per_review: Annotated[int, Field(ge=0)] = 0
     communities: dict[str, PointsTarget] = Field(default_factory=dict)
 
-    _split = model_validator(mode="before")(lambda data: _split_communities(data, PointsConfig))
+    _split = model_validator(mode="before")(lambda data: split_communities(data, PointsConfig))
 
 
 class DeliveryConfig(StrictModel):

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from connector.core.settings import KeyedError, RequiredStr, StrictModel
+from connector.core.settings import KeyedError, RequiredStr, StrictModel, split_communities
 
 #: The most points one option may cost, one post may earn, or a day may bring (a 64-bit sum stays far away).
 MAX_POINTS = 10**9
@@ -63,15 +63,7 @@ class EarnConfig(StrictModel):
     new_member_days: Annotated[int, Field(ge=0, le=3650)] = 7
     communities: dict[str, EarnTarget] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _split(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            own = set(cls.model_fields)
-            rest = {k: v for k, v in data.items() if k not in own}
-            data = {k: v for k, v in data.items() if k in own}
-            data["communities"] = {**data.get("communities", {}), **rest}
-        return data
+    _split = model_validator(mode="before")(lambda data: split_communities(data, EarnConfig))
 
 
 class CouponTerms(StrictModel):

@@ -130,6 +130,16 @@ class CommunitySettings(StrictModel):
         return []
 
 
+def split_communities(data: Any, model: type[BaseModel]) -> Any:
+    """``[reviews]``, ``[points]`` and ``[earn]`` mix their own keys with one key per community: gather the latter."""
+    if isinstance(data, dict):
+        own = set(model.model_fields)
+        rest = {k: v for k, v in data.items() if k not in own}
+        data = {k: v for k, v in data.items() if k in own}
+        data["communities"] = {**data.get("communities", {}), **rest}
+    return data
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

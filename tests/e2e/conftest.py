@@ -45,6 +45,9 @@ max_attempts = {max_attempts}
 retry_base_seconds = 0
 """
 
+#: The shop key with Read/Write permission that makes redeemed coupons (``World.add_coupon_key``).
+COUPON_KEY = ("ck_coupon000000000000000000000000000000000", "cs_coupon000000000000000000000000000000000")
+
 ENV = {
     "WC_CONSUMER_KEY": "ck_e2e0000000000000000000000000000000000000",
     "WC_CONSUMER_SECRET": "cs_e2e0000000000000000000000000000000000000",
@@ -111,6 +114,21 @@ class World:
         self.config_path.write_text(
             text[:start] + "[shop]\n" + table.rstrip("\n") + "\n" + text[end:], encoding="utf-8"
         )
+
+    def add_coupon_key(self) -> tuple[str, str]:
+        """A second shop key with Read/Write permission, written into ``[shop]`` as the coupon key
+        (``coupon_consumer_key``/``_secret``); call it after ``write_config``."""
+        self.shop.add_key(*COUPON_KEY, "read_write")
+        text = self.config_path.read_text()
+        self.config_path.write_text(
+            text.replace(
+                'consumer_secret = "${WC_CONSUMER_SECRET}"\n',
+                'consumer_secret = "${WC_CONSUMER_SECRET}"\n'
+                f'coupon_consumer_key = "{COUPON_KEY[0]}"\ncoupon_consumer_secret = "{COUPON_KEY[1]}"\n',
+            ),
+            encoding="utf-8",
+        )
+        return COUPON_KEY
 
     @property
     def db_path(self) -> Path:

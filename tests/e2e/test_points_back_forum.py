@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from tests.e2e.conftest import COUPON_KEY
 from tests.e2e.test_daemon import DSECRET, free_port, start, wait_for
 
 SECRET = "r" * 40
-COUPON_KEY = ("ck_coupon000000000000000000000000000000000", "cs_coupon000000000000000000000000000000000")
 CODE = re.compile(r"CB-[A-Z2-7]{12}")
 OLD = "2024-01-05T10:00:00.000Z"
 
@@ -29,9 +29,8 @@ options = [{{ points = 500, coupon = {{ amount = "5.00", type = "fixed_cart" }} 
 
 @pytest.fixture
 def forum_world(world):
-    world.shop.add_key(*COUPON_KEY, "read_write")
     world.write_config(extra=EXTRA)
-    _coupon_keys(world)
+    world.add_coupon_key()
     forum = world.forum
     forum.rate_limit_create_topic = forum.rate_limit_create_post = 0
     forum.rate_limit_new_user_create_topic = forum.rate_limit_new_user_create_post = 0
@@ -46,18 +45,6 @@ def forum_world(world):
     world.shop.add_order(customer, items=[(card, 1)])
     assert world.cli("sync").code == 0  # alice is a verified buyer, matched to her forum account by email
     return world
-
-
-def _coupon_keys(world) -> None:
-    text = world.config_path.read_text()
-    world.config_path.write_text(
-        text.replace(
-            'consumer_secret = "${WC_CONSUMER_SECRET}"\n',
-            'consumer_secret = "${WC_CONSUMER_SECRET}"\n'
-            f'coupon_consumer_key = "{COUPON_KEY[0]}"\ncoupon_consumer_secret = "{COUPON_KEY[1]}"\n',
-        ),
-        encoding="utf-8",
-    )
 
 
 def act(world, username: str, path: str, **body) -> dict:
@@ -185,7 +172,7 @@ listen = "127.0.0.1:{port}"
 discourse_webhook_secret = "{DSECRET}"
 """
     )
-    _coupon_keys(world)
+    world.add_coupon_key()
     guide(world)
     assert world.cli("sync").code == 0
     start(world)

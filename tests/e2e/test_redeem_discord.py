@@ -15,10 +15,10 @@ import pytest
 from adapters.communities.discord_contributions import snowflake_at
 from sandbox.discord import API, DiscordSandbox
 from sandbox.server import SandboxServer
+from tests.e2e.conftest import COUPON_KEY
 from tests.e2e.test_daemon import free_port, start, wait_for
 
 SECRET = "r" * 40
-COUPON_KEY = ("ck_coupon000000000000000000000000000000000", "cs_coupon000000000000000000000000000000000")
 CODE = re.compile(r"CB-[A-Z2-7]{12}")
 
 
@@ -26,7 +26,6 @@ CODE = re.compile(r"CB-[A-Z2-7]{12}")
 def redeem_world(world):
     world.discord = DiscordSandbox(bot_token="bot-token-123")
     world.discord_server = SandboxServer(world.discord.app).start()
-    world.shop.add_key(*COUPON_KEY, "read_write")
     world.port = free_port()
     world.base = f"http://127.0.0.1:{world.port}"
     world.processes = []
@@ -54,15 +53,7 @@ retry_every = 3600
 listen = "127.0.0.1:{world.port}"
 """
     )
-    text = world.config_path.read_text()
-    world.config_path.write_text(
-        text.replace(
-            'consumer_secret = "${WC_CONSUMER_SECRET}"\n',
-            'consumer_secret = "${WC_CONSUMER_SECRET}"\n'
-            f'coupon_consumer_key = "{COUPON_KEY[0]}"\ncoupon_consumer_secret = "{COUPON_KEY[1]}"\n',
-        ),
-        encoding="utf-8",
-    )
+    world.add_coupon_key()
     card = world.shop.add_product("Steam 钱包充值卡 $20", "145.00")
     customer = world.shop.add_customer("alice@example.com", username="alice")
     world.shop.add_order(customer, items=[(card, 1)])
