@@ -22,6 +22,9 @@ def coupon_code(secret: str, key: str) -> str:
     return PREFIX + base64.b32encode(digest).decode()[:12]
 
 
-def reference(redemption_id: int, status: str) -> str:
-    """The line that finds an answer again after a crash (one per answer: the waiting notice and the code differ)."""
-    return f"CardBridge R{redemption_id}-{status}"
+def reference(key: str, status: str) -> str:
+    """The line that finds an answer again after a crash (one per answer: the waiting notice and the code differ).
+
+    Made from the request's key, not from a row id, so a second state store that reads the same message again finds
+    the answer the first one sent instead of sending another."""
+    return f"CardBridge ref {hashlib.sha256(key.encode()).hexdigest()[:10]}-{status}"

@@ -153,6 +153,8 @@ class RedeemDesk:
 
     def _store(self, request: Request) -> RedemptionRow:
         row, new = self.state.redemptions.record(request)
+        if new and row.status == "refused" and row.reason in ("balance", "debt"):
+            row = self._found_in_shop(row)
         if new:
             log.info(
                 "member request",
@@ -163,6 +165,22 @@ class RedeemDesk:
                 reason=row.reason,
             )
         return row
+
+    def _found_in_shop(self, row: RedemptionRow) -> RedemptionRow:
+        """Read before answering a refusal: a state store that lost the first one reads an old message again, and
+        its coupon may be in the shop already; then the redemption was issued, and is recorded so (its points
+        deducted), and the member's answer is the one already sent."""
+        if not isinstance(self.shop, CouponIssuer):
+            return row
+        try:
+            coupon = self.shop.find_coupon(self.code(row))
+        except Exception as error:  # the shop cannot tell now: the refusal stands
+            log.warning("coupon look-up failed", id=row.id, error=failure(error))
+            return row
+        if coupon is None or not self.state.redemptions.recovered(row.id or 0, coupon.remote_id):
+            return row
+        found = self.state.redemptions.by_id(row.id or 0)
+        return found or row
 
     def poll(self, community: str) -> int:
         """Read the private messages written since the last poll (the webhook's fallback); how many were new."""
@@ -276,12 +294,13 @@ class RedeemDesk:
         rid = row.id or 0
         inbox = self.inboxes.get(row.community)
         if row.conversation and inbox is not None:
-            marker = reference(rid, row.status)
-            if row.reply == "sending":  # a try that may have gone out before a crash: look before sending again
-                found = inbox.replied(row.conversation, marker)
-                if found is not None:
-                    redemptions.replied(rid, found)
-                    return
+            marker = reference(row.key, row.status)
+            # Look before sending, always: a try may have gone out before a crash, and a state store that lost the
+            # first one reads old messages again (one read of the conversation per answer).
+            found = inbox.replied(row.conversation, marker)
+            if found is not None:
+                redemptions.replied(rid, found)
+                return
             redemptions.sending(rid)
             posted = inbox.reply(row.conversation, f"{self.text(row)}\n\n<small>{marker}</small>")
             redemptions.replied(rid, posted)

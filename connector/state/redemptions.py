@@ -268,6 +268,34 @@ class Redemptions:
         self._set(redemption_id, **values)
         return park
 
+    def recovered(self, redemption_id: int, coupon_ref: str) -> bool:
+        """A refused redemption whose coupon the shop already has (a state store that lost the first one read the
+        message again): it was issued, so its points are deducted whatever the balance says now."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(redemptions_t).where(
+                    and_(redemptions_t.c.id == redemption_id, redemptions_t.c.status == "refused")
+                )
+            ).first()
+            if row is None or row.customer_key is None or row.amount is None:
+                return False
+            now = utcnow()
+            conn.execute(
+                update(redemptions_t)
+                .where(redemptions_t.c.id == redemption_id)
+                .values(status="issued", reason=None, coupon_ref=coupon_ref, updated_at=now)
+            )
+            conn.execute(
+                insert(points_t).values(
+                    key=redeem_event_key(row.key),
+                    customer_key=row.customer_key,
+                    points=-row.points,
+                    reason=f"redeemed for a coupon ({row.community}), found in the shop",
+                    created_at=now,
+                )
+            )
+            return True
+
     def approve(self, redemption_id: int) -> bool:
         return self._set(redemption_id, ("waiting",), status="reserved")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -201,3 +202,25 @@ def test_a_shop_without_coupon_keys_is_named_by_check_and_refused_by_sync(world)
     assert [c["result"] for c in earns] == ["ok"]
     run = world.cli("sync")
     assert run.code == 2 and "coupon_consumer_key" in run.stderr
+
+
+def test_a_lost_state_store_reads_the_message_again_and_sends_no_second_coupon_or_reply(forum_world):
+    world = forum_world
+    guide(world)
+    assert world.cli("sync").code == 0
+    asked = pm(world, "兑换 500", "麻烦帮我兑换一张优惠券，谢谢！")
+    assert world.cli("sync").code == 0
+    [answer] = replies(world, asked["topic_id"])
+    world.db_path.unlink()
+    for extra in ("-wal", "-shm"):
+        Path(str(world.db_path) + extra).unlink(missing_ok=True)
+    run = world.cli("sync")  # a new, empty store: the shop, the forum and the inbox are read from the start
+    assert run.code == 0, run.output
+    assert replies(world, asked["topic_id"]) == [answer]
+    assert len(world.shop.all_coupons()) == 1
+    # The coupon found in the shop puts the redemption in the new ledger; the guide's points follow on the next pass
+    # (earning is read before the pass matches her account again).
+    assert points(world) == -500
+    assert world.cli("sync").code == 0
+    assert points(world) == 100
+    assert replies(world, asked["topic_id"]) == [answer]
