@@ -44,9 +44,13 @@ class ContributionSource(Protocol):
     """Optional: a community whose posts, likes and accepted solutions CardBridge can read (with its admin key or
     bot token; no gateway)."""
 
-    def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
+    def contributions(self, places: Sequence[str], since: datetime, generation: str = "") -> Iterator[Contribution]:
         """Every post made since ``since`` in the given places (category names / channel ids), removed ones included
-        when the community still answers for them. Bounded: the adapter stops at its own page limits."""
+        when the community still answers for them. Bounded: the adapter stops at its own page limits.
+
+        A source may skip what it remembers as unchanged since an earlier walk (Discourse: topics whose list entry
+        says the same), but only for the same ``generation``: the core changes it when who is matched to a shop
+        customer changes, since a post skipped as unchanged may earn for its newly matched author."""
         ...
 
 

@@ -309,9 +309,10 @@ class DiscordCommunity:
 
     # ---- ContributionSource: reactions in forum channels -----------------------------------------------------------
 
-    def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
+    def contributions(self, places: Sequence[str], since: datetime, generation: str = "") -> Iterator[Contribution]:
         """Members' posts since ``since`` in the forum channels ``places`` (ids), with who reacted; deleted posts are
-        absent (see :attr:`contributions_complete` before taking an absent post's points back)."""
+        absent (see :attr:`contributions_complete` before taking an absent post's points back). Every walk reads
+        everything (nothing is skipped as unchanged), so ``generation`` is not needed."""
         return self._earn.contributions(places, since)
 
     @property

@@ -369,9 +369,9 @@ class DiscourseCommunity:
     # Reads raise :class:`RemoteError` (a forum that answers 5xx/429 after retries, a key without rights) and
     # :class:`httpx.HTTPError` as they come: the caller decides whether the pass goes on without them.
 
-    def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
+    def contributions(self, places: Sequence[str], since: datetime, generation: str = "") -> Iterator[Contribution]:
         """Posts since ``since`` in the named categories: :mod:`adapters.communities.discourse_contributions`."""
-        return self._contributions.contributions(places, since)
+        return self._contributions.contributions(places, since, generation)
 
     def messages_since(self, cursor: str | None) -> tuple[list[InboxMessage], str | None]:
         """Members' PMs to the API user after ``cursor``: :mod:`adapters.communities.discourse_inbox`."""

@@ -34,7 +34,8 @@ look-up limit come with ``joined_at`` None, and get their age on a later pass (a
 each pass; instead each topic read whole is remembered (the adapter's id cache, kept in the state store) with what
 its list entry said: ``bumped_at``, ``posts_count``, ``like_count`` (the sum of its live posts' likes,
 ``PostAction#update_counters``: ``Topic.where(id: topic_id).update_all like_count``), ``has_accepted_answer``
-(discourse-solved), and the period of ``recheck_minutes`` it was read in. A topic whose entry says the same in the
+(discourse-solved), the period of ``recheck_minutes`` it was read in, and the caller's ``generation`` (who is
+matched to a shop customer: a post skipped as unchanged may earn once its author is matched). A topic whose entry says the same in the
 same period is skipped: a new post, a like or an unlike, a deleted post (``posts_count``) or an accepted answer opens
 it again. A post hidden after flags changes none of them, so the first pass of each period reads every topic of the
 window again: a hidden post gives its points back within ``recheck_minutes`` (a deleted one at once). The second of
@@ -50,6 +51,7 @@ bumped since ``since``: one more request a category, and one per deleted topic.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,7 +133,7 @@ class ForumContributions:
         #: Topic id → what its list entry said when it was last read whole (``SEEN``); None: read every topic.
         self.seen = seen
 
-    def contributions(self, places: Sequence[str], since: datetime) -> Iterator[Contribution]:
+    def contributions(self, places: Sequence[str], since: datetime, generation: str = "") -> Iterator[Contribution]:
         """Posts made since ``since`` in the named categories, oldest topic activity last (the list's order)."""
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
@@ -146,7 +148,8 @@ class ForumContributions:
             for deleted in (False, True):
                 if budget.spent():
                     break
-                for topic_id, signature in self._topics(category, since, budget, deleted=deleted):
+                for topic_id, signed in self._topics(category, since, budget, deleted=deleted):
+                    signature = f"{signed}|{_short(generation)}"
                     if self._skip(topic_id, signature):
                         continue  # nothing a post's points depend on changed since it was read today
                     whole = yield from self._topic(topic_id, place, since, budget)
@@ -324,6 +327,10 @@ class ForumContributions:
         return joined
 
 
+def _short(generation: str) -> str:
+    return hashlib.sha256(generation.encode()).hexdigest()[:6]
+
+
 #: The id-cache kind under which read topics' signatures are kept.
 SEEN = "earn_topic"
 
@@ -335,12 +342,12 @@ def signature(topic: dict[str, Any], deleted: bool, minutes: int, now: datetime 
     parts = [
         str(period),
         "d" if deleted else "l",
-        str(topic.get("bumped_at"))[:30],
+        str(topic.get("bumped_at"))[:24],
         str(_int(topic.get("posts_count"))),
         str(_int(topic.get("like_count"))),
         "s" if topic.get("has_accepted_answer") is True else "-",
     ]
-    return "|".join(parts)[:64]
+    return "|".join(parts)[:57]  # and "|" + 6 of the generation: within the id cache's 64
 
 
 class _Budget:

@@ -24,12 +24,12 @@ from connector.core.clock import utcnow
 from connector.core.config import Config, ConfigError
 from connector.core.logs import log
 from connector.features.base import Feature, PassOptions, PassReport, Progress, Run, quiet
-from connector.features.earn import EarnFeature
 from connector.features.grants import GrantsFeature
 from connector.features.linked_roles import LinkedRolesFeature
 from connector.features.points import PointsFeature
 from connector.features.reviews import ReviewsFeature
 from connector.flow.deliver import DeliverStage
+from connector.flow.earn import EarnStage
 from connector.flow.reconcile import ReconcileStage, VanishedOrdersStage
 from connector.flow.redeem import RedeemDesk, RedeemStage
 from connector.flow.run import Stage, run_pass, stages
@@ -125,7 +125,6 @@ class Connector:
         #: The plug-ins of a pass, in the order they plan: points decide tier roles before grants diff them, and
         #: Linked Roles shows the points total. A new feature is a module and one line here.
         self.features: list[Feature] = [
-            EarnFeature(self.store, config),
             self.reviews,
             PointsFeature(self.store, config),
             GrantsFeature(),
@@ -179,7 +178,13 @@ class Connector:
             raise ValueError("a dry run plans into its store: run it on a throw-away copy (connector.flow.dry_run)")
         options = PassOptions(full=full, since=since, dry_run=dry_run, order_ids=order_ids, progress=progress)
         run = self._run(PassReport(), options)
-        steps = stages(self.features, self.communities, dry_run=dry_run, after=[RedeemStage(self.desk)])
+        steps = stages(
+            self.features,
+            self.communities,
+            dry_run=dry_run,
+            matched=[EarnStage(self.store, self.config)],
+            after=[RedeemStage(self.desk)],
+        )
         return run_pass(run, [_Guarded(stage) for stage in steps])
 
     @contextmanager

@@ -1,5 +1,5 @@
-"""A pass is its list of stages: pull → prepare → plan → match → replan → deliver → report (a dry run: preview
-instead of deliver, on a throw-away copy of the store).
+"""A pass is its list of stages: pull → prepare → plan → match → earn → replan → deliver → redeem → report (a dry
+run: preview instead of deliver, and no earn or redeem, on a throw-away copy of the store).
 
 ``run_pass`` runs them in order on one ``Run``; a stage takes the state store, the config and its adapters from the
 run, never the connector. The identity match sits between two plans because who needs a look-up is a planning
@@ -80,15 +80,18 @@ def stages(
     communities: Mapping[str, CommunityAdapter],
     *,
     dry_run: bool = False,
+    matched: Sequence[Stage] = (),
     after: Sequence[Stage] = (),
 ) -> list[Stage]:
-    """The stages of one pass, in order; a dry run lists the outbox where a pass delivers. ``after``: stages that
-    run once the outbox is delivered (members' redemptions), skipped by a dry run."""
+    """The stages of one pass, in order; a dry run lists the outbox where a pass delivers. ``matched``: stages that
+    need the identity match and feed the second plan (points earned in the community); ``after``: stages that run
+    once the outbox is delivered (members' redemptions). A dry run skips both (they write to the ledger)."""
     return [
         PullStage(),
         PrepareStage(features),
         PlanStage(features),
         MatchStage(),
+        *(() if dry_run else matched),
         PlanStage(features, after_match=True),
         PreviewStage(features) if dry_run else DeliverStage(features),
         *(() if dry_run else after),

@@ -58,6 +58,18 @@ class Earnings:
                 )
         return found
 
+    def generation(self, community: str) -> str:
+        """A token that changes whenever an account on ``community`` is matched to a customer, relinked or unlinked
+        (how many are matched, and the latest change): what a source skipped as unchanged must be read again then,
+        as its author may earn now."""
+        with self.engine.connect() as conn:
+            count, latest = conn.execute(
+                select(func.count(), func.max(identities_t.c.updated_at)).where(
+                    and_(identities_t.c.community == community, identities_t.c.status == "matched")
+                )
+            ).one()
+        return f"{count}:{latest.timestamp() if isinstance(latest, datetime) else 0}"
+
     def buyers(self, keys: Iterable[str]) -> set[str]:
         """Those of ``keys`` with a paid order."""
         found: set[str] = set()

@@ -225,3 +225,14 @@ def test_a_topic_whose_list_entry_did_not_change_is_not_opened_again_until_the_n
     list(every_pass.contributions(["Support"], SINCE))
     list(every_pass.contributions(["Support"], SINCE))
     assert forum.count("GET", r"^/t/\d+\.json") == 2  # with 0, every topic is opened every pass
+
+
+def test_a_new_generation_opens_unchanged_topics_again(url, forum):
+    """The core changes the generation when someone is matched to a shop customer: a post skipped as unchanged may
+    earn for its newly matched author, so it is read again at once, not in the next period."""
+    question = topic(url, "alice", "Which region is my gift card for", "The card says global but the shop says EU.")
+    like(url, "bob", question["id"])
+    adapter = community(url)
+    assert len(list(adapter.contributions(["Support"], SINCE, "1:100"))) == 1
+    assert list(adapter.contributions(["Support"], SINCE, "1:100")) == []
+    assert [c.post_id for c in adapter.contributions(["Support"], SINCE, "2:160")] == [str(question["id"])]

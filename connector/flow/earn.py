@@ -1,40 +1,39 @@
 """Earn: members' useful posts become points in the same ledger as purchase points (``[earn]``).
 
-In ``prepare`` each pass reads, per configured community, the posts of the last ``window_days`` in the configured
+A stage of the pass, after the identity match (a post earns only for an author matched to a shop customer, and a
+new store or a newly linked member is matched there) and before the second plan (which plans the customers whose
+points changed). Each pass reads, per configured community, the posts of the last ``window_days`` in the configured
 categories or channels (``ContributionSource``), works out what each is worth (``mappings.earn``) and records the
 difference as a point event for the author's shop customer. Only members matched to a shop customer earn (points are
 spent as shop coupons); likes by the author, by accounts linked to the same customer and by new accounts do not count.
-The customers whose points changed are planned this pass, so the points feature shows the new totals.
+The customers whose points changed are planned in the pass's second plan, so the points feature shows the new totals.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from adapters.base import Outcome
 from adapters.contributions import Contribution, ContributionSource, OmitsRemoved
 from connector.core.clock import utcnow
 from connector.core.config import Config
 from connector.core.logs import log
-from connector.core.payloads import Payload, Skip
-from connector.features.base import PlanBatch, Run
+from connector.features.base import Run
 from connector.state import State
 from connector.state.earnings import Earned
-from connector.state.tables import OutboxRow
 from mappings.earn import EarnRules, counted, delta, post_worth
 
 #: Posts read per community and pass at most (the adapter pages within its own limits too).
 MAX_POSTS = 5000
 
 
-class EarnFeature:
-    kinds: frozenset[str] = frozenset()
+class EarnStage:
+    name = "earn"
 
     def __init__(self, state: State, config: Config) -> None:
         self.state, self.config = state, config
 
-    def prepare(self, run: Run) -> None:
+    def run(self, run: Run) -> None:
         earn = self.config.earn
         if earn is None or run.dry_run:
             return
@@ -53,7 +52,8 @@ class EarnFeature:
             try:
                 posts = []
                 since = now - timedelta(days=earn.window_days)
-                for post in adapter.contributions(target.places, since):
+                generation = self.state.earnings.generation(community)
+                for post in adapter.contributions(target.places, since, generation):
                     posts.append(post)
                     if len(posts) >= MAX_POSTS:
                         break
@@ -124,15 +124,3 @@ class EarnFeature:
             events.append(Earned(community, post_id, customer, -points, f"post {post_id} removed"))
         self.state.earnings.add(events, {e.post_id: held[e.post_id][1] for e in events})
         return len(events)
-
-    def plan(self, run: Run, batch: PlanBatch) -> None:
-        return None
-
-    def payload(self, row: OutboxRow) -> Payload:
-        return Skip()
-
-    def record(self, run: Run, rows: Sequence[OutboxRow], outcomes: Mapping[int, Outcome]) -> None:
-        return None
-
-    def describe(self, row: OutboxRow) -> str | None:
-        return None
