@@ -111,10 +111,15 @@ def earn_requests(topics: int) -> dict[str, Counter[str]]:
                 for liker in likers:
                     act(liker, id=post, post_action_type_id=2)
         with tempfile.TemporaryDirectory() as folder:
-            key = list(shop.keys.values())[0]
+            key = next(iter(shop.keys.values()))
             (Path(folder) / "cardbridge.toml").write_text(
-                CONFIG.format(shop=shop_url.url, ck=key.consumer_key, cs=key.consumer_secret, forum=forum_url.url,
-                              key=forum.api_key),  # fmt: skip
+                CONFIG.format(
+                    shop=shop_url.url,
+                    ck=key.consumer_key,
+                    cs=key.consumer_secret,
+                    forum=forum_url.url,
+                    key=forum.api_key,
+                ),
                 encoding="utf-8",
             )
             for name in ("first pass", "second pass"):

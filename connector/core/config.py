@@ -482,6 +482,10 @@ class Config(StrictModel):
                     raise KeyedError(f"earn.{community}", "name where points are earned (categories or channels)")
         if self.redeem:
             check_communities("redeem.communities", self.redeem.communities, self.communities)
+            for name in self.redeem.communities:
+                missing = self.communities[name].missing_for("redeem")
+                if missing:
+                    raise KeyedError(f"communities.{name}.{missing[0]}", "is required by [redeem]")
         names = [rule.name for rule in self.rules]
         for name in names:
             if names.count(name) > 1:

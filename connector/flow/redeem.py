@@ -75,8 +75,9 @@ class RedeemDesk:
         self.endpoints: dict[str, InteractionEndpoint] = {}
         if redeem is not None:
             for name, community in communities.items():
-                if name not in wanted:
-                    continue
+                settings = config.communities.get(name)
+                if name not in wanted or (settings is not None and settings.missing_for("redeem")):
+                    continue  # not asked for, or (without redeem.communities) not set up for it: no channel
                 if isinstance(community, PrivateInbox):
                     self.inboxes[name] = community
                 if isinstance(community, InteractionEndpoint):

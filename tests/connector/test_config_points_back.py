@@ -64,3 +64,20 @@ def test_a_mistake_names_its_key(extra, key):
     with pytest.raises(ConfigError) as error:
         _load(extra)
     assert key in str(error.value)
+
+
+def test_a_discord_community_named_for_redeeming_needs_its_public_key():
+    extra = f"""
+[communities.discord]
+kind = "discord"
+bot_token = "t"
+guild_id = "123"
+application_id = "456"
+[redeem]
+secret = "{SECRET}"
+options = [{{ points = 5, coupon = {{ amount = "1" }} }}]
+communities = ["discord"]
+"""
+    with pytest.raises(ConfigError) as error:
+        _load(extra)
+    assert "communities.discord.public_key: is required by [redeem]" in str(error.value)
