@@ -14,6 +14,7 @@ from connector.state.db import open_engine
 from connector.state.earnings import Earnings
 from connector.state.identities import Identities
 from connector.state.ledger import Ledger
+from connector.state.link_attempts import LinkAttempts
 from connector.state.locks import Locks
 from connector.state.outbox import Outbox
 from connector.state.planning import Plans
@@ -58,6 +59,8 @@ class State:
         self.earnings = Earnings(engine)
         #: Members' requests and their redemptions of points for shop coupons.
         self.redemptions = Redemptions(engine)
+        #: The link page's failed proofs (keyed hashes), shared by replicas: its brute-force brake.
+        self.link_attempts = LinkAttempts(engine)
         #: One pass at a time across processes and hosts (a leased row).
         self.locks = Locks(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.
