@@ -18,10 +18,7 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-import threading
-import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,71 +122,6 @@ def link_token_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Attempts:
-    """Failed proofs per key (client address, order number) in a sliding hour: a brute-force brake.
-
-    Memory is bounded by time and by size: keys whose failures all left the window are swept (every minute, and
-    whenever there are more than :attr:`MAX_KEYS`), and past :attr:`MAX_KEYS` the keys that failed longest ago go.
-    Asking whether a key is blocked never stores it.
-    """
-
-    #: Seconds a failure counts.
-    WINDOW = 3600.0
-    #: Keys kept at most (a flood of distinct order numbers or addresses cannot grow memory without bound).
-    MAX_KEYS = 50_000
-    #: Seconds between sweeps of expired keys.
-    SWEEP_EVERY = 60.0
-
-    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_hour, self.clock = per_hour, clock
-        #: Keys in the order of their latest failure (oldest first), each with its failure times.
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._swept = clock()
-
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        failures = self._failures.get(key)
-        if failures is None:
-            return None
-        while failures and now - failures[0] >= self.WINDOW:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-            return None
-        return failures
-
-    def blocked_for(self, *keys: str) -> float:
-        """Seconds until a new attempt is allowed for every key (0: allowed now)."""
-        with self._lock:
-            now = self.clock()
-            recent = [f for f in (self._recent(key, now) for key in keys) if f is not None]
-            waits = [self.WINDOW - (now - f[0]) for f in recent if len(f) >= self.per_hour]
-            return max(waits, default=0.0)
-
-    def failed(self, *keys: str) -> None:
-        with self._lock:
-            now = self.clock()
-            for key in keys:
-                failures = self._recent(key, now)
-                if failures is None:
-                    failures = self._failures[key] = deque()
-                failures.append(now)
-                self._failures.move_to_end(key)
-            if now - self._swept >= self.SWEEP_EVERY or len(self._failures) > self.MAX_KEYS:
-                self._sweep(now)
-            while len(self._failures) > self.MAX_KEYS:
-                self._failures.popitem(last=False)
-
-    def _sweep(self, now: float) -> None:
-        """Forget the keys whose failures all left the window (the least recently failed come first)."""
-        self._swept = now
-        for key in list(self._failures):
-            failures = self._failures[key]
-            if failures and now - failures[-1] < self.WINDOW:
-                break  # ordered by latest failure: every key after this one is recent too
-            del self._failures[key]
-
-
 class LinkService:
     def __init__(self, config: Config, state: State, community: CommunityAdapter) -> None:
         """``community``: the ``[link]`` community's adapter, whose members authorise its application themselves.
@@ -209,7 +141,8 @@ class LinkService:
         self.tokens = state.tokens
         self.links = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-link")
         self.states = URLSafeTimedSerializer(self.link.secret, salt="cardbridge-oauth-state")
-        self.attempts = Attempts(self.link.attempts_per_hour)
+        #: Failed proofs per client address and order number, in the store: every replica and restart shares them.
+        self.attempts = state.link_attempts.brake(self.link.secret.encode(), self.link.attempts_per_hour)
         self.trusted_proxies: list[Network] = [ipaddress.ip_network(n) for n in self.link.trusted_proxies]
 
     @property
