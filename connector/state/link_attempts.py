@@ -61,7 +61,7 @@ class LinkAttempts:
         return Brake(self, secret, per_hour)
 
     def count(self) -> int:
-        """Rows kept (for tests and ``status``-like figures; no key is revealed)."""
+        """How many failures are kept (a figure that reveals no key)."""
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(link_attempts_t)).scalar_one())
 
