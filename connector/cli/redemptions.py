@@ -142,7 +142,7 @@ def redemptions_retry(
     redemption_id: int = typer.Argument(..., help="Redemption id (see `cardbridge redemptions`)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Try a parked redemption's coupon again on the next pass (its points are still reserved)."""
+    """Try a parked redemption's coupon, or its parked answer, again on the next pass (its points stay reserved)."""
     store = open_store()
     done = store.redemptions.retry(redemption_id)
     store.close()

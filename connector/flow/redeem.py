@@ -332,6 +332,7 @@ class RedeemStage:
     def run(self, run: Run) -> None:
         if not self.desk.enabled or run.dry_run:
             return
+        self.desk.state.redemptions.prune(utcnow() - RECENT_CODES)
         for community in self.desk.inboxes:
             if run.stop.is_set():
                 return

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Index, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Index, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -300,8 +300,32 @@ class Redemptions:
         return self._set(redemption_id, ("waiting",), status="reserved")
 
     def retry(self, redemption_id: int) -> bool:
-        """A parked redemption tried again (its points are still reserved)."""
-        return self._set(redemption_id, ("parked",), status="reserved", attempts=0, next_attempt_at=None)
+        """A parked redemption tried again (its points are still reserved), or a parked answer sent again."""
+        if self._set(redemption_id, ("parked",), status="reserved", attempts=0, next_attempt_at=None):
+            return True
+        where = and_(redemptions_t.c.id == redemption_id, redemptions_t.c.reply == "parked")
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(redemptions_t)
+                .where(where)
+                .values(reply="pending", attempts=0, next_attempt_at=None, updated_at=utcnow())
+            ).rowcount
+        return bool(done)
+
+    def prune(self, before: datetime) -> int:
+        """Delete answered questions (balance, help) asked before ``before``; redemptions are kept for good."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(redemptions_t).where(
+                        and_(
+                            redemptions_t.c.command != "redeem",
+                            redemptions_t.c.reply.in_(("sent", "expired")),
+                            redemptions_t.c.created_at < before,
+                        )
+                    )
+                ).rowcount
+            )
 
     def cancel(self, redemption_id: int) -> bool:
         """Give the points back (one reversal event) unless a coupon was made; the member is told."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 from sqlalchemy import insert
 
@@ -88,3 +89,20 @@ def test_cancel_gives_the_points_back_once_and_never_after_the_coupon_exists(sto
 def test_a_member_with_no_shop_customer_is_refused_without_a_deduction(store):
     row, _ = store.redemptions.record(_redeem("forum:pm:1", customer=None))
     assert (row.status, row.reason) == ("refused", "not-linked")
+
+
+def test_a_parked_answer_can_be_sent_again_and_old_questions_are_pruned_but_redemptions_kept(store):
+    _customer(store, "c:1", 600)
+    issued, _ = store.redemptions.record(_redeem("forum:pm:1"))
+    store.redemptions.issued(issued.id, "9")
+    assert store.redemptions.failed(issued.id, "HTTP 422", max_attempts=1, base_seconds=0)
+    assert store.redemptions.by_id(issued.id).reply == "parked"
+    assert store.redemptions.retry(issued.id)
+    assert store.redemptions.by_id(issued.id).reply == "pending"
+    asked, _ = store.redemptions.record(
+        Request(key="forum:pm:2", community="forum", member_id="7", customer_key="c:1", command="points", language="en")
+    )
+    store.redemptions.replied(asked.id, "77")
+    store.redemptions.replied(issued.id, "78")
+    assert store.redemptions.prune(utcnow() + timedelta(seconds=1)) == 1
+    assert store.redemptions.by_id(asked.id) is None and store.redemptions.by_id(issued.id) is not None
