@@ -112,6 +112,13 @@ def test_a_member_redeems_with_slash_commands_and_the_shop_takes_the_code_once_f
     assert status == 200 and answer["data"]["flags"] == 64
     assert "100" in answer["data"]["content"] and code in answer["data"]["content"]
 
+    metrics = httpx.get(world.base + "/metrics").text
+    assert 'cardbridge_points_redemptions{status="issued"} 1.0' in metrics
+    assert 'cardbridge_points{kind="redeemed"} 500.0' in metrics
+    page = httpx.get(world.base + "/").text
+    assert "<h2>Redemptions</h2>" in page and "<td>issued</td><td>1</td>" in page
+    assert code not in metrics + page
+
     listed = world.cli("redemptions", "--json").json()
     assert [r["status"] for r in listed["redemptions"]] == ["refused", "issued"]
     assert listed["counts"]["points_redeemed"] == 500
