@@ -84,30 +84,12 @@ class Earnings:
                 )
         return found
 
-    def recorded(self, community: str, post_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """Per post: (points recorded so far, events recorded so far)."""
-        prefix = earn_prefix(community)
-        totals: dict[str, tuple[int, int]] = {}
-        with self.engine.connect() as conn:
-            # A key range, not LIKE: the primary key's index serves it on every database.
-            rows = conn.execute(
-                select(points_t.c.key, points_t.c.points).where(
-                    and_(points_t.c.key >= prefix, points_t.c.key < prefix[:-1] + ";")
-                )
-            )
-            wanted = set(post_ids)
-            for key, points in rows:
-                post = key[len(prefix) :].rsplit(":", 1)[0]
-                if post in wanted:
-                    total, count = totals.get(post, (0, 0))
-                    totals[post] = (total + points, count + 1)
-        return totals
-
-    def held(self, community: str) -> dict[str, tuple[int, int, str]]:
-        """Posts on ``community`` whose points are not all taken back: post → (points, events, customer key)."""
+    def _per_post(self, community: str) -> dict[str, tuple[int, int, str]]:
+        """Every post on ``community`` with earn events: post → (points, events, customer key)."""
         prefix = earn_prefix(community)
         totals: dict[str, tuple[int, int, str]] = {}
         with self.engine.connect() as conn:
+            # A key range, not LIKE: the primary key's index serves it on every database.
             rows = conn.execute(
                 select(points_t.c.key, points_t.c.points, points_t.c.customer_key).where(
                     and_(points_t.c.key >= prefix, points_t.c.key < prefix[:-1] + ";")
@@ -117,7 +99,16 @@ class Earnings:
                 post = key[len(prefix) :].rsplit(":", 1)[0]
                 total, count, _ = totals.get(post, (0, 0, customer))
                 totals[post] = (total + points, count + 1, customer)
-        return {post: held for post, held in totals.items() if held[0] != 0}
+        return totals
+
+    def recorded(self, community: str, post_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """Per post: (points recorded so far, events recorded so far)."""
+        wanted = set(post_ids)
+        return {post: (total, count) for post, (total, count, _) in self._per_post(community).items() if post in wanted}
+
+    def held(self, community: str) -> dict[str, tuple[int, int, str]]:
+        """Posts on ``community`` whose points are not all taken back: post → (points, events, customer key)."""
+        return {post: held for post, held in self._per_post(community).items() if held[0] != 0}
 
     def earned_since(self, community: str, keys: Iterable[str], since: datetime) -> dict[str, int]:
         """Points each customer gained from posts on ``community`` since ``since`` (the daily cap's use)."""
