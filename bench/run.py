@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py            # the full suite (N = 10,000 and 100,000; several minutes)
     .venv/bin/python bench/run.py --quick    # small sizes, one run each (a smoke test of the harness)
+    .venv/bin/python bench/run.py --replicas-only   # issue 18: 1 and 3 daemons on PostgreSQL (printed, not written)
 
 Every figure is a ratio or a count measured in the same run, so it holds on a noisy machine. The sandboxes run in
 their own process (``cardbridge sandbox``), the connector in another (``cardbridge backfill``), as in production.
@@ -510,6 +511,14 @@ def bench_sql_shops(orders: int) -> list[Figure]:
     return figures
 
 
+def bench_replicas(quick: bool) -> list[Figure]:
+    """1 and 3 ``cardbridge run`` replicas on the local PostgreSQL (see bench/replicas.py)."""
+    import replicas  # beside this script (bench/ is on sys.path when run as bench/run.py)
+
+    runs = replicas.bench_replicas(*((10, 60, 1) if quick else (40, 300, 3)))
+    return [Figure(*row) for row in replicas.rows(runs)]
+
+
 def reading(full: Figure, shop_side: Figure, detail: dict[str, Any]) -> list[str]:
     """What the backfill figures mean, with this run's numbers (written whether or not the target was met)."""
     grants = detail.get("by_route", {}).get("POST /user_badges.json", 0)
@@ -548,7 +557,19 @@ def main() -> None:
     )
     parser.add_argument("--no-per-user", action="store_true", help="with --mass-award-only: skip the per-user run")
     parser.add_argument("--sql-only", action="store_true", help="only the database-shop passes (printed, not written)")
+    parser.add_argument(
+        "--replicas-only", action="store_true", help="only the 1- and 3-replica figures (printed, not written)"
+    )
     args = parser.parse_args()
+    if args.replicas_only:
+        import replicas
+
+        found = bench_replicas(args.quick)
+        for f in found:
+            print(f"{f.name}: {f.value} (target {f.target}, met: {f.met}) — {f.detail}", flush=True)
+        if any(f.name == replicas.EXACTLY_ONCE and not f.met for f in found):
+            sys.exit("a buyer does not hold the badge exactly once (above)")
+        return
     if args.sql_only:
         for f in bench_sql_shops(100_000 if args.quick else 1_000_000):
             print(f"{f.name}: {f.value} — {f.detail}", flush=True)
@@ -593,6 +614,8 @@ def main() -> None:
     figures += bench_discord(100 if args.quick else 600, 20, 1.0)
     print("webhook latency …", flush=True)
     figures.append(bench_latency(10 if args.quick else 50))
+    print("replicas on PostgreSQL …", flush=True)
+    figures += bench_replicas(args.quick)
     print("database shops without their index …", flush=True)
     figures += bench_sql_shops(100_000 if args.quick else 1_000_000)
     print("local CPU per delivered single grant …", flush=True)
