@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func,
 from connector.core.clock import utcnow
 from connector.core.grants import GRANT_KINDS, OPEN_STATUSES
 from connector.state.ledger import held_refs
+from connector.state.replicas import Replicas
 from connector.state.sql import chunks, ledger_t, outbox_t
 from connector.state.tables import OutboxRow
 
@@ -32,13 +33,15 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def owner_is_gone(owner: str | None) -> bool:
-    """True when the process that claimed a row no longer runs (only decidable for this host's processes)."""
+def owner_is_gone(owner: str | None, replicas: Replicas | None = None) -> bool:
+    """True when the process that claimed a row no longer runs: asked directly on this host; on another host, gone
+    once it shows no heartbeat within its lease, as a replica or as a lock holder (``replicas``; without it, a claim
+    from another host is never taken to be gone)."""
     if not owner:
         return True
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname():
-        return False
+        return replicas is not None and not replicas.alive(owner)
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError):
@@ -146,7 +149,10 @@ class Outbox:
                     and_(outbox_t.c.community == community, outbox_t.c.status == "sending")
                 )
             ).all()
-        ids = [row.id for row in rows if row.claimed_by != this_process() and owner_is_gone(row.claimed_by)]
+        # Every delivery runs under the pass lock, whose holder beats: a claim from another host whose process shows
+        # no heartbeat any more (a replica SIGKILLed mid-call) is verified and finished here.
+        replicas = Replicas(self.engine)
+        ids = [row.id for row in rows if row.claimed_by != this_process() and owner_is_gone(row.claimed_by, replicas)]
         if not ids:
             return []
         now = utcnow()
