@@ -134,13 +134,16 @@ class WebhookStore:
         )
 
     def release(self, ids: list[int], owner: str) -> None:
-        """Give back claimed events not worked on (stopping, or the pass lock was not had): due again at once."""
+        """Give back claimed events not worked on (stopping, or the pass lock was not had): due again at once. A
+        settled event keeps ``claimed_by``: which replica handled it."""
         if not ids:
             return
         with self.engine.begin() as conn:
             conn.execute(
                 update(events_t)
-                .where(events_t.c.id.in_(ids), events_t.c.claimed_by == owner[:300])
+                .where(
+                    events_t.c.id.in_(ids), events_t.c.claimed_by == owner[:300], events_t.c.processed_at.is_(None)
+                )
                 .values(claimed_by=None, claimed_until=None)
             )
 
