@@ -21,6 +21,7 @@ from connector.state.planning import Plans
 from connector.state.records import Records
 from connector.state.redemptions import Redemptions
 from connector.state.remote_ids import RemoteIds
+from connector.state.replicas import Replicas
 from connector.state.reviews import ReviewStore
 from connector.state.status import Status
 from connector.state.tokens import TokenStore
@@ -63,6 +64,8 @@ class State:
         self.link_attempts = LinkAttempts(engine)
         #: One pass at a time across processes and hosts (a leased row).
         self.locks = Locks(engine)
+        #: The daemons sharing this store (``cardbridge run`` replicas) and their heartbeats.
+        self.replicas = Replicas(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.
         self.tokens: TokenStore | None = TokenStore(engine, token_key) if token_key else None
         #: A copy made for a dry run (``connector.state.snapshot``), deleted after the pass: the only store a dry run
