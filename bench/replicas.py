@@ -237,8 +237,9 @@ class Run:
     forum_requests: int = 0
     by_route: Counter[str] = field(default_factory=Counter)
     roles: list[str] = field(default_factory=list)
-    #: Every repeat's drain time (the figure is the median's).
+    #: Every repeat's drain time (the figure is the median's) and forum requests.
     drains: list[float] = field(default_factory=list)
+    requests_per_drain: list[int] = field(default_factory=list)
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -397,6 +398,7 @@ def merged(runs: list[Run]) -> Run:
     out = Run(runs[0].replicas, orders=middle.orders, drain_seconds=middle.drain_seconds, roles=middle.roles)
     out.forum_requests, out.by_route, out.refused = middle.forum_requests, middle.by_route, sum(r.refused for r in runs)
     out.drains = [run.drain_seconds for run in runs]
+    out.requests_per_drain = [run.forum_requests for run in runs]
     for run in runs:
         out.latencies += run.latencies
         out.badge_rows_per_buyer += run.badge_rows_per_buyer
@@ -441,9 +443,9 @@ def rows(runs: list[Run]) -> list[tuple[str, str, str, bool | None, str]]:
                 "report",
                 None,
                 f"median of {len(run.drains)} ({', '.join(f'{d:.2f}' for d in sorted(run.drains))} s), each on a "
-                f"fresh database; posted by {POSTERS} threads round robin, first post → every buyer badged; "
-                f"{run.forum_requests} forum requests ({', '.join(f'{r} {n}' for r, n in run.by_route.most_common())})"
-                f"; {run.refused} webhooks refused",
+                f"fresh database; posted by {POSTERS} threads round robin, first post → every buyer badged; forum "
+                f"requests per drain {', '.join(map(str, run.requests_per_drain))} (the median run's: "
+                f"{', '.join(f'{r} {n}' for r, n in run.by_route.most_common())}); {run.refused} webhooks refused",
             )
         )
     doubled = sum(run.doubled + run.missing for run in runs)
