@@ -103,7 +103,8 @@ class DiscourseClient(ContentCalls):
         """Count the requests in ``store``'s window for this forum, shared with every process (and every community)
         calling the same site: Discourse's admin-API limit is one window per site, whatever the key
         (``lib/auth/default_current_user_provider.rb``, ``admin_api_key_limiter``: ``RateLimiter.new(nil,
-        "admin_api_min", …)``; see ``sandbox/discourse/rate_limit.py``)."""
+        "admin_api_min", …)``; shared/specs/discourse/ERRORS_RATE_LIMITS_WEBHOOKS.md:55, and
+        ``sandbox/discourse/rate_limit.py``)."""
         if not self.requests_per_minute:
             return
         kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
