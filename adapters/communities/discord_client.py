@@ -259,7 +259,8 @@ class DiscordClient:
         max_wait: float = 60.0,
     ) -> None:
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
-        self._token = bot_token
+        #: Names the bot in a shared store: a hash of its token (limits are per bot; the store never holds the token).
+        self._bot = hashlib.sha256(bot_token.encode()).hexdigest()[:16]
         self.limits = DiscordLimits(**kwargs)
         self.http = RemoteClient(
             "discord",
@@ -280,9 +281,8 @@ class DiscordClient:
         )
 
     def share_limits(self, store: LimitStore) -> None:
-        """Count the bot's limits in ``store`` with every process running the same bot (:meth:`DiscordLimits.share`).
-        The key is a hash of the token: limits are per bot, and the store must not hold the token itself."""
-        self.limits.share(store, f"discord:bot:{hashlib.sha256(self._token.encode()).hexdigest()[:16]}")
+        """Count the bot's limits in ``store`` with every process running the same bot (:meth:`DiscordLimits.share`)."""
+        self.limits.share(store, f"discord:bot:{self._bot}")
 
     def member(self, guild_id: str, user_id: str) -> dict[str, Any]:
         return dict(self.http.request("GET", f"/guilds/{guild_id}/members/{user_id}").json())
