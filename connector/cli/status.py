@@ -12,6 +12,7 @@ from connector.core.clock import utcnow
 from connector.core.logs import mask_email
 from connector.flow import describe_customer
 from connector.server.health import PASSES, SHOP, assess_snapshot
+from connector.server.leadership import LEADER
 from connector.state import State
 
 
@@ -58,7 +59,28 @@ def status_data(store: State) -> dict[str, Any]:
         "overrides": [
             {**row, "customer": describe_customer(row["customer"], None)} for row in store.ledger.overrides()
         ],
+        "replicas": replicas_data(store),
     }
+
+
+def replicas_data(store: State) -> list[dict[str, Any]]:
+    """The daemons on this store that show a heartbeat within their lease, and which one leads."""
+    holder = store.locks.holder(LEADER)
+    now = utcnow()
+    leader = f"{holder.host}:{holder.pid}" if holder and holder.expires_at and holder.expires_at >= now else None
+    return [
+        {
+            "id": replica.id,
+            "host": replica.host,
+            "pid": replica.pid,
+            "listen": replica.listen,
+            "version": replica.version,
+            "role": "leader" if replica.id == leader else "follower",
+            "started_at": replica.started_at.isoformat(),
+            "heartbeat_at": replica.heartbeat_at.isoformat(),
+        }
+        for replica in store.replicas.live(now)
+    ]
 
 
 def health_data(store: State) -> dict[str, Any]:
@@ -127,6 +149,13 @@ def print_status(console: Console, data: dict[str, Any]) -> None:
     table.add_row("orders (paid)", f"{totals['orders']} ({totals['paid_orders']})")
     table.add_row("grants in effect", str(totals["granted"]))
     table.add_row("open conflicts", str(data["open_conflicts"]))
+    table.add_row(
+        "daemons running",
+        Text(
+            ", ".join(f"{r['id']} ({r['role']}, {r['listen']})" for r in data["replicas"])
+            or "none (no `cardbridge run` on this store)"
+        ),
+    )
     console.print(table)
     if data["quarantined"]["records"]:
         q = Table(title="Quarantined shop records")

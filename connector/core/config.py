@@ -280,6 +280,9 @@ class ServerConfig(StrictModel):
     webhook_dedup_seconds: Annotated[int, Field(ge=0)] = 86_400
     #: Handled (and dead) webhook events are deleted this many days after they were handled.
     webhook_retention_days: Annotated[int, Field(ge=1)] = 14
+    #: Replicas (several ``cardbridge run`` on one PostgreSQL): the leader, which alone runs the scheduled jobs, renews
+    #: its lease every quarter of this; when it dies, another replica takes over within about 1.25 times this.
+    lease_seconds: Annotated[float, Field(ge=1, le=120)] = 20.0
 
     @field_validator("listen")
     @classmethod

@@ -29,6 +29,7 @@ from connector.core.logs import mask_email
 from connector.flow import Connector
 from connector.server.health import SHOP, Health, HealthReport
 from connector.server.interactions import interaction_routes
+from connector.server.leadership import Leadership
 from connector.server.link_page import LinkPages
 from connector.server.linking import LinkService
 from connector.server.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -48,9 +49,12 @@ class ReadOnlyPages:
         metrics: Metrics,
         drift: Callable[[], Sequence[str]],
         clock: Callable[[], datetime],
+        leadership: Leadership | None = None,
     ) -> None:
         self.store = connector.store
         self.health = health
+        #: This replica's place among the daemons on the store (None: a lone app, as in tests of the pages).
+        self.leadership = leadership
         # The daemon's health facts outlive each pass (and a restart) in the store, for `cardbridge status`.
         health.attach(self.store.status.health)
         self.metrics = metrics
@@ -70,6 +74,8 @@ class ReadOnlyPages:
 
     def check(self) -> HealthReport:
         """The health answer; refreshes the lag and health gauges on the way."""
+        if self.leadership is not None and not self.leadership.is_leader:
+            self.health.refresh()
         report = self.health.check(self.store.records.cursors())
         self.metrics.lags(report.lags)
         self.metrics.health(report.level.value, report.verdict.failing, [SHOP, *self.health.communities])
@@ -117,9 +123,19 @@ class ReadOnlyPages:
             ],
         )
 
+    def healthz_body(self) -> tuple[int, dict[str, object]]:
+        report = self.check()
+        body: dict[str, object] = dict(report.body)
+        if self.leadership is not None:
+            try:
+                body["replica"] = self.leadership.role().to_json()
+            except Exception as error:  # the store is down: the health above says so; the role is unknown
+                body["replica"] = {"id": self.leadership.me, "role": "unknown", "error": type(error).__name__}
+        return report.status, body
+
     async def healthz(self, request: Request) -> Response:
-        report = await run_in_threadpool(self.check)
-        return JSONResponse(report.body, status_code=report.status)
+        status, body = await run_in_threadpool(self.healthz_body)
+        return JSONResponse(body, status_code=status)
 
     async def metrics_endpoint(self, request: Request) -> Response:
         await run_in_threadpool(self.refresh_gauges)

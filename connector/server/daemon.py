@@ -3,7 +3,8 @@
 One process, three kinds of work, one pass at a time: the scheduled jobs (:mod:`connector.server.jobs`), the worker
 that handles webhook events the moment they are stored (:mod:`connector.server.events`), and the HTTP app
 (:mod:`connector.server.app`). Outbox rows are claimed with a conditional UPDATE, so a ``backfill`` run beside the
-daemon never sends an action twice.
+daemon never sends an action twice. Several daemons may share one PostgreSQL store as replicas: one leads and runs
+the scheduled jobs (:mod:`connector.server.leadership`), any of them takes webhooks and works stored events.
 
 SIGTERM/SIGINT: uvicorn stops taking requests, the pass in flight stops after its current remote call, the process
 exits 0. A webhook answered 200 was stored first, so the next start processes it.
@@ -28,6 +29,7 @@ from connector.server.app import ReadOnlyPages, create_app, create_operator_app
 from connector.server.events import EventWorker
 from connector.server.health import Health
 from connector.server.jobs import Jobs
+from connector.server.leadership import Leadership
 from connector.server.listeners import KEEP_ALIVE_SECONDS, ByListener, bind, h11_with_head_timeout
 from connector.server.metrics import Metrics
 from connector.server.webhooks import configured_formats
@@ -50,10 +52,18 @@ class Daemon:
             failed_passes=config.server.unhealthy_after_failed_passes,
             sync_every=timedelta(seconds=config.schedule.sync_every),
         )
-        self.jobs = Jobs(connector, self.metrics, self.health)
+        self.leadership = Leadership(
+            connector.store,
+            config.server.listen,
+            config.server.lease_seconds,
+            on_elected=lambda: self.jobs.elected(),
+        )
+        self.jobs = Jobs(connector, self.metrics, self.health, leads=lambda: self.leadership.is_leader)
         self.formats = configured_formats(config)
-        self.worker = EventWorker(connector, self.jobs, self.formats, clock)
-        self.pages = ReadOnlyPages(connector, self.health, self.metrics, lambda: self.jobs.drift, clock)
+        self.worker = EventWorker(connector, self.jobs, self.formats, clock, owner=self.leadership.me)
+        self.pages = ReadOnlyPages(
+            connector, self.health, self.metrics, lambda: self.jobs.drift, clock, leadership=self.leadership
+        )
 
     def app(self) -> Starlette:
         return create_app(
@@ -75,6 +85,7 @@ class Daemon:
                 endpoint.register_commands()
             except Exception as error:  # the daemon serves everything else; `check` says what is wrong
                 log.warning("slash commands not registered", community=name, error=type(error).__name__)
+        self.leadership.start()
         self.jobs.start()
         self.worker.start()
 
@@ -83,6 +94,7 @@ class Daemon:
         self.worker.wake.set()
         self.jobs.shutdown()
         self.worker.join()
+        self.leadership.stop()  # last: the lease goes once this replica's passes have ended
 
 
 def warn_if_operator_pages_are_open(connector: Connector) -> None:

@@ -3,7 +3,9 @@
 Orders named by the shop are re-read and delivered in one pass; a forum account created for a waiting buyer is
 matched at once; an edit or deletion of a post CardBridge wrote becomes a conflict.
 
-Each event is handled on its own; one that fails never holds the others. A post event is tried alone. Order and
+Any replica may have stored an event; whichever is free claims it (:meth:`~connector.state.webhooks.WebhookStore.claim`),
+so several daemons on one store never work the same event at once. Each event is handled on its own; one that fails
+never holds the others. A post event is tried alone. Order and
 user events tried for the first time share one pass; an event whose try failed is tried again alone, after a
 backoff (``[server] webhook_retry_seconds``, doubling per try, at most an hour), and after
 ``webhook_max_attempts`` tries it is parked as dead (listed on the status page; the order is still read by the
@@ -23,6 +25,7 @@ from adapters.webhooks import WebhookFormat
 from connector.core.logs import log, mask_email
 from connector.flow import Connector, PassReport
 from connector.server.jobs import Jobs
+from connector.state.replicas import this_replica
 from connector.state.tables import WebhookEventRow
 from mappings.reviews import content_hash
 
@@ -41,8 +44,13 @@ class EventWorker:
         jobs: Jobs,
         formats: Mapping[str, WebhookFormat],
         clock: Callable[[], datetime],
+        owner: str | None = None,
     ) -> None:
         self.connector = connector
+        #: This replica's name on the events it claims (``host:pid``).
+        self.owner = owner or this_replica()
+        #: A claim lasts this long unless the replica's heartbeat moves it (it beats four times as often).
+        self.hold = timedelta(seconds=connector.config.server.lease_seconds)
         self.jobs = jobs
         #: source → format of the webhooks this daemon receives (how a stored event's topic reads).
         self.formats = formats
@@ -114,10 +122,18 @@ class EventWorker:
             log.info("webhook events pruned", deleted=deleted)
 
     def process_events(self) -> None:
-        now = self.clock()
-        events = self.webhooks.due(now)
+        """Claim the due events no other replica works on, and work them; what is left unsettled (stopping, the pass
+        lock not had, the shop down) is given back, due for whichever replica asks next."""
+        events = self.webhooks.claim(self.owner, self.clock(), self.hold)
         if not events:
             return
+        try:
+            self._process(events)
+        finally:
+            self.webhooks.release([event.id or 0 for event in events], self.owner)
+
+    def _process(self, events: list[WebhookEventRow]) -> None:
+        now = self.clock()
         kinds = {event.id: self._kind(event) for event in events}
         self.webhooks.done([e.id for e in events if kinds[e.id] is None and e.id], "ignored")
         for event in events:

@@ -253,6 +253,7 @@ class Health:
         self.clock = clock
         #: Called with :func:`snapshot` after each observed pass (the daemon keeps it in the state store).
         self.keep: Keep | None = None
+        self._kept: SnapshotStore | None = None
         self.started = clock()
         self.failing_since: dict[str, datetime] = {}
         #: community → when a pass last met its failure (see :meth:`_forgotten`).
@@ -307,6 +308,19 @@ class Health:
             if job in ("sync", "backfill", "reconcile"):
                 self.last_success["orders"] = now
 
+    def refresh(self) -> None:
+        """Start again from the facts the store keeps (another replica's passes wrote them): a follower, which runs
+        no scheduled pass, answers ``/healthz`` by the leader's passes, not by its own silence."""
+        kept = self._kept
+        if kept is None:
+            return
+        try:
+            recorded = kept.load(PASSES)
+            if recorded is not None:
+                self.restore(Facts.from_json(recorded.facts["facts"], self.clock()), keep_started=True)
+        except Exception as error:  # the store is down or the document is another version's: keep our own facts
+            log.warning("kept health facts not read", error=type(error).__name__)
+
     def attach(self, kept: SnapshotStore) -> None:
         """Keep the facts in ``kept`` after each pass, starting from what it holds: a failure that began before a
         restart still counts from when it began (and ``status``, another process, reads them there)."""
@@ -317,6 +331,7 @@ class Health:
             except (KeyError, TypeError, ValueError) as error:  # written by another version: start afresh
                 log.warning("kept health facts not read", error=type(error).__name__)
         self.keep = lambda facts: kept.save(PASSES, facts)
+        self._kept = kept
 
     def restore(self, facts: Facts, keep_started: bool = False) -> None:
         """Start from facts recorded earlier (by another process), as if this one had observed those passes."""

@@ -1,8 +1,11 @@
 """The daemon's passes: scheduled (sync, reconcile, outbox retry) or asked for (a webhook, a member who linked).
 
 One pass at a time, whatever started it: a thread lock inside the daemon, and the state store's pass lock across
-processes (a ``cardbridge backfill`` run by hand, a second daemon): a job that finds it held skips its round, logged
-at info, and the next round tries again. APScheduler jobs never overlap (``max_instances=1``, ``coalesce=True``).
+processes (a ``cardbridge backfill`` run by hand, another replica): a scheduled job that finds it held skips its
+round, logged at info, and the next round tries again; a pass a webhook or a member asked for waits for it (up to
+``[server] lease_seconds``), since someone waits for its result. APScheduler jobs never overlap (``max_instances=1``,
+``coalesce=True``). With several replicas on one store, the scheduled jobs run on the leader only
+(:mod:`connector.server.leadership`); webhook, link and redeem passes run on whichever replica has the work.
 :meth:`Jobs.stop` is the stop signal: no new pass starts, and the pass in flight stops after its
 current remote call (``Connector.stop_requested``).
 """
@@ -25,10 +28,17 @@ from connector.state.locks import PassLocked
 
 
 class Jobs:
-    def __init__(self, connector: Connector, metrics: Metrics, health: Health) -> None:
+    """``leads`` says whether this replica runs the scheduled jobs now (always, for a lone daemon)."""
+
+    def __init__(
+        self, connector: Connector, metrics: Metrics, health: Health, leads: Callable[[], bool] = lambda: True
+    ) -> None:
         self.connector = connector
         self.metrics = metrics
         self.health = health
+        self.leads = leads
+        #: How long a pass someone waits for (a webhook's, a member's) waits for another process's pass to end.
+        self.wait = connector.config.server.lease_seconds
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         #: What the last reconcile found removed by hand (shown on the status page).
@@ -42,14 +52,14 @@ class Jobs:
             timezone="UTC",
         )
 
-    def run(self, job: str, work: Callable[[], PassReport]) -> PassReport | None:
+    def run(self, job: str, work: Callable[[], PassReport], wait: float = 0.0) -> PassReport | None:
         """Run one pass under the locks and record what it did; None when the daemon is stopping or another process
-        runs a pass (webhook events then stay stored for a later round)."""
+        runs a pass for longer than ``wait`` seconds (webhook events then stay stored for a later round)."""
         if self.stopping.is_set():
             return None
         with self.lock:
             try:
-                with self.connector.exclusive(job):
+                with self.connector.exclusive(job, wait=wait):
                     report = work()
             except PassLocked as held:
                 holder = held.holder
@@ -63,14 +73,21 @@ class Jobs:
                 log.exception("job failed", job=job)
                 self.metrics.passes.labels(job, "error").inc()
                 report = PassReport(errors=[f"{job}: {type(error).__name__}: {error}"])
+            if not self.leads():
+                self.health.refresh()  # the facts are the leader's too: add this pass to them, not to stale ones
             self.health.observe(job, report)
             self.metrics.observe(job, report, self.connector.store.status.outbox_counts())
             return report
 
     def sync(self) -> PassReport | None:
+        if not self.leads():
+            return None
         return self.run("sync", self.connector.run_pass)
 
     def reconcile(self) -> PassReport | None:
+        if not self.leads():
+            return None
+
         def work() -> PassReport:
             report = PassReport()
             self.drift = self.connector.reconcile(report)
@@ -81,6 +98,9 @@ class Jobs:
         return self.run("reconcile", work)
 
     def retry(self) -> PassReport | None:
+        if not self.leads():
+            return None
+
         def work() -> PassReport:
             report = PassReport()
             self.connector.deliver(report, utcnow())
@@ -97,15 +117,21 @@ class Jobs:
             self.connector.redeem(report)
             return report
 
-        return self.run("redeem", work)
+        return self.run("redeem", work, wait=self.wait)
 
     def orders(self, order_ids: list[str]) -> PassReport | None:
         """A pass for the orders webhooks named (re-read at once), and whatever else is due."""
-        return self.run("webhook", lambda: self.connector.run_pass(order_ids=order_ids))
+        return self.run("webhook", lambda: self.connector.run_pass(order_ids=order_ids), wait=self.wait)
 
     def linked(self) -> PassReport | None:
         """No shop read: the member's customer is marked for planning; plan and deliver now."""
-        return self.run("link", lambda: self.connector.run_pass(order_ids=[]))
+        return self.run("link", lambda: self.connector.run_pass(order_ids=[]), wait=self.wait)
+
+    def elected(self) -> None:
+        """This replica now leads: a sync at once (the old leader's schedule died with it), then every
+        ``sync_every``."""
+        if self.scheduler.running and not self.stopping.is_set():
+            self.scheduler.modify_job("sync", next_run_time=datetime.now().astimezone())
 
     def start(self) -> None:
         schedule = self.connector.config.schedule

@@ -22,6 +22,7 @@ from connector.state.rate_limits import RateLimits
 from connector.state.records import Records
 from connector.state.redemptions import Redemptions
 from connector.state.remote_ids import RemoteIds
+from connector.state.replicas import Replicas
 from connector.state.reviews import ReviewStore
 from connector.state.status import Status
 from connector.state.tokens import TokenStore
@@ -64,6 +65,8 @@ class State:
         self.link_attempts = LinkAttempts(engine)
         #: One pass at a time across processes and hosts (a leased row).
         self.locks = Locks(engine)
+        #: The daemons sharing this store (``cardbridge run`` replicas) and their heartbeats.
+        self.replicas = Replicas(engine)
         #: Remotes' rate limits counted for every process on the store (``[state] shared_rate_limits``).
         self.rate_limits = RateLimits(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.

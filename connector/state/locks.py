@@ -5,7 +5,7 @@ have to pin a pooled connection for its whole length, and SQLite has no equivale
 would block the pass's own writes from other connections). A row works the same on both, shows who holds it (pid,
 host, since) for the "another pass is running" message, and survives a crashed holder through its
 lease: the holder moves ``heartbeat_at`` every ``lease / 4`` seconds from a thread, and a row whose heartbeat is older
-than the lease is taken over. On the holder's own host a dead pid is taken over at once (a ``kill -9`` or a power cut
+than the holder's lease (``lease_seconds``, written by the holder) is taken over. On the holder's own host a dead pid is taken over at once (a ``kill -9`` or a power cut
 of a cron job does not block the next run for a lease).
 
 Taking the lock is an INSERT (the primary key makes one of two racing inserts fail) or a compare-and-swap UPDATE on
@@ -37,7 +37,7 @@ locks_t = table_of(PassLockRow)
 #: A holder that has not renewed its lease for this long is taken to have crashed.
 LEASE_SECONDS = 60.0
 #: How often a waiting process asks again.
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,13 @@ class Holder:
     host: str
     job: str
     since: datetime
+    heartbeat_at: datetime | None = None
+    lease_seconds: float = LEASE_SECONDS
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the lock is free for the taking unless its holder beats again."""
+        return self.heartbeat_at + timedelta(seconds=self.lease_seconds) if self.heartbeat_at else None
 
 
 class PassLocked(Exception):
@@ -90,12 +97,21 @@ class Locks:
             row = conn.execute(select(locks_t).where(locks_t.c.name == name)).first()
         if row is None:
             return None
-        return Holder(pid=row.pid, host=row.host, job=row.job, since=_aware(row.since))
+        return Holder(
+            pid=row.pid,
+            host=row.host,
+            job=row.job,
+            since=_aware(row.since),
+            heartbeat_at=_aware(row.heartbeat_at),
+            lease_seconds=row.lease_seconds,
+        )
 
     def try_acquire(self, name: str, job: str) -> str | None:
         """The owner token when the lock was free (or its holder crashed); None when it is held."""
         token, now = uuid.uuid4().hex, utcnow()
-        values = dict(owner=token, pid=self.pid, host=self.host, job=job, since=now, heartbeat_at=now)
+        values = dict(
+            owner=token, pid=self.pid, host=self.host, job=job, since=now, heartbeat_at=now, lease_seconds=self.lease
+        )
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(locks_t).values(name=name, **values))
@@ -106,7 +122,8 @@ class Locks:
             row = conn.execute(select(locks_t).where(locks_t.c.name == name)).first()
             if row is None:
                 return None  # released between the two statements: the caller asks again
-            stale = _aware(row.heartbeat_at) < now - timedelta(seconds=self.lease)
+            # Judged by the holder's own lease: it beats a quarter of that apart, whatever ours is.
+            stale = _aware(row.heartbeat_at) < now - timedelta(seconds=row.lease_seconds)
             dead = row.host == self.host and row.pid != self.pid and not _alive(row.pid)
             if not (stale or dead):
                 return None
@@ -115,7 +132,7 @@ class Locks:
             )
             if taken.rowcount != 1:
                 return None
-        log.info("pass lock taken over", job=job, previous_pid=row.pid, previous_host=row.host)
+        log.info("lock taken over", lock=name, job=job, previous_pid=row.pid, previous_host=row.host)
         return token
 
     def renew(self, name: str, token: str) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func,
 from connector.core.clock import utcnow
 from connector.core.grants import GRANT_KINDS, OPEN_STATUSES
 from connector.state.ledger import held_refs
+from connector.state.replicas import Replicas
 from connector.state.sql import chunks, ledger_t, outbox_t
 from connector.state.tables import OutboxRow
 
@@ -32,13 +33,15 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def owner_is_gone(owner: str | None) -> bool:
-    """True when the process that claimed a row no longer runs (only decidable for this host's processes)."""
+def owner_is_gone(owner: str | None, replicas: Replicas | None = None) -> bool:
+    """True when the process that claimed a row no longer runs: asked directly on this host; on another host, gone
+    once it shows no heartbeat within its lease, as a replica or as a lock holder (``replicas``; without it, a claim
+    from another host is never taken to be gone)."""
     if not owner:
         return True
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname():
-        return False
+        return replicas is not None and not replicas.alive(owner)
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError):
@@ -112,10 +115,10 @@ class Outbox:
 
         One conditional UPDATE for all of them (``… WHERE id IN (…) AND status IN ('pending', 'failed')``), then, in
         the same transaction, a read of which ones this process now holds: a row another process claimed (or
-        finished) meanwhile is left out, so two processes never send the same action. On PostgreSQL the second
-        process's UPDATE waits on the first's row locks and then finds the rows ``sending`` (one row UPDATE at a time
-        in the order given, as before, let two processes lock overlapping rows in opposite orders: a deadlock); on
-        SQLite the write lock serialises the two transactions. The caller bounds how many rows it claims at once (a
+        finished) meanwhile is left out, so two processes never send the same action. On PostgreSQL the rows are
+        locked ``FOR UPDATE SKIP LOCKED`` in id order: a second replica claiming overlapping rows skips the ones the
+        first is claiming instead of waiting for its commit (and never locks rows in an opposite order: a
+        deadlock); on SQLite the write lock serialises the two transactions. The caller bounds how many rows it claims at once (a
         delivery round), which bounds what a crash leaves to verify.
         """
         if not rows:
@@ -146,7 +149,10 @@ class Outbox:
                     and_(outbox_t.c.community == community, outbox_t.c.status == "sending")
                 )
             ).all()
-        ids = [row.id for row in rows if row.claimed_by != this_process() and owner_is_gone(row.claimed_by)]
+        # Every delivery runs under the pass lock, whose holder beats: a claim from another host whose process shows
+        # no heartbeat any more (a replica SIGKILLed mid-call) is verified and finished here.
+        replicas = Replicas(self.engine)
+        ids = [row.id for row in rows if row.claimed_by != this_process() and owner_is_gone(row.claimed_by, replicas)]
         if not ids:
             return []
         now = utcnow()
@@ -278,9 +284,18 @@ class Outbox:
 # key generation that cost most of a delivery's CPU when every call built its own (bench/deliver_cpu.py). Bound
 # parameter names differ from the column names (SQLAlchemy reserves those for SET values in an executemany).
 
+#: The rows of the round no other process holds: on PostgreSQL ``FOR UPDATE SKIP LOCKED`` (in id order), so a replica
+#: claiming rows another is claiming this moment skips them instead of waiting for its commit; SQLite renders no
+#: locking clause (its write lock serialises the claims). The UPDATE's own status test then decides.
+_CLAIMABLE = (
+    select(outbox_t.c.id)
+    .where(outbox_t.c.id.in_(bindparam("ids", expanding=True)), outbox_t.c.status.in_(("pending", "failed")))
+    .order_by(outbox_t.c.id)
+    .with_for_update(skip_locked=True)
+)
 _CLAIM = (
     update(outbox_t)
-    .where(outbox_t.c.id.in_(bindparam("ids", expanding=True)), outbox_t.c.status.in_(("pending", "failed")))
+    .where(outbox_t.c.id.in_(_CLAIMABLE.scalar_subquery()), outbox_t.c.status.in_(("pending", "failed")))
     .values(
         status="sending",
         claimed_by=bindparam("me"),

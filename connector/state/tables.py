@@ -254,6 +254,10 @@ class WebhookEventRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=255)
     #: SHA-256 of source, topic and body: the same content again within ``webhook_dedup_seconds`` is a duplicate.
     content_hash: str | None = Field(default=None, max_length=64)
+    #: The replica (``host:pid``) working on the event now, until ``claimed_until`` (moved by its heartbeat): a
+    #: replica that dies leaves its events to the others once the claim runs out.
+    claimed_by: str | None = Field(default=None, max_length=300)
+    claimed_until: datetime | None = None
 
 
 class MemberTokenRow(SQLModel, table=True):
@@ -307,3 +311,6 @@ class PassLockRow(SQLModel, table=True):
     job: str = Field(max_length=40)
     since: datetime
     heartbeat_at: datetime
+    #: The holder's lease in seconds: it beats four times a lease, and is taken to have crashed after one without a
+    #: beat (each holder says its own, so a daemon with a short lease never takes over from a CLI pass with a long one).
+    lease_seconds: float = 60.0

@@ -4,6 +4,12 @@ Deduplicated twice: by the sender's delivery id (a retry by the sender), and by 
 hashed) within a window, so a replay under a fresh delivery id does not re-read the order again. A failed try backs
 off on that event alone; after the last try the event is parked as ``dead``. Handled and dead events are pruned
 after the retention period; an event not yet handled is never pruned.
+
+Several daemons may share the store (replicas behind one load balancer): any of them stores an event, and whichever
+is free :meth:`WebhookStore.claim`-s it, in one statement that skips the rows another replica is claiming
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write lock serialises the claims) and that takes only events
+whose earlier claim ran out. A claim lasts while its replica's heartbeat moves it (:meth:`WebhookStore.extend`); the
+events of a replica that died are taken by another once it runs out.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from connector.core.clock import utcnow
@@ -92,6 +98,65 @@ class WebhookStore:
             .limit(limit)
         )
 
+    def claim(self, owner: str, now: datetime, hold: timedelta, limit: int = 500) -> list[WebhookEventRow]:
+        """Take up to ``limit`` due events for ``owner`` (a replica's ``host:pid``) until ``now + hold``; returns
+        them, oldest first. An event another replica holds (its claim not run out) is left alone; two replicas
+        claiming at once get different events (``SKIP LOCKED`` on PostgreSQL, then a conditional UPDATE whose rows
+        are read back, so no event is ever claimed twice, on SQLite either)."""
+        free = or_(events_t.c.claimed_until.is_(None), events_t.c.claimed_until < now)
+        due = and_(
+            events_t.c.processed_at.is_(None),
+            or_(events_t.c.next_attempt_at.is_(None), events_t.c.next_attempt_at <= now),
+            free,
+        )
+        until = now + hold
+        with self.engine.begin() as conn:
+            ids = list(
+                conn.execute(
+                    select(events_t.c.id)
+                    .where(due)
+                    .order_by(events_t.c.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if not ids:
+                return []
+            conn.execute(
+                update(events_t)
+                .where(events_t.c.id.in_(ids), events_t.c.processed_at.is_(None), free)
+                .values(claimed_by=owner[:300], claimed_until=until)
+            )
+        return self._rows(
+            select(events_t)
+            .where(events_t.c.id.in_(ids), events_t.c.claimed_by == owner[:300], events_t.c.claimed_until == until)
+            .order_by(events_t.c.id)
+        )
+
+    def release(self, ids: list[int], owner: str) -> None:
+        """Give back claimed events not worked on (stopping, or the pass lock was not had): due again at once. A
+        settled event keeps ``claimed_by``: which replica handled it."""
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(events_t)
+                .where(
+                    events_t.c.id.in_(ids), events_t.c.claimed_by == owner[:300], events_t.c.processed_at.is_(None)
+                )
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def extend(self, owner: str, until: datetime) -> int:
+        """Move the claims ``owner`` holds on events not yet settled to ``until`` (its heartbeat); how many."""
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                update(events_t)
+                .where(events_t.c.claimed_by == owner[:300], events_t.c.processed_at.is_(None))
+                .values(claimed_until=until)
+            )
+        return int(moved.rowcount or 0)
+
     def done(self, ids: list[int], result: str) -> None:
         if not ids:
             return
@@ -100,7 +165,7 @@ class WebhookStore:
             conn.execute(
                 update(events_t)
                 .where(events_t.c.id.in_(ids))
-                .values(processed_at=utcnow(), result=result[:255], resource="")
+                .values(processed_at=utcnow(), result=result[:255], resource="", claimed_until=None)
             )
 
     def failed(self, event_id: int, error: str, retry_at: datetime) -> None:
@@ -109,7 +174,13 @@ class WebhookStore:
             conn.execute(
                 update(events_t)
                 .where(events_t.c.id == event_id, events_t.c.processed_at.is_(None))
-                .values(attempts=events_t.c.attempts + 1, next_attempt_at=retry_at, last_error=error[:255])
+                .values(
+                    attempts=events_t.c.attempts + 1,
+                    next_attempt_at=retry_at,
+                    last_error=error[:255],
+                    claimed_by=None,
+                    claimed_until=None,
+                )
             )
 
     def deferred(self, event_id: int, error: str, retry_at: datetime) -> None:
@@ -118,7 +189,7 @@ class WebhookStore:
             conn.execute(
                 update(events_t)
                 .where(events_t.c.id == event_id, events_t.c.processed_at.is_(None))
-                .values(next_attempt_at=retry_at, last_error=error[:255])
+                .values(next_attempt_at=retry_at, last_error=error[:255], claimed_by=None, claimed_until=None)
             )
 
     def dead(self, event_id: int, error: str, keep_resource: bool) -> None:
@@ -129,6 +200,7 @@ class WebhookStore:
             "result": DEAD,
             "last_error": error[:255],
             "next_attempt_at": None,
+            "claimed_until": None,
         }
         if not keep_resource:
             values["resource"] = ""

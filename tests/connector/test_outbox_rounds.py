@@ -120,3 +120,41 @@ def test_a_round_settles_together_or_not_at_all(store):
     }
     # the released row waits for the next pass, the failed one for its retry time
     assert [r.id for r in store.outbox.due("forum", utcnow() + timedelta(seconds=1))] == [rows[2].id, rows[3].id]
+
+
+@pytest.fixture
+def pg_store():
+    from tests.conftest import PG_ADMIN_URL, _postgres_database
+
+    admin, name = _postgres_database()
+    engine = open_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name)
+    yield State(engine)
+    engine.dispose()
+    from sqlalchemy import text
+
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_replica_claiming_skips_rows_another_is_claiming_instead_of_waiting(pg_store):
+    """Issue 18: a claim in flight on one replica (its transaction holds the rows' locks) does not stall another
+    replica's claim of an overlapping round: it gets the other rows at once (``SKIP LOCKED``)."""
+    import threading
+
+    from sqlalchemy import text
+
+    store = pg_store
+    rows = planned(store, 6)
+    got: list = []
+    with store.engine.connect() as other:
+        lock = text("SELECT id FROM outbox WHERE id = ANY(:ids) FOR UPDATE")
+        other.execute(lock, {"ids": [r.id for r in rows[:3]]})  # the first replica's claim, not committed yet
+        claimer = threading.Thread(target=lambda: got.extend(store.outbox.claim(rows)), daemon=True)
+        claimer.start()
+        claimer.join(timeout=5)
+        stalled = claimer.is_alive()
+        other.rollback()  # lets a stalled claim finish, so the test ends either way
+    claimer.join(timeout=10)
+    assert not stalled, "the claim waited for the other replica's transaction"
+    assert [r.id for r in got] == [r.id for r in rows[3:]]

@@ -100,9 +100,20 @@ def test_rows_left_sending_by_a_dead_process_are_found(store):
 
     from connector.state.sql import outbox_t
 
-    with store.engine.begin() as conn:  # as if a process that has exited had claimed it
-        conn.execute(update(outbox_t).values(claimed_by="nohost-at-all:1"))
-    assert store.outbox.orphaned("forum") == []  # another host's claim is not ours to judge
+    # Another host's process cannot be asked: its claim stands while it shows a heartbeat (a replica's row, or a
+    # lock it holds), and is verified and finished here once the heartbeat is older than its lease.
+    store.replicas.beat("otherhost:1", "10.0.0.2:8080", "1.0", 30.0, utcnow())
+    with store.engine.begin() as conn:
+        conn.execute(update(outbox_t).values(claimed_by="otherhost:1"))
+    assert store.outbox.orphaned("forum") == []
+    from connector.state.replicas import replicas_t
+
+    with store.engine.begin() as conn:  # its last beat 31 s ago: SIGKILLed, or cut off
+        conn.execute(update(replicas_t).values(heartbeat_at=utcnow() - timedelta(seconds=31)))
+    [orphan] = store.outbox.orphaned("forum")
+    assert orphan.id == row.id
+    store.outbox.release([orphan])
+    [row] = store.outbox.claim(store.outbox.due("forum", utcnow()))
     import socket
 
     with store.engine.begin() as conn:

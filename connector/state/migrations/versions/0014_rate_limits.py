@@ -1,8 +1,8 @@
 """rate_limit_slots, rate_limit_buckets: one rate budget per remote across replicas (issue 18)
 
 Revision ID: 0014
-Revises: 0012
-Create Date: 2026-12-01 05:30:00
+Revises: 0013
+Create Date: 2026-12-01 05:40:00
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
