@@ -171,7 +171,10 @@ class RateLimits:
                 extra = [row.slot for row in rows[limit:]]
                 conn.execute(delete(s).where(s.c.key == key, s.c.slot.in_(extra)))
         with self._lock:
-            self._rings = {ring for ring in self._rings if ring[0] != key} | {(key, limit)}
+            # Not forgetting another limit sized for the same key: two budgets of one process asking with different
+            # limits would otherwise resize the ring on every take. The last process to size a ring sets it (a
+            # replica started with a new limit sets it for the older ones too).
+            self._rings.add((key, limit))
 
     # ---- holds and reported buckets ---------------------------------------------------------------------------------
 
