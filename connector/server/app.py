@@ -86,6 +86,8 @@ class ReadOnlyPages:
         self.check()
         self.metrics.webhook_backlog(self.store.webhooks.counts())
         self.metrics.points_figures(self.store.earnings.total(), self.store.redemptions.counts())
+        if self.leadership is not None:
+            self.metrics.replica(self.leadership.is_leader, len(self.store.replicas.live()))
 
     def status_view(self) -> StatusView:
         health = self.check()

@@ -49,6 +49,14 @@ class Metrics:
         self.backlog = Gauge(
             "cardbridge_webhook_backlog", "Stored webhook events: pending, retrying, dead", ["state"], registry=r
         )
+        self.leader = Gauge(
+            "cardbridge_replica_leader",
+            "1 while this replica holds the leader lease (runs the scheduled jobs), 0 while it follows",
+            registry=r,
+        )
+        self.replicas = Gauge(
+            "cardbridge_replicas", "Daemons on this state store whose heartbeat is within their lease", registry=r
+        )
 
     def observe(self, job: str, report: PassReport, outbox: Mapping[str, int]) -> None:
         """Count a finished pass, and set the outbox gauges from the counts read after it."""
@@ -73,6 +81,10 @@ class Metrics:
             self.level.labels(name).set(1 if name == level else 0)
         for remote in remotes:
             self.failing.labels(remote).set(1 if remote in failing else 0)
+
+    def replica(self, leads: bool, live: int) -> None:
+        self.leader.set(1 if leads else 0)
+        self.replicas.set(live)
 
     def webhook_backlog(self, counts: Mapping[str, int]) -> None:
         for state, count in counts.items():

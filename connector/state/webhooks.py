@@ -141,9 +141,7 @@ class WebhookStore:
         with self.engine.begin() as conn:
             conn.execute(
                 update(events_t)
-                .where(
-                    events_t.c.id.in_(ids), events_t.c.claimed_by == owner[:300], events_t.c.processed_at.is_(None)
-                )
+                .where(events_t.c.id.in_(ids), events_t.c.claimed_by == owner[:300], events_t.c.processed_at.is_(None))
                 .values(claimed_by=None, claimed_until=None)
             )
 

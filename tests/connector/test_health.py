@@ -157,3 +157,23 @@ def test_a_failure_no_pass_meets_again_for_two_sync_intervals_is_forgotten():
     clock.now += timedelta(seconds=1)
     h.observe("retry", PassReport())
     assert h.check({}).healthy  # not left failing (and later unhealthy) for want of work
+
+
+def test_a_follower_replica_answers_by_the_leaders_passes_not_by_its_own_silence(store):
+    """Issue 18: a follower runs no scheduled pass; its /healthz must not call the shop unread (and be dropped by the
+    load balancer) while the leader's passes read it."""
+    clock = Clock()
+    leader, follower = health(clock), health(clock)
+    leader.attach(store.status.health)
+    follower.attach(store.status.health)
+    for _ in range(6):  # half an hour of the leader's syncs
+        clock.now += timedelta(minutes=5)
+        leader.observe("sync", PassReport(orders_read=1))
+    assert follower.check({}).level is Level.UNHEALTHY  # its own facts: no pass has read the shop since it started
+    follower.refresh()
+    assert follower.check({}).healthy
+    clock.now += timedelta(minutes=1)
+    leader.observe("sync", PassReport(errors=["shop: HTTP 503"]))
+    follower.refresh()
+    report = follower.check({})
+    assert report.level is Level.DEGRADED and "shop" in report.body["failing"]

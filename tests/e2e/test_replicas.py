@@ -159,6 +159,10 @@ def _scenario(world, db) -> None:
 
     by = until(lambda: (lambda w: w if sum(w.values()) == len(names) else None)(workers()), 30, "events settled")
     assert len(by) >= 2, by  # worked by more than one replica, not funnelled through one
+    # Followers run no scheduled pass, yet answer /healthz by the leader's: a load balancer keeps all three.
+    assert [r.healthz()["health"] for r in replicas] == ["healthy"] * 3
+    metrics = httpx.get(leader.base + "/metrics").text
+    assert "cardbridge_replica_leader 1.0" in metrics and "cardbridge_replicas 3.0" in metrics
 
     # 2. The replica in a pass is SIGKILLed while its read of the order hangs (the webhook goes to the leader, whose
     #    worker wakes at once; the followers look every second).
