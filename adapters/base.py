@@ -9,8 +9,8 @@ takes; the adapter is built with the validated instance (a shop: ``cls(settings)
 
 What only some adapters can do is a capability: a runtime-checkable Protocol the caller tests with ``isinstance``
 (:class:`OrderLookup`, :class:`OrderPresence`, :class:`HolderListing`, :class:`MemberCheck`, :class:`PostReader`,
-:class:`ThreadCheck`, :class:`UserLookup`, :class:`MemberAuthorization`). Nothing outside an adapter reaches into its
-clients.
+:class:`ThreadCheck`, :class:`UserLookup`, :class:`MemberAuthorization`, :class:`SharesRateLimits`). Nothing outside an
+adapter reaches into its clients.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from connector.core.budget import LimitStore
 from connector.core.models import Customer, Order, Product, Quarantined, Review
 from connector.core.payloads import Payload, Skip, Unsendable
 
@@ -337,6 +338,18 @@ class UserLookup(Protocol):
     """A community that finds an account by the name an admin types (``cardbridge link --forum-user``)."""
 
     def find_user(self, username: str) -> Match | None: ...
+
+
+@runtime_checkable
+class SharesRateLimits(Protocol):
+    """A community whose rate limits can be counted in a store every replica sees, so several processes calling it
+    stay within one budget together (Discourse: the forum's admin-API window; Discord: the bot's global gate, its
+    buckets and 429 holds). Without the call, the adapter paces itself in-process."""
+
+    def share_rate_limits(self, store: LimitStore) -> None:
+        """Pace every later request through ``store`` (called once, after opening, before the first request). Keys
+        name the remote as every replica configures it (a forum's URL, a hash of a bot's token), never a secret."""
+        ...
 
 
 # ---- members who authorise the community's application ---------------------------------------------------------------

@@ -52,6 +52,7 @@ from adapters.communities.discord_interactions import COMMANDS, parse_interactio
 from adapters.communities.discord_reviews import ReviewThreads
 from adapters.communities.discord_webhooks import InteractionWebhooks
 from adapters.contributions import Contribution, Interaction
+from connector.core.budget import LimitStore
 from connector.core.config import Rule
 from connector.core.http import Deferred, RemoteError, describe_body, stopped_reason
 from connector.core.logs import log
@@ -110,7 +111,8 @@ class DiscordCommunity:
     :class:`~adapters.base.ThreadCheck`, :class:`~adapters.base.UserLookup`,
     :class:`~adapters.base.MemberAuthorization`, :class:`~adapters.contributions.InteractionEndpoint` (slash commands,
     :mod:`adapters.communities.discord_interactions`) and :class:`~adapters.contributions.ContributionSource`
-    (reactions in forum channels, :mod:`adapters.communities.discord_contributions`)."""
+    (reactions in forum channels, :mod:`adapters.communities.discord_contributions`), and
+    :class:`~adapters.base.SharesRateLimits`."""
 
     kind = "discord"
     settings = DiscordSettings
@@ -170,6 +172,12 @@ class DiscordCommunity:
             if community == name and grant.role
         }
         self._reported: set[str] = set()
+
+    def share_rate_limits(self, store: LimitStore) -> None:
+        """The bot's global gate, buckets and 429 holds counted in ``store`` (:class:`~adapters.base.SharesRateLimits`).
+        The OAuth2 client (members' own tokens, buckets per token) and interaction replies (webhook buckets, outside
+        the global limit) stay paced in this process."""
+        self._client.share_limits(store)
 
     def match_users(self, emails: Mapping[str, str]) -> dict[str, Match]:
         return {}  # Discord cannot look users up by email; customers are linked explicitly

@@ -15,10 +15,17 @@ resource (or, for ``global``, everything) until the time the 429 gave, and a wai
 ``max_wait`` is refused at once (:class:`~connector.core.http.WaitTooLong`) instead of slept: the action is deferred,
 and requests to other buckets and resources go on, since Discord counts its limits per bucket and top-level resource
 (rate-limits.mdx:14-16).
+
+Several processes with one bot (replicas) share its limits when :meth:`DiscordLimits.share` gives them a
+:class:`~connector.core.budget.LimitStore`: the global gate (rate-limits.mdx:18, 122: 50 requests a second per bot),
+each bucket's remaining count and reset, and every 429's hold are then counted there, keyed by a hash of the bot's
+token (limits are per bot; different bots do not share). Which bucket a route belongs to is still learned per process,
+from its own first answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -31,7 +38,7 @@ import httpx
 
 from adapters.base import OAuthError, Tokens
 from connector import __version__
-from connector.core.budget import WaitTooLong
+from connector.core.budget import LimitStore, WaitTooLong
 from connector.core.http import RemoteClient, RemoteError
 
 #: ``Tokens`` and ``OAuthError`` live in :mod:`adapters.base` (the OAuth2 side of :class:`MemberAuthorization`);
@@ -70,6 +77,14 @@ class DiscordLimits:
         self._sent: deque[float] = deque()
         self._global_until = 0.0
         self.waited = 0.0
+        #: Where the limits are counted when shared (:meth:`share`), and the keys' prefix there.
+        self._store: LimitStore | None = None
+        self._namespace = ""
+
+    def share(self, store: LimitStore, namespace: str) -> None:
+        """Count the global gate, the buckets and the 429 holds in ``store`` under ``namespace`` (one per bot), shared
+        with every process that shares the same namespace, instead of in this process."""
+        self._store, self._namespace = store, namespace
 
     def _bucket(self, method: str, path: str) -> str | None:
         key = route_key(method, path)
@@ -78,6 +93,9 @@ class DiscordLimits:
         return f"{bucket}:{major.group(2) if major else ''}" if bucket else None
 
     def acquire(self, method: str, path: str, max_wait: float | None = None) -> None:
+        if self._store is not None:
+            self._acquire_shared(self._store, method, path, max_wait)
+            return
         while True:
             with self._lock:
                 now = self.clock()
@@ -106,6 +124,37 @@ class DiscordLimits:
             self.waited += wait
             self.sleep(wait)
 
+    def _key(self, method: str, path: str) -> str:
+        """Where this request's bucket (or, before its bucket is known, its route) is counted in the shared store."""
+        with self._lock:
+            bucket = self._bucket(method, path)
+        return f"{self._namespace}:{bucket}" if bucket else f"{self._namespace}:route:{route_key(method, path)}"
+
+    def _acquire_shared(self, store: LimitStore, method: str, path: str, max_wait: float | None) -> None:
+        """:meth:`acquire` with the counts in ``store``: the request's bucket first (its hold and remaining count; one
+        is spent), then a slot of the global gate (unless a global 429 holds it)."""
+        key, glob, spent = self._key(method, path), f"{self._namespace}:global", False
+        while True:
+            if not spent:
+                wait = store.spend(key)
+                spent = wait <= 0
+                if not spent:
+                    held, scope = store.held(key)
+                    # The remote's limit either way (a 429's hold, or the bucket's reset): refused past max_wait.
+                    scope = scope if held and held + 0.5 >= wait else "user"
+                    if max_wait is not None and wait > max_wait:
+                        raise WaitTooLong(wait, scope)
+            if spent:
+                wait = store.take(glob, self.per_second, 1.0)
+                if wait <= 0:
+                    return
+                held, _ = store.held(glob)
+                if max_wait is not None and held > max_wait:
+                    raise WaitTooLong(held, "global")
+            wait += 0.001
+            self.waited += wait
+            self.sleep(wait)
+
     def observe(self, method: str, path: str, response: httpx.Response) -> None:
         name = response.headers.get("x-ratelimit-bucket")
         if not name:
@@ -118,20 +167,27 @@ class DiscordLimits:
             except ValueError:
                 return
             major = _MAJOR.match(path)
-            self._buckets[f"{name}:{major.group(2) if major else ''}"] = (remaining, self.clock() + reset_after)
+            bucket = f"{name}:{major.group(2) if major else ''}"
+            if self._store is None:
+                self._buckets[bucket] = (remaining, self.clock() + reset_after)
+        if self._store is not None:
+            self._store.set_bucket(f"{self._namespace}:{bucket}", remaining, reset_after)
 
     def penalise(
         self, seconds: float, response: httpx.Response | None = None, method: str = "", path: str = ""
     ) -> None:
+        is_global = response is not None and (
+            response.headers.get("x-ratelimit-global") == "true"
+            or (
+                response.headers.get("content-type", "").startswith("application/json")
+                and bool(_json(response).get("global"))
+            )
+        )
+        if self._store is not None:
+            self._penalise_shared(self._store, seconds, response, method, path, is_global)
+            return
         with self._lock:
             until = self.clock() + seconds
-            is_global = response is not None and (
-                response.headers.get("x-ratelimit-global") == "true"
-                or (
-                    response.headers.get("content-type", "").startswith("application/json")
-                    and bool(_json(response).get("global"))
-                )
-            )
             if is_global:
                 self._global_until = max(self._global_until, until)
                 return
@@ -145,6 +201,28 @@ class DiscordLimits:
             if len(self._held) > 1000:  # bounded: forget the holds that have ended
                 now = self.clock()
                 self._held = {k: v for k, v in self._held.items() if v[0] > now}
+
+    def _penalise_shared(
+        self,
+        store: LimitStore,
+        seconds: float,
+        response: httpx.Response | None,
+        method: str,
+        path: str,
+        is_global: bool,
+    ) -> None:
+        if is_global:
+            store.hold(f"{self._namespace}:global", seconds, "global")
+            return
+        if not method:
+            return
+        scope = response.headers.get("x-ratelimit-scope", "user") if response is not None else "user"
+        route = f"{self._namespace}:route:{route_key(method, path)}"
+        key = self._key(method, path)
+        store.hold(key, seconds, scope)
+        if key != route:
+            # Also under the route, for the processes that have not learned its bucket yet (they ask by route).
+            store.hold(route, seconds, scope)
 
 
 def error_code(error: RemoteError) -> int | None:
@@ -181,6 +259,8 @@ class DiscordClient:
         max_wait: float = 60.0,
     ) -> None:
         kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
+        #: Names the bot in a shared store: a hash of its token (limits are per bot; the store never holds the token).
+        self._bot = hashlib.sha256(bot_token.encode()).hexdigest()[:16]
         self.limits = DiscordLimits(**kwargs)
         self.http = RemoteClient(
             "discord",
@@ -199,6 +279,10 @@ class DiscordClient:
             max_wait=max_wait,
             **kwargs,
         )
+
+    def share_limits(self, store: LimitStore) -> None:
+        """Count the bot's limits in ``store`` with every process running the same bot (:meth:`DiscordLimits.share`)."""
+        self.limits.share(store, f"discord:bot:{self._bot}")
 
     def member(self, guild_id: str, user_id: str) -> dict[str, Any]:
         return dict(self.http.request("GET", f"/guilds/{guild_id}/members/{user_id}").json())

@@ -44,6 +44,7 @@ from adapters.communities.discourse_inbox import ForumInbox
 from adapters.communities.discourse_mass_award import MassAward
 from adapters.communities.discourse_posts import ForumContent
 from adapters.contributions import Contribution, InboxMessage
+from connector.core.budget import LimitStore
 from connector.core.config import Rule
 from connector.core.http import RemoteError, stopped_reason
 from connector.core.logs import log
@@ -111,7 +112,8 @@ def _unreachable(name: str, error: Exception) -> CommunityStopped:
 class DiscourseCommunity:
     """Badges, groups, review posts and points on one forum. Capabilities: :class:`~adapters.base.HolderListing`,
     :class:`~adapters.base.PostReader`, :class:`~adapters.base.UserLookup`,
-    :class:`~adapters.contributions.ContributionSource`, :class:`~adapters.contributions.PrivateInbox`."""
+    :class:`~adapters.contributions.ContributionSource`, :class:`~adapters.contributions.PrivateInbox`,
+    :class:`~adapters.base.SharesRateLimits`."""
 
     kind = "discourse"
     settings = DiscourseSettings
@@ -392,6 +394,10 @@ class DiscourseCommunity:
         return check_forum(
             self.name, self._client, config.base_url, config.api_username, self._rules, context or CheckContext()
         )
+
+    def share_rate_limits(self, store: LimitStore) -> None:
+        """The forum's admin-API window counted in ``store`` (:class:`~adapters.base.SharesRateLimits`)."""
+        self._client.share_budget(store)
 
     def stats(self) -> CommunityStats:
         s = self._client.http.stats

@@ -15,9 +15,12 @@ from urllib.parse import quote
 import httpx
 
 from adapters.communities.discourse_content_client import ContentCalls
-from connector.core.budget import RequestBudget
+from connector.core.budget import LimitStore, RequestBudget, SharedRequestBudget
 from connector.core.http import RemoteClient, RemoteError
 
+#: Our window for the forum's 60-second one: Discourse stamps a request when it arrives, we when we send it; a second of
+#: slack keeps network jitter from making our window look shorter than the forum's (measured: 1.1 % 429s without it).
+WINDOW = 61.0
 #: Discourse's ``GroupsController::ADD_MEMBERS_LIMIT``.
 GROUP_BATCH = 1000
 #: ``AdminUserIndexQuery`` answers 100 users a page.
@@ -35,6 +38,14 @@ class DiscourseUser:
     email: str | None
     #: The owner confirmed the email (``EmailToken.confirm`` sets ``users.active``) or staff activated the account.
     active: bool
+
+
+def site(base_url: str) -> str:
+    """The forum as every replica configures it, whatever the case of its host or a trailing slash (no credentials:
+    the rate-limit key is stored)."""
+    url = httpx.URL(base_url)
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}{url.path.rstrip('/')}"
 
 
 def _user(record: dict[str, Any]) -> DiscourseUser:
@@ -71,6 +82,8 @@ class DiscourseClient(ContentCalls):
         if sleep is not None:
             kwargs["sleep"] = sleep
         self.base_url = base_url
+        self.requests_per_minute = requests_per_minute
+        self._sleep = kwargs.get("sleep")
         self.http = RemoteClient(
             "discourse",
             base_url,
@@ -79,13 +92,24 @@ class DiscourseClient(ContentCalls):
             connect_timeout=connect_timeout,
             max_retry_seconds=max_retry_seconds,
             keys=keys,
-            # Discourse stamps a request when it arrives, we when we send it; a second of slack keeps network jitter
-            # from making our 60 s window look shorter than the forum's (measured: 1.1 % 429s without it).
-            budget=RequestBudget(requests_per_minute, window=61.0) if requests_per_minute else None,
+            budget=RequestBudget(requests_per_minute, window=WINDOW) if requests_per_minute else None,
             transport=transport,
             attempts=attempts,
             max_wait=max_wait,
             **kwargs,
+        )
+
+    def share_budget(self, store: LimitStore) -> None:
+        """Count the requests in ``store``'s window for this forum, shared with every process (and every community)
+        calling the same site: Discourse's admin-API limit is one window per site, whatever the key
+        (``lib/auth/default_current_user_provider.rb``, ``admin_api_key_limiter``: ``RateLimiter.new(nil,
+        "admin_api_min", …)``; shared/specs/discourse/ERRORS_RATE_LIMITS_WEBHOOKS.md:55, and
+        ``sandbox/discourse/rate_limit.py``)."""
+        if not self.requests_per_minute:
+            return
+        kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
+        self.http.budget = SharedRequestBudget(
+            store, f"discourse:{site(self.base_url)}", self.requests_per_minute, window=WINDOW, **kwargs
         )
 
     # ---- users ---------------------------------------------------------------------------------------------------

@@ -41,6 +41,16 @@ class Scope(StrEnum):
 
 class StateConfig(StrictModel):
     url: str = "sqlite:///cardbridge.db"
+    #: Count the communities' rate limits in the state store, shared by every process on it (replicas, a CLI pass
+    #: beside the daemon). Unset: on for PostgreSQL (where replicas share a store), off for SQLite (one host, and each
+    #: request would wait for the file's write lock).
+    shared_rate_limits: bool | None = None
+
+    @property
+    def shares_rate_limits(self) -> bool:
+        if self.shared_rate_limits is not None:
+            return self.shared_rate_limits
+        return self.url.startswith("postgresql")
 
 
 class HoldFlag(StrictModel):

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.base import CommunityAdapter, MemberAuthorization, ReviewSource, ShopAdapter
+from adapters.base import CommunityAdapter, MemberAuthorization, ReviewSource, SharesRateLimits, ShopAdapter
 from adapters.contributions import ContributionSource
 from adapters.coupons import CouponIssuer
 from adapters.registry import open_community, open_shop
@@ -119,6 +119,11 @@ class Connector:
             else {name: open_community(name, config, self.store.remote_ids) for name in config.communities}
         )
         self._check_capabilities()
+        if config.state.shares_rate_limits:
+            # One budget per remote for every process on the store (replicas), not one per process.
+            for community in self.communities.values():
+                if isinstance(community, SharesRateLimits):
+                    community.share_rate_limits(self.store.rate_limits)
         self.reviews = ReviewsFeature(self.store, config, self.communities)
         if self.reviews.wanted and not isinstance(self.shop, ReviewSource):
             log.warning("shop has no reviews", kind=self.shop.kind)  # said once here, not on every pass

@@ -18,6 +18,7 @@ from connector.state.link_attempts import LinkAttempts
 from connector.state.locks import Locks
 from connector.state.outbox import Outbox
 from connector.state.planning import Plans
+from connector.state.rate_limits import RateLimits
 from connector.state.records import Records
 from connector.state.redemptions import Redemptions
 from connector.state.remote_ids import RemoteIds
@@ -66,6 +67,8 @@ class State:
         self.locks = Locks(engine)
         #: The daemons sharing this store (``cardbridge run`` replicas) and their heartbeats.
         self.replicas = Replicas(engine)
+        #: Remotes' rate limits counted for every process on the store (``[state] shared_rate_limits``).
+        self.rate_limits = RateLimits(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.
         self.tokens: TokenStore | None = TokenStore(engine, token_key) if token_key else None
         #: A copy made for a dry run (``connector.state.snapshot``), deleted after the pass: the only store a dry run
