@@ -131,6 +131,7 @@ def test_the_replicas_state_url_is_the_postgres_service(monkeypatch):
         assert url.username == postgres["environment"]["POSTGRES_USER"]
         assert url.database == postgres["environment"]["POSTGRES_DB"]
         assert url.password == password
+        assert config.state.shares_rate_limits, "the replicas spend one forum budget together, not one each"
         assert config.server.listen == f"0.0.0.0:{service['environment']['CARDBRIDGE_PORT']}"
 
 
