@@ -58,6 +58,10 @@ EXACTLY_ONCE = "buyers not holding the badge exactly once after the drains"
 #: Client threads posting the backlog: enough to keep three replicas busy, well under ``[server] max_connections``.
 POSTERS = 12
 
+#: The forum's budget: 200 requests a second, which these runs never reach. With ``[state] shared_rate_limits`` (the
+#: default on PostgreSQL) it is a ring of that many rows in the store, so it is not set to "unlimited".
+REQUESTS_PER_MINUTE = 12_000
+
 #: One file for every replica; ``${CARDBRIDGE_PORT}`` is the only thing that differs between them.
 CONFIG = """
 [state]
@@ -73,7 +77,7 @@ kind = "discourse"
 base_url = "{forum_url}"
 api_key = "{api_key}"
 api_username = "system"
-requests_per_minute = 10000000
+requests_per_minute = {rpm}
 unmatched_retry_seconds = 0
 [[rules]]
 name = "verified-buyer"
@@ -298,7 +302,9 @@ def measure(replicas: int, samples: int, orders: int) -> Run:
     try:
         with fresh_database() as state_url, tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            config = CONFIG.format(state_url=state_url, badge=BADGE, secret=WEBHOOK_SECRET, **world.info())
+            config = CONFIG.format(
+                state_url=state_url, badge=BADGE, secret=WEBHOOK_SECRET, rpm=REQUESTS_PER_MINUTE, **world.info()
+            )
             (folder / "cardbridge.toml").write_text(config, encoding="utf-8")
             engine = make_engine(state_url)
             daemons = Replicas(folder, replicas)
