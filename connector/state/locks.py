@@ -72,7 +72,8 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -124,7 +125,7 @@ class Locks:
                 return None  # released between the two statements: the caller asks again
             # Judged by the holder's own lease: it beats a quarter of that apart, whatever ours is.
             stale = _aware(row.heartbeat_at) < now - timedelta(seconds=row.lease_seconds)
-            dead = row.host == self.host and row.pid != self.pid and not _alive(row.pid)
+            dead = row.host == self.host and row.pid != self.pid and not pid_alive(row.pid)
             if not (stale or dead):
                 return None
             taken = conn.execute(

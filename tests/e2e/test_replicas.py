@@ -226,3 +226,67 @@ def time_to_lead(candidates: list[Replica]) -> float:
     killed = time.monotonic()
     until(lambda: any(r.role() == "leader" for r in candidates), 1.25 * LEASE + 10, "a survivor leading")
     return time.monotonic() - killed
+
+
+#: The sandbox forum's admin-API limit in the shared-budget test, and each replica's ``requests_per_minute``.
+LIMIT = 10
+
+
+def test_three_replicas_stay_within_the_forums_limit_together(replicas_world):
+    """Each replica alone would send its ``requests_per_minute``; three would send three times the forum's limit in a
+    minute. With the budget counted in the store they send what one may (the control, each replica counting alone,
+    is ``tests/e2e/test_shared_rate_limits.py``)."""
+    from tests.e2e.test_shared_rate_limits import most_in_a_window
+
+    world = replicas_world
+    world.forum.rate_limit_per_minute = LIMIT
+    text_ = world.config_path.read_text()
+    text_ = text_.replace("requests_per_minute = 6000\n", f"requests_per_minute = {LIMIT}\n")
+    # Each new buyer is looked up once (one forum request), by whichever replica's pass reads their order.
+    text_ = text_.replace("unmatched_retry_seconds = 0\n", "unmatched_retry_seconds = 3600\n")
+    text_ = text_.replace("bulk_lookup_threshold = 20\n", "bulk_lookup_threshold = 1000\n")
+    world.config_path.write_text(text_, encoding="utf-8")
+    assert f"requests_per_minute = {LIMIT}\n" in text_ and "shared_rate_limits" not in text_  # on by default on PG
+    replicas = [Replica(world, free_port()) for _ in range(3)]
+    world.replicas = replicas
+    until(lambda: all(r.role() for r in replicas), 30, "three replicas answering /healthz")
+    started = time.monotonic()
+    orders = 2 * LIMIT
+    for n in range(orders):  # buyers with no forum account yet: a look-up each
+        order = world.shop.add_order(email=f"new{n}@example.com", items=[(world.card, 1)], status="processing")
+        hook(replicas[n % 3], world, order, f"n{n}")
+
+    def handled() -> bool:
+        with world_db(world) as conn:
+            return conn.execute(text("select count(*) from webhook_events where processed_at is null")).scalar() == 0
+
+    until(handled, 150, "every webhook handled")
+    took = time.monotonic() - started
+    requests = list(world.forum.requests)
+    lookups = [r for r in requests if r["path"].startswith("/admin/users/list")]
+    assert len(lookups) >= orders  # the load was there: more than a minute's worth
+    answered = [r for r in requests if r["status"] != 429]
+    assert most_in_a_window([r["time"] for r in answered]) <= LIMIT
+    assert world.forum.rate_limited_count <= 0.01 * len(requests), (world.forum.rate_limited_count, len(requests))
+    assert took >= 55  # twice a minute's worth took about a minute more: the replicas waited for the window
+    with world_db(world) as conn:
+        dead = conn.execute(text("select count(*) from webhook_events where result = 'dead'")).scalar()
+    assert dead == 0
+
+
+def world_db(world):
+    engine = create_engine(world.pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    return _Closing(engine)
+
+
+class _Closing:
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def __enter__(self):
+        self.conn = self.engine.connect()
+        return self.conn
+
+    def __exit__(self, *exc) -> None:
+        self.conn.close()
+        self.engine.dispose()
