@@ -48,7 +48,6 @@ from sandbox.discourse.mass_award import csv_entries
 from sandbox.server import SandboxServer
 from sandbox.shop import WooCommerceSandbox
 
-ROOT = Path(__file__).resolve().parents[1]
 CARDBRIDGE = [sys.executable, "-m", "connector.cli"]
 PG_ADMIN = os.environ.get("CARDBRIDGE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BADGE = "Verified Buyer"
@@ -206,10 +205,19 @@ class Replicas:
                 raise RuntimeError(f"a replica exited with {process.returncode}:\n{tail}")
 
     def stop(self) -> None:
+        """SIGTERM, as a service manager stops them; SIGKILL for one still running after 90 s (the units' limit)."""
         for process in self.processes:
             process.terminate()
+        stuck = []
         for process in self.processes:
-            process.wait(60)
+            try:
+                process.wait(90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+                stuck.append(process.pid)
+        if stuck:
+            raise RuntimeError(f"replicas {stuck} did not stop within 90 s of SIGTERM")
 
 
 def post_webhook(client: httpx.Client, url: str, body: bytes, delivery: str) -> int:
