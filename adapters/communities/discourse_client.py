@@ -15,8 +15,9 @@ from urllib.parse import quote
 import httpx
 
 from adapters.communities.discourse_content_client import ContentCalls
-from connector.core.budget import LimitStore, RequestBudget, SharedRequestBudget
+from connector.core.budget import MAX_SHARED_LIMIT, LimitStore, RequestBudget, SharedRequestBudget
 from connector.core.http import RemoteClient, RemoteError
+from connector.core.logs import log
 
 #: Our window for the forum's 60-second one: Discourse stamps a request when it arrives, we when we send it; a second of
 #: slack keeps network jitter from making our window look shorter than the forum's (measured: 1.1 % 429s without it).
@@ -106,6 +107,13 @@ class DiscourseClient(ContentCalls):
         "admin_api_min", …)``; shared/specs/discourse/ERRORS_RATE_LIMITS_WEBHOOKS.md:55, and
         ``sandbox/discourse/rate_limit.py``)."""
         if not self.requests_per_minute:
+            return
+        if self.requests_per_minute > MAX_SHARED_LIMIT:
+            log.warning(
+                "requests_per_minute is above what is shared between processes: each paces itself",
+                requests_per_minute=self.requests_per_minute,
+                shared_up_to=MAX_SHARED_LIMIT,
+            )
             return
         kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
         self.http.budget = SharedRequestBudget(

@@ -124,6 +124,12 @@ class LimitStore(Protocol):
     def spend(self, key: str) -> float: ...
 
 
+#: The largest window counted in a :class:`LimitStore`: the state store keeps one row per request a window allows, so a
+#: budget set far above any real remote's limit (an import's 100,000 a minute, a benchmark's "no limit") is counted in
+#: each process instead, which is what it means anyway.
+MAX_SHARED_LIMIT = 10_000
+
+
 class SharedRequestBudget:
     """:class:`RequestBudget`'s limit (``per_minute`` requests in any ``window`` seconds) counted in a
     :class:`LimitStore` under ``key``, so every process asking for the same key shares one window.

@@ -74,3 +74,28 @@ def test_two_communities_on_one_forum_share_its_window(tmp_path: Path, forum, sh
         assert len(forum.requests) == (1 if shared else 2)
     finally:
         connector.close()
+
+
+def test_a_budget_above_any_real_limit_is_paced_per_process_not_stored_row_by_row(tmp_path: Path):
+    """The store keeps one row per request a window allows: a "no limit" budget (an import's 10,000,000 a minute) would
+    fill it with millions of rows at the first request. It stays in-process (and says so once)."""
+    from sqlalchemy import func, select
+
+    from connector.core.budget import MAX_SHARED_LIMIT, RequestBudget, SharedRequestBudget
+    from connector.state.rate_limits import slots_t
+
+    raw = config(f"sqlite:///{tmp_path / 'state.db'}", shared=True)
+    limits = {"one": MAX_SHARED_LIMIT + 1, "two": MAX_SHARED_LIMIT}
+    communities = {
+        name: settings.model_copy(update={"requests_per_minute": limits[name]})
+        for name, settings in raw.communities.items()
+    }
+    connector = Connector(raw.model_copy(update={"communities": communities}))
+    try:
+        budgets = {name: c._client.http.budget for name, c in connector.communities.items()}  # type: ignore[attr-defined]
+        assert isinstance(budgets["one"], RequestBudget) and isinstance(budgets["two"], SharedRequestBudget)
+        budgets["one"].acquire()
+        with connector.store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(slots_t)).scalar_one() == 0
+    finally:
+        connector.close()
