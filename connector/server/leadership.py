@@ -23,7 +23,7 @@ from connector import __version__
 from connector.core.clock import utcnow
 from connector.core.logs import log
 from connector.state.facade import State
-from connector.state.locks import Holder, Locks, pid_alive
+from connector.state.locks import Holder, Locks
 from connector.state.replicas import this_replica
 
 #: The lock the leader holds.
@@ -111,9 +111,6 @@ class Leadership:
                     self._token = None
                     log.warning("leadership lost: another replica took the lease", replica=self.me)
                 return
-            holder = self.locks.holder(LEADER)
-            if holder is not None and self._leads_alive(holder):
-                return  # led, and alive: no doomed INSERT (PostgreSQL would log each duplicate key)
             token = self.locks.try_acquire(LEADER, "leader")
         except Exception as error:  # the store is down: the next beat asks again; a lease not renewed runs out
             log.warning("replica heartbeat failed", error=type(error).__name__)
@@ -125,11 +122,6 @@ class Leadership:
                 self.on_elected()
             except Exception:
                 log.exception("starting the leader's jobs failed")
-
-    def _leads_alive(self, holder: Holder) -> bool:
-        """The lease is within its time, and (on this host, where it can be asked) its holder runs."""
-        current = holder.expires_at is not None and holder.expires_at > utcnow()
-        return current and (holder.host != self.locks.host or pid_alive(holder.pid))
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease / 4):

@@ -37,7 +37,7 @@ locks_t = table_of(PassLockRow)
 #: A holder that has not renewed its lease for this long is taken to have crashed.
 LEASE_SECONDS = 60.0
 #: How often a waiting process asks again.
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -108,31 +108,35 @@ class Locks:
         )
 
     def try_acquire(self, name: str, job: str) -> str | None:
-        """The owner token when the lock was free (or its holder crashed); None when it is held."""
+        """The owner token when the lock was free (or its holder crashed); None when it is held.
+
+        The row is read first: a process waiting for a held lock asks with a SELECT, not with an INSERT bound to fail
+        (PostgreSQL logs every duplicate key as an error, and replicas ask several times a second)."""
         token, now = uuid.uuid4().hex, utcnow()
         values = dict(
             owner=token, pid=self.pid, host=self.host, job=job, since=now, heartbeat_at=now, lease_seconds=self.lease
         )
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(locks_t).values(name=name, **values))
-            return token
-        except IntegrityError:
-            pass  # held, or left by a crashed holder
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             row = conn.execute(select(locks_t).where(locks_t.c.name == name)).first()
-            if row is None:
-                return None  # released between the two statements: the caller asks again
-            # Judged by the holder's own lease: it beats a quarter of that apart, whatever ours is.
-            stale = _aware(row.heartbeat_at) < now - timedelta(seconds=row.lease_seconds)
-            dead = row.host == self.host and row.pid != self.pid and not pid_alive(row.pid)
-            if not (stale or dead):
-                return None
+        if row is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(locks_t).values(name=name, **values))
+                return token
+            except IntegrityError:
+                return None  # another process took it between the two statements
+        # Judged by the holder's own lease: it beats a quarter of that apart, whatever ours is.
+        stale = _aware(row.heartbeat_at) < now - timedelta(seconds=row.lease_seconds)
+        dead = row.host == self.host and row.pid != self.pid and not pid_alive(row.pid)
+        if not (stale or dead):
+            return None
+        with self.engine.begin() as conn:
+            # Only if the row is still the crashed holder's: of two processes taking it over, one wins.
             taken = conn.execute(
                 update(locks_t).where(and_(locks_t.c.name == name, locks_t.c.owner == row.owner)).values(**values)
             )
-            if taken.rowcount != 1:
-                return None
+        if taken.rowcount != 1:
+            return None
         log.info("lock taken over", lock=name, job=job, previous_pid=row.pid, previous_host=row.host)
         return token
 
