@@ -67,7 +67,7 @@ def replicas_data(store: State) -> list[dict[str, Any]]:
     """The daemons on this store that show a heartbeat within their lease, and which one leads."""
     holder = store.locks.holder(LEADER)
     now = utcnow()
-    leader = f"{holder.host}:{holder.pid}" if holder and holder.expires_at and holder.expires_at >= now else None
+    leader = holder.process if holder and holder.expires_at and holder.expires_at >= now else None
     return [
         {
             "id": replica.id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.webhooks import WebhookFormat
-from connector.core.logs import mask_email
+from connector.core.logs import log, mask_email
 from connector.flow import Connector
 from connector.server.health import SHOP, Health, HealthReport
 from connector.server.interactions import interaction_routes
@@ -126,7 +127,20 @@ class ReadOnlyPages:
         )
 
     def healthz_body(self) -> tuple[int, dict[str, object]]:
-        report = self.check()
+        try:
+            report = self.check()
+        except SQLAlchemyError as error:
+            # Nothing can be stored or run without the store: unhealthy, said as every other verdict is (no error
+            # text; the log has its kind), so a load balancer takes the replica out instead of reading a plain 500.
+            log.error("health: the state store is unreachable", kind=type(error).__name__)
+            down: dict[str, object] = {
+                "health": "unhealthy",
+                "status": "failing",
+                "problems": ["state store: unreachable"],
+            }
+            if self.leadership is not None:
+                down["replica"] = {"id": self.leadership.me, "role": "unknown"}
+            return 503, down
         body: dict[str, object] = dict(report.body)
         if self.leadership is not None:
             try:

@@ -47,7 +47,7 @@ class EventWorker:
         owner: str | None = None,
     ) -> None:
         self.connector = connector
-        #: This replica's name on the events it claims (``host:pid``).
+        #: This replica's name on the events it claims (``host:pid:start``).
         self.owner = owner or this_replica()
         #: A claim lasts this long unless the replica's heartbeat moves it (it beats four times as often).
         self.hold = timedelta(seconds=connector.config.server.lease_seconds)

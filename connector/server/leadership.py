@@ -36,7 +36,7 @@ class Role:
 
     id: str
     role: str
-    #: The leader's ``host:pid`` (None while nobody leads), and when its lease runs out unless it beats again.
+    #: The leader's ``host:pid:start`` (None while nobody leads), and when its lease runs out unless it beats again.
     leader: str | None
     lease_expires_at: datetime | None
     lease_seconds: float
@@ -66,7 +66,7 @@ class Leadership:
         self.me = me or this_replica()
         self.listen = listen
         self.lease = lease_seconds
-        self.locks = Locks(store.engine, lease_seconds)
+        self.locks = Locks(store.engine, lease_seconds, process=self.me)
         self.replicas = store.replicas
         self.webhooks = store.webhooks
         self.on_elected = on_elected
@@ -136,7 +136,7 @@ class Leadership:
         return Role(
             id=self.me,
             role="leader" if self.is_leader else "follower",
-            leader=f"{holder.host}:{holder.pid}" if holder else None,
+            leader=holder.process if holder else None,
             lease_expires_at=holder.expires_at if holder else None,
             lease_seconds=self.lease,
         )

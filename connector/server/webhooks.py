@@ -15,6 +15,7 @@ import hmac
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -123,9 +124,20 @@ class Receiver:
         # Stored before the 200: an event answered 200 is never lost. A delivery id seen before is a duplicate.
         # The same content under a fresh delivery id within the window is a replay: a duplicate too.
         digest = hashlib.sha256(b"\0".join([event.source.encode(), event.topic.encode(), body])).hexdigest()
-        accepted = await run_in_threadpool(
-            self.store.accept, event.source, event.delivery_id, event.topic, event.resource, digest, self.dedup_window
-        )
+        try:
+            accepted = await run_in_threadpool(
+                self.store.accept,
+                event.source,
+                event.delivery_id,
+                event.topic,
+                event.resource,
+                digest,
+                self.dedup_window,
+            )
+        except SQLAlchemyError as error:
+            # Not stored, so not acknowledged: 503 makes the sender deliver it again later (a 200 would lose it).
+            log.error("webhook not stored: the state store is unreachable", kind=type(error).__name__)
+            return self._refuse("store_down", 503, "the state store is unreachable; deliver again later")
         self.metrics.webhook(self.source, "accepted" if accepted else "duplicate")
         if accepted:
             self.on_accepted()

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connector.core.clock import utcnow
 from connector.core.logs import log
+from connector.state.process import gone_here, this_process
 from connector.state.sql import table_of
 from connector.state.tables import PassLockRow
 
@@ -50,6 +51,8 @@ class Holder:
     since: datetime
     heartbeat_at: datetime | None = None
     lease_seconds: float = LEASE_SECONDS
+    #: ``host:pid:start`` (:mod:`connector.state.process`); ``host:pid`` for a row written before it was recorded.
+    process: str = ""
 
     @property
     def expires_at(self) -> datetime | None:
@@ -72,23 +75,14 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
-
-
 class Locks:
     """Named leases over the store's engine. ``lease`` is in seconds (tests shorten it)."""
 
-    def __init__(self, engine: Engine, lease: float = LEASE_SECONDS) -> None:
+    def __init__(self, engine: Engine, lease: float = LEASE_SECONDS, process: str | None = None) -> None:
         self.engine = engine
         self.lease = lease
+        #: The holder's name in claims (``host:pid:start``; a replica's id).
+        self.process = process or this_process()
         self.host = socket.gethostname()
         self.pid = os.getpid()
 
@@ -105,6 +99,7 @@ class Locks:
             since=_aware(row.since),
             heartbeat_at=_aware(row.heartbeat_at),
             lease_seconds=row.lease_seconds,
+            process=row.process or f"{row.host}:{row.pid}",
         )
 
     def try_acquire(self, name: str, job: str) -> str | None:
@@ -114,7 +109,14 @@ class Locks:
         (PostgreSQL logs every duplicate key as an error, and replicas ask several times a second)."""
         token, now = uuid.uuid4().hex, utcnow()
         values = dict(
-            owner=token, pid=self.pid, host=self.host, job=job, since=now, heartbeat_at=now, lease_seconds=self.lease
+            owner=token,
+            pid=self.pid,
+            host=self.host,
+            job=job,
+            since=now,
+            heartbeat_at=now,
+            lease_seconds=self.lease,
+            process=self.process,
         )
         with self.engine.connect() as conn:
             row = conn.execute(select(locks_t).where(locks_t.c.name == name)).first()
@@ -127,7 +129,7 @@ class Locks:
                 return None  # another process took it between the two statements
         # Judged by the holder's own lease: it beats a quarter of that apart, whatever ours is.
         stale = _aware(row.heartbeat_at) < now - timedelta(seconds=row.lease_seconds)
-        dead = row.host == self.host and row.pid != self.pid and not pid_alive(row.pid)
+        dead = gone_here(row.process or f"{row.host}:{row.pid}") is True
         if not (stale or dead):
             return None
         with self.engine.begin() as conn:

@@ -12,8 +12,6 @@ CPU used to go to building and cache-keying a fresh statement per row.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -24,31 +22,22 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func,
 from connector.core.clock import utcnow
 from connector.core.grants import GRANT_KINDS, OPEN_STATUSES
 from connector.state.ledger import held_refs
+from connector.state.process import gone_here, this_process
 from connector.state.replicas import Replicas
 from connector.state.sql import chunks, ledger_t, outbox_t
 from connector.state.tables import OutboxRow
 
 
-def this_process() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def owner_is_gone(owner: str | None, replicas: Replicas | None = None) -> bool:
-    """True when the process that claimed a row no longer runs: asked directly on this host; on another host, gone
-    once it shows no heartbeat within its lease, as a replica or as a lock holder (``replicas``; without it, a claim
-    from another host is never taken to be gone)."""
+    """True when the process that claimed a row no longer runs: asked directly on this host (an earlier start of this
+    very pid counts as gone); on another host, gone once it shows no heartbeat within its lease, as a replica or as a
+    lock holder (``replicas``; without it, a claim from another host is never taken to be gone)."""
     if not owner:
         return True
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname():
-        return replicas is not None and not replicas.alive(owner)
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return True
-    except PermissionError:
-        return False
-    return False
+    here = gone_here(owner)
+    if here is not None:
+        return here
+    return replicas is not None and not replicas.alive(owner)
 
 
 class Outbox:

@@ -1,6 +1,7 @@
 """The daemons sharing this state store (``cardbridge run`` replicas), each a row with a heartbeat.
 
-A replica is ``host:pid``, the same name its outbox claims and webhook event claims carry (``claimed_by``). Its row
+A replica is ``host:pid:start`` (:mod:`connector.state.process`), the same name its outbox claims and webhook event
+claims carry (``claimed_by``). Its row
 is written at start and moved every quarter lease by :class:`connector.server.leadership.Leadership`; it is deleted
 on a clean stop. A row whose heartbeat is older than its own lease belongs to a replica that died (SIGKILL, power cut,
 a partition): ``status`` leaves it out, and what it had claimed may be taken by the others.
@@ -11,8 +12,6 @@ synchronised (NTP). A replica whose clock runs *d* behind looks dead *d* early t
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
 from connector.core.clock import utcnow
+from connector.state.process import parse, this_process
 from connector.state.sql import table_of
 from connector.state.tables import PassLockRow
 
@@ -29,7 +29,7 @@ class ReplicaRow(SQLModel, table=True):
     """One running daemon."""
 
     __tablename__ = "replicas"
-    #: ``host:pid``.
+    #: ``host:pid:start`` (:mod:`connector.state.process`).
     id: str = Field(primary_key=True, max_length=300)
     host: str = Field(max_length=255)
     pid: int
@@ -51,8 +51,8 @@ FORGET_AFTER = timedelta(days=1)
 
 
 def this_replica() -> str:
-    """This process's name among the replicas and in claims: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's name among the replicas and in claims: ``host:pid:start`` (:mod:`connector.state.process`)."""
+    return this_process()
 
 
 def _aware(value: datetime) -> datetime:
@@ -90,14 +90,15 @@ class Replicas:
             )
         if moved.rowcount == 1:
             return
-        host, _, pid = me.rpartition(":")
+        found = parse(me)
+        host, pid = (found.host, found.pid) if found else (me, 0)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(replicas_t).values(
                         id=me,
                         host=host[:255],
-                        pid=int(pid),
+                        pid=pid,
                         listen=listen[:255],
                         version=version[:40],
                         started_at=started_at,
@@ -143,21 +144,23 @@ class Replicas:
         return int(gone.rowcount or 0)
 
     def alive(self, owner: str, now: datetime | None = None) -> bool:
-        """Whether ``owner`` (``host:pid``) shows a heartbeat within its lease: as a replica, or as the holder of a
-        lock (a ``cardbridge backfill`` run by hand holds the pass lock and is no replica). Used for claims made on
+        """Whether ``owner`` (``host:pid:start``) shows a heartbeat within its lease: as a replica, or as the holder of
+        a lock (a ``cardbridge backfill`` run by hand holds the pass lock and is no replica). Used for claims made on
         another host, whose process cannot be asked directly."""
         now = now or utcnow()
-        host, _, pid = owner.rpartition(":")
-        if not host or not pid.isdigit():
+        found = parse(owner)
+        if found is None:
             return False
+        # A claim written before the start part was recorded names ``host:pid``: any lock of that host and pid.
+        holds = (
+            locks_t.c.process == owner
+            if found.start
+            else and_(locks_t.c.host == found.host, locks_t.c.pid == found.pid)
+        )
         with self.engine.connect() as conn:
             replica = conn.execute(
                 select(replicas_t.c.heartbeat_at, replicas_t.c.lease_seconds).where(replicas_t.c.id == owner)
             ).first()
-            locks = conn.execute(
-                select(locks_t.c.heartbeat_at, locks_t.c.lease_seconds).where(
-                    and_(locks_t.c.host == host, locks_t.c.pid == int(pid))
-                )
-            ).all()
+            locks = conn.execute(select(locks_t.c.heartbeat_at, locks_t.c.lease_seconds).where(holds)).all()
         beats = ([replica] if replica is not None else []) + list(locks)
         return any(now - _aware(at) <= timedelta(seconds=lease) for at, lease in beats)

@@ -112,7 +112,7 @@ class OutboxRow(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = None
     next_attempt_at: datetime | None = None
-    #: ``host:pid`` of the process sending it; a row left in ``sending`` by a dead owner is verified, then re-sent.
+    #: ``host:pid:start`` of the process sending it (:mod:`connector.state.process`); a row left in ``sending`` by a dead owner is verified, then re-sent.
     claimed_by: str | None = Field(default=None, max_length=255)
     claimed_at: datetime | None = None
     created_at: datetime
@@ -254,7 +254,7 @@ class WebhookEventRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=255)
     #: SHA-256 of source, topic and body: the same content again within ``webhook_dedup_seconds`` is a duplicate.
     content_hash: str | None = Field(default=None, max_length=64)
-    #: The replica (``host:pid``) working on the event now, until ``claimed_until`` (moved by its heartbeat): a
+    #: The replica (``host:pid:start``) working on the event now, until ``claimed_until`` (moved by its heartbeat): a
     #: replica that dies leaves its events to the others once the claim runs out.
     claimed_by: str | None = Field(default=None, max_length=300)
     claimed_until: datetime | None = None
@@ -314,3 +314,6 @@ class PassLockRow(SQLModel, table=True):
     #: The holder's lease in seconds: it beats four times a lease, and is taken to have crashed after one without a
     #: beat (each holder says its own, so a daemon with a short lease never takes over from a CLI pass with a long one).
     lease_seconds: float = 60.0
+    #: The holder as claims name it (``host:pid:start``, :mod:`connector.state.process`): a holder restarted under
+    #: the same host and pid (a container's PID 1) is still told apart from the one that crashed.
+    process: str = Field(default="", max_length=300)

@@ -99,7 +99,7 @@ class WebhookStore:
         )
 
     def claim(self, owner: str, now: datetime, hold: timedelta, limit: int = 500) -> list[WebhookEventRow]:
-        """Take up to ``limit`` due events for ``owner`` (a replica's ``host:pid``) until ``now + hold``; returns
+        """Take up to ``limit`` due events for ``owner`` (a replica's ``host:pid:start``) until ``now + hold``; returns
         them, oldest first. An event another replica holds (its claim not run out) is left alone; two replicas
         claiming at once get different events (``SKIP LOCKED`` on PostgreSQL, then a conditional UPDATE whose rows
         are read back, so no event is ever claimed twice, on SQLite either)."""

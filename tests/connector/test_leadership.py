@@ -16,7 +16,7 @@ def test_one_replica_leads_and_another_takes_over_within_the_lease_when_it_dies(
     assert (a.is_leader, b.is_leader) == (True, False)
     assert elected == ["a"]
     role = b.role()
-    assert (role.role, role.leader, role.id) == ("follower", f"{a.locks.host}:{a.locks.pid}", "hostb:102")
+    assert (role.role, role.leader, role.id) == ("follower", "hosta:101", "hostb:102")
     assert role.lease_expires_at is not None
     assert sorted(r.id for r in store.replicas.live()) == ["hosta:101", "hostb:102"]
 

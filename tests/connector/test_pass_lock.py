@@ -16,7 +16,12 @@ def _other_host(store, heartbeat_age: float) -> None:  # type: ignore[no-untyped
     """Make the current holder look like a process on another machine whose last heartbeat is this old."""
     with store.engine.begin() as conn:
         conn.execute(
-            update(locks_t).values(host="replica-2", pid=4242, heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age))
+            update(locks_t).values(
+                host="replica-2",
+                pid=4242,
+                process="replica-2:4242:5eed",
+                heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age),
+            )
         )
 
 
@@ -58,3 +63,16 @@ def test_wait_is_bounded(store):
         with pytest.raises(PassLocked), other.hold("sync", wait=2):
             pass
         assert time.monotonic() - started >= 2
+
+
+def test_a_holder_that_was_an_earlier_start_of_this_pid_is_taken_over_at_once(store):
+    """A container's daemon restarted as PID 1 on the same hostname finds its crashed predecessor's lock: taken over
+    at once, not after the lease (issue 18)."""
+    import os
+    import socket
+
+    crashed = Locks(store.engine, lease=600)
+    assert crashed.try_acquire("pass", "sync") is not None
+    with store.engine.begin() as conn:
+        conn.execute(update(locks_t).values(process=f"{socket.gethostname()}:{os.getpid()}:0badc0de"))
+    assert Locks(store.engine, lease=600).try_acquire("pass", "sync") is not None

@@ -122,6 +122,28 @@ def test_rows_left_sending_by_a_dead_process_are_found(store):
     assert orphan.id == row.id
 
 
+def test_a_claim_of_an_earlier_start_of_this_very_pid_is_orphaned(store):
+    """A daemon in a container is PID 1 again after its restart policy starts it, under the same hostname: the rows
+    the crashed start left in ``sending`` are its predecessor's, to verify, not its own (issue 18, found by helper B)."""
+    import os
+    import socket
+
+    from sqlalchemy import update
+
+    from connector.state.process import this_process
+    from connector.state.sql import outbox_t
+
+    store.plans.apply_plan([], [NewAction("forum", "e:a@x.org", BADGE, "grant", "alice")], [], [])
+    [row] = store.outbox.claim(store.outbox.due("forum", utcnow()))
+    assert store.outbox.orphaned("forum") == []  # ours, this start: in flight, not orphaned
+    earlier = f"{socket.gethostname()}:{os.getpid()}:0badc0de"
+    assert earlier != this_process()
+    with store.engine.begin() as conn:
+        conn.execute(update(outbox_t).values(claimed_by=earlier))
+    [orphan] = store.outbox.orphaned("forum")
+    assert orphan.id == row.id and orphan.claimed_by == this_process()
+
+
 def test_identity_matching_marks_customer_dirty(store):
     store.records.save_orders_page("orders", [order(1)], [], None)
     store.plans.apply_plan(["e:a@x.org"], [], [], [("forum", "e:a@x.org")])

@@ -290,3 +290,52 @@ class _Closing:
     def __exit__(self, *exc) -> None:
         self.conn.close()
         self.engine.dispose()
+
+
+def test_without_its_store_a_replica_says_unhealthy_and_refuses_webhooks_with_503(replicas_world):
+    """PostgreSQL unreachable: /healthz is a 503 verdict (the load balancer takes the replica out, as for any
+    unhealthy one), and a webhook that could not be stored is refused with 503, so the shop delivers it again, instead
+    of a plain 500; both recover when the store is back."""
+    world = replicas_world
+    name = world.pg_url.rsplit("/", 1)[1]
+    admin = create_engine(
+        world.pg_url.replace("postgresql://", "postgresql+psycopg://", 1).rsplit("/", 1)[0] + "/postgres"
+    )
+    replica = Replica(world, free_port())
+    world.replicas = [replica]
+    until(lambda: replica.role() == "leader", 30, "the replica leading")
+    world.forum.add_user("alice", "alice@example.com")
+    order = world.shop.add_order(email="alice@example.com", items=[(world.card, 1)], status="processing")
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        down = until(
+            lambda: (lambda r: r if r.status_code == 503 else None)(httpx.get(replica.base + "/healthz")),
+            10,
+            "a 503 from /healthz",
+        )
+        body = down.json()
+        assert body["health"] == "unhealthy" and body["problems"] == ["state store: unreachable"]
+        assert body["replica"]["role"] == "unknown"
+        body_ = json.dumps(world.shop.order(order)).encode()
+        refused = httpx.post(
+            replica.base + "/webhooks/woocommerce",
+            content=body_,
+            headers={
+                "X-WC-Webhook-Signature": WOOCOMMERCE.sign(SECRET, body_),
+                "X-WC-Webhook-Topic": "order.updated",
+                "X-WC-Webhook-Delivery-ID": "while-down",
+                "Content-Type": "application/json",
+            },
+            timeout=10,
+        )
+        assert refused.status_code == 503, refused.text
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    until(lambda: (replica.healthz() or {}).get("health") == "healthy", 30, "healthy again")
+    hook(replica, world, order, "while-down")  # the shop's retry of the refused delivery
+    until(lambda: world.forum.badges_of("alice") == [BADGE], 30, "the badge once the store is back")
+    assert replica.process.poll() is None  # it stayed up throughout

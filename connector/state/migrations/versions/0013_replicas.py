@@ -35,10 +35,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("claimed_until", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     with op.batch_alter_table("pass_locks") as batch:
         batch.add_column(sa.Column("lease_seconds", sa.Float(), nullable=False, server_default="60"))
+        batch.add_column(
+            sa.Column("process", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False, server_default="")
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("pass_locks") as batch:
+        batch.drop_column("process")
         batch.drop_column("lease_seconds")
     with op.batch_alter_table("webhook_events") as batch:
         batch.drop_column("claimed_until")
