@@ -112,6 +112,11 @@ def topic_list_item(forum: ForumState, topic: Row) -> dict[str, Any]:
         "closed": topic["closed"],
         "archived": topic["archived"],
         "like_count": sum(1 for a in forum.post_actions.values() if a["post_id"] in {p["id"] for p in live}),
+        # ``TopicListItemSerializer`` ``views`` (the ``topics.views`` counter, raised by ``TopicViewItem.add`` once per
+        # visitor and day; the sandbox's ``add_views`` stands in for visitors) and ``TopicTagsMixin`` ``tags``
+        # (tag names, while ``tagging_enabled``).
+        "views": int(topic.get("views") or 0),
+        "tags": list(topic.get("tags") or []),
         "category_id": topic["category_id"],
         "last_poster_username": last["username"] if last else None,
         "posters": [{"extras": None, "description": "", "user_id": uid, "primary_group_id": None} for uid in posters],
