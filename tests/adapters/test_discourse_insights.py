@@ -88,7 +88,14 @@ def test_posts_are_read_after_the_cursor_oldest_first_across_pages(url, forum):
     assert [t.post_id for t in texts] == [str(first["id"])]
     assert "Weekly chat thread" in texts[0].text  # the first post carries its topic's title
     made = [
-        act(url, ("bob", "carol")[n % 2], "POST", "/posts.json", topic_id=first["topic_id"], raw=f"reply number {n} here")
+        act(
+            url,
+            ("bob", "carol")[n % 2],
+            "POST",
+            "/posts.json",
+            topic_id=first["topic_id"],
+            raw=f"reply number {n} here",
+        )
         for n in range(61)
     ]
     act(url, "cardbridge", "DELETE", f"/posts/{made[5]['id']}.json")
