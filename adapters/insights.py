@@ -59,7 +59,7 @@ class PostTextSource(Protocol):
     """Optional: a community whose recent public posts' text CardBridge can read incrementally (keyword heat)."""
 
     def posts_since(self, cursor: str | None, limit: int) -> tuple[list[PostText], str | None]:
-        """Public posts made after ``cursor`` (None: the newest page only), oldest first, at most ``limit``, and the
+        """Public posts made after ``cursor`` (None: as far back as the adapter's page limit reaches), oldest first, at most ``limit``, and the
         cursor to store once their counts are committed. Deleted, hidden and non-regular posts are left out."""
         ...
 

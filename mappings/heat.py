@@ -281,9 +281,10 @@ class Tokenizer:
         return found
 
     def mentions(self, text: str) -> set[str]:
-        """Ids of the products a post names (case- and width-insensitive)."""
-        clean = normalise(text)
-        return {product_id for product_id, key in self.products.items() if key in clean}
+        """Ids of the products a post names (case-, width- and space-insensitive: Chinese writers put spaces
+        anywhere, "原神 月卡")."""
+        clean = normalise(text).replace(" ", "")
+        return {product_id for product_id, key in self.products.items() if key.replace(" ", "") in clean}
 
 
 @dataclass

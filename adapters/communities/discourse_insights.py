@@ -13,7 +13,8 @@ Routes (discourse/discourse):
   regular posts, ``id`` descending, 50 a page, each with ``raw`` (``add_raw: true``). Paged with ``before`` = the
   smallest id seen, until a page holds an id at or below the cursor.
 
-The posts cursor is ``v1:<largest post id read>``. A poll reads newest first, so when more posts wait than
+The posts cursor is ``v1:<largest post id read>``; the first read (no cursor) reads back as far as its page limit, so
+the weeks before this one give rising terms their trailing average. A poll reads newest first, so when more posts wait than
 ``max_post_pages`` × 50, the oldest of them are skipped (a warning says how far it read): heat is a statistic and a
 fresh week matters more than a complete one. Member text is returned to be counted, never logged.
 """
@@ -163,7 +164,7 @@ class ForumInsights:
 
     def posts_since(self, cursor: str | None, limit: int) -> tuple[list[PostText], str | None]:
         after = parse_cursor(cursor)
-        pages = self.max_post_pages if after is not None else 1
+        pages = self.max_post_pages  # the first read too: the weeks before give the trailing average its history
         found: dict[int, PostText] = {}
         before: int | None = None
         reached = after is None

@@ -151,12 +151,11 @@ class InsightStore:
             return {row.id: row.name for row in conn.execute(select(products_t.c.id, products_t.c.name))}
 
     def products_missing(self) -> list[str]:
-        """Product ids paid orders hold that have no stored name (their names come from the shop)."""
+        """Product ids orders hold (in any status: a product whose orders were all refunded or never paid is still
+        one members may talk about) that have no stored name; their names come from the shop."""
         with self.engine.connect() as conn:
             named = set(conn.execute(select(products_t.c.id)).scalars())
-            held = conn.execute(
-                select(orders_t.c.product_ids).where(orders_t.c.status == OrderStatus.PAID.value).distinct()
-            ).scalars()
+            held = conn.execute(select(orders_t.c.product_ids).distinct()).scalars()
             ids = {p for row in held for p in str(row).split(",") if p}
         return sorted(ids - named)
 

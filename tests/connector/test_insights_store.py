@@ -67,7 +67,7 @@ def test_paid_orders_per_product_and_verified_buyers(store):
     )
     assert store.insights.paid_orders_by_product(datetime(2026, 11, 1, tzinfo=UTC)) == {"1": 2, "2": 1}
     assert store.insights.paid_orders_by_product(datetime(2026, 12, 1, tzinfo=UTC)) == {}
-    assert store.insights.products_missing() == ["1", "2"]
+    assert store.insights.products_missing() == ["1", "2", "3"]  # a refunded product is still one to name
     store.identities.link("forum", "c:1", "101", "alice")
     store.identities.link("forum", "c:3", "103", "carol")  # refunded only: not a verified buyer
     assert store.insights.buyer_members("forum") == {"101"}

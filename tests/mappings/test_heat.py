@@ -21,6 +21,7 @@ def test_a_product_name_stays_one_term_and_counts_as_a_mention(tokenizer: Tokeni
     assert "原神月卡" in tokenizer.terms(text)
     assert "原神" not in tokenizer.terms(text)
     assert tokenizer.mentions(text) == {"p1"}
+    assert tokenizer.mentions("求 原神 月卡") == {"p1"}  # spaces anywhere in a Chinese name
 
 
 def test_english_words_and_a_two_word_product(tokenizer: Tokenizer) -> None:

@@ -1,0 +1,167 @@
+"""Issue 17, insights: a community seeded week by week (Chinese and English) read through ``cardbridge sync`` (the heat
+stage) and shown by ``cardbridge insights`` — a rising term, products talked about, the two cross lists with paid
+orders — and ``cardbridge insights demand``: a request matched to its product, one for something the shop does not
+sell, and the verified buyers who took part. Real shop and forum over loopback, a real SQLite store, real processes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+
+from tests.e2e.conftest import ENV
+from tests.e2e.test_cli_json import document
+
+INSIGHTS = '\n[insights]\nfloor = 3\nweeks = 6\ntrailing_weeks = 4\nforum = { category = "需求", tag = "request" }\n'
+
+
+def monday(now: datetime) -> datetime:
+    start = now - timedelta(days=now.weekday())
+    return start.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class Community:
+    """Members writing on the sandbox forum through its API, at the times the test gives."""
+
+    def __init__(self, world) -> None:
+        self.url = world.forum_server.url
+
+    def post(self, who: str, when: datetime, raw: str, *, title: str | None = None, topic: int | None = None,
+             category: str = "General", tags: tuple[str, ...] = ()) -> dict:  # fmt: skip
+        body: dict = {"raw": raw, "created_at": when.isoformat()}
+        if topic is None:
+            body.update(title=title or raw[:40], category=category, tags=list(tags))
+        else:
+            body["topic_id"] = topic
+        headers = {"Api-Key": ENV["DISCOURSE_API_KEY"], "Api-Username": who}
+        response = httpx.post(f"{self.url}/posts.json", json=body, headers=headers, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def like(self, who: str, post_id: int) -> None:
+        headers = {"Api-Key": ENV["DISCOURSE_API_KEY"], "Api-Username": who}
+        response = httpx.post(
+            f"{self.url}/post_actions.json", json={"id": post_id, "post_action_type_id": 2}, headers=headers, timeout=10
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def seeded(world):
+    forum, shop = world.forum, world.shop
+    forum.rate_limit_per_minute = None  # the seeding below is an import's worth of requests
+    forum.rate_limit_create_topic = forum.rate_limit_create_post = 0
+    forum.rate_limit_new_user_create_topic = forum.rate_limit_new_user_create_post = 0
+    forum.min_topic_title_length = forum.min_first_post_length = forum.min_post_length = 4
+    forum.allow_duplicate_topic_titles = True
+    forum.add_category("需求")
+    forum.add_category("General")
+    for name in ("alice", "bob", "carol", "dave", "erin"):
+        forum.add_user(name, f"{name}@example.com", trust_level=1)
+    genshin = shop.add_product("原神月卡", "30.00")
+    netflix = shop.add_product("Netflix Premium", "45.00")
+    spotify = shop.add_product("Spotify Family", "25.00")
+    shop.add_order(email="alice@example.com", items=[(genshin, 1)], status="completed")
+    shop.add_order(email="bob@example.com", items=[(genshin, 1), (spotify, 1)], status="completed")
+    shop.add_order(email="carol@example.com", items=[(spotify, 1)], status="completed")
+    shop.add_order(email="dave@example.com", items=[(spotify, 1)], status="completed")
+    shop.add_order(email="erin@example.com", items=[(netflix, 1)], status="cancelled")  # never paid
+    world.write_config(extra=INSIGHTS)
+
+    now = datetime.now(UTC)
+    this_week = monday(now)
+    today = this_week + (now - this_week) / 2  # inside this week, never in the future
+    community = Community(world)
+    general = community.post("dave", this_week - timedelta(weeks=5, days=-1), "每周闲聊：大家最近在玩什么游戏？",
+                             title="每周闲聊 Weekly chat")["topic_id"]  # fmt: skip
+    history = {  # weeks ago → what members wrote; 原神月卡 steady, 补货 rare, Netflix talked about lately
+        4: ["原神月卡 很好用，充值很快", "补货 速度还行", "Spotify works fine for me"],
+        3: ["原神月卡 又买了一张", "anyone tried the new racing game"],
+        2: ["原神月卡 到账很快", "补货 了吗", "Netflix Premium 有人用过吗"],
+        1: ["原神月卡 推荐", "Netflix Premium 画质怎么样", "Netflix Premium works in 4K?"],
+    }
+    for weeks_ago, lines in history.items():
+        day = this_week - timedelta(weeks=weeks_ago) + timedelta(days=2)
+        for n, line in enumerate(lines):
+            community.post(("alice", "bob", "carol")[n % 3], day + timedelta(hours=n), line, topic=general)
+    for n, line in enumerate(["什么时候 补货 啊", "补货 之后通知一下", "求 补货，等了一周", "补货 太慢了 refund"]):
+        community.post(
+            ("bob", "carol", "dave", "erin")[n], today - timedelta(minutes=10 * (n + 1)), line, topic=general
+        )
+    community.post("erin", today - timedelta(minutes=5), "Netflix Premium 有货吗", topic=general)
+
+    asked = community.post("dave", today - timedelta(hours=3), "想要 原神 月卡 的大包装，能不能上架？",
+                           title="求原神 月卡 大包装", category="需求")  # fmt: skip
+    community.post("alice", today - timedelta(hours=2), "同求，我每个月都买", topic=asked["topic_id"])
+    community.post("bob", today - timedelta(hours=1), "+1 我也想要", topic=asked["topic_id"])
+    for who in ("carol", "erin"):
+        community.like(who, asked["id"])
+    forum.add_views(asked["topic_id"], 80)
+    xbox = community.post("erin", today - timedelta(hours=4), "Would buy Xbox Game Pass codes every month.",
+                          title="Please sell Xbox Game Pass", tags=("request",))  # fmt: skip
+    forum.add_views(xbox["topic_id"], 12)
+    return {"genshin": str(genshin), "netflix": str(netflix), "spotify": str(spotify),
+            "asked": str(asked["topic_id"]), "xbox": str(xbox["topic_id"])}  # fmt: skip
+
+
+def test_rising_terms_products_and_both_cross_lists(world, seeded):
+    run = world.cli("sync")
+    assert run.code == 0, run.output
+    run = world.cli("insights", "--json")
+    assert run.code == 0, run.output
+    doc = document(run, "insights")
+
+    rising = [r["term"] for r in doc["rising"]]
+    assert rising[0] == "补货", doc["rising"]  # 4 posts this week against 0.5 a week before
+    assert "原神月卡" not in rising  # talked about every week: never "rising"
+    top = doc["rising"][0]
+    assert top["this_week"] == 4 and top["trailing_average"] == 0.5 and top["ratio"] == 4.0
+    talked = {p["name"]: p for p in doc["most_talked_about"]}
+    assert talked["原神月卡"]["mentions"] == 5 and talked["原神月卡"]["paid_orders"] == 2  # "原神 月卡" counts too
+    assert talked["Netflix Premium"]["mentions"] == 4
+    assert [(p["name"], p["mentions"], p["paid_orders"]) for p in doc["talked_about_not_selling"]] == [
+        ("Netflix Premium", 4, 0)
+    ]
+    assert [(p["name"], p["mentions"], p["paid_orders"]) for p in doc["selling_not_talked_about"]] == [
+        ("Spotify Family", 0, 3)
+    ]  # "Spotify works fine" names no product: its name is two words
+    genshin = next(t for t in doc["products"] if t["name"] == "原神月卡")
+    assert genshin["weekly"][-5:] == [1, 1, 1, 1, 1]
+
+    again = world.cli("sync")  # nothing new: the cursor keeps the counts as they are
+    assert again.code == 0, again.output
+    assert document(world.cli("insights", "--json"), "insights")["most_talked_about"] == doc["most_talked_about"]
+
+    shown = world.cli("insights")
+    assert shown.code == 0 and "补货" in shown.stdout and "Talked about but not selling" in shown.stdout
+
+    # Only counts were kept: no table holds what members wrote.
+    engine = create_engine(f"sqlite:///{world.db_path}")
+    with engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            dump = " ".join(str(row) for row in conn.execute(text(f'SELECT * FROM "{table}"')))
+            assert "等了一周" not in dump and "every month" not in dump, table
+        assert conn.execute(select(text("count(*)")).select_from(text("insight_terms"))).scalar_one() > 0
+    engine.dispose()
+
+
+def test_demand_posts_ranked_and_matched_with_verified_buyers(world, seeded):
+    assert world.cli("sync").code == 0
+    run = world.cli("insights", "demand", "--json")
+    assert run.code == 0, run.output
+    doc = document(run, "insights-demand")
+    ranked = [(d["topic_id"], d["product"]["name"] if d["product"] else None) for d in doc["demand"]]
+    assert ranked == [(seeded["asked"], "原神月卡"), (seeded["xbox"], None)]
+    first, second = doc["demand"]
+    assert (first["likes"], first["replies"], first["views"]) == (2, 2, 80)
+    assert first["verified_buyers"] == 3  # dave asked, alice and bob replied: all three have paid orders
+    assert second["tags"] == ["request"] and second["verified_buyers"] == 0
+    text_run = world.cli("insights", "demand")
+    assert text_run.code == 0 and "no product" in text_run.stdout
+
+
+def test_insights_without_the_section_exits_2_naming_it(world):
+    run = world.cli("insights")
+    assert run.code == 2 and "[insights]" in run.stderr
