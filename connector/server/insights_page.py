@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # no display, no GUI toolkit: the server only writes file
 
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from connector.flow.insights import CommunityDemand, HeatReport, ProductHeat, Trend, week_label
 
@@ -58,6 +59,7 @@ def trend_chart(title: str, trends: Sequence[Trend], weeks: Sequence[str]) -> st
         axes.set_title(title)
         axes.set_ylabel("posts")
         axes.set_ylim(bottom=0)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # posts are whole
         if trends:
             axes.legend(loc="upper left", fontsize=8, frameon=False)
         else:
@@ -150,9 +152,11 @@ table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:.25rem
 """
 
 
-def render_report(report: HeatReport, found: Sequence[CommunityDemand]) -> str:
-    """A whole HTML document (``--html FILE``): no script, no remote font or stylesheet."""
+def render_report(report: HeatReport, found: Sequence[CommunityDemand], note: str | None = None) -> str:
+    """A whole HTML document (``--html FILE``, ``/insights``): no script, no remote font or stylesheet."""
+    said = f'<p class="note">{escape(note)}</p>' if note else ""
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>CardBridge insights</title>'
-        f"<style>{CSS}</style></head><body><h1>CardBridge insights</h1>{render_body(report, found)}</body></html>\n"
+        f"<style>{CSS}</style></head><body><h1>CardBridge insights</h1>{said}{render_body(report, found)}"
+        "</body></html>\n"
     )

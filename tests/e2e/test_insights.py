@@ -5,7 +5,11 @@ sell, and the verified buyers who took part. Real shop and forum over loopback, 
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +17,7 @@ from sqlalchemy import create_engine, inspect, select, text
 
 from tests.e2e.conftest import ENV
 from tests.e2e.test_cli_json import document
+from tests.e2e.test_daemon import free_port, wait_for
 
 INSIGHTS = '\n[insights]\nfloor = 3\nweeks = 6\ntrailing_weeks = 4\nforum = { category = "需求", tag = "request" }\n'
 
@@ -165,3 +170,87 @@ def test_demand_posts_ranked_and_matched_with_verified_buyers(world, seeded):
 def test_insights_without_the_section_exits_2_naming_it(world):
     run = world.cli("insights")
     assert run.code == 2 and "[insights]" in run.stderr
+
+
+def _browser() -> str:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI (.ci/run installs it)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return browser
+
+
+def _chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}"]  # fmt: skip
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=60)
+
+
+def _pixels_near(shot: Path, rgb: tuple[int, int, int], tolerance: int = 30) -> int:
+    import numpy
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        pixels = numpy.asarray(image.convert("RGB"), dtype=numpy.int16)
+    return int((numpy.abs(pixels - numpy.array(rgb, dtype=numpy.int16)) <= tolerance).all(axis=2).sum())
+
+
+def test_insights_page_on_the_daemon_in_a_real_browser(world, seeded, tmp_path):
+    """The operator's /insights page: charts drawn on the server show in Chromium (the demand ranking's green bar for
+    a request the shop can serve, red for one it cannot), member text stays text, and the token guards it."""
+    browser = _browser()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    hostile = "<img src=x onerror=alert(1)> Steam 礼品卡"
+    Community(world).post("erin", datetime.now(UTC) - timedelta(minutes=1), "有人想要 Steam 礼品卡吗", title=hostile,
+                          category="需求")  # fmt: skip
+    world.write_config(
+        extra=INSIGHTS
+        + f'[schedule]\nsync_every = 3600\nreconcile_every = 3600\nretry_every = 3600\n[server]\nlisten = "127.0.0.1:{port}"\n'
+        + 'operator_token = "op-token-0123456789abcdef"\n'
+    )
+    process = world.spawn("run")
+    try:
+        assert wait_for(lambda: _last_pass(base), 30), "the daemon did not finish its first pass"
+        assert httpx.get(base + "/insights", timeout=30).status_code == 401
+        page = httpx.get(base + "/insights", headers={"Authorization": "Bearer op-token-0123456789abcdef"}, timeout=60)
+        assert page.status_code == 200 and page.text.count("<svg") == 3
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page.text and "<img src=x" not in page.text
+
+        # Chromium cannot send the bearer token from the command line: it reads the same page from a file.
+        html = tmp_path / "insights.html"
+        html.write_text(page.text, encoding="utf-8")
+        dom = _chromium(browser, tmp_path / "profile", "--dump-dom", html.as_uri())
+        assert "Talked about but not selling" in dom.stdout and "Netflix Premium" in dom.stdout
+        assert "<img src=" not in dom.stdout  # the hostile title is text in the DOM, not an element
+        shot = tmp_path / "insights.png"
+        _chromium(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2400", html.as_uri())
+        assert shot.exists()
+        assert _pixels_near(shot, (0x2E, 0x7D, 0x32)) > 500  # a matched request's bar
+        assert _pixels_near(shot, (0xC6, 0x28, 0x28)) > 500  # "no product" bars
+        assert _pixels_near(shot, (0x1F, 0x77, 0xB4)) > 100  # the first trend line (matplotlib's blue)
+        if os.environ.get("CARDBRIDGE_KEEP_SCREENSHOT"):
+            shutil.copy(shot, os.environ["CARDBRIDGE_KEEP_SCREENSHOT"])
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def test_html_report_file(world, seeded, tmp_path):
+    assert world.cli("sync").code == 0
+    report = tmp_path / "report.html"
+    run = world.cli("insights", "--html", str(report))
+    assert run.code == 0, run.output
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 3
+    assert "补货" in page and "Spotify Family" in page and "no product" in page
+    assert "http" not in page.split("<body>")[0]  # nothing fetched: no remote font or stylesheet
+
+
+def _last_pass(base: str) -> bool:
+    try:
+        return bool(httpx.get(base + "/healthz", timeout=1).json()["last_pass"])
+    except httpx.HTTPError:
+        return False
