@@ -11,6 +11,7 @@ post, so one member repeating a word does not make it hot.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -285,6 +286,17 @@ class Tokenizer:
         anywhere, "原神 月卡")."""
         clean = normalise(text).replace(" ", "")
         return {product_id for product_id, key in self.products.items() if key.replace(" ", "") in clean}
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(products: tuple[tuple[str, str], ...]) -> Tokenizer:
+    return Tokenizer(dict(products))
+
+
+def tokenizer_for(products: Mapping[str, str]) -> Tokenizer:
+    """A :class:`Tokenizer` for this catalogue, built once per process while the names stay the same (building one
+    loads jieba's dictionary: about a second)."""
+    return _cached(tuple(sorted(products.items())))
 
 
 @dataclass

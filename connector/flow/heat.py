@@ -17,7 +17,7 @@ from connector.core.logs import log
 from connector.features.base import Run
 from connector.state import State
 from connector.state.insights import CursorMoved
-from mappings.heat import Tokenizer, count_posts
+from mappings.heat import count_posts, tokenizer_for
 
 
 class HeatStage:
@@ -42,7 +42,7 @@ class HeatStage:
         # Shops that name products (``ReviewSource.products``); others are matched by the names already stored.
         if missing and isinstance(run.shop, ReviewSource):
             self.state.reviews.save_products(run.shop.products(missing))
-        tokenizer = Tokenizer(self.state.insights.products())
+        tokenizer = tokenizer_for(self.state.insights.products())
         for name, source in sources.items():
             if run.stop.is_set():
                 return

@@ -55,6 +55,10 @@ class Community:
 
 @pytest.fixture
 def seeded(world):
+    return seed(world)
+
+
+def seed(world) -> dict[str, str]:
     forum, shop = world.forum, world.shop
     forum.rate_limit_per_minute = None  # the seeding below is an import's worth of requests
     forum.rate_limit_create_topic = forum.rate_limit_create_post = 0
@@ -150,6 +154,20 @@ def test_rising_terms_products_and_both_cross_lists(world, seeded):
             assert "等了一周" not in dump and "every month" not in dump, table
         assert conn.execute(select(text("count(*)")).select_from(text("insight_terms"))).scalar_one() > 0
     engine.dispose()
+
+
+def test_cross_lists_with_the_store_on_postgresql(pg_world):
+    seed(pg_world)
+    pg_world.config_path.write_text(
+        pg_world.config_path.read_text().replace('url = "sqlite:///state.db"', f'url = "{pg_world.pg_url}"'),
+        encoding="utf-8",
+    )
+    assert pg_world.cli("sync").code == 0
+    doc = document(pg_world.cli("insights", "--json"), "insights")
+    assert doc["rising"][0]["term"] == "补货"
+    assert [p["name"] for p in doc["talked_about_not_selling"]] == ["Netflix Premium"]
+    assert [p["name"] for p in doc["selling_not_talked_about"]] == ["Spotify Family"]
+    assert not pg_world.db_path.exists()  # the counts are in PostgreSQL
 
 
 def test_demand_posts_ranked_and_matched_with_verified_buyers(world, seeded):
