@@ -48,10 +48,12 @@ from adapters.communities.discord_check import check_guild
 from adapters.communities.discord_client import API, DiscordClient, DiscordOAuth, error_code
 from adapters.communities.discord_constants import RECORDS
 from adapters.communities.discord_contributions import ReactionContributions, snowflake_time
+from adapters.communities.discord_insights import DemandThreads
 from adapters.communities.discord_interactions import COMMANDS, parse_interaction, public_key, verify_signature
 from adapters.communities.discord_reviews import ReviewThreads
 from adapters.communities.discord_webhooks import InteractionWebhooks
 from adapters.contributions import Contribution, Interaction
+from adapters.insights import Topic
 from connector.core.budget import LimitStore
 from connector.core.config import Rule
 from connector.core.http import Deferred, RemoteError, describe_body, stopped_reason
@@ -164,6 +166,7 @@ class DiscordCommunity:
         self._earn = ReactionContributions(
             self._client, self.guild, config.earn_max_threads, config.earn_max_messages, config.earn_max_requests
         )
+        self._demand = DemandThreads(self._client, self.guild)
         self._records_checked = False
         self.role_names = {
             grant.role: rule.name
@@ -332,6 +335,10 @@ class DiscordCommunity:
     def posted_at(self, post_id: str) -> datetime | None:
         """A message's time, read from its id (a snowflake)."""
         return snowflake_time(post_id)
+
+    def demand_topics(self, category: str | None, tag: str | None, limit: int) -> list[Topic]:
+        """Threads of the forum channel ``category`` (an id) that carry ``tag`` (:class:`DemandThreads`)."""
+        return self._demand.demand_topics(category, tag, limit)
 
     # ---- UserLookup, ThreadCheck -----------------------------------------------------------------------------------
 

@@ -41,9 +41,11 @@ from adapters.communities.discourse_client import GROUP_BATCH, DiscourseClient
 from adapters.communities.discourse_contributions import ContributionLimits, ForumContributions
 from adapters.communities.discourse_grants import MemberGrants, renamed
 from adapters.communities.discourse_inbox import ForumInbox
+from adapters.communities.discourse_insights import ForumInsights
 from adapters.communities.discourse_mass_award import MassAward
 from adapters.communities.discourse_posts import ForumContent
 from adapters.contributions import Contribution, InboxMessage
+from adapters.insights import PostText, Topic
 from connector.core.budget import LimitStore
 from connector.core.config import Rule
 from connector.core.http import RemoteError, stopped_reason
@@ -155,6 +157,7 @@ class DiscourseCommunity:
             seen=self.cache,
         )
         self._inbox = ForumInbox(self._client, config.api_username, max_topics=config.inbox_max_topics)
+        self._insights = ForumInsights(self._client)
         self._grants = MemberGrants(self._client, self.badge_id, self.group_id, self._forget)
         self._mass = MassAward(
             self._client.http,
@@ -374,6 +377,12 @@ class DiscourseCommunity:
     def contributions(self, places: Sequence[str], since: datetime, generation: str = "") -> Iterator[Contribution]:
         """Posts since ``since`` in the named categories: :mod:`adapters.communities.discourse_contributions`."""
         return self._contributions.contributions(places, since, generation)
+
+    def demand_topics(self, category: str | None, tag: str | None, limit: int) -> list[Topic]:
+        return self._insights.demand_topics(category, tag, limit)
+
+    def posts_since(self, cursor: str | None, limit: int) -> tuple[list[PostText], str | None]:
+        return self._insights.posts_since(cursor, limit)
 
     def messages_since(self, cursor: str | None) -> tuple[list[InboxMessage], str | None]:
         """Members' PMs to the API user after ``cursor``: :mod:`adapters.communities.discourse_inbox`."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-from connector.cli import admin, check, link, redemptions, sandbox, sync
+from connector.cli import admin, check, insights, link, redemptions, sandbox, sync
 from connector.cli.app import app, errors
 
 #: The modules whose commands make up ``cardbridge`` (imported for their registrations).
-COMMANDS = (sync, admin, check, link, redemptions, sandbox)
+COMMANDS = (sync, admin, check, link, redemptions, insights, sandbox)
 
 #: Exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130

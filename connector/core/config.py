@@ -26,6 +26,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 
 from connector.core import plugins
 from connector.core.config_scope import LocalConfig, Scope, StateConfig, interpolate, select, state_url
+from connector.core.insights_config import InsightsConfig
 from connector.core.loop_config import EarnConfig, RedeemConfig, check_communities
 from connector.core.settings import (
     CommunitySettings,
@@ -415,6 +416,7 @@ class Config(StrictModel):
     link: LinkConfig | None = None
     earn: EarnConfig | None = None
     redeem: RedeemConfig | None = None
+    insights: InsightsConfig | None = None
     #: Folder of the config file; relative sqlite paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -489,6 +491,16 @@ class Config(StrictModel):
                 missing = self.communities[name].missing_for("redeem")
                 if missing:
                     raise KeyedError(f"communities.{name}.{missing[0]}", "is required by [redeem]")
+        if self.insights:
+            check_communities("insights", list(self.insights.communities), self.communities)
+            for community, where in self.insights.communities.items():
+                is_discord = self.communities[community].kind == "discord"
+                if is_discord and where.category is not None:
+                    raise KeyedError(f"insights.{community}.category", "is for forums; Discord names a forum channel")
+                if not is_discord and where.channel is not None:
+                    raise KeyedError(f"insights.{community}.channel", "is for Discord; a forum names a category")
+                if is_discord and (where.channel is None or where.tag is None):
+                    raise KeyedError(f"insights.{community}", 'Discord demand threads need channel = "id" and tag')
         names = [rule.name for rule in self.rules]
         for name in names:
             if names.count(name) > 1:

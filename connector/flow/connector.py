@@ -30,6 +30,7 @@ from connector.features.points import PointsFeature
 from connector.features.reviews import ReviewsFeature
 from connector.flow.deliver import DeliverStage
 from connector.flow.earn import EarnStage
+from connector.flow.heat import HeatStage
 from connector.flow.reconcile import ReconcileStage, VanishedOrdersStage
 from connector.flow.redeem import RedeemDesk, RedeemStage
 from connector.flow.run import Stage, run_pass, stages
@@ -188,7 +189,7 @@ class Connector:
             self.communities,
             dry_run=dry_run,
             matched=[EarnStage(self.store, self.config)],
-            after=[RedeemStage(self.desk)],
+            after=[RedeemStage(self.desk), HeatStage(self.store)],
         )
         return run_pass(run, [_Guarded(stage) for stage in steps])
 

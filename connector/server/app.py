@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.webhooks import WebhookFormat
 from connector.core.logs import log, mask_email
 from connector.flow import Connector
+from connector.flow.insights import demand_report, heat_report
 from connector.server.health import SHOP, Health, HealthReport
 from connector.server.interactions import interaction_routes
 from connector.server.leadership import Leadership
@@ -53,6 +54,9 @@ class ReadOnlyPages:
         leadership: Leadership | None = None,
     ) -> None:
         self.store = connector.store
+        #: ``[insights]`` and the communities the ``/insights`` page reads demand posts from.
+        self.insights = connector.config.insights
+        self.communities = connector.communities
         self.health = health
         #: This replica's place among the daemons on the store (None: a lone app, as in tests of the pages).
         self.leadership = leadership
@@ -71,6 +75,7 @@ class ReadOnlyPages:
         return [
             Route("/metrics", gate.guard(self.metrics_endpoint), methods=["GET"]),
             Route("/", gate.guard(self.status_page), methods=["GET"]),
+            Route("/insights", gate.guard(self.insights_page), methods=["GET"]),
         ]
 
     def check(self) -> HealthReport:
@@ -156,6 +161,25 @@ class ReadOnlyPages:
     async def metrics_endpoint(self, request: Request) -> Response:
         await run_in_threadpool(self.refresh_gauges)
         return Response(self.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    def insights_html(self) -> tuple[int, str]:
+        """The insights report (``cardbridge insights --html``'s content) as a page; 404 without ``[insights]``."""
+        from connector.server.insights_page import render_report
+
+        if self.insights is None or not self.insights.communities:
+            return 404, "<!DOCTYPE html><title>Insights</title><p>[insights] is not configured.</p>"
+        now = self.clock()
+        report = heat_report(self.store, self.insights, list(self.insights.communities), now)
+        try:
+            found = demand_report(self.store, self.insights, self.communities, now)
+            note = None
+        except Exception as error:  # a community down: the heat (from the store) is still worth showing
+            found, note = [], f"Demand posts could not be read: {type(error).__name__}"
+        return 200, render_report(report, found, note=note)
+
+    async def insights_page(self, request: Request) -> Response:
+        status, page = await run_in_threadpool(self.insights_html)
+        return HTMLResponse(page, status_code=status)
 
     async def status_page(self, request: Request) -> Response:
         view = await run_in_threadpool(self.status_view)

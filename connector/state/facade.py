@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from connector.state.db import open_engine
 from connector.state.earnings import Earnings
 from connector.state.identities import Identities
+from connector.state.insights import InsightStore
 from connector.state.ledger import Ledger
 from connector.state.link_attempts import LinkAttempts
 from connector.state.locks import Locks
@@ -69,6 +70,8 @@ class State:
         self.replicas = Replicas(engine)
         #: Remotes' rate limits counted for every process on the store (``[state] shared_rate_limits``).
         self.rate_limits = RateLimits(engine)
+        #: Keyword heat's weekly counts and cursor, and the joins the insights report makes with orders.
+        self.insights = InsightStore(engine)
         #: Members' OAuth2 tokens (encrypted), or None without a ``token_key``.
         self.tokens: TokenStore | None = TokenStore(engine, token_key) if token_key else None
         #: A copy made for a dry run (``connector.state.snapshot``), deleted after the pass: the only store a dry run

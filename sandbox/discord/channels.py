@@ -160,7 +160,9 @@ class Channels:
                 "parent_id": forum["id"],
                 "name": name,
                 "applied_tags": tags,
-                "message_count": 1,
+                # channel.mdx, channel object: "number of messages (not including the initial message or deleted
+                # messages) in a thread".
+                "message_count": 0,
                 "owner_id": discord.bot_user()["id"],  # channel.mdx: "id of the creator of the group DM or thread"
                 "thread_metadata": {
                     "archived": False,
@@ -303,7 +305,7 @@ class Channels:
             if request.method == "DELETE":
                 del discord.messages[message["id"]]
                 discord.reactions.pop(message["id"], None)
-                if "message_count" in channel:
+                if "message_count" in channel and message["id"] != channel["id"]:  # the starter was never counted
                     channel["message_count"] = max(0, channel["message_count"] - 1)
                 return Response(status_code=204)
             if channel.get("thread_metadata", {}).get("archived"):

@@ -286,9 +286,11 @@ class DiscordSandbox:
             self.state.emojis[emoji_id] = name
             return emoji_id
 
-    def start_post(self, forum_id: str, user_id: str, name: str, content: str) -> str:
-        """Member ``user_id`` opens a post (thread) in a forum; its starter message has the thread's id."""
+    def start_post(self, forum_id: str, user_id: str, name: str, content: str, tags: tuple[str, ...] = ()) -> str:
+        """Member ``user_id`` opens a post (thread) in a forum, with the forum's tags named ``tags``; its starter
+        message has the thread's id."""
         with self._lock:
+            available = {t["name"]: t["id"] for t in self.state.channels[forum_id].get("available_tags", [])}
             thread_id = self.state.new_id()
             self.state.channels[thread_id] = {
                 "id": thread_id,
@@ -296,8 +298,10 @@ class DiscordSandbox:
                 "guild_id": self.state.guild_id,
                 "parent_id": forum_id,
                 "name": name,
-                "applied_tags": [],
-                "message_count": 1,
+                "applied_tags": [available[tag] for tag in tags],
+                # channel.mdx, channel object: "number of messages (not including the initial message or deleted
+                # messages) in a thread" (the official client does the same: disnake PR #747 mirrors it).
+                "message_count": 0,
                 "owner_id": user_id,
                 "last_message_id": thread_id,
                 "thread_metadata": {

@@ -23,6 +23,7 @@ from sandbox.discourse.categories import Categories
 from sandbox.discourse.errors import MSG_INVALID_API_CREDENTIALS, Answer, forbidden, not_found
 from sandbox.discourse.gamification import Gamification
 from sandbox.discourse.groups import Groups
+from sandbox.discourse.latest_posts import LatestPosts
 from sandbox.discourse.mass_award import MassAward
 from sandbox.discourse.post_actions import PostActions
 from sandbox.discourse.posts import Posts
@@ -40,7 +41,7 @@ from sandbox.discourse.users import Users
 
 #: The controllers, in route-table order (the first matching route wins).
 CONTROLLERS = (Users, Badges, MassAward, UserBadges, Groups, Categories, Posts, PostActions, Topics, TopicLists,
-               PrivateMessages, Solved, Gamification, Site)  # fmt: skip
+               LatestPosts, PrivateMessages, Solved, Gamification, Site)  # fmt: skip
 
 
 class RequestLog:

@@ -88,14 +88,31 @@ def remember_body(forum: ForumState, user: Row, post: Row) -> None:
         forum.unique_posts[_unique_key(user, post["raw"])] = (forum.clock() + minutes * 60, post["id"])
 
 
+def _poster_ids(topic: Row, live: list[Row]) -> list[int]:
+    """``TopicPostersSummary`` (app/models/topic_posters_summary.rb ``user_ids``, ``top_posters``,
+    ``shuffle_last_poster_to_back_in``): the creator, the last poster and the featured users (``TopicFeaturedUsers``:
+    up to four most frequent other posters), unique, at most five, the last poster moved to the end unless they
+    created the topic. A topic with many repliers names five of them, not all."""
+    if not live:
+        return []
+    last = live[-1]["user_id"]
+    counts: dict[int, int] = {}
+    for post in live:
+        if post["user_id"] not in (topic["user_id"], last):
+            counts[post["user_id"]] = counts.get(post["user_id"], 0) + 1
+    featured = sorted(counts, key=lambda uid: (-counts[uid], uid))[:4]
+    ids = list(dict.fromkeys([topic["user_id"], last, *featured]))[:5]
+    if last != topic["user_id"]:
+        ids = [uid for uid in ids if uid != last] + [last]
+    return ids
+
+
 def topic_list_item(forum: ForumState, topic: Row) -> dict[str, Any]:
     """``TopicListItemSerializer`` (with discourse-solved's ``has_accepted_answer``), the fields lists show."""
     every = sorted((p for p in forum.posts.values() if p["topic_id"] == topic["id"]), key=lambda p: p["post_number"])
     live = [p for p in every if p["deleted_at"] is None]
     last = forum.users.get(live[-1]["user_id"]) if live else None
-    posters: dict[int, None] = {}
-    for post in live:
-        posters.setdefault(post["user_id"], None)
+    posters = _poster_ids(topic, live)
     item: dict[str, Any] = {
         "id": topic["id"],
         "title": topic["title"],
@@ -112,6 +129,11 @@ def topic_list_item(forum: ForumState, topic: Row) -> dict[str, Any]:
         "closed": topic["closed"],
         "archived": topic["archived"],
         "like_count": sum(1 for a in forum.post_actions.values() if a["post_id"] in {p["id"] for p in live}),
+        # ``TopicListItemSerializer`` ``views`` (the ``topics.views`` counter, raised by ``TopicViewItem.add`` once per
+        # visitor and day; the sandbox's ``add_views`` stands in for visitors) and ``TopicTagsMixin`` ``tags``
+        # (tag names, while ``tagging_enabled``).
+        "views": int(topic.get("views") or 0),
+        "tags": list(topic.get("tags") or []),
         "category_id": topic["category_id"],
         "last_poster_username": last["username"] if last else None,
         "posters": [{"extras": None, "description": "", "user_id": uid, "primary_group_id": None} for uid in posters],

@@ -357,6 +357,11 @@ class DiscourseSandbox:
         with self.state.lock:
             return [dict(t, tags=list(t["tags"])) for t in sorted(self.state.topics.values(), key=lambda t: t["id"])]
 
+    def add_views(self, topic_id: int, views: int) -> None:
+        """Visitors read the topic (``TopicViewItem.add`` raises ``topics.views`` once per visitor and day)."""
+        topic = self.state.topics[topic_id]
+        topic["views"] = int(topic.get("views") or 0) + views
+
     def posts_of_topic(self, topic_id: int) -> list[dict[str, Any]]:
         """Every post of the topic, deleted ones included, with ``last_editor_username``."""
         with self.state.lock:

@@ -233,7 +233,7 @@ class Topics:
             "fancy_title": html.escape(topic["title"]),
             "posts_count": len(live),
             "created_at": topic["created_at"],
-            "views": 0,
+            "views": int(topic.get("views") or 0),
             "reply_count": max(0, len(live) - 1),
             "like_count": 0,
             "last_posted_at": live[-1]["created_at"] if live else None,

@@ -77,6 +77,7 @@ def test_example_config_documents_every_key():
         ServerConfig,
         StateConfig,
     )
+    from connector.core.insights_config import InsightsConfig, InsightsTarget
     from connector.core.loop_config import CouponTerms, EarnConfig, EarnTarget, RedeemConfig, RedeemOption
 
     adapters = [
@@ -102,6 +103,8 @@ def test_example_config_documents_every_key():
         RedeemConfig,
         RedeemOption,
         CouponTerms,
+        InsightsConfig,
+        InsightsTarget,
     ):
         for key in model.model_fields:
             if key == "communities":
@@ -264,3 +267,18 @@ def test_database_and_api_shops_check_their_own_keys(tmp_path, env):
 def test_points_per_currency_unit_must_be_a_finite_number(tmp_path, env, value):
     with pytest.raises(ConfigError, match=r"points.per_currency_unit: "):
         load_config(write(tmp_path, MINIMAL + f"[points]\nper_currency_unit = {value}\n"))
+
+
+def test_insights_section_loads_and_bad_keys_are_named(tmp_path, env):
+    config = load_config(
+        write(tmp_path, MINIMAL + '[insights]\nfloor = 4\nforum = { category = "需求", tag = "request" }\n')
+    )
+    assert config.insights and config.insights.floor == 4 and config.insights.communities["forum"].tag == "request"
+    with pytest.raises(ConfigError, match=r"insights.shop: no community named 'shop'"):
+        load_config(write(tmp_path, MINIMAL + '[insights]\nshop = { tag = "x" }\n'))
+    with pytest.raises(ConfigError, match=r"insights.forum.channel: is for Discord"):
+        load_config(write(tmp_path, MINIMAL + '[insights]\nforum = { channel = "5" }\n'))
+    with pytest.raises(ConfigError, match=r"insights.floor"):
+        load_config(write(tmp_path, MINIMAL + "[insights]\nfloor = 0\n"))
+    with pytest.raises(ConfigError, match=r"trailing_weeks must be less than weeks"):
+        load_config(write(tmp_path, MINIMAL + "[insights]\nweeks = 4\ntrailing_weeks = 4\n"))

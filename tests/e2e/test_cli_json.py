@@ -72,6 +72,8 @@ def test_every_schema_is_a_valid_draft_2020_12_schema_that_refuses_unknown_keys(
         "reviews-approve",
         "outbox-list",
         "outbox-retry",
+        "insights",
+        "insights-demand",
     ):
         Draft202012Validator.check_schema(schema(command))
         assert schema(command)["additionalProperties"] is False, command
