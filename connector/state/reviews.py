@@ -106,8 +106,11 @@ class ReviewStore:
     def save_products(self, products: Sequence[Product]) -> None:
         with self.engine.begin() as conn:
             for product in products:
-                conn.execute(delete(products_t).where(products_t.c.id == product.id))
-                conn.execute(insert(products_t).values(id=product.id, name=product.name, permalink=product.permalink))
+                # name and link only: the catalogue's facts (price, stock) are the catalogue read's to keep
+                values = {"name": product.name, "permalink": product.permalink}
+                done = conn.execute(update(products_t).where(products_t.c.id == product.id).values(**values))
+                if done.rowcount == 0:
+                    conn.execute(insert(products_t).values(id=product.id, **values))
 
     def approve(self, review_id: str) -> bool:
         with self.engine.begin() as conn:
