@@ -27,6 +27,7 @@ from pydantic import BeforeValidator, Field, ValidationError, field_validator, m
 from connector.core import plugins
 from connector.core.config_scope import LocalConfig, Scope, StateConfig, interpolate, select, state_url
 from connector.core.loop_config import EarnConfig, RedeemConfig, check_communities
+from connector.core.products_config import ProductsConfig
 from connector.core.settings import (
     CommunitySettings,
     ConfigError,
@@ -415,6 +416,7 @@ class Config(StrictModel):
     link: LinkConfig | None = None
     earn: EarnConfig | None = None
     redeem: RedeemConfig | None = None
+    products: ProductsConfig | None = None
     #: Folder of the config file; relative sqlite paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -489,6 +491,23 @@ class Config(StrictModel):
                 missing = self.communities[name].missing_for("redeem")
                 if missing:
                     raise KeyedError(f"communities.{name}.{missing[0]}", "is required by [redeem]")
+        if self.products:
+            check_communities("products.cards", self.products.cards, self.communities)
+            check_communities("products.announce", list(self.products.announce), self.communities)
+            for name in self.products.cards:
+                is_discord = self.communities[name].kind == "discord"
+                where = self.reviews.communities.get(name) if self.reviews else None
+                if is_discord and (where is None or where.forum_channel is None):
+                    raise KeyedError(
+                        "products.cards", f"{name!r}: a Discord card lives in [reviews] {name}.forum_channel"
+                    )
+            for name, announce in self.products.announce.items():
+                is_discord = self.communities[name].kind == "discord"
+                if is_discord != (announce.channel is not None):
+                    raise KeyedError(
+                        f"products.announce.{name}",
+                        'Discord announces in a channel = "<id>"' if is_discord else "a forum announces in a category",
+                    )
         names = [rule.name for rule in self.rules]
         for name in names:
             if names.count(name) > 1:

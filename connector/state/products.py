@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from connector.core.clock import utcnow
 from connector.core.models import OrderStatus, Product
@@ -185,7 +185,13 @@ class ProductStore:
         at: datetime | None = None,
     ) -> None:
         """Remember a card written (created or edited) now."""
-        values = {"content_hash": content_hash, "topic_id": topic_id, "post_id": post_id, "written_at": at or utcnow()}
+        values = {
+            "content_hash": content_hash,
+            "topic_id": topic_id,
+            "post_id": post_id,
+            "written_at": at or utcnow(),
+            "state": "posted",
+        }
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(cards_t)
@@ -194,3 +200,16 @@ class ProductStore:
             )
             if done.rowcount == 0:
                 conn.execute(insert(cards_t).values(community=community, product_id=product_id, **values))
+
+    def set_card(self, community: str, product_id: str, **values: object) -> None:
+        """Change a card's row (an admin's conflict resolution)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(cards_t)
+                .where(cards_t.c.community == community, cards_t.c.product_id == product_id)
+                .values(**values)
+            )
+
+    def forget_card(self, community: str, product_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(cards_t).where(cards_t.c.community == community, cards_t.c.product_id == product_id))

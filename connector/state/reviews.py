@@ -361,9 +361,11 @@ class ReviewStore:
                 .where(conflicts_t.c.id == conflict_id)
                 .values(status=f"kept-{keep}", resolved_at=utcnow())
             )
-            # A topic conflict's target is a product: each of its reviews is planned again.
-            column = reviews_t.c.product_id if row.kind == "topic" else reviews_t.c.id
-            conn.execute(update(reviews_t).where(column == row.target).values(dirty=True))
+            # A topic conflict's target is a product: each of its reviews is planned again. A product card's
+            # conflict is no review's (connector.features.products resolves it).
+            if row.kind in ("topic", "review"):
+                column = reviews_t.c.product_id if row.kind == "topic" else reviews_t.c.id
+                conn.execute(update(reviews_t).where(column == row.target).values(dirty=True))
         return ConflictRow.model_validate(dict(row._mapping))
 
     # ---- points --------------------------------------------------------------------------------------------------

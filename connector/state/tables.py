@@ -179,6 +179,8 @@ class ProductCardRow(SQLModel, table=True):
     #: sha256 of the raw text last written.
     content_hash: str | None = Field(default=None, max_length=64)
     written_at: datetime
+    #: ``posted``, or ``forum`` once an admin kept a moderator's edit of the card (CardBridge leaves it alone then).
+    state: str = Field(default="posted", max_length=16)
 
 
 class ReviewRow(SQLModel, table=True):

@@ -264,3 +264,47 @@ def test_database_and_api_shops_check_their_own_keys(tmp_path, env):
 def test_points_per_currency_unit_must_be_a_finite_number(tmp_path, env, value):
     with pytest.raises(ConfigError, match=r"points.per_currency_unit: "):
         load_config(write(tmp_path, MINIMAL + f"[points]\nper_currency_unit = {value}\n"))
+
+
+def _products_config(extra: str):
+    import tomllib
+
+    from connector.core.config import parse_config
+
+    base = """
+[shop]
+kind = "woocommerce"
+base_url = "https://shop.example.com"
+consumer_key = "ck"
+consumer_secret = "cs"
+
+[communities.forum]
+kind = "discourse"
+base_url = "https://forum.example.com"
+api_key = "k"
+api_username = "system"
+"""
+    return parse_config(tomllib.loads(base + extra))
+
+
+def test_products_config_defaults_and_invalid_keys_are_named():
+    from connector.core.config import ConfigError
+
+    config = _products_config('[products]\ncards = ["forum"]\n[products.announce]\nforum = { category = "News" }\n')
+    assert config.products is not None
+    assert config.products.card_edit_every == 3600
+    target = config.products.announce["forum"]
+    assert (target.max_per_day, target.price_drop_percent, target.events) == (3, 10, ["new", "restock", "price_drop"])
+    for extra, key in (
+        ('[products]\ncards = ["nowhere"]\n', "products.cards.nowhere"),
+        ("[products]\ncard_edit_every = -1\n", "products.card_edit_every"),
+        ('[products.announce]\nforum = { channel = "123" }\n', "products.announce.forum"),
+        ('[products.announce]\nforum = { category = "N", price_drop_percent = 0 }\n', "price_drop_percent"),
+        ('[products.announce]\nforum = { category = "N", max_per_day = -2 }\n', "max_per_day"),
+    ):
+        try:
+            _products_config(extra)
+        except ConfigError as error:
+            assert key in str(error), (extra, str(error))
+        else:
+            raise AssertionError(f"accepted: {extra}")

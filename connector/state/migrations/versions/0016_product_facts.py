@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("post_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("content_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("written_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.PrimaryKeyConstraint("community", "product_id"),
     )
 
