@@ -78,6 +78,7 @@ def test_example_config_documents_every_key():
         StateConfig,
     )
     from connector.core.loop_config import CouponTerms, EarnConfig, EarnTarget, RedeemConfig, RedeemOption
+    from connector.core.products_config import AnnounceTarget, ProductsConfig
 
     adapters = [
         plugins.adapter_class(group, kind).settings
@@ -102,11 +103,14 @@ def test_example_config_documents_every_key():
         RedeemConfig,
         RedeemOption,
         CouponTerms,
+        ProductsConfig,
+        AnnounceTarget,
     ):
         for key in model.model_fields:
             if key == "communities":
                 continue
-            assert f"{key} =" in text or f"{key} = " in text or f" {key} =" in text, f"{model.__name__}.{key}"
+            # a key holding a table is documented as the table's header ([products.announce])
+            assert f"{key} =" in text or f" {key} =" in text or f".{key}]" in text, f"{model.__name__}.{key}"
 
 
 def test_unset_environment_variable_is_named(tmp_path, monkeypatch):

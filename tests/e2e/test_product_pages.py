@@ -164,3 +164,33 @@ def test_a_price_drop_of_x_percent_is_announced_and_a_smaller_one_is_not(shop_wo
     [drop] = announcements(world)
     raw = world.forum.posts_of_topic(drop["id"])[0]["raw"]
     assert drop["title"].startswith("Price drop") and "149\\.00" in raw and "189\\.00" in raw and "21.2%" in raw
+
+
+def test_reviews_and_the_card_share_the_topic_and_a_moderators_edit_of_the_card_is_a_conflict(shop_world):
+    world = shop_world
+    world.forum.add_user("alice", "alice@example.com")
+    world.shop.add_review(world.key, "Alice", "alice@example.com", 5, "Key arrived at once, works.")
+    world.shop.add_review(world.key, "Mallory", "m@example.com", 4, "Fine.")
+    sync(world)
+    topic = product_topic(world, "Elden Ring")
+    posts = world.forum.posts_of_topic(topic["id"])
+    assert len(posts) == 3 and "cardbridge product" in posts[0]["raw"]  # the card first, then the two reviews
+    assert "★ 4.5/5 from 2 reviews" in posts[0]["raw"]
+
+    world.forum.edit_post_by_hand(posts[0]["id"], posts[0]["raw"] + "\n\nPinned by the moderators.")
+    an_hour_passes(world)
+    world.shop.set_price(world.key, "205.00")
+    sync(world)
+    listing = world.cli("conflicts").stdout
+    assert f"card #{world.key}" in listing and "edited on the forum" in listing, listing
+    assert "205" not in card_of(world, "Elden Ring")["raw"]  # the moderator's card is not overwritten
+    world.forum.reset_log()
+    sync(world)
+    assert world.forum.count("PUT", r"^/posts/") == 0  # held while the conflict is open
+
+    conflict_id = re.search(r"│\s*(\d+)\s*│\s*forum\s*│\s*card", listing).group(1)
+    resolved = world.cli("conflicts", "resolve", conflict_id, "--keep", "shop")
+    assert resolved.code == 0, resolved.output
+    sync(world)
+    raw = card_of(world, "Elden Ring")["raw"]
+    assert "205\\.00" in raw and "Pinned by the moderators" not in raw
