@@ -65,6 +65,7 @@ class ProductsFeature:
     def __init__(self, state: State, config: Config, communities: Mapping[str, CommunityAdapter]) -> None:
         self.state, self.config, self.communities = state, config, communities
         self.products = state.products
+        self._baseline = 0
 
     @property
     def prefix(self) -> str:
@@ -77,6 +78,8 @@ class ProductsFeature:
         if settings is None:
             return
         shop_failed = any(line.startswith("shop:") for line in run.report.errors)
+        #: A community that starts announcing starts after the events so far (no backlog of old news).
+        self._baseline = self.products.last_event_id()
         if run.options.order_ids is None and not shop_failed and isinstance(run.shop, Catalogue):
             try:
                 self._read(run.shop)
@@ -137,7 +140,10 @@ class ProductsFeature:
             if community not in self.communities:
                 continue
             stream = _cursor(community)
-            last = int(self.state.records.get_cursor(stream) or 0)
+            stored = self.state.records.get_cursor(stream)
+            last = int(stored) if stored is not None else self._baseline
+            if stored is None:
+                cursors[stream] = str(last)
             events = self.products.events_after(last)
             if not events:
                 continue

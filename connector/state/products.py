@@ -155,6 +155,11 @@ class ProductStore:
 
     # ---- events --------------------------------------------------------------------------------------------------
 
+    def last_event_id(self) -> int:
+        """The newest event's id (0 without any)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(events_t.c.id))).scalar_one() or 0)
+
     def events_after(self, last: int) -> list[ProductEventRow]:
         """Events with an id above ``last``, oldest first."""
         with self.engine.connect() as conn:

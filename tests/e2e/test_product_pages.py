@@ -194,3 +194,19 @@ def test_reviews_and_the_card_share_the_topic_and_a_moderators_edit_of_the_card_
     sync(world)
     raw = card_of(world, "Elden Ring")["raw"]
     assert "205\\.00" in raw and "Pinned by the moderators" not in raw
+
+
+def test_a_community_that_starts_announcing_gets_no_backlog_of_old_news(world):
+    world.write_config(extra=PRODUCTS.split("[products.announce]")[0])  # cards, no announcements yet
+    key = world.shop.add_product("Elden Ring Steam Key", "199.00")
+    sync(world)
+    world.shop.add_product("Netflix 月卡", "25.00")
+    world.shop.set_price(key, "99.00")
+    sync(world)  # two events, and nobody announces them
+    world.write_config(extra=PRODUCTS)
+    sync(world)
+    assert announcements(world) == []
+    world.shop.add_product("Spotify Premium", "11.00")
+    sync(world)
+    [new] = announcements(world)
+    assert new["title"] == "New in the shop: Spotify Premium"
