@@ -379,9 +379,10 @@ def parse_commodity(row: Any) -> Product:
     return Product(id=str(row.id), name=str(row.name or f"#{row.id}")[:200])
 
 
-#: ``card.status`` of an unsold card: acg-faka counts its stock as ``Card::query()->where("commodity_id", …)
-#: ->where("status", 0)->count()`` (app/Controller/User/Api/Index.php, app/Service/Impl/ShopService.php). A commodity
-#: listed (``commodity.status`` 1) with no card at all is delivered by hand or by a shared shop: stock unknown.
+#: ``card.status`` of an unsold card (app/Model/Card.php @ 463bf5b: an integer ``status``): acg-faka's shop code counts
+#: a commodity's stock as ``Card::query()->where("commodity_id", …)->where("status", 0)->count()`` for automatic
+#: delivery (``delivery_way == 0``). A listed commodity (``commodity.status`` 1) with no card at all is delivered by
+#: hand or by a shared shop: stock unknown.
 CARD_UNSOLD = 0
 #: The listed commodities, 500 a page by id: price and COUNTs of cards; ``card.secret`` (卡密) is never selected.
 CATALOGUE = (

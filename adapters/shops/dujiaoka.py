@@ -344,7 +344,7 @@ def parse_goods(row: Any) -> Product:
     return Product(id=str(row.id), name=str(row.gd_name or f"#{row.id}")[:200])
 
 
-#: dujiaoka's goods ``type`` for automatic delivery (app/Models/BaseModel.php AUTOMATIC_DELIVERY); its stock is the
+#: dujiaoka's goods ``type`` for automatic delivery (app/Models/BaseModel.php @ 5e0829c ``AUTOMATIC_DELIVERY``); its stock is the
 #: count of unsold cards (Goods::getInStockAttribute(), app/Models/Goods.php @ 5e0829c). Manual goods keep a typed
 #: ``in_stock`` column this adapter does not rely on: their stock reads as unknown.
 AUTOMATIC_DELIVERY = 1
