@@ -110,6 +110,16 @@ class ReviewSource(Protocol):
 
 
 @runtime_checkable
+class Catalogue(Protocol):
+    """Optional: a shop adapter that lists the products it sells, with the facts a product card shows (price, in
+    stock or sold out, how many). A database shop counts unsold cards and never selects their content."""
+
+    def catalogue(self) -> Iterator[list[Product]]:
+        """Every product on sale, a page at a time, in a stable order."""
+        ...
+
+
+@runtime_checkable
 class OrderLookup(Protocol):
     """Optional: a shop adapter that re-reads given orders (a webhook named them) without moving the cursor."""
 

@@ -50,6 +50,7 @@ from adapters.communities.discord_constants import RECORDS
 from adapters.communities.discord_contributions import ReactionContributions, snowflake_time
 from adapters.communities.discord_insights import DemandThreads
 from adapters.communities.discord_interactions import COMMANDS, parse_interaction, public_key, verify_signature
+from adapters.communities.discord_products import ProductThreads
 from adapters.communities.discord_reviews import ReviewThreads
 from adapters.communities.discord_webhooks import InteractionWebhooks
 from adapters.contributions import Contribution, Interaction
@@ -58,7 +59,7 @@ from connector.core.budget import LimitStore
 from connector.core.config import Rule
 from connector.core.http import Deferred, RemoteError, describe_body, stopped_reason
 from connector.core.logs import log
-from connector.core.payloads import DiscordPost, RoleConnection
+from connector.core.payloads import Announcement, DiscordPost, ProductCard, RoleConnection
 from connector.core.settings import CommunitySettings, HttpUrl, RemoteTimeouts, RequiredStr
 
 
@@ -156,6 +157,7 @@ class DiscordCommunity:
             else None
         )
         self._reviews = ReviewThreads(self._client, self.guild, cache)
+        self._products = ProductThreads(self._reviews)
         self._public_key = public_key(config.public_key) if config.public_key else None
         self._webhooks = (
             InteractionWebhooks(config.application_id, config.api_base, sleep=sleep, **limits)
@@ -190,6 +192,8 @@ class DiscordCommunity:
         for action in actions:
             if action.kind == "review":
                 outcomes.append(self._guarded(action, self._review))
+            elif action.kind in ("product_card", "announcement"):
+                outcomes.append(self._guarded(action, self._product))
             elif action.kind == "role_connection":
                 outcomes.append(self._guarded(action, self._role_connection))
             else:
@@ -222,6 +226,17 @@ class DiscordCommunity:
         if not isinstance(action.payload, DiscordPost):
             return wrong_payload(action, DiscordPost)
         return self._reviews.apply(action, action.payload)
+
+    def _product(self, action: Action) -> Outcome:
+        settled = settled_payload(action)
+        if settled is not None:
+            return settled
+        p = action.payload
+        if action.kind == "product_card":
+            return self._products.card(action, p) if isinstance(p, ProductCard) else wrong_payload(action, ProductCard)
+        return (
+            self._products.announce(action, p) if isinstance(p, Announcement) else wrong_payload(action, Announcement)
+        )
 
     # ---- Linked Roles --------------------------------------------------------------------------------------------
 
@@ -407,6 +422,10 @@ class DiscordCommunity:
             return self._reviews.verify(action, post) if isinstance(post, DiscordPost) else None
         if action.kind == "role_connection":
             return None  # a PUT of the same values: sending it again is harmless
+        if action.kind == "product_card":
+            return None  # an edit of the starter message, or a thread found again by its name: sent again
+        if action.kind == "announcement":
+            return None  # sent again with the same nonce
         try:
             roles = set(self._client.member(self.guild, action.username).get("roles", []))
         except RemoteError as error:

@@ -363,6 +363,11 @@ class DiscordClient:
     def edit_message(self, channel_id: str, message_id: str, message: dict[str, Any]) -> dict[str, Any]:
         return dict(self.http.request("PATCH", f"/channels/{channel_id}/messages/{message_id}", json=message).json())
 
+    def pin_message(self, channel_id: str, message_id: str, reason: str) -> None:
+        """``PUT /channels/{channel}/messages/pins/{message}`` (``create_pin``, 204; the older ``/pins/{message}`` is
+        ``deprecated_create_pin``: /work/shared/specs/discord/openapi.json:3047)."""
+        self.http.request("PUT", f"/channels/{channel_id}/messages/pins/{message_id}", headers=_audit(reason))
+
     def delete_message(self, channel_id: str, message_id: str) -> None:
         self.http.request("DELETE", f"/channels/{channel_id}/messages/{message_id}")
 

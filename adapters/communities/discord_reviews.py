@@ -346,6 +346,28 @@ class ReviewThreads:
         finally:
             self.client.edit_thread(thread_id, {"archived": True}, "CardBridge: leave the thread as it was")
 
+    # ---- shared with the product cards (adapters.communities.discord_products) -------------------------------------
+
+    def product_thread(self, post: DiscordPost) -> str | None:
+        """The product's thread, found as a review finds it; None when it has none yet."""
+        return self._product_thread(post)
+
+    def tag_ids(self, forum_id: str, names: Sequence[str]) -> list[str]:
+        return self._tag_ids(forum_id, names)
+
+    def message(self, content: str) -> dict[str, Any]:
+        """A message body that pings nobody and shows no link previews."""
+        return self._message(content)
+
+    def remember(self, product_id: str, thread_id: str, forum: str, thread: dict[str, Any]) -> None:
+        """A product thread opened just now (by its card): the reviews post into it."""
+        self._remember(product_id, thread_id)
+        self._note_thread(forum, thread)
+        self._marks[thread_id] = (time.monotonic(), {})
+
+    def unarchived(self, thread_id: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return self._unarchived(thread_id, call)
+
     # ---- after a crash -------------------------------------------------------------------------------------------
 
     def verify(self, action: Action, post: DiscordPost) -> Outcome | None:

@@ -34,6 +34,8 @@ from adapters.base import (
     MemoryCache,
     Outcome,
     RemotePost,
+    settled_payload,
+    wrong_payload,
 )
 from adapters.checks import Check, CheckContext
 from adapters.communities.discourse_check import check_forum
@@ -44,13 +46,18 @@ from adapters.communities.discourse_inbox import ForumInbox
 from adapters.communities.discourse_insights import ForumInsights
 from adapters.communities.discourse_mass_award import MassAward
 from adapters.communities.discourse_posts import ForumContent
+from adapters.communities.discourse_products import ForumProducts
 from adapters.contributions import Contribution, InboxMessage
 from adapters.insights import PostText, Topic
 from connector.core.budget import LimitStore
 from connector.core.config import Rule
 from connector.core.http import RemoteError, stopped_reason
 from connector.core.logs import log
+from connector.core.payloads import Announcement, ProductCard
 from connector.core.settings import CommunitySettings, HttpUrl, RemoteTimeouts
+
+#: Action kinds written as forum content (posts, topics, score events, a user field).
+CONTENT_KINDS = frozenset({"review", "points", "points_total", "product_card", "announcement"})
 
 
 class DiscourseSettings(CommunitySettings, RemoteTimeouts):
@@ -146,6 +153,7 @@ class DiscourseCommunity:
             max_wait=config.max_retry_wait_seconds,
         )
         self._content = ForumContent(self._client, self.cache, config.api_username)
+        self._products = ForumProducts(self._content)
         self._contributions = ForumContributions(
             self._client,
             ContributionLimits(
@@ -257,7 +265,7 @@ class DiscourseCommunity:
                 groups[(action.target, action.op)].append(action)
             elif action.kind == "badge":
                 outcomes.append(self._badge(action))
-            elif action.kind in ("review", "points", "points_total"):
+            elif action.kind in CONTENT_KINDS:
                 outcomes.append(self._write(action))
             else:
                 outcomes.append(Outcome(action.id, False, error=f"unknown action kind {action.kind!r}"))
@@ -322,9 +330,22 @@ class DiscourseCommunity:
 
     # ---- reviews and points --------------------------------------------------------------------------------------
 
+    def _content_write(self, action: Action) -> Outcome:
+        settled = settled_payload(action)
+        if settled is not None:
+            return settled
+        p = action.payload
+        if action.kind == "product_card":
+            return self._products.card(action, p) if isinstance(p, ProductCard) else wrong_payload(action, ProductCard)
+        if action.kind == "announcement":
+            if not isinstance(p, Announcement):
+                return wrong_payload(action, Announcement)
+            return self._products.announce(action, p)
+        return self._content.apply(action)
+
     def _write(self, action: Action) -> Outcome:
         try:
-            return self._content.apply(action)
+            return self._content_write(action)
         except RemoteError as error:
             if _stops_everything(error):
                 raise CommunityStopped(stopped_reason(self.name, error)) from error
@@ -334,6 +355,11 @@ class DiscourseCommunity:
 
     def verify(self, action: Action) -> Outcome | None:
         """Read the forum to see whether an action interrupted by a crash took effect."""
+        p = action.payload
+        if action.kind == "product_card" and isinstance(p, ProductCard):
+            return self._products.verify_card(action, p)
+        if action.kind == "announcement" and isinstance(p, Announcement):
+            return self._products.verify_announcement(action, p)
         if action.kind in ("review", "points", "points_total"):
             return self._content.verify(action)
         if action.kind == "badge":

@@ -132,10 +132,17 @@ class ContentCalls:
                 return None
             raise
 
-    def edit_post(self, post_id: int, raw: str, reason: str) -> dict[str, Any]:
-        response = self.http.request(
-            "PUT", f"/posts/{post_id}.json", json={"post": {"raw": raw, "edit_reason": reason}}
-        )
+    def edit_post(self, post_id: int, raw: str, reason: str, bypass_bump: bool = False) -> dict[str, Any]:
+        """``bypass_bump``: do not bump the topic. An edit that makes a new version bumps the topic only when the post
+        is its last one (discourse/discourse lib/post_revisor.rb @ 00fc072 ``bump_topic``: ``return if bypass_bump?
+        || !is_last_post?``); a card alone in its topic is. ``PostsController#update`` reads ``bypass_bump`` at the
+        top level of the body (or under ``post``), cast to a boolean, for a user who ``can_update_bumped_at?`` (staff
+        or TL4: app/controllers/posts_controller.rb @ 002becf, /work/shared/specs/discourse/openapi.yml:5097); the
+        API user is an admin."""
+        body: dict[str, Any] = {"post": {"raw": raw, "edit_reason": reason}}
+        if bypass_bump:
+            body["bypass_bump"] = True
+        response = self.http.request("PUT", f"/posts/{post_id}.json", json=body)
         return dict(response.json()["post"])
 
     def delete_post(self, post_id: int) -> None:

@@ -347,6 +347,19 @@ class AcgFakaShop(IssuesCoupons[AcgFakaCoupons], SqlShop):
             ).all()
         return read_records(PRODUCTS, rows, parse_commodity, row_id("id"))[0]  # an unreadable product is left out
 
+    def catalogue(self) -> Iterator[list[Product]]:
+        """:class:`~adapters.base.Catalogue`: listed commodities, with price and unsold-card count."""
+        query = text(CATALOGUE.format(card=self.table("card"), commodity=self.table("commodity"), unsold=CARD_UNSOLD))
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query, {"l": last}).all()
+            if rows:
+                last = int(rows[-1].id)
+                yield read_records(PRODUCTS, rows, parse_commodity_facts, row_id("id"))[0]
+            if len(rows) < 500:
+                return
+
 
 def member_email(value: Any) -> str | None:
     """A member's email when it is one address (see the module's docstring); None for none, or for what acg-faka let
@@ -364,3 +377,29 @@ def parse_member(row: Any) -> Customer:
 def parse_commodity(row: Any) -> Product:
     """A ``commodity`` row (id, name) as a :class:`Product`."""
     return Product(id=str(row.id), name=str(row.name or f"#{row.id}")[:200])
+
+
+#: ``card.status`` of an unsold card (app/Model/Card.php @ 463bf5b: an integer ``status``): acg-faka's shop code counts
+#: a commodity's stock as ``Card::query()->where("commodity_id", …)->where("status", 0)->count()`` for automatic
+#: delivery (``delivery_way == 0``). A listed commodity (``commodity.status`` 1) with no card at all is delivered by
+#: hand or by a shared shop: stock unknown.
+CARD_UNSOLD = 0
+#: The listed commodities, 500 a page by id: price and COUNTs of cards; ``card.secret`` (卡密) is never selected.
+CATALOGUE = (
+    "SELECT m.`id`, m.`name`, m.`price`, "
+    "(SELECT COUNT(*) FROM {card} c WHERE c.`commodity_id` = m.`id` AND c.`status` = {unsold}) AS unsold, "
+    "(SELECT COUNT(*) FROM {card} c WHERE c.`commodity_id` = m.`id`) AS cards "
+    "FROM {commodity} m WHERE m.`status` = 1 AND m.`id` > :l ORDER BY m.`id` LIMIT 500"
+)
+
+
+def parse_commodity_facts(row: Any) -> Product:
+    """A catalogue row as a :class:`Product` with its price and unsold cards (unknown when it has no cards)."""
+    count = int(row.unsold) if int(row.cards) else None
+    return Product(
+        id=str(row.id),
+        name=str(row.name or f"#{row.id}")[:200],
+        price=row.price,
+        in_stock=None if count is None else count > 0,
+        stock_count=count,
+    )

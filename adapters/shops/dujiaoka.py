@@ -325,7 +325,49 @@ class DujiaokaShop(IssuesCoupons[DujiaokaCoupons], SqlShop):
             ).all()
         return read_records(PRODUCTS, rows, parse_goods, row_id("id"))[0]  # an unreadable product is left out
 
+    def catalogue(self) -> Iterator[list[Product]]:
+        """:class:`~adapters.base.Catalogue`: goods not deleted, with price and unsold-card count."""
+        query = text(CATALOGUE.format(carmis=self.table("carmis"), goods=self.table("goods"), unsold=CARMI_UNSOLD))
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query, {"l": last}).all()
+            if rows:
+                last = int(rows[-1].id)
+                yield read_records(PRODUCTS, rows, parse_goods_facts, row_id("id"))[0]
+            if len(rows) < 500:
+                return
+
 
 def parse_goods(row: Any) -> Product:
     """A ``goods`` row (id, gd_name) as a :class:`Product`."""
     return Product(id=str(row.id), name=str(row.gd_name or f"#{row.id}")[:200])
+
+
+#: dujiaoka's goods ``type`` for automatic delivery (app/Models/BaseModel.php @ 5e0829c ``AUTOMATIC_DELIVERY``); its stock is the
+#: count of unsold cards (Goods::getInStockAttribute(), app/Models/Goods.php @ 5e0829c). Manual goods keep a typed
+#: ``in_stock`` column this adapter does not rely on: their stock reads as unknown.
+AUTOMATIC_DELIVERY = 1
+#: ``carmis.status`` of an unsold card (Carmis::STATUS_UNSOLD, app/Models/Carmis.php @ 5e0829c); deleted cards are
+#: soft-deleted (``deleted_at``).
+CARMI_UNSOLD = 1
+#: The goods, 500 a page by id: price and a COUNT of unsold cards; ``carmis.carmi`` (the card) is never selected.
+CATALOGUE = (
+    "SELECT g.`id`, g.`gd_name`, g.`actual_price`, g.`type`, "
+    "(SELECT COUNT(*) FROM {carmis} c WHERE c.`goods_id` = g.`id` AND c.`status` = {unsold} "
+    "AND c.`deleted_at` IS NULL) AS unsold "
+    "FROM {goods} g WHERE g.`deleted_at` IS NULL AND g.`id` > :l ORDER BY g.`id` LIMIT 500"
+)
+
+
+def parse_goods_facts(row: Any) -> Product:
+    """A catalogue row as a :class:`Product` with its price and, for automatic goods, the unsold cards."""
+    automatic = row.type is not None and int(row.type) == AUTOMATIC_DELIVERY
+    count = int(row.unsold) if automatic else None
+    return Product(
+        id=str(row.id),
+        name=str(row.gd_name or f"#{row.id}")[:200],
+        price=row.actual_price,
+        in_stock=None if count is None else count > 0,
+        stock_count=count,
+    )

@@ -168,10 +168,21 @@ def parse_product(record: dict[str, Any]) -> Product:
     if not isinstance(record, dict) or not isinstance(record.get("id"), int):
         raise MalformedRecord("id missing or not an integer")
     permalink = record.get("permalink")
+    price = record.get("price")
+    status = record.get("stock_status")
+    quantity = record.get("stock_quantity")
+    count = max(int(quantity), 0) if isinstance(quantity, int | float) and not isinstance(quantity, bool) else None
     return Product(
         id=record["id"],
         name=str(record.get("name") or f"#{record['id']}")[:200],
         permalink=permalink if isinstance(permalink, str) and permalink else None,
+        # "" is WooCommerce's "no price set" (a product not for sale yet)
+        price=price if isinstance(price, str | int | float) and not isinstance(price, bool) and price != "" else None,
+        # a backorder can still be bought: in stock for the card
+        in_stock={"instock": True, "onbackorder": True, "outofstock": False}.get(status)
+        if isinstance(status, str)
+        else None,
+        stock_count=count,
     )
 
 
@@ -403,6 +414,12 @@ class WooCommerceShop(IssuesCoupons[WooCommerceCoupons]):
             records = self._list("/products", params)
             found += read_records(PRODUCTS, records, parse_product, _id)[0]  # an unreadable product is left out
         return list(one_per_id(found, lambda product: product.id))
+
+    def catalogue(self) -> Iterator[list[Product]]:
+        """:class:`~adapters.base.Catalogue`: the published products, by id, 100 a page."""
+        params = {"status": "publish", "orderby": "id", "order": "asc", "_fields": _PRODUCTS}
+        for records in self._pages("/products", params):
+            yield read_records(PRODUCTS, records, parse_product, _id)[0]  # an unreadable product is left out
 
     def check(self, context: CheckContext | None = None) -> Iterator[Check]:
         """:class:`~adapters.checks.SelfCheck`: the API answers, the key is accepted, its user may read orders,

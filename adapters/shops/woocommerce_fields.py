@@ -37,8 +37,12 @@ ORDER_FIELDS = (
 )
 #: ``parse_customer``.
 CUSTOMER_FIELDS = ("id", "email", "username")
-#: ``parse_product``.
-PRODUCT_FIELDS = ("id", "name", "permalink")
+#: ``parse_product``: the product card's facts too. ``price`` is a string (the active price, a sale's when on sale),
+#: ``stock_status`` one of ``instock``, ``outofstock``, ``onbackorder``, ``stock_quantity`` an integer or null when
+#: the product does not manage stock (WC_REST_Products_Controller::get_item_schema(), includes/rest-api/Controllers/
+#: Version3/class-wc-rest-products-controller.php @ 010784f). No currency: WooCommerce gives it per order, not per
+#: product. ``regular_price`` is not read: the card shows what a buyer pays now.
+PRODUCT_FIELDS = ("id", "name", "permalink", "price", "stock_status", "stock_quantity")
 #: ``parse_review``.
 REVIEW_FIELDS = ("id", "product_id", "rating", "reviewer_email", "reviewer", "review", "status", "date_created_gmt")
 

@@ -28,6 +28,7 @@ from connector.core import plugins
 from connector.core.config_scope import LocalConfig, Scope, StateConfig, interpolate, select, state_url
 from connector.core.insights_config import InsightsConfig
 from connector.core.loop_config import EarnConfig, RedeemConfig, check_communities
+from connector.core.products_config import ProductsConfig
 from connector.core.settings import (
     CommunitySettings,
     ConfigError,
@@ -417,6 +418,7 @@ class Config(StrictModel):
     earn: EarnConfig | None = None
     redeem: RedeemConfig | None = None
     insights: InsightsConfig | None = None
+    products: ProductsConfig | None = None
     #: Folder of the config file; relative sqlite paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -501,6 +503,23 @@ class Config(StrictModel):
                     raise KeyedError(f"insights.{community}.channel", "is for Discord; a forum names a category")
                 if is_discord and (where.channel is None or where.tag is None):
                     raise KeyedError(f"insights.{community}", 'Discord demand threads need channel = "id" and tag')
+        if self.products:
+            check_communities("products.cards", self.products.cards, self.communities)
+            check_communities("products.announce", list(self.products.announce), self.communities)
+            for name in self.products.cards:
+                is_discord = self.communities[name].kind == "discord"
+                review = self.reviews.communities.get(name) if self.reviews else None
+                if is_discord and (review is None or review.forum_channel is None):
+                    raise KeyedError(
+                        "products.cards", f"{name!r}: a Discord card lives in [reviews] {name}.forum_channel"
+                    )
+            for name, announce in self.products.announce.items():
+                is_discord = self.communities[name].kind == "discord"
+                if is_discord != (announce.channel is not None):
+                    raise KeyedError(
+                        f"products.announce.{name}",
+                        'Discord announces in a channel = "<id>"' if is_discord else "a forum announces in a category",
+                    )
         names = [rule.name for rule in self.rules]
         for name in names:
             if names.count(name) > 1:

@@ -204,6 +204,22 @@ class Review(_Record):
 
 
 class Product(_Record):
+    """A product the shop sells, with the facts a product card shows. A fact the shop does not give is None
+    ("unknown"), never a guess: Sellix and generic REST shops give no stock here."""
+
     id: RecordId
     name: Annotated[str, Field(max_length=255)]
     permalink: Annotated[str, Field(max_length=1000)] | None = None
+    #: The price as the shop gives it, as a bounded decimal text (``"19.90"``); None when the shop has none.
+    price: Annotated[str, Field(max_length=32)] | None = None
+    #: ISO code when the shop says (acg-faka and dujiaoka do not: the shop's one currency is configured there).
+    currency: Annotated[str, Field(max_length=8)] | None = None
+    #: True in stock, False sold out, None unknown.
+    in_stock: bool | None = None
+    #: How many can be bought when the shop counts (unsold cards, WooCommerce ``stock_quantity``); None when not.
+    stock_count: Annotated[int, Field(ge=0)] | None = None
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, value: object) -> str | None:
+        return None if value is None or value == "" else amount_text(value)

@@ -68,6 +68,44 @@ class DiscordPost:
 
 
 @dataclass(frozen=True)
+class ProductCard:
+    """A product card: the first post of the product's Discourse topic (created with the card when the product has
+    no topic yet), or the starter message of its Discord thread. Edited in place, never bumping the topic."""
+
+    raw: str
+    hash: str
+    #: Hash of what CardBridge last wrote to the card: a different hash on the community means a moderator edited it.
+    written_hash: str | None
+    post_id: str | None
+    topic_id: str | None
+    product_id: str
+    #: Discourse: the product topic's external id, title and category (as for reviews).
+    external_id: str = ""
+    topic_title: str = ""
+    category: str = "Reviews"
+    category_color: str = "2E7D32"
+    category_text_color: str = "FFFFFF"
+    #: Discord: the forum channel, its tags, and the product thread's name.
+    forum_channel: str | None = None
+    tags: Sequence[str] = ()
+    thread_name: str = ""
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A product event announced once: a new Discourse topic in ``category`` (found again by ``external_id``) or a
+    message in a Discord ``channel``; never pinging anyone."""
+
+    raw: str
+    title: str
+    marker: str
+    event_id: int
+    external_id: str = ""
+    category: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
 class ScoreEvent:
     """One points event (Discourse gamification); ``description`` carries the event's key to find it again."""
 
@@ -97,4 +135,15 @@ class RoleConnection:
     renew: Callable[[], str | None] = field(compare=False, repr=False)
 
 
-Payload = Skip | Unsendable | DiscoursePost | DiscordPost | ScoreEvent | PointsTotal | RoleConnection | None
+Payload = (
+    Skip
+    | Unsendable
+    | DiscoursePost
+    | DiscordPost
+    | ProductCard
+    | Announcement
+    | ScoreEvent
+    | PointsTotal
+    | RoleConnection
+    | None
+)

@@ -16,7 +16,14 @@ from datetime import datetime
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.base import CommunityAdapter, MemberAuthorization, ReviewSource, SharesRateLimits, ShopAdapter
+from adapters.base import (
+    Catalogue,
+    CommunityAdapter,
+    MemberAuthorization,
+    ReviewSource,
+    SharesRateLimits,
+    ShopAdapter,
+)
 from adapters.contributions import ContributionSource
 from adapters.coupons import CouponIssuer
 from adapters.registry import open_community, open_shop
@@ -27,6 +34,7 @@ from connector.features.base import Feature, PassOptions, PassReport, Progress, 
 from connector.features.grants import GrantsFeature
 from connector.features.linked_roles import LinkedRolesFeature
 from connector.features.points import PointsFeature
+from connector.features.products import CARD_CONFLICT, ProductsFeature
 from connector.features.reviews import ReviewsFeature
 from connector.flow.deliver import DeliverStage
 from connector.flow.earn import EarnStage
@@ -130,8 +138,13 @@ class Connector:
             log.warning("shop has no reviews", kind=self.shop.kind)  # said once here, not on every pass
         #: The plug-ins of a pass, in the order they plan: points decide tier roles before grants diff them, and
         #: Linked Roles shows the points total. A new feature is a module and one line here.
+        self.products = ProductsFeature(self.store, config, self.communities)
+        if config.products and not isinstance(self.shop, Catalogue):
+            log.warning("shop lists no catalogue: product cards show what reviews named", kind=self.shop.kind)
         self.features: list[Feature] = [
             self.reviews,
+            # after the reviews: a topic their pass opened is the one the card goes into
+            self.products,
             PointsFeature(self.store, config),
             GrantsFeature(),
             LinkedRolesFeature(self.store, config, self.communities),
@@ -222,7 +235,11 @@ class Connector:
         _Guarded(RedeemStage(self.desk)).run(self._run(report, PassOptions()))
 
     def resolve_conflict(self, conflict_id: int, keep: str) -> str:
-        """``cardbridge conflicts resolve``: see :meth:`ReviewsFeature.resolve`."""
+        """``cardbridge conflicts resolve``: see :meth:`ReviewsFeature.resolve` and :meth:`ProductsFeature.resolve`."""
+        conflict = next((c for c in self.store.reviews.conflicts() if c.id == conflict_id), None)
+        if conflict is not None and conflict.kind == CARD_CONFLICT:
+            self.store.reviews.resolve_conflict(conflict_id, keep)
+            return f"conflict {conflict_id}: " + self.products.resolve(conflict.community, conflict.target, keep)
         return self.reviews.resolve(conflict_id, keep)
 
     def points_total(self, customer_key: str) -> int:

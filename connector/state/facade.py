@@ -19,6 +19,7 @@ from connector.state.link_attempts import LinkAttempts
 from connector.state.locks import Locks
 from connector.state.outbox import Outbox
 from connector.state.planning import Plans
+from connector.state.products import ProductStore
 from connector.state.rate_limits import RateLimits
 from connector.state.records import Records
 from connector.state.redemptions import Redemptions
@@ -56,6 +57,8 @@ class State:
         self.status = Status(engine)
         #: Reviews, their topics and posts, conflicts and points.
         self.reviews = ReviewStore(engine)
+        #: The shop's catalogue (price, stock), events to announce, and product cards.
+        self.products = ProductStore(engine)
         #: Webhook deliveries, stored before they are answered.
         self.webhooks = WebhookStore(engine)
         #: Points members earn in the community.

@@ -234,6 +234,17 @@ class Outbox:
 
     # ---- what is in flight ---------------------------------------------------------------------------------------
 
+    def count_since(self, community: str, kind: str, since: datetime) -> int:
+        """How many actions of ``kind`` were planned for ``community`` since ``since`` (a daily cap's count)."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        outbox_t.c.community == community, outbox_t.c.kind == kind, outbox_t.c.created_at >= since
+                    )
+                ).scalar_one()
+            )
+
     def open_actions(self, community: str, customer_key: str, kind: str, target: str) -> list[int]:
         """Ids of the actions still open (see ``OPEN_STATUSES``) for one target."""
         with self.engine.connect() as conn:

@@ -82,6 +82,11 @@ class Records:
         with self.engine.connect() as conn:
             return conn.execute(select(cursors_t.c.value).where(cursors_t.c.stream == stream)).scalar_one_or_none()
 
+    def set_cursor(self, stream: str, value: str) -> None:
+        """Set a stream's cursor alone (a feature's own stream, e.g. the last product event announced)."""
+        with self.engine.begin() as conn:
+            _set_cursor(conn, stream, value)
+
     def cursors(self) -> dict[str, dict[str, str]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(cursors_t)).all()

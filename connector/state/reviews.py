@@ -106,8 +106,11 @@ class ReviewStore:
     def save_products(self, products: Sequence[Product]) -> None:
         with self.engine.begin() as conn:
             for product in products:
-                conn.execute(delete(products_t).where(products_t.c.id == product.id))
-                conn.execute(insert(products_t).values(id=product.id, name=product.name, permalink=product.permalink))
+                # name and link only: the catalogue's facts (price, stock) are the catalogue read's to keep
+                values = {"name": product.name, "permalink": product.permalink}
+                done = conn.execute(update(products_t).where(products_t.c.id == product.id).values(**values))
+                if done.rowcount == 0:
+                    conn.execute(insert(products_t).values(id=product.id, **values))
 
     def approve(self, review_id: str) -> bool:
         with self.engine.begin() as conn:
@@ -358,9 +361,11 @@ class ReviewStore:
                 .where(conflicts_t.c.id == conflict_id)
                 .values(status=f"kept-{keep}", resolved_at=utcnow())
             )
-            # A topic conflict's target is a product: each of its reviews is planned again.
-            column = reviews_t.c.product_id if row.kind == "topic" else reviews_t.c.id
-            conn.execute(update(reviews_t).where(column == row.target).values(dirty=True))
+            # A topic conflict's target is a product: each of its reviews is planned again. A product card's
+            # conflict is no review's (connector.features.products resolves it).
+            if row.kind in ("topic", "review"):
+                column = reviews_t.c.product_id if row.kind == "topic" else reviews_t.c.id
+                conn.execute(update(reviews_t).where(column == row.target).values(dirty=True))
         return ConflictRow.model_validate(dict(row._mapping))
 
     # ---- points --------------------------------------------------------------------------------------------------

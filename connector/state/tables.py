@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -140,10 +140,47 @@ class RemoteObjectRow(SQLModel, table=True):
 
 
 class ProductRow(SQLModel, table=True):
+    """A shop product: its name and link, and the facts a product card shows (None: the shop does not say)."""
+
     __tablename__ = "products"
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=255)
     permalink: str | None = Field(default=None, max_length=1000)
+    price: str | None = Field(default=None, max_length=32)
+    currency: str | None = Field(default=None, max_length=8)
+    in_stock: bool | None = None
+    stock_count: int | None = None
+    #: In the shop's catalogue at its last read (products known only from a review are not).
+    listed: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class ProductEventRow(SQLModel, table=True):
+    """Something to announce that happened to a product in the shop: ``new``, ``restock`` or ``price_drop``
+    (with the prices before and after). Each event is announced at most once per community: its id is the key."""
+
+    __tablename__ = "product_events"
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)
+    old_price: str | None = Field(default=None, max_length=32)
+    new_price: str | None = Field(default=None, max_length=32)
+    created_at: datetime
+
+
+class ProductCardRow(SQLModel, table=True):
+    """A product card on a community (the first post of the product's topic, or the starter message of its
+    thread): what the connector last wrote there and when, for coalescing edits."""
+
+    __tablename__ = "product_cards"
+    community: str = Field(primary_key=True, max_length=40)
+    product_id: str = Field(primary_key=True, max_length=64)
+    topic_id: str | None = Field(default=None, max_length=64)
+    post_id: str | None = Field(default=None, max_length=64)
+    #: sha256 of the raw text last written.
+    content_hash: str | None = Field(default=None, max_length=64)
+    written_at: datetime
+    #: ``posted``, or ``forum`` once an admin kept a moderator's edit of the card (CardBridge leaves it alone then).
+    state: str = Field(default="posted", max_length=16)
 
 
 class ReviewRow(SQLModel, table=True):

@@ -54,6 +54,7 @@ class Channels:
             Route(f"{API}/channels/{{channel}}/messages", self.list_messages, methods=["GET"]),
             Route(f"{API}/guilds/{{guild}}/threads/active", self.active_threads, methods=["GET"]),
             Route(f"{API}/channels/{{channel}}/threads/archived/public", self.archived_threads, methods=["GET"]),
+            Route(f"{API}/channels/{{channel}}/messages/pins/{{message}}", self.pin, methods=["PUT", "DELETE"]),
             Route(f"{API}/channels/{{channel}}/messages/{{message}}", self.message, methods=["GET", "PATCH", "DELETE"]),
         ]
 
@@ -289,6 +290,19 @@ class Channels:
             )
             threads = [dict(c) for _, c in found[:limit]]
             return JSONResponse({"threads": threads, "members": [], "has_more": len(found) > limit})
+
+    async def pin(self, request: Request) -> Response:
+        """``create_pin`` / ``delete_pin``: 204 (openapi.json ``/channels/{channel_id}/messages/pins/{message_id}``)."""
+        discord = self.discord
+        with discord.lock:
+            channel = discord.channels.get(request.path_params["channel"])
+            message = discord.messages.get(request.path_params["message"])
+            if channel is None:
+                return error(404, 10003, "Unknown Channel")
+            if message is None or message["channel_id"] != channel["id"]:
+                return error(404, 10008, "Unknown Message")
+            message["pinned"] = request.method == "PUT"
+            return Response(status_code=204)
 
     async def message(self, request: Request) -> Response:
         discord = self.discord

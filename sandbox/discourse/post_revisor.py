@@ -28,8 +28,10 @@ def _diff_size(before: str, after: str) -> int:
     return changed
 
 
-def revise_post(forum: ForumState, post: Row, editor: Row, changes: dict[str, Any]) -> bool:
-    """``PostRevisor#revise!``: returns whether anything changed; bumps ``version`` only outside the grace period."""
+def revise_post(forum: ForumState, post: Row, editor: Row, changes: dict[str, Any], bypass_bump: bool = False) -> bool:
+    """``PostRevisor#revise!``: returns whether anything changed; bumps ``version`` only outside the grace period,
+    and then bumps the topic when the post is its last one unless ``bypass_bump`` (lib/post_revisor.rb @ 00fc072
+    ``revise_and_create_new_version`` → ``bump_topic``: ``return if bypass_bump? || !is_last_post?``)."""
     settings = forum.settings
     fields: dict[str, Any] = {}
     if changes.get("raw") is not None:
@@ -40,8 +42,12 @@ def revise_post(forum: ForumState, post: Row, editor: Row, changes: dict[str, An
     if not changed:
         return False
     now = forum.clock()
+    # ``should_create_new_version?``: another editor, past the grace period, or an edit reason other than the post's
+    # (``edit_reason_specified?``, lib/post_revisor.rb @ 00fc072)
     new_version = (
-        post["last_editor_id"] != editor["id"] or now - post["_last_version_clock"] > settings.editing_grace_period
+        post["last_editor_id"] != editor["id"]
+        or now - post["_last_version_clock"] > settings.editing_grace_period
+        or ("edit_reason" in fields and fields["edit_reason"] != post["edit_reason"])
     )
     if not new_version and "raw" in fields:
         max_diff = (
@@ -63,7 +69,20 @@ def revise_post(forum: ForumState, post: Row, editor: Row, changes: dict[str, An
         post["version"] += 1
         post["_last_version_clock"] = now
         post["_version_raw"] = post["raw"]
+        topic = forum.topics.get(post["topic_id"])
+        if topic is not None and not bypass_bump and _is_last_post(forum, post):
+            topic["bumped_at"] = post["updated_at"]
     return True
+
+
+def _is_last_post(forum: ForumState, post: Row) -> bool:
+    """``Post#is_last_post?``-like: no live post of the topic comes after it."""
+    return not any(
+        other["topic_id"] == post["topic_id"]
+        and other["post_number"] > post["post_number"]
+        and other["deleted_at"] is None
+        for other in forum.posts.values()
+    )
 
 
 def trash_post(forum: ForumState, post: Row, by: Row | None) -> None:

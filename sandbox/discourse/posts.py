@@ -362,7 +362,13 @@ class Posts:
             )
             if errors:
                 raise json_error(errors)
-        revise_post(forum, post, ctx.actor, {"raw": raw, "edit_reason": post_params.get("edit_reason")})
+        # PostsController#update: ``bypass_bump`` at the top level or under ``post``, cast to a boolean, for staff
+        # or TL4 (``guardian.can_update_bumped_at?``; app/controllers/posts_controller.rb @ 002becf)
+        flag = ctx.params.get("bypass_bump", post_params.get("bypass_bump"))
+        bypass = (staff or ctx.actor["trust_level"] >= 4) and flag in (True, "true", "1", 1, "t", "on")
+        revise_post(
+            forum, post, ctx.actor, {"raw": raw, "edit_reason": post_params.get("edit_reason")}, bypass_bump=bypass
+        )
         result = ser.post_json(forum, post, ctx.actor, add_raw=True)
         result["draft_sequence"] = 0
         return {"post": result}

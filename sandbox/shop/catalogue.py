@@ -76,6 +76,9 @@ class Catalogue:
             products = sorted(self.shop.products.values(), key=lambda p: p["id"])
             if include:
                 products = [p for p in products if p["id"] in include]
+            status = request.query_params.get("status", "any")
+            if status != "any":
+                products = [p for p in products if p.get("status", "publish") == status]
             page_items = [dict(p) for p in products[offset : offset + per_page]]
             fields = fields_of(request, self.shop.honour_fields)
             return list_response(request, page_items, len(products), page, per_page, fields)

@@ -93,12 +93,31 @@ class WooCommerceSandbox:
                 "name": name,
                 "slug": slug,
                 "price": price,
+                "regular_price": price,
                 "permalink": f"https://shop.example.com/product/{slug}/",
+                # WooCommerce's defaults for a new product: stock not managed, in stock
+                "manage_stock": False,
+                "stock_quantity": None,
+                "stock_status": "instock",
                 "categories": [{"id": 15, "name": category, "slug": "cat"}],
                 "type": "simple",
                 "status": "publish",
             }
             return product_id
+
+    def set_price(self, product_id: int, price: str) -> None:
+        """The merchant edits the price (a sale's price is the ``price`` the REST API answers)."""
+        with self._lock:
+            self.state.products[product_id]["price"] = price
+
+    def set_stock(self, product_id: int, quantity: int | None, status: str | None = None) -> None:
+        """The merchant sets the stock: a count (stock managed; WooCommerce derives the status from it) or, with
+        ``quantity`` None, just the status (``instock``, ``outofstock``, ``onbackorder``)."""
+        with self._lock:
+            product = self.state.products[product_id]
+            product["manage_stock"] = quantity is not None
+            product["stock_quantity"] = quantity
+            product["stock_status"] = status or ("instock" if quantity and quantity > 0 else "outofstock")
 
     def add_customer(self, email: str, first_name: str = "", last_name: str = "", username: str | None = None) -> int:
         with self._lock:

@@ -79,6 +79,7 @@ def test_example_config_documents_every_key():
     )
     from connector.core.insights_config import InsightsConfig, InsightsTarget
     from connector.core.loop_config import CouponTerms, EarnConfig, EarnTarget, RedeemConfig, RedeemOption
+    from connector.core.products_config import AnnounceTarget, ProductsConfig
 
     adapters = [
         plugins.adapter_class(group, kind).settings
@@ -105,11 +106,14 @@ def test_example_config_documents_every_key():
         CouponTerms,
         InsightsConfig,
         InsightsTarget,
+        ProductsConfig,
+        AnnounceTarget,
     ):
         for key in model.model_fields:
             if key == "communities":
                 continue
-            assert f"{key} =" in text or f"{key} = " in text or f" {key} =" in text, f"{model.__name__}.{key}"
+            # a key holding a table is documented as the table's header ([products.announce])
+            assert f"{key} =" in text or f" {key} =" in text or f".{key}]" in text, f"{model.__name__}.{key}"
 
 
 def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
@@ -282,3 +286,47 @@ def test_insights_section_loads_and_bad_keys_are_named(tmp_path, env):
         load_config(write(tmp_path, MINIMAL + "[insights]\nfloor = 0\n"))
     with pytest.raises(ConfigError, match=r"trailing_weeks must be less than weeks"):
         load_config(write(tmp_path, MINIMAL + "[insights]\nweeks = 4\ntrailing_weeks = 4\n"))
+
+
+def _products_config(extra: str):
+    import tomllib
+
+    from connector.core.config import parse_config
+
+    base = """
+[shop]
+kind = "woocommerce"
+base_url = "https://shop.example.com"
+consumer_key = "ck"
+consumer_secret = "cs"
+
+[communities.forum]
+kind = "discourse"
+base_url = "https://forum.example.com"
+api_key = "k"
+api_username = "system"
+"""
+    return parse_config(tomllib.loads(base + extra))
+
+
+def test_products_config_defaults_and_invalid_keys_are_named():
+    from connector.core.config import ConfigError
+
+    config = _products_config('[products]\ncards = ["forum"]\n[products.announce]\nforum = { category = "News" }\n')
+    assert config.products is not None
+    assert config.products.card_edit_every == 3600
+    target = config.products.announce["forum"]
+    assert (target.max_per_day, target.price_drop_percent, target.events) == (3, 10, ["new", "restock", "price_drop"])
+    for extra, key in (
+        ('[products]\ncards = ["nowhere"]\n', "products.cards.nowhere"),
+        ("[products]\ncard_edit_every = -1\n", "products.card_edit_every"),
+        ('[products.announce]\nforum = { channel = "123" }\n', "products.announce.forum"),
+        ('[products.announce]\nforum = { category = "N", price_drop_percent = 0 }\n', "price_drop_percent"),
+        ('[products.announce]\nforum = { category = "N", max_per_day = -2 }\n', "max_per_day"),
+    ):
+        try:
+            _products_config(extra)
+        except ConfigError as error:
+            assert key in str(error), (extra, str(error))
+        else:
+            raise AssertionError(f"accepted: {extra}")
