@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from starlette.applications import Starlette
 
+from connector.cli.demo_market import MARKET_CONFIG, catalogue_and_talk
 from connector.cli.progress import progress_bar
 from connector.cli.status import print_status, status_data
 from connector.core.config import load_config
@@ -33,7 +34,7 @@ from sandbox.discord import DiscordSandbox
 from sandbox.discourse import DiscourseSandbox
 from sandbox.server import SandboxServer
 from sandbox.shop import WooCommerceSandbox
-from sandbox.world import seed_shop
+from sandbox.world import CATALOGUE, seed_shop
 
 #: The demo forum's admin-API limit, and CardBridge's budget for it in the demo config.
 DEMO_FORUM_LIMIT = 600
@@ -348,7 +349,8 @@ def _run_demo(console: Console, folder: Path) -> int:
                 link_secret=secrets.token_hex(32),
                 token_key=Fernet.generate_key().decode(),
                 **roles,
-            ),
+            )
+            + MARKET_CONFIG,
             encoding="utf-8",
         )
         console.rule("CardBridge demo")
@@ -432,12 +434,16 @@ def _run_demo(console: Console, folder: Path) -> int:
                 by_name[member].email,
                 others,
             )
+            catalogue = dict(zip((name for name, _, _ in CATALOGUE), info.products, strict=True))
+            market = catalogue_and_talk(
+                console, connector, shop, forum, forum_server.url, catalogue, [m for m in others if m != member]
+            )
             console.print()
             print_status(console, status_data(connector.store))
         finally:
             link_server.stop()
             connector.close()
-        ok = report.ok and linked.ok and second.ok and third.ok and looped
+        ok = report.ok and linked.ok and second.ok and third.ok and looped and market
         console.print(
             "\nNext: try the daemon on the sandboxes (`cardbridge sandbox --write-config trial.toml`, then "
             "`cardbridge --config trial.toml check` and `run`), or copy config.example.toml, point it at your shop "

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from connector.cli.app import app, console, fail, load, open_connector
 from connector.cli.output import JSON_OPTION, timestamp, write_json
@@ -131,21 +133,20 @@ def insights(
     if as_json:
         write_json("insights", heat_data(report))
         return
-    _print_heat(report)
+    print_heat(report)
     if html is not None:
         console.print(f"Report written to {html}")
 
 
-def _print_heat(report: HeatReport) -> None:
-    console.print(
-        f"Week of {report.this_week.isoformat()} ({', '.join(report.communities)}), {len(report.weeks)} weeks"
-    )
+def print_heat(report: HeatReport, out: Console = console) -> None:
+    """The heat report as tables (terms and names are member and shop text: printed as text, never as markup)."""
+    out.print(f"Week of {report.this_week.isoformat()} ({', '.join(report.communities)}), {len(report.weeks)} weeks")
     rising = Table(title="Rising terms (posts this week vs. the weeks before)")
     for column in ("term", "this week", "trailing average", "×"):
         rising.add_column(column)
     for r in report.rising:
-        rising.add_row(r.term, str(r.this_week), f"{r.trailing:g}", f"{r.ratio:g}")
-    console.print(rising if report.rising else "No rising terms this week.")
+        rising.add_row(Text(r.term), str(r.this_week), f"{r.trailing:g}", f"{r.ratio:g}")
+    out.print(rising if report.rising else "No rising terms this week.")
     for title, rows in (
         ("Products most talked about", report.most_talked),
         ("Talked about but not selling", report.talked_not_selling),
@@ -155,8 +156,32 @@ def _print_heat(report: HeatReport) -> None:
         for column in ("product", "name", "posts", "paid orders"):
             table.add_column(column)
         for h in rows:
-            table.add_row(h.product_id, h.name, str(h.mentions), str(h.paid_orders))
-        console.print(table if rows else f"{title}: none.")
+            table.add_row(Text(h.product_id), Text(h.name), str(h.mentions), str(h.paid_orders))
+        out.print(table if rows else f"{title}: none.")
+
+
+def print_demand(found: list[CommunityDemand], out: Console = console) -> None:
+    """Demand posts as a table, best first (titles are member text: printed as text, never as markup)."""
+    if not found:
+        out.print("No demand posts found.")
+        return
+    table = Table(title=f"{len(found)} demand post(s), best first")
+    for column in ("community", "topic", "title", "likes", "replies", "views", "score", "product", "verified buyers"):
+        table.add_column(column)
+    for d in found:
+        product = f"{d.post.product.name} ({d.post.product.score:g})" if d.post.product else "no product"
+        table.add_row(
+            d.community,
+            d.topic.topic_id,
+            Text(d.topic.title),
+            str(d.topic.like_count),
+            str(d.topic.reply_count),
+            str(d.topic.views),
+            f"{d.post.score:g}",
+            Text(product),
+            str(d.post.verified_buyers),
+        )
+    out.print(table)
 
 
 @insights_app.command("demand")
@@ -169,23 +194,4 @@ def demand(as_json: bool = JSON_OPTION) -> None:
     if as_json:
         write_json("insights-demand", demand_data(found))
         return
-    if not found:
-        console.print("No demand posts found.")
-        return
-    table = Table(title=f"{len(found)} demand post(s), best first")
-    for column in ("community", "topic", "title", "likes", "replies", "views", "score", "product", "verified buyers"):
-        table.add_column(column)
-    for d in found:
-        product = f"{d.post.product.name} ({d.post.product.score:g})" if d.post.product else "no product"
-        table.add_row(
-            d.community,
-            d.topic.topic_id,
-            d.topic.title,
-            str(d.topic.like_count),
-            str(d.topic.reply_count),
-            str(d.topic.views),
-            f"{d.post.score:g}",
-            product,
-            str(d.post.verified_buyers),
-        )
-    console.print(table)
+    print_demand(found)

@@ -22,3 +22,8 @@ def test_demo_runs_end_to_end_and_shows_the_member_view():
     assert "After the refund" in out
     assert "A third pass with nothing new: 0 write requests to the forum, 0 to Discord" in out
     assert "CardBridge status" in out
+    # Issue 17: a product card, an announcement, and the insights summary.
+    assert "is its product card" in out and "**Price:** 199\\.00" in out
+    assert "announced in Shop news: “Price drop: Elden Ring Steam Key”; card edits now: 0" in out
+    assert "Rising terms" in out and "补货" in out
+    assert "Selling but not talked about" in out and "no product" in out
