@@ -99,8 +99,19 @@ def catalogue_and_talk(
         post(b, "Please add a Netflix Premium monthly pass, I would buy one every month", title="Request: Netflix Premium monthly", category="需求",
              tags=["request"])  # fmt: skip
         for n, who in enumerate((a, b, c, a)):  # this week, everyone wants restocks
-            post(who, f"王者荣耀 点券 什么时候补货？第{n + 1}次问了，周末想充值一下", title=f"王者荣耀 点券 补货 什么时候到（{n + 1}）", category="General")
-        post(c, "Elden Ring 的 DLC 好玩吗？打完本体还想继续玩", when_days_ago=14, title="Elden Ring 的 DLC 值不值得买？", category="General")
+            post(
+                who,
+                f"王者荣耀 点券 什么时候补货？第{n + 1}次问了，周末想充值一下",
+                title=f"王者荣耀 点券 补货 什么时候到（{n + 1}）",
+                category="General",
+            )
+        post(
+            c,
+            "Elden Ring 的 DLC 好玩吗？打完本体还想继续玩",
+            when_days_ago=14,
+            title="Elden Ring 的 DLC 值不值得买？",
+            category="General",
+        )
     talked = connector.run_pass()
     console.print(f"Members post requests and questions; sync counts the words (only counts are kept): {talked.ok}")
     settings = connector.config.insights
