@@ -83,13 +83,16 @@ class Records:
             return conn.execute(select(cursors_t.c.value).where(cursors_t.c.stream == stream)).scalar_one_or_none()
 
     def set_cursor(self, stream: str, value: str) -> None:
-        """Set a stream's cursor alone (a feature's own stream, e.g. the last product event announced)."""
+        """Set a stream's cursor alone (a feature's own position, named ``<feature>:<name>``, e.g. the last product
+        event announced to a community: ``announce:forum``)."""
         with self.engine.begin() as conn:
             _set_cursor(conn, stream, value)
 
     def cursors(self) -> dict[str, dict[str, str]]:
+        """The shop streams' cursors (what ``/healthz``, ``status`` and the lag gauge show). A feature's own position
+        (a name with ``:``) is left out: it moves only when something happens, so its age is no lag."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(cursors_t)).all()
+            rows = conn.execute(select(cursors_t).where(cursors_t.c.stream.not_like("%:%"))).all()
         return {row.stream: {"value": row.value, "updated_at": row.updated_at.isoformat()} for row in rows}
 
     # ---- orders --------------------------------------------------------------------------------------------------

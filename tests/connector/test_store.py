@@ -201,3 +201,12 @@ def test_member_tokens_need_a_key_and_are_encrypted_at_rest(tmp_path):
     assert token is not None and (token.user_id, token.access_token) == ("42", "access-secret")
     state.close()
     assert b"access-secret" not in (tmp_path / "tokens.db").read_bytes()
+
+
+def test_a_features_own_position_is_no_shop_stream_and_shows_no_lag(store):
+    """The last product event announced to a community moves only when there is news: listed among the shop's
+    streams, its age would read as hours of lag on /healthz, `status` and `cardbridge_lag_seconds` (issue 17)."""
+    store.records.save_orders_page("orders", [order(1)], [], "2026-01-01T00:00:00Z")
+    store.records.set_cursor("announce:forum", "7")
+    assert list(store.records.cursors()) == ["orders"]
+    assert store.records.get_cursor("announce:forum") == "7"
